@@ -1,0 +1,34 @@
+//! fleet-edge: a small, single-threaded, wire-compatible Elastic Fleet Server.
+//!
+//! ```text
+//!  agents ──TLS──▶ net (mio Poll, Slab<Conn>, rustls) ──bytes──▶ http (sans-IO decode)
+//!                       ▲                                          │ Request
+//!                       │ bytes                                    ▼
+//!                       └──────── http (encode) ◀── Response ── api (sans-IO decisions)
+//!                                                                  │ BackendRequest ▲ BackendReply / Event
+//!                                                                  ▼                │ (channel + mio Waker)
+//!                                           backend thread(s): es (ureq) │ local (embedded store)
+//! ```
+//!
+//! Module map (dependency direction `main → net → (api, core, http)`; `config` and `tls` are leaves):
+//! * [`config`]: every flag, environment variable and default; precedence; startup validation.
+//! * [`tls`]: PEM certificates and keys, encrypted keys, self-signed generation, fingerprints,
+//!   rustls server configuration with client authentication.
+//! * [`http`]: sans-IO HTTP/1.1 decoding and encoding, gzip, the JSON error body.
+//! * [`api`]: one file per endpoint; pure functions from request and state to a response.
+//! * [`core`]: sans-IO building blocks shared by the loop: the deadline heap, health state.
+//! * [`net`]: the only module that touches sockets: the mio event loop, TLS sessions, drain.
+//! * [`logging`]: text or ECS-JSON log lines.
+//!
+//! Invariants: the event loop never blocks; `api`, `core` and `http` never read the clock (the
+//! caller passes `now`), never read the environment and never touch a socket; no panic is
+//! reachable from network input.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod logging;
+pub mod net;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! Log output: text or ECS JSON lines.

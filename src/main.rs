@@ -1,0 +1,2 @@
+//! The `fleet-edge` binary: load configuration, start logging, run the server.
+fn main() {}
