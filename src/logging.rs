@@ -1,1 +1,133 @@
-//! Log output: text or ECS JSON lines.
+//! Log output on stderr: one line per record, either human text or ECS-style JSON
+//! (`@timestamp`, `log.level`, `message`, `log.logger`, `ecs.version`, `service.name`), which is
+//! what Elastic's own Fleet Server emits and what Filebeat/Elastic Agent ingest without parsing.
+//!
+//! A small `log::Log` of our own instead of env_logger: the level comes from our configuration
+//! (`--log-level`), not from `RUST_LOG`, and the JSON shape is ours to fix.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The two line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `2026-11-22T19:54:00.123Z INFO  fleet_edge::net: message`
+    Text,
+    /// `{"@timestamp":"...","log.level":"info","message":"...",...}`
+    Json,
+}
+
+struct Logger {
+    format: Format,
+    level: log::LevelFilter,
+}
+
+/// Installs the logger for the whole process. Calling it twice keeps the first one.
+pub fn init(level: log::LevelFilter, format: Format) {
+    if log::set_boxed_logger(Box::new(Logger { format, level })).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format_record(self.format, SystemTime::now(), record);
+        // A closed stderr must not take the server down; the record is dropped.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+fn format_record(format: Format, now: SystemTime, record: &log::Record) -> String {
+    let ts = rfc3339_millis(now);
+    let level = record.level();
+    match format {
+        Format::Text => format!("{ts} {level:<5} {}: {}\n", record.target(), record.args()),
+        Format::Json => {
+            let line = serde_json::json!({
+                "@timestamp": ts,
+                "log.level": level.as_str().to_ascii_lowercase(),
+                "message": record.args().to_string(),
+                "log.logger": record.target(),
+                "ecs.version": "1.6.0",
+                "service.name": "fleet-edge",
+            });
+            format!("{line}\n")
+        }
+    }
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-22T19:54:00.123Z`.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_377_240_123);
+        assert_eq!(rfc3339_millis(t), "2026-11-22T19:54:00.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn json_lines_are_ecs_shaped() {
+        let args = format_args!("listening on {}", "https://127.0.0.1:8220");
+        let record = log::Record::builder()
+            .args(args)
+            .level(log::Level::Info)
+            .target("fleet_edge::net")
+            .build();
+        let line = format_record(Format::Json, UNIX_EPOCH, &record);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["log.level"], "info");
+        assert_eq!(v["message"], "listening on https://127.0.0.1:8220");
+        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["ecs.version"], "1.6.0");
+        let text = format_record(Format::Text, UNIX_EPOCH, &record);
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:00.000Z INFO  fleet_edge::net: listening on https://127.0.0.1:8220\n"
+        );
+    }
+}

@@ -1,1 +1,11 @@
-//! (filled in by the foundation work)
+//! Sans-IO building blocks the event loop drives: the deadline heap, the server's health state,
+//! and request-id generation. Nothing here reads the clock, the environment or a socket: time
+//! and randomness come in as parameters, so every behaviour is testable with a virtual clock.
+
+pub mod deadlines;
+pub mod health;
+pub mod ids;
+
+pub use deadlines::Deadlines;
+pub use health::Health;
+pub use ids::RequestIds;

@@ -1,1 +1,98 @@
-//! (filled in by the foundation work)
+//! The thin I/O shell: the only module that touches sockets, TLS sessions and signals.
+//!
+//! * `listen`: certificate resolution (given / self-signed / none) and binding.
+//! * `server`: the mio event loop, connection slab, deadline firing, accept gate, drain.
+//! * `conn`: one connection's state machine (TLS, decode, respond, graceful close).
+//! * `transport`: plain TCP or rustls under a connection.
+//! * `pool`: reusable read/write buffers.
+
+mod conn;
+mod listen;
+mod pool;
+mod server;
+mod transport;
+
+use std::time::Duration;
+
+pub use listen::{url_host, Listening};
+pub use server::{Server, Settings};
+
+use crate::config::Config;
+use crate::core::Health;
+
+/// Why the server could not start or stopped abnormally: one clear sentence each.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Certificates or keys could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--fleet-server-host` did not resolve.
+    #[error("cannot resolve --fleet-server-host {host:?}: {source}")]
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// The resolver error.
+        source: std::io::Error,
+    },
+    /// The event loop failed.
+    #[error("event loop failure: {0}")]
+    Poll(std::io::Error),
+    /// Elasticsearch mode was asked for, which this build does not have yet.
+    #[error("--fleet-server-es is set, but this build of fleet-edge has no Elasticsearch backend yet; start it without --fleet-server-es (and FLEET_SERVER_ELASTICSEARCH_HOST) to use the embedded store")]
+    ElasticsearchUnsupported,
+}
+
+/// Loop settings derived from the configuration.
+pub fn settings(config: &Config) -> Settings {
+    let server = &config.server;
+    let t = &server.timeouts;
+    Settings {
+        max_connections: server.max_connections,
+        // A tenth more (at least 16) to answer 429 rather than reset.
+        gate_reserve: (server.max_connections / 10).max(16),
+        limits: crate::http::Limits {
+            max_header_bytes: server.max_header_bytes,
+            ..crate::http::Limits::default()
+        },
+        handshake_timeout: t.handshake,
+        request_timeout: t.read_header,
+        idle_timeout: t.idle,
+        write_stall_timeout: t.write_stall,
+        linger_timeout: Duration::from_secs(2),
+        drain_timeout: t.drain,
+    }
+}
+
+/// Starts the server described by `config` and runs it until shutdown.
+pub fn run(config: &Config) -> Result<(), StartupError> {
+    if config.es.is_some() {
+        return Err(StartupError::ElasticsearchUnsupported);
+    }
+    let listening = listen::prepare(config)?;
+    log::info!("listening on {}", listening.url());
+    let server = Server::new(
+        listening.listener,
+        listening.tls,
+        settings(config),
+        Health::Healthy,
+        random_seed(),
+    )
+    .map_err(StartupError::Poll)?;
+    server.run().map_err(StartupError::Poll)
+}
+
+fn random_seed() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    // A failing OS random source only weakens request-id uniqueness across restarts.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}

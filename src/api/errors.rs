@@ -1,0 +1,179 @@
+//! The error table of fleet-protocol.md §1.7 in one place: every error an endpoint can answer
+//! with, and its status code, `error` and `message` on the wire. Handlers return `ApiError`;
+//! only `to_response` turns one into bytes (through `http::error_response`).
+
+use crate::http::{error_response, Response};
+
+/// An error an endpoint answers with. Variants are named after the spec's `error` strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// §1.7 #1.
+    #[error("agent could not be found")]
+    AgentNotFound,
+    /// §1.7 #2: the API key is cached or reported as disabled.
+    #[error("ApiKey not enabled")]
+    ApiKeyNotEnabled,
+    /// §1.7 #3: the request was cancelled by shutdown or by the client going away.
+    #[error("server is stopping")]
+    ClientClosedRequest,
+    /// §1.7 #4.
+    #[error("existing agent cannot be replaced")]
+    AgentNotReplaceable,
+    /// §1.7 #5.
+    #[error("user-agent is invalid")]
+    InvalidUserAgent,
+    /// §1.7 #6.
+    #[error("version is not supported")]
+    UnsupportedVersion,
+    /// §1.7 #11.
+    #[error("exceeded the rate limit")]
+    RateLimit,
+    /// §1.7 #12.
+    #[error("exceeded the max limit")]
+    MaxLimit,
+    /// §1.7 #13.
+    #[error("exceeded the elasticsearch api key auth limit")]
+    ElasticsearchApiKeyAuthLimit,
+    /// §1.7 #15.
+    #[error("concurrent enrollment for same id: retry")]
+    EnrollDuplicate,
+    /// §1.7 #16.
+    #[error("timeout on request")]
+    RequestTimeout,
+    /// §1.7 #17.
+    #[error("Agent not active")]
+    UpdatingInactiveAgent,
+    /// §1.7 #19.
+    #[error("Agent header contains wrong identifier")]
+    AgentIdentity,
+    /// §1.7 #20.
+    #[error("Agent record corrupted")]
+    AgentCorrupted,
+    /// §1.7 #21.
+    #[error("Agent inactive")]
+    AgentInactive,
+    /// §1.7 #26.
+    #[error("no authorization header")]
+    NoAuthHeader,
+    /// §1.7 #27.
+    #[error("malformed authorization header")]
+    MalformedHeader,
+    /// §1.7 #28.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// §1.7 #29.
+    #[error("malformed token")]
+    MalformedToken,
+    /// §1.7 #30.
+    #[error("token not valid utf8")]
+    InvalidToken,
+    /// §1.7 #31.
+    #[error("api key not found")]
+    ApiKeyNotFound,
+    /// §1.7 #46; carries the received value.
+    #[error("received \"{0}\", expected a valid date string formatted as YYYY-MM-DD. invalid version format")]
+    InvalidApiVersionFormat(String),
+    /// §1.7 #47; carries the received value.
+    #[error("received \"{0}\", is not supported. supported versions are: [2023-06-01] version is not supported")]
+    UnsupportedApiVersion(String),
+    /// §1.7 #55.
+    #[error("agent document contains audit_unenroll_reason")]
+    AuditReasonConflict,
+    /// Request validation (bad JSON, missing fields): `Bad request: <what>`.
+    #[error("Bad request: {0}")]
+    BadRequest(String),
+    /// The store answered with an error status (`elastic fail <status>...`).
+    #[error("elasticsearch error")]
+    StoreFailed(String),
+    /// The store could not be reached at all.
+    #[error("Fleet server unable to communicate with Elasticsearch")]
+    StoreUnavailable,
+}
+
+impl ApiError {
+    /// HTTP status, `error` and `message` of this error on the wire.
+    pub fn wire(&self) -> (u16, String) {
+        use ApiError::*;
+        let (status, error): (u16, &str) = match self {
+            AgentNotFound => (404, "AgentNotFound"),
+            ApiKeyNotEnabled => (401, "Unauthorized"),
+            ClientClosedRequest => (499, "StatusClientClosedRequest"),
+            AgentNotReplaceable => (403, "AgentNotReplaceable"),
+            InvalidUserAgent => (400, "InvalidUserAgent"),
+            UnsupportedVersion => (400, "UnsupportedVersion"),
+            RateLimit => (429, "RateLimit"),
+            MaxLimit => (429, "MaxLimit"),
+            ElasticsearchApiKeyAuthLimit => (429, "ElasticsearchAPIKeyAuthLimit"),
+            EnrollDuplicate => (429, "EnrollDuplicate"),
+            RequestTimeout => (408, "RequestTimeout"),
+            UpdatingInactiveAgent => (401, "Unauthorized"),
+            AgentIdentity => (403, "ErrAgentIdentity"),
+            AgentCorrupted => (400, "ErrAgentCorrupted"),
+            AgentInactive => (401, "ErrAgentInactive"),
+            NoAuthHeader => (401, "ErrNoAuthHeader"),
+            MalformedHeader => (400, "ErrMalformedHeader"),
+            Unauthorized => (401, "ErrUnauthorized"),
+            MalformedToken => (400, "ErrMalformedToken"),
+            InvalidToken => (401, "ErrInvalidToken"),
+            ApiKeyNotFound => (401, "ErrAPIKeyNotFound"),
+            InvalidApiVersionFormat(_) => (400, "ErrInvalidAPIVersionFormat"),
+            UnsupportedApiVersion(_) => (400, "ErrUnsupportedAPIVersion"),
+            AuditReasonConflict => (409, "ErrAuditReasonConflict"),
+            BadRequest(_) => (400, "BadRequest"),
+            StoreFailed(detail) => return (503, detail.clone()),
+            StoreUnavailable => (503, "ServiceUnavailable"),
+        };
+        (status, error.to_owned())
+    }
+
+    /// The complete error response: status and the spec's JSON body.
+    pub fn to_response(&self) -> Response {
+        let (status, error) = self.wire();
+        error_response(status, &error, &self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(e: ApiError) -> (u16, serde_json::Value) {
+        let r = e.to_response();
+        (r.status, serde_json::from_slice(r.body_bytes()).unwrap())
+    }
+
+    #[test]
+    fn table_rows_render_as_the_spec_says() {
+        let (s, b) = body(ApiError::NoAuthHeader);
+        assert_eq!(s, 401);
+        assert_eq!(
+            b,
+            serde_json::json!({"statusCode":401,"error":"ErrNoAuthHeader","message":"no authorization header"})
+        );
+        let (s, b) = body(ApiError::RateLimit);
+        assert_eq!(
+            (s, b),
+            (
+                429,
+                serde_json::json!({"statusCode":429,"error":"RateLimit","message":"exceeded the rate limit"})
+            )
+        );
+        let (s, b) = body(ApiError::ApiKeyNotEnabled);
+        assert_eq!((s, &b["error"], &b["message"]), (401, &"Unauthorized".into(), &"ApiKey not enabled".into()));
+    }
+
+    #[test]
+    fn store_failure_carries_its_detail_as_error() {
+        let (s, b) = body(ApiError::StoreFailed("elastic fail 500".into()));
+        assert_eq!(s, 503);
+        assert_eq!(b["error"], "elastic fail 500");
+        assert_eq!(b["message"], "elasticsearch error");
+    }
+
+    #[test]
+    fn error_responses_are_json_with_nosniff() {
+        let r = ApiError::MalformedToken.to_response();
+        assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+}

@@ -1,0 +1,314 @@
+//! One client connection: socket, transport (plain or TLS), read buffer, HTTP decoder, pending
+//! output and the timer it is waiting on. `drive` runs the connection as far as it can without
+//! blocking: flush output, decode buffered bytes, answer requests, read more, and graceful close
+//! (close_notify, half-close, then discard input until the peer closes or the linger timer fires,
+//! so a response is never lost to a TCP reset).
+
+use std::io;
+use std::net::Shutdown;
+
+use mio::net::TcpStream;
+
+use super::pool::BufPool;
+use super::transport::{ReadOutcome, Transport};
+use crate::api;
+use crate::core::deadlines::Ticket;
+use crate::core::{Health, RequestIds};
+use crate::http::{encode_response, Decoder, EncodeOptions, Limits, Method, Request, Response};
+
+/// Responses larger than this are gzipped for clients that accept it (fleet-protocol.md §9.2).
+const GZIP_THRESHOLD: usize = 1024;
+
+/// The timer a connection is currently waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// From accept until the TLS handshake completes.
+    Handshake,
+    /// Keep-alive: between requests.
+    Idle,
+    /// From the first byte of a request until the request is complete.
+    Request,
+    /// Output pending and the peer is not reading; re-armed on every write that makes progress.
+    WriteStall,
+    /// After our half-close, waiting for the peer to close.
+    Linger,
+}
+
+/// Whether the connection stays in the slab after `drive`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Keep it; wait for readiness or a timer.
+    Open,
+    /// Remove it from the slab and drop the socket.
+    Close,
+}
+
+/// What `drive` needs from the server besides the connection itself.
+pub struct DriveCtx<'a> {
+    /// Health for `/api/status`.
+    pub health: Health,
+    /// Request-id source.
+    pub request_ids: &'a mut RequestIds,
+    /// Buffer pool for read and write buffers.
+    pub pool: &'a mut BufPool,
+    /// Scratch space for socket reads.
+    pub scratch: &'a mut [u8],
+    /// True once shutdown has begun: responses carry `Connection: close`.
+    pub draining: bool,
+}
+
+/// One accepted connection.
+pub struct Conn {
+    /// Generation of the slab slot, so late events for a reused slot can be told apart.
+    pub generation: u64,
+    /// The socket (registered with the poll under the slot's token).
+    pub sock: TcpStream,
+    transport: Transport,
+    rbuf: Vec<u8>,
+    decoder: Decoder,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Readiness seen but not yet consumed to `WouldBlock` (edge-triggered polling).
+    pub readable: bool,
+    read_closed: bool,
+    close_after_flush: bool,
+    lingering: bool,
+    /// Accepted above `max_connections`: answers its request with 429 and closes.
+    over_capacity: bool,
+    /// Set by writes that moved bytes; the server re-arms the write-stall timer on it.
+    pub wrote: bool,
+    /// The armed timer, if any, and its ticket.
+    pub timer: Option<(Ticket, TimerKind)>,
+}
+
+impl Conn {
+    /// A new connection over `sock`.
+    pub fn new(
+        generation: u64,
+        sock: TcpStream,
+        transport: Transport,
+        limits: Limits,
+        over_capacity: bool,
+    ) -> Self {
+        Self {
+            generation,
+            sock,
+            transport,
+            rbuf: Vec::new(),
+            decoder: Decoder::new(limits),
+            out: Vec::new(),
+            out_pos: 0,
+            readable: true,
+            read_closed: false,
+            close_after_flush: false,
+            lingering: false,
+            over_capacity,
+            wrote: false,
+            timer: None,
+        }
+    }
+
+    fn output_pending(&self) -> bool {
+        self.out_pos < self.out.len() || self.transport.wants_write()
+    }
+
+    /// True between requests: nothing buffered, nothing to send, handshake done.
+    pub fn is_idle(&self) -> bool {
+        !self.transport.is_handshaking()
+            && !self.output_pending()
+            && self.rbuf.is_empty()
+            && self.decoder.is_idle()
+            && !self.lingering
+    }
+
+    /// The timer this connection should be waiting on now.
+    pub fn desired_timer(&self) -> Option<TimerKind> {
+        if self.lingering {
+            Some(TimerKind::Linger)
+        } else if self.transport.is_handshaking() {
+            Some(TimerKind::Handshake)
+        } else if self.output_pending() {
+            Some(TimerKind::WriteStall)
+        } else if self.rbuf.is_empty() && self.decoder.is_idle() {
+            Some(TimerKind::Idle)
+        } else {
+            Some(TimerKind::Request)
+        }
+    }
+
+    /// Starts shutdown for this connection: an idle one closes now, a busy one after its
+    /// current response.
+    pub fn begin_drain(&mut self) -> Step {
+        if self.is_idle() || self.transport.is_handshaking() {
+            return Step::Close;
+        }
+        self.close_after_flush = true;
+        Step::Open
+    }
+
+    /// Runs the connection until it would block. Never blocks, never panics on peer input.
+    pub fn drive(&mut self, ctx: &mut DriveCtx<'_>) -> Step {
+        loop {
+            match self.flush(ctx.pool) {
+                Ok(()) => {}
+                Err(_) => return Step::Close,
+            }
+            if self.output_pending() {
+                return Step::Open;
+            }
+            if self.close_after_flush && !self.lingering {
+                self.transport.send_close_notify();
+                if self.flush(ctx.pool).is_err() {
+                    return Step::Close;
+                }
+                if self.output_pending() {
+                    return Step::Open;
+                }
+                let _ = self.sock.shutdown(Shutdown::Write);
+                self.lingering = true;
+                self.release_buffers(ctx.pool);
+            }
+            if self.lingering {
+                return self.discard_input(ctx.scratch);
+            }
+            if !self.transport.is_handshaking() {
+                let decoded = self.decoder.decode(&mut self.rbuf, &|m: &Method, p: &str| {
+                    api::body_limits(m, p)
+                });
+                match decoded {
+                    Ok(Some(req)) => {
+                        self.respond(&req, ctx);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        log::debug!("closing connection after HTTP error: {err}");
+                        self.queue(&err.to_response(), false, false, false, ctx.pool);
+                        continue;
+                    }
+                }
+            }
+            if self.read_closed || !self.readable {
+                if self.read_closed {
+                    return Step::Close;
+                }
+                self.release_idle_read_buffer(ctx.pool);
+                return Step::Open;
+            }
+            if self.rbuf.capacity() == 0 {
+                self.rbuf = ctx.pool.take();
+            }
+            match self
+                .transport
+                .read_plaintext(&mut self.sock, &mut self.rbuf, ctx.scratch)
+            {
+                Ok(ReadOutcome::Data(_)) => {}
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.readable = false;
+                    if !self.transport.wants_write() {
+                        self.release_idle_read_buffer(ctx.pool);
+                        return Step::Open;
+                    }
+                }
+                Ok(ReadOutcome::Closed) => self.read_closed = true,
+                Err(err) => {
+                    log::debug!("connection error: {err}");
+                    // Best effort: let a queued TLS alert reach the peer.
+                    let _ = self.transport.flush(&mut self.sock);
+                    return Step::Close;
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, req: &Request, ctx: &mut DriveCtx<'_>) {
+        let keep_alive = req.keep_alive && !ctx.draining && !self.over_capacity;
+        let response = if self.over_capacity {
+            api::capacity_exceeded(Some(req), ctx.request_ids)
+        } else {
+            api::handle(
+                req,
+                &mut api::Context {
+                    health: ctx.health,
+                    request_ids: ctx.request_ids,
+                },
+            )
+        };
+        log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
+        let head = req.method == Method::Head;
+        self.queue(&response, keep_alive, req.accepts_gzip(), head, ctx.pool);
+    }
+
+    fn queue(
+        &mut self,
+        response: &Response,
+        keep_alive: bool,
+        gzip: bool,
+        head: bool,
+        pool: &mut BufPool,
+    ) {
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
+        let opts = EncodeOptions {
+            accepts_gzip: gzip,
+            gzip_threshold: GZIP_THRESHOLD,
+            head_request: head,
+            keep_alive,
+        };
+        encode_response(response, &opts, &mut self.out);
+        if !keep_alive {
+            self.close_after_flush = true;
+        }
+    }
+
+    /// Writes pending plaintext and TLS records until done or the socket pushes back.
+    fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
+        loop {
+            let mut moved = false;
+            if let Some(rest) = self.out.get(self.out_pos..) {
+                if !rest.is_empty() {
+                    let n = self.transport.write_plaintext(&mut self.sock, rest)?;
+                    self.out_pos += n;
+                    moved |= n > 0;
+                }
+            }
+            moved |= self.transport.flush(&mut self.sock)?;
+            self.wrote |= moved;
+            if self.out_pos >= self.out.len() && !self.out.is_empty() {
+                self.out_pos = 0;
+                pool.give(std::mem::take(&mut self.out));
+            }
+            if !moved || !self.output_pending() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn discard_input(&mut self, scratch: &mut [u8]) -> Step {
+        let mut sink = Vec::new();
+        loop {
+            sink.clear();
+            match self.transport.read_plaintext(&mut self.sock, &mut sink, scratch) {
+                Ok(ReadOutcome::Data(_)) => {}
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.readable = false;
+                    return Step::Open;
+                }
+                Ok(ReadOutcome::Closed) | Err(_) => return Step::Close,
+            }
+        }
+    }
+
+    fn release_idle_read_buffer(&mut self, pool: &mut BufPool) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            pool.give(std::mem::take(&mut self.rbuf));
+        }
+    }
+
+    fn release_buffers(&mut self, pool: &mut BufPool) {
+        pool.give(std::mem::take(&mut self.rbuf));
+        pool.give(std::mem::take(&mut self.out));
+        self.out_pos = 0;
+    }
+}

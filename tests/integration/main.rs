@@ -1,0 +1,19 @@
+//! fleet-edge integration tests: the real binary, real sockets on 127.0.0.1, real TLS with
+//! certificates generated at test time. One test binary; its modules are the table of contents:
+//!
+//! * `cli`: `--help` against the seeds' flag tables, `--print-config`, startup errors (exit 2).
+//! * `tls_modes`: one-way TLS, mTLS required/optional, encrypted keys, self-signed generation and
+//!   reuse, plain HTTP.
+//! * `http_wire`: status endpoint, headers, keep-alive, limits (431, 400 bodies), gzip bombs.
+//! * `lifecycle`: slow-loris timeout, connection gate (429 + Retry-After), SIGTERM drain.
+//!
+//! `support` starts servers, builds clients and certificates; waits are on conditions with
+//! deadlines, never bare sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod http_wire;
+mod lifecycle;
+mod tls_modes;
