@@ -41,6 +41,9 @@ mod gzip;
 mod head;
 mod request;
 
+#[cfg(test)]
+mod proptests;
+
 pub use decode::{Decoder, CONTINUE_RESPONSE};
 pub use encode::{encode_response, Body, EncodeOptions, Response};
 pub use error::{error_response, HttpError};
