@@ -106,3 +106,122 @@ pub(crate) fn map_parse_error(e: httparse::Error) -> HttpError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{BodyLimits, Decoder, Limits};
+
+    fn unlimited(_: &Method, _: &str) -> BodyLimits {
+        BodyLimits::default()
+    }
+
+    fn one(bytes: &[u8]) -> Result<Request, HttpError> {
+        let mut buf = bytes.to_vec();
+        let r = Decoder::new(Limits::default()).decode(&mut buf, &unlimited)?;
+        Ok(r.expect("a complete request"))
+    }
+
+    fn err(bytes: &[u8]) -> HttpError {
+        let mut buf = bytes.to_vec();
+        Decoder::new(Limits::default())
+            .decode(&mut buf, &unlimited)
+            .expect_err("an error")
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_line() {
+        assert_eq!(leading_empty_lines(b""), 0);
+        assert_eq!(leading_empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"\r"), 0);
+        assert_eq!(leading_empty_lines(b"\n\r"), 1);
+        assert_eq!(leading_empty_lines(b"\rX"), 0);
+    }
+
+    #[test]
+    fn head_end_is_found_across_resumed_scans() {
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBODY";
+        assert_eq!(find_head_end(head, 0), Some(head.len() - 4));
+        // Resuming two bytes before the previous end still finds a terminator split across reads.
+        assert_eq!(find_head_end(head, head.len() - 7), Some(head.len() - 4));
+        assert_eq!(find_head_end(b"A\nB\n\n", 0), Some(5));
+        assert_eq!(find_head_end(b"A\r\nB\r\n\r", 0), None);
+        assert_eq!(find_head_end(b"abc", 10), None);
+    }
+
+    #[test]
+    fn request_line_prefix() {
+        assert_eq!(request_line(b"GET / HT"), (&b"GET / HT"[..], false));
+        assert_eq!(
+            request_line(b"GET / HTTP/1.1\r\nHost"),
+            (&b"GET / HTTP/1.1\r\n"[..], true)
+        );
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\n\r\n"),
+            HttpError::Malformed("missing required Host header")
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            HttpError::Malformed("too many Host headers")
+        );
+        assert!(one(b"GET / HTTP/1.0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            HttpError::UnsupportedVersion
+        );
+        assert_eq!(HttpError::UnsupportedVersion.status(), 505);
+        assert_eq!(
+            err(b"GET / HTTP/1.2\r\nHost: h\r\n\r\n"),
+            HttpError::UnsupportedVersion
+        );
+        assert_eq!(err(b"GET / HTTP/3\r\n"), HttpError::UnsupportedVersion);
+        // The preface is refused as soon as its request line is complete.
+        let mut d = Decoder::new(Limits::default());
+        let mut buf = b"PRI * HTTP/2.0\r\n".to_vec();
+        assert_eq!(
+            d.decode(&mut buf, &unlimited),
+            Err(HttpError::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_without_waiting_for_a_full_head() {
+        // A TLS ClientHello sent to a plain-HTTP port.
+        let mut d = Decoder::new(Limits::default());
+        let mut buf = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+        assert_eq!(
+            d.decode(&mut buf, &unlimited),
+            Err(HttpError::Malformed("invalid request line"))
+        );
+        assert!(matches!(err(b"GET /\r\n\r\n"), HttpError::Malformed(_)));
+        assert!(matches!(err(b"\rX"), HttpError::Malformed(_)));
+        assert!(matches!(
+            err(b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n"),
+            HttpError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn bare_lf_heads_are_accepted() {
+        let r = one(b"GET /x HTTP/1.1\nHost: h\n\n").unwrap();
+        assert_eq!(r.path, "/x");
+        let r = one(b"GET /x HTTP/1.1\nHost: h\n\r\n").unwrap();
+        assert_eq!(r.path, "/x");
+    }
+
+    #[test]
+    fn methods_and_other_tokens() {
+        let r = one(b"PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.method, Method::Other("PROPFIND".into()));
+        let r = one(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.method, Method::Head);
+    }
+}
