@@ -163,6 +163,12 @@ impl Decoder {
             *scan_from = 0;
             *line_ok = false;
         }
+        if buf.is_empty() {
+            *scan_from = 0;
+            *line_ok = false;
+            *pending = false;
+            return Ok(None);
+        }
         if *scan_from > buf.len() {
             // The caller replaced the buffer: start over.
             *scan_from = 0;
