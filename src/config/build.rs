@@ -108,7 +108,10 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
     };
 
     let es = b.es_settings(es_insecure);
-    let policy_id = b.value(Id::PolicyId).map(|s| s.trim().to_string());
+    let policy_id = b
+        .value(Id::PolicyId)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     let startup_timeout = match b.parsed(Id::StartupTimeout, values::parse_duration) {
         Some(GoDuration::Negative) => None,
         Some(GoDuration::Positive(d)) if d.is_zero() => Some(DEFAULT_STARTUP_TIMEOUT),
