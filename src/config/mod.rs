@@ -1,1 +1,294 @@
-//! (filled in by the foundation work)
+//! THE one place for configuration: every CLI flag (pico-args) and environment variable, their
+//! defaults, precedence (defaults < environment < CLI, kept per value as an [`Origin`]), startup
+//! validation with every problem collected, `--help` and `--print-config`.
+//!
+//! Files: `settings.rs` (the one table everything is generated from), `args.rs` (precedence and
+//! argument handling), `values.rs` (value syntaxes), `build.rs` (typed [`Config`], loading
+//! certificates and keys through [`crate::tls`]), `render.rs` (help and print-config). A leaf:
+//! depends only on `tls`. `main` calls [`from_process`], prints [`ConfigErrors`] and exits 2.
+//!
+//! After bootstrap the Fleet Server policy may override exactly the settings whose
+//! [`SettingSpec::policy_overridable`] is true (applied elsewhere; this module only records it).
+
+mod args;
+mod build;
+mod render;
+mod settings;
+mod values;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+
+use crate::tls::{ClientAuth, Fingerprint, TlsMaterial};
+
+pub use args::Origin;
+pub use settings::{spec, Kind, Section, SettingId, SettingSpec, COMMAND_FLAGS, SETTINGS};
+pub use values::{parse_duration, parse_http_url, GoDuration, HttpUrl};
+
+/// What the process should do.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the server with this configuration.
+    Run(Box<Config>),
+    /// Print this help text and exit 0.
+    Help(String),
+    /// Print this version line and exit 0.
+    Version(String),
+    /// Print this effective configuration (secrets redacted) and exit 0.
+    PrintConfig(String),
+}
+
+/// Every configuration problem found, one sentence each; `main` prints them all and exits 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A secret string (the service token). `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret value itself; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text lines.
+    Text,
+    /// ECS JSON lines.
+    Json,
+}
+
+/// The validated configuration. Files named by flags are already loaded and parsed.
+#[derive(Debug)]
+pub struct Config {
+    /// The agent-facing listener.
+    pub server: ServerSettings,
+    /// Elasticsearch, when `--fleet-server-es` is given; otherwise the local store is used.
+    pub es: Option<EsSettings>,
+    /// `--fleet-server-policy`; `None` means the policy marked `default_fleet_server`.
+    pub policy_id: Option<String>,
+    /// `FLEET_URL`, canonicalised (`http(s)://host[:port][/path]`).
+    pub fleet_url: Option<String>,
+    /// `--fleet-server-timeout`: how long startup may wait for readiness; `None` = no limit
+    /// (a negative value was given).
+    pub startup_timeout: Option<Duration>,
+    /// `--data-dir`: local store and generated certificates.
+    pub data_dir: PathBuf,
+    /// `--log-level`.
+    pub log_level: log::LevelFilter,
+    /// `--log-format`.
+    pub log_format: LogFormat,
+    /// Every setting's effective value (redacted where secret) and origin, in table order.
+    pub settings: Vec<SettingValue>,
+}
+
+impl Config {
+    /// The `--print-config` text: every setting with its value and origin, secrets redacted.
+    pub fn print_config(&self) -> String {
+        render::print_config(&self.settings)
+    }
+
+    /// Where a setting's value came from.
+    pub fn origin(&self, id: SettingId) -> Origin {
+        self.settings
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(Origin::Default, |s| s.origin)
+    }
+}
+
+/// One setting's effective value as shown by `--print-config`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingValue {
+    /// Which setting.
+    pub id: SettingId,
+    /// The value as printed (`<redacted>` for secrets, `(unset)` when unset).
+    pub shown: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// The agent-facing listener.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// Bind host (IPv6 without brackets). Default `0.0.0.0`; `localhost` with
+    /// `--fleet-server-insecure-http` and no explicit host, as the Elastic Agent does.
+    pub host: String,
+    /// Bind port; 0 picks a free port.
+    pub port: u16,
+    /// How connections are secured.
+    pub tls: ServerTls,
+    /// Client certificate authentication of agents.
+    pub client_auth: ClientAuth,
+    /// Authorities client certificates must chain to (`--certificate-authorities`).
+    pub client_cas: Vec<CertificateDer<'static>>,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Largest accepted request head, in bytes.
+    pub max_header_bytes: usize,
+    /// Connection and long-poll timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl ServerSettings {
+    /// `host:port` for binding, IPv6 bracketed (`[::1]:8220`).
+    pub fn bind_address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How the listener is secured.
+#[derive(Debug)]
+pub enum ServerTls {
+    /// `--fleet-server-cert` and `--fleet-server-cert-key`, loaded.
+    Provided(TlsMaterial),
+    /// No certificate given: use [`crate::tls::self_signed::load_or_create`] with these hosts
+    /// (already valid SAN entries: localhost, loopback addresses, the bind host when it is a
+    /// specific address, the `FLEET_URL` host and, from [`from_process`], the machine's name).
+    SelfSigned {
+        /// Names and addresses the generated certificate must cover.
+        hosts: Vec<String>,
+    },
+    /// `--fleet-server-insecure-http`: no TLS at all.
+    PlainHttp,
+}
+
+/// Connection and long-poll timeouts (`server.timeouts.*` in Fleet Server terms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TLS handshake (default 10s).
+    pub handshake: Duration,
+    /// Receiving a request head (default 5s).
+    pub read_header: Duration,
+    /// Idle keep-alive (default 35s).
+    pub idle: Duration,
+    /// No write progress (default 60s).
+    pub write_stall: Duration,
+    /// Graceful shutdown (default 10s).
+    pub drain: Duration,
+    /// Default checkin hold time (default 5m).
+    pub checkin_long_poll: Duration,
+    /// Random subtraction from the hold time; zero disables (default 30s).
+    pub checkin_jitter: Duration,
+    /// Cap for an agent's `poll_timeout` (default 1h).
+    pub checkin_max_poll: Duration,
+}
+
+/// How to reach Elasticsearch (the bootstrap output).
+#[derive(Debug)]
+pub struct EsSettings {
+    /// Elasticsearch URLs, canonicalised (`http://` added when no scheme was given).
+    pub hosts: Vec<String>,
+    /// `--fleet-server-es-ca` paths (kept for the policy output's `ssl.certificate_authorities`).
+    pub ca: Vec<PathBuf>,
+    /// The certificates of those files, loaded.
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    /// `--fleet-server-es-ca-trusted-fingerprint`.
+    pub ca_trusted_fingerprint: Option<Fingerprint>,
+    /// `--fleet-server-es-cert` + `--fleet-server-es-cert-key`, loaded.
+    pub client_cert: Option<TlsMaterial>,
+    /// `--fleet-server-es-insecure`: no certificate verification.
+    pub insecure: bool,
+    /// The service token (from the flag or read from the token file, trimmed). `None` only when
+    /// neither was given, e.g. an Elasticsearch without security.
+    pub service_token: Option<Secret>,
+    /// Extra headers on every Elasticsearch request, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Parses `args` (WITHOUT `argv[0]`) and the environment, given as a lookup so tests never touch
+/// the process environment. `--help` and `--version` win over everything else (even errors).
+pub fn parse(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, ConfigErrors> {
+    let collected = args::collect(args, env);
+    if collected.help {
+        return Ok(Command::Help(render::help()));
+    }
+    if collected.version {
+        return Ok(Command::Version(version()));
+    }
+    let print = collected.print_config;
+    let config = build::build(collected.raw, collected.errors)?;
+    if print {
+        return Ok(Command::PrintConfig(config.print_config()));
+    }
+    Ok(Command::Run(Box::new(config)))
+}
+
+/// [`parse`] with the process's arguments and environment; adds the machine's host name to the
+/// self-signed certificate's hosts.
+pub fn from_process() -> Result<Command, ConfigErrors> {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut command = parse(args, &|name| std::env::var(name).ok())?;
+    if let Command::Run(config) = &mut command {
+        if let ServerTls::SelfSigned { hosts } = &mut config.server.tls {
+            if let Some(name) = system_hostname() {
+                if crate::tls::self_signed::is_valid_host(&name) && !hosts.contains(&name) {
+                    hosts.push(name);
+                }
+            }
+        }
+    }
+    Ok(command)
+}
+
+/// The `--version` line.
+pub fn version() -> String {
+    format!("fleet-edge {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn system_hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests;
