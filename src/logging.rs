@@ -17,6 +17,15 @@ pub enum Format {
     Json,
 }
 
+impl From<crate::config::LogFormat> for Format {
+    fn from(format: crate::config::LogFormat) -> Self {
+        match format {
+            crate::config::LogFormat::Text => Format::Text,
+            crate::config::LogFormat::Json => Format::Json,
+        }
+    }
+}
+
 struct Logger {
     format: Format,
     level: log::LevelFilter,

@@ -159,7 +159,10 @@ mod tests {
             )
         );
         let (s, b) = body(ApiError::ApiKeyNotEnabled);
-        assert_eq!((s, &b["error"], &b["message"]), (401, &"Unauthorized".into(), &"ApiKey not enabled".into()));
+        assert_eq!(
+            (s, &b["error"], &b["message"]),
+            (401, &"Unauthorized".into(), &"ApiKey not enabled".into())
+        );
     }
 
     #[test]
@@ -173,7 +176,10 @@ mod tests {
     #[test]
     fn error_responses_are_json_with_nosniff() {
         let r = ApiError::MalformedToken.to_response();
-        assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     }
 }

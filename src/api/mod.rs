@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn request_id_is_echoed_or_generated() {
-        let r = run(&get("/api/status", &[("X-Request-Id", "abc-1")]), Health::Healthy);
+        let r = run(
+            &get("/api/status", &[("X-Request-Id", "abc-1")]),
+            Health::Healthy,
+        );
         assert_eq!(r.header("x-request-id"), Some("abc-1"));
         let r = run(&get("/api/status", &[]), Health::Healthy);
         assert_eq!(r.header("x-request-id").map(str::len), Some(36));

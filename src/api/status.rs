@@ -21,12 +21,20 @@ mod tests {
         let r = handle(Health::Healthy);
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
-        assert_eq!(v, serde_json::json!({"name":"fleet-server","status":"HEALTHY"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"name":"fleet-server","status":"HEALTHY"})
+        );
     }
 
     #[test]
     fn anything_else_is_503_with_the_same_body_shape() {
-        for h in [Health::Starting, Health::Degraded, Health::Failed, Health::Stopping] {
+        for h in [
+            Health::Starting,
+            Health::Degraded,
+            Health::Failed,
+            Health::Stopping,
+        ] {
             let r = handle(h);
             assert_eq!(r.status, 503);
             let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();

@@ -26,7 +26,8 @@ pub fn negotiate(req: &Request) -> Result<&'static str, Response> {
 }
 
 fn reject(err: ApiError) -> Response {
-    err.to_response().with_header("Elastic-Api-Version", DEFAULT)
+    err.to_response()
+        .with_header("Elastic-Api-Version", DEFAULT)
 }
 
 /// `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
@@ -61,7 +62,10 @@ mod tests {
 
     #[test]
     fn supported_version_is_echoed() {
-        assert_eq!(negotiate(&with_version("2023-06-01")).unwrap(), "2023-06-01");
+        assert_eq!(
+            negotiate(&with_version("2023-06-01")).unwrap(),
+            "2023-06-01"
+        );
     }
 
     #[test]

@@ -136,14 +136,14 @@ impl Conn {
         }
     }
 
-    /// Starts shutdown for this connection: an idle one closes now, a busy one after its
-    /// current response.
-    pub fn begin_drain(&mut self) -> Step {
+    /// Starts shutdown for this connection: an idle one closes now; a busy one stays until its
+    /// current request is answered (every response during the drain says `Connection: close`).
+    pub fn begin_drain(&self) -> Step {
         if self.is_idle() || self.transport.is_handshaking() {
-            return Step::Close;
+            Step::Close
+        } else {
+            Step::Open
         }
-        self.close_after_flush = true;
-        Step::Open
     }
 
     /// Runs the connection until it would block. Never blocks, never panics on peer input.
@@ -289,7 +289,10 @@ impl Conn {
         let mut sink = Vec::new();
         loop {
             sink.clear();
-            match self.transport.read_plaintext(&mut self.sock, &mut sink, scratch) {
+            match self
+                .transport
+                .read_plaintext(&mut self.sock, &mut sink, scratch)
+            {
                 Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => {
                     self.readable = false;

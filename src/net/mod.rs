@@ -14,7 +14,7 @@ mod transport;
 
 use std::time::Duration;
 
-pub use listen::{url_host, Listening};
+pub use listen::Listening;
 pub use server::{Server, Settings};
 
 use crate::config::Config;

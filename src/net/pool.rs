@@ -32,21 +32,19 @@ impl BufPool {
 
     /// Returns a buffer; its contents are discarded.
     pub fn give(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > self.max_keep || self.free.len() >= self.max_pooled {
+        if buf.capacity() == 0
+            || buf.capacity() > self.max_keep
+            || self.free.len() >= self.max_pooled
+        {
             return;
         }
         buf.clear();
         self.free.push(buf);
     }
 
-    /// Number of pooled buffers.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.free.len()
-    }
-
-    /// True when no buffer is pooled.
-    pub fn is_empty(&self) -> bool {
-        self.free.is_empty()
     }
 }
 

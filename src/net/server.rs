@@ -253,8 +253,12 @@ impl Server {
             generation: conn.generation,
         };
         let had_timer = conn.timer.is_some();
-        conn.timer =
-            desired.map(|kind| (self.deadlines.arm(key, now + self.settings.timeout(kind)), kind));
+        conn.timer = desired.map(|kind| {
+            (
+                self.deadlines.arm(key, now + self.settings.timeout(kind)),
+                kind,
+            )
+        });
         if had_timer {
             let conns = &self.conns;
             self.deadlines
@@ -345,7 +349,7 @@ impl Server {
                 generation,
                 sock,
                 transport,
-                self.settings.limits.clone(),
+                self.settings.limits,
                 over_capacity,
             ));
             self.drive(slot, now);
@@ -367,8 +371,8 @@ impl Server {
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
         TimerKey::Drain => true,
-        TimerKey::Conn { slot, generation } => conns.get(slot).is_some_and(|c| {
-            c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)
-        }),
+        TimerKey::Conn { slot, generation } => conns
+            .get(slot)
+            .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),
     }
 }

@@ -130,7 +130,9 @@ fn read_tls(
     let eof = match s.read_tls(sock) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return drain_plaintext(s, into, scratch, false),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return drain_plaintext(s, into, scratch, false)
+        }
         Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(ReadOutcome::Data(0)),
         Err(e) => return Err(e),
     };

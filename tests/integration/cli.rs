@@ -50,7 +50,9 @@ fn seed_names(seeds: &Path) -> Vec<String> {
             for (i, chunk) in line.split('`').enumerate() {
                 let is_flag = chunk.starts_with("--") && chunk.len() > 2;
                 let is_env = chunk.len() > 3
-                    && chunk.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit());
+                    && chunk
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit());
                 if i % 2 == 1 && (is_flag || is_env) && !names.contains(&chunk.to_owned()) {
                     names.push(chunk.to_owned());
                 }
@@ -65,14 +67,20 @@ fn help_lists_every_flag_and_variable_of_the_seeds_tables() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
     let names = if seeds.is_dir() {
         let found = seed_names(&seeds);
-        assert!(found.len() >= BUILT_IN.len(), "seed tables not recognised: {found:?}");
+        assert!(
+            found.len() >= BUILT_IN.len(),
+            "seed tables not recognised: {found:?}"
+        );
         found
     } else {
         BUILT_IN.iter().map(|s| s.to_string()).collect()
     };
     let (status, help, _) = run_to_exit(&["--help"], &[]);
     assert!(status.success());
-    let missing: Vec<&String> = names.iter().filter(|n| !help.contains(n.as_str())).collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !help.contains(n.as_str()))
+        .collect();
     assert!(missing.is_empty(), "--help lacks {missing:?}\n{help}");
 }
 
@@ -80,13 +88,31 @@ fn help_lists_every_flag_and_variable_of_the_seeds_tables() {
 fn print_config_shows_origins_and_redacts_the_service_token() {
     let (status, out, err) = run_to_exit(
         &["--print-config", "--fleet-server-host", "10.1.2.3"],
-        &[("FLEET_SERVER_PORT", "9443"), ("FLEET_SERVER_SERVICE_TOKEN", "AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2Vu")],
+        &[
+            ("FLEET_SERVER_PORT", "9443"),
+            (
+                "FLEET_SERVER_SERVICE_TOKEN",
+                "AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2Vu",
+            ),
+        ],
     );
     assert!(status.success(), "{err}");
-    assert!(!out.contains("AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2Vu"), "token leaked:\n{out}");
-    let port = out.lines().find(|l| l.contains("fleet-server-port")).expect(&out);
-    assert!(port.contains("9443") && port.contains("FLEET_SERVER_PORT"), "{port}");
-    let host = out.lines().find(|l| l.contains("fleet-server-host")).expect(&out);
+    assert!(
+        !out.contains("AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2Vu"),
+        "token leaked:\n{out}"
+    );
+    let port = out
+        .lines()
+        .find(|l| l.contains("fleet-server-port"))
+        .expect(&out);
+    assert!(
+        port.contains("9443") && port.contains("FLEET_SERVER_PORT"),
+        "{port}"
+    );
+    let host = out
+        .lines()
+        .find(|l| l.contains("fleet-server-host"))
+        .expect(&out);
     assert!(host.contains("10.1.2.3") && host.contains("flag"), "{host}");
 }
 
@@ -109,13 +135,21 @@ fn invalid_configuration_lists_every_problem_and_exits_2() {
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("99999"), "bad port reported: {err}");
     assert!(err.contains("sometimes"), "bad client auth reported: {err}");
-    assert!(err.contains("--fleet-server-cert-key"), "missing key reported: {err}");
+    assert!(
+        err.contains("--fleet-server-cert-key"),
+        "missing key reported: {err}"
+    );
 }
 
 #[test]
 fn token_and_token_path_together_exit_2() {
     let (status, _out, err) = run_to_exit(
-        &["--fleet-server-service-token", "x", "--fleet-server-service-token-path", "/tmp/t"],
+        &[
+            "--fleet-server-service-token",
+            "x",
+            "--fleet-server-service-token-path",
+            "/tmp/t",
+        ],
         &[],
     );
     assert_eq!(status.code(), Some(2), "{err}");

@@ -18,11 +18,20 @@ fn tls_server(extra: &[&str]) -> (FleetEdge, Arc<rustls::ClientConfig>) {
 
 fn assert_bad_request(resp: &crate::support::HttpResponse) {
     assert_eq!(resp.status, 400, "{resp:?}");
-    assert_eq!(resp.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let body = resp.json();
     assert_eq!(body["statusCode"], 400);
     assert_eq!(body["error"], "BadRequest");
-    assert!(body["message"].as_str().unwrap().starts_with("Bad request: "), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bad request: "),
+        "{body}"
+    );
 }
 
 #[test]
@@ -35,11 +44,18 @@ fn status_answers_with_request_id_and_api_version() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("x-request-id"), Some("req-42"));
     assert_eq!(resp.header("elastic-api-version"), Some("2023-06-01"));
-    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
+    assert!(resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     assert_eq!(resp.json()["status"], "HEALTHY");
 
     let generated = c.request(STATUS_REQUEST).unwrap();
-    assert_eq!(generated.header("x-request-id").map(str::len), Some(36), "a UUID is generated");
+    assert_eq!(
+        generated.header("x-request-id").map(str::len),
+        Some(36),
+        "a UUID is generated"
+    );
 }
 
 #[test]
@@ -108,7 +124,10 @@ fn oversize_body_gets_the_spec_400_before_it_is_sent() {
         .request(b"POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
         .unwrap();
     assert_bad_request(&resp);
-    assert!(resp.json()["message"].as_str().unwrap().contains("request body too large"));
+    assert!(resp.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("request body too large"));
 }
 
 #[test]
@@ -154,5 +173,9 @@ fn gzip_bomb_is_refused_without_a_large_allocation() {
         "peak RSS grew from {before} KiB to {after} KiB while refusing a 60 MiB gzip bomb"
     );
     let mut again = Client::tls(server.addr, tls).unwrap();
-    assert_eq!(again.request(STATUS_REQUEST).unwrap().status, 200, "server still serves");
+    assert_eq!(
+        again.request(STATUS_REQUEST).unwrap().status,
+        200,
+        "server still serves"
+    );
 }

@@ -11,9 +11,12 @@ use crate::support::{Client, FleetEdge, STATUS_REQUEST};
 fn slow_loris_loses_its_slot_at_the_header_timeout() {
     let server = FleetEdge::start(&["--fleet-server-insecure-http", "--header-timeout", "1s"]);
     let mut sock = TcpStream::connect(server.addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let started = Instant::now();
-    let trickle = b"GET /api/status HTTP/1.1\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+    let trickle = b"GET /api/status HTTP/1.1\r\nX-Slow: "
+        .iter()
+        .chain(std::iter::repeat(&b'a'));
     let mut closed_after = None;
     for byte in trickle {
         if started.elapsed() > Duration::from_secs(20) {
@@ -38,7 +41,10 @@ fn slow_loris_loses_its_slot_at_the_header_timeout() {
         }
     }
     let closed_after = closed_after.expect("server kept a trickling connection for 20 s");
-    assert!(closed_after >= Duration::from_millis(900), "closed too early: {closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed too early: {closed_after:?}"
+    );
     // And a well-behaved client is still served.
     let mut c = Client::plain(server.addr).unwrap();
     assert_eq!(c.request(STATUS_REQUEST).unwrap().status, 200);
@@ -58,7 +64,10 @@ fn connection_gate_answers_429_with_retry_after_instead_of_resetting() {
     assert_eq!(resp.header("retry-after"), Some("5"));
     assert_eq!(resp.body, b"Server capacity exceeded.");
     assert!(resp.header("x-request-id").is_some());
-    assert!(over.read_to_close().unwrap().is_empty(), "gate connection is closed after the 429");
+    assert!(
+        over.read_to_close().unwrap().is_empty(),
+        "gate connection is closed after the 429"
+    );
 
     // Once a slot frees up, new connections are served again.
     drop(a);
@@ -70,7 +79,10 @@ fn connection_gate_answers_429_with_retry_after_instead_of_resetting() {
             break;
         }
         assert_eq!(status, 429);
-        assert!(Instant::now() < deadline, "slot never freed after a client left");
+        assert!(
+            Instant::now() < deadline,
+            "slot never freed after a client left"
+        );
     }
     assert_eq!(b.request(STATUS_REQUEST).unwrap().status, 200);
 }
@@ -81,13 +93,18 @@ fn sigterm_stops_accepting_finishes_requests_in_flight_and_exits_0() {
     let mut idle = Client::plain(server.addr).unwrap();
     assert_eq!(idle.request(STATUS_REQUEST).unwrap().status, 200);
     let mut in_flight = Client::plain(server.addr).unwrap();
-    in_flight.send(b"GET /api/status HTTP/1.1\r\nHost: x\r\n").unwrap();
+    in_flight
+        .send(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
 
     server.sigterm();
     server
         .wait_for_log("shutting down", Duration::from_secs(10))
         .expect("drain logged");
-    assert!(idle.read_to_close().unwrap().is_empty(), "idle keep-alive connection closed");
+    assert!(
+        idle.read_to_close().unwrap().is_empty(),
+        "idle keep-alive connection closed"
+    );
 
     in_flight.send(b"\r\n").unwrap();
     let resp = in_flight.read_response().unwrap();
@@ -95,9 +112,14 @@ fn sigterm_stops_accepting_finishes_requests_in_flight_and_exits_0() {
     assert_eq!(resp.json()["status"], "STOPPING");
     assert_eq!(resp.header("connection"), Some("close"));
 
-    let status = server.wait_exit(Duration::from_secs(10)).expect("exited after drain");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exited after drain");
     assert_eq!(status.code(), Some(0));
-    assert!(TcpStream::connect(server.addr).is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "no longer accepting"
+    );
 }
 
 #[test]
@@ -111,7 +133,9 @@ fn drain_timeout_bounds_shutdown_even_with_a_stuck_client() {
     ]);
     let mut stuck = Client::plain(server.addr).unwrap();
     stuck.send(b"GET /api/status HTTP/1.1\r\n").unwrap();
-    server.wait_for_log("listening", Duration::from_secs(1)).unwrap();
+    server
+        .wait_for_log("listening", Duration::from_secs(1))
+        .unwrap();
     let started = Instant::now();
     server.sigterm();
     let status = server.wait_exit(Duration::from_secs(20)).expect("exited");

@@ -32,10 +32,13 @@ fn one_way_tls_with_a_ca_signed_certificate() {
     let pki = Pki::new();
     let server = server_with(&pki, &[]);
     assert!(server.url.starts_with("https://"));
-    let mut client = Client::tls(server.addr, tls_config(&[pki.ca_der.clone()], None)).unwrap();
+    let mut client = Client::tls(server.addr, tls_config(&pki.roots(), None)).unwrap();
     let resp = client.request(STATUS_REQUEST).unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.json(), serde_json::json!({"name":"fleet-server","status":"HEALTHY"}));
+    assert_eq!(
+        resp.json(),
+        serde_json::json!({"name":"fleet-server","status":"HEALTHY"})
+    );
 }
 
 #[test]
@@ -43,7 +46,7 @@ fn one_way_tls_is_rejected_by_a_client_that_trusts_another_ca() {
     let pki = Pki::new();
     let server = server_with(&pki, &[]);
     let other = Pki::new();
-    assert!(Client::tls(server.addr, tls_config(&[other.ca_der.clone()], None)).is_err());
+    assert!(Client::tls(server.addr, tls_config(&other.roots(), None)).is_err());
 }
 
 #[test]
@@ -52,12 +55,23 @@ fn mtls_required_refuses_missing_and_foreign_certificates_and_accepts_a_good_one
     let ca = pki.ca_path.to_str().unwrap();
     let server = server_with(
         &pki,
-        &["--certificate-authorities", ca, "--fleet-server-client-auth", "required"],
+        &[
+            "--certificate-authorities",
+            ca,
+            "--fleet-server-client-auth",
+            "required",
+        ],
     );
-    let roots = [pki.ca_der.clone()];
-    assert!(refused(&server, tls_config(&roots, None)), "no client certificate");
+    let roots = pki.roots();
+    assert!(
+        refused(&server, tls_config(&roots, None)),
+        "no client certificate"
+    );
     let foreign = Some((pki.foreign_client.chain(), pki.foreign_client.key()));
-    assert!(refused(&server, tls_config(&roots, foreign)), "certificate from another CA");
+    assert!(
+        refused(&server, tls_config(&roots, foreign)),
+        "certificate from another CA"
+    );
     let good = Some((pki.client.chain(), pki.client.key()));
     let mut client = Client::tls(server.addr, tls_config(&roots, good)).unwrap();
     assert_eq!(status_over(&mut client), 200);
@@ -69,9 +83,14 @@ fn mtls_optional_accepts_no_certificate_but_refuses_a_bad_one() {
     let ca = pki.ca_path.to_str().unwrap();
     let server = server_with(
         &pki,
-        &["--certificate-authorities", ca, "--fleet-server-client-auth", "optional"],
+        &[
+            "--certificate-authorities",
+            ca,
+            "--fleet-server-client-auth",
+            "optional",
+        ],
     );
-    let roots = [pki.ca_der.clone()];
+    let roots = pki.roots();
     let mut anonymous = Client::tls(server.addr, tls_config(&roots, None)).unwrap();
     assert_eq!(status_over(&mut anonymous), 200);
     let foreign = Some((pki.foreign_client.chain(), pki.foreign_client.key()));
@@ -87,15 +106,24 @@ fn mtls_ca_list_is_comma_separated_as_in_the_seeds_example() {
     let cas = format!("{},{}", pki.other_ca_path.display(), pki.ca_path.display());
     let server = server_with(
         &pki,
-        &["--certificate-authorities", &cas, "--fleet-server-client-auth", "required"],
+        &[
+            "--certificate-authorities",
+            &cas,
+            "--fleet-server-client-auth",
+            "required",
+        ],
     );
-    let roots = [pki.ca_der.clone()];
+    let roots = pki.roots();
     let good = Some((pki.client.chain(), pki.client.key()));
     let mut client = Client::tls(server.addr, tls_config(&roots, good)).unwrap();
     assert_eq!(status_over(&mut client), 200);
     let foreign = Some((pki.foreign_client.chain(), pki.foreign_client.key()));
     let mut also_trusted = Client::tls(server.addr, tls_config(&roots, foreign)).unwrap();
-    assert_eq!(status_over(&mut also_trusted), 200, "second CA of the list is trusted too");
+    assert_eq!(
+        status_over(&mut also_trusted),
+        200,
+        "second CA of the list is trusted too"
+    );
 }
 
 #[test]
@@ -110,7 +138,7 @@ fn encrypted_key_is_decrypted_with_its_passphrase_file() {
         "--fleet-server-cert-key-passphrase",
         pass.to_str().unwrap(),
     ]);
-    let mut client = Client::tls(server.addr, tls_config(&[pki.ca_der.clone()], None)).unwrap();
+    let mut client = Client::tls(server.addr, tls_config(&pki.roots(), None)).unwrap();
     assert_eq!(status_over(&mut client), 200);
 }
 
@@ -135,7 +163,10 @@ fn wrong_passphrase_exits_2_with_one_clear_sentence() {
     assert_eq!(status.code(), Some(2), "stderr: {err}");
     let lower = err.to_lowercase();
     assert!(lower.contains("passphrase"), "stderr: {err}");
-    assert!(err.contains(pass.to_str().unwrap()) || err.contains(key.to_str().unwrap()), "names the file: {err}");
+    assert!(
+        err.contains(pass.to_str().unwrap()) || err.contains(key.to_str().unwrap()),
+        "names the file: {err}"
+    );
 }
 
 #[test]
@@ -148,19 +179,31 @@ fn self_signed_certificate_is_generated_then_reused_after_restart() {
         assert!(ca_path.exists(), "CA written to the data dir");
         first_ca = std::fs::read(&ca_path).unwrap();
         let log = server.log();
-        assert!(log.contains(ca_path.to_str().unwrap()), "log names the CA path: {log}");
+        assert!(
+            log.contains(ca_path.to_str().unwrap()),
+            "log names the CA path: {log}"
+        );
         let ca_der = pem_to_der(&first_ca);
         let fingerprint = sha256_hex(&ca_der);
-        assert!(log.contains(&fingerprint), "log shows the CA fingerprint {fingerprint}: {log}");
+        assert!(
+            log.contains(&fingerprint),
+            "log shows the CA fingerprint {fingerprint}: {log}"
+        );
         let mut client = Client::tls(server.addr, tls_config(&[ca_der], None)).unwrap();
         assert_eq!(status_over(&mut client), 200);
         server.sigterm();
-        assert_eq!(server.wait_exit(Duration::from_secs(15)).unwrap().code(), Some(0));
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(15)).unwrap().code(),
+            Some(0)
+        );
     }
     let server = FleetEdge::start_in(data.path(), &[], &[]);
-    assert_eq!(std::fs::read(&ca_path).unwrap(), first_ca, "same CA after restart");
-    let mut client =
-        Client::tls(server.addr, tls_config(&[pem_to_der(&first_ca)], None)).unwrap();
+    assert_eq!(
+        std::fs::read(&ca_path).unwrap(),
+        first_ca,
+        "same CA after restart"
+    );
+    let mut client = Client::tls(server.addr, tls_config(&[pem_to_der(&first_ca)], None)).unwrap();
     assert_eq!(status_over(&mut client), 200, "a pinned CA keeps working");
 }
 

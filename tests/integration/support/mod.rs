@@ -19,7 +19,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fleet-edge-it-{}-{tag}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("fleet-edge-it-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -41,4 +42,5 @@ impl Drop for TempDir {
 }
 
 /// The minimal raw request for `GET /api/status`.
-pub const STATUS_REQUEST: &[u8] = b"GET /api/status HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Elastic Agent v9.2.1\r\n\r\n";
+pub const STATUS_REQUEST: &[u8] =
+    b"GET /api/status HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Elastic Agent v9.2.1\r\n\r\n";

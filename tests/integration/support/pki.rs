@@ -107,6 +107,11 @@ impl Pki {
         }
     }
 
+    /// The trust anchors a client of this PKI's server uses.
+    pub fn roots(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.ca_der.clone()]
+    }
+
     /// Writes the server key encrypted (PKCS#8, PBES2 PBKDF2-SHA256 + AES-256-CBC) and the
     /// passphrase file; returns (key path, passphrase path).
     pub fn encrypted_server_key(&self, passphrase: &str, file_content: &str) -> (PathBuf, PathBuf) {

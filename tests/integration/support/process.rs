@@ -192,5 +192,9 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, 
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status, out_thread.join().unwrap(), err_thread.join().unwrap())
+    (
+        status,
+        out_thread.join().unwrap(),
+        err_thread.join().unwrap(),
+    )
 }
