@@ -119,6 +119,11 @@ impl Decoder {
         matches!(self.state, State::Head { pending: false, .. })
     }
 
+    /// True when the head is complete and the body is still arriving.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body(_))
+    }
+
     /// True (once) when the head just decoded carried `Expect: 100-continue` on HTTP/1.1 and its
     /// body has not fully arrived: the caller should write [`CONTINUE_RESPONSE`] before waiting
     /// for the body (curl sends this for large bodies; real agents never do).

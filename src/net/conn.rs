@@ -14,7 +14,9 @@ use super::transport::{ReadOutcome, Transport};
 use crate::api;
 use crate::core::deadlines::Ticket;
 use crate::core::{Health, RequestIds};
-use crate::http::{encode_response, Decoder, EncodeOptions, Limits, Method, Request, Response};
+use crate::http::{
+    encode_response, Decoder, EncodeOptions, Limits, Method, Request, Response, CONTINUE_RESPONSE,
+};
 
 /// Responses larger than this are gzipped for clients that accept it (fleet-protocol.md §9.2).
 const GZIP_THRESHOLD: usize = 1024;
@@ -26,8 +28,10 @@ pub enum TimerKind {
     Handshake,
     /// Keep-alive: between requests.
     Idle,
-    /// From the first byte of a request until the request is complete.
-    Request,
+    /// From the first byte of a request until its head is complete (slow-loris guard).
+    Header,
+    /// From the end of the head until the body is complete.
+    Body,
     /// Output pending and the peer is not reading; re-armed on every write that makes progress.
     WriteStall,
     /// After our half-close, waiting for the peer to close.
@@ -129,10 +133,12 @@ impl Conn {
             Some(TimerKind::Handshake)
         } else if self.output_pending() {
             Some(TimerKind::WriteStall)
+        } else if self.decoder.in_body() {
+            Some(TimerKind::Body)
         } else if self.rbuf.is_empty() && self.decoder.is_idle() {
             Some(TimerKind::Idle)
         } else {
-            Some(TimerKind::Request)
+            Some(TimerKind::Header)
         }
     }
 
@@ -180,7 +186,12 @@ impl Conn {
                         self.respond(&req, ctx);
                         continue;
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        if self.decoder.take_expect_continue() {
+                            self.queue_raw(CONTINUE_RESPONSE, ctx.pool);
+                            continue;
+                        }
+                    }
                     Err(err) => {
                         log::debug!("closing connection after HTTP error: {err}");
                         self.queue(&err.to_response(), false, false, false, ctx.pool);
@@ -260,6 +271,13 @@ impl Conn {
         if !keep_alive {
             self.close_after_flush = true;
         }
+    }
+
+    fn queue_raw(&mut self, bytes: &[u8], pool: &mut BufPool) {
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
+        self.out.extend_from_slice(bytes);
     }
 
     /// Writes pending plaintext and TLS records until done or the socket pushes back.

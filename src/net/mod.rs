@@ -63,7 +63,9 @@ pub fn settings(config: &Config) -> Settings {
             ..crate::http::Limits::default()
         },
         handshake_timeout: t.handshake,
-        request_timeout: t.read_header,
+        header_timeout: t.read_header,
+        // Go's `server.timeouts.read` default: a 1 MiB checkin body on a slow uplink must fit.
+        body_timeout: Duration::from_secs(60),
         idle_timeout: t.idle,
         write_stall_timeout: t.write_stall,
         linger_timeout: Duration::from_secs(2),

@@ -42,8 +42,10 @@ pub struct Settings {
     pub limits: Limits,
     /// Accept → TLS handshake complete.
     pub handshake_timeout: Duration,
-    /// First byte of a request → request complete.
-    pub request_timeout: Duration,
+    /// First byte of a request → head complete.
+    pub header_timeout: Duration,
+    /// Head complete → body complete.
+    pub body_timeout: Duration,
     /// Keep-alive wait between requests.
     pub idle_timeout: Duration,
     /// Longest a pending response may make no progress.
@@ -59,7 +61,8 @@ impl Settings {
         match kind {
             TimerKind::Handshake => self.handshake_timeout,
             TimerKind::Idle => self.idle_timeout,
-            TimerKind::Request => self.request_timeout,
+            TimerKind::Header => self.header_timeout,
+            TimerKind::Body => self.body_timeout,
             TimerKind::WriteStall => self.write_stall_timeout,
             TimerKind::Linger => self.linger_timeout,
         }

@@ -146,3 +146,33 @@ fn drain_timeout_bounds_shutdown_even_with_a_stuck_client() {
     );
     assert!(server.log().contains("drain timeout"), "{}", server.log());
 }
+
+#[test]
+fn a_slow_body_is_governed_by_the_body_timeout_not_the_header_timeout() {
+    let server = FleetEdge::start(&["--fleet-server-insecure-http", "--header-timeout", "1s"]);
+    let mut c = Client::plain(server.addr).unwrap();
+    c.send(b"POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    // Trickle the body over about twice the header timeout; each byte waits on the clock the
+    // peer would really spend, which is the condition under test.
+    for byte in b"abcdef" {
+        std::thread::sleep(Duration::from_millis(350));
+        c.send(&[*byte]).unwrap();
+    }
+    let resp = c.read_response().unwrap();
+    assert!(started.elapsed() > Duration::from_secs(1));
+    assert_eq!(resp.status, 405, "the complete request was routed");
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let server = FleetEdge::start(&["--fleet-server-insecure-http"]);
+    let mut c = Client::plain(server.addr).unwrap();
+    c.send(b"POST /api/status HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        .unwrap();
+    let interim = c.read_response().unwrap();
+    assert_eq!(interim.status, 100);
+    c.send(b"{}").unwrap();
+    assert_eq!(c.read_response().unwrap().status, 405);
+}
