@@ -17,6 +17,8 @@
 //! * [`http`]: sans-IO HTTP/1.1 decoding and encoding, gzip, the JSON error body.
 //! * [`api`]: one file per endpoint; pure functions from request and state to a response.
 //! * [`core`]: sans-IO building blocks shared by the loop: the deadline heap, health state.
+//! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
+//! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
 //! * [`net`]: the only module that touches sockets: the mio event loop, TLS sessions, drain.
 //! * [`logging`]: text or ECS-JSON log lines.
 //!
@@ -26,9 +28,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod backend;
 pub mod config;
 pub mod core;
 pub mod http;
 pub mod logging;
+pub mod model;
 pub mod net;
 pub mod tls;

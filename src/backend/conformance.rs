@@ -1,0 +1,254 @@
+//! The behaviour every [`Store`] must share, as test functions generic over a store factory.
+//! `memory`, `local` and `es` (against the stand-in) each run `run_all`; a store that passes
+//! behaves the same to the protocol code.
+
+#![cfg(test)]
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Map, Value};
+
+use super::{ApiKey, Created, Cursor, NewApiKey, Store, StoreError};
+use crate::model::{Action, ActionResult, Agent, AgentInfo, PolicyDoc};
+
+/// A store plus the writes Kibana (or the management API) would make, for seeding tests.
+pub trait TestStore: Store {
+    /// Creates an enrollment token for a policy.
+    fn seed_enrollment_key(&self, policy_id: &str) -> ApiKey;
+    /// Adds a policy revision.
+    fn seed_policy(&self, doc: PolicyDoc);
+    /// Adds an action; returns it with its document id and seq_no.
+    fn seed_action(&self, action: Action) -> Action;
+}
+
+type Factory<'a> = &'a dyn Fn() -> Box<dyn TestStore>;
+
+/// Runs every conformance test against fresh stores from `factory`.
+pub fn run_all(factory: Factory<'_>) {
+    api_keys_authenticate_and_invalidate(&*factory());
+    enrollment_keys_resolve_by_api_key_id(&*factory());
+    agents_create_read_merge_delete(&*factory());
+    bulk_updates_report_per_item(&*factory());
+    pending_actions_filter_and_order(&*factory());
+    action_results_are_written_once(&*factory());
+    latest_policies_keep_highest_revision(&*factory());
+    change_feed_reports_new_documents(&*factory());
+}
+
+fn agent(id: &str) -> Agent {
+    Agent {
+        id: id.into(),
+        active: true,
+        access_api_key_id: "k".into(),
+        action_seq_no: Some(vec![-1]),
+        agent: Some(AgentInfo {
+            id: id.into(),
+            version: "9.2.1".into(),
+        }),
+        policy_id: "p1".into(),
+        ..Agent::default()
+    }
+}
+
+fn fields(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn api_keys_authenticate_and_invalidate(s: &dyn TestStore) {
+    let key = s
+        .create_api_key(&NewApiKey {
+            name: "agent-1".into(),
+            role_descriptors: json!({"r": {"cluster": []}}),
+            metadata: json!({"agent_id": "agent-1", "type": "access"}),
+        })
+        .unwrap();
+    let info = s.authenticate(&key).unwrap().expect("valid key");
+    assert!(info.enabled);
+    assert_eq!(info.metadata["agent_id"], "agent-1");
+    let wrong = ApiKey {
+        id: key.id.clone(),
+        secret: "nope".into(),
+    };
+    assert_eq!(s.authenticate(&wrong).unwrap(), None);
+    assert_eq!(
+        s.api_key_roles(&key.id).unwrap(),
+        Some(json!({"r": {"cluster": []}}))
+    );
+    s.update_api_key_roles(&key.id, &json!({"r2": {}})).unwrap();
+    assert_eq!(s.api_key_roles(&key.id).unwrap(), Some(json!({"r2": {}})));
+    s.invalidate_api_keys(&[key.id.clone(), "unknown".into()])
+        .unwrap();
+    let after = s.authenticate(&key).unwrap();
+    assert!(
+        after.is_none_or(|i| !i.enabled),
+        "invalidated key is not usable"
+    );
+}
+
+fn enrollment_keys_resolve_by_api_key_id(s: &dyn TestStore) {
+    let token = s.seed_enrollment_key("policy-a");
+    let record = s.enrollment_key(&token.id).unwrap().expect("record");
+    assert_eq!(record.policy_id, "policy-a");
+    assert!(record.active);
+    assert!(s.authenticate(&token).unwrap().is_some_and(|i| i.enabled));
+    assert_eq!(s.enrollment_key("other").unwrap(), None);
+}
+
+fn agents_create_read_merge_delete(s: &dyn TestStore) {
+    s.create_agent(&agent("a1")).unwrap();
+    assert_eq!(s.create_agent(&agent("a1")), Err(StoreError::Conflict));
+    let read = s.agent("a1").unwrap().unwrap();
+    assert_eq!(read.id, "a1");
+    assert_eq!(read.version(), "9.2.1");
+    s.update_agent(
+        "a1",
+        &fields(json!({"last_checkin_status": "online", "policy_revision_idx": 4, "unknown_field": {"x": 1}})),
+    )
+    .unwrap();
+    let read = s.agent("a1").unwrap().unwrap();
+    assert_eq!(read.last_checkin_status, "online");
+    assert_eq!(read.policy_revision_idx, 4);
+    assert_eq!(read.other["unknown_field"], json!({"x": 1}));
+    s.update_agent("a1", &fields(json!({"last_checkin_status": null})))
+        .unwrap();
+    assert_eq!(s.agent("a1").unwrap().unwrap().last_checkin_status, "");
+    assert_eq!(
+        s.update_agent("missing", &fields(json!({"a": 1}))),
+        Err(StoreError::NotFound)
+    );
+    s.delete_agent("a1").unwrap();
+    s.delete_agent("a1").unwrap();
+    assert_eq!(s.agent("a1").unwrap(), None);
+}
+
+fn bulk_updates_report_per_item(s: &dyn TestStore) {
+    s.create_agent(&agent("b1")).unwrap();
+    let results = s
+        .update_agents(&[
+            (
+                "b1".into(),
+                fields(json!({"last_checkin": "2026-01-01T00:00:00Z"})),
+            ),
+            ("missing".into(), fields(json!({"last_checkin": "x"}))),
+        ])
+        .unwrap();
+    assert_eq!(results, vec![Ok(()), Err(StoreError::NotFound)]);
+    assert_eq!(
+        s.agent("b1").unwrap().unwrap().last_checkin,
+        "2026-01-01T00:00:00Z"
+    );
+}
+
+fn action(id: &str, agents: &[&str], expiration: &str, kind: &str) -> Action {
+    Action {
+        action_id: id.into(),
+        action_type: kind.into(),
+        agents: agents.iter().map(|s| s.to_string()).collect(),
+        timestamp: "2026-01-01T00:00:00Z".into(),
+        expiration: expiration.into(),
+        ..Action::default()
+    }
+}
+
+fn pending_actions_filter_and_order(s: &dyn TestStore) {
+    let now = SystemTime::now();
+    let a1 = s.seed_action(action(
+        "act-1",
+        &["x", "y"],
+        "2099-01-01T00:00:00Z",
+        "UPGRADE",
+    ));
+    let _expired = s.seed_action(action("act-2", &["x"], "2001-01-01T00:00:00Z", "SETTINGS"));
+    let _other = s.seed_action(action("act-3", &["z"], "", "UNENROLL"));
+    let a4 = s.seed_action(action("act-4", &["x"], "", "UNENROLL"));
+    assert!(a4.seq_no > a1.seq_no);
+    let got = s.pending_actions("x", -1, now, 100).unwrap();
+    let ids: Vec<&str> = got.iter().map(|a| a.action_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["act-1", "act-4"],
+        "expired and foreign actions are not pending"
+    );
+    let after = s.pending_actions("x", a1.seq_no, now, 100).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].doc_id, a4.doc_id);
+    assert_eq!(
+        s.pending_actions("x", -1, now, 1).unwrap().len(),
+        1,
+        "limit"
+    );
+    assert_eq!(s.action_seq_no(&a4.doc_id).unwrap(), Some(a4.seq_no));
+    assert_eq!(s.action_seq_no("nope").unwrap(), None);
+    assert_eq!(s.action("act-4").unwrap().unwrap().action_type, "UNENROLL");
+    assert_eq!(s.action("nope").unwrap(), None);
+}
+
+fn action_results_are_written_once(s: &dyn TestStore) {
+    let result = ActionResult {
+        action_id: "act".into(),
+        agent_id: "a".into(),
+        timestamp: "2026-01-01T00:00:00.123456789Z".into(),
+        ..ActionResult::default()
+    };
+    assert_eq!(s.create_action_result(&result).unwrap(), Created::New);
+    assert_eq!(s.create_action_result(&result).unwrap(), Created::Existed);
+}
+
+fn policy(id: &str, rev: i64) -> PolicyDoc {
+    PolicyDoc {
+        timestamp: "2026-01-01T00:00:00.000Z".into(),
+        policy_id: id.into(),
+        revision_idx: rev,
+        data: json!({"id": id, "revision": rev, "outputs": {}}),
+        ..PolicyDoc::default()
+    }
+}
+
+fn latest_policies_keep_highest_revision(s: &dyn TestStore) {
+    s.seed_policy(policy("p1", 1));
+    s.seed_policy(policy("p1", 3));
+    s.seed_policy(policy("p1", 2));
+    s.seed_policy(policy("p2", 1));
+    let latest = s.latest_policies().unwrap();
+    let pairs: Vec<(&str, i64)> = latest
+        .iter()
+        .map(|p| (p.policy_id.as_str(), p.revision_idx))
+        .collect();
+    assert!(
+        pairs.contains(&("p1", 3)) && pairs.contains(&("p2", 1)) && pairs.len() == 2,
+        "{pairs:?}"
+    );
+}
+
+fn change_feed_reports_new_documents(s: &dyn TestStore) {
+    let now = SystemTime::now();
+    let first = s
+        .changes(Cursor::START, now, Duration::from_millis(10))
+        .unwrap();
+    let start = first.cursor.unwrap_or(Cursor::START);
+    let quiet = s.changes(start, now, Duration::from_millis(50)).unwrap();
+    assert!(quiet.policies.is_empty() && quiet.actions.is_empty());
+    s.seed_policy(policy("p9", 1));
+    let a = s.seed_action(action("act-9", &["x"], "", "UNENROLL"));
+    let got = s.changes(start, now, Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        got.policies
+            .iter()
+            .map(|p| p.policy_id.as_str())
+            .collect::<Vec<_>>(),
+        ["p9"]
+    );
+    assert_eq!(
+        got.actions
+            .iter()
+            .map(|a| a.doc_id.clone())
+            .collect::<Vec<_>>(),
+        [a.doc_id]
+    );
+    let next = got.cursor.expect("cursor advances");
+    let again = s.changes(next, now, Duration::from_millis(10)).unwrap();
+    assert!(again.policies.is_empty() && again.actions.is_empty());
+}

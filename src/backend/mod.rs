@@ -1,0 +1,197 @@
+//! The narrow interface between the Fleet protocol and storage (DESIGN.md §5).
+//!
+//! [`Store`] is the one thing the protocol knows about storage: a handful of domain operations
+//! (API keys, enrollment records, agents, actions, results, policies) and a blocking change feed.
+//! Its methods block, so they only ever run on backend worker threads, never on the event loop.
+//! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
+//! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
+//! match, used by unit and scenario tests.
+
+pub mod memory;
+
+#[cfg(test)]
+pub mod conformance;
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+
+/// Why a store operation failed, named for what the caller does about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, down, timed out): answer 503 with
+    /// `Retry-After`, keep parked requests parked, retry later. Never a 401.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with an error status (Elasticsearch `elastic fail <status>: ...`).
+    #[error("elastic fail {status}: {detail}")]
+    Failed {
+        /// HTTP status the store answered.
+        status: u16,
+        /// Error type and reason.
+        detail: String,
+    },
+    /// The store rejected a request for being over its rate (Elasticsearch 429).
+    #[error("store overloaded")]
+    TooManyRequests,
+    /// A create hit an existing document.
+    #[error("document already exists")]
+    Conflict,
+    /// The document to update does not exist.
+    #[error("document not found")]
+    NotFound,
+}
+
+/// An API key credential: what agents present as `base64(id:secret)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Key id.
+    pub id: String,
+    /// Key secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKey {
+    /// `base64(id:secret)`, the form in `Authorization: ApiKey ...` and enroll responses.
+    pub fn encoded(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.id, self.secret))
+    }
+
+    /// `id:secret`, the form injected into policy outputs.
+    pub fn joined(&self) -> String {
+        format!("{}:{}", self.id, self.secret)
+    }
+}
+
+/// What the store knows about a valid API key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyInfo {
+    /// Key id.
+    pub id: String,
+    /// Key name.
+    pub name: String,
+    /// False when invalidated or expired.
+    pub enabled: bool,
+    /// Metadata given at creation (`agent_id`, `type`, ...).
+    pub metadata: Value,
+}
+
+/// A key to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewApiKey {
+    /// Key name (`<agent_id>` for access keys, `<agent_id>:<output>` for output keys).
+    pub name: String,
+    /// Role descriptors.
+    pub role_descriptors: Value,
+    /// Metadata.
+    pub metadata: Value,
+}
+
+/// Where a change-feed reader is: the highest sequence number seen per stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Policies stream.
+    pub policies: i64,
+    /// Actions stream.
+    pub actions: i64,
+}
+
+impl Cursor {
+    /// Before anything.
+    pub const START: Cursor = Cursor {
+        policies: -1,
+        actions: -1,
+    };
+}
+
+/// What changed since a cursor.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// New policy revision documents, oldest first.
+    pub policies: Vec<PolicyDoc>,
+    /// New action documents, `seq_no` ascending.
+    pub actions: Vec<Action>,
+    /// The cursor to pass next time.
+    pub cursor: Option<Cursor>,
+}
+
+/// Result of a create-if-absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Written now.
+    New,
+    /// Already there (idempotent retry).
+    Existed,
+}
+
+/// Storage for one Fleet deployment. Blocking; run only on backend threads.
+pub trait Store: Send + Sync {
+    /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401).
+    fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError>;
+    /// Creates an API key.
+    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// Role descriptors of a key (`None`: unknown key).
+    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError>;
+    /// Replaces the role descriptors of a key.
+    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError>;
+    /// Invalidates keys; unknown ids are ignored.
+    fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError>;
+
+    /// The active enrollment record whose token has this API key id.
+    fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError>;
+
+    /// Reads an agent (realtime: sees every acknowledged write).
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    /// Creates an agent; `Conflict` when the id exists. Durable when it returns.
+    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError>;
+    /// Merges `fields` into an agent document (top-level keys replaced; `null` removes).
+    /// `NotFound` when it does not exist. Durable when it returns.
+    fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError>;
+    /// Deletes an agent; absent is fine.
+    fn delete_agent(&self, id: &str) -> Result<(), StoreError>;
+    /// Applies many partial updates in one batch (the checkin bulk writer); per-item results in
+    /// order. A failed item does not fail the others.
+    fn update_agents(
+        &self,
+        updates: &[(String, Map<String, Value>)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+
+    /// Actions for `agent_id` with `seq_no > after_seq`, not expired at `now`, `seq_no`
+    /// ascending, at most `limit`.
+    fn pending_actions(
+        &self,
+        agent_id: &str,
+        after_seq: i64,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Action>, StoreError>;
+    /// The first action document with this `action_id`.
+    fn action(&self, action_id: &str) -> Result<Option<Action>, StoreError>;
+    /// The `seq_no` of the action document with this document id (ack-token resolution).
+    fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Writes a result document once (`<action_id>:<agent_id>`); a repeat is `Existed`.
+    fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError>;
+
+    /// The newest revision of every policy.
+    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;
+
+    /// Blocks up to `wait` for policy or action documents newer than `since`; returns at once
+    /// when there are some. An empty result with `cursor: None` means nothing changed.
+    fn changes(
+        &self,
+        since: Cursor,
+        now: SystemTime,
+        wait: Duration,
+    ) -> Result<Changes, StoreError>;
+}

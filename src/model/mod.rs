@@ -1,0 +1,15 @@
+//! The documents Fleet keeps, as typed values shared by both stores and the protocol code. Field
+//! names and shapes follow Elastic's `model/schema.json` and fleet-protocol.md §11; fields this
+//! server does not interpret are kept in `other` so a read-modify-write never drops what Kibana or
+//! another Fleet Server wrote.
+
+pub mod action;
+pub mod agent;
+pub mod enrollment;
+pub mod policy;
+pub mod time;
+
+pub use action::{Action, ActionResult};
+pub use agent::{Agent, AgentInfo, OutputKey, RetiredKey};
+pub use enrollment::EnrollmentKey;
+pub use policy::PolicyDoc;
