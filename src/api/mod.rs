@@ -4,8 +4,10 @@
 //!
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`.
 
+pub mod auth;
 pub mod errors;
 pub mod status;
+pub mod user_agent;
 pub mod version;
 
 use crate::core::{Health, RequestIds};

@@ -183,6 +183,9 @@ pub trait Store: Send + Sync {
     /// Writes a result document once (`<action_id>:<agent_id>`); a repeat is `Existed`.
     fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError>;
 
+    /// The value of a Fleet secret (`GET /_fleet/secret/<id>`); `None` when unknown.
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError>;
+
     /// The newest revision of every policy.
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;
 

@@ -3,8 +3,11 @@
 //! and randomness come in as parameters, so every behaviour is testable with a virtual clock.
 
 pub mod deadlines;
+pub mod gojson;
 pub mod health;
 pub mod ids;
+pub mod policy;
+pub mod secrets;
 
 pub use deadlines::Deadlines;
 pub use health::Health;
