@@ -65,25 +65,50 @@ mod tests {
         let key = api_key(&with_auth(&[header.as_bytes()])).unwrap();
         assert_eq!((key.id.as_str(), key.secret.as_str()), ("abc", "def"));
         let padded = format!("ApiKey  {} ", b64("abc:def"));
-        assert!(api_key(&with_auth(&[padded.as_bytes()])).is_ok(), "remainder is trimmed");
+        assert!(
+            api_key(&with_auth(&[padded.as_bytes()])).is_ok(),
+            "remainder is trimmed"
+        );
     }
 
     #[test]
     fn every_header_error_of_the_spec() {
         assert_eq!(api_key(&with_auth(&[])), Err(ApiError::NoAuthHeader));
-        assert_eq!(api_key(&with_auth(&[b"Bearer x"])), Err(ApiError::MalformedHeader));
-        assert_eq!(api_key(&with_auth(&[b"apikey eA=="])), Err(ApiError::MalformedHeader), "prefix is case-sensitive");
+        assert_eq!(
+            api_key(&with_auth(&[b"Bearer x"])),
+            Err(ApiError::MalformedHeader)
+        );
+        assert_eq!(
+            api_key(&with_auth(&[b"apikey eA=="])),
+            Err(ApiError::MalformedHeader),
+            "prefix is case-sensitive"
+        );
         let good = format!("ApiKey {}", b64("a:b"));
         assert_eq!(
             api_key(&with_auth(&[good.as_bytes(), good.as_bytes()])),
             Err(ApiError::MalformedHeader)
         );
-        assert_eq!(api_key(&with_auth(&[b"ApiKey !!!"])), Err(ApiError::InvalidToken));
-        let not_utf8 = format!("ApiKey {}", base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b':']));
-        assert_eq!(api_key(&with_auth(&[not_utf8.as_bytes()])), Err(ApiError::InvalidToken));
+        assert_eq!(
+            api_key(&with_auth(&[b"ApiKey !!!"])),
+            Err(ApiError::InvalidToken)
+        );
+        let not_utf8 = format!(
+            "ApiKey {}",
+            base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b':'])
+        );
+        assert_eq!(
+            api_key(&with_auth(&[not_utf8.as_bytes()])),
+            Err(ApiError::InvalidToken)
+        );
         let no_colon = format!("ApiKey {}", b64("nocolon"));
-        assert_eq!(api_key(&with_auth(&[no_colon.as_bytes()])), Err(ApiError::MalformedToken));
+        assert_eq!(
+            api_key(&with_auth(&[no_colon.as_bytes()])),
+            Err(ApiError::MalformedToken)
+        );
         let two_colons = format!("ApiKey {}", b64("a:b:c"));
-        assert_eq!(api_key(&with_auth(&[two_colons.as_bytes()])), Err(ApiError::MalformedToken));
+        assert_eq!(
+            api_key(&with_auth(&[two_colons.as_bytes()])),
+            Err(ApiError::MalformedToken)
+        );
     }
 }

@@ -88,6 +88,10 @@ pub enum ApiError {
     /// The store could not be reached at all.
     #[error("Fleet server unable to communicate with Elasticsearch")]
     StoreUnavailable,
+    /// Anything else (the Go server's default mapping): 500 with error `BadRequest` and the error
+    /// text as message, e.g. `unknown enroll request type`.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -122,6 +126,7 @@ impl ApiError {
             BadRequest(_) => (400, "BadRequest"),
             StoreFailed(detail) => return (503, detail.clone()),
             StoreUnavailable => (503, "ServiceUnavailable"),
+            Internal(_) => (500, "BadRequest"),
         };
         (status, error.to_owned())
     }

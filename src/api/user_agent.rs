@@ -60,7 +60,11 @@ mod tests {
     fn accepted_forms_normalise() {
         assert_eq!(ua("Elastic Agent v9.2.1").unwrap(), "9.2.1");
         assert_eq!(ua("elastic agent 8.15.0-SNAPSHOT").unwrap(), "8.15.0");
-        assert_eq!(ua("Elastic Agent v9.6.99").unwrap(), "9.6.99", "newer patch is fine");
+        assert_eq!(
+            ua("Elastic Agent v9.6.99").unwrap(),
+            "9.6.99",
+            "newer patch is fine"
+        );
         assert_eq!(ua("Elastic Agent v8").unwrap(), "8.0.0");
         assert_eq!(ua("Elastic Agent 7.13").unwrap(), "7.13.0");
     }
@@ -70,8 +74,18 @@ mod tests {
         assert_eq!(ua("elastic-agent 9.0.0"), Err(ApiError::InvalidUserAgent));
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
         assert_eq!(ua("Elastic Agent vX.1"), Err(ApiError::InvalidUserAgent));
-        assert_eq!(ua("Elastic Agent v9.7.0"), Err(ApiError::UnsupportedVersion), "newer minor");
-        assert_eq!(ua("Elastic Agent v10.0.0"), Err(ApiError::UnsupportedVersion));
-        assert_eq!(ua("Elastic Agent v7.12.9"), Err(ApiError::UnsupportedVersion));
+        assert_eq!(
+            ua("Elastic Agent v9.7.0"),
+            Err(ApiError::UnsupportedVersion),
+            "newer minor"
+        );
+        assert_eq!(
+            ua("Elastic Agent v10.0.0"),
+            Err(ApiError::UnsupportedVersion)
+        );
+        assert_eq!(
+            ua("Elastic Agent v7.12.9"),
+            Err(ApiError::UnsupportedVersion)
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! match, used by unit and scenario tests.
 
 pub mod memory;
+pub mod ops;
 
 #[cfg(test)]
 pub mod conformance;

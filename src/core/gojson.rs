@@ -94,7 +94,9 @@ fn write_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -121,7 +123,10 @@ mod tests {
 
     #[test]
     fn matches_vectors_from_the_real_go_encoder_when_present() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/go-json-hash/vectors.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/go-json-hash/vectors.json"
+        );
         let vectors: Vec<Value> = match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             // A fresh clone has no ../shared: the built-in case below still runs.
@@ -134,7 +139,12 @@ mod tests {
         assert!(!vectors.is_empty());
         for v in vectors {
             let input: Value = serde_json::from_str(v["input"].as_str().unwrap()).unwrap();
-            assert_eq!(encode(&input), v["encoded"].as_str().unwrap(), "input {}", v["input"]);
+            assert_eq!(
+                encode(&input),
+                v["encoded"].as_str().unwrap(),
+                "input {}",
+                v["input"]
+            );
             assert_eq!(permissions_hash(&input), v["sha256"].as_str().unwrap());
         }
     }

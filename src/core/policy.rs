@@ -123,8 +123,14 @@ fn split_holes(text: &str, holes: &[Segment]) -> Vec<Segment> {
     let mut rest = text;
     while let Some(start) = rest.find(HOLE_OPEN) {
         let after = &rest[start + HOLE_OPEN.len()..];
-        let Some(end) = after.find(HOLE_CLOSE) else { break };
-        let Some(fill) = after[..end].parse::<usize>().ok().and_then(|n| holes.get(n)) else {
+        let Some(end) = after.find(HOLE_CLOSE) else {
+            break;
+        };
+        let Some(fill) = after[..end]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| holes.get(n))
+        else {
             break;
         };
         segments.push(Segment::Literal(Arc::from(&rest[..start])));
@@ -180,13 +186,14 @@ impl PreparedPolicy {
                 .to_owned();
             match kind.as_str() {
                 "elasticsearch" | "remote_elasticsearch" => {
-                    let roles = permissions
-                        .and_then(|p| p.get(name))
-                        .cloned()
-                        .ok_or_else(|| PolicyError::NoPermissions {
-                            policy: pid.clone(),
-                            output: name.clone(),
-                        })?;
+                    let roles =
+                        permissions
+                            .and_then(|p| p.get(name))
+                            .cloned()
+                            .ok_or_else(|| PolicyError::NoPermissions {
+                                policy: pid.clone(),
+                                output: name.clone(),
+                            })?;
                     if let Value::Object(o) = output {
                         o.insert("type".into(), Value::from("elasticsearch"));
                         o.remove("service_token");
@@ -237,10 +244,14 @@ impl PreparedPolicy {
             Value::Array(secret_paths.into_iter().map(Value::from).collect()),
         );
 
-        let has_fleet_server_input = data
-            .get("inputs")
-            .and_then(Value::as_array)
-            .is_some_and(|inputs| inputs.iter().any(|i| i.get("type").and_then(Value::as_str) == Some("fleet-server")));
+        let has_fleet_server_input =
+            data.get("inputs")
+                .and_then(Value::as_array)
+                .is_some_and(|inputs| {
+                    inputs
+                        .iter()
+                        .any(|i| i.get("type").and_then(Value::as_str) == Some("fleet-server"))
+                });
 
         // The action around the policy, with the agent id as a hole too. Key order follows the
         // Go struct (agent_id, created_at, data, id, input_type, type).
@@ -279,7 +290,12 @@ impl PreparedPolicy {
 
     /// Appends the POLICY_CHANGE action for `agent_id` to `out`; `keys` maps output name to
     /// `id:secret`. A missing key is rendered as an empty string (the caller ensures keys first).
-    pub fn render_action(&self, agent_id: &str, keys: &BTreeMap<String, String>, out: &mut Vec<u8>) {
+    pub fn render_action(
+        &self,
+        agent_id: &str,
+        keys: &BTreeMap<String, String>,
+        out: &mut Vec<u8>,
+    ) {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
@@ -350,9 +366,12 @@ mod tests {
     }
 
     fn render(p: &PreparedPolicy, agent: &str) -> Value {
-        let keys: BTreeMap<String, String> = [("default".to_owned(), "kid:ksecret".to_owned()), ("remote".to_owned(), "rid:rsecret".to_owned())]
-            .into_iter()
-            .collect();
+        let keys: BTreeMap<String, String> = [
+            ("default".to_owned(), "kid:ksecret".to_owned()),
+            ("remote".to_owned(), "rid:rsecret".to_owned()),
+        ]
+        .into_iter()
+        .collect();
         let mut out = Vec::new();
         p.render_action(agent, &keys, &mut out);
         serde_json::from_slice(&out).unwrap()
@@ -376,7 +395,10 @@ mod tests {
         assert_eq!(policy["outputs"]["remote"]["type"], "elasticsearch");
         assert_eq!(policy["outputs"]["remote"]["api_key"], "rid:rsecret");
         assert!(policy["outputs"]["remote"].get("service_token").is_none());
-        assert!(policy["outputs"]["ls"].get("api_key").is_none(), "logstash untouched");
+        assert!(
+            policy["outputs"]["ls"].get("api_key").is_none(),
+            "logstash untouched"
+        );
         assert!(policy.get("secret_references").is_none());
         assert_eq!(policy["secret_paths"], json!([]));
         assert_eq!(policy["signed"]["signature"], "s");
@@ -386,7 +408,10 @@ mod tests {
     fn permissions_hash_is_go_compatible_per_output() {
         let p = prep(basic()).unwrap();
         let default = p.es_outputs.iter().find(|o| o.name == "default").unwrap();
-        assert_eq!(default.hash, "f672e8907e9dc67e088d02da3a9f1969e1580f93260bef1b94060c058a08bac5");
+        assert_eq!(
+            default.hash,
+            "f672e8907e9dc67e088d02da3a9f1969e1580f93260bef1b94060c058a08bac5"
+        );
     }
 
     #[test]
@@ -395,9 +420,15 @@ mod tests {
         let mut keys = BTreeMap::new();
         assert!(!p.keys_current(&keys));
         for o in &p.es_outputs {
-            keys.insert(o.name.clone(), crate::model::OutputKey {
-                api_key: "a:b".into(), api_key_id: "a".into(), permissions_hash: o.hash.clone(), ..Default::default()
-            });
+            keys.insert(
+                o.name.clone(),
+                crate::model::OutputKey {
+                    api_key: "a:b".into(),
+                    api_key_id: "a".into(),
+                    permissions_hash: o.hash.clone(),
+                    ..Default::default()
+                },
+            );
         }
         assert!(p.keys_current(&keys));
         keys.get_mut("default").unwrap().permissions_hash = "old".into();
@@ -424,11 +455,17 @@ mod tests {
         d["exporters"] = json!({"elasticsearch/default": {"endpoints": ["https://es:9200"]}});
         let p = prep(d).unwrap();
         let a = render(&p, "x");
-        assert_eq!(a["data"]["policy"]["exporters"]["elasticsearch/default"]["api_key"], "a2lkOmtzZWNyZXQ=");
+        assert_eq!(
+            a["data"]["policy"]["exporters"]["elasticsearch/default"]["api_key"],
+            "a2lkOmtzZWNyZXQ="
+        );
         let mut d = basic();
         d["exporters"] = json!({"otlphttp/default": {"endpoint": "x"}});
         let p = prep(d).unwrap();
-        assert_eq!(render(&p, "x")["data"]["policy"]["exporters"]["otlphttp/default"], json!({"endpoint": "x"}));
+        assert_eq!(
+            render(&p, "x")["data"]["policy"]["exporters"]["otlphttp/default"],
+            json!({"endpoint": "x"})
+        );
         let mut d = basic();
         d["exporters"] = json!({"elasticsearch/ls": {}});
         assert!(matches!(prep(d), Err(PolicyError::BadExporter { .. })));
@@ -436,8 +473,13 @@ mod tests {
 
     #[test]
     fn every_reference_policy_prepares_when_present() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/fleet-server/policy-testdata");
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/fleet-server/policy-testdata"
+        );
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             let data: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -452,7 +494,13 @@ mod tests {
             assert!(a["data"]["policy"].get("secret_references").is_none());
             if path.ends_with("policy_with_secrets_mixed.json") {
                 let paths = &a["data"]["policy"]["secret_paths"];
-                assert!(paths.as_array().unwrap().contains(&json!("outputs.fs-output.type")), "{paths}");
+                assert!(
+                    paths
+                        .as_array()
+                        .unwrap()
+                        .contains(&json!("outputs.fs-output.type")),
+                    "{paths}"
+                );
             }
         }
     }

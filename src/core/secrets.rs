@@ -4,6 +4,7 @@
 //! * path: an object member `"secrets": {"<k1>": {"<k2>": {"id": "<id>"}}}` writes the value at
 //!   `<k1>.<k2>` inside that object (keys taken literally) and the member is removed; a missing
 //!   secret writes an empty string.
+//!
 //! Every replaced location is reported as a dotted path (`inputs.0.streams.1.auth.basic.password`)
 //! for the policy's `secret_paths`, so agents can redact them.
 
@@ -52,7 +53,12 @@ pub fn resolve(data: &mut Map<String, Value>, secrets: &HashMap<String, String>)
     paths.into_iter().collect()
 }
 
-fn walk(value: &mut Value, path: &str, secrets: &HashMap<String, String>, paths: &mut BTreeSet<String>) {
+fn walk(
+    value: &mut Value,
+    path: &str,
+    secrets: &HashMap<String, String>,
+    paths: &mut BTreeSet<String>,
+) {
     match value {
         Value::String(s) => {
             if let Some(resolved) = replace_inline(s, secrets) {
@@ -107,7 +113,11 @@ fn replace_inline(s: &str, secrets: &HashMap<String, String>) -> Option<String> 
     replaced.then_some(out)
 }
 
-fn collect_leaves(spec: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+fn collect_leaves(
+    spec: &Map<String, Value>,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, String)>,
+) {
     for (k, v) in spec {
         prefix.push(k.clone());
         match v.get("id").and_then(Value::as_str) {
@@ -123,10 +133,14 @@ fn collect_leaves(spec: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut
 }
 
 fn set_at(map: &mut Map<String, Value>, keys: &[String], value: Value) {
-    let Some((last, parents)) = keys.split_last() else { return };
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
     let mut cur = map;
     for k in parents {
-        let entry = cur.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = cur
+            .entry(k.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }
@@ -142,7 +156,10 @@ mod tests {
     use serde_json::json;
 
     fn secrets() -> HashMap<String, String> {
-        [("s1", "one"), ("s2", "two")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        [("s1", "one"), ("s2", "two")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     #[test]
@@ -154,12 +171,28 @@ mod tests {
             "agent": {"download": {"sourceURI": "$co.elastic.secret{s2}"}, "other": "$co.elastic.secret{s1}"}
         });
         let paths = resolve(data.as_object_mut().unwrap(), &secrets());
-        assert_eq!(data["inputs"][0]["streams"][1]["auth.basic.password"], "x-one-two");
+        assert_eq!(
+            data["inputs"][0]["streams"][1]["auth.basic.password"],
+            "x-one-two"
+        );
         assert_eq!(data["fleet"]["hosts"][0], "one");
-        assert_eq!(data["outputs"]["o"]["type"], "$co.elastic.secret{unknown}", "unknown id kept");
+        assert_eq!(
+            data["outputs"]["o"]["type"], "$co.elastic.secret{unknown}",
+            "unknown id kept"
+        );
         assert_eq!(data["agent"]["download"]["sourceURI"], "two");
-        assert_eq!(data["agent"]["other"], "$co.elastic.secret{s1}", "only agent.download");
-        assert_eq!(paths, ["agent.download.sourceURI", "fleet.hosts.0", "inputs.0.streams.1.auth.basic.password"]);
+        assert_eq!(
+            data["agent"]["other"], "$co.elastic.secret{s1}",
+            "only agent.download"
+        );
+        assert_eq!(
+            paths,
+            [
+                "agent.download.sourceURI",
+                "fleet.hosts.0",
+                "inputs.0.streams.1.auth.basic.password"
+            ]
+        );
     }
 
     #[test]
@@ -171,8 +204,14 @@ mod tests {
         let paths = resolve(data.as_object_mut().unwrap(), &secrets());
         assert_eq!(data["outputs"]["fs"]["ssl"]["key"], "one");
         assert!(data["outputs"]["fs"].get("secrets").is_none());
-        assert_eq!(data["inputs"][0]["auth.basic.password"], "", "missing secret → empty string");
-        assert_eq!(paths, ["inputs.0.auth.basic.password", "outputs.fs.ssl.key"]);
+        assert_eq!(
+            data["inputs"][0]["auth.basic.password"], "",
+            "missing secret → empty string"
+        );
+        assert_eq!(
+            paths,
+            ["inputs.0.auth.basic.password", "outputs.fs.ssl.key"]
+        );
     }
 
     #[test]
