@@ -138,6 +138,17 @@ impl ApiError {
     }
 }
 
+/// The response for an error, with `Retry-After` on 503s: the store is unavailable for now and
+/// a client should come back rather than treat it as final.
+pub fn respond(err: &ApiError) -> Response {
+    let response = err.to_response();
+    if response.status == 503 {
+        response.with_header("Retry-After", "5")
+    } else {
+        response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod ops;
+pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;

@@ -133,9 +133,9 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                 fields.insert(cleared.into(), Value::Null);
             }
             fields.insert("updated_at".into(), json!(enrolled_at));
-            store
-                .update_agent(&agent_id, &fields)
-                .and_then(|()| store.invalidate_api_keys(std::slice::from_ref(&old.access_api_key_id)))
+            store.update_agent(&agent_id, &fields).and_then(|()| {
+                store.invalidate_api_keys(std::slice::from_ref(&old.access_api_key_id))
+            })
         }
         None => {
             let agent = Agent {
