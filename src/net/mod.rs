@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{ConnKey, ReplyTo, Server, Settings};
+pub use server::{ConnKey, ReplyTo, Server, Settings, ShutdownHandle, Stats};
 
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -147,7 +148,35 @@ pub struct Server {
     drain_deadline: Option<Instant>,
     drain_expired: bool,
     ready_slots: Vec<usize>,
-    _waker: Arc<Waker>,
+    waker: Arc<Waker>,
+    shutdown: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+/// Counters the loop keeps current, readable from other threads.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Checkins parked right now.
+    pub parked: AtomicUsize,
+    /// Connections open right now.
+    pub connections: AtomicUsize,
+    /// Backend replies that arrived for a connection that had gone.
+    pub late_replies: AtomicU64,
+}
+
+/// Starts the drain of a server from another thread (what SIGTERM does for the process).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to drain and stop.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
 }
 
 impl Server {
@@ -207,8 +236,23 @@ impl Server {
             drain_deadline: None,
             drain_expired: false,
             ready_slots: Vec::new(),
-            _waker: waker,
+            waker,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(Stats::default()),
         })
+    }
+
+    /// Live counters of this server.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// A handle that drains this server like SIGTERM does.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: Arc::clone(&self.shutdown),
+            waker: Arc::clone(&self.waker),
+        }
     }
 
     /// Runs until SIGTERM/SIGINT has drained every connection and flushed checkin state (or the
@@ -263,6 +307,9 @@ impl Server {
                 self.on_signals(now);
             }
             if woken {
+                if self.shutdown.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
+                    self.start_drain(now);
+                }
                 self.on_backend(now);
             }
             for slot in ready.drain(..) {
@@ -271,6 +318,15 @@ impl Server {
             self.ready_slots = ready;
             self.fire_deadlines(now);
             self.accept(now);
+            self.stats
+                .parked
+                .store(self.waiters.len(), Ordering::Relaxed);
+            self.stats
+                .connections
+                .store(self.conns.len(), Ordering::Relaxed);
+            self.stats
+                .late_replies
+                .store(self.late_replies, Ordering::Relaxed);
         }
     }
 
