@@ -11,7 +11,12 @@ pub const SERVER_VERSION_STR: &str = "9.6.0";
 
 /// Validates the User-Agent and returns the normalised agent version (`9.2.1`).
 pub fn agent_version(req: &Request) -> Result<String, ApiError> {
-    let raw = req.header_str("user-agent").unwrap_or("");
+    let Some(raw) = req.header_str("user-agent") else {
+        // The generated parameter binder's answer (fleet-protocol.md §13.1 #6).
+        return Err(ApiError::Internal(
+            "Header parameter User-Agent is required, but not found".into(),
+        ));
+    };
     let lower = raw.to_ascii_lowercase();
     let Some(rest) = lower.strip_prefix("elastic agent ") else {
         return Err(ApiError::InvalidUserAgent);
@@ -73,6 +78,19 @@ mod tests {
     fn rejected_forms() {
         assert_eq!(ua("elastic-agent 9.0.0"), Err(ApiError::InvalidUserAgent));
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
+        let missing = agent_version(&Request {
+            method: Method::Post,
+            path: "/".into(),
+            query: None,
+            minor_version: 1,
+            headers: vec![],
+            body: Vec::new(),
+            keep_alive: true,
+        });
+        assert!(
+            matches!(missing, Err(ApiError::Internal(_))),
+            "missing header is the binder's 500"
+        );
         assert_eq!(ua("Elastic Agent vX.1"), Err(ApiError::InvalidUserAgent));
         assert_eq!(
             ua("Elastic Agent v9.7.0"),

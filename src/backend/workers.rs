@@ -171,9 +171,9 @@ impl<T: Send + 'static> Backend<T> {
     }
 
     /// Queues a job; gives it back when the queue is full or the workers are gone.
-    pub fn submit(&self, to: T, job: Job) -> Result<(), (T, Job)> {
+    pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
         self.jobs.try_send((to, job)).map_err(|e| match e {
-            TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
+            TrySendError::Full(v) | TrySendError::Disconnected(v) => Box::new(v),
         })
     }
 }

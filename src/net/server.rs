@@ -685,8 +685,11 @@ impl Server {
             .collect();
         match backend.submit(ReplyTo::Writer, Job::WriteCheckins(batch)) {
             Ok(()) => self.bulk_inflight = true,
-            Err((_, Job::WriteCheckins(batch))) => self.bulk.extend(batch),
-            Err(_) => {}
+            Err(refused) => {
+                if let (_, Job::WriteCheckins(batch)) = *refused {
+                    self.bulk.extend(batch);
+                }
+            }
         }
     }
 

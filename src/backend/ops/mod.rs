@@ -43,7 +43,17 @@ pub fn authenticate_agent(
     key: &ApiKey,
     agent_id: &str,
 ) -> Result<Agent, ApiError> {
-    authenticate(store, key)?;
+    if let Err(err) = authenticate(store, key) {
+        // A correct secret of a key disabled because its agent was unenrolled answers as Go's
+        // key cache makes it answer: the agent is inactive.
+        if err == ApiError::ApiKeyNotEnabled {
+            let agent = store.agent(agent_id).map_err(store_error)?;
+            if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
+                return Err(ApiError::AgentInactive);
+            }
+        }
+        return Err(err);
+    }
     let agent = store.agent(agent_id).map_err(store_error)?;
     let Some(agent) = agent.filter(|a| a.access_api_key_id == key.id) else {
         return Err(ApiError::AgentIdentity);
