@@ -346,17 +346,21 @@ fn run_item(c: &Ctx, g: &mut Cluster, it: &BulkItem, now: i64) -> EsResult<Write
     };
     match it.op.as_str() {
         "index" | "create" => {
-            let create = it.op == "create" || it.id.is_none();
-            let t = g.write_target(target, now)?;
-            c.shared.security().authorize(&c.principal, &format!("indices:data/write/{}", if create { "index" } else { "index" }), std::slice::from_ref(&t.concrete))?;
+            let create = it.op == "create";
+            if it.id.as_deref() == Some("") {
+                return Err(EsError::illegal_argument("if _id is specified it must not be empty"));
+            }
+            let name = g.resolve_single(target).unwrap_or_else(|_| target.to_string());
+            c.shared.security().authorize(&c.principal, "indices:data/write/index", &[name])?;
             let src = it.source.clone().unwrap_or(Value::Null);
             write_doc(g, target, it.id.as_deref(), src, create, it.occ, now)
         }
         "update" => {
             let id = it.id.clone().unwrap_or_default();
             let body = update::parse(it.source.as_ref().unwrap_or(&Value::Null))?;
+            let name = g.resolve_single(target).unwrap_or_else(|_| target.to_string());
+            c.shared.security().authorize(&c.principal, "indices:data/write/update", &[name])?;
             let t = g.write_target(target, now)?;
-            c.shared.security().authorize(&c.principal, "indices:data/write/update", std::slice::from_ref(&t.concrete))?;
             let i = g.indices.get_mut(&t.concrete).ok_or_else(|| EsError::index_not_found(target))?;
             update::apply(i, &id, &body, it.occ)
         }
