@@ -140,7 +140,7 @@ impl Faults {
         let latency;
         {
             let mut s = self.st();
-            while s.hang && !stop() {
+            while s.hang && !s.down && !stop() {
                 s = match self.cv.wait_timeout(s, Duration::from_millis(50)) {
                     Ok((g, _)) => g,
                     Err(p) => p.into_inner().0,
