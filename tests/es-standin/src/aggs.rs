@@ -3,9 +3,9 @@
 //! Buckets are ordered by `doc_count` desc then key asc; keys of unmapped fields give no buckets.
 
 use crate::error::{EsError, EsResult};
-use crate::query::{field_values, resolve_field, Ctx, FieldValue};
 use crate::mapping::FieldType;
-use crate::search::{parse_sort, render_hit, Hit, SortSpec, SourceFilter};
+use crate::query::{field_values, resolve_field, Ctx, FieldValue};
+use crate::search::{parse_sort, render_hit, Hit, RenderOpts, SortSpec, SourceFilter};
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 
@@ -53,7 +53,9 @@ pub fn parse(v: &Value) -> EsResult<Vec<Agg>> {
     let mut out = Vec::new();
     for (name, def) in m {
         let Some(d) = def.as_object() else {
-            return Err(EsError::parsing(format!("Aggregation [{name}] must be an object")));
+            return Err(EsError::parsing(format!(
+                "Aggregation [{name}] must be an object"
+            )));
         };
         let mut kind = None;
         let mut subs = Vec::new();
@@ -62,11 +64,18 @@ pub fn parse(v: &Value) -> EsResult<Vec<Agg>> {
                 "aggs" | "aggregations" => subs = parse(body)?,
                 "meta" => {}
                 "terms" => {
-                    let field = body.get("field").and_then(Value::as_str).unwrap_or("").to_string();
+                    let field = body
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     kind = Some(AggKind::Terms {
                         field,
                         size: body.get("size").and_then(Value::as_u64).unwrap_or(10) as usize,
-                        min_doc_count: body.get("min_doc_count").and_then(Value::as_u64).unwrap_or(1) as usize,
+                        min_doc_count: body
+                            .get("min_doc_count")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(1) as usize,
                     });
                 }
                 "top_hits" => {
@@ -77,7 +86,11 @@ pub fn parse(v: &Value) -> EsResult<Vec<Agg>> {
                     });
                 }
                 "max" | "min" | "value_count" | "cardinality" => {
-                    let field = body.get("field").and_then(Value::as_str).unwrap_or("").to_string();
+                    let field = body
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     kind = Some(AggKind::Metric(k.clone(), field));
                 }
                 other => {
@@ -87,8 +100,14 @@ pub fn parse(v: &Value) -> EsResult<Vec<Agg>> {
                 }
             }
         }
-        let kind = kind.ok_or_else(|| EsError::parsing(format!("Missing definition for aggregation [{name}]")))?;
-        out.push(Agg { name: name.clone(), kind, subs });
+        let kind = kind.ok_or_else(|| {
+            EsError::parsing(format!("Missing definition for aggregation [{name}]"))
+        })?;
+        out.push(Agg {
+            name: name.clone(),
+            kind,
+            subs,
+        });
     }
     Ok(out)
 }
@@ -96,9 +115,10 @@ pub fn parse(v: &Value) -> EsResult<Vec<Agg>> {
 fn key_json(v: &FieldValue, ty: Option<FieldType>) -> (Value, Option<Value>) {
     match (v, ty) {
         (FieldValue::Bool(b), _) => (json!(if *b { 1 } else { 0 }), Some(json!(b.to_string()))),
-        (FieldValue::Num(n), Some(FieldType::Date)) => {
-            (json!(*n as i64), Some(json!(crate::datemath::format_millis(*n as i64))))
-        }
+        (FieldValue::Num(n), Some(FieldType::Date)) => (
+            json!(*n as i64),
+            Some(json!(crate::datemath::format_millis(*n as i64))),
+        ),
         (other, _) => (other.to_json(), None),
     }
 }
@@ -107,7 +127,9 @@ fn cmp_key(a: &FieldValue, b: &FieldValue) -> Ordering {
     match (a, b) {
         (FieldValue::Num(x), FieldValue::Num(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
         (FieldValue::Bool(x), FieldValue::Bool(y)) => x.cmp(y),
-        (FieldValue::Str(x) | FieldValue::Text(x), FieldValue::Str(y) | FieldValue::Text(y)) => x.cmp(y),
+        (FieldValue::Str(x) | FieldValue::Text(x), FieldValue::Str(y) | FieldValue::Text(y)) => {
+            x.cmp(y)
+        }
         _ => Ordering::Equal,
     }
 }
@@ -122,7 +144,11 @@ pub fn run(aggs: &[Agg], hits: &[Hit], now: i64) -> EsResult<Value> {
 }
 
 fn values_of(h: &Hit, field: &str, now: i64) -> Vec<FieldValue> {
-    let ctx = Ctx { mapping: &h.index.mapping, index: &h.index.name, now };
+    let ctx = Ctx {
+        mapping: &h.index.mapping,
+        index: &h.index.name,
+        now,
+    };
     let mut v = field_values(h.doc, field, &ctx);
     v.dedup();
     v
@@ -130,7 +156,11 @@ fn values_of(h: &Hit, field: &str, now: i64) -> Vec<FieldValue> {
 
 fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
     match &a.kind {
-        AggKind::Terms { field, size, min_doc_count } => {
+        AggKind::Terms {
+            field,
+            size,
+            min_doc_count,
+        } => {
             let ty = hits
                 .first()
                 .and_then(|h| resolve_field(&h.index.mapping, field))
@@ -150,7 +180,9 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
                 }
             }
             buckets.retain(|(_, d)| d.len() >= *min_doc_count);
-            buckets.sort_by(|(ka, da), (kb, db)| db.len().cmp(&da.len()).then_with(|| cmp_key(ka, kb)));
+            buckets.sort_by(|(ka, da), (kb, db)| {
+                db.len().cmp(&da.len()).then_with(|| cmp_key(ka, kb))
+            });
             let other: usize = buckets.iter().skip(*size).map(|(_, d)| d.len()).sum();
             let mut rendered = Vec::new();
             for (k, docs) in buckets.iter().take(*size) {
@@ -163,20 +195,31 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
                 b.insert("doc_count".into(), json!(docs.len()));
                 let sub_hits: Vec<Hit> = docs
                     .iter()
-                    .map(|&i| Hit { index: hits[i].index, doc: hits[i].doc, score: hits[i].score, sort: Vec::new() })
+                    .map(|&i| Hit {
+                        index: hits[i].index,
+                        doc: hits[i].doc,
+                        score: hits[i].score,
+                        sort: Vec::new(),
+                    })
                     .collect();
                 for s in &a.subs {
                     b.insert(s.name.clone(), run_one(s, &sub_hits, now)?);
                 }
                 rendered.push(Value::Object(b));
             }
-            Ok(json!({"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": rendered}))
+            Ok(
+                json!({"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": rendered}),
+            )
         }
         AggKind::TopHits { size, sort, source } => {
             let mut items: Vec<Hit> = hits
                 .iter()
                 .map(|h| {
-                    let ctx = Ctx { mapping: &h.index.mapping, index: &h.index.name, now };
+                    let ctx = Ctx {
+                        mapping: &h.index.mapping,
+                        index: &h.index.name,
+                        now,
+                    };
                     let sv = sort
                         .iter()
                         .map(|s| {
@@ -188,7 +231,12 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
                             }
                         })
                         .collect();
-                    Hit { index: h.index, doc: h.doc, score: h.score, sort: sv }
+                    Hit {
+                        index: h.index,
+                        doc: h.doc,
+                        score: h.score,
+                        sort: sv,
+                    }
                 })
                 .collect();
             if !sort.is_empty() {
@@ -197,7 +245,11 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
                         let o = match (&x.sort[i], &y.sort[i]) {
                             (Some(p), Some(q)) => {
                                 let o = cmp_key(p, q);
-                                if s.desc { o.reverse() } else { o }
+                                if s.desc {
+                                    o.reverse()
+                                } else {
+                                    o
+                                }
                             }
                             (Some(_), None) => Ordering::Less,
                             (None, Some(_)) => Ordering::Greater,
@@ -213,14 +265,26 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
             let rendered: Vec<Value> = items
                 .iter()
                 .take(*size)
-                .map(|h| render_hit(h, source, false, false, sort, &[], &[], now))
+                .map(|h| {
+                    let o = RenderOpts {
+                        source,
+                        seq_no_primary_term: false,
+                        version: false,
+                        sort,
+                        fields: &[],
+                        script_fields: &[],
+                    };
+                    render_hit(h, &o, now)
+                })
                 .collect();
             let max_score = if sort.is_empty() && !items.is_empty() {
                 json!(items.iter().map(|h| h.score).fold(f64::MIN, f64::max))
             } else {
                 Value::Null
             };
-            Ok(json!({"hits": {"total": {"value": items.len(), "relation": "eq"}, "max_score": max_score, "hits": rendered}}))
+            Ok(
+                json!({"hits": {"total": {"value": items.len(), "relation": "eq"}, "max_score": max_score, "hits": rendered}}),
+            )
         }
         AggKind::Metric(kind, field) => {
             let mut nums = Vec::new();

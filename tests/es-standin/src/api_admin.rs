@@ -39,28 +39,39 @@ pub fn health(c: &Ctx) -> EsResult<Response> {
     c.authorize("cluster:monitor/health", &[])?;
     let g = c.shared.cluster();
     let primaries: u32 = g.indices.values().map(|i| i.shards()).sum();
-    let unassigned: u32 = g.indices.values().map(|i| i.shards() * i.settings.replicas).sum();
+    let unassigned: u32 = g
+        .indices
+        .values()
+        .map(|i| i.shards() * i.settings.replicas)
+        .sum();
     let status = if unassigned > 0 { "yellow" } else { "green" };
     let total = primaries + unassigned;
-    let pct = if total == 0 { 100.0 } else { f64::from(primaries) * 100.0 / f64::from(total) };
-    Ok(Response::json(200, &json!({
-        "cluster_name": c.shared.config.cluster_name,
-        "status": status,
-        "timed_out": false,
-        "number_of_nodes": 1,
-        "number_of_data_nodes": 1,
-        "active_primary_shards": primaries,
-        "active_shards": primaries,
-        "relocating_shards": 0,
-        "initializing_shards": 0,
-        "unassigned_shards": unassigned,
-        "unassigned_primary_shards": 0,
-        "delayed_unassigned_shards": 0,
-        "number_of_pending_tasks": 0,
-        "number_of_in_flight_fetch": 0,
-        "task_max_waiting_in_queue_millis": 0,
-        "active_shards_percent_as_number": pct,
-    })))
+    let pct = if total == 0 {
+        100.0
+    } else {
+        f64::from(primaries) * 100.0 / f64::from(total)
+    };
+    Ok(Response::json(
+        200,
+        &json!({
+            "cluster_name": c.shared.config.cluster_name,
+            "status": status,
+            "timed_out": false,
+            "number_of_nodes": 1,
+            "number_of_data_nodes": 1,
+            "active_primary_shards": primaries,
+            "active_shards": primaries,
+            "relocating_shards": 0,
+            "initializing_shards": 0,
+            "unassigned_shards": unassigned,
+            "unassigned_primary_shards": 0,
+            "delayed_unassigned_shards": 0,
+            "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0,
+            "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": pct,
+        }),
+    ))
 }
 
 /// `PUT /<index>`.
@@ -71,7 +82,10 @@ pub fn create_index(c: &Ctx, idx: &str) -> EsResult<Response> {
     g.create_index(idx, &body, c.now())?;
     drop(g);
     c.shared.notify();
-    Ok(Response::json(200, &json!({"acknowledged": true, "shards_acknowledged": true, "index": idx})))
+    Ok(Response::json(
+        200,
+        &json!({"acknowledged": true, "shards_acknowledged": true, "index": idx}),
+    ))
 }
 
 /// `DELETE /<index>`.
@@ -87,7 +101,10 @@ pub fn delete_index(c: &Ctx, idx: &str) -> EsResult<Response> {
 /// `HEAD /<index>`.
 pub fn index_exists(c: &Ctx, idx: &str) -> EsResult<Response> {
     let g = c.shared.cluster();
-    let found = g.resolve(idx, false).map(|v| !v.is_empty()).unwrap_or(false);
+    let found = g
+        .resolve(idx, false)
+        .map(|v| !v.is_empty())
+        .unwrap_or(false);
     Ok(Response::empty(if found { 200 } else { 404 }))
 }
 
@@ -102,7 +119,9 @@ fn settings_json(i: &crate::index::Index) -> Value {
     });
     match i.settings.refresh_interval {
         None => s["refresh_interval"] = json!("-1"),
-        Some(d) if d != std::time::Duration::from_secs(1) => s["refresh_interval"] = json!(format!("{}ms", d.as_millis())),
+        Some(d) if d != std::time::Duration::from_secs(1) => {
+            s["refresh_interval"] = json!(format!("{}ms", d.as_millis()))
+        }
         _ => {}
     }
     if i.settings.hidden {
@@ -122,7 +141,8 @@ pub fn get_index(c: &Ctx, idx: &str) -> EsResult<Response> {
     let mut out = Map::new();
     for n in names {
         let Some(i) = g.indices.get(&n) else { continue };
-        let aliases: Map<String, Value> = i.aliases.iter().map(|a| (a.clone(), json!({}))).collect();
+        let aliases: Map<String, Value> =
+            i.aliases.iter().map(|a| (a.clone(), json!({}))).collect();
         let mut v = json!({"aliases": aliases, "mappings": i.mapping.to_es_json(), "settings": settings_json(i)});
         if let Some(ds) = &i.data_stream {
             v["data_stream"] = json!(ds);
@@ -139,7 +159,11 @@ pub fn get_mapping(c: &Ctx, idx: Option<&str>) -> EsResult<Response> {
     c.authorize("indices:admin/mappings/get", &names)?;
     let out: Map<String, Value> = names
         .iter()
-        .filter_map(|n| g.indices.get(n).map(|i| (n.clone(), json!({"mappings": i.mapping.to_es_json()}))))
+        .filter_map(|n| {
+            g.indices
+                .get(n)
+                .map(|i| (n.clone(), json!({"mappings": i.mapping.to_es_json()})))
+        })
         .collect();
     Ok(Response::json(200, &Value::Object(out)))
 }
@@ -157,13 +181,21 @@ pub fn get_alias(c: &Ctx, name: &str) -> EsResult<Response> {
     let g = c.shared.cluster();
     let mut out = Map::new();
     for i in g.indices.values() {
-        let hits: Map<String, Value> = i.aliases.iter().filter(|a| util::glob(name, a)).map(|a| (a.clone(), json!({}))).collect();
+        let hits: Map<String, Value> = i
+            .aliases
+            .iter()
+            .filter(|a| util::glob(name, a))
+            .map(|a| (a.clone(), json!({})))
+            .collect();
         if !hits.is_empty() {
             out.insert(i.name.clone(), json!({"aliases": hits}));
         }
     }
     if out.is_empty() {
-        return Ok(Response::json(404, &json!({"error": format!("alias [{name}] missing"), "status": 404})));
+        return Ok(Response::json(
+            404,
+            &json!({"error": format!("alias [{name}] missing"), "status": 404}),
+        ));
     }
     Ok(Response::json(200, &Value::Object(out)))
 }
@@ -173,7 +205,12 @@ pub fn aliases(c: &Ctx) -> EsResult<Response> {
     let body = c.body()?;
     c.authorize("indices:admin/aliases", &[])?;
     let mut g = c.shared.cluster();
-    for a in body.get("actions").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for a in body
+        .get("actions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         if let Some(add) = a.get("add") {
             let idx = add.get("index").and_then(Value::as_str).unwrap_or("");
             let alias = add.get("alias").and_then(Value::as_str).unwrap_or("");
@@ -188,7 +225,10 @@ pub fn aliases(c: &Ctx) -> EsResult<Response> {
             }
         }
     }
-    Ok(Response::json(200, &json!({"acknowledged": true, "errors": false})))
+    Ok(Response::json(
+        200,
+        &json!({"acknowledged": true, "errors": false}),
+    ))
 }
 
 /// `PUT /_index_template/<name>`.
@@ -197,7 +237,11 @@ pub fn put_template(c: &Ctx, name: &str) -> EsResult<Response> {
     c.authorize("indices:admin/index_template/put", &[])?;
     let pats: Vec<String> = match body.get("index_patterns") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
         _ => return Err(EsError::validation(&["index patterns are missing".into()])),
     };
     let ds = body.get("data_stream").is_some();
@@ -240,7 +284,10 @@ pub fn secret_post(c: &Ctx) -> EsResult<Response> {
     let mut g = c.shared.cluster();
     let t = g.write_target(SECRETS, c.now())?;
     let id = util::random_id();
-    let i = g.indices.get_mut(&t.concrete).ok_or_else(|| EsError::index_not_found(SECRETS))?;
+    let i = g
+        .indices
+        .get_mut(&t.concrete)
+        .ok_or_else(|| EsError::index_not_found(SECRETS))?;
     i.put(&id, json!({"value": value}), true, Occ::default())?;
     i.refresh();
     drop(g);
@@ -255,8 +302,13 @@ pub fn secret_get(c: &Ctx, id: &str) -> EsResult<Response> {
     let concrete = g.resolve_single(SECRETS)?;
     let doc = g.indices.get(&concrete).and_then(|i| i.get(id));
     match doc {
-        Some(d) => Ok(Response::json(200, &json!({"id": id, "value": d.source.get("value").cloned().unwrap_or(Value::Null)}))),
-        None => Err(EsError::resource_not_found(format!("No secret with id [{id}]"))),
+        Some(d) => Ok(Response::json(
+            200,
+            &json!({"id": id, "value": d.source.get("value").cloned().unwrap_or(Value::Null)}),
+        )),
+        None => Err(EsError::resource_not_found(format!(
+            "No secret with id [{id}]"
+        ))),
     }
 }
 
@@ -265,9 +317,14 @@ pub fn secret_delete(c: &Ctx, id: &str) -> EsResult<Response> {
     c.authorize("cluster:admin/fleet/secrets/delete", &[])?;
     let mut g = c.shared.cluster();
     let concrete = g.resolve_single(SECRETS)?;
-    let i = g.indices.get_mut(&concrete).ok_or_else(|| EsError::index_not_found(SECRETS))?;
+    let i = g
+        .indices
+        .get_mut(&concrete)
+        .ok_or_else(|| EsError::index_not_found(SECRETS))?;
     if i.get(id).is_none() {
-        return Err(EsError::resource_not_found(format!("No secret with id [{id}]")));
+        return Err(EsError::resource_not_found(format!(
+            "No secret with id [{id}]"
+        )));
     }
     i.delete(id, Occ::default())?;
     i.refresh();

@@ -31,17 +31,32 @@ pub fn refresh_param(v: Option<&str>) -> EsResult<Refresh> {
         None | Some("false") => Ok(Refresh::No),
         Some("") | Some("true") => Ok(Refresh::Now),
         Some("wait_for") => Ok(Refresh::WaitFor),
-        Some(o) => Err(EsError::illegal_argument(format!("Unknown value for refresh: [{o}]."))),
+        Some(o) => Err(EsError::illegal_argument(format!(
+            "Unknown value for refresh: [{o}]."
+        ))),
     }
 }
 
 /// Applies the refresh policy to finished writes; sets `forced_refresh`.
-pub fn after_writes(c: &Ctx, mut g: std::sync::MutexGuard<'_, Cluster>, results: &mut [&mut WriteResult], mode: Refresh) {
-    let mode = if c.shared.config.refresh_on_write && mode == Refresh::No { Refresh::Now } else { mode };
+pub fn after_writes(
+    c: &Ctx,
+    mut g: std::sync::MutexGuard<'_, Cluster>,
+    results: &mut [&mut WriteResult],
+    mode: Refresh,
+) {
+    let mode = if c.shared.config.refresh_on_write && mode == Refresh::No {
+        Refresh::Now
+    } else {
+        mode
+    };
     match mode {
         Refresh::No => {}
         Refresh::Now => {
-            let mut names: Vec<String> = results.iter().filter(|r| r.seq_no >= 0).map(|r| r.index.clone()).collect();
+            let mut names: Vec<String> = results
+                .iter()
+                .filter(|r| r.seq_no >= 0)
+                .map(|r| r.index.clone())
+                .collect();
             names.dedup();
             for n in &names {
                 if let Some(i) = g.indices.get_mut(n) {
@@ -49,16 +64,27 @@ pub fn after_writes(c: &Ctx, mut g: std::sync::MutexGuard<'_, Cluster>, results:
                 }
             }
             if !c.shared.config.refresh_on_write || c.req.query.contains_key("refresh") {
-                for r in results.iter_mut().filter(|r| r.seq_no >= 0 && r.result != "noop") {
+                for r in results
+                    .iter_mut()
+                    .filter(|r| r.seq_no >= 0 && r.result != "noop")
+                {
                     r.forced_refresh = true;
                 }
             }
         }
         Refresh::WaitFor => {
-            let targets: Vec<(String, u32, i64)> = results.iter().filter(|r| r.seq_no >= 0).map(|r| (r.index.clone(), r.shard, r.seq_no)).collect();
+            let targets: Vec<(String, u32, i64)> = results
+                .iter()
+                .filter(|r| r.seq_no >= 0)
+                .map(|r| (r.index.clone(), r.shard, r.seq_no))
+                .collect();
             let far = Instant::now() + Duration::from_secs(3600);
             loop {
-                let done = targets.iter().all(|(n, s, q)| g.indices.get(n).is_none_or(|i| i.refreshed_seq_no(*s) >= *q));
+                let done = targets.iter().all(|(n, s, q)| {
+                    g.indices
+                        .get(n)
+                        .is_none_or(|i| i.refreshed_seq_no(*s) >= *q)
+                });
                 if done || c.shared.is_shutdown() {
                     break;
                 }
@@ -74,38 +100,75 @@ fn occ(c: &Ctx) -> EsResult<Occ> {
     let p = |k: &str| -> EsResult<Option<i64>> {
         match c.param(k) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| EsError::illegal_argument(format!("Failed to parse long parameter [{k}] with value [{v}]"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                EsError::illegal_argument(format!(
+                    "Failed to parse long parameter [{k}] with value [{v}]"
+                ))
+            }),
         }
     };
-    let o = Occ { if_seq_no: p("if_seq_no")?, if_primary_term: p("if_primary_term")? };
+    let o = Occ {
+        if_seq_no: p("if_seq_no")?,
+        if_primary_term: p("if_primary_term")?,
+    };
     if o.if_seq_no.is_some() != o.if_primary_term.is_some() {
-        return Err(EsError::validation(&["ifSeqNo is set, but primary term is [0]".into()]));
+        return Err(EsError::validation(&[
+            "ifSeqNo is set, but primary term is [0]".into(),
+        ]));
     }
     Ok(o)
 }
 
-fn write_doc(g: &mut Cluster, target: &str, id: Option<&str>, src: Value, create: bool, o: Occ, now: i64) -> EsResult<WriteResult> {
+fn write_doc(
+    g: &mut Cluster,
+    target: &str,
+    id: Option<&str>,
+    src: Value,
+    create: bool,
+    o: Occ,
+    now: i64,
+) -> EsResult<WriteResult> {
     if !src.is_object() {
-        return Err(EsError::new(400, "document_parsing_exception", "[1:1] failed to parse: source must be an object"));
+        return Err(EsError::new(
+            400,
+            "document_parsing_exception",
+            "[1:1] failed to parse: source must be an object",
+        ));
     }
     let t = g.write_target(target, now)?;
     if t.data_stream {
         if !create {
-            return Err(EsError::illegal_argument("only write ops with an op_type of create are allowed in data streams"));
+            return Err(EsError::illegal_argument(
+                "only write ops with an op_type of create are allowed in data streams",
+            ));
         }
         if src.get("@timestamp").is_none() {
-            return Err(EsError::new(400, "document_parsing_exception", "[1:1] failed to parse: data stream timestamp field [@timestamp] is missing"));
+            return Err(EsError::new(
+                400,
+                "document_parsing_exception",
+                "[1:1] failed to parse: data stream timestamp field [@timestamp] is missing",
+            ));
         }
     }
     let id = match id {
-        Some("") => return Err(EsError::illegal_argument("if _id is specified it must not be empty")),
+        Some("") => {
+            return Err(EsError::illegal_argument(
+                "if _id is specified it must not be empty",
+            ))
+        }
         Some(i) => i.to_string(),
         None => util::random_id(),
     };
     if id.len() > 512 {
-        return Err(EsError::validation(&[format!("id [{id}] is too long, must be no longer than 512 bytes but was: {}", id.len())]));
+        return Err(EsError::validation(&[format!(
+            "id [{id}] is too long, must be no longer than 512 bytes but was: {}",
+            id.len()
+        )]));
     }
-    let idx = g.indices.get_mut(&t.concrete).ok_or_else(|| EsError::index_not_found(target))?;
+    let idx = g
+        .indices
+        .get_mut(&t.concrete)
+        .ok_or_else(|| EsError::index_not_found(target))?;
     idx.put(&id, src, create, o)
 }
 
@@ -121,7 +184,10 @@ pub fn index_doc(c: &Ctx, idx: &str, id: Option<&str>, create: bool) -> EsResult
     after_writes(c, g, &mut [&mut r], mode);
     let mut resp = Response::json(r.status(), &r.to_json());
     if r.status() == 201 {
-        resp.headers.push(("Location".into(), format!("/{}/_doc/{}", r.index, util::percent_encode(&r.id))));
+        resp.headers.push((
+            "Location".into(),
+            format!("/{}/_doc/{}", r.index, util::percent_encode(&r.id)),
+        ));
     }
     Ok(resp)
 }
@@ -140,17 +206,32 @@ pub fn get_doc(c: &Ctx, idx: &str, id: &str, source_only: bool) -> EsResult<Resp
     let mut g = c.shared.cluster();
     let concrete = g.resolve_single(idx)?;
     c.authorize("indices:data/read/get", std::slice::from_ref(&concrete))?;
-    let i = g.indices.get_mut(&concrete).ok_or_else(|| EsError::index_not_found(idx))?;
+    let i = g
+        .indices
+        .get_mut(&concrete)
+        .ok_or_else(|| EsError::index_not_found(idx))?;
     if c.req.flag("refresh") {
         i.refresh();
     }
     let realtime = c.param("realtime") != Some("false");
-    let doc = if realtime { i.get(id) } else { i.searchable().find(|d| d.id == id).cloned() };
+    let doc = if realtime {
+        i.get(id)
+    } else {
+        i.searchable().find(|d| d.id == id).cloned()
+    };
     match doc {
-        Some(d) if source_only => Ok(Response::json(200, &filter.apply(&d.source).unwrap_or(Value::Null))),
+        Some(d) if source_only => Ok(Response::json(
+            200,
+            &filter.apply(&d.source).unwrap_or(Value::Null),
+        )),
         Some(d) => Ok(Response::json(200, &doc_json(&concrete, &d, &filter))),
-        None if source_only => Err(EsError::resource_not_found(format!("Document not found [{concrete}]/[{id}]"))),
-        None => Ok(Response::json(404, &json!({"_index": concrete, "_id": id, "found": false}))),
+        None if source_only => Err(EsError::resource_not_found(format!(
+            "Document not found [{concrete}]/[{id}]"
+        ))),
+        None => Ok(Response::json(
+            404,
+            &json!({"_index": concrete, "_id": id, "found": false}),
+        )),
     }
 }
 
@@ -161,7 +242,10 @@ pub fn delete_doc(c: &Ctx, idx: &str, id: &str) -> EsResult<Response> {
     let mut g = c.shared.cluster();
     let concrete = g.resolve_single(idx)?;
     c.authorize("indices:data/write/delete", std::slice::from_ref(&concrete))?;
-    let i = g.indices.get_mut(&concrete).ok_or_else(|| EsError::index_not_found(idx))?;
+    let i = g
+        .indices
+        .get_mut(&concrete)
+        .ok_or_else(|| EsError::index_not_found(idx))?;
     let mut r = i.delete(id, o)?;
     after_writes(c, g, &mut [&mut r], mode);
     Ok(Response::json(r.status(), &r.to_json()))
@@ -182,7 +266,9 @@ fn update_json(r: &WriteResult, filter: Option<&SourceFilter>) -> Value {
 }
 
 fn update_filter(c: &Ctx, body: &update::UpdateBody) -> Option<SourceFilter> {
-    SourceFilter::from_params(&c.req.query).or_else(|| body.source.as_ref().map(|s| SourceFilter::parse(Some(s)))).filter(|f| !f.disabled)
+    SourceFilter::from_params(&c.req.query)
+        .or_else(|| body.source.as_ref().map(|s| SourceFilter::parse(Some(s))))
+        .filter(|f| !f.disabled)
 }
 
 /// `POST /<idx>/_update/<id>`.
@@ -193,10 +279,16 @@ pub fn update_doc(c: &Ctx, idx: &str, id: &str) -> EsResult<Response> {
     c.authorize("indices:data/write/update", &[idx.to_string()])?;
     let mut g = c.shared.cluster();
     let t = g.write_target(idx, c.now())?;
-    let i = g.indices.get_mut(&t.concrete).ok_or_else(|| EsError::index_not_found(idx))?;
+    let i = g
+        .indices
+        .get_mut(&t.concrete)
+        .ok_or_else(|| EsError::index_not_found(idx))?;
     let mut r = update::apply(i, id, &body, o)?;
     after_writes(c, g, &mut [&mut r], mode);
-    Ok(Response::json(r.status(), &update_json(&r, update_filter(c, &body).as_ref())))
+    Ok(Response::json(
+        r.status(),
+        &update_json(&r, update_filter(c, &body).as_ref()),
+    ))
 }
 
 /// `POST /_mget`.
@@ -211,12 +303,19 @@ pub fn mget(c: &Ctx, default_idx: Option<&str>) -> EsResult<Response> {
                 Some(Value::Number(n)) => n.to_string(),
                 _ => String::new(),
             };
-            let idx = d.get("_index").and_then(Value::as_str).map(String::from).or_else(|| default_idx.map(String::from));
+            let idx = d
+                .get("_index")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or_else(|| default_idx.map(String::from));
             specs.push((idx, id, d.get("_source").cloned()));
         }
     } else if let Some(ids) = body.get("ids").and_then(Value::as_array) {
         for id in ids {
-            let id = id.as_str().map(String::from).unwrap_or_else(|| id.to_string());
+            let id = id
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| id.to_string());
             specs.push((default_idx.map(String::from), id, None));
         }
     }
@@ -250,16 +349,30 @@ pub fn mget(c: &Ctx, default_idx: Option<&str>) -> EsResult<Response> {
     let mut docs = Vec::new();
     for (idx, id, src) in &specs {
         let idx = idx.as_deref().unwrap_or("");
-        let f = src.as_ref().map(|s| SourceFilter::parse(Some(s))).or_else(|| filter.clone()).unwrap_or_default();
+        let f = src
+            .as_ref()
+            .map(|s| SourceFilter::parse(Some(s)))
+            .or_else(|| filter.clone())
+            .unwrap_or_default();
         match g.resolve_single(idx) {
             Err(e) => docs.push(json!({"_index": idx, "_id": id, "error": e.full_body()})),
             Ok(concrete) => {
-                if let Err(e) = c.shared.security().authorize(&c.principal, "indices:data/read/get", std::slice::from_ref(&concrete)) {
+                if let Err(e) = c.shared.security().authorize(
+                    &c.principal,
+                    "indices:data/read/get",
+                    std::slice::from_ref(&concrete),
+                ) {
                     docs.push(json!({"_index": concrete, "_id": id, "error": e.full_body()}));
                     continue;
                 }
                 let i = g.indices.get(&concrete);
-                let d = i.and_then(|i| if realtime { i.get(id) } else { i.searchable().find(|d| &d.id == id).cloned() });
+                let d = i.and_then(|i| {
+                    if realtime {
+                        i.get(id)
+                    } else {
+                        i.searchable().find(|d| &d.id == id).cloned()
+                    }
+                });
                 match d {
                     Some(d) => docs.push(doc_json(&concrete, &d, &f)),
                     None => docs.push(json!({"_index": concrete, "_id": id, "found": false})),
@@ -280,14 +393,32 @@ struct BulkItem {
     source: Option<Value>,
 }
 
-const META_KEYS: &[&str] = &["_index", "_id", "retry_on_conflict", "if_seq_no", "if_primary_term", "routing", "require_alias", "op_type", "pipeline", "dynamic_templates", "_source", "version", "version_type", "require_data_stream", "list_executed_pipelines"];
+const META_KEYS: &[&str] = &[
+    "_index",
+    "_id",
+    "retry_on_conflict",
+    "if_seq_no",
+    "if_primary_term",
+    "routing",
+    "require_alias",
+    "op_type",
+    "pipeline",
+    "dynamic_templates",
+    "_source",
+    "version",
+    "version_type",
+    "require_data_stream",
+    "list_executed_pipelines",
+];
 
 fn parse_bulk(body: &[u8], default_idx: Option<&str>) -> EsResult<Vec<BulkItem>> {
     if body.is_empty() {
         return Err(EsError::validation(&["no requests added".into()]));
     }
     if body.last() != Some(&b'\n') {
-        return Err(EsError::illegal_argument("The bulk request must be terminated by a newline [\\n]"));
+        return Err(EsError::illegal_argument(
+            "The bulk request must be terminated by a newline [\\n]",
+        ));
     }
     let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
     let mut items = Vec::new();
@@ -312,7 +443,9 @@ fn parse_bulk(body: &[u8], default_idx: Option<&str>) -> EsResult<Vec<BulkItem>>
         let meta = meta.as_object().cloned().unwrap_or_else(Map::new);
         for k in meta.keys() {
             if !META_KEYS.contains(&k.as_str()) {
-                return Err(EsError::illegal_argument(format!("Action/metadata line [{lineno}] contains an unknown parameter [{k}]")));
+                return Err(EsError::illegal_argument(format!(
+                    "Action/metadata line [{lineno}] contains an unknown parameter [{k}]"
+                )));
             }
         }
         let id = match meta.get("_id") {
@@ -321,7 +454,11 @@ fn parse_bulk(body: &[u8], default_idx: Option<&str>) -> EsResult<Vec<BulkItem>>
             _ => None,
         };
         let num = |k: &str| meta.get(k).and_then(Value::as_i64);
-        let index = meta.get("_index").and_then(Value::as_str).map(String::from).or_else(|| default_idx.map(String::from));
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| default_idx.map(String::from));
         let mut op = op.clone();
         if op == "index" && meta.get("op_type").and_then(Value::as_str) == Some("create") {
             op = "create".into();
@@ -329,13 +466,27 @@ fn parse_bulk(body: &[u8], default_idx: Option<&str>) -> EsResult<Vec<BulkItem>>
         let source = if op == "delete" {
             None
         } else {
-            let Some(src) = lines.get(i).filter(|l| !l.iter().all(u8::is_ascii_whitespace)) else {
-                return Err(EsError::illegal_argument(format!("Malformed action/metadata line [{lineno}], expected a source line")));
+            let Some(src) = lines
+                .get(i)
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            else {
+                return Err(EsError::illegal_argument(format!(
+                    "Malformed action/metadata line [{lineno}], expected a source line"
+                )));
             };
             i += 1;
             Some(parse_json(src)?)
         };
-        items.push(BulkItem { op, index, id, occ: Occ { if_seq_no: num("if_seq_no"), if_primary_term: num("if_primary_term") }, source });
+        items.push(BulkItem {
+            op,
+            index,
+            id,
+            occ: Occ {
+                if_seq_no: num("if_seq_no"),
+                if_primary_term: num("if_primary_term"),
+            },
+            source,
+        });
     }
     Ok(items)
 }
@@ -348,27 +499,47 @@ fn run_item(c: &Ctx, g: &mut Cluster, it: &BulkItem, now: i64) -> EsResult<Write
         "index" | "create" => {
             let create = it.op == "create";
             if it.id.as_deref() == Some("") {
-                return Err(EsError::illegal_argument("if _id is specified it must not be empty"));
+                return Err(EsError::illegal_argument(
+                    "if _id is specified it must not be empty",
+                ));
             }
-            let name = g.resolve_single(target).unwrap_or_else(|_| target.to_string());
-            c.shared.security().authorize(&c.principal, "indices:data/write/index", &[name])?;
+            let name = g
+                .resolve_single(target)
+                .unwrap_or_else(|_| target.to_string());
+            c.shared
+                .security()
+                .authorize(&c.principal, "indices:data/write/index", &[name])?;
             let src = it.source.clone().unwrap_or(Value::Null);
             write_doc(g, target, it.id.as_deref(), src, create, it.occ, now)
         }
         "update" => {
             let id = it.id.clone().unwrap_or_default();
             let body = update::parse(it.source.as_ref().unwrap_or(&Value::Null))?;
-            let name = g.resolve_single(target).unwrap_or_else(|_| target.to_string());
-            c.shared.security().authorize(&c.principal, "indices:data/write/update", &[name])?;
+            let name = g
+                .resolve_single(target)
+                .unwrap_or_else(|_| target.to_string());
+            c.shared
+                .security()
+                .authorize(&c.principal, "indices:data/write/update", &[name])?;
             let t = g.write_target(target, now)?;
-            let i = g.indices.get_mut(&t.concrete).ok_or_else(|| EsError::index_not_found(target))?;
+            let i = g
+                .indices
+                .get_mut(&t.concrete)
+                .ok_or_else(|| EsError::index_not_found(target))?;
             update::apply(i, &id, &body, it.occ)
         }
         _ => {
             let id = it.id.clone().unwrap_or_default();
             let concrete = g.resolve_single(target)?;
-            c.shared.security().authorize(&c.principal, "indices:data/write/delete", std::slice::from_ref(&concrete))?;
-            let i = g.indices.get_mut(&concrete).ok_or_else(|| EsError::index_not_found(target))?;
+            c.shared.security().authorize(
+                &c.principal,
+                "indices:data/write/delete",
+                std::slice::from_ref(&concrete),
+            )?;
+            let i = g
+                .indices
+                .get_mut(&concrete)
+                .ok_or_else(|| EsError::index_not_found(target))?;
             i.delete(&id, it.occ)
         }
     }
@@ -386,7 +557,10 @@ pub fn bulk(c: &Ctx, default_idx: Option<&str>) -> EsResult<Response> {
     for (n, it) in items.iter().enumerate() {
         outcomes.push((n, run_item(c, &mut g, it, now)));
     }
-    let mut oks: Vec<&mut WriteResult> = outcomes.iter_mut().filter_map(|(_, r)| r.as_mut().ok()).collect();
+    let mut oks: Vec<&mut WriteResult> = outcomes
+        .iter_mut()
+        .filter_map(|(_, r)| r.as_mut().ok())
+        .collect();
     after_writes(c, g, &mut oks, mode);
     let filter = SourceFilter::from_params(&c.req.query).filter(|f| !f.disabled);
     let mut errors = false;
@@ -395,7 +569,11 @@ pub fn bulk(c: &Ctx, default_idx: Option<&str>) -> EsResult<Response> {
         let it = &items[*n];
         let v = match r {
             Ok(w) => {
-                let mut v = if it.op == "update" { update_json(w, filter.as_ref()) } else { w.to_json() };
+                let mut v = if it.op == "update" {
+                    update_json(w, filter.as_ref())
+                } else {
+                    w.to_json()
+                };
                 v["status"] = json!(w.status());
                 if w.status() >= 300 {
                     errors = true;
@@ -411,7 +589,10 @@ pub fn bulk(c: &Ctx, default_idx: Option<&str>) -> EsResult<Response> {
         rendered.push(json!({ it.op.clone(): v }));
     }
     let took = started.elapsed().as_millis() as u64;
-    Ok(Response::json(200, &json!({"errors": errors, "took": took, "items": rendered})))
+    Ok(Response::json(
+        200,
+        &json!({"errors": errors, "took": took, "items": rendered}),
+    ))
 }
 
 fn g_index_name(it: &BulkItem, e: &EsError) -> String {
@@ -429,11 +610,19 @@ mod tests {
 
     #[test]
     fn bulk_framing_errors() {
-        assert!(parse_bulk(b"{\"index\":{}}", None).unwrap_err().reason.contains("terminated by a newline"));
+        assert!(parse_bulk(b"{\"index\":{}}", None)
+            .unwrap_err()
+            .reason
+            .contains("terminated by a newline"));
         let e = parse_bulk(b"{\"index\":{\"_index\":\"a\"}}\n{}\n{}\n", None).unwrap_err();
-        assert_eq!(e.reason, "Malformed action/metadata line [3], expected FIELD_NAME but found [END_OBJECT]");
+        assert_eq!(
+            e.reason,
+            "Malformed action/metadata line [3], expected FIELD_NAME but found [END_OBJECT]"
+        );
         let e = parse_bulk(b"{\"foo\":{}}\n", None).unwrap_err();
-        assert!(e.reason.contains("expected field [create], [delete], [index] or [update] but found [foo]"));
+        assert!(e
+            .reason
+            .contains("expected field [create], [delete], [index] or [update] but found [foo]"));
         let items = parse_bulk(b"{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"update\":{\"_id\":\"2\",\"retry_on_conflict\":3}}\n{\"doc\":{}}\n", Some("d")).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].index.as_deref(), Some("d"));

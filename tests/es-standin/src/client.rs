@@ -5,7 +5,10 @@
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -42,7 +45,10 @@ impl ClientResponse {
 
     /// First header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -60,7 +66,13 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Client({}:{}, tls={})", self.host, self.port, self.tls.is_some())
+        write!(
+            f,
+            "Client({}:{}, tls={})",
+            self.host,
+            self.port,
+            self.tls.is_some()
+        )
     }
 }
 
@@ -68,13 +80,30 @@ impl std::fmt::Debug for Client {
 struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAll {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -85,32 +114,48 @@ impl ServerCertVerifier for AcceptAll {
 impl Client {
     /// A client for `url` (`http://host:port` or `https://host:port`).
     pub fn new(url: &str, tls: Option<ClientTls>) -> Result<Client, String> {
-        let (scheme, rest) = url.split_once("://").ok_or("url must start with http:// or https://")?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("url must start with http:// or https://")?;
         let hostport = rest.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p.parse().map_err(|_| "bad port")?),
-            None => (hostport.to_string(), if scheme == "https" { 443 } else { 80 }),
+            Some((h, p)) => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p.parse().map_err(|_| "bad port")?,
+            ),
+            None => (
+                hostport.to_string(),
+                if scheme == "https" { 443 } else { 80 },
+            ),
         };
         let tls = if scheme == "https" {
             let t = tls.unwrap_or_default();
             let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let b = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+            let b = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?;
             let b = if t.insecure {
-                b.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+                b.dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
             } else {
                 let mut roots = RootCertStore::empty();
                 if let Some(ca) = &t.ca_pem {
                     for c in CertificateDer::pem_slice_iter(ca) {
-                        roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                        roots
+                            .add(c.map_err(|e| e.to_string())?)
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 b.with_root_certificates(roots)
             };
             let cfg = match &t.client_cert {
                 Some((cert, key)) => {
-                    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+                    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| e.to_string())?;
                     let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| e.to_string())?;
-                    b.with_client_auth_cert(certs, key).map_err(|e| e.to_string())?
+                    b.with_client_auth_cert(certs, key)
+                        .map_err(|e| e.to_string())?
                 }
                 None => b.with_no_client_auth(),
             };
@@ -118,7 +163,14 @@ impl Client {
         } else {
             None
         };
-        Ok(Client { server_name: host.clone(), host, port, tls, auth: None, timeout: Duration::from_secs(600) })
+        Ok(Client {
+            server_name: host.clone(),
+            host,
+            port,
+            tls,
+            auth: None,
+            timeout: Duration::from_secs(600),
+        })
     }
 
     /// Sets the `Authorization` header value used by default.
@@ -128,12 +180,23 @@ impl Client {
     }
 
     /// Sends a request; `headers` override the default `Authorization`.
-    pub fn request(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> io::Result<ClientResponse> {
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> io::Result<ClientResponse> {
         let sock = TcpStream::connect((self.host.as_str(), self.port))?;
         sock.set_read_timeout(Some(self.timeout))?;
         let _ = sock.set_nodelay(true);
-        let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n", self.host, self.port);
-        let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let mut head = format!(
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n",
+            self.host, self.port
+        );
+        let has_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
         if let (false, Some(a)) = (has_auth, &self.auth) {
             head.push_str(&format!("Authorization: {a}\r\n"));
         }
@@ -141,7 +204,10 @@ impl Client {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 head.push_str("Content-Type: application/json\r\n");
             }
             head.push_str(&format!("Content-Length: {}\r\n", b.len()));
@@ -154,8 +220,10 @@ impl Client {
         match &self.tls {
             None => exchange(sock, &out, method == "HEAD"),
             Some(cfg) => {
-                let name = ServerName::try_from(self.server_name.clone()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-                let conn = ClientConnection::new(cfg.clone(), name).map_err(|e| io::Error::other(e.to_string()))?;
+                let name = ServerName::try_from(self.server_name.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                let conn = ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 exchange(StreamOwned::new(conn, sock), &out, method == "HEAD")
             }
         }
@@ -175,7 +243,11 @@ fn exchange<S: Read + Write>(mut s: S, out: &[u8], head_only: bool) -> io::Resul
     let mut r = BufReader::new(s);
     let mut status_line = String::new();
     r.read_line(&mut status_line)?;
-    let status: u16 = status_line.split_whitespace().nth(1).and_then(|x| x.parse().ok()).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad status line"))?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad status line"))?;
     let mut headers = Vec::new();
     loop {
         let mut l = String::new();
@@ -188,7 +260,11 @@ fn exchange<S: Read + Write>(mut s: S, out: &[u8], head_only: bool) -> io::Resul
     }
     let mut body = Vec::new();
     if !head_only {
-        match headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()) {
+        match headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+        {
             Some(n) => {
                 body.resize(n, 0);
                 r.read_exact(&mut body)?;
@@ -198,5 +274,9 @@ fn exchange<S: Read + Write>(mut s: S, out: &[u8], head_only: bool) -> io::Resul
             }
         }
     }
-    Ok(ClientResponse { status, headers, body })
+    Ok(ClientResponse {
+        status,
+        headers,
+        body,
+    })
 }

@@ -37,9 +37,13 @@ pub struct WriteTarget {
 }
 
 fn invalid_name(name: &str, why: &str) -> EsError {
-    EsError::new(400, "invalid_index_name_exception", format!("Invalid index name [{name}], {why}"))
-        .with("index_uuid", "_na_")
-        .with("index", name)
+    EsError::new(
+        400,
+        "invalid_index_name_exception",
+        format!("Invalid index name [{name}], {why}"),
+    )
+    .with("index_uuid", "_na_")
+    .with("index", name)
 }
 
 /// Validates an index name like `MetadataCreateIndexService.validateIndexOrAliasName`.
@@ -93,7 +97,11 @@ impl Cluster {
     /// Resolves an index expression (comma list, wildcards, `_all`, empty) to concrete indices.
     pub fn resolve(&self, expr: &str, ignore_unavailable: bool) -> EsResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
-        let parts: Vec<&str> = expr.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let parts: Vec<&str> = expr
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
         if parts.is_empty() || parts == ["_all"] || parts == ["*"] {
             return Ok(self
                 .indices
@@ -111,8 +119,14 @@ impl Cluster {
                 let hidden_ok = p.starts_with('.');
                 for i in self.indices.values() {
                     let name_hit = util::glob(p, &i.name) && (hidden_ok || !i.settings.hidden);
-                    let alias_hit = i.aliases.iter().any(|a| util::glob(p, a) && (hidden_ok || !a.starts_with('.')));
-                    let ds_hit = i.data_stream.as_deref().is_some_and(|d| util::glob(p, d) && (hidden_ok || !d.starts_with('.')));
+                    let alias_hit = i
+                        .aliases
+                        .iter()
+                        .any(|a| util::glob(p, a) && (hidden_ok || !a.starts_with('.')));
+                    let ds_hit = i
+                        .data_stream
+                        .as_deref()
+                        .is_some_and(|d| util::glob(p, d) && (hidden_ok || !d.starts_with('.')));
                     if (name_hit || alias_hit || ds_hit) && !out.contains(&i.name) {
                         out.push(i.name.clone());
                     }
@@ -141,7 +155,10 @@ impl Cluster {
             Some(v) if v.len() == 1 => Ok(v[0].clone()),
             Some(v) => {
                 if self.data_streams.contains_key(name) {
-                    return v.last().cloned().ok_or_else(|| EsError::index_not_found(name));
+                    return v
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| EsError::index_not_found(name));
                 }
                 Err(EsError::illegal_argument(format!(
                     "alias [{name}] has more than one index associated with it [{}], can't execute a single index op",
@@ -154,14 +171,21 @@ impl Cluster {
     /// Resolves (and auto-creates when missing) the index a write goes to.
     pub fn write_target(&mut self, name: &str, now_ms: i64) -> EsResult<WriteTarget> {
         if let Some(b) = self.data_streams.get(name) {
-            let concrete = b.last().cloned().ok_or_else(|| EsError::index_not_found(name))?;
+            let concrete = b
+                .last()
+                .cloned()
+                .ok_or_else(|| EsError::index_not_found(name))?;
             return Ok(WriteTarget {
                 concrete,
                 data_stream: true,
             });
         }
         if self.indices.contains_key(name) {
-            let ds = self.indices.get(name).and_then(|i| i.data_stream.clone()).is_some();
+            let ds = self
+                .indices
+                .get(name)
+                .and_then(|i| i.data_stream.clone())
+                .is_some();
             return Ok(WriteTarget {
                 concrete: name.to_string(),
                 data_stream: ds,
@@ -198,11 +222,18 @@ impl Cluster {
                     i.data_stream = Some(name.to_string());
                     i.settings.hidden = true;
                 }
-                self.data_streams.insert(name.to_string(), vec![backing.clone()]);
-                return Ok(WriteTarget { concrete: backing, data_stream: true });
+                self.data_streams
+                    .insert(name.to_string(), vec![backing.clone()]);
+                return Ok(WriteTarget {
+                    concrete: backing,
+                    data_stream: true,
+                });
             }
             self.create_index(name, &inner, now_ms)?;
-            return Ok(WriteTarget { concrete: name.to_string(), data_stream: false });
+            return Ok(WriteTarget {
+                concrete: name.to_string(),
+                data_stream: false,
+            });
         }
         if let Some(sys) = system::system_index(name) {
             self.create_system(sys, now_ms);
@@ -217,7 +248,8 @@ impl Cluster {
             let mut idx = Index::new(&backing, t.mapping(), self.settings(1, 0, true), now_ms);
             idx.data_stream = Some(name.to_string());
             self.indices.insert(backing.clone(), idx);
-            self.data_streams.insert(name.to_string(), vec![backing.clone()]);
+            self.data_streams
+                .insert(name.to_string(), vec![backing.clone()]);
             return Ok(WriteTarget {
                 concrete: backing,
                 data_stream: true,
@@ -225,7 +257,12 @@ impl Cluster {
         }
         validate_name(name)?;
         let hidden = name.starts_with('.');
-        let idx = Index::new(name, Mapping::dynamic(), self.settings(1, 1, hidden), now_ms);
+        let idx = Index::new(
+            name,
+            Mapping::dynamic(),
+            self.settings(1, 1, hidden),
+            now_ms,
+        );
         self.indices.insert(name.to_string(), idx);
         Ok(WriteTarget {
             concrete: name.to_string(),
@@ -246,7 +283,12 @@ impl Cluster {
         if self.indices.contains_key(sys.concrete) {
             return;
         }
-        let mut idx = Index::new(sys.concrete, sys.mapping(), self.settings(1, 0, true), now_ms);
+        let mut idx = Index::new(
+            sys.concrete,
+            sys.mapping(),
+            self.settings(1, 0, true),
+            now_ms,
+        );
         idx.aliases.push(sys.alias.to_string());
         self.indices.insert(sys.concrete.to_string(), idx);
     }
@@ -254,7 +296,11 @@ impl Cluster {
     /// `PUT /<index>` with an optional body `{settings, mappings, aliases}`.
     pub fn create_index(&mut self, name: &str, body: &Value, now_ms: i64) -> EsResult<()> {
         if self.indices.contains_key(name) || self.data_streams.contains_key(name) {
-            let uuid = self.indices.get(name).map(|i| i.uuid.clone()).unwrap_or_default();
+            let uuid = self
+                .indices
+                .get(name)
+                .map(|i| i.uuid.clone())
+                .unwrap_or_default();
             return Err(EsError::new(
                 400,
                 "resource_already_exists_exception",
@@ -390,7 +436,10 @@ mod tests {
         let mut c = Cluster::default();
         let t = c.write_target(".fleet-agents", 0).unwrap();
         assert_eq!(t.concrete, ".fleet-agents-7");
-        assert_eq!(c.resolve(".fleet-agents", false).unwrap(), vec![".fleet-agents-7"]);
+        assert_eq!(
+            c.resolve(".fleet-agents", false).unwrap(),
+            vec![".fleet-agents-7"]
+        );
         assert!(c.resolve("*", false).unwrap().is_empty(), "hidden");
         assert_eq!(c.resolve(".fleet-*", false).unwrap().len(), 1);
         let t = c.write_target(".fleet-actions-results", 0).unwrap();
@@ -403,15 +452,25 @@ mod tests {
     #[test]
     fn create_with_settings_and_alias() {
         let mut c = Cluster::default();
-        c.create_index("t", &json!({"settings":{"number_of_shards":"2","refresh_interval":"-1"}}), 0)
-            .unwrap();
+        c.create_index(
+            "t",
+            &json!({"settings":{"number_of_shards":"2","refresh_interval":"-1"}}),
+            0,
+        )
+        .unwrap();
         let i = &c.indices["t"];
         assert_eq!(i.shards(), 2);
         assert!(i.settings.refresh_interval.is_none());
-        assert_eq!(c.create_index("t", &json!({}), 0).unwrap_err().kind, "resource_already_exists_exception");
+        assert_eq!(
+            c.create_index("t", &json!({}), 0).unwrap_err().kind,
+            "resource_already_exists_exception"
+        );
         c.put_alias("t", "a").unwrap();
         assert_eq!(c.resolve_single("a").unwrap(), "t");
-        assert_eq!(validate_name("Bad").unwrap_err().kind, "invalid_index_name_exception");
+        assert_eq!(
+            validate_name("Bad").unwrap_err().kind,
+            "invalid_index_name_exception"
+        );
         c.delete_indices("t").unwrap();
         assert!(c.indices.is_empty());
     }

@@ -39,8 +39,11 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
-    days_from_civil(if m == 12 { y + 1 } else { y }, if m == 12 { 1 } else { m + 1 }, 1)
-        - days_from_civil(y, m, 1)
+    days_from_civil(
+        if m == 12 { y + 1 } else { y },
+        if m == 12 { 1 } else { m + 1 },
+        1,
+    ) - days_from_civil(y, m, 1)
 }
 
 /// Formats epoch millis as `2026-08-21T10:00:00.000Z`.
@@ -144,7 +147,11 @@ pub fn parse_iso(s: &str) -> Option<i64> {
                 if i < b.len() && b[i] == b':' {
                     i += 1;
                 }
-                let om = if i < b.len() { digits(b, &mut i, 2)? } else { 0 };
+                let om = if i < b.len() {
+                    digits(b, &mut i, 2)?
+                } else {
+                    0
+                };
                 offset_min = sign * (oh * 60 + om);
             }
             _ => return None,
@@ -154,9 +161,7 @@ pub fn parse_iso(s: &str) -> Option<i64> {
         return None;
     }
     let days = days_from_civil(y, mo, d);
-    Some(
-        days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms - offset_min * 60_000,
-    )
+    Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms - offset_min * 60_000)
 }
 
 /// Parses a date value of the default format: ISO string or epoch millis (number or digits).
@@ -272,10 +277,17 @@ mod tests {
         assert_eq!(parse_iso("1970-01-01T00:00:01.5Z"), Some(1500));
         assert_eq!(parse_iso("1970-01-02"), Some(86_400_000));
         assert_eq!(parse_iso("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_iso("2026-08-21T10:00:00.000Z"), parse_iso("2026-08-21T10:00:00Z"));
+        assert_eq!(
+            parse_iso("2026-08-21T10:00:00.000Z"),
+            parse_iso("2026-08-21T10:00:00Z")
+        );
         assert_eq!(parse_iso("2026-02-30"), None);
         assert_eq!(parse_iso("abc"), None);
-        assert_eq!(parse_date_str("1000"), parse_iso("1000-01-01"), "4 digits are a year, as in ES");
+        assert_eq!(
+            parse_date_str("1000"),
+            parse_iso("1000-01-01"),
+            "4 digits are a year, as in ES"
+        );
         assert_eq!(parse_date_str("100000"), Some(100_000));
     }
 
@@ -290,10 +302,19 @@ mod tests {
     #[test]
     fn math() {
         let now = parse_iso("2026-03-31T12:34:56Z").unwrap();
-        assert_eq!(eval("now-30d", now, false), parse_iso("2026-03-01T12:34:56Z"));
-        assert_eq!(eval("now-1M", now, false), parse_iso("2026-02-28T12:34:56Z"));
+        assert_eq!(
+            eval("now-30d", now, false),
+            parse_iso("2026-03-01T12:34:56Z")
+        );
+        assert_eq!(
+            eval("now-1M", now, false),
+            parse_iso("2026-02-28T12:34:56Z")
+        );
         assert_eq!(eval("now/d", now, false), parse_iso("2026-03-31"));
-        assert_eq!(eval("now/d", now, true), parse_iso("2026-03-31T23:59:59.999Z"));
+        assert_eq!(
+            eval("now/d", now, true),
+            parse_iso("2026-03-31T23:59:59.999Z")
+        );
         assert_eq!(eval("2026-01-01||+1y", now, false), parse_iso("2027-01-01"));
         assert_eq!(eval("now-1x", now, false), None);
     }

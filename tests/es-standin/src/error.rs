@@ -52,11 +52,15 @@ impl EsError {
 
     /// 404 `index_not_found_exception` naming the index as given (alias or pattern).
     pub fn index_not_found(name: &str) -> EsError {
-        EsError::new(404, "index_not_found_exception", format!("no such index [{name}]"))
-            .with("resource.type", "index_or_alias")
-            .with("resource.id", name)
-            .with("index_uuid", "_na_")
-            .with("index", name)
+        EsError::new(
+            404,
+            "index_not_found_exception",
+            format!("no such index [{name}]"),
+        )
+        .with("resource.type", "index_or_alias")
+        .with("resource.id", name)
+        .with("index_uuid", "_na_")
+        .with("index", name)
     }
 
     /// 409 `version_conflict_engine_exception`; `tail` follows `[<id>]: version conflict, `.
@@ -73,10 +77,14 @@ impl EsError {
 
     /// 404 `document_missing_exception`.
     pub fn document_missing(id: &str, index: &str, uuid: &str) -> EsError {
-        EsError::new(404, "document_missing_exception", format!("[{id}]: document missing"))
-            .with("index_uuid", uuid)
-            .with("shard", "0")
-            .with("index", index)
+        EsError::new(
+            404,
+            "document_missing_exception",
+            format!("[{id}]: document missing"),
+        )
+        .with("index_uuid", uuid)
+        .with("shard", "0")
+        .with("index", index)
     }
 
     /// 400 `illegal_argument_exception`.
@@ -127,10 +135,14 @@ impl EsError {
             "node": node,
             "reason": cause.item_body(),
         }]);
-        let mut e = EsError::new(status, "search_phase_execution_exception", "all shards failed")
-            .with("phase", "query")
-            .with("grouped", true)
-            .with("failed_shards", failed);
+        let mut e = EsError::new(
+            status,
+            "search_phase_execution_exception",
+            "all shards failed",
+        )
+        .with("phase", "query")
+        .with("grouped", true)
+        .with("failed_shards", failed);
         e.caused_by = Some(Box::new(cause));
         e
     }
@@ -152,7 +164,8 @@ impl EsError {
         }
         e = e.with("header", json!({ "WWW-Authenticate": challenges }));
         for c in challenges {
-            e.headers.push(("WWW-Authenticate".to_string(), c.to_string()));
+            e.headers
+                .push(("WWW-Authenticate".to_string(), c.to_string()));
         }
         e
     }
@@ -260,8 +273,14 @@ mod tests {
         let e = EsError::all_shards_failed(EsError::illegal_argument("x"), "i", "n");
         assert_eq!(e.status, 400);
         let b = e.envelope();
-        assert_eq!(b["error"]["caused_by"]["type"], "illegal_argument_exception");
-        assert_eq!(b["error"]["root_cause"][0]["type"], "illegal_argument_exception");
+        assert_eq!(
+            b["error"]["caused_by"]["type"],
+            "illegal_argument_exception"
+        );
+        assert_eq!(
+            b["error"]["root_cause"][0]["type"],
+            "illegal_argument_exception"
+        );
         assert_eq!(b["error"]["failed_shards"][0]["reason"]["reason"], "x");
     }
 }

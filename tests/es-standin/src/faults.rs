@@ -104,7 +104,10 @@ impl Faults {
         {
             let mut s = self.st();
             let total = s.failed_total;
-            *s = State { failed_total: total, ..State::default() };
+            *s = State {
+                failed_total: total,
+                ..State::default()
+            };
         }
         self.cv.notify_all();
     }
@@ -183,13 +186,19 @@ impl Faults {
         let mut n = self.next_conn.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
         let id = *n;
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, clone);
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, clone);
         Some(id)
     }
 
     /// Forgets a closed connection.
     pub fn unregister(&self, id: u64) {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Resets every open connection.

@@ -32,7 +32,10 @@ pub struct Request {
 impl Request {
     /// First header value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Decoded path segments.
@@ -46,7 +49,10 @@ impl Request {
 
     /// Query flag: present with empty value or `true`.
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.query.get(name).map(String::as_str), Some("") | Some("true"))
+        matches!(
+            self.query.get(name).map(String::as_str),
+            Some("") | Some("true")
+        )
     }
 }
 
@@ -76,12 +82,22 @@ impl Response {
 
     /// An empty response (HEAD-style answers).
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new(), content_type: "application/json" }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_type: "application/json",
+        }
     }
 
     /// A plain text response.
     pub fn text(status: u16, s: &str) -> Response {
-        Response { status, headers: Vec::new(), body: s.as_bytes().to_vec(), content_type: "text/plain; charset=UTF-8" }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: s.as_bytes().to_vec(),
+            content_type: "text/plain; charset=UTF-8",
+        }
     }
 }
 
@@ -132,7 +148,11 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
     loop {
         let n = s.read_until(b'\n', &mut head)?;
         if n == 0 {
-            return if head.is_empty() { Err(ReadError::Closed) } else { Err(ReadError::Bad("truncated head".into())) };
+            return if head.is_empty() {
+                Err(ReadError::Closed)
+            } else {
+                Err(ReadError::Bad("truncated head".into()))
+            };
         }
         if head == b"\r\n" || head == b"\n" {
             head.clear(); // tolerate stray CRLF between requests
@@ -162,14 +182,29 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
-        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_string()))
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).trim().to_string(),
+            )
+        })
         .collect();
-    let mut r = Request { method, path: path.to_string(), query, headers, body: Vec::new() };
-    if r.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+    let mut r = Request {
+        method,
+        path: path.to_string(),
+        query,
+        headers,
+        body: Vec::new(),
+    };
+    if r.header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
         s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         s.flush()?;
     }
-    let chunked = r.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = r
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let mut body = Vec::new();
     if chunked {
         loop {
@@ -178,7 +213,8 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
                 return Err(ReadError::Bad("truncated chunk".into()));
             }
             let size_str = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_str, 16).map_err(|_| ReadError::Bad("bad chunk size".into()))?;
+            let size = usize::from_str_radix(size_str, 16)
+                .map_err(|_| ReadError::Bad("bad chunk size".into()))?;
             if size == 0 {
                 loop {
                     let mut t = String::new();
@@ -198,14 +234,19 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
             s.read_line(&mut crlf)?;
         }
     } else if let Some(cl) = r.header("content-length") {
-        let n: usize = cl.parse().map_err(|_| ReadError::Bad("bad content-length".into()))?;
+        let n: usize = cl
+            .parse()
+            .map_err(|_| ReadError::Bad("bad content-length".into()))?;
         if n > MAX_BODY {
             return Err(ReadError::TooLarge);
         }
         body.resize(n, 0);
         s.read_exact(&mut body)?;
     }
-    if r.header("content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) && !body.is_empty() {
+    if r.header("content-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
+        && !body.is_empty()
+    {
         let mut out = Vec::new();
         GzDecoder::new(&body[..])
             .take(MAX_BODY as u64 + 1)
@@ -221,7 +262,13 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
 }
 
 /// Writes a response. `head_only` for HEAD requests; `gzip` compresses the body.
-pub fn write_response<W: Write>(w: &mut W, resp: &Response, head_only: bool, gzip: bool, close: bool) -> io::Result<()> {
+pub fn write_response<W: Write>(
+    w: &mut W,
+    resp: &Response,
+    head_only: bool,
+    gzip: bool,
+    close: bool,
+) -> io::Result<()> {
     let mut body = resp.body.clone();
     let mut extra = String::new();
     if gzip && !body.is_empty() && !head_only {
@@ -285,7 +332,10 @@ mod tests {
     }
 
     fn duplex(s: &[u8]) -> Duplex {
-        Duplex { r: BufReader::new(Cursor::new(s.to_vec())), w: Vec::new() }
+        Duplex {
+            r: BufReader::new(Cursor::new(s.to_vec())),
+            w: Vec::new(),
+        }
     }
 
     #[test]
@@ -316,7 +366,14 @@ mod tests {
     #[test]
     fn writes_product_header() {
         let mut out = Vec::new();
-        write_response(&mut out, &Response::json(200, &serde_json::json!({})), false, false, false).unwrap();
+        write_response(
+            &mut out,
+            &Response::json(200, &serde_json::json!({})),
+            false,
+            false,
+            false,
+        )
+        .unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("X-elastic-product: Elasticsearch\r\n"));
         assert!(s.ends_with("\r\n\r\n{}"));

@@ -186,7 +186,10 @@ impl Index {
 
     /// Seq_no covered by the last refresh of a shard.
     pub fn refreshed_seq_no(&self, shard: u32) -> i64 {
-        self.refreshed_seq_no.get(shard as usize).copied().unwrap_or(-1)
+        self.refreshed_seq_no
+            .get(shard as usize)
+            .copied()
+            .unwrap_or(-1)
     }
 
     /// Realtime document count.
@@ -234,7 +237,8 @@ impl Index {
         self.refreshed_seq_no = self.max_seq_no.clone();
         self.last_refresh = Instant::now();
         let now = Instant::now();
-        self.tombstones.retain(|_, (_, t)| now.duration_since(*t) < GC_DELETES);
+        self.tombstones
+            .retain(|_, (_, t)| now.duration_since(*t) < GC_DELETES);
     }
 
     fn shard_of(&self, id: &str) -> u32 {
@@ -272,7 +276,13 @@ impl Index {
     }
 
     /// Index (`create` = fail on existing) a full document.
-    pub fn put(&mut self, id: &str, source: Value, create: bool, occ: Occ) -> EsResult<WriteResult> {
+    pub fn put(
+        &mut self,
+        id: &str,
+        source: Value,
+        create: bool,
+        occ: Occ,
+    ) -> EsResult<WriteResult> {
         let cur = self.docs.get(id).cloned();
         if create {
             if let Some(d) = &cur {
@@ -291,11 +301,22 @@ impl Index {
             Some(d) => d.version + 1,
             None => self.tombstones.get(id).map(|(v, _)| v + 1).unwrap_or(1),
         };
-        Ok(self.store(id, source, version, if cur.is_some() { "updated" } else { "created" }))
+        Ok(self.store(
+            id,
+            source,
+            version,
+            if cur.is_some() { "updated" } else { "created" },
+        ))
     }
 
     /// Stores a new version unconditionally (used by `put` and by updates after their checks).
-    pub fn store(&mut self, id: &str, source: Value, version: i64, result: &'static str) -> WriteResult {
+    pub fn store(
+        &mut self,
+        id: &str,
+        source: Value,
+        version: i64,
+        result: &'static str,
+    ) -> WriteResult {
         let shard = self.shard_of(id);
         let seq_no = self.next_seq(shard);
         self.tombstones.remove(id);
@@ -313,7 +334,14 @@ impl Index {
         self.result(id, version, result, seq_no, shard)
     }
 
-    fn result(&self, id: &str, version: i64, result: &'static str, seq_no: i64, shard: u32) -> WriteResult {
+    fn result(
+        &self,
+        id: &str,
+        version: i64,
+        result: &'static str,
+        seq_no: i64,
+        shard: u32,
+    ) -> WriteResult {
         WriteResult {
             index: self.name.clone(),
             id: id.to_string(),
@@ -343,12 +371,14 @@ impl Index {
                 self.docs.remove(id);
                 self.pending.insert(id.to_string());
                 let version = d.version + 1;
-                self.tombstones.insert(id.to_string(), (version, Instant::now()));
+                self.tombstones
+                    .insert(id.to_string(), (version, Instant::now()));
                 Ok(self.result(id, version, "deleted", seq_no, shard))
             }
             None => {
                 let version = self.tombstones.get(id).map(|(v, _)| v + 1).unwrap_or(1);
-                self.tombstones.insert(id.to_string(), (version, Instant::now()));
+                self.tombstones
+                    .insert(id.to_string(), (version, Instant::now()));
                 Ok(self.result(id, version, "not_found", seq_no, shard))
             }
         }
@@ -387,13 +417,19 @@ mod tests {
         assert_eq!((r.seq_no, r.version, r.result), (1, 2, "updated"));
         let e = i.put("1", json!({}), true, Occ::default()).unwrap_err();
         assert_eq!(e.status, 409);
-        assert!(e.reason.contains("document already exists (current version [2])"));
+        assert!(e
+            .reason
+            .contains("document already exists (current version [2])"));
         let r = i.delete("2", Occ::default()).unwrap();
         assert_eq!((r.seq_no, r.result, r.status()), (2, "not_found", 404));
         let r = i.delete("1", Occ::default()).unwrap();
         assert_eq!((r.seq_no, r.version), (3, 3));
         let r = i.put("1", json!({}), true, Occ::default()).unwrap();
-        assert_eq!((r.seq_no, r.version), (4, 4), "version continues from tombstone");
+        assert_eq!(
+            (r.seq_no, r.version),
+            (4, 4),
+            "version continues from tombstone"
+        );
         assert_eq!(i.global_checkpoints(), vec![4]);
     }
 

@@ -137,8 +137,12 @@ impl StandIn {
         };
         let listener = TcpListener::bind(opts.listen).map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::Bind)?;
-        let cluster = cluster::Cluster { default_refresh: opts.refresh_interval, ..Default::default() };
-        let security = security::Security::new((&opts.superuser.0, &opts.superuser.1), &opts.service_tokens);
+        let cluster = cluster::Cluster {
+            default_refresh: opts.refresh_interval,
+            ..Default::default()
+        };
+        let security =
+            security::Security::new((&opts.superuser.0, &opts.superuser.1), &opts.service_tokens);
         let config = Config {
             version: opts.version.clone(),
             cluster_name: opts.cluster_name.clone(),
@@ -150,19 +154,31 @@ impl StandIn {
         };
         let shared = Arc::new(Shared::new(cluster, security, config));
         let sh = shared.clone();
-        let _ = std::thread::Builder::new().name("es-standin-refresh".into()).spawn(move || state::refresh_loop(&sh));
+        let _ = std::thread::Builder::new()
+            .name("es-standin-refresh".into())
+            .spawn(move || state::refresh_loop(&sh));
         let sh = shared.clone();
         let accept = std::thread::Builder::new()
             .name("es-standin-accept".into())
             .spawn(move || server::accept_loop(Some(listener), addr, sh, tls))
             .map_err(StartError::Bind)?;
         let is_tls = opts.tls.is_some();
-        Ok(StandIn { shared, addr, tls: is_tls, accept: Some(accept), opts })
+        Ok(StandIn {
+            shared,
+            addr,
+            tls: is_tls,
+            accept: Some(accept),
+            opts,
+        })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, server::wake_addr(self.addr))
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            server::wake_addr(self.addr)
+        )
     }
 
     /// Bound address.
@@ -172,13 +188,20 @@ impl StandIn {
 
     /// The first configured `elastic/fleet-server` service token (for `Authorization: Bearer`).
     pub fn service_token(&self) -> String {
-        self.opts.service_tokens.first().map(|(n, s)| security::encode_service_token(n, s)).unwrap_or_default()
+        self.opts
+            .service_tokens
+            .first()
+            .map(|(n, s)| security::encode_service_token(n, s))
+            .unwrap_or_default()
     }
 
     /// `Authorization` header value of the superuser (`Basic ...`).
     pub fn superuser_auth(&self) -> String {
         let (u, p) = &self.opts.superuser;
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
     }
 
     /// Fault injection switches.
@@ -188,10 +211,15 @@ impl StandIn {
 
     /// An HTTP client for this stand-in, authenticated as the superuser (TLS: not verified).
     pub fn client(&self) -> Client {
-        let tls = ClientTls { insecure: true, ..ClientTls::default() };
+        let tls = ClientTls {
+            insecure: true,
+            ..ClientTls::default()
+        };
         match Client::new(&self.url(), Some(tls)) {
             Ok(c) => c.with_auth(&self.superuser_auth()),
-            Err(_) => Client::new("http://127.0.0.1:9", None).map(|c| c.with_auth("")).unwrap_or_else(|_| unreachable_client()),
+            Err(_) => Client::new("http://127.0.0.1:9", None)
+                .map(|c| c.with_auth(""))
+                .unwrap_or_else(|_| unreachable_client()),
         }
     }
 
@@ -227,14 +255,19 @@ impl StandIn {
     pub fn global_checkpoint(&self, index: &str) -> Option<i64> {
         let g = self.shared.cluster();
         let n = g.resolve_single(index).ok()?;
-        g.indices.get(&n).and_then(|i| i.global_checkpoints().first().copied())
+        g.indices
+            .get(&n)
+            .and_then(|i| i.global_checkpoints().first().copied())
     }
 
     /// Realtime `_source` of a document (alias or concrete index).
     pub fn document(&self, index: &str, id: &str) -> Option<Value> {
         let g = self.shared.cluster();
         let n = g.resolve_single(index).ok()?;
-        g.indices.get(&n).and_then(|i| i.get(id)).map(|d| d.source.clone())
+        g.indices
+            .get(&n)
+            .and_then(|i| i.get(id))
+            .map(|d| d.source.clone())
     }
 
     /// Number of API keys in the security state (including invalidated ones).

@@ -5,7 +5,9 @@
 //! second the service token. `es-standin seed ...` drives the Kibana-like seeding helper against a
 //! running stand-in.
 
-use es_standin::{security, util, Client, ClientAuth, ClientTls, Options, Seeder, StandIn, TlsSettings};
+use es_standin::{
+    security, util, Client, ClientAuth, ClientTls, Options, Seeder, StandIn, TlsSettings,
+};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -47,44 +49,78 @@ fn read(path: &str) -> Result<Vec<u8>, String> {
 fn serve(mut args: pico_args::Arguments) -> ExitCode {
     let mut o = Options::default();
     let parsed: Result<(), String> = (|| {
-        if let Some(l) = args.opt_value_from_str::<_, String>("--listen").map_err(|e| e.to_string())? {
+        if let Some(l) = args
+            .opt_value_from_str::<_, String>("--listen")
+            .map_err(|e| e.to_string())?
+        {
             o.listen = l.parse().map_err(|_| format!("bad --listen [{l}]"))?;
         }
-        if let Some(v) = args.opt_value_from_str("--version").map_err(|e| e.to_string())? {
+        if let Some(v) = args
+            .opt_value_from_str("--version")
+            .map_err(|e| e.to_string())?
+        {
             o.version = v;
         }
-        if let Some(u) = args.opt_value_from_str::<_, String>("--user").map_err(|e| e.to_string())? {
+        if let Some(u) = args
+            .opt_value_from_str::<_, String>("--user")
+            .map_err(|e| e.to_string())?
+        {
             let (n, p) = u.split_once(':').ok_or("--user must be NAME:PASSWORD")?;
             o.superuser = (n.to_string(), p.to_string());
         }
-        let tokens: Vec<String> = args.values_from_str("--service-token").map_err(|e| e.to_string())?;
+        let tokens: Vec<String> = args
+            .values_from_str("--service-token")
+            .map_err(|e| e.to_string())?;
         if !tokens.is_empty() {
             o.service_tokens.clear();
             for t in tokens {
                 match security::decode_service_token(&t) {
                     Some(pair) => o.service_tokens.push(pair),
                     None => {
-                        let (n, s) = t.split_once(':').ok_or("--service-token must be NAME:SECRET or a token value")?;
+                        let (n, s) = t
+                            .split_once(':')
+                            .ok_or("--service-token must be NAME:SECRET or a token value")?;
                         o.service_tokens.push((n.to_string(), s.to_string()));
                     }
                 }
             }
         }
-        if let Some(r) = args.opt_value_from_str::<_, String>("--refresh-interval").map_err(|e| e.to_string())? {
-            o.refresh_interval = if r.trim() == "-1" { None } else { Some(util::parse_time(&r).ok_or(format!("bad --refresh-interval [{r}]"))?) };
+        if let Some(r) = args
+            .opt_value_from_str::<_, String>("--refresh-interval")
+            .map_err(|e| e.to_string())?
+        {
+            o.refresh_interval = if r.trim() == "-1" {
+                None
+            } else {
+                Some(util::parse_time(&r).ok_or(format!("bad --refresh-interval [{r}]"))?)
+            };
         }
         o.refresh_on_write = args.contains("--refresh-on-write");
         o.compression = !args.contains("--no-compression");
-        if let Some(n) = args.opt_value_from_str("--node-name").map_err(|e| e.to_string())? {
+        if let Some(n) = args
+            .opt_value_from_str("--node-name")
+            .map_err(|e| e.to_string())?
+        {
             o.node_name = n;
         }
-        if let Some(n) = args.opt_value_from_str("--cluster-name").map_err(|e| e.to_string())? {
+        if let Some(n) = args
+            .opt_value_from_str("--cluster-name")
+            .map_err(|e| e.to_string())?
+        {
             o.cluster_name = n;
         }
-        let cert: Option<String> = args.opt_value_from_str("--tls-cert").map_err(|e| e.to_string())?;
-        let key: Option<String> = args.opt_value_from_str("--tls-key").map_err(|e| e.to_string())?;
-        let ca: Option<String> = args.opt_value_from_str("--tls-client-ca").map_err(|e| e.to_string())?;
-        let mode: Option<String> = args.opt_value_from_str("--tls-client-auth").map_err(|e| e.to_string())?;
+        let cert: Option<String> = args
+            .opt_value_from_str("--tls-cert")
+            .map_err(|e| e.to_string())?;
+        let key: Option<String> = args
+            .opt_value_from_str("--tls-key")
+            .map_err(|e| e.to_string())?;
+        let ca: Option<String> = args
+            .opt_value_from_str("--tls-client-ca")
+            .map_err(|e| e.to_string())?;
+        let mode: Option<String> = args
+            .opt_value_from_str("--tls-client-auth")
+            .map_err(|e| e.to_string())?;
         match (cert, key) {
             (Some(c), Some(k)) => {
                 let client_auth = match mode.as_deref() {
@@ -92,10 +128,19 @@ fn serve(mut args: pico_args::Arguments) -> ExitCode {
                     Some("optional") => ClientAuth::Optional,
                     Some(m) => return Err(format!("bad --tls-client-auth [{m}]")),
                 };
-                o.tls = Some(TlsSettings { cert_pem: read(&c)?, key_pem: read(&k)?, client_ca_pem: ca.map(|p| read(&p)).transpose()?, client_auth });
+                o.tls = Some(TlsSettings {
+                    cert_pem: read(&c)?,
+                    key_pem: read(&k)?,
+                    client_ca_pem: ca.map(|p| read(&p)).transpose()?,
+                    client_auth,
+                });
             }
             (None, None) if ca.is_none() => {}
-            _ => return Err("--tls-cert and --tls-key go together (and --tls-client-ca needs them)".into()),
+            _ => {
+                return Err(
+                    "--tls-cert and --tls-key go together (and --tls-client-ca needs them)".into(),
+                )
+            }
         }
         let rest = args.clone().finish();
         if !rest.is_empty() {
@@ -126,32 +171,54 @@ fn serve(mut args: pico_args::Arguments) -> ExitCode {
 fn seed(mut args: pico_args::Arguments) -> ExitCode {
     let res: Result<String, String> = (|| {
         let url: String = args.value_from_str("--url").map_err(|e| e.to_string())?;
-        let user: String = args.opt_value_from_str("--user").map_err(|e| e.to_string())?.unwrap_or_else(|| "elastic:changeme".into());
+        let user: String = args
+            .opt_value_from_str("--user")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "elastic:changeme".into());
         let ca: Option<String> = args.opt_value_from_str("--ca").map_err(|e| e.to_string())?;
         let insecure = args.contains("--insecure");
-        let tls = ClientTls { ca_pem: ca.map(|p| read(&p)).transpose()?, insecure, client_cert: None };
+        let tls = ClientTls {
+            ca_pem: ca.map(|p| read(&p)).transpose()?,
+            insecure,
+            client_cert: None,
+        };
         use base64::Engine;
-        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&user));
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(&user)
+        );
         let client = Client::new(&url, Some(tls))?.with_auth(&auth);
         let s = Seeder::new(client, &url);
-        let cmd = args.subcommand().map_err(|e| e.to_string())?.ok_or("missing seed command")?;
-        let pid = |a: &mut pico_args::Arguments| -> Result<String, String> { a.value_from_str("--policy-id").map_err(|e| e.to_string()) };
+        let cmd = args
+            .subcommand()
+            .map_err(|e| e.to_string())?
+            .ok_or("missing seed command")?;
+        let pid = |a: &mut pico_args::Arguments| -> Result<String, String> {
+            a.value_from_str("--policy-id").map_err(|e| e.to_string())
+        };
         let out = match cmd.as_str() {
             "fleet-server-policy" => s.fleet_server_policy(&pid(&mut args)?).map_err(|e| e.0)?,
             "agent-policy" => s.agent_policy(&pid(&mut args)?).map_err(|e| e.0)?,
             "policy-revision" => s.new_revision(&pid(&mut args)?).map_err(|e| e.0)?,
             "enrollment-key" => {
                 let p = pid(&mut args)?;
-                let name: String = args.opt_value_from_str("--name").map_err(|e| e.to_string())?.unwrap_or_else(|| "Default".into());
+                let name: String = args
+                    .opt_value_from_str("--name")
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_else(|| "Default".into());
                 let k = s.enrollment_key(&p, &name).map_err(|e| e.0)?;
                 serde_json::json!({"api_key_id": k.api_key_id, "api_key": k.api_key, "doc_id": k.doc_id, "policy_id": k.policy_id})
             }
             "action" => {
                 let ty: String = args.value_from_str("--type").map_err(|e| e.to_string())?;
                 let agents: String = args.value_from_str("--agents").map_err(|e| e.to_string())?;
-                let data: Option<String> = args.opt_value_from_str("--data").map_err(|e| e.to_string())?;
+                let data: Option<String> = args
+                    .opt_value_from_str("--data")
+                    .map_err(|e| e.to_string())?;
                 let data = match data {
-                    Some(d) => serde_json::from_str(&d).map_err(|e| format!("--data is not JSON: {e}"))?,
+                    Some(d) => {
+                        serde_json::from_str(&d).map_err(|e| format!("--data is not JSON: {e}"))?
+                    }
                     None => serde_json::Value::Null,
                 };
                 let list: Vec<&str> = agents.split(',').filter(|a| !a.is_empty()).collect();

@@ -176,7 +176,8 @@ impl Mapping {
                     self.disabled.push(path.clone());
                 }
                 let dyn_v = v.get("dynamic");
-                if dyn_v == Some(&Value::Bool(true)) || dyn_v.and_then(Value::as_str) == Some("true")
+                if dyn_v == Some(&Value::Bool(true))
+                    || dyn_v.and_then(Value::as_str) == Some("true")
                 {
                     self.dynamic_objects.push(path.clone());
                 }
@@ -186,7 +187,10 @@ impl Mapping {
                 continue;
             }
             let indexed = v.get("index") != Some(&Value::Bool(false));
-            let ia = v.get("ignore_above").and_then(Value::as_u64).map(|n| n as usize);
+            let ia = v
+                .get("ignore_above")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize);
             let Some(f) = field(ty, indexed, ia) else {
                 if ty == "flattened" || ty == "alias" || ty.contains("vector") {
                     continue;
@@ -201,7 +205,10 @@ impl Mapping {
             if let Some(Value::Object(sub)) = v.get("fields") {
                 for (sk, sv) in sub {
                     let sty = sv.get("type").and_then(Value::as_str).unwrap_or("keyword");
-                    let sia = sv.get("ignore_above").and_then(Value::as_u64).map(|n| n as usize);
+                    let sia = sv
+                        .get("ignore_above")
+                        .and_then(Value::as_u64)
+                        .map(|n| n as usize);
                     if let Some(f) = field(sty, true, sia) {
                         self.fields.insert(format!("{path}.{sk}"), f);
                     }
@@ -220,16 +227,17 @@ impl Mapping {
     }
 
     fn under_disabled(&self, path: &str) -> bool {
-        self.disabled
-            .iter()
-            .any(|d| path == d || (path.starts_with(d.as_str()) && path[d.len()..].starts_with('.')))
+        self.disabled.iter().any(|d| {
+            path == d || (path.starts_with(d.as_str()) && path[d.len()..].starts_with('.'))
+        })
     }
 
     fn dynamic_at(&self, path: &str) -> bool {
         self.dynamic
-            || self.dynamic_objects.iter().any(|d| {
-                path.starts_with(d.as_str()) && path[d.len()..].starts_with('.')
-            })
+            || self
+                .dynamic_objects
+                .iter()
+                .any(|d| path.starts_with(d.as_str()) && path[d.len()..].starts_with('.'))
     }
 
     /// Maps new fields of `source` (dynamic indices / dynamic objects), ES-style inference:
@@ -242,7 +250,9 @@ impl Mapping {
         let mut leaves = Vec::new();
         collect_leaves(source, "", &mut leaves);
         for (path, v) in leaves {
-            if self.fields.contains_key(&path) || self.under_disabled(&path) || !self.dynamic_at(&path)
+            if self.fields.contains_key(&path)
+                || self.under_disabled(&path)
+                || !self.dynamic_at(&path)
             {
                 continue;
             }
@@ -273,7 +283,9 @@ impl Mapping {
         let mut leaves = Vec::new();
         collect_leaves(source, "", &mut leaves);
         for (path, v) in leaves {
-            let Some(f) = self.lookup(&path) else { continue };
+            let Some(f) = self.lookup(&path) else {
+                continue;
+            };
             let ok = match (f.ty, v) {
                 (_, Value::Null) => true,
                 (FieldType::Date, v) => datemath::parse_date_value(v).is_some(),
@@ -282,7 +294,9 @@ impl Mapping {
                 (FieldType::Double, Value::Number(_)) => true,
                 (FieldType::Double, Value::String(s)) => s.trim().parse::<f64>().is_ok(),
                 (FieldType::Boolean, Value::Bool(_)) => true,
-                (FieldType::Boolean, Value::String(s)) => s == "true" || s == "false" || s.is_empty(),
+                (FieldType::Boolean, Value::String(s)) => {
+                    s == "true" || s == "false" || s.is_empty()
+                }
                 (FieldType::Long | FieldType::Double | FieldType::Boolean, _) => false,
                 (_, Value::Object(_)) => false,
                 _ => true,
@@ -325,7 +339,9 @@ impl Mapping {
             let subs: Map<String, Value> = self
                 .fields
                 .iter()
-                .filter(|(p, _)| p.starts_with(&format!("{path}.")) && !p[path.len() + 1..].contains('.'))
+                .filter(|(p, _)| {
+                    p.starts_with(&format!("{path}.")) && !p[path.len() + 1..].contains('.')
+                })
                 .map(|(p, sf)| {
                     let mut s = json!({ "type": sf.type_name });
                     if let Some(ia) = sf.ignore_above {
@@ -341,7 +357,11 @@ impl Mapping {
         }
         for d in &self.disabled {
             let parts: Vec<&str> = d.split('.').collect();
-            insert_path(&mut root, &parts, json!({ "type": "object", "enabled": false }));
+            insert_path(
+                &mut root,
+                &parts,
+                json!({ "type": "object", "enabled": false }),
+            );
         }
         let mut out = json!({ "properties": root });
         if !self.dynamic {
@@ -434,7 +454,12 @@ mod tests {
     fn compact_and_lookup() {
         let m = Mapping::from_compact(
             false,
-            &["a.b keyword", "data object disabled", "t text", "t.keyword keyword ignore_above=10"],
+            &[
+                "a.b keyword",
+                "data object disabled",
+                "t text",
+                "t.keyword keyword ignore_above=10",
+            ],
         );
         assert!(m.lookup("a.b").is_some());
         assert!(m.lookup("data.x").is_none());
@@ -445,7 +470,9 @@ mod tests {
     #[test]
     fn dynamic_inference() {
         let mut m = Mapping::dynamic();
-        m.map_dynamic(&json!({"s":"x","n":1,"f":1.5,"b":true,"d":"2020-01-01T00:00:00Z","o":{"k":"v"}}));
+        m.map_dynamic(
+            &json!({"s":"x","n":1,"f":1.5,"b":true,"d":"2020-01-01T00:00:00Z","o":{"k":"v"}}),
+        );
         assert_eq!(m.lookup("s").unwrap().ty, FieldType::Text);
         assert_eq!(m.lookup("s.keyword").unwrap().ty, FieldType::Keyword);
         assert_eq!(m.lookup("n").unwrap().ty, FieldType::Long);

@@ -60,7 +60,9 @@ pub struct Ctx<'a> {
 
 fn one_entry<'a>(v: &'a Value, what: &str) -> EsResult<(&'a String, &'a Value)> {
     let Some(m) = v.as_object() else {
-        return Err(EsError::parsing(format!("[{what}] query malformed, no start_object after query name")));
+        return Err(EsError::parsing(format!(
+            "[{what}] query malformed, no start_object after query name"
+        )));
     };
     let mut it = m.iter();
     match (it.next(), it.next()) {
@@ -68,7 +70,9 @@ fn one_entry<'a>(v: &'a Value, what: &str) -> EsResult<(&'a String, &'a Value)> 
         (Some((a, _)), Some((b, _))) => Err(EsError::parsing(format!(
             "[{what}] query doesn't support multiple fields, found [{a}] and [{b}]"
         ))),
-        _ => Err(EsError::parsing(format!("[{what}] query malformed, no field"))),
+        _ => Err(EsError::parsing(format!(
+            "[{what}] query malformed, no field"
+        ))),
     }
 }
 
@@ -84,9 +88,17 @@ impl Query {
     /// Parses a query object (`{"term":{...}}`).
     pub fn parse(v: &Value) -> EsResult<Query> {
         let (name, body) = match v.as_object() {
-            Some(m) if m.len() == 1 => m.iter().next().map(|(k, b)| (k.as_str(), b)).unwrap_or(("", v)),
+            Some(m) if m.len() == 1 => m
+                .iter()
+                .next()
+                .map(|(k, b)| (k.as_str(), b))
+                .unwrap_or(("", v)),
             Some(m) if m.is_empty() => return Ok(Query::MatchAll),
-            _ => return Err(EsError::parsing("query malformed, must start with start_object")),
+            _ => {
+                return Err(EsError::parsing(
+                    "query malformed, must start with start_object",
+                ))
+            }
         };
         Ok(match name {
             "match_all" => Query::MatchAll,
@@ -96,7 +108,9 @@ impl Query {
                 let (val, ci) = match val {
                     Value::Object(o) => (
                         o.get("value").cloned().unwrap_or(Value::Null),
-                        o.get("case_insensitive").and_then(Value::as_bool).unwrap_or(false),
+                        o.get("case_insensitive")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                     ),
                     other => (other.clone(), false),
                 };
@@ -106,7 +120,9 @@ impl Query {
                 Query::Term(f.clone(), val, ci)
             }
             "terms" => {
-                let m = body.as_object().ok_or_else(|| EsError::parsing("[terms] query malformed"))?;
+                let m = body
+                    .as_object()
+                    .ok_or_else(|| EsError::parsing("[terms] query malformed"))?;
                 let mut found = None;
                 for (k, val) in m {
                     if k == "boost" || k == "_name" {
@@ -118,7 +134,9 @@ impl Query {
                         )));
                     };
                     if found.is_some() {
-                        return Err(EsError::parsing("[terms] query does not support multiple fields"));
+                        return Err(EsError::parsing(
+                            "[terms] query does not support multiple fields",
+                        ));
                     }
                     found = Some(Query::Terms(k.clone(), a.clone()));
                 }
@@ -149,13 +167,18 @@ impl Query {
                 Query::Range(f.clone(), bounds)
             }
             "exists" => {
-                let f = body.get("field").and_then(Value::as_str).ok_or_else(|| {
-                    EsError::parsing("[exists] must be provided with a [field]")
-                })?;
+                let f = body
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| EsError::parsing("[exists] must be provided with a [field]"))?;
                 Query::Exists(f.to_string())
             }
             "ids" => {
-                let vals = body.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+                let vals = body
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 Query::Ids(vals.iter().map(scalar_string).collect())
             }
             "match" | "match_phrase" => {
@@ -163,7 +186,9 @@ impl Query {
                 let (q, and) = match b {
                     Value::Object(o) => (
                         o.get("query").map(scalar_string).unwrap_or_default(),
-                        o.get("operator").and_then(Value::as_str).map(|s| s.eq_ignore_ascii_case("and"))
+                        o.get("operator")
+                            .and_then(Value::as_str)
+                            .map(|s| s.eq_ignore_ascii_case("and"))
                             == Some(true)
                             || name == "match_phrase",
                     ),
@@ -182,10 +207,20 @@ impl Query {
             "bool" => {
                 let m = body.as_object().cloned().unwrap_or_else(Map::new);
                 for k in m.keys() {
-                    if !["must", "filter", "should", "must_not", "minimum_should_match", "boost", "_name"]
-                        .contains(&k.as_str())
+                    if ![
+                        "must",
+                        "filter",
+                        "should",
+                        "must_not",
+                        "minimum_should_match",
+                        "boost",
+                        "_name",
+                    ]
+                    .contains(&k.as_str())
                     {
-                        return Err(EsError::parsing(format!("[bool] query does not support [{k}]")));
+                        return Err(EsError::parsing(format!(
+                            "[bool] query does not support [{k}]"
+                        )));
                     }
                 }
                 let must = clauses(m.get("must"))?;
@@ -273,7 +308,8 @@ impl Query {
             }
             Query::Terms(f, list) => {
                 let vals = field_values(doc, f, ctx);
-                vals.iter().any(|dv| list.iter().any(|v| term_eq(dv, v, false, ctx.now)))
+                vals.iter()
+                    .any(|dv| list.iter().any(|v| term_eq(dv, v, false, ctx.now)))
             }
             Query::Range(f, b) => {
                 let vals = field_values(doc, f, ctx);
@@ -301,7 +337,8 @@ impl Query {
                     return false;
                 }
                 let hit = |t: &String| {
-                    vals.iter().any(|dv| term_eq(dv, &Value::String(t.clone()), false, ctx.now))
+                    vals.iter()
+                        .any(|dv| term_eq(dv, &Value::String(t.clone()), false, ctx.now))
                 };
                 if *and {
                     qtokens.iter().all(hit)
@@ -361,7 +398,10 @@ fn scalar_string(v: &Value) -> String {
 
 /// The mapping of a field path plus the source path its values come from (multi-fields read
 /// their parent).
-pub fn resolve_field<'a>(mapping: &'a Mapping, path: &str) -> Option<(&'a FieldMapping, String, bool)> {
+pub fn resolve_field<'a>(
+    mapping: &'a Mapping,
+    path: &str,
+) -> Option<(&'a FieldMapping, String, bool)> {
     let f = mapping.lookup(path)?;
     if let Some(pos) = path.rfind('.') {
         let parent = &path[..pos];
@@ -414,7 +454,11 @@ pub fn field_values(doc: &Doc, path: &str, ctx: &Ctx) -> Vec<FieldValue> {
                     _ => None,
                 };
                 if let Some(n) = n {
-                    out.push(FieldValue::Num(if f.ty == FieldType::Long { n.trunc() } else { n }));
+                    out.push(FieldValue::Num(if f.ty == FieldType::Long {
+                        n.trunc()
+                    } else {
+                        n
+                    }));
                 }
             }
             FieldType::Date => {
@@ -425,7 +469,9 @@ pub fn field_values(doc: &Doc, path: &str, ctx: &Ctx) -> Vec<FieldValue> {
             FieldType::Boolean => match v {
                 Value::Bool(b) => out.push(FieldValue::Bool(*b)),
                 Value::String(s) if s == "true" => out.push(FieldValue::Bool(true)),
-                Value::String(s) if s == "false" || s.is_empty() => out.push(FieldValue::Bool(false)),
+                Value::String(s) if s == "false" || s.is_empty() => {
+                    out.push(FieldValue::Bool(false))
+                }
                 _ => {}
             },
             FieldType::Binary => {}
@@ -476,7 +522,9 @@ fn in_range(dv: &FieldValue, b: &[Option<Value>; 4], now: i64) -> bool {
                 Some(q) => n.partial_cmp(&q).is_some_and(cmp),
                 None => false,
             },
-            FieldValue::Str(s) | FieldValue::Text(s) => cmp(s.as_str().cmp(scalar_string(bound).as_str())),
+            FieldValue::Str(s) | FieldValue::Text(s) => {
+                cmp(s.as_str().cmp(scalar_string(bound).as_str()))
+            }
             FieldValue::Bool(_) => false,
         }
     };
@@ -544,7 +592,10 @@ mod tests {
         assert!(!hit(json!({"term":{"unmapped":"u"}}), &d));
         assert!(!hit(json!({"exists":{"field":"data.x"}}), &d));
         assert!(!hit(json!({"exists":{"field":"unmapped"}}), &d));
-        assert!(hit(json!({"bool":{"must_not":{"exists":{"field":"unmapped"}}}}), &d));
+        assert!(hit(
+            json!({"bool":{"must_not":{"exists":{"field":"unmapped"}}}}),
+            &d
+        ));
     }
 
     #[test]
@@ -555,7 +606,10 @@ mod tests {
         assert!(hit(json!({"term":{"revision_idx":3}}), &d));
         assert!(hit(json!({"term":{"msg":"hello"}}), &d));
         assert!(!hit(json!({"term":{"msg":"Hello"}}), &d));
-        assert!(!hit(json!({"term":{"msg.keyword":"Hello World"}}), &d), "ignore_above");
+        assert!(
+            !hit(json!({"term":{"msg.keyword":"Hello World"}}), &d),
+            "ignore_above"
+        );
         assert!(hit(json!({"match":{"msg":"WORLD other"}}), &d));
         assert!(hit(json!({"term":{"_id":"A1"}}), &d));
         assert!(hit(json!({"ids":{"values":["A1"]}}), &d));
@@ -565,7 +619,10 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!(Query::parse(&json!({"nope":{}})).unwrap_err().kind, "parsing_exception");
+        assert_eq!(
+            Query::parse(&json!({"nope":{}})).unwrap_err().kind,
+            "parsing_exception"
+        );
         assert!(Query::parse(&json!({"term":{"a":1,"b":2}})).is_err());
     }
 }

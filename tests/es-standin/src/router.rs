@@ -43,7 +43,9 @@ impl Ctx<'_> {
 
     /// Checks a privilege.
     pub fn authorize(&self, action: &str, indices: &[String]) -> EsResult<()> {
-        self.shared.security().authorize(&self.principal, action, indices)
+        self.shared
+            .security()
+            .authorize(&self.principal, action, indices)
     }
 
     /// "now" in epoch ms.
@@ -77,8 +79,14 @@ pub fn handle(shared: &Arc<Shared>, req: &Request) -> Response {
     }
     if let Some(ct) = req.header("content-type") {
         let ct = ct.to_ascii_lowercase();
-        if !req.body.is_empty() && !(ct.contains("json") || ct.contains("ndjson") || ct.contains("cbor") || ct.contains("smile") || ct.contains("yaml")) {
-            return Response::json(406, &json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406}));
+        let known = ["json", "ndjson", "cbor", "smile", "yaml"]
+            .iter()
+            .any(|k| ct.contains(k));
+        if !req.body.is_empty() && !known {
+            return Response::json(
+                406,
+                &json!({"error": format!("Content-Type header [{ct}] is not supported"), "status": 406}),
+            );
         }
     }
     let uri = if req.query.is_empty() {
@@ -96,7 +104,12 @@ pub fn handle(shared: &Arc<Shared>, req: &Request) -> Response {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let ctx = Ctx { shared, req, principal, seg };
+    let ctx = Ctx {
+        shared,
+        req,
+        principal,
+        seg,
+    };
     match route(&ctx) {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -139,7 +152,9 @@ fn route(c: &Ctx) -> EsResult<Response> {
         ("GET", ["_fleet", "secret", id]) => api_admin::secret_get(c, id),
         ("DELETE", ["_fleet", "secret", id]) => api_admin::secret_delete(c, id),
         (_, ["_fleet", "_fleet_msearch"]) if get_post => api_search::msearch(c, None, true),
-        (_, [idx, "_fleet", "_fleet_msearch"]) if get_post => api_search::msearch(c, Some(idx), true),
+        (_, [idx, "_fleet", "_fleet_msearch"]) if get_post => {
+            api_search::msearch(c, Some(idx), true)
+        }
         (_, [idx, "_fleet", "_fleet_search"]) if get_post => api_search::fleet_search(c, idx),
         ("GET", [idx, "_fleet", "global_checkpoints"]) => api_search::global_checkpoints(c, idx),
         ("PUT" | "POST", ["_bulk"]) => api_docs::bulk(c, None),
@@ -184,11 +199,17 @@ fn route(c: &Ctx) -> EsResult<Response> {
 fn control(shared: &Arc<Shared>, req: &Request, seg: &[String]) -> Response {
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
     let q = |k: &str| req.query.get(k).cloned();
-    let dur = |k: &str| q(k).and_then(|v| util::parse_time(&v).or_else(|| v.parse::<u64>().ok().map(Duration::from_millis)));
+    let dur = |k: &str| {
+        q(k).and_then(|v| {
+            util::parse_time(&v).or_else(|| v.parse::<u64>().ok().map(Duration::from_millis))
+        })
+    };
     let f = &shared.faults;
     match (req.method.as_str(), &s[1..]) {
         ("GET", ["faults"]) => {}
-        ("POST" | "PUT", ["faults", "latency"]) => f.latency(dur("ms").or_else(|| dur("for")).unwrap_or_default()),
+        ("POST" | "PUT", ["faults", "latency"]) => {
+            f.latency(dur("ms").or_else(|| dur("for")).unwrap_or_default())
+        }
         ("POST" | "PUT", ["faults", "fail"]) => {
             let n = q("count").and_then(|v| v.parse().ok()).unwrap_or(1);
             let status = q("status").and_then(|v| v.parse().ok()).unwrap_or(503);
@@ -219,9 +240,11 @@ fn control(shared: &Arc<Shared>, req: &Request, seg: &[String]) -> Response {
             shared.notify();
         }
         _ => {
-            return Response::json(404, &json!({"error": "unknown stand-in control endpoint", "status": 404}));
+            return Response::json(
+                404,
+                &json!({"error": "unknown stand-in control endpoint", "status": 404}),
+            );
         }
     }
     Response::json(200, &json!({"acknowledged": true, "faults": f.status()}))
 }
-

@@ -31,7 +31,10 @@ impl SourceFilter {
         let list = |v: Option<&Value>| -> Vec<String> {
             match v {
                 Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 _ => Vec::new(),
             }
         };
@@ -56,7 +59,12 @@ impl SourceFilter {
 
     /// Applies URL params `_source`, `_source_includes`, `_source_excludes`.
     pub fn from_params(p: &HashMap<String, String>) -> Option<SourceFilter> {
-        let split = |s: &str| -> Vec<String> { s.split(',').filter(|x| !x.is_empty()).map(String::from).collect() };
+        let split = |s: &str| -> Vec<String> {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        };
         let mut f = match p.get("_source").map(String::as_str) {
             None => None,
             Some("false") => Some(SourceFilter {
@@ -87,13 +95,23 @@ impl SourceFilter {
             return Some(src.clone());
         }
         match src {
-            Value::Object(m) => Some(Value::Object(filter_map(m, "", &self.includes, &self.excludes))),
+            Value::Object(m) => Some(Value::Object(filter_map(
+                m,
+                "",
+                &self.includes,
+                &self.excludes,
+            ))),
             other => Some(other.clone()),
         }
     }
 }
 
-fn filter_map(m: &Map<String, Value>, prefix: &str, inc: &[String], exc: &[String]) -> Map<String, Value> {
+fn filter_map(
+    m: &Map<String, Value>,
+    prefix: &str,
+    inc: &[String],
+    exc: &[String],
+) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in m {
         let path = format!("{prefix}{k}");
@@ -101,11 +119,17 @@ fn filter_map(m: &Map<String, Value>, prefix: &str, inc: &[String], exc: &[Strin
             continue;
         }
         let full = inc.is_empty() || inc.iter().any(|p| util::glob(p, &path));
-        let below = |p: &String| p.starts_with(&format!("{path}.")) || (p.contains('*') && util::glob(p, &format!("{path}.x")));
+        let below = |p: &String| {
+            p.starts_with(&format!("{path}."))
+                || (p.contains('*') && util::glob(p, &format!("{path}.x")))
+        };
         match v {
             Value::Object(c) => {
                 if full {
-                    out.insert(k.clone(), Value::Object(filter_map(c, &format!("{path}."), &[], exc)));
+                    out.insert(
+                        k.clone(),
+                        Value::Object(filter_map(c, &format!("{path}."), &[], exc)),
+                    );
                 } else if inc.iter().any(below) {
                     let sub = filter_map(c, &format!("{path}."), inc, exc);
                     if !sub.is_empty() {
@@ -169,7 +193,12 @@ pub fn parse_sort(v: Option<&Value>) -> EsResult<Vec<SortSpec>> {
                     Some((f, o)) => (f.to_string(), o == "desc"),
                     None => (s.clone(), s == "_score"),
                 };
-                out.push(SortSpec { field: f, desc: d, unmapped_ok: false, missing_first: false });
+                out.push(SortSpec {
+                    field: f,
+                    desc: d,
+                    unmapped_ok: false,
+                    missing_first: false,
+                });
             }
             Value::Object(m) => {
                 for (f, o) in m {
@@ -180,9 +209,18 @@ pub fn parse_sort(v: Option<&Value>) -> EsResult<Vec<SortSpec>> {
                             oo.contains_key("unmapped_type"),
                             oo.get("missing").and_then(Value::as_str) == Some("_first"),
                         ),
-                        _ => return Err(EsError::parsing(format!("[sort] malformed for field [{f}]"))),
+                        _ => {
+                            return Err(EsError::parsing(format!(
+                                "[sort] malformed for field [{f}]"
+                            )))
+                        }
                     };
-                    out.push(SortSpec { field: f.clone(), desc, unmapped_ok, missing_first });
+                    out.push(SortSpec {
+                        field: f.clone(),
+                        desc,
+                        unmapped_ok,
+                        missing_first,
+                    });
                 }
             }
             _ => return Err(EsError::parsing("[sort] malformed")),
@@ -221,10 +259,35 @@ pub struct SearchRequest {
 }
 
 const BODY_KEYS: &[&str] = &[
-    "query", "size", "from", "sort", "_source", "seq_no_primary_term", "version", "track_total_hits",
-    "aggs", "aggregations", "fields", "script_fields", "timeout", "stored_fields", "docvalue_fields",
-    "explain", "min_score", "terminate_after", "track_scores", "post_filter", "highlight", "collapse",
-    "search_after", "pit", "runtime_mappings", "indices_boost", "profile", "stats", "ext",
+    "query",
+    "size",
+    "from",
+    "sort",
+    "_source",
+    "seq_no_primary_term",
+    "version",
+    "track_total_hits",
+    "aggs",
+    "aggregations",
+    "fields",
+    "script_fields",
+    "timeout",
+    "stored_fields",
+    "docvalue_fields",
+    "explain",
+    "min_score",
+    "terminate_after",
+    "track_scores",
+    "post_filter",
+    "highlight",
+    "collapse",
+    "search_after",
+    "pit",
+    "runtime_mappings",
+    "indices_boost",
+    "profile",
+    "stats",
+    "ext",
 ];
 
 fn as_usize(v: Option<&Value>, what: &str) -> EsResult<Option<usize>> {
@@ -234,12 +297,17 @@ fn as_usize(v: Option<&Value>, what: &str) -> EsResult<Option<usize>> {
             .as_i64()
             .and_then(|x| usize::try_from(x).ok())
             .map(Some)
-            .ok_or_else(|| EsError::illegal_argument(format!("[{what}] parameter cannot be negative, found [{n}]"))),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| EsError::illegal_argument(format!("failed to parse [{what}] value [{s}]"))),
-        Some(other) => Err(EsError::parsing(format!("[{what}] malformed value [{other}]"))),
+            .ok_or_else(|| {
+                EsError::illegal_argument(format!(
+                    "[{what}] parameter cannot be negative, found [{n}]"
+                ))
+            }),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            EsError::illegal_argument(format!("failed to parse [{what}] value [{s}]"))
+        }),
+        Some(other) => Err(EsError::parsing(format!(
+            "[{what}] malformed value [{other}]"
+        ))),
     }
 }
 
@@ -254,7 +322,11 @@ impl SearchRequest {
         };
         for k in b.keys() {
             if !BODY_KEYS.contains(&k.as_str()) {
-                return Err(EsError::parsing(format!("Unknown key for a START_OBJECT in [{k}].")).with("line", 1).with("col", 1));
+                return Err(
+                    EsError::parsing(format!("Unknown key for a START_OBJECT in [{k}]."))
+                        .with("line", 1)
+                        .with("col", 1),
+                );
             }
         }
         let query = match b.get("query") {
@@ -273,14 +345,21 @@ impl SearchRequest {
         .unwrap_or(0);
         let mut sort = parse_sort(b.get("sort"))?;
         if let Some(s) = p.get("sort") {
-            sort = parse_sort(Some(&Value::Array(s.split(',').map(|x| Value::String(x.into())).collect())))?;
+            sort = parse_sort(Some(&Value::Array(
+                s.split(',').map(|x| Value::String(x.into())).collect(),
+            )))?;
         }
-        let source = SourceFilter::from_params(p).unwrap_or_else(|| SourceFilter::parse(b.get("_source")));
+        let source =
+            SourceFilter::from_params(p).unwrap_or_else(|| SourceFilter::parse(b.get("_source")));
         let flag = |k: &str| -> bool {
-            p.get(k).map(|v| v == "true" || v.is_empty()).unwrap_or(false)
+            p.get(k)
+                .map(|v| v == "true" || v.is_empty())
+                .unwrap_or(false)
                 || b.get(k).and_then(Value::as_bool).unwrap_or(false)
         };
-        let total_as_int = p.get("rest_total_hits_as_int").is_some_and(|v| v == "true" || v.is_empty());
+        let total_as_int = p
+            .get("rest_total_hits_as_int")
+            .is_some_and(|v| v == "true" || v.is_empty());
         let track_total = match b.get("track_total_hits").or(None) {
             Some(Value::Bool(true)) => Some(usize::MAX),
             Some(Value::Bool(false)) => None,
@@ -300,7 +379,11 @@ impl SearchRequest {
         let fields = match b.get("fields") {
             Some(Value::Array(a)) => a
                 .iter()
-                .filter_map(|f| f.as_str().or_else(|| f.get("field").and_then(Value::as_str)).map(String::from))
+                .filter_map(|f| {
+                    f.as_str()
+                        .or_else(|| f.get("field").and_then(Value::as_str))
+                        .map(String::from)
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -308,7 +391,11 @@ impl SearchRequest {
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| {
-                    let src = v.pointer("/script/source").or_else(|| v.get("script")).and_then(Value::as_str).unwrap_or("");
+                    let src = v
+                        .pointer("/script/source")
+                        .or_else(|| v.get("script"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     (k.clone(), src.to_string())
                 })
                 .collect(),
@@ -354,7 +441,11 @@ pub struct Hit<'a> {
 }
 
 fn sort_value(doc: &Doc, idx: &Index, s: &SortSpec, now: i64) -> Option<FieldValue> {
-    let ctx = Ctx { mapping: &idx.mapping, index: &idx.name, now };
+    let ctx = Ctx {
+        mapping: &idx.mapping,
+        index: &idx.name,
+        now,
+    };
     let vals = field_values(doc, &s.field, &ctx);
     let cmp = |a: &&FieldValue, b: &&FieldValue| cmp_values(a, b);
     if s.desc {
@@ -368,7 +459,9 @@ fn cmp_values(a: &FieldValue, b: &FieldValue) -> Ordering {
     match (a, b) {
         (FieldValue::Num(x), FieldValue::Num(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
         (FieldValue::Bool(x), FieldValue::Bool(y)) => x.cmp(y),
-        (FieldValue::Str(x) | FieldValue::Text(x), FieldValue::Str(y) | FieldValue::Text(y)) => x.cmp(y),
+        (FieldValue::Str(x) | FieldValue::Text(x), FieldValue::Str(y) | FieldValue::Text(y)) => {
+            x.cmp(y)
+        }
         _ => Ordering::Equal,
     }
 }
@@ -394,9 +487,13 @@ pub fn check_sort(indices: &[&Index], sort: &[SortSpec]) -> EsResult<()> {
         }
         if !mapped && !indices.is_empty() {
             let idx = indices[0];
-            let e = EsError::new(400, "query_shard_exception", format!("No mapping found for [{}] in order to sort on", s.field))
-                .with("index_uuid", idx.uuid.clone())
-                .with("index", idx.name.clone());
+            let e = EsError::new(
+                400,
+                "query_shard_exception",
+                format!("No mapping found for [{}] in order to sort on", s.field),
+            )
+            .with("index_uuid", idx.uuid.clone())
+            .with("index", idx.name.clone());
             return Err(EsError::all_shards_failed(e, &idx.name, "standin-node"));
         }
     }
@@ -404,14 +501,28 @@ pub fn check_sort(indices: &[&Index], sort: &[SortSpec]) -> EsResult<()> {
 }
 
 /// Collects and orders the matching documents of `indices`.
-pub fn matching<'a>(indices: &[&'a Index], query: &Query, sort: &[SortSpec], now: i64) -> Vec<Hit<'a>> {
+pub fn matching<'a>(
+    indices: &[&'a Index],
+    query: &Query,
+    sort: &[SortSpec],
+    now: i64,
+) -> Vec<Hit<'a>> {
     let mut hits = Vec::new();
     for idx in indices {
-        let ctx = Ctx { mapping: &idx.mapping, index: &idx.name, now };
+        let ctx = Ctx {
+            mapping: &idx.mapping,
+            index: &idx.name,
+            now,
+        };
         for doc in idx.searchable() {
             if let Some(score) = query.score(doc, &ctx) {
                 let sv = sort.iter().map(|s| sort_value(doc, idx, s, now)).collect();
-                hits.push(Hit { index: idx, doc, score, sort: sv });
+                hits.push(Hit {
+                    index: idx,
+                    doc,
+                    score,
+                    sort: sv,
+                });
             }
         }
     }
@@ -426,10 +537,26 @@ pub fn matching<'a>(indices: &[&'a Index], query: &Query, sort: &[SortSpec], now
                     _ => match (&a.sort[i], &b.sort[i]) {
                         (Some(x), Some(y)) => {
                             let o = cmp_values(x, y);
-                            if s.desc { o.reverse() } else { o }
+                            if s.desc {
+                                o.reverse()
+                            } else {
+                                o
+                            }
                         }
-                        (Some(_), None) => if s.missing_first { Ordering::Greater } else { Ordering::Less },
-                        (None, Some(_)) => if s.missing_first { Ordering::Less } else { Ordering::Greater },
+                        (Some(_), None) => {
+                            if s.missing_first {
+                                Ordering::Greater
+                            } else {
+                                Ordering::Less
+                            }
+                        }
+                        (None, Some(_)) => {
+                            if s.missing_first {
+                                Ordering::Less
+                            } else {
+                                Ordering::Greater
+                            }
+                        }
                         (None, None) => Ordering::Equal,
                     },
                 };
@@ -443,8 +570,33 @@ pub fn matching<'a>(indices: &[&'a Index], query: &Query, sort: &[SortSpec], now
     hits
 }
 
+/// What to include in a rendered hit.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOpts<'a> {
+    /// `_source` filter.
+    pub source: &'a SourceFilter,
+    /// Add `_seq_no` / `_primary_term`.
+    pub seq_no_primary_term: bool,
+    /// Add `_version`.
+    pub version: bool,
+    /// Sort keys (for `sort` values and `_score` nulling).
+    pub sort: &'a [SortSpec],
+    /// `fields` to return.
+    pub fields: &'a [String],
+    /// `script_fields`.
+    pub script_fields: &'a [(String, String)],
+}
+
 /// Renders one hit.
-pub fn render_hit(h: &Hit, req_source: &SourceFilter, spt: bool, version: bool, sort: &[SortSpec], fields: &[String], script_fields: &[(String, String)], now: i64) -> Value {
+pub fn render_hit(h: &Hit, o: &RenderOpts, now: i64) -> Value {
+    let RenderOpts {
+        source: req_source,
+        seq_no_primary_term: spt,
+        version,
+        sort,
+        fields,
+        script_fields,
+    } = *o;
     let mut m = Map::new();
     m.insert("_index".into(), json!(h.index.name));
     m.insert("_id".into(), json!(h.doc.id));
@@ -456,24 +608,41 @@ pub fn render_hit(h: &Hit, req_source: &SourceFilter, spt: bool, version: bool, 
         m.insert("_primary_term".into(), json!(1));
     }
     let scored = sort.is_empty() || sort.iter().any(|s| s.field == "_score");
-    m.insert("_score".into(), if scored { json!(h.score) } else { Value::Null });
+    m.insert(
+        "_score".into(),
+        if scored { json!(h.score) } else { Value::Null },
+    );
     if let Some(src) = req_source.apply(&h.doc.source) {
         m.insert("_source".into(), src);
     }
-    let ctx = Ctx { mapping: &h.index.mapping, index: &h.index.name, now };
+    let ctx = Ctx {
+        mapping: &h.index.mapping,
+        index: &h.index.name,
+        now,
+    };
     let mut fm = Map::new();
     for f in fields {
         let names: Vec<String> = if f.contains('*') {
-            h.index.mapping.fields.keys().filter(|k| util::glob(f, k)).cloned().collect()
+            h.index
+                .mapping
+                .fields
+                .keys()
+                .filter(|k| util::glob(f, k))
+                .cloned()
+                .collect()
         } else {
             vec![f.clone()]
         };
         for name in names {
-            let Some((fmap, _, _)) = resolve_field(&h.index.mapping, &name) else { continue };
+            let Some((fmap, _, _)) = resolve_field(&h.index.mapping, &name) else {
+                continue;
+            };
             let vals: Vec<Value> = field_values(h.doc, &name, &ctx)
                 .into_iter()
                 .map(|v| match (fmap.ty, v) {
-                    (FieldType::Date, FieldValue::Num(n)) => json!(crate::datemath::format_millis(n as i64)),
+                    (FieldType::Date, FieldValue::Num(n)) => {
+                        json!(crate::datemath::format_millis(n as i64))
+                    }
                     (_, v) => v.to_json(),
                 })
                 .collect();
@@ -499,9 +668,10 @@ pub fn render_hit(h: &Hit, req_source: &SourceFilter, spt: bool, version: bool, 
                 ("_doc", _) => json!(h.doc.seq_no),
                 (_, Some(v)) => v.to_json(),
                 (_, None) => {
-                    let numeric = resolve_field(&h.index.mapping, &s.field).is_some_and(|(f, _, _)| {
-                        matches!(f.ty, FieldType::Long | FieldType::Double | FieldType::Date)
-                    }) || s.field.starts_with('_');
+                    let numeric =
+                        resolve_field(&h.index.mapping, &s.field).is_some_and(|(f, _, _)| {
+                            matches!(f.ty, FieldType::Long | FieldType::Double | FieldType::Date)
+                        }) || s.field.starts_with('_');
                     if !numeric {
                         Value::Null
                     } else if s.desc == s.missing_first {
@@ -518,8 +688,17 @@ pub fn render_hit(h: &Hit, req_source: &SourceFilter, spt: bool, version: bool, 
 }
 
 /// Executes a search over already-resolved concrete indices (searchable snapshots).
-pub fn execute(cluster: &Cluster, names: &[String], req: &SearchRequest, now: i64, took: u64) -> EsResult<Value> {
-    let indices: Vec<&Index> = names.iter().filter_map(|n| cluster.indices.get(n)).collect();
+pub fn execute(
+    cluster: &Cluster,
+    names: &[String],
+    req: &SearchRequest,
+    now: i64,
+    took: u64,
+) -> EsResult<Value> {
+    let indices: Vec<&Index> = names
+        .iter()
+        .filter_map(|n| cluster.indices.get(n))
+        .collect();
     check_sort(&indices, &req.sort)?;
     let hits = matching(&indices, &req.query, &req.sort, now);
     let total = hits.len();
@@ -528,7 +707,17 @@ pub fn execute(cluster: &Cluster, names: &[String], req: &SearchRequest, now: i6
         .iter()
         .skip(req.from)
         .take(req.size)
-        .map(|h| render_hit(h, &req.source, req.seq_no_primary_term, req.version, &req.sort, &req.fields, &req.script_fields, now))
+        .map(|h| {
+            let o = RenderOpts {
+                source: &req.source,
+                seq_no_primary_term: req.seq_no_primary_term,
+                version: req.version,
+                sort: &req.sort,
+                fields: &req.fields,
+                script_fields: &req.script_fields,
+            };
+            render_hit(h, &o, now)
+        })
         .collect();
     let sorted_by_field = !req.sort.is_empty() && !req.sort.iter().any(|s| s.field == "_score");
     let max_score = if sorted_by_field || hits.is_empty() {
@@ -540,7 +729,11 @@ pub fn execute(cluster: &Cluster, names: &[String], req: &SearchRequest, now: i6
     if req.total_as_int {
         hits_obj.insert("total".into(), json!(total));
     } else if let Some(limit) = req.track_total {
-        let (value, rel) = if total > limit { (limit, "gte") } else { (total, "eq") };
+        let (value, rel) = if total > limit {
+            (limit, "gte")
+        } else {
+            (total, "eq")
+        };
         hits_obj.insert("total".into(), json!({"value": value, "relation": rel}));
     }
     hits_obj.insert("max_score".into(), max_score);
@@ -567,13 +760,19 @@ mod tests {
         let f = SourceFilter::parse(Some(&json!({"includes":["data.outputs"]})));
         assert_eq!(f.apply(&src), Some(json!({"data":{"outputs":{"a":1}}})));
         let f = SourceFilter::parse(Some(&json!({"excludes":["agents"]})));
-        assert_eq!(f.apply(&src), Some(json!({"data":{"outputs":{"a":1},"inputs":[1]},"id":"p"})));
+        assert_eq!(
+            f.apply(&src),
+            Some(json!({"data":{"outputs":{"a":1},"inputs":[1]},"id":"p"}))
+        );
         let f = SourceFilter::parse(Some(&json!(["_seq_no"])));
         assert_eq!(f.apply(&src), Some(json!({})));
         let f = SourceFilter::parse(Some(&json!(false)));
         assert_eq!(f.apply(&src), None);
         let f = SourceFilter::parse(Some(&json!("data.*")));
-        assert_eq!(f.apply(&src), Some(json!({"data":{"outputs":{"a":1},"inputs":[1]}})));
+        assert_eq!(
+            f.apply(&src),
+            Some(json!({"data":{"outputs":{"a":1},"inputs":[1]}}))
+        );
     }
 
     #[test]

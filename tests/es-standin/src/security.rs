@@ -128,7 +128,12 @@ pub fn decode_service_token(v: &str) -> Option<(String, String)> {
 
 /// Normalizes a role descriptor as ES returns it from `GET /_security/api_key`.
 pub fn normalize_role(rd: &Value) -> Value {
-    let arr = |k: &str| rd.get(k).cloned().filter(Value::is_array).unwrap_or_else(|| json!([]));
+    let arr = |k: &str| {
+        rd.get(k)
+            .cloned()
+            .filter(Value::is_array)
+            .unwrap_or_else(|| json!([]))
+    };
     let indices: Vec<Value> = arr("indices")
         .as_array()
         .cloned()
@@ -157,7 +162,11 @@ pub fn normalize_role(rd: &Value) -> Value {
 /// Normalizes a role descriptor map.
 pub fn normalize_roles(v: Option<&Value>) -> Value {
     match v {
-        Some(Value::Object(m)) => Value::Object(m.iter().map(|(k, rd)| (k.clone(), normalize_role(rd))).collect()),
+        Some(Value::Object(m)) => Value::Object(
+            m.iter()
+                .map(|(k, rd)| (k.clone(), normalize_role(rd)))
+                .collect(),
+        ),
         _ => json!({}),
     }
 }
@@ -179,7 +188,13 @@ impl Security {
             },
         );
         for (n, sec) in file_tokens {
-            s.tokens.insert(n.clone(), ServiceToken { secret: sec.clone(), source: "file" });
+            s.tokens.insert(
+                n.clone(),
+                ServiceToken {
+                    secret: sec.clone(),
+                    source: "file",
+                },
+            );
         }
         s
     }
@@ -193,22 +208,31 @@ impl Security {
         let cred = cred.trim();
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
-                let dec = base64::engine::general_purpose::STANDARD.decode(cred).ok().and_then(|b| String::from_utf8(b).ok());
+                let dec = base64::engine::general_purpose::STANDARD
+                    .decode(cred)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
                 let Some((u, p)) = dec.as_deref().and_then(|d| d.split_once(':')) else {
                     return Err(EsError::unauthenticated(None));
                 };
                 match self.users.get(u) {
-                    Some(user) if user.password == p && user.enabled => Ok(Principal::User { name: u.to_string() }),
+                    Some(user) if user.password == p && user.enabled => Ok(Principal::User {
+                        name: u.to_string(),
+                    }),
                     _ => {
                         let mut e = EsError::unauthenticated(None);
-                        e.reason = format!("unable to authenticate user [{u}] for REST request [{uri}]");
+                        e.reason =
+                            format!("unable to authenticate user [{u}] for REST request [{uri}]");
                         Err(e)
                     }
                 }
             }
             "bearer" => match decode_service_token(cred) {
                 Some((name, secret)) => match self.tokens.get(&name) {
-                    Some(t) if t.secret == secret => Ok(Principal::Service { token: name, source: t.source }),
+                    Some(t) if t.secret == secret => Ok(Principal::Service {
+                        token: name,
+                        source: t.source,
+                    }),
                     _ => {
                         let mut e = EsError::unauthenticated(None);
                         e.reason = format!("failed to authenticate service account [{FLEET_SERVICE}] with token name [{name}]");
@@ -218,15 +242,24 @@ impl Security {
                 None => Err(EsError::unauthenticated(None)),
             },
             "apikey" => {
-                let dec = base64::engine::general_purpose::STANDARD.decode(cred).ok().and_then(|b| String::from_utf8(b).ok());
+                let dec = base64::engine::general_purpose::STANDARD
+                    .decode(cred)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
                 let Some((id, key)) = dec.as_deref().and_then(|d| d.split_once(':')) else {
                     return Err(EsError::unauthenticated(None));
                 };
                 let why = match self.api_keys.get(id) {
                     None => format!("API key: unable to find apikey with id {id}"),
-                    Some(k) if k.invalidated.is_some() => format!("API key: api key [{id}] has been invalidated"),
-                    Some(k) if k.expiration.is_some_and(|e| e <= now) => "API key: api key is expired".to_string(),
-                    Some(k) if k.secret != key => format!("API key: invalid credentials for API key [{id}]"),
+                    Some(k) if k.invalidated.is_some() => {
+                        format!("API key: api key [{id}] has been invalidated")
+                    }
+                    Some(k) if k.expiration.is_some_and(|e| e <= now) => {
+                        "API key: api key is expired".to_string()
+                    }
+                    Some(k) if k.secret != key => {
+                        format!("API key: invalid credentials for API key [{id}]")
+                    }
                     Some(_) => return Ok(Principal::ApiKey { id: id.to_string() }),
                 };
                 Err(EsError::unauthenticated(Some(why)))
@@ -240,7 +273,11 @@ impl Security {
         match p {
             Principal::User { name } => name.clone(),
             Principal::Service { .. } => FLEET_SERVICE.to_string(),
-            Principal::ApiKey { id } => self.api_keys.get(id).map(|k| k.owner.clone()).unwrap_or_default(),
+            Principal::ApiKey { id } => self
+                .api_keys
+                .get(id)
+                .map(|k| k.owner.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -262,7 +299,10 @@ impl Security {
 
     fn is_superuser(&self, p: &Principal) -> bool {
         match p {
-            Principal::User { name } => self.users.get(name).is_some_and(|u| u.roles.iter().any(|r| r == "superuser")),
+            Principal::User { name } => self
+                .users
+                .get(name)
+                .is_some_and(|u| u.roles.iter().any(|r| r == "superuser")),
             _ => false,
         }
     }
@@ -301,7 +341,11 @@ impl Security {
                 let k = self.api_keys.get(id);
                 let owner = k.map(|k| k.owner.clone()).unwrap_or_default();
                 let (full_name, email, metadata) = if owner == FLEET_SERVICE {
-                    (json!("Service account - elastic/fleet-server"), Value::Null, json!({"_elastic_service_account": true}))
+                    (
+                        json!("Service account - elastic/fleet-server"),
+                        Value::Null,
+                        json!({"_elastic_service_account": true}),
+                    )
                 } else {
                     let u = self.users.get(&owner);
                     (
@@ -344,14 +388,21 @@ impl Security {
                 })?;
                 Some(now + d.as_millis() as i64)
             }
-            Some(other) => return Err(EsError::parsing(format!("[expiration] malformed value [{other}]"))),
+            Some(other) => {
+                return Err(EsError::parsing(format!(
+                    "[expiration] malformed value [{other}]"
+                )))
+            }
         };
         let owner_principal = match p {
             Principal::ApiKey { id } => {
                 let k = self.api_keys.get(id).cloned();
                 let owner = k.as_ref().map(|k| k.owner.clone()).unwrap_or_default();
                 if owner == FLEET_SERVICE {
-                    Principal::Service { token: String::new(), source: "index" }
+                    Principal::Service {
+                        token: String::new(),
+                        source: "index",
+                    }
                 } else {
                     Principal::User { name: owner }
                 }
@@ -391,12 +442,13 @@ impl Security {
     }
 
     /// Renders a key for `GET /_security/api_key`.
-    pub fn render_key(&self, k: &ApiKey, now: i64) -> Value {
+    pub fn render_key(&self, k: &ApiKey) -> Value {
         let mut v = json!({"id": k.id, "name": k.name, "type": "rest", "creation": k.creation});
         if let Some(e) = k.expiration {
             v["expiration"] = json!(e);
         }
-        v["invalidated"] = json!(k.invalidated.is_some() || k.expiration.is_some_and(|e| e <= now) && false);
+        // expired keys are reported with `invalidated: false`, as ES does
+        v["invalidated"] = json!(k.invalidated.is_some());
         if let Some(t) = k.invalidated {
             v["invalidation"] = json!(t);
         }
@@ -418,11 +470,15 @@ impl Security {
             Principal::User { .. } => false,
             Principal::Service { .. } => service_allows(action, indices),
             Principal::ApiKey { id } => {
-                let Some(k) = self.api_keys.get(id) else { return Err(EsError::unauthenticated(None)) };
+                let Some(k) = self.api_keys.get(id) else {
+                    return Err(EsError::unauthenticated(None));
+                };
                 let owner_ok = if k.owner == FLEET_SERVICE {
                     service_allows(action, indices)
                 } else {
-                    self.users.get(&k.owner).is_some_and(|u| u.roles.iter().any(|r| r == "superuser"))
+                    self.users
+                        .get(&k.owner)
+                        .is_some_and(|u| u.roles.iter().any(|r| r == "superuser"))
                 };
                 owner_ok && key_allows(&k.role_descriptors, action, indices)
             }
@@ -432,7 +488,11 @@ impl Security {
         }
         let who = match p {
             Principal::User { name } => {
-                let roles = self.users.get(name).map(|u| u.roles.join(",")).unwrap_or_default();
+                let roles = self
+                    .users
+                    .get(name)
+                    .map(|u| u.roles.join(","))
+                    .unwrap_or_default();
                 format!("user [{name}] with effective roles [{roles}]")
             }
             Principal::Service { .. } => format!("user [{FLEET_SERVICE}]"),
@@ -484,19 +544,41 @@ fn service_allows(action: &str, indices: &[String]) -> bool {
     if action.starts_with("cluster:monitor") || action.starts_with("cluster:admin/fleet/secrets") {
         return true;
     }
-    if action.starts_with("cluster:admin/xpack/security/api_key") || action == "cluster:admin/xpack/security/user/authenticate" {
+    if action.starts_with("cluster:admin/xpack/security/api_key")
+        || action == "cluster:admin/xpack/security/user/authenticate"
+    {
         return true;
     }
     if !action.starts_with("indices:") {
         return false;
     }
     const FULL: &[&str] = &[
-        ".fleet-actions*", ".fleet-agents*", ".fleet-artifacts*", ".fleet-enrollment-api-keys*", ".fleet-policies*",
-        ".fleet-servers*", ".fleet-fileds*", ".ds-.fleet-*", "synthetics-*", ".elastic-connectors*", "content-*",
-        "agentless-*", "profiling-*",
+        ".fleet-actions*",
+        ".fleet-agents*",
+        ".fleet-artifacts*",
+        ".fleet-enrollment-api-keys*",
+        ".fleet-policies*",
+        ".fleet-servers*",
+        ".fleet-fileds*",
+        ".ds-.fleet-*",
+        "synthetics-*",
+        ".elastic-connectors*",
+        "content-*",
+        "agentless-*",
+        "profiling-*",
     ];
-    const WRITE: &[&str] = &["logs-*", "metrics-*", "traces-*", ".ds-logs-*", ".ds-metrics-*", ".ds-traces-*", ".logs-endpoint.*"];
-    let write_action = action.starts_with("indices:data/write") || action.starts_with("indices:admin/auto_create") || action == "indices:admin/create";
+    const WRITE: &[&str] = &[
+        "logs-*",
+        "metrics-*",
+        "traces-*",
+        ".ds-logs-*",
+        ".ds-metrics-*",
+        ".ds-traces-*",
+        ".logs-endpoint.*",
+    ];
+    let write_action = action.starts_with("indices:data/write")
+        || action.starts_with("indices:admin/auto_create")
+        || action == "indices:admin/create";
     indices.iter().all(|i| {
         FULL.iter().any(|p| util::glob(p, i))
             || (write_action && WRITE.iter().any(|p| util::glob(p, i)))
@@ -505,7 +587,9 @@ fn service_allows(action: &str, indices: &[String]) -> bool {
 }
 
 fn key_allows(roles: &Value, action: &str, indices: &[String]) -> bool {
-    let Some(m) = roles.as_object() else { return true };
+    let Some(m) = roles.as_object() else {
+        return true;
+    };
     if m.is_empty() {
         return true; // no role descriptors: the owner's privileges
     }
@@ -524,14 +608,32 @@ fn key_allows(roles: &Value, action: &str, indices: &[String]) -> bool {
             // composite actions (bulk, mget, msearch): some index privilege is required
             return rd["indices"].as_array().is_some_and(|l| !l.is_empty());
         }
-        let need = if action.starts_with("indices:data/read") { "read" } else if action.starts_with("indices:data/write") { "write" } else { "manage" };
+        let need = if action.starts_with("indices:data/read") {
+            "read"
+        } else if action.starts_with("indices:data/write") {
+            "write"
+        } else {
+            "manage"
+        };
         indices.iter().all(|idx| {
             rd["indices"].as_array().is_some_and(|list| {
                 list.iter().any(|e| {
                     let names = e["names"].as_array().cloned().unwrap_or_default();
-                    let privs: Vec<&str> = e["privileges"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                    names.iter().filter_map(Value::as_str).any(|n| util::glob(n, idx) || idx.starts_with(&format!(".ds-{}", n.trim_end_matches('*'))))
-                        && privs.iter().any(|p| *p == "all" || *p == need || (need == "write" && (*p == "create_doc" || *p == "index" || *p == "create")) || (need == "manage" && (*p == "auto_configure" || *p == "create_index")))
+                    let privs: Vec<&str> = e["privileges"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    names.iter().filter_map(Value::as_str).any(|n| {
+                        util::glob(n, idx)
+                            || idx.starts_with(&format!(".ds-{}", n.trim_end_matches('*')))
+                    }) && privs.iter().any(|p| {
+                        *p == "all"
+                            || *p == need
+                            || (need == "write"
+                                && (*p == "create_doc" || *p == "index" || *p == "create"))
+                            || (need == "manage"
+                                && (*p == "auto_configure" || *p == "create_index"))
+                    })
                 })
             })
         })
@@ -555,43 +657,78 @@ mod tests {
     fn service_token_roundtrip_and_auth() {
         let t = encode_service_token("token1", "s3cr3t");
         assert!(!t.contains('='));
-        assert_eq!(decode_service_token(&t), Some(("token1".into(), "s3cr3t".into())));
+        assert_eq!(
+            decode_service_token(&t),
+            Some(("token1".into(), "s3cr3t".into()))
+        );
         let s = sec();
-        let p = s.authenticate(Some(&format!("Bearer {t}")), "/", 0).unwrap();
+        let p = s
+            .authenticate(Some(&format!("Bearer {t}")), "/", 0)
+            .unwrap();
         let r = s.authenticate_response(&p);
         assert_eq!(r["token"]["type"], "_service_account_file");
-        assert!(s.authenticate(Some("Bearer AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3g6eQ"), "/", 0).is_err());
-        assert_eq!(s.authenticate(None, "/x", 0).unwrap_err().reason, "missing authentication credentials for REST request [/x]");
+        assert!(s
+            .authenticate(
+                Some("Bearer AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3g6eQ"),
+                "/",
+                0
+            )
+            .is_err());
+        assert_eq!(
+            s.authenticate(None, "/x", 0).unwrap_err().reason,
+            "missing authentication credentials for REST request [/x]"
+        );
     }
 
     #[test]
     fn api_key_lifecycle() {
         let mut s = sec();
-        let svc = Principal::Service { token: "token1".into(), source: "file" };
+        let svc = Principal::Service {
+            token: "token1".into(),
+            source: "file",
+        };
         let body = json!({"name":"agent1","role_descriptors":{"fleet-apikey-access":{"cluster":[],"applications":[{"application":"fleet","privileges":["no-privileges"],"resources":["*"]}]}},"metadata":{"type":"access"}});
         let r = s.create_api_key(&svc, &body, 0).unwrap();
         let id = r["id"].as_str().unwrap().to_string();
         assert_eq!(id.len(), 20);
         let enc = r["encoded"].as_str().unwrap().to_string();
-        let p = s.authenticate(Some(&format!("ApiKey {enc}")), "/", 0).unwrap();
+        let p = s
+            .authenticate(Some(&format!("ApiKey {enc}")), "/", 0)
+            .unwrap();
         let a = s.authenticate_response(&p);
         assert_eq!(a["username"], FLEET_SERVICE);
         assert_eq!(a["api_key"]["name"], "agent1");
         assert_eq!(a["metadata"], json!({"_elastic_service_account": true}));
-        assert!(s.authorize(&p, "indices:data/read/search", &[".fleet-agents-7".into()]).is_err());
+        assert!(s
+            .authorize(&p, "indices:data/read/search", &[".fleet-agents-7".into()])
+            .is_err());
         s.api_keys.get_mut(&id).unwrap().invalidated = Some(1);
-        let e = s.authenticate(Some(&format!("ApiKey {enc}")), "/", 0).unwrap_err();
+        let e = s
+            .authenticate(Some(&format!("ApiKey {enc}")), "/", 0)
+            .unwrap_err();
         assert_eq!(e.status, 401);
-        assert!(e.envelope()["error"]["additional_unsuccessful_credentials"].as_str().unwrap().contains("invalidated"));
+        assert!(e.envelope()["error"]["additional_unsuccessful_credentials"]
+            .as_str()
+            .unwrap()
+            .contains("invalidated"));
     }
 
     #[test]
     fn authorization_messages() {
         let s = sec();
-        let svc = Principal::Service { token: "t".into(), source: "file" };
-        let e = s.authorize(&svc, "cluster:admin/xpack/security/user/delete", &[]).unwrap_err();
+        let svc = Principal::Service {
+            token: "t".into(),
+            source: "file",
+        };
+        let e = s
+            .authorize(&svc, "cluster:admin/xpack/security/user/delete", &[])
+            .unwrap_err();
         assert_eq!(e.reason, "action [cluster:admin/xpack/security/user/delete] is unauthorized for user [elastic/fleet-server], this action is granted by the cluster privileges [manage_security,all]");
-        assert!(s.authorize(&svc, "indices:data/write/bulk", &[".fleet-agents-7".into()]).is_ok());
-        assert!(s.authorize(&svc, "indices:data/write/bulk", &["other".into()]).is_err());
+        assert!(s
+            .authorize(&svc, "indices:data/write/bulk", &[".fleet-agents-7".into()])
+            .is_ok());
+        assert!(s
+            .authorize(&svc, "indices:data/write/bulk", &["other".into()])
+            .is_err());
     }
 }

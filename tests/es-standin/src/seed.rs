@@ -47,17 +47,31 @@ pub struct Seeder {
 fn uuid4() -> String {
     let b = util::random_bytes::<16>();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 impl Seeder {
     /// A seeder using `client` (which must carry superuser credentials).
     pub fn new(client: Client, es_url: &str) -> Seeder {
-        Seeder { client, es_hosts: vec![es_url.to_string()], fleet_hosts: vec!["https://localhost:8220".to_string()] }
+        Seeder {
+            client,
+            es_hosts: vec![es_url.to_string()],
+            fleet_hosts: vec!["https://localhost:8220".to_string()],
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, SeedError> {
-        let (status, v) = self.client.json(method, path, body).map_err(|e| SeedError(format!("{method} {path}: {e}")))?;
+        let (status, v) = self
+            .client
+            .json(method, path, body)
+            .map_err(|e| SeedError(format!("{method} {path}: {e}")))?;
         if !(200..300).contains(&status) {
             return Err(SeedError(format!("{method} {path}: HTTP {status}: {v}")));
         }
@@ -114,7 +128,13 @@ impl Seeder {
         })
     }
 
-    fn write_policy(&self, policy_id: &str, revision: i64, fleet_server: bool, data: Option<Value>) -> Result<Value, SeedError> {
+    fn write_policy(
+        &self,
+        policy_id: &str,
+        revision: i64,
+        fleet_server: bool,
+        data: Option<Value>,
+    ) -> Result<Value, SeedError> {
         let data = data.unwrap_or_else(|| self.policy_data(policy_id, revision, fleet_server));
         let doc = json!({
             "@timestamp": datemath::format_millis(datemath::now_millis()),
@@ -175,11 +195,21 @@ impl Seeder {
         let now = datemath::format_millis(datemath::now_millis());
         let doc = json!({"active": true, "api_key_id": id, "api_key": encoded, "name": format!("{name} ({policy_id})"), "policy_id": policy_id, "namespaces": ["default"], "created_at": now, "hidden": false});
         self.index(".fleet-enrollment-api-keys", Some(&doc_id), &doc)?;
-        Ok(EnrollmentKey { api_key_id: id, api_key: encoded, doc_id, policy_id: policy_id.to_string() })
+        Ok(EnrollmentKey {
+            api_key_id: id,
+            api_key: encoded,
+            doc_id,
+            policy_id: policy_id.to_string(),
+        })
     }
 
     /// Creates an action for a set of agents; returns the action id.
-    pub fn action(&self, action_type: &str, agents: &[&str], data: Value) -> Result<String, SeedError> {
+    pub fn action(
+        &self,
+        action_type: &str,
+        agents: &[&str],
+        data: Value,
+    ) -> Result<String, SeedError> {
         let id = uuid4();
         let now = datemath::now_millis();
         let doc = json!({

@@ -46,7 +46,8 @@ pub fn build_tls(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
     if certs.is_empty() {
         return Err("no certificate in PEM".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(&t.key_pem).map_err(|e| format!("bad private key PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&t.key_pem)
+        .map_err(|e| format!("bad private key PEM: {e}"))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -67,7 +68,9 @@ pub fn build_tls(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             builder.with_client_cert_verifier(v)
         }
     };
-    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| format!("certificate/key: {e}"))?;
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate/key: {e}"))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -75,14 +78,23 @@ pub fn build_tls(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
 /// The address that reaches a listener bound to `a` (loopback for unspecified addresses).
 pub fn wake_addr(a: SocketAddr) -> SocketAddr {
     match a.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), a.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), a.port())
+        }
         _ => a,
     }
 }
 
 /// Runs the accept loop until shutdown; re-binds `addr` after a `down`.
-pub fn accept_loop(mut listener: Option<TcpListener>, addr: SocketAddr, shared: Arc<Shared>, tls: Option<Arc<ServerConfig>>) {
+pub fn accept_loop(
+    mut listener: Option<TcpListener>,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<Arc<ServerConfig>>,
+) {
     shared.faults.set_wake(wake_addr(addr));
     let stop = || shared.is_shutdown();
     while !shared.is_shutdown() {
@@ -106,7 +118,9 @@ pub fn accept_loop(mut listener: Option<TcpListener>, addr: SocketAddr, shared: 
                 }
                 let sh = shared.clone();
                 let tls = tls.clone();
-                let _ = thread::Builder::new().name("es-standin-conn".into()).spawn(move || serve(s, sh, tls));
+                let _ = thread::Builder::new()
+                    .name("es-standin-conn".into())
+                    .spawn(move || serve(s, sh, tls));
             }
             Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
         }
@@ -143,7 +157,13 @@ fn serve(s: TcpStream, shared: Arc<Shared>, tls: Option<Arc<ServerConfig>>) {
     let _ = s.set_nodelay(true);
     let id = shared.faults.register(&s);
     match tls {
-        None => serve_stream(Conn { r: BufReader::new(s) }, &shared, false),
+        None => serve_stream(
+            Conn {
+                r: BufReader::new(s),
+            },
+            &shared,
+            false,
+        ),
         Some(cfg) => {
             if let Ok(conn) = ServerConnection::new(cfg) {
                 let mut stream = StreamOwned::new(conn, s);
@@ -154,7 +174,13 @@ fn serve(s: TcpStream, shared: Arc<Shared>, tls: Option<Arc<ServerConfig>>) {
                     }
                 }
                 if !stream.conn.is_handshaking() {
-                    serve_stream(Conn { r: BufReader::new(stream) }, &shared, true);
+                    serve_stream(
+                        Conn {
+                            r: BufReader::new(stream),
+                        },
+                        &shared,
+                        true,
+                    );
                 }
             }
         }
@@ -174,7 +200,13 @@ fn serve_stream<S: Read + Write>(mut c: Conn<S>, shared: &Arc<Shared>, is_tls: b
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Bad(m)) => {
                 let e = crate::error::EsError::illegal_argument(m);
-                let _ = http::write_response(&mut c, &Response::json(400, &e.envelope()), false, false, true);
+                let _ = http::write_response(
+                    &mut c,
+                    &Response::json(400, &e.envelope()),
+                    false,
+                    false,
+                    true,
+                );
                 return;
             }
             Err(ReadError::TooLarge) => {
@@ -182,15 +214,20 @@ fn serve_stream<S: Read + Write>(mut c: Conn<S>, shared: &Arc<Shared>, is_tls: b
                 return;
             }
         };
-        let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let gzip = shared.config.compression
             && !is_tls
-            && req.header("accept-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+            && req
+                .header("accept-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
         let resp = router::handle(shared, &req);
         if shared.faults.is_down() {
             return; // connection reset by the down fault
         }
-        if http::write_response(&mut c, &resp, req.method == "HEAD", gzip, close).is_err() || close {
+        if http::write_response(&mut c, &resp, req.method == "HEAD", gzip, close).is_err() || close
+        {
             return;
         }
     }

@@ -76,7 +76,11 @@ impl Shared {
     }
 
     /// Waits on the cluster condvar until `deadline` (or shutdown); returns the guard.
-    pub fn wait<'a>(&self, g: MutexGuard<'a, Cluster>, deadline: Instant) -> MutexGuard<'a, Cluster> {
+    pub fn wait<'a>(
+        &self,
+        g: MutexGuard<'a, Cluster>,
+        deadline: Instant,
+    ) -> MutexGuard<'a, Cluster> {
         let now = Instant::now();
         if now >= deadline || self.is_shutdown() {
             return g;
@@ -102,7 +106,9 @@ impl Shared {
             let mut c = self.cluster();
             let now = Instant::now();
             for idx in c.indices.values_mut() {
-                let Some(iv) = idx.settings.refresh_interval else { continue };
+                let Some(iv) = idx.settings.refresh_interval else {
+                    continue;
+                };
                 let iv = iv.max(Duration::from_millis(1));
                 let since = now.duration_since(idx.last_refresh);
                 let idle = now.duration_since(idx.last_search) >= SEARCH_IDLE;

@@ -157,7 +157,11 @@ const POLICIES: &[&str] = &[
     "unenroll_timeout integer",
 ];
 
-const POLICIES_LEADER: &[&str] = &["server.id keyword", "server.version keyword", "@timestamp date"];
+const POLICIES_LEADER: &[&str] = &[
+    "server.id keyword",
+    "server.version keyword",
+    "@timestamp date",
+];
 
 const SERVERS: &[&str] = &[
     "agent.id keyword",
@@ -246,41 +250,113 @@ const TOHOST_DATA: &[&str] = &[
 
 /// Every Fleet system index.
 pub const SYSTEM_INDICES: &[SystemIndex] = &[
-    SystemIndex { alias: ".fleet-agents", concrete: ".fleet-agents-7", mapping_version: 6, fields: AGENTS },
-    SystemIndex { alias: ".fleet-actions", concrete: ".fleet-actions-7", mapping_version: 2, fields: ACTIONS },
+    SystemIndex {
+        alias: ".fleet-agents",
+        concrete: ".fleet-agents-7",
+        mapping_version: 6,
+        fields: AGENTS,
+    },
+    SystemIndex {
+        alias: ".fleet-actions",
+        concrete: ".fleet-actions-7",
+        mapping_version: 2,
+        fields: ACTIONS,
+    },
     SystemIndex {
         alias: ".fleet-enrollment-api-keys",
         concrete: ".fleet-enrollment-api-keys-7",
         mapping_version: 3,
         fields: ENROLLMENT_KEYS,
     },
-    SystemIndex { alias: ".fleet-policies", concrete: ".fleet-policies-7", mapping_version: 2, fields: POLICIES },
+    SystemIndex {
+        alias: ".fleet-policies",
+        concrete: ".fleet-policies-7",
+        mapping_version: 2,
+        fields: POLICIES,
+    },
     SystemIndex {
         alias: ".fleet-policies-leader",
         concrete: ".fleet-policies-leader-7",
         mapping_version: 1,
         fields: POLICIES_LEADER,
     },
-    SystemIndex { alias: ".fleet-servers", concrete: ".fleet-servers-7", mapping_version: 1, fields: SERVERS },
-    SystemIndex { alias: ".fleet-artifacts", concrete: ".fleet-artifacts-7", mapping_version: 1, fields: ARTIFACTS },
-    SystemIndex { alias: ".fleet-secrets", concrete: ".fleet-secrets-7", mapping_version: 1, fields: SECRETS },
+    SystemIndex {
+        alias: ".fleet-servers",
+        concrete: ".fleet-servers-7",
+        mapping_version: 1,
+        fields: SERVERS,
+    },
+    SystemIndex {
+        alias: ".fleet-artifacts",
+        concrete: ".fleet-artifacts-7",
+        mapping_version: 1,
+        fields: ARTIFACTS,
+    },
+    SystemIndex {
+        alias: ".fleet-secrets",
+        concrete: ".fleet-secrets-7",
+        mapping_version: 1,
+        fields: SECRETS,
+    },
 ];
 
 /// Data stream templates (system ones and the built-in `logs-*-*` / `metrics-*-*`).
 pub const STREAM_TEMPLATES: &[StreamTemplate] = &[
-    StreamTemplate { prefix: ".fleet-actions-results", exact: true, dynamic: false, fields: ACTIONS_RESULTS },
-    StreamTemplate { prefix: ".fleet-fileds-fromhost-meta-", exact: false, dynamic: false, fields: FROMHOST_META },
-    StreamTemplate { prefix: ".fleet-fileds-fromhost-data-", exact: false, dynamic: false, fields: FROMHOST_DATA },
-    StreamTemplate { prefix: ".fleet-fileds-tohost-meta-", exact: false, dynamic: false, fields: TOHOST_META },
-    StreamTemplate { prefix: ".fleet-fileds-tohost-data-", exact: false, dynamic: false, fields: TOHOST_DATA },
-    StreamTemplate { prefix: "logs-", exact: false, dynamic: true, fields: &["@timestamp date"] },
-    StreamTemplate { prefix: "metrics-", exact: false, dynamic: true, fields: &["@timestamp date"] },
-    StreamTemplate { prefix: "traces-", exact: false, dynamic: true, fields: &["@timestamp date"] },
+    StreamTemplate {
+        prefix: ".fleet-actions-results",
+        exact: true,
+        dynamic: false,
+        fields: ACTIONS_RESULTS,
+    },
+    StreamTemplate {
+        prefix: ".fleet-fileds-fromhost-meta-",
+        exact: false,
+        dynamic: false,
+        fields: FROMHOST_META,
+    },
+    StreamTemplate {
+        prefix: ".fleet-fileds-fromhost-data-",
+        exact: false,
+        dynamic: false,
+        fields: FROMHOST_DATA,
+    },
+    StreamTemplate {
+        prefix: ".fleet-fileds-tohost-meta-",
+        exact: false,
+        dynamic: false,
+        fields: TOHOST_META,
+    },
+    StreamTemplate {
+        prefix: ".fleet-fileds-tohost-data-",
+        exact: false,
+        dynamic: false,
+        fields: TOHOST_DATA,
+    },
+    StreamTemplate {
+        prefix: "logs-",
+        exact: false,
+        dynamic: true,
+        fields: &["@timestamp date"],
+    },
+    StreamTemplate {
+        prefix: "metrics-",
+        exact: false,
+        dynamic: true,
+        fields: &["@timestamp date"],
+    },
+    StreamTemplate {
+        prefix: "traces-",
+        exact: false,
+        dynamic: true,
+        fields: &["@timestamp date"],
+    },
 ];
 
 /// The system index a name (alias or concrete) denotes.
 pub fn system_index(name: &str) -> Option<&'static SystemIndex> {
-    SYSTEM_INDICES.iter().find(|s| s.alias == name || s.concrete == name)
+    SYSTEM_INDICES
+        .iter()
+        .find(|s| s.alias == name || s.concrete == name)
 }
 
 /// The data stream template matching a name, if any (`logs-*-*` needs two dashes).
@@ -326,8 +402,14 @@ mod tests {
 
     #[test]
     fn resolution() {
-        assert_eq!(system_index(".fleet-agents").unwrap().concrete, ".fleet-agents-7");
-        assert_eq!(system_index(".fleet-agents-7").unwrap().alias, ".fleet-agents");
+        assert_eq!(
+            system_index(".fleet-agents").unwrap().concrete,
+            ".fleet-agents-7"
+        );
+        assert_eq!(
+            system_index(".fleet-agents-7").unwrap().alias,
+            ".fleet-agents"
+        );
         assert!(system_index(".fleet-actions-results").is_none());
         assert!(stream_template(".fleet-actions-results").is_some());
         assert!(stream_template("logs-fleet_server.output_health-default").is_some());

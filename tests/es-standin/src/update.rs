@@ -23,16 +23,33 @@ pub struct UpdateBody {
     pub source: Option<Value>,
 }
 
-const KEYS: &[&str] = &["doc", "upsert", "doc_as_upsert", "scripted_upsert", "detect_noop", "script", "_source", "lang"];
+const KEYS: &[&str] = &[
+    "doc",
+    "upsert",
+    "doc_as_upsert",
+    "scripted_upsert",
+    "detect_noop",
+    "script",
+    "_source",
+    "lang",
+];
 
 /// Parses and validates an update body (script compile errors surface here).
 pub fn parse(body: &Value) -> EsResult<UpdateBody> {
     let Some(m) = body.as_object() else {
-        return Err(EsError::new(400, "x_content_parse_exception", "[1:1] [UpdateRequest] failed to parse object"));
+        return Err(EsError::new(
+            400,
+            "x_content_parse_exception",
+            "[1:1] [UpdateRequest] failed to parse object",
+        ));
     };
     for k in m.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(EsError::new(400, "x_content_parse_exception", format!("[1:2] [UpdateRequest] unknown field [{k}]")));
+            return Err(EsError::new(
+                400,
+                "x_content_parse_exception",
+                format!("[1:2] [UpdateRequest] unknown field [{k}]"),
+            ));
         }
     }
     let flag = |k: &str, d: bool| m.get(k).and_then(Value::as_bool).unwrap_or(d);
@@ -67,20 +84,44 @@ pub fn parse(body: &Value) -> EsResult<UpdateBody> {
 
 fn parse_script(s: &Value) -> EsResult<(painless::Script, Value)> {
     let (source, lang, params, id) = match s {
-        Value::String(src) => (src.clone(), "painless".to_string(), Value::Object(Map::new()), None),
+        Value::String(src) => (
+            src.clone(),
+            "painless".to_string(),
+            Value::Object(Map::new()),
+            None,
+        ),
         Value::Object(o) => (
-            o.get("source").or_else(|| o.get("inline")).and_then(Value::as_str).unwrap_or("").to_string(),
-            o.get("lang").and_then(Value::as_str).unwrap_or("painless").to_string(),
-            o.get("params").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+            o.get("source")
+                .or_else(|| o.get("inline"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            o.get("lang")
+                .and_then(Value::as_str)
+                .unwrap_or("painless")
+                .to_string(),
+            o.get("params")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Map::new())),
             o.get("id").and_then(Value::as_str).map(String::from),
         ),
-        _ => return Err(EsError::new(400, "x_content_parse_exception", "[1:11] [script] failed to parse field [script]")),
+        _ => {
+            return Err(EsError::new(
+                400,
+                "x_content_parse_exception",
+                "[1:11] [script] failed to parse field [script]",
+            ))
+        }
     };
     if let Some(id) = id {
-        return Err(EsError::resource_not_found(format!("unable to find script [{id}] in cluster state")));
+        return Err(EsError::resource_not_found(format!(
+            "unable to find script [{id}] in cluster state"
+        )));
     }
     if lang != "painless" {
-        return Err(EsError::illegal_argument(format!("script_lang not supported [{lang}]")));
+        return Err(EsError::illegal_argument(format!(
+            "script_lang not supported [{lang}]"
+        )));
     }
     match painless::compile(&source) {
         Ok(c) => Ok((c, params)),
@@ -115,21 +156,28 @@ pub fn merge(target: &mut Map<String, Value>, changes: &Map<String, Value>) -> b
 pub fn apply(index: &mut Index, id: &str, body: &UpdateBody, occ: Occ) -> EsResult<WriteResult> {
     let cur = index.get(id);
     let Some(cur) = cur else {
-        let (src, create) = if let Some((script, params)) = body.script.as_ref().filter(|_| body.scripted_upsert) {
-            let up = body.upsert.clone().unwrap_or_else(|| Value::Object(Map::new()));
-            let out = painless::run(script, up, id, &index.name, "create", params)
-                .map_err(|e| painless::runtime_error(&script.source, &e))?;
-            if out.op == "none" || out.op == "noop" {
-                return Ok(WriteResult { result: "noop", ..index_noop_missing(index, id) });
-            }
-            (out.source, true)
-        } else if let Some(up) = &body.upsert {
-            (up.clone(), true)
-        } else if body.doc_as_upsert {
-            (body.doc.clone().unwrap_or(Value::Null), true)
-        } else {
-            return Err(EsError::document_missing(id, &index.name, &index.uuid));
-        };
+        let (src, create) =
+            if let Some((script, params)) = body.script.as_ref().filter(|_| body.scripted_upsert) {
+                let up = body
+                    .upsert
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(Map::new()));
+                let out = painless::run(script, up, id, &index.name, "create", params)
+                    .map_err(|e| painless::runtime_error(&script.source, &e))?;
+                if out.op == "none" || out.op == "noop" {
+                    return Ok(WriteResult {
+                        result: "noop",
+                        ..index_noop_missing(index, id)
+                    });
+                }
+                (out.source, true)
+            } else if let Some(up) = &body.upsert {
+                (up.clone(), true)
+            } else if body.doc_as_upsert {
+                (body.doc.clone().unwrap_or(Value::Null), true)
+            } else {
+                return Err(EsError::document_missing(id, &index.name, &index.uuid));
+            };
         let mut r = index.put(id, src.clone(), create, Occ::default())?;
         r.source = Some(src);
         return Ok(r);
@@ -149,7 +197,11 @@ pub fn apply(index: &mut Index, id: &str, body: &UpdateBody, occ: Occ) -> EsResu
     }
     if let Some(doc) = &body.doc {
         let Value::Object(changes) = doc else {
-            return Err(EsError::new(400, "x_content_parse_exception", "[1:9] [UpdateRequest] failed to parse field [doc]"));
+            return Err(EsError::new(
+                400,
+                "x_content_parse_exception",
+                "[1:9] [UpdateRequest] failed to parse field [doc]",
+            ));
         };
         let mut merged = match &cur.source {
             Value::Object(m) => m.clone(),
@@ -169,7 +221,9 @@ pub fn apply(index: &mut Index, id: &str, body: &UpdateBody, occ: Occ) -> EsResu
         return Ok(r);
     }
     let Some((script, params)) = &body.script else {
-        return Err(EsError::validation(&["script or doc is missing".to_string()]));
+        return Err(EsError::validation(&[
+            "script or doc is missing".to_string()
+        ]));
     };
     let out = painless::run(script, cur.source.clone(), id, &index.name, "index", params)
         .map_err(|e| painless::runtime_error(&script.source, &e))?;
@@ -215,7 +269,10 @@ pub fn search_script_field(source_text: &str, doc: &Value) -> Option<Value> {
         return None;
     }
     let data = doc.get("data")?.as_str()?;
-    let n = base64::engine::general_purpose::STANDARD.decode(data).map(|b| b.len()).unwrap_or(data.len());
+    let n = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map(|b| b.len())
+        .unwrap_or(data.len());
     Some(Value::from(n))
 }
 
@@ -227,7 +284,17 @@ mod tests {
     use serde_json::json;
 
     fn idx() -> Index {
-        Index::new("t", Mapping::dynamic(), Settings { shards: 1, replicas: 0, refresh_interval: None, hidden: false }, 0)
+        Index::new(
+            "t",
+            Mapping::dynamic(),
+            Settings {
+                shards: 1,
+                replicas: 0,
+                refresh_interval: None,
+                hidden: false,
+            },
+            0,
+        )
     }
 
     #[test]
@@ -241,31 +308,60 @@ mod tests {
         let b = parse(&json!({"doc":{"a":{"c":null},"l":[2]}})).unwrap();
         let r = apply(&mut i, "1", &b, Occ::default()).unwrap();
         assert_eq!(r.result, "updated");
-        assert_eq!(i.get("1").unwrap().source, json!({"a":{"b":1,"c":null},"l":[2]}));
+        assert_eq!(
+            i.get("1").unwrap().source,
+            json!({"a":{"b":1,"c":null},"l":[2]})
+        );
         let b = parse(&json!({"doc":{"x":1}})).unwrap();
-        assert_eq!(apply(&mut i, "2", &b, Occ::default()).unwrap_err().kind, "document_missing_exception");
+        assert_eq!(
+            apply(&mut i, "2", &b, Occ::default()).unwrap_err().kind,
+            "document_missing_exception"
+        );
     }
 
     #[test]
     fn scripts_and_validation() {
         let mut i = idx();
-        i.put("1", json!({"policy_id":"p"}), false, Occ::default()).unwrap();
+        i.put("1", json!({"policy_id":"p"}), false, Occ::default())
+            .unwrap();
         let b = parse(&json!({"script":{"lang":"painless","source":"if (ctx._source.policy_id == params.id) {ctx._source.policy_revision_idx = params.rev;} else {ctx.op = \"noop\";}","params":{"id":"x","rev":2}}})).unwrap();
-        assert_eq!(apply(&mut i, "1", &b, Occ::default()).unwrap().result, "noop");
-        let b = parse(&json!({"script":"ctx._source.agent = [:]; ctx._source.agent.id = ctx._id"})).unwrap();
-        assert_eq!(apply(&mut i, "1", &b, Occ::default()).unwrap().result, "updated");
+        assert_eq!(
+            apply(&mut i, "1", &b, Occ::default()).unwrap().result,
+            "noop"
+        );
+        let b = parse(&json!({"script":"ctx._source.agent = [:]; ctx._source.agent.id = ctx._id"}))
+            .unwrap();
+        assert_eq!(
+            apply(&mut i, "1", &b, Occ::default()).unwrap().result,
+            "updated"
+        );
         assert_eq!(i.get("1").unwrap().source["agent"]["id"], "1");
         let e = parse(&json!({"script":{"source":"this is not painless ?"}})).unwrap_err();
-        assert_eq!((e.kind.as_str(), e.reason.as_str()), ("script_exception", "compile error"));
-        assert_eq!(parse(&json!({})).unwrap_err().reason, "Validation Failed: 1: script or doc is missing;");
-        assert_eq!(parse(&json!({"bogus":1})).unwrap_err().kind, "x_content_parse_exception");
+        assert_eq!(
+            (e.kind.as_str(), e.reason.as_str()),
+            ("script_exception", "compile error")
+        );
+        assert_eq!(
+            parse(&json!({})).unwrap_err().reason,
+            "Validation Failed: 1: script or doc is missing;"
+        );
+        assert_eq!(
+            parse(&json!({"bogus":1})).unwrap_err().kind,
+            "x_content_parse_exception"
+        );
         let b = parse(&json!({"script":"ctx.op = 'delete'"})).unwrap();
-        assert_eq!(apply(&mut i, "1", &b, Occ::default()).unwrap().result, "deleted");
+        assert_eq!(
+            apply(&mut i, "1", &b, Occ::default()).unwrap().result,
+            "deleted"
+        );
     }
 
     #[test]
     fn s9() {
-        assert_eq!(search_script_field("params._source.data.length", &json!({"data":"AAEC"})), Some(json!(3)));
+        assert_eq!(
+            search_script_field("params._source.data.length", &json!({"data":"AAEC"})),
+            Some(json!(3))
+        );
         assert_eq!(search_script_field("other", &json!({})), None);
     }
 }

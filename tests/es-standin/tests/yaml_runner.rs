@@ -1,6 +1,7 @@
 //! Runs every ES YAML REST test under `../shared/reference/es/yaml-tests` against a stand-in and
 //! reports per test. Passes (with a note) when `../shared` is absent. A test may only be excused if
 //! it is listed in `NOT_APPLICABLE` below, which mirrors the README's table.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod yaml;
 
@@ -16,7 +17,9 @@ fn reference_dir() -> PathBuf {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -43,7 +46,11 @@ fn standin() -> StandIn {
 fn cluster_config(es: &StandIn) {
     let (s, v) = es
         .client()
-        .json("PUT", "/_security/user/fleet_unprivileged_secrets", Some(&serde_json::json!({"password": "password", "roles": ["unprivileged_secrets"]})))
+        .json(
+            "PUT",
+            "/_security/user/fleet_unprivileged_secrets",
+            Some(&serde_json::json!({"password": "password", "roles": ["unprivileged_secrets"]})),
+        )
         .expect("put user");
     assert_eq!(s, 200, "{v}");
 }
@@ -53,7 +60,10 @@ fn yaml_rest_tests() {
     let root = reference_dir();
     let tests_dir = root.join("yaml-tests");
     if !tests_dir.is_dir() {
-        println!("yaml: {} not present; YAML REST tests not run", tests_dir.display());
+        println!(
+            "yaml: {} not present; YAML REST tests not run",
+            tests_dir.display()
+        );
         return;
     }
     let specs = yaml::specs::load(&root.join("rest-api-spec"));
@@ -64,7 +74,11 @@ fn yaml_rest_tests() {
     let (mut passed, mut failed, mut skipped, mut na) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for f in &files {
-        let rel = f.strip_prefix(&tests_dir).unwrap_or(f).display().to_string();
+        let rel = f
+            .strip_prefix(&tests_dir)
+            .unwrap_or(f)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(f).expect("read yaml");
         let tf = match yaml::parse_file(&text) {
             Ok(t) => t,
@@ -75,7 +89,10 @@ fn yaml_rest_tests() {
             }
         };
         for (name, steps) in &tf.tests {
-            if let Some((_, _, why)) = NOT_APPLICABLE.iter().find(|(file, t, _)| rel.ends_with(file) && t == name) {
+            if let Some((_, _, why)) = NOT_APPLICABLE
+                .iter()
+                .find(|(file, t, _)| rel.ends_with(file) && t == name)
+            {
                 println!("N/A   {rel} :: {name} ({why})");
                 na += 1;
                 continue;
@@ -114,6 +131,13 @@ fn yaml_rest_tests() {
         }
     }
     println!("yaml: {passed} passed, {failed} failed, {skipped} skipped, {na} not applicable");
-    assert!(failures.is_empty(), "YAML REST test failures:\n{}", failures.join("\n"));
-    assert_eq!(skipped, 0, "a skipped YAML test must be listed as not applicable with a reason");
+    assert!(
+        failures.is_empty(),
+        "YAML REST test failures:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        skipped, 0,
+        "a skipped YAML test must be listed as not applicable with a reason"
+    );
 }

@@ -9,12 +9,18 @@ use std::time::{Duration, Instant};
 
 /// A stand-in with a short refresh interval.
 pub fn start(refresh_ms: u64) -> StandIn {
-    StandIn::start(Options { refresh_interval: Some(Duration::from_millis(refresh_ms)), ..Options::default() }).expect("start")
+    StandIn::start(Options {
+        refresh_interval: Some(Duration::from_millis(refresh_ms)),
+        ..Options::default()
+    })
+    .expect("start")
 }
 
 /// A client authenticated with the service token, as Fleet Server is.
 pub fn fleet(es: &StandIn) -> Client {
-    Client::new(&es.url(), None).expect("client").with_auth(&format!("Bearer {}", es.service_token()))
+    Client::new(&es.url(), None)
+        .expect("client")
+        .with_auth(&format!("Bearer {}", es.service_token()))
 }
 
 /// Sends NDJSON lines (`_bulk`, `_msearch`) with `Content-Type: application/json`, as go-elasticsearch does.
@@ -24,7 +30,14 @@ pub fn ndjson(c: &Client, path: &str, lines: &[Value]) -> (u16, Value) {
         body.push_str(&l.to_string());
         body.push('\n');
     }
-    let r = c.request("POST", path, &[("Content-Type", "application/json")], Some(body.as_bytes())).expect("request");
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+        .expect("request");
     (r.status, r.json())
 }
 

@@ -17,16 +17,32 @@ fn parse_api(v: &Value) -> Api {
     let mut paths = Vec::new();
     for p in v["url"]["paths"].as_array().cloned().unwrap_or_default() {
         let path = p["path"].as_str().unwrap_or("").to_string();
-        let methods = p["methods"].as_array().map(|m| m.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-        let parts = p["parts"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let methods = p["methods"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let parts = p["parts"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         paths.push((path, methods, parts));
     }
-    Api { paths, bulk_body: v["body"]["serialize"] == "bulk" }
+    Api {
+        paths,
+        bulk_body: v["body"]["serialize"] == "bulk",
+    }
 }
 
 fn builtin() -> Value {
     let p = |path: &str, methods: &[&str], parts: &[&str]| {
-        let parts: serde_json::Map<String, Value> = parts.iter().map(|k| (k.to_string(), json!({"type": "string"}))).collect();
+        let parts: serde_json::Map<String, Value> = parts
+            .iter()
+            .map(|k| (k.to_string(), json!({"type": "string"})))
+            .collect();
         json!({"path": path, "methods": methods, "parts": parts})
     };
     json!({
@@ -62,8 +78,12 @@ pub fn load(dir: &Path) -> HashMap<String, Api> {
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             for (k, v) in m {
                 out.insert(k, parse_api(&v));
             }
