@@ -14,6 +14,7 @@ use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
+use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
 use crate::core::{Health, RequestIds};
 use crate::http::{BodyLimits, Method, Request, Response};
 
@@ -30,6 +31,10 @@ pub struct Context<'a> {
     pub has_store: bool,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// Per-route rate and concurrency limits.
+    pub limits: &'a mut RouteLimits,
+    /// The loop's clock reading.
+    pub now: std::time::Instant,
 }
 
 /// The endpoints this server routes, classified from method and path.
@@ -121,6 +126,8 @@ pub struct Pending {
     pub request_id: String,
     /// Negotiated `Elastic-Api-Version`.
     pub api_version: &'static str,
+    /// The limiter this request holds until it is answered.
+    pub limited: Option<LimitedRoute>,
 }
 
 impl Pending {
@@ -148,11 +155,38 @@ impl Pending {
     }
 }
 
-/// Runs the pipeline for one request.
+/// The limiter of a route, if it has one.
+pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
+    match route {
+        Route::Status => Some(LimitedRoute::Status),
+        Route::Enroll => Some(LimitedRoute::Enroll),
+        Route::Checkin(_) => Some(LimitedRoute::Checkin),
+        Route::Acks(_) => Some(LimitedRoute::Ack),
+        Route::WrongMethod(_) | Route::NotFound => None,
+    }
+}
+
+/// Runs the pipeline for one request: request id, route limiter (§1.2 step 5: its 429 carries
+/// no `Elastic-Api-Version`), routing, version, handler.
 pub fn handle(req: &Request, ctx: &mut Context<'_>) -> Decision {
     let request_id = request_id(req, ctx.request_ids);
-    match dispatch(req, ctx, request_id.clone()) {
+    let limited = limited_route(route(&req.method, &req.path));
+    if let Some(limited) = limited {
+        if let Err(refusal) = ctx.limits.get(limited).acquire(ctx.now) {
+            let err = match refusal {
+                Refusal::Rate => ApiError::RateLimit,
+                Refusal::Concurrency => ApiError::MaxLimit,
+            };
+            return Decision::Respond(
+                errors::respond(&err).with_header("X-Request-Id", request_id),
+            );
+        }
+    }
+    match dispatch(req, ctx, request_id.clone(), limited) {
         Decision::Respond(response) => {
+            if let Some(limited) = limited {
+                ctx.limits.get(limited).release();
+            }
             Decision::Respond(response.with_header("X-Request-Id", request_id))
         }
         job => job,
@@ -179,7 +213,12 @@ fn request_id(req: &Request, ids: &mut RequestIds) -> String {
     }
 }
 
-fn dispatch(req: &Request, ctx: &mut Context<'_>, request_id: String) -> Decision {
+fn dispatch(
+    req: &Request,
+    ctx: &mut Context<'_>,
+    request_id: String,
+    limited: Option<LimitedRoute>,
+) -> Decision {
     let route = route(&req.method, &req.path);
     match route {
         Route::NotFound => return Decision::Respond(Response::text(404, "404 page not found")),
@@ -196,6 +235,7 @@ fn dispatch(req: &Request, ctx: &mut Context<'_>, request_id: String) -> Decisio
         kind,
         request_id: request_id.clone(),
         api_version,
+        limited,
     };
     let respond = |response: Response| {
         Decision::Respond(response.with_header("Elastic-Api-Version", api_version))
@@ -284,6 +324,7 @@ mod tests {
 
     fn run(req: &Request, health: Health) -> Response {
         let mut ids = RequestIds::new(1);
+        let mut limits = RouteLimits::default();
         match handle(
             req,
             &mut Context {
@@ -291,6 +332,8 @@ mod tests {
                 request_ids: &mut ids,
                 has_store: false,
                 pbkdf2_iterations: 1000,
+                limits: &mut limits,
+                now: std::time::Instant::now(),
             },
         ) {
             Decision::Respond(r) => r,
@@ -370,6 +413,42 @@ mod tests {
         let r = run(&req, Health::Healthy);
         assert_eq!(r.status, 503);
         assert!(r.header("retry-after").is_some());
+    }
+
+    #[test]
+    fn route_limits_answer_the_spec_429_without_api_version() {
+        use crate::core::limits::LimitSpec;
+        let mut ids = RequestIds::new(1);
+        let mut limits = RouteLimits::with(|_| LimitSpec {
+            interval: std::time::Duration::from_secs(3600),
+            burst: 1,
+            max: 0,
+        });
+        let now = std::time::Instant::now();
+        let mut answer = || match handle(
+            &get("/api/status", &[]),
+            &mut Context {
+                health: Health::Healthy,
+                request_ids: &mut ids,
+                has_store: false,
+                pbkdf2_iterations: 1000,
+                limits: &mut limits,
+                now,
+            },
+        ) {
+            Decision::Respond(r) => r,
+            Decision::Job(..) => panic!("job"),
+        };
+        assert_eq!(answer().status, 200);
+        let limited = answer();
+        assert_eq!(limited.status, 429);
+        let body: serde_json::Value = serde_json::from_slice(limited.body_bytes()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"statusCode": 429, "error": "RateLimit", "message": "exceeded the rate limit"})
+        );
+        assert!(limited.header("elastic-api-version").is_none());
+        assert!(limited.header("x-request-id").is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod deadlines;
 pub mod gojson;
 pub mod health;
 pub mod ids;
+pub mod limits;
 pub mod longpoll;
 pub mod policy;
 pub mod secrets;

@@ -104,6 +104,8 @@ pub struct DriveCtx<'a> {
     pub now: Instant,
     /// Jobs the connection asks the server to submit.
     pub jobs: &'a mut Vec<Job>,
+    /// Per-route limiters.
+    pub limits: &'a mut crate::core::limits::RouteLimits,
 }
 
 /// One accepted connection.
@@ -303,6 +305,8 @@ impl Conn {
                     request_ids: ctx.request_ids,
                     has_store: ctx.has_store,
                     pbkdf2_iterations: ctx.pbkdf2_iterations,
+                    limits: ctx.limits,
+                    now: ctx.now,
                 },
             )
         };
@@ -324,11 +328,15 @@ impl Conn {
         }
     }
 
-    /// Answers the in-flight request with `response` (already decorated).
-    pub fn complete(&mut self, response: &Response, draining: bool, pool: &mut BufPool) {
-        let Some(inflight) = self.inflight.take() else {
-            return;
-        };
+    /// Answers the in-flight request with `response` (already decorated); returns the limiter
+    /// the request held, for the caller to release.
+    pub fn complete(
+        &mut self,
+        response: &Response,
+        draining: bool,
+        pool: &mut BufPool,
+    ) -> Option<crate::core::limits::LimitedRoute> {
+        let inflight = self.inflight.take()?;
         log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
         self.queue(
             response,
@@ -337,6 +345,7 @@ impl Conn {
             false,
             pool,
         );
+        inflight.pending.limited
     }
 
     /// The parked deadline, if parked.

@@ -34,6 +34,7 @@ use crate::backend::workers::{Backend, BackendSettings, Event, Job, JobOutput, R
 use crate::backend::Store;
 use crate::core::actions::{is_delivered_type, to_wire};
 use crate::core::deadlines::{Deadlines, Ticket};
+use crate::core::limits::RouteLimits;
 use crate::core::longpoll::{
     actions_body, empty_body, policy_change_body, poll_duration, subscription_revision,
     PolicyCache, PollSettings, Waiter, Waiters,
@@ -141,6 +142,7 @@ pub struct Server {
     bulk: HashMap<String, Map<String, Value>>,
     bulk_inflight: bool,
     jobs: Vec<Job>,
+    limits: RouteLimits,
     late_replies: u64,
     next_generation: u64,
     accept_ready: bool,
@@ -229,6 +231,7 @@ impl Server {
             bulk: HashMap::new(),
             bulk_inflight: false,
             jobs: Vec::new(),
+            limits: RouteLimits::default(),
             late_replies: 0,
             next_generation: 0,
             accept_ready: true,
@@ -396,6 +399,7 @@ impl Server {
             pbkdf2_iterations: self.settings.pbkdf2_iterations,
             now,
             jobs: &mut self.jobs,
+            limits: &mut self.limits,
         };
         let step = conn.drive(&mut ctx);
         let jobs = std::mem::take(&mut self.jobs);
@@ -433,7 +437,9 @@ impl Server {
             return;
         };
         let response = inflight.pending.decorate(response);
-        conn.complete(&response, draining, &mut self.pool);
+        if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
+            self.limits.get(limited).release();
+        }
         self.drive(key.slot, now);
     }
 
@@ -496,7 +502,9 @@ impl Server {
             }
             (_, output) => {
                 let response = inflight.pending.finish(output, health);
-                conn.complete(&response, draining, &mut self.pool);
+                if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
+                    self.limits.get(limited).release();
+                }
                 self.drive(key.slot, now);
             }
         }
@@ -835,11 +843,14 @@ impl Server {
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
-            if conn.inflight.is_some() {
+            if let Some(inflight) = &conn.inflight {
                 self.waiters.remove(ConnKey {
                     slot,
                     generation: conn.generation,
                 });
+                if let Some(limited) = inflight.pending.limited {
+                    self.limits.get(limited).release();
+                }
             }
             if conn.timer.is_some() {
                 let conns = &self.conns;
