@@ -139,6 +139,13 @@ pub enum Created {
 
 /// Storage for one Fleet deployment. Blocking; run only on backend threads.
 pub trait Store: Send + Sync {
+    /// Whether agents get per-agent output API keys minted by this store (§3.7). Elasticsearch:
+    /// yes. The embedded store has no cluster to mint keys in: outputs keep the credentials
+    /// written in the policy.
+    fn mints_output_keys(&self) -> bool {
+        true
+    }
+
     /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401).
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError>;
     /// Creates an API key.

@@ -234,7 +234,8 @@ pub fn prepare_policy(store: &dyn Store, doc: &PolicyDoc) -> Result<PreparedPoli
             Err(e) => return Err(format!("reading secret {id}: {e}")),
         }
     }
-    PreparedPolicy::prepare(doc, &secrets).map_err(|e| e.to_string())
+    PreparedPolicy::prepare_with(doc, &secrets, store.mints_output_keys())
+        .map_err(|e| e.to_string())
 }
 
 fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Duration) {

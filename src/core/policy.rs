@@ -142,11 +142,21 @@ fn split_holes(text: &str, holes: &[Segment]) -> Vec<Segment> {
 }
 
 impl PreparedPolicy {
-    /// Prepares a revision for delivery; `secrets` holds the values of the secrets it
-    /// references (see [`super::secrets::referenced_ids`]).
+    /// Prepares a revision for delivery with per-agent output keys; `secrets` holds the values of
+    /// the secrets it references (see [`super::secrets::referenced_ids`]).
     pub fn prepare(
         doc: &PolicyDoc,
         secrets: &HashMap<String, String>,
+    ) -> Result<PreparedPolicy, PolicyError> {
+        Self::prepare_with(doc, secrets, true)
+    }
+
+    /// Like [`Self::prepare`]; with `mint_keys` false, Elasticsearch outputs keep the credentials
+    /// written in the policy and need no `output_permissions` (the embedded store's mode).
+    pub fn prepare_with(
+        doc: &PolicyDoc,
+        secrets: &HashMap<String, String>,
+        mint_keys: bool,
     ) -> Result<PreparedPolicy, PolicyError> {
         let pid = doc.policy_id.clone();
         let Value::Object(original) = &doc.data else {
@@ -185,6 +195,12 @@ impl PreparedPolicy {
                 .unwrap_or("")
                 .to_owned();
             match kind.as_str() {
+                "elasticsearch" | "remote_elasticsearch" if !mint_keys => {
+                    if let Value::Object(o) = output {
+                        o.insert("type".into(), Value::from("elasticsearch"));
+                        o.remove("service_token");
+                    }
+                }
                 "elasticsearch" | "remote_elasticsearch" => {
                     let roles =
                         permissions
@@ -221,7 +237,7 @@ impl PreparedPolicy {
         // policies expect; an `elasticsearch/` exporter naming no Elasticsearch output is an error.
         if let Some(Value::Object(exporters)) = policy.get_mut("exporters") {
             for (key, exporter) in exporters.iter_mut() {
-                let Some(output) = key.strip_prefix("elasticsearch/") else {
+                let Some(output) = key.strip_prefix("elasticsearch/").filter(|_| mint_keys) else {
                     continue;
                 };
                 let index = es_outputs.iter().position(|o| o.name == output);
@@ -447,6 +463,26 @@ mod tests {
         d["outputs"] = json!({});
         assert!(matches!(prep(d), Err(PolicyError::NoOutputs(_))));
         assert!(matches!(prep(json!([])), Err(PolicyError::NotAnObject(_))));
+    }
+
+    #[test]
+    fn without_minting_outputs_keep_their_written_credentials() {
+        let mut d = basic();
+        d["outputs"]["default"]["api_key"] = json!("written:secret");
+        d["output_permissions"] = json!({});
+        let p = PreparedPolicy::prepare_with(&doc(d), &HashMap::new(), false).unwrap();
+        assert!(p.es_outputs.is_empty());
+        assert!(p.keys_current(&BTreeMap::new()));
+        let mut out = Vec::new();
+        p.render_action("a", &BTreeMap::new(), &mut out);
+        let a: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            a["data"]["policy"]["outputs"]["default"]["api_key"],
+            "written:secret"
+        );
+        assert!(a["data"]["policy"]["outputs"]["remote"]
+            .get("service_token")
+            .is_none());
     }
 
     #[test]
