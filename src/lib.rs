@@ -19,6 +19,7 @@
 //! * [`core`]: sans-IO building blocks shared by the loop: the deadline heap, health state.
 //! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
 //! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
+//! * [`embedded`]: single-box mode: the local store, policy files, the quick start.
 //! * [`net`]: the only module that touches sockets: the mio event loop, TLS sessions, drain.
 //! * [`logging`]: text or ECS-JSON log lines.
 //!
@@ -31,6 +32,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod embedded;
 pub mod http;
 pub mod logging;
 pub mod model;

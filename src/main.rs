@@ -1,10 +1,13 @@
-//! The `fleet-edge` binary: read the configuration, start logging, run the server. The only place
-//! that turns errors into exit codes: 2 for configuration that cannot work (every problem listed
-//! at once), 1 for a server that could not start or failed, 0 after a clean shutdown.
+//! The `fleet-edge` binary: read the configuration, start logging, open the store, run the
+//! server. The only place that turns errors into exit codes: 2 for configuration that cannot work
+//! (every problem listed at once), 1 for a server that could not start or failed, 0 after a clean
+//! shutdown.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use fleet_edge::config::{self, Command};
+use fleet_edge::config::{self, Command, Config};
+use fleet_edge::net::Listening;
 
 fn main() -> ExitCode {
     let config = match config::from_process() {
@@ -19,7 +22,7 @@ fn main() -> ExitCode {
         }
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
-    match fleet_edge::net::run(&config, None) {
+    match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{error}");
@@ -27,4 +30,45 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    if config.es.is_some() {
+        return Err(Box::new(fleet_edge::net::StartupError::ElasticsearchUnsupported));
+    }
+    let embedded = fleet_edge::embedded::start(&config.data_dir)?;
+    let store: Arc<dyn fleet_edge::backend::Store> = embedded.store.clone();
+    fleet_edge::net::run(config, Some(store), |listening| quick_start(config, &embedded, listening))?;
+    Ok(())
+}
+
+/// Prints what an operator needs to enroll the first agent (stdout; the log goes to stderr).
+fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, listening: &Listening) {
+    let url = config.fleet_url.clone().unwrap_or_else(|| {
+        let host = match listening.addr.ip() {
+            ip if ip.is_unspecified() => fleet_edge::config::system_hostname().unwrap_or_else(|| "localhost".into()),
+            ip if ip.is_ipv6() => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let scheme = if listening.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}", listening.addr.port())
+    });
+    let trust = match (&listening.generated_ca, listening.tls.is_some()) {
+        (Some((path, _)), _) => {
+            let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            format!(" --certificate-authorities={}", abs.display())
+        }
+        (None, true) => String::new(),
+        (None, false) => " --insecure".to_owned(),
+    };
+    println!("fleet-edge is ready (embedded store in {}).", config.data_dir.display());
+    println!("  Fleet Server URL:   {url}");
+    println!("  Enrollment token:   {} (policy {})", embedded.token, embedded.token_policy);
+    if let Some((path, fingerprint)) = &listening.generated_ca {
+        println!("  CA certificate:     {}", path.display());
+        println!("  CA fingerprint:     {fingerprint} (SHA-256)");
+    }
+    println!("  Policies:           {} (edit a file to roll out a new revision)", embedded.policies_dir.display());
+    println!("Enroll an Elastic Agent with:");
+    println!("  sudo elastic-agent install --url={url} --enrollment-token={}{trust}", embedded.token);
 }

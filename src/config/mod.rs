@@ -282,7 +282,8 @@ pub fn version() -> String {
     format!("fleet-edge {}", env!("CARGO_PKG_VERSION"))
 }
 
-fn system_hostname() -> Option<String> {
+/// This machine's host name, if the OS tells it.
+pub fn system_hostname() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())

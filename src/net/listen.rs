@@ -20,6 +20,8 @@ pub struct Listening {
     pub addr: SocketAddr,
     /// `None` for plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The generated CA agents must trust (path, SHA-256 fingerprint), when self-signed.
+    pub generated_ca: Option<(std::path::PathBuf, String)>,
 }
 
 impl Listening {
@@ -33,6 +35,7 @@ impl Listening {
 /// Resolves TLS and binds the listener.
 pub fn prepare(config: &Config) -> Result<Listening, StartupError> {
     let server = &config.server;
+    let mut generated_ca = None;
     let tls = match &server.tls {
         ServerTls::Provided(material) => Some(tls::server_config(
             material,
@@ -48,6 +51,7 @@ pub fn prepare(config: &Config) -> Result<Listening, StartupError> {
                 generated.ca_cert_path.display(),
                 generated.ca_fingerprint,
             );
+            generated_ca = Some((generated.ca_cert_path.clone(), generated.ca_fingerprint.clone()));
             Some(tls::server_config(
                 &generated.material,
                 server.client_auth,

@@ -86,13 +86,16 @@ pub fn settings(config: &Config) -> Settings {
     }
 }
 
-/// Starts the server described by `config` over `store` and runs it until shutdown.
-pub fn run(config: &Config, store: Option<Arc<dyn Store>>) -> Result<(), StartupError> {
-    if config.es.is_some() {
-        return Err(StartupError::ElasticsearchUnsupported);
-    }
+/// Starts the server described by `config` over `store` and runs it until shutdown;
+/// `on_listening` runs once the socket is bound (the quick start prints there).
+pub fn run(
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+    on_listening: impl FnOnce(&Listening),
+) -> Result<(), StartupError> {
     let listening = listen::prepare(config)?;
     log::info!("listening on {}", listening.url());
+    on_listening(&listening);
     let server = Server::new(
         listening.listener,
         listening.tls,

@@ -14,6 +14,7 @@
 mod support;
 
 mod cli;
+mod embedded;
 mod http_wire;
 mod lifecycle;
 mod protocol;

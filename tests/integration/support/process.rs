@@ -61,21 +61,25 @@ impl FleetEdge {
         full.extend_from_slice(args);
         let mut child = command(&full, env)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn fleet-edge");
         let log = Arc::new(Log::default());
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut text = sink.text.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-                sink.changed.notify_all();
-            }
-        });
+        // stdout (the quick start) and stderr (the log) land in one transcript.
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        for stream in [stderr, stdout] {
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut text = sink.text.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                    sink.changed.notify_all();
+                }
+            });
+        }
         let mut server = Self {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -113,6 +117,12 @@ impl FleetEdge {
             let left = deadline.checked_duration_since(Instant::now())?;
             text = self.log.changed.wait_timeout(text, left).unwrap().0;
         }
+    }
+
+    /// Sends SIGKILL: no drain, no flush (crash-safety tests).
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.pid().to_string()]).status();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

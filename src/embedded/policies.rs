@@ -1,0 +1,188 @@
+//! Policies as files: `<data-dir>/policies/*.json`, each a Kibana full agent policy (`id`,
+//! `outputs`, `output_permissions`, `inputs`, `agent`, `fleet`, ...). A file whose content
+//! changed becomes the policy's next revision (and wakes its parked agents through the store's
+//! change feed); a file that does not parse is rejected with a log line naming the file and the
+//! position, and the last good revision stays in service. The directory is re-scanned every two
+//! seconds by a background thread (no platform file-notification API needed; a scan is a few
+//! `stat`s).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::backend::local::LocalStore;
+use crate::backend::{Store, StoreError};
+use crate::model::PolicyDoc;
+
+/// How often the directory is re-scanned.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The `*.json` files of a directory, sorted.
+pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The policy written on first start: one Elasticsearch output to edit, agent monitoring on,
+/// no integrations yet.
+pub fn default_policy(id: &str) -> Value {
+    json!({
+        "id": id,
+        "name": "fleet-edge default policy",
+        "outputs": {
+            "default": {
+                "type": "elasticsearch",
+                "hosts": ["https://elasticsearch.example.invalid:9200"],
+                "api_key": "REPLACE-WITH-id:key-OF-AN-ES-API-KEY"
+            }
+        },
+        "output_permissions": {"default": {}},
+        "agent": {
+            "monitoring": {"enabled": true, "use_output": "default", "logs": true, "metrics": true, "namespace": "default"},
+            "download": {"sourceURI": "https://artifacts.elastic.co/downloads/"},
+            "features": {}
+        },
+        "inputs": []
+    })
+}
+
+/// Tracks the policy files and the content last installed from each.
+pub struct PolicyFiles {
+    dir: PathBuf,
+    /// File → (modification time, length, content digest) last seen.
+    seen: HashMap<PathBuf, (Option<SystemTime>, u64, Vec<u8>)>,
+}
+
+impl PolicyFiles {
+    /// A tracker for `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Reads changed files and installs each changed policy as a new revision. Store errors are
+    /// returned; bad files are logged and skipped.
+    pub fn sync(&mut self, store: &LocalStore) -> Result<usize, StoreError> {
+        let mut installed = 0;
+        let latest: HashMap<String, PolicyDoc> = store
+            .latest_policies()?
+            .into_iter()
+            .map(|p| (p.policy_id.clone(), p))
+            .collect();
+        for path in policy_files(&self.dir) {
+            let meta = std::fs::metadata(&path).ok();
+            let stamp = (meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map_or(0, |m| m.len()));
+            if self.seen.get(&path).is_some_and(|(t, l, _)| (*t, *l) == stamp) {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    log::error!("cannot read policy file {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().to_vec();
+            if self.seen.get(&path).is_some_and(|(_, _, d)| *d == digest) {
+                self.seen.insert(path, (stamp.0, stamp.1, digest));
+                continue;
+            }
+            self.seen.insert(path.clone(), (stamp.0, stamp.1, digest));
+            let data: Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    log::error!(
+                        "policy file {} rejected at line {} column {}: {e}; the previous revision stays in service",
+                        path.display(),
+                        e.line(),
+                        e.column()
+                    );
+                    continue;
+                }
+            };
+            match self.install(store, &path, data, &latest) {
+                Ok(true) => installed += 1,
+                Ok(false) => {}
+                Err(InstallError::Store(e)) => return Err(e),
+                Err(InstallError::Invalid(why)) => log::error!(
+                    "policy file {} rejected: {why}; the previous revision stays in service",
+                    path.display()
+                ),
+            }
+        }
+        Ok(installed)
+    }
+
+    fn install(&self, store: &LocalStore, path: &Path, mut data: Value, latest: &HashMap<String, PolicyDoc>) -> Result<bool, InstallError> {
+        let Some(obj) = data.as_object_mut() else {
+            return Err(InstallError::Invalid("the top level is not a JSON object".into()));
+        };
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = match obj.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            None => stem,
+            Some(_) => return Err(InstallError::Invalid("\"id\" must be a non-empty string".into())),
+        };
+        if !obj.get("outputs").is_some_and(|o| o.as_object().is_some_and(|m| !m.is_empty())) {
+            return Err(InstallError::Invalid("\"outputs\" must name at least one output".into()));
+        }
+        obj.insert("id".into(), Value::from(id.clone()));
+        obj.remove("revision");
+        let previous = latest.get(&id);
+        if let Some(prev) = previous {
+            let mut prev_data = prev.data.clone();
+            if let Some(o) = prev_data.as_object_mut() {
+                o.remove("revision");
+            }
+            if prev_data == Value::Object(obj.clone()) {
+                return Ok(false);
+            }
+        }
+        let revision = previous.map_or(1, |p| p.revision_idx + 1);
+        obj.insert("revision".into(), Value::from(revision));
+        let doc = PolicyDoc {
+            timestamp: crate::logging::rfc3339_millis(SystemTime::now()),
+            policy_id: id.clone(),
+            revision_idx: revision,
+            data,
+            ..PolicyDoc::default()
+        };
+        store.add_policy(doc).map_err(InstallError::Store)?;
+        log::info!("policy {id} revision {revision} from {}", path.display());
+        Ok(true)
+    }
+
+    /// Re-scans every [`SCAN_INTERVAL`] on a background thread for the process lifetime.
+    pub fn spawn(mut self, store: Arc<LocalStore>) {
+        let spawned = std::thread::Builder::new()
+            .name("fleet-edge-policy-files".into())
+            .spawn(move || loop {
+                std::thread::sleep(SCAN_INTERVAL);
+                if let Err(e) = self.sync(&store) {
+                    log::warn!("policy files: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the policy-file watcher: {e}");
+        }
+    }
+}
+
+enum InstallError {
+    Store(StoreError),
+    Invalid(String),
+}
