@@ -8,12 +8,18 @@
 //! that refuses to open what it cannot read, and no dependency beyond `libc`. Being pure Rust, it
 //! cross-compiles to the static aarch64/armv7 builds without a C toolchain, unlike SQLite
 //! (`rusqlite`), LMDB (`heed`) or RocksDB bindings, which would also bring C code and, for LMDB,
-//! a memory map whose size must be tuned. sled has not had a stable release since 0.34 (2021);
-//! fjall is an LSM tree with background compaction and a journal, more machinery than a few
-//! megabytes of Fleet documents need. Version 4.6 rather than 2.x/3.x because the 4.x releases
+//! a memory map whose size must be tuned. sled's releases since 0.34 are all 1.0 alphas; fjall
+//! is an LSM tree with background compaction and a journal, more machinery than a few megabytes
+//! of Fleet documents need. Version 4.6 rather than 2.x/3.x because the 4.x releases
 //! fixed recovery bugs that could silently roll back a commit or open a damaged file as an empty
 //! database: exactly the silent loss this store must never allow. It needs Rust 1.90
 //! (`rust-version`), which also gives `File::try_lock` for the directory lock.
+//!
+//! **Durability.** Every commit is two-phase and fsynced before the caller is answered, and
+//! every open verifies the checksum of every page (a few tens of milliseconds for tens of
+//! thousands of agents). With two-phase commit a crash can never leave a torn primary commit, so a
+//! checksum failure is real damage: it is reported as [`LocalError::Corrupt`] without writing,
+//! never "repaired" by falling back to an older commit.
 //!
 //! **Shape.** `dir` checks and locks `<data_dir>/store/`; `schema` names the tables; `committer`
 //! runs every write on one thread with group commit; `store` implements the trait; `admin` has the

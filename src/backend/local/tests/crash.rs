@@ -21,6 +21,9 @@ use crate::model::{ActionResult, Agent};
 use crate::tls::test_support::TempDir;
 
 const CHILD_ENV: &str = "FLEET_EDGE_LOCAL_CRASH_CHILD";
+const ROUND_ENV: &str = "FLEET_EDGE_LOCAL_CRASH_ROUND";
+/// Kills in a row on the same store: recovery after recovery.
+const ROUNDS: usize = 3;
 const CHILD_TEST: &str = "backend::local::tests::crash::crash_child";
 const THREADS: usize = 8;
 /// Acknowledged writes to see before the kill.
@@ -32,11 +35,12 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
+    let round = std::env::var(ROUND_ENV).unwrap_or_default();
     let store = std::sync::Arc::new(LocalStore::open(std::path::Path::new(&dir)).unwrap());
     let stop = Instant::now() + Duration::from_secs(60);
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
-            let store = store.clone();
+            let (store, round) = (store.clone(), round.clone());
             std::thread::spawn(move || {
                 let ack = |line: String| {
                     // One write per line, well under PIPE_BUF: lines never interleave; a line
@@ -49,7 +53,7 @@ fn crash_child() {
                     if Instant::now() > stop {
                         break;
                     }
-                    let id = format!("agent-{t}-{i}");
+                    let id = format!("agent-{round}-{t}-{i}");
                     let key = store
                         .create_api_key(&NewApiKey {
                             name: id.clone(),
@@ -86,9 +90,29 @@ fn crash_child() {
 #[test]
 fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
     let dir = TempDir::new("local-crash");
+    let mut acked = Vec::new();
+    for round in 0..ROUNDS {
+        let killed_at = run_child_and_kill(dir.path(), round, &mut acked);
+        let begun = Instant::now();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let open_time = begun.elapsed();
+        let (keys, agents, results) = check_all(&store, &acked);
+        println!(
+            "crash round {round}: killed after {killed_at} acks; {} acked so far ({keys} keys, \
+             {agents} agents, {results} results) all present; reopen (recovery + full verify) \
+             took {open_time:?}",
+            acked.len()
+        );
+    }
+}
+
+/// Runs the child on `dir` and SIGKILLs it after [`KILL_AFTER`] new acknowledgements; appends
+/// every acknowledged write to `acked`; returns how many had been seen at the kill.
+fn run_child_and_kill(dir: &std::path::Path, round: usize, acked: &mut Vec<String>) -> usize {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
+        .env(CHILD_ENV, dir)
+        .env(ROUND_ENV, round.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -103,40 +127,39 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
             }
         }
     });
-
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut acked: Vec<String> = Vec::new();
+    let mut seen = 0;
     let mut killed_at = None;
     loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 if let Some(body) = line.strip_prefix("ack ").and_then(|l| l.strip_suffix(" .")) {
                     acked.push(body.to_owned());
+                    seen += 1;
                 }
-                if killed_at.is_none() && acked.len() >= KILL_AFTER {
+                if killed_at.is_none() && seen >= KILL_AFTER {
                     // std's Child::kill is SIGKILL on Unix: no destructor, no clean shutdown.
                     child.kill().unwrap();
-                    killed_at = Some(acked.len());
+                    killed_at = Some(seen);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
-                panic!("child stalled after {} acknowledgements", acked.len());
+                panic!("child stalled after {seen} acknowledgements");
             }
         }
     }
     reader.join().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "the child died by SIGKILL");
-    let killed_at = killed_at.expect("killed");
+    killed_at.expect("killed")
+}
 
-    let begun = Instant::now();
-    let store = LocalStore::open(dir.path()).unwrap();
-    let open_time = begun.elapsed();
-    let agents = store.list_agents().unwrap().len();
-    let (mut keys, mut results) = (0, 0);
-    for line in &acked {
+/// Asserts every acknowledged write is in `store`; counts (keys, agents, results).
+fn check_all(store: &LocalStore, acked: &[String]) -> (usize, usize, usize) {
+    let (mut keys, mut agents, mut results) = (0, 0, 0);
+    for line in acked {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
             ["key", id, secret] => {
@@ -150,6 +173,7 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
             }
             ["agent", id] => {
                 assert!(store.agent(id).unwrap().is_some(), "agent {id} lost");
+                agents += 1;
             }
             ["result", action, agent] => {
                 let found = store.action_results(action).unwrap();
@@ -162,9 +186,5 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
             other => panic!("unexpected line {other:?}"),
         }
     }
-    println!(
-        "crash: killed after {killed_at} acks, {} acked in all ({keys} keys, {results} results); \
-         {agents} agents on disk; reopen (repair + full verify) took {open_time:?}",
-        acked.len()
-    );
+    (keys, agents, results)
 }
