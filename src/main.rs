@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         }
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
-    match fleet_edge::net::run(&config) {
+    match fleet_edge::net::run(&config, None) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{error}");

@@ -88,6 +88,10 @@ pub enum ApiError {
     /// The store could not be reached at all.
     #[error("Fleet server unable to communicate with Elasticsearch")]
     StoreUnavailable,
+    /// Anything else (the Go server's default mapping): 500 with error `BadRequest` and the error
+    /// text as message, e.g. `unknown enroll request type`.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -122,6 +126,7 @@ impl ApiError {
             BadRequest(_) => (400, "BadRequest"),
             StoreFailed(detail) => return (503, detail.clone()),
             StoreUnavailable => (503, "ServiceUnavailable"),
+            Internal(_) => (500, "BadRequest"),
         };
         (status, error.to_owned())
     }
@@ -130,6 +135,17 @@ impl ApiError {
     pub fn to_response(&self) -> Response {
         let (status, error) = self.wire();
         error_response(status, &error, &self.to_string())
+    }
+}
+
+/// The response for an error, with `Retry-After` on 503s: the store is unavailable for now and
+/// a client should come back rather than treat it as final.
+pub fn respond(err: &ApiError) -> Response {
+    let response = err.to_response();
+    if response.status == 503 {
+        response.with_header("Retry-After", "5")
+    } else {
+        response
     }
 }
 

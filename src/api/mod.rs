@@ -4,10 +4,16 @@
 //!
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`.
 
+pub mod auth;
 pub mod errors;
 pub mod status;
+pub mod user_agent;
 pub mod version;
 
+use crate::backend::ops::ack::AckInput;
+use crate::backend::ops::checkin::CheckinInput;
+use crate::backend::ops::enroll::EnrollInput;
+use crate::backend::workers::{Job, JobOutput};
 use crate::core::{Health, RequestIds};
 use crate::http::{BodyLimits, Method, Request, Response};
 
@@ -20,13 +26,23 @@ pub struct Context<'a> {
     pub health: Health,
     /// Source of ids for requests without `X-Request-Id`.
     pub request_ids: &'a mut RequestIds,
+    /// Whether a store is attached (agent endpoints need one).
+    pub has_store: bool,
+    /// PBKDF2 iterations for replace tokens.
+    pub pbkdf2_iterations: u32,
 }
 
 /// The endpoints this server routes, classified from method and path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'a> {
     /// `GET /api/status`.
     Status,
+    /// `POST /api/fleet/agents/enroll`.
+    Enroll,
+    /// `POST /api/fleet/agents/{id}/checkin`.
+    Checkin(&'a str),
+    /// `POST /api/fleet/agents/{id}/acks`.
+    Acks(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -35,30 +51,112 @@ pub enum Route {
 
 /// Classifies a request the way the Go server's router does: exact paths, no trailing-slash
 /// folding.
-pub fn route(method: &Method, path: &str) -> Route {
-    match path {
-        "/api/status" if *method == Method::Get => Route::Status,
-        "/api/status" => Route::WrongMethod("GET"),
-        _ => Route::NotFound,
+pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let post = *method == Method::Post;
+    let found = match path {
+        "/api/status" => (*method == Method::Get, Route::Status, "GET"),
+        "/api/fleet/agents/enroll" => (post, Route::Enroll, "POST"),
+        _ => match path
+            .strip_prefix("/api/fleet/agents/")
+            .map(|rest| rest.split('/').collect::<Vec<_>>())
+            .as_deref()
+        {
+            Some([id, "checkin"]) if !id.is_empty() => (post, Route::Checkin(id), "POST"),
+            Some([id, "acks"]) if !id.is_empty() => (post, Route::Acks(id), "POST"),
+            _ => return Route::NotFound,
+        },
+    };
+    match found {
+        (true, route, _) => route,
+        (false, _, allowed) => Route::WrongMethod(allowed),
     }
 }
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
 
 /// Body limits per route (fleet-protocol.md §10.2). Unrouted paths get a small cap so an unknown
 /// URL cannot be used to make the server buffer a large body.
 pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
-    match route(method, path) {
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => BodyLimits {
-            max_body: 64 * 1024,
-            max_decompressed: 64 * 1024,
-        },
+    let (max_body, max_decompressed) = match route(method, path) {
+        Route::Checkin(_) => (MIB, 20 * MIB),
+        Route::Enroll => (512 * KIB, 512 * KIB),
+        Route::Acks(_) => (2 * MIB, 2 * MIB),
+        Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
+    };
+    BodyLimits {
+        max_body,
+        max_decompressed,
     }
 }
 
-/// Runs the whole pipeline for one request.
-pub fn handle(req: &Request, ctx: &mut Context<'_>) -> Response {
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer now.
+    Respond(Response),
+    /// Run a backend job; finish with [`Pending::finish`] (or the loop's checkin logic).
+    Job(Job, Pending),
+}
+
+/// Which endpoint a job belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingKind {
+    /// Enroll.
+    Enroll,
+    /// Checkin (finished by the loop: it may park).
+    Checkin,
+    /// Acks.
+    Ack,
+    /// Authenticated status.
+    Status,
+}
+
+/// A request waiting for its backend job: what its response must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The endpoint.
+    pub kind: PendingKind,
+    /// Echoed or generated `X-Request-Id`.
+    pub request_id: String,
+    /// Negotiated `Elastic-Api-Version`.
+    pub api_version: &'static str,
+}
+
+impl Pending {
+    /// Adds the headers every routed response carries.
+    pub fn decorate(&self, response: Response) -> Response {
+        response
+            .with_header("Elastic-Api-Version", self.api_version)
+            .with_header("X-Request-Id", self.request_id.clone())
+    }
+
+    /// The response for a finished enroll, ack or status job.
+    pub fn finish(&self, output: JobOutput, health: Health) -> Response {
+        let response = match output {
+            JobOutput::Enrolled(Ok(body)) => Response::json(200, &body),
+            JobOutput::Acked(Ok(outcome)) => Response::json(outcome.status, &outcome.body),
+            JobOutput::Authenticated(valid) => status::handle(health, valid),
+            JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) => errors::respond(&e),
+            JobOutput::CheckinStarted(_)
+            | JobOutput::OutputKeys(_)
+            | JobOutput::CheckinsWritten { .. } => {
+                errors::respond(&ApiError::Internal("unexpected backend reply".into()))
+            }
+        };
+        self.decorate(response)
+    }
+}
+
+/// Runs the pipeline for one request.
+pub fn handle(req: &Request, ctx: &mut Context<'_>) -> Decision {
     let request_id = request_id(req, ctx.request_ids);
-    let response = dispatch(req, ctx);
-    response.with_header("X-Request-Id", request_id)
+    match dispatch(req, ctx, request_id.clone()) {
+        Decision::Respond(response) => {
+            Decision::Respond(response.with_header("X-Request-Id", request_id))
+        }
+        job => job,
+    }
 }
 
 /// The answer of the connection gate when the server is over `max_connections`
@@ -81,22 +179,88 @@ fn request_id(req: &Request, ids: &mut RequestIds) -> String {
     }
 }
 
-fn dispatch(req: &Request, ctx: &mut Context<'_>) -> Response {
+fn dispatch(req: &Request, ctx: &mut Context<'_>, request_id: String) -> Decision {
     let route = route(&req.method, &req.path);
     match route {
-        Route::NotFound => return Response::text(404, "404 page not found"),
-        Route::WrongMethod(allowed) => return Response::new(405).with_header("Allow", allowed),
-        Route::Status => {}
+        Route::NotFound => return Decision::Respond(Response::text(404, "404 page not found")),
+        Route::WrongMethod(allowed) => {
+            return Decision::Respond(Response::new(405).with_header("Allow", allowed))
+        }
+        Route::Status | Route::Enroll | Route::Checkin(_) | Route::Acks(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
-        Err(rejection) => return rejection,
+        Err(rejection) => return Decision::Respond(rejection),
     };
-    let response = match route {
-        Route::Status => status::handle(ctx.health),
-        Route::WrongMethod(_) | Route::NotFound => Response::text(404, "404 page not found"),
+    let pending = |kind| Pending {
+        kind,
+        request_id: request_id.clone(),
+        api_version,
     };
-    response.with_header("Elastic-Api-Version", api_version)
+    let respond = |response: Response| {
+        Decision::Respond(response.with_header("Elastic-Api-Version", api_version))
+    };
+    if let Route::Status = route {
+        // The long form needs the key checked by the store; any auth failure is the short form.
+        return match (ctx.has_store, auth::api_key(req)) {
+            (true, Ok(key)) => Decision::Job(Job::Authenticate(key), pending(PendingKind::Status)),
+            _ => respond(status::handle(ctx.health, false)),
+        };
+    }
+    if !ctx.has_store {
+        return respond(errors::respond(&ApiError::StoreUnavailable));
+    }
+    let key = match auth::api_key(req) {
+        Ok(key) => key,
+        Err(e) => return respond(errors::respond(&e)),
+    };
+    match route {
+        Route::Enroll => Decision::Job(
+            Job::Enroll(EnrollInput {
+                key,
+                agent_version: user_agent::agent_version(req),
+                body: req.body.clone(),
+                pbkdf2_iterations: ctx.pbkdf2_iterations,
+            }),
+            pending(PendingKind::Enroll),
+        ),
+        Route::Checkin(agent_id) => {
+            // Duplicated encoding/id header lines are the generated binder's 500 (§1.2).
+            for name in [
+                "content-encoding",
+                "accept-encoding",
+                "x-request-id",
+                "elastic-api-version",
+            ] {
+                let count = req.header_count(name);
+                if count > 1 {
+                    return respond(errors::respond(&ApiError::Internal(format!(
+                        "Expected one value for {name}, got {count}"
+                    ))));
+                }
+            }
+            Decision::Job(
+                Job::CheckinStart(CheckinInput {
+                    key,
+                    agent_id: agent_id.to_owned(),
+                    agent_version: user_agent::agent_version(req),
+                    body: req.body.clone(),
+                }),
+                pending(PendingKind::Checkin),
+            )
+        }
+        Route::Acks(agent_id) => Decision::Job(
+            Job::Ack(AckInput {
+                key,
+                agent_id: agent_id.to_owned(),
+                body: req.body.clone(),
+            }),
+            pending(PendingKind::Ack),
+        ),
+        Route::Status | Route::WrongMethod(_) | Route::NotFound => {
+            respond(Response::text(404, "404 page not found"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,13 +284,18 @@ mod tests {
 
     fn run(req: &Request, health: Health) -> Response {
         let mut ids = RequestIds::new(1);
-        handle(
+        match handle(
             req,
             &mut Context {
                 health,
                 request_ids: &mut ids,
+                has_store: false,
+                pbkdf2_iterations: 1000,
             },
-        )
+        ) {
+            Decision::Respond(r) => r,
+            Decision::Job(job, _) => panic!("unexpected job {job:?}"),
+        }
     }
 
     #[test]
@@ -160,6 +329,47 @@ mod tests {
     fn status_carries_default_api_version() {
         let r = run(&get("/api/status", &[]), Health::Healthy);
         assert_eq!(r.header("elastic-api-version"), Some("2023-06-01"));
+    }
+
+    #[test]
+    fn agent_routes_are_classified() {
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/enroll"),
+            Route::Enroll
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/abc/checkin"),
+            Route::Checkin("abc")
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/abc/acks"),
+            Route::Acks("abc")
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/fleet/agents/abc/acks"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents//checkin"),
+            Route::NotFound
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/a/b/checkin"),
+            Route::NotFound
+        );
+        assert_eq!(
+            body_limits(&Method::Post, "/api/fleet/agents/x/checkin").max_decompressed,
+            20 * MIB
+        );
+    }
+
+    #[test]
+    fn agent_endpoints_without_a_store_are_503_not_401() {
+        let mut req = get("/api/fleet/agents/enroll", &[]);
+        req.method = Method::Post;
+        let r = run(&req, Health::Healthy);
+        assert_eq!(r.status, 503);
+        assert!(r.header("retry-after").is_some());
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! `GET /api/status` (fleet-protocol.md §7): the self-monitor state, 200 only when healthy.
 //!
-//! This is the unauthenticated short form; the long form with the version block needs API-key
-//! validation against the store and arrives with the agent protocol.
+//! Without a valid API key it is the short form; with any valid, enabled key (an agent's access
+//! key included) the long form adds the version block. An invalid key never changes the status
+//! code: it just gets the short form.
 
+use super::user_agent::SERVER_VERSION_STR;
 use crate::core::Health;
 use crate::http::Response;
 
-/// The status response for the given health.
-pub fn handle(health: Health) -> Response {
-    let body = serde_json::json!({"name": "fleet-server", "status": health.as_str()});
+/// The status response for the given health; `long` adds the version block.
+pub fn handle(health: Health, long: bool) -> Response {
+    let mut body = serde_json::json!({"name": "fleet-server", "status": health.as_str()});
+    if long {
+        body["version"] = serde_json::json!({
+            "number": SERVER_VERSION_STR,
+            "build_hash": option_env!("FLEET_EDGE_BUILD_HASH").unwrap_or("unknown"),
+            "build_time": option_env!("FLEET_EDGE_BUILD_TIME").unwrap_or("1970-01-01T00:00:00Z"),
+        });
+    }
     Response::json(health.http_status(), &body)
 }
 
@@ -18,13 +27,21 @@ mod tests {
 
     #[test]
     fn healthy_is_200_with_upper_case_state() {
-        let r = handle(Health::Healthy);
+        let r = handle(Health::Healthy, false);
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"name":"fleet-server","status":"HEALTHY"})
         );
+    }
+
+    #[test]
+    fn long_form_has_the_version_block() {
+        let r = handle(Health::Healthy, true);
+        let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
+        assert_eq!(v["version"]["number"], SERVER_VERSION_STR);
+        assert!(v["version"]["build_hash"].is_string());
     }
 
     #[test]
@@ -35,7 +52,7 @@ mod tests {
             Health::Failed,
             Health::Stopping,
         ] {
-            let r = handle(h);
+            let r = handle(h, false);
             assert_eq!(r.status, 503);
             let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
             assert_eq!(v["status"], h.as_str());

@@ -19,6 +19,8 @@ pub trait TestStore: Store {
     fn seed_policy(&self, doc: PolicyDoc);
     /// Adds an action; returns it with its document id and seq_no.
     fn seed_action(&self, action: Action) -> Action;
+    /// Stores a Fleet secret.
+    fn seed_secret(&self, id: &str, value: &str);
 }
 
 type Factory<'a> = &'a dyn Fn() -> Box<dyn TestStore>;
@@ -33,6 +35,13 @@ pub fn run_all(factory: Factory<'_>) {
     action_results_are_written_once(&*factory());
     latest_policies_keep_highest_revision(&*factory());
     change_feed_reports_new_documents(&*factory());
+    secrets_resolve_by_id(&*factory());
+}
+
+fn secrets_resolve_by_id(s: &dyn TestStore) {
+    s.seed_secret("sec-1", "hunter2");
+    assert_eq!(s.secret("sec-1").unwrap().as_deref(), Some("hunter2"));
+    assert_eq!(s.secret("nope").unwrap(), None);
 }
 
 fn agent(id: &str) -> Agent {

@@ -34,6 +34,7 @@ struct Inner {
     policies: Vec<(i64, PolicyDoc)>,
     policy_seq: i64,
     key_counter: u64,
+    secrets: HashMap<String, String>,
     /// Test hook: when set, every operation fails with this error.
     fail_with: Option<StoreError>,
 }
@@ -136,6 +137,12 @@ impl MemoryStore {
         drop(inner);
         self.changed.notify_all();
         Ok(action)
+    }
+
+    /// Stores a Fleet secret (what Kibana does through `POST /_fleet/secret`).
+    pub fn add_secret(&self, id: &str, value: &str) -> Result<(), StoreError> {
+        self.lock()?.secrets.insert(id.to_owned(), value.to_owned());
+        Ok(())
     }
 
     /// A written result, if any.
@@ -324,6 +331,10 @@ impl Store for MemoryStore {
         Ok(Created::New)
     }
 
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.secrets.get(id).cloned())
+    }
+
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
         let inner = self.lock()?;
         let mut latest: HashMap<&str, &PolicyDoc> = HashMap::new();
@@ -410,6 +421,9 @@ mod tests {
         }
         fn seed_action(&self, action: Action) -> Action {
             self.add_action(action).unwrap()
+        }
+        fn seed_secret(&self, id: &str, value: &str) {
+            self.add_secret(id, value).unwrap()
         }
     }
 

@@ -9,6 +9,8 @@
 
 pub mod local;
 pub mod memory;
+pub mod ops;
+pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
@@ -183,6 +185,9 @@ pub trait Store: Send + Sync {
     fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError>;
     /// Writes a result document once (`<action_id>:<agent_id>`); a repeat is `Existed`.
     fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError>;
+
+    /// The value of a Fleet secret (`GET /_fleet/secret/<id>`); `None` when unknown.
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError>;
 
     /// The newest revision of every policy.
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;

@@ -1,4 +1,5 @@
-//! Request ids: UUIDv4 strings for requests that arrive without `X-Request-Id`.
+//! Request ids (UUIDv4 strings for requests that arrive without `X-Request-Id`) and the
+//! loop's other cheap randomness (long-poll jitter).
 //!
 //! A request id needs uniqueness, not secrecy, so a SplitMix64 stream seeded once from the OS
 //! random source (by the caller) is enough and costs no system call per request.
@@ -21,6 +22,11 @@ impl RequestIds {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// A uniform number in `[0, 1)` (long-poll jitter).
+    pub fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The next id, formatted `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.

@@ -2,9 +2,14 @@
 //! and request-id generation. Nothing here reads the clock, the environment or a socket: time
 //! and randomness come in as parameters, so every behaviour is testable with a virtual clock.
 
+pub mod actions;
 pub mod deadlines;
+pub mod gojson;
 pub mod health;
 pub mod ids;
+pub mod longpoll;
+pub mod policy;
+pub mod secrets;
 
 pub use deadlines::Deadlines;
 pub use health::Health;

@@ -9,10 +9,15 @@ use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use super::pool::BufPool;
 use super::transport::{ReadOutcome, Transport};
-use crate::api;
+use crate::api::{self, Decision, Pending};
+use crate::backend::workers::Job;
 use crate::core::deadlines::Ticket;
+use crate::core::policy::PreparedPolicy;
 use crate::core::{Health, RequestIds};
 use crate::http::{
     encode_response, Decoder, EncodeOptions, Limits, Method, Request, Response, CONTINUE_RESPONSE,
@@ -36,6 +41,38 @@ pub enum TimerKind {
     WriteStall,
     /// After our half-close, waiting for the peer to close.
     Linger,
+    /// A parked checkin: answered with no actions when it fires.
+    LongPoll,
+}
+
+/// Pipelined bytes a connection may buffer while its request is in flight; more waits in the
+/// socket (backpressure).
+const MAX_BUFFERED_WHILE_BUSY: usize = 64 * 1024;
+
+/// A request handed to the backend (or parked), waiting for its answer.
+#[derive(Debug)]
+pub struct Inflight {
+    /// What the response must carry.
+    pub pending: Pending,
+    /// Whether the request allowed keep-alive.
+    pub keep_alive: bool,
+    /// Whether the client accepts gzip.
+    pub accepts_gzip: bool,
+    /// When the request was decoded (long-poll setup time counts from here).
+    pub started: Instant,
+    /// Checkin progress, for checkins.
+    pub checkin: Option<CheckinWait>,
+}
+
+/// Where a checkin is after its store part.
+#[derive(Debug, Clone)]
+pub struct CheckinWait {
+    /// The agent.
+    pub agent_id: String,
+    /// Parked until this instant (`None`: a job is running).
+    pub parked_until: Option<Instant>,
+    /// The revision being delivered while its output keys are made.
+    pub policy: Option<Arc<PreparedPolicy>>,
 }
 
 /// Whether the connection stays in the slab after `drive`.
@@ -59,6 +96,14 @@ pub struct DriveCtx<'a> {
     pub scratch: &'a mut [u8],
     /// True once shutdown has begun: responses carry `Connection: close`.
     pub draining: bool,
+    /// Whether a store is attached.
+    pub has_store: bool,
+    /// PBKDF2 iterations for replace tokens.
+    pub pbkdf2_iterations: u32,
+    /// When the loop last read the clock.
+    pub now: Instant,
+    /// Jobs the connection asks the server to submit.
+    pub jobs: &'a mut Vec<Job>,
 }
 
 /// One accepted connection.
@@ -81,6 +126,8 @@ pub struct Conn {
     over_capacity: bool,
     /// Set by writes that moved bytes; the server re-arms the write-stall timer on it.
     pub wrote: bool,
+    /// The request being answered by the backend or parked, if any.
+    pub inflight: Option<Inflight>,
     /// The armed timer, if any, and its ticket.
     pub timer: Option<(Ticket, TimerKind)>,
 }
@@ -109,6 +156,7 @@ impl Conn {
             over_capacity,
             wrote: false,
             timer: None,
+            inflight: None,
         }
     }
 
@@ -118,7 +166,8 @@ impl Conn {
 
     /// True between requests: nothing buffered, nothing to send, handshake done.
     pub fn is_idle(&self) -> bool {
-        !self.transport.is_handshaking()
+        self.inflight.is_none()
+            && !self.transport.is_handshaking()
             && !self.output_pending()
             && self.rbuf.is_empty()
             && self.decoder.is_idle()
@@ -133,6 +182,12 @@ impl Conn {
             Some(TimerKind::Handshake)
         } else if self.output_pending() {
             Some(TimerKind::WriteStall)
+        } else if let Some(inflight) = &self.inflight {
+            let parked = inflight
+                .checkin
+                .as_ref()
+                .is_some_and(|c| c.parked_until.is_some());
+            parked.then_some(TimerKind::LongPoll)
         } else if self.decoder.in_body() {
             Some(TimerKind::Body)
         } else if self.rbuf.is_empty() && self.decoder.is_idle() {
@@ -145,7 +200,7 @@ impl Conn {
     /// Starts shutdown for this connection: an idle one closes now; a busy one stays until its
     /// current request is answered (every response during the drain says `Connection: close`).
     pub fn begin_drain(&self) -> Step {
-        if self.is_idle() || self.transport.is_handshaking() {
+        if self.inflight.is_none() && (self.is_idle() || self.transport.is_handshaking()) {
             Step::Close
         } else {
             Step::Open
@@ -177,7 +232,7 @@ impl Conn {
             if self.lingering {
                 return self.discard_input(ctx.scratch);
             }
-            if !self.transport.is_handshaking() {
+            if !self.transport.is_handshaking() && self.inflight.is_none() {
                 let decoded = self.decoder.decode(&mut self.rbuf, &|m: &Method, p: &str| {
                     api::body_limits(m, p)
                 });
@@ -204,6 +259,9 @@ impl Conn {
                     return Step::Close;
                 }
                 self.release_idle_read_buffer(ctx.pool);
+                return Step::Open;
+            }
+            if self.inflight.is_some() && self.rbuf.len() >= MAX_BUFFERED_WHILE_BUSY {
                 return Step::Open;
             }
             if self.rbuf.capacity() == 0 {
@@ -234,20 +292,56 @@ impl Conn {
 
     fn respond(&mut self, req: &Request, ctx: &mut DriveCtx<'_>) {
         let keep_alive = req.keep_alive && !ctx.draining && !self.over_capacity;
-        let response = if self.over_capacity {
-            api::capacity_exceeded(Some(req), ctx.request_ids)
+        let head = req.method == Method::Head;
+        let decision = if self.over_capacity {
+            Decision::Respond(api::capacity_exceeded(Some(req), ctx.request_ids))
         } else {
             api::handle(
                 req,
                 &mut api::Context {
                     health: ctx.health,
                     request_ids: ctx.request_ids,
+                    has_store: ctx.has_store,
+                    pbkdf2_iterations: ctx.pbkdf2_iterations,
                 },
             )
         };
-        log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
-        let head = req.method == Method::Head;
-        self.queue(&response, keep_alive, req.accepts_gzip(), head, ctx.pool);
+        match decision {
+            Decision::Respond(response) => {
+                log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
+                self.queue(&response, keep_alive, req.accepts_gzip(), head, ctx.pool);
+            }
+            Decision::Job(job, pending) => {
+                self.inflight = Some(Inflight {
+                    pending,
+                    keep_alive,
+                    accepts_gzip: req.accepts_gzip(),
+                    started: ctx.now,
+                    checkin: None,
+                });
+                ctx.jobs.push(job);
+            }
+        }
+    }
+
+    /// Answers the in-flight request with `response` (already decorated).
+    pub fn complete(&mut self, response: &Response, draining: bool, pool: &mut BufPool) {
+        let Some(inflight) = self.inflight.take() else {
+            return;
+        };
+        log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
+        self.queue(
+            response,
+            inflight.keep_alive && !draining,
+            inflight.accepts_gzip,
+            false,
+            pool,
+        );
+    }
+
+    /// The parked deadline, if parked.
+    pub fn parked_until(&self) -> Option<Instant> {
+        self.inflight.as_ref()?.checkin.as_ref()?.parked_until
     }
 
     fn queue(

@@ -12,12 +12,17 @@ mod pool;
 mod server;
 mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{Server, Settings};
+pub use server::{ConnKey, ReplyTo, Server, Settings, ShutdownHandle, Stats};
 
+use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
+use crate::backend::workers::BackendSettings;
+use crate::backend::Store;
 use crate::config::Config;
+use crate::core::longpoll::PollSettings;
 use crate::core::Health;
 
 /// Why the server could not start or stopped abnormally: one clear sentence each.
@@ -70,11 +75,19 @@ pub fn settings(config: &Config) -> Settings {
         write_stall_timeout: t.write_stall,
         linger_timeout: Duration::from_secs(2),
         drain_timeout: t.drain,
+        poll: PollSettings {
+            long_poll: t.checkin_long_poll,
+            jitter: t.checkin_jitter,
+            max_poll: t.checkin_max_poll,
+        },
+        checkin_flush: Duration::from_secs(10),
+        pbkdf2_iterations: DEFAULT_ITERATIONS,
+        backend: BackendSettings::default(),
     }
 }
 
-/// Starts the server described by `config` and runs it until shutdown.
-pub fn run(config: &Config) -> Result<(), StartupError> {
+/// Starts the server described by `config` over `store` and runs it until shutdown.
+pub fn run(config: &Config, store: Option<Arc<dyn Store>>) -> Result<(), StartupError> {
     if config.es.is_some() {
         return Err(StartupError::ElasticsearchUnsupported);
     }
@@ -86,6 +99,7 @@ pub fn run(config: &Config) -> Result<(), StartupError> {
         settings(config),
         Health::Healthy,
         random_seed(),
+        store,
     )
     .map_err(StartupError::Poll)?;
     server.run().map_err(StartupError::Poll)

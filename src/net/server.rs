@@ -1,32 +1,52 @@
-//! The event loop (DESIGN.md §3). One thread owns the listener, every connection and every
-//! timer. Each iteration: poll with the earliest deadline as timeout; note readiness (listener →
-//! accept-ready, signals → drain, connection → readable); drive the connections that had events;
-//! fire expired deadlines; accept while under the connection limits.
+//! The event loop (DESIGN.md §3). One thread owns the listener, every connection, every timer,
+//! the policy cache and the parked long polls. Each iteration: poll with the earliest deadline as
+//! timeout; note readiness (listener → accept-ready, signals → drain, waker → backend replies and
+//! store events, connection → readable); drive the connections that had events; fire expired
+//! deadlines; accept while under the connection limits.
 //!
 //! Connection gate: up to `max_connections` connections are served normally; up to
 //! `gate_reserve` more are accepted only to be answered `429` with `Retry-After` and closed; past
 //! that, new connections wait in the kernel's backlog instead of being reset.
+//!
+//! Backend replies carry the connection's `(slot, generation)`: a reply for a connection that has
+//! gone (slot reused) is dropped and counted.
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ServerConnection;
+use serde_json::{Map, Value};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use super::conn::{Conn, DriveCtx, Step, TimerKind};
+use super::conn::{CheckinWait, Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
 use super::transport::Transport;
+use crate::api::{errors, ApiError, PendingKind};
+use crate::backend::ops::checkin::CheckinStart;
+use crate::backend::workers::{Backend, BackendSettings, Event, Job, JobOutput, Reply};
+use crate::backend::Store;
+use crate::core::actions::{is_delivered_type, to_wire};
 use crate::core::deadlines::{Deadlines, Ticket};
+use crate::core::longpoll::{
+    actions_body, empty_body, policy_change_body, poll_duration, subscription_revision,
+    PolicyCache, PollSettings, Waiter, Waiters,
+};
+use crate::core::policy::PreparedPolicy;
 use crate::core::{Health, RequestIds};
-use crate::http::Limits;
+use crate::http::{Body, Limits, Response};
+use crate::model::time::rfc3339_seconds;
+use crate::model::Action;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 3);
 
 /// Socket reads go through this much scratch space at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -54,6 +74,14 @@ pub struct Settings {
     pub linger_timeout: Duration,
     /// Longest shutdown may take.
     pub drain_timeout: Duration,
+    /// Long-poll hold times.
+    pub poll: PollSettings,
+    /// How often checkin state is written to the store (fleet-protocol.md §3.8: 10 s).
+    pub checkin_flush: Duration,
+    /// PBKDF2 iterations for replace tokens.
+    pub pbkdf2_iterations: u32,
+    /// Backend threads.
+    pub backend: BackendSettings,
 }
 
 impl Settings {
@@ -65,14 +93,32 @@ impl Settings {
             TimerKind::Body => self.body_timeout,
             TimerKind::WriteStall => self.write_stall_timeout,
             TimerKind::Linger => self.linger_timeout,
+            TimerKind::LongPoll => self.poll.long_poll,
         }
     }
 }
 
+/// A connection as backend replies and waiters name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    slot: usize,
+    generation: u64,
+}
+
+/// Where a backend reply goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// A connection's in-flight request.
+    Conn(ConnKey),
+    /// The checkin bulk writer.
+    Writer,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
-    Conn { slot: usize, generation: u64 },
+    Conn(ConnKey),
     Drain,
+    BulkFlush,
 }
 
 /// The event loop and everything it owns.
@@ -88,22 +134,61 @@ pub struct Server {
     pool: BufPool,
     scratch: Box<[u8]>,
     signals: Signals,
+    backend: Option<Backend<ReplyTo>>,
+    cache: PolicyCache,
+    waiters: Waiters<ConnKey>,
+    /// Checkin state waiting for the next bulk write, latest per agent.
+    bulk: HashMap<String, Map<String, Value>>,
+    bulk_inflight: bool,
+    jobs: Vec<Job>,
+    late_replies: u64,
     next_generation: u64,
     accept_ready: bool,
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
     ready_slots: Vec<usize>,
+    waker: Arc<Waker>,
+    shutdown: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+/// Counters the loop keeps current, readable from other threads.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Checkins parked right now.
+    pub parked: AtomicUsize,
+    /// Connections open right now.
+    pub connections: AtomicUsize,
+    /// Backend replies that arrived for a connection that had gone.
+    pub late_replies: AtomicU64,
+}
+
+/// Starts the drain of a server from another thread (what SIGTERM does for the process).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to drain and stop.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
 }
 
 impl Server {
-    /// Registers the listener and the signal handlers. `seed` seeds request-id generation.
+    /// Registers the listener, the signal handlers and the waker, and starts the backend threads
+    /// over `store` (none: agent endpoints answer 503). `seed` seeds request ids and jitter.
     pub fn new(
         mut listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
         settings: Settings,
         health: Health,
         seed: u64,
+        store: Option<Arc<dyn Store>>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         poll.registry()
@@ -111,40 +196,86 @@ impl Server {
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let backend = match store {
+            Some(store) => {
+                let w = Arc::clone(&waker);
+                let notify = Arc::new(move || {
+                    let _ = w.wake();
+                });
+                Some(Backend::start(store, notify, settings.backend)?)
+            }
+            None => None,
+        };
+        let mut deadlines = Deadlines::new();
+        if backend.is_some() {
+            deadlines.arm(TimerKey::BulkFlush, Instant::now() + settings.checkin_flush);
+        }
         Ok(Self {
             poll,
             listener: Some(listener),
             tls,
             conns: Slab::with_capacity(1024.min(settings.max_connections + settings.gate_reserve)),
-            deadlines: Deadlines::new(),
+            deadlines,
             settings,
             health,
             ids: RequestIds::new(seed),
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             signals,
+            backend,
+            cache: PolicyCache::default(),
+            waiters: Waiters::default(),
+            bulk: HashMap::new(),
+            bulk_inflight: false,
+            jobs: Vec::new(),
+            late_replies: 0,
             next_generation: 0,
             accept_ready: true,
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
             ready_slots: Vec::new(),
+            waker,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(Stats::default()),
         })
     }
 
-    /// Runs until SIGTERM/SIGINT has drained every connection (or the drain timeout passed).
+    /// Live counters of this server.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// A handle that drains this server like SIGTERM does.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: Arc::clone(&self.shutdown),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT has drained every connection and flushed checkin state (or the
+    /// drain timeout passed).
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            if self.drain_deadline.is_some() && (self.conns.is_empty() || self.drain_expired) {
-                if !self.conns.is_empty() {
-                    log::warn!(
-                        "drain timeout reached: closing {} connection(s) still open",
-                        self.conns.len()
+            if self.drain_deadline.is_some() {
+                let writer_done = !self.bulk_inflight && self.bulk.is_empty();
+                if (self.conns.is_empty() && writer_done) || self.drain_expired {
+                    if !self.conns.is_empty() || !writer_done {
+                        log::warn!(
+                            "drain timeout reached: closing {} connection(s); {} agent checkin state(s) not written",
+                            self.conns.len(),
+                            self.bulk.len()
+                        );
+                    }
+                    log::info!(
+                        "stopped ({} late backend replies dropped)",
+                        self.late_replies
                     );
+                    return Ok(());
                 }
-                log::info!("stopped");
-                return Ok(());
             }
             let timeout = self.deadlines.next_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -155,11 +286,13 @@ impl Server {
             }
             let now = Instant::now();
             let mut signalled = false;
+            let mut woken = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_ready = true,
                     SIGNALS => signalled = true,
+                    WAKER => woken = true,
                     Token(slot) => {
                         if let Some(conn) = self.conns.get_mut(slot) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -173,12 +306,27 @@ impl Server {
             if signalled {
                 self.on_signals(now);
             }
+            if woken {
+                if self.shutdown.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
+                    self.start_drain(now);
+                }
+                self.on_backend(now);
+            }
             for slot in ready.drain(..) {
                 self.drive(slot, now);
             }
             self.ready_slots = ready;
             self.fire_deadlines(now);
             self.accept(now);
+            self.stats
+                .parked
+                .store(self.waiters.len(), Ordering::Relaxed);
+            self.stats
+                .connections
+                .store(self.conns.len(), Ordering::Relaxed);
+            self.stats
+                .late_replies
+                .store(self.late_replies, Ordering::Relaxed);
         }
     }
 
@@ -208,6 +356,11 @@ impl Server {
         }
         self.drain_deadline = Some(deadline);
         self.deadlines.arm(TimerKey::Drain, deadline);
+        // §3.2: parked long polls are answered 200 with no actions on shutdown.
+        for key in self.waiters.keys() {
+            self.waiters.remove(key);
+            self.answer(key, checkin_response(empty_body()), now);
+        }
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             let step = match self.conns.get_mut(slot) {
@@ -219,6 +372,14 @@ impl Server {
                 Step::Open => self.drive(slot, now),
             }
         }
+        self.flush_checkins();
+    }
+
+    fn key_of(&self, slot: usize) -> Option<ConnKey> {
+        self.conns.get(slot).map(|c| ConnKey {
+            slot,
+            generation: c.generation,
+        })
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
@@ -231,12 +392,305 @@ impl Server {
             pool: &mut self.pool,
             scratch: &mut self.scratch,
             draining: self.drain_deadline.is_some(),
+            has_store: self.backend.is_some(),
+            pbkdf2_iterations: self.settings.pbkdf2_iterations,
+            now,
+            jobs: &mut self.jobs,
         };
-        if conn.drive(&mut ctx) == Step::Close {
+        let step = conn.drive(&mut ctx);
+        let jobs = std::mem::take(&mut self.jobs);
+        if step == Step::Close {
             self.close(slot);
             return;
         }
+        if let Some(key) = self.key_of(slot) {
+            for job in jobs {
+                self.submit(key, job, now);
+            }
+        }
         self.update_timer(slot, now);
+    }
+
+    /// Sends a job for a connection; a full queue is answered 503 at once.
+    fn submit(&mut self, key: ConnKey, job: Job, now: Instant) {
+        let refused = match &self.backend {
+            Some(backend) => backend.submit(ReplyTo::Conn(key), job).is_err(),
+            None => true,
+        };
+        if refused {
+            log::warn!("backend queue full: answering 503");
+            self.answer(key, errors::respond(&ApiError::StoreUnavailable), now);
+        }
+    }
+
+    /// Answers a connection's in-flight request (adding its request headers) and drives it.
+    fn answer(&mut self, key: ConnKey, response: Response, now: Instant) {
+        let draining = self.drain_deadline.is_some();
+        let Some(conn) = conn_of(&mut self.conns, key) else {
+            return;
+        };
+        let Some(inflight) = conn.inflight.as_ref() else {
+            return;
+        };
+        let response = inflight.pending.decorate(response);
+        conn.complete(&response, draining, &mut self.pool);
+        self.drive(key.slot, now);
+    }
+
+    fn on_backend(&mut self, now: Instant) {
+        loop {
+            let Some(backend) = &self.backend else { return };
+            match backend.replies.try_recv() {
+                Ok(reply) => self.on_reply(reply, now),
+                Err(_) => break,
+            }
+        }
+        loop {
+            let Some(backend) = &self.backend else { return };
+            match backend.events.try_recv() {
+                Ok(event) => self.on_event(event, now),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_reply(&mut self, reply: Reply<ReplyTo>, now: Instant) {
+        let key = match reply.to {
+            ReplyTo::Writer => {
+                self.bulk_inflight = false;
+                if let JobOutput::CheckinsWritten { retry, error } = reply.output {
+                    if let Some(e) = error {
+                        log::warn!(
+                            "writing checkin state failed ({e}); {} kept for the next flush",
+                            retry.len()
+                        );
+                    }
+                    for (id, state) in retry {
+                        // A newer checkin of the same agent supersedes the failed one.
+                        self.bulk.entry(id).or_insert(state);
+                    }
+                }
+                if self.drain_deadline.is_some() {
+                    self.flush_checkins();
+                }
+                return;
+            }
+            ReplyTo::Conn(key) => key,
+        };
+        let health = self.health;
+        let draining = self.drain_deadline.is_some();
+        let Some(conn) = conn_of(&mut self.conns, key) else {
+            self.late_replies += 1;
+            return;
+        };
+        let Some(inflight) = conn.inflight.as_ref() else {
+            self.late_replies += 1;
+            return;
+        };
+        match (inflight.pending.kind, reply.output) {
+            (PendingKind::Checkin, JobOutput::CheckinStarted(result)) => {
+                self.checkin_started(key, *result, now)
+            }
+            (PendingKind::Checkin, JobOutput::OutputKeys(result)) => {
+                self.keys_ready(key, result, now)
+            }
+            (_, output) => {
+                let response = inflight.pending.finish(output, health);
+                conn.complete(&response, draining, &mut self.pool);
+                self.drive(key.slot, now);
+            }
+        }
+    }
+
+    fn checkin_started(
+        &mut self,
+        key: ConnKey,
+        result: Result<CheckinStart, ApiError>,
+        now: Instant,
+    ) {
+        let start = match result {
+            Ok(start) => start,
+            Err(e) => return self.answer(key, errors::respond(&e), now),
+        };
+        let agent_id = start.agent.id.clone();
+        self.bulk.insert(agent_id.clone(), start.state);
+        if !start.actions.is_empty() {
+            return self.answer(
+                key,
+                checkin_response(actions_body(&start.ack_token, &start.actions)),
+                now,
+            );
+        }
+        let revision = subscription_revision(&start.agent, &start.body, &self.cache);
+        let waiter = Waiter::for_agent(&start.agent, revision);
+        if let Some(policy) = self
+            .cache
+            .get(&start.agent.policy_id)
+            .filter(|p| p.revision > revision)
+            .cloned()
+        {
+            return self.deliver_policy(key, &waiter, policy, now);
+        }
+        if self.drain_deadline.is_some() {
+            return self.answer(key, checkin_response(empty_body()), now);
+        }
+        let random = self.ids.next_unit();
+        let poll = self.settings.poll;
+        let Some(conn) = conn_of(&mut self.conns, key) else {
+            return;
+        };
+        let Some(inflight) = conn.inflight.as_mut() else {
+            return;
+        };
+        let setup = now.saturating_duration_since(inflight.started);
+        let hold = poll_duration(&poll, start.poll_timeout, setup, random);
+        inflight.checkin = Some(CheckinWait {
+            agent_id,
+            parked_until: Some(now + hold),
+            policy: None,
+        });
+        if let Some(old) = self.waiters.park(key, waiter) {
+            // The agent checked in again on another connection; the old poll is answered.
+            self.answer(old, checkin_response(empty_body()), now);
+        }
+        self.update_timer(key.slot, now);
+    }
+
+    /// Answers with a POLICY_CHANGE, making output keys first when they are not current.
+    fn deliver_policy(
+        &mut self,
+        key: ConnKey,
+        waiter: &Waiter,
+        policy: Arc<PreparedPolicy>,
+        now: Instant,
+    ) {
+        if let Some(keys) = waiter.current_keys(&policy) {
+            let body = policy_change_body(&policy, &waiter.agent_id, &keys);
+            return self.answer(key, checkin_response(body), now);
+        }
+        let Some(conn) = conn_of(&mut self.conns, key) else {
+            return;
+        };
+        let Some(inflight) = conn.inflight.as_mut() else {
+            return;
+        };
+        inflight.checkin = Some(CheckinWait {
+            agent_id: waiter.agent_id.clone(),
+            parked_until: None,
+            policy: Some(Arc::clone(&policy)),
+        });
+        self.submit(
+            key,
+            Job::OutputKeys {
+                agent_id: waiter.agent_id.clone(),
+                policy,
+            },
+            now,
+        );
+        self.update_timer(key.slot, now);
+    }
+
+    fn keys_ready(
+        &mut self,
+        key: ConnKey,
+        result: Result<std::collections::BTreeMap<String, String>, ApiError>,
+        now: Instant,
+    ) {
+        let keys = match result {
+            Ok(keys) => keys,
+            Err(e) => return self.answer(key, errors::respond(&e), now),
+        };
+        let Some(conn) = conn_of(&mut self.conns, key) else {
+            return;
+        };
+        let Some(wait) = conn.inflight.as_ref().and_then(|i| i.checkin.clone()) else {
+            return;
+        };
+        let Some(policy) = wait.policy else { return };
+        let body = policy_change_body(&policy, &wait.agent_id, &keys);
+        self.answer(key, checkin_response(body), now);
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Policy(policy) => {
+                if !self.cache.install(Arc::clone(&policy)) {
+                    return;
+                }
+                let woken = self.waiters.take_behind(&policy.policy_id, policy.revision);
+                log::info!(
+                    "policy {} revision {}: waking {} parked agent(s)",
+                    policy.policy_id,
+                    policy.revision,
+                    woken.len()
+                );
+                for (key, waiter) in woken {
+                    self.deliver_policy(key, &waiter, Arc::clone(&policy), now);
+                }
+            }
+            Event::PolicyRejected {
+                policy_id,
+                revision,
+                reason,
+            } => log::error!("policy {policy_id} revision {revision} cannot be served, keeping the previous one: {reason}"),
+            Event::Actions(actions) => self.dispatch_actions(&actions, now),
+            Event::StoreReachable(up) => {
+                if self.drain_deadline.is_none() {
+                    self.health = if up { Health::Healthy } else { Health::Degraded };
+                }
+                if up {
+                    log::info!("store reachable again");
+                }
+            }
+        }
+    }
+
+    /// Live dispatch (§5.2): new action documents go straight to their parked agents.
+    fn dispatch_actions(&mut self, actions: &[Action], now: Instant) {
+        let mut per_agent: HashMap<&str, (Vec<Value>, &str)> = HashMap::new();
+        for action in actions.iter().filter(|a| is_delivered_type(&a.action_type)) {
+            for agent in &action.agents {
+                let entry = per_agent.entry(agent.as_str()).or_default();
+                entry.1 = action.doc_id.as_str();
+                if let Some(wire) = to_wire(action, agent) {
+                    entry.0.push(wire);
+                }
+            }
+        }
+        for (agent, (wire, token)) in per_agent {
+            if wire.is_empty() {
+                continue;
+            }
+            if let Some(key) = self.waiters.of_agent(agent) {
+                self.waiters.remove(key);
+                self.answer(key, checkin_response(actions_body(token, &wire)), now);
+            }
+        }
+    }
+
+    /// Sends the pending checkin state to the store as one batch.
+    fn flush_checkins(&mut self) {
+        if self.bulk_inflight || self.bulk.is_empty() {
+            return;
+        }
+        let Some(backend) = &self.backend else { return };
+        let updated_at = Value::from(rfc3339_seconds(SystemTime::now()));
+        let batch: Vec<(String, Map<String, Value>)> = self
+            .bulk
+            .drain()
+            .map(|(id, mut state)| {
+                state.insert("updated_at".into(), updated_at.clone());
+                (id, state)
+            })
+            .collect();
+        match backend.submit(ReplyTo::Writer, Job::WriteCheckins(batch)) {
+            Ok(()) => self.bulk_inflight = true,
+            Err(refused) => {
+                if let (_, Job::WriteCheckins(batch)) = *refused {
+                    self.bulk.extend(batch);
+                }
+            }
+        }
     }
 
     /// Arms the timer the connection now waits on, if it changed (or output made progress).
@@ -251,16 +705,19 @@ impl Server {
         if desired == current && !progressed {
             return;
         }
-        let key = TimerKey::Conn {
+        let key = TimerKey::Conn(ConnKey {
             slot,
             generation: conn.generation,
-        };
+        });
+        let parked_until = conn.parked_until();
         let had_timer = conn.timer.is_some();
+        let settings = &self.settings;
         conn.timer = desired.map(|kind| {
-            (
-                self.deadlines.arm(key, now + self.settings.timeout(kind)),
-                kind,
-            )
+            let at = match (kind, parked_until) {
+                (TimerKind::LongPoll, Some(until)) => until,
+                _ => now + settings.timeout(kind),
+            };
+            (self.deadlines.arm(key, at), kind)
         });
         if had_timer {
             let conns = &self.conns;
@@ -273,14 +730,30 @@ impl Server {
         while let Some((key, ticket)) = self.deadlines.expired(now) {
             match key {
                 TimerKey::Drain => self.drain_expired = true,
-                TimerKey::Conn { slot, .. } => {
+                TimerKey::BulkFlush => {
+                    self.flush_checkins();
+                    self.deadlines
+                        .arm(TimerKey::BulkFlush, now + self.settings.checkin_flush);
+                }
+                TimerKey::Conn(conn_key) => {
                     if !timer_is_live(&self.conns, key, ticket) {
                         continue;
                     }
-                    if let Some((_, kind)) = self.conns.get(slot).and_then(|c| c.timer) {
-                        log::debug!("closing connection {slot}: {kind:?} timeout");
+                    let kind = self
+                        .conns
+                        .get(conn_key.slot)
+                        .and_then(|c| c.timer)
+                        .map(|(_, k)| k);
+                    if kind == Some(TimerKind::LongPoll) {
+                        self.waiters.remove(conn_key);
+                        if let Some(conn) = conn_of(&mut self.conns, conn_key) {
+                            conn.timer = None;
+                        }
+                        self.answer(conn_key, checkin_response(empty_body()), now);
+                        continue;
                     }
-                    self.close(slot);
+                    log::debug!("closing connection {}: {kind:?} timeout", conn_key.slot);
+                    self.close(conn_key.slot);
                 }
             }
         }
@@ -362,6 +835,12 @@ impl Server {
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
+            if conn.inflight.is_some() {
+                self.waiters.remove(ConnKey {
+                    slot,
+                    generation: conn.generation,
+                });
+            }
             if conn.timer.is_some() {
                 let conns = &self.conns;
                 self.deadlines
@@ -371,10 +850,24 @@ impl Server {
     }
 }
 
+/// The connection a key names, if it is still the same connection.
+fn conn_of(conns: &mut Slab<Conn>, key: ConnKey) -> Option<&mut Conn> {
+    conns
+        .get_mut(key.slot)
+        .filter(|c| c.generation == key.generation)
+}
+
+/// A 200 checkin answer carrying `body`.
+fn checkin_response(body: Vec<u8>) -> Response {
+    Response::new(200)
+        .with_header("Content-Type", "application/json")
+        .with_body(Body::Bytes(body))
+}
+
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain => true,
-        TimerKey::Conn { slot, generation } => conns
+        TimerKey::Drain | TimerKey::BulkFlush => true,
+        TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),
     }

@@ -16,4 +16,5 @@ mod support;
 mod cli;
 mod http_wire;
 mod lifecycle;
+mod protocol;
 mod tls_modes;

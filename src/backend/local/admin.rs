@@ -1,6 +1,6 @@
 //! The writes Kibana would make, for the single-box mode's seeding, policy files and management
-//! API (not in the `Store` trait): enrollment keys, policy revisions, actions, and the listings
-//! the management API shows. Each is one transaction, durable when it returns.
+//! API (not in the `Store` trait): enrollment keys, policy revisions, actions, Fleet secrets, and
+//! the listings the management API shows. Each is one transaction, durable when it returns.
 //!
 //! Enrollment records keep the encoded token (`api_key`) because the operator must be able to
 //! read it again: Kibana's API and UI show enrollment tokens, and the quick start prints the
@@ -19,7 +19,7 @@ use super::error::unavailable;
 use super::schema::{
     decode, decode_agent, encode, KeyRecord, StoredAction, ACTIONS, ACTION_DOCS, ACTION_IDS,
     ACTION_SEQ, AGENTS, AGENT_ACTIONS, API_KEYS, ENROLLMENT, META, POLICIES, POLICY_LATEST,
-    POLICY_SEQ, RESULTS,
+    POLICY_SEQ, RESULTS, SECRETS,
 };
 use super::secrets::{self, secret_digest, ID_LEN, SECRET_LEN};
 use super::store::{base64_encode, counter, invalidate_keys, table, unused_id};
@@ -176,6 +176,19 @@ impl LocalStore {
             }
             batch.action_written(seq);
             Ok(action)
+        })
+    }
+
+    /// Stores (or replaces) a Fleet secret, as Kibana does through `POST /_fleet/secret`. Kept
+    /// in clear: policies are served with it inlined.
+    pub fn add_secret(&self, id: &str, value: &str) -> Result<(), StoreError> {
+        let (id, value) = (id.to_owned(), value.to_owned());
+        self.committer.write(move |batch| {
+            batch
+                .txn()
+                .open_table(SECRETS)?
+                .insert(id.as_str(), value.as_str())?;
+            Ok(())
         })
     }
 

@@ -15,6 +15,7 @@
 //! | `action_results`  | `<action_id>:<agent>`  | `ActionResult` JSON                            |
 //! | `policies`        | policy `seq`           | `PolicyDoc` JSON (every revision)              |
 //! | `policy_latest`   | policy id              | (`seq`, `revision_idx`) of its highest revision |
+//! | `secrets`         | secret id              | the value (policies reference it; served as is) |
 
 use std::time::SystemTime;
 
@@ -54,6 +55,9 @@ pub(super) const POLICIES: TableDefinition<i64, &[u8]> = TableDefinition::new("p
 pub(super) const POLICY_LATEST: TableDefinition<&str, (i64, i64)> =
     TableDefinition::new("policy_latest");
 
+/// Fleet secrets (`$co.elastic.secret{<id>}` values) by id.
+pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
+
 /// `meta` key of the on-disk format version.
 pub(super) const FORMAT_KEY: &str = "format_version";
 /// `meta` key of the last action `seq_no`.
@@ -61,7 +65,7 @@ pub(super) const ACTION_SEQ: &str = "action_seq";
 /// `meta` key of the last policy sequence.
 pub(super) const POLICY_SEQ: &str = "policy_seq";
 
-const TABLE_NAMES: [&str; 11] = [
+const TABLE_NAMES: [&str; 12] = [
     "meta",
     "api_keys",
     "enrollment_keys",
@@ -73,6 +77,7 @@ const TABLE_NAMES: [&str; 11] = [
     "action_results",
     "policies",
     "policy_latest",
+    "secrets",
 ];
 
 /// An API key as stored: never the secret, only its digest.
@@ -157,6 +162,7 @@ pub(super) fn ensure(txn: &WriteTransaction) -> Result<Cursor, SchemaProblem> {
     txn.open_table(RESULTS)?;
     txn.open_table(POLICIES)?;
     txn.open_table(POLICY_LATEST)?;
+    txn.open_table(SECRETS)?;
     Ok(cursor)
 }
 

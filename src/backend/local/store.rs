@@ -13,7 +13,7 @@ use super::error::unavailable;
 use super::schema::{
     agent_source, decode, decode_action, decode_agent, encode, is_live, KeyRecord, ACTIONS,
     ACTION_DOCS, ACTION_IDS, ACTION_SEQ, AGENTS, AGENT_ACTIONS, API_KEYS, ENROLLMENT, META,
-    POLICIES, POLICY_LATEST, POLICY_SEQ, RESULTS,
+    POLICIES, POLICY_LATEST, POLICY_SEQ, RESULTS, SECRETS,
 };
 use super::secrets::{self, digests_match, secret_digest, ID_LEN, SECRET_LEN};
 use super::LocalStore;
@@ -274,6 +274,15 @@ impl Store for LocalStore {
             }
             results.insert(id.as_str(), bytes.as_slice())?;
             Ok(Created::New)
+        })
+    }
+
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.read(|txn| {
+            Ok(table(txn, SECRETS)?
+                .get(id)
+                .map_err(unavailable)?
+                .map(|v| v.value().to_owned()))
         })
     }
 

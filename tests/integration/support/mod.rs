@@ -1,7 +1,9 @@
 //! Test support: temporary directories, a PKI generated per test, the fleet-edge process under
 //! test, and small HTTP/1.1 clients over plain TCP or rustls.
 
+pub mod agent;
 pub mod client;
+pub mod inproc;
 pub mod pki;
 pub mod process;
 

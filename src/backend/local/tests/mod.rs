@@ -17,6 +17,9 @@ impl TestStore for LocalStore {
     fn seed_action(&self, action: Action) -> Action {
         self.add_action(action).unwrap()
     }
+    fn seed_secret(&self, id: &str, value: &str) {
+        self.add_secret(id, value).unwrap()
+    }
 }
 
 mod crash;

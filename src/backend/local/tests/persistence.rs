@@ -53,6 +53,7 @@ fn reopen_keeps_documents_and_continues_sequences() {
     store.add_policy(policy("p1", 1)).unwrap();
     store.add_policy(policy("p1", 2)).unwrap();
     let first = store.add_action(action("act-1", &["a1"])).unwrap();
+    store.add_secret("es-password", "hunter2").unwrap();
     let now = SystemTime::now();
     let before = store
         .changes(Cursor::START, now, Duration::ZERO)
@@ -77,6 +78,10 @@ fn reopen_keeps_documents_and_continues_sequences() {
     );
     assert_eq!(store.latest_policies().unwrap()[0].revision_idx, 2);
     assert_eq!(store.action_seq_no(&first.doc_id).unwrap(), Some(1));
+    assert_eq!(
+        store.secret("es-password").unwrap().as_deref(),
+        Some("hunter2")
+    );
     let quiet = store.changes(before, now, Duration::ZERO).unwrap();
     assert_eq!(quiet.cursor, None, "nothing new since the stored cursor");
 

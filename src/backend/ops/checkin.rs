@@ -1,0 +1,465 @@
+//! The store part of `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §3.2 steps 2-9):
+//! bind the access key to the agent, validate the body, resolve the ack token, read pending
+//! actions, and compute the checkin-state update for the bulk writer. Whether to answer now or
+//! park, and with which POLICY_CHANGE, is decided on the event loop from what this returns.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{authenticate_agent, store_error};
+use crate::api::ApiError;
+use crate::backend::{ApiKey, Store};
+use crate::core::actions::{is_delivered_type, to_wire};
+use crate::model::time::rfc3339_seconds;
+use crate::model::Agent;
+
+/// Most pending actions answered at once (§3.4 query `size`).
+const PENDING_LIMIT: usize = 100;
+
+/// What the checkin operation needs from the request.
+#[derive(Debug, Clone)]
+pub struct CheckinInput {
+    /// The access key presented.
+    pub key: ApiKey,
+    /// Agent id from the path.
+    pub agent_id: String,
+    /// The User-Agent check's outcome.
+    pub agent_version: Result<String, ApiError>,
+    /// The raw (decompressed) body.
+    pub body: Vec<u8>,
+}
+
+/// The checkin body fields this server interprets (§3.1).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct CheckinBody {
+    /// Agent state; required non-empty.
+    #[serde(default)]
+    pub status: String,
+    /// Status message.
+    #[serde(default)]
+    pub message: String,
+    /// Token from the previous response.
+    #[serde(default)]
+    pub ack_token: String,
+    /// Local metadata.
+    #[serde(default)]
+    pub local_metadata: Option<Value>,
+    /// Component states.
+    #[serde(default)]
+    pub components: Option<Value>,
+    /// Requested hold time (Go duration).
+    #[serde(default)]
+    pub poll_timeout: Option<String>,
+    /// Upgrade progress.
+    #[serde(default)]
+    pub upgrade_details: Option<Value>,
+    /// Policy the agent runs (9.2+).
+    #[serde(default)]
+    pub agent_policy_id: Option<String>,
+    /// Revision it runs (9.2+).
+    #[serde(default)]
+    pub policy_revision_idx: Option<i64>,
+    /// Available rollbacks.
+    #[serde(default)]
+    pub upgrade: Option<Value>,
+}
+
+/// What the loop needs to finish the checkin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckinStart {
+    /// The agent document as read.
+    pub agent: Agent,
+    /// The parsed body.
+    pub body: CheckinBody,
+    /// Requested hold time, already parsed (`None`: server default).
+    pub poll_timeout: Option<Duration>,
+    /// Pending actions in wire form; non-empty means answer now.
+    pub actions: Vec<Value>,
+    /// The ack token to answer with (`""` when no action passed the type filter).
+    pub ack_token: String,
+    /// The checkin-state update for the bulk writer (`updated_at` added at flush).
+    pub state: Map<String, Value>,
+}
+
+/// Runs the store part of a checkin.
+pub fn checkin_start(
+    store: &dyn Store,
+    input: &CheckinInput,
+    now: SystemTime,
+) -> Result<CheckinStart, ApiError> {
+    let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
+    let version = input.agent_version.clone()?;
+    let body: CheckinBody = serde_json::from_slice(&input.body)
+        .map_err(|e| ApiError::BadRequest(format!("unable to decode checkin request: {e}")))?;
+    if body.status.is_empty() {
+        return Err(ApiError::BadRequest("checkin status missing".into()));
+    }
+    let poll_timeout = match body.poll_timeout.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => match crate::config::parse_duration(text) {
+            Ok(crate::config::GoDuration::Positive(d)) => Some(d).filter(|d| !d.is_zero()),
+            Ok(_) => None,
+            Err(e) => return Err(ApiError::BadRequest(format!("poll_timeout: {e}"))),
+        },
+    };
+    if let Some(details) = &body.upgrade_details {
+        validate_upgrade_details(details)?;
+    }
+
+    // §3.4: the token names the last action document delivered; unknown → stored position.
+    let resolved_seq = match body.ack_token.as_str() {
+        "" => agent.action_seq(),
+        token => store
+            .action_seq_no(token)
+            .map_err(store_error)?
+            .unwrap_or_else(|| agent.action_seq()),
+    };
+    let pending = store
+        .pending_actions(&agent.id, resolved_seq, now, PENDING_LIMIT)
+        .map_err(store_error)?;
+    let mut actions = Vec::new();
+    let mut ack_token = String::new();
+    for action in &pending {
+        if is_delivered_type(&action.action_type) {
+            ack_token = action.doc_id.clone();
+        }
+        match to_wire(action, &agent.id) {
+            Some(wire) => actions.push(wire),
+            None => log::debug!(
+                "action {} ({}) not delivered to {}",
+                action.action_id,
+                action.action_type,
+                agent.id
+            ),
+        }
+    }
+
+    let state = checkin_state(&agent, &body, &version, resolved_seq, now);
+    Ok(CheckinStart {
+        agent,
+        body,
+        poll_timeout,
+        actions,
+        ack_token,
+        state,
+    })
+}
+
+/// The partial agent document written by the bulk writer (§3.8).
+fn checkin_state(
+    agent: &Agent,
+    body: &CheckinBody,
+    version: &str,
+    seq: i64,
+    now: SystemTime,
+) -> Map<String, Value> {
+    let mut s = Map::new();
+    s.insert("last_checkin".into(), json!(rfc3339_seconds(now)));
+    s.insert("last_checkin_status".into(), json!(body.status));
+    s.insert("last_checkin_message".into(), json!(body.message));
+    s.insert("sequence_num".into(), json!(0));
+    s.insert("action_seq_no".into(), json!([seq]));
+    if let (Some(pid), Some(rev)) = (&body.agent_policy_id, body.policy_revision_idx) {
+        if *pid != agent.agent_policy_id || rev != agent.policy_revision_idx {
+            s.insert("agent_policy_id".into(), json!(pid));
+            s.insert("policy_revision_idx".into(), json!(rev));
+        }
+    }
+    if version != agent.version() {
+        s.insert("agent".into(), json!({"id": agent.id, "version": version}));
+    }
+    if body.local_metadata.is_some() && body.local_metadata != agent.local_metadata {
+        s.insert(
+            "local_metadata".into(),
+            body.local_metadata.clone().unwrap_or(Value::Null),
+        );
+    }
+    let components_changed = body.components.is_some() && body.components != agent.components;
+    if components_changed {
+        s.insert(
+            "components".into(),
+            body.components.clone().unwrap_or(Value::Null),
+        );
+    }
+    if let Some(reason) = unhealthy_reason(agent, body, components_changed) {
+        s.insert("unhealthy_reason".into(), reason);
+    }
+    if let Some(rollbacks) = body.upgrade.as_ref().and_then(|u| u.get("rollbacks")) {
+        s.insert("upgrade".into(), json!({"rollbacks": rollbacks}));
+    }
+    match (&body.upgrade_details, &agent.upgrade_details) {
+        (Some(details), _) => {
+            s.insert("upgrade_details".into(), details.clone());
+        }
+        (None, Some(_)) => {
+            // §3.10: details gone → the upgrade completed.
+            s.insert("upgrade_details".into(), Value::Null);
+            s.insert("upgrade_started_at".into(), Value::Null);
+            s.insert("upgraded_at".into(), json!(rfc3339_seconds(now)));
+        }
+        (None, None) => {}
+    }
+    if !agent.audit_unenrolled_reason.is_empty() || !agent.unenrolled_at.is_empty() {
+        for cleared in [
+            "audit_unenrolled_reason",
+            "audit_unenrolled_time",
+            "unenrolled_at",
+        ] {
+            s.insert(cleared.into(), Value::Null);
+        }
+    }
+    s
+}
+
+/// §3.9: `input`/`output`/`other` from unhealthy components; empty leaves the stored value.
+fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool) -> Option<Value> {
+    if !components_changed {
+        return None;
+    }
+    let components = body.components.as_ref()?.as_array()?;
+    let bad = |v: &Value| {
+        matches!(
+            v.get("status").and_then(Value::as_str),
+            Some("FAILED" | "DEGRADED")
+        )
+    };
+    let mut reasons = Vec::new();
+    let mut any_unhealthy = false;
+    for c in components.iter().filter(|c| bad(c)) {
+        any_unhealthy = true;
+        for u in c
+            .get("units")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|u| bad(u))
+        {
+            match u.get("type").and_then(Value::as_str) {
+                Some("input") if !reasons.contains(&"input") => reasons.push("input"),
+                Some("output") if !reasons.contains(&"output") => reasons.push("output"),
+                _ => {}
+            }
+        }
+    }
+    if any_unhealthy && reasons.is_empty() {
+        reasons.push("other");
+    }
+    let _ = agent;
+    (!reasons.is_empty()).then(|| json!(reasons))
+}
+
+/// §3.10 validation by state.
+fn validate_upgrade_details(details: &Value) -> Result<(), ApiError> {
+    let state = details.get("state").and_then(Value::as_str).unwrap_or("");
+    let meta = details.get("metadata");
+    let has = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .is_some_and(|v| !v.is_null() && *v != json!("") && *v != json!(0))
+    };
+    match state {
+        "UPG_FAILED" if !has("error_msg") => Err(ApiError::Internal(
+            "invalid upgrade_details: UPG_FAILED requires metadata.error_msg".into(),
+        )),
+        "UPG_SCHEDULED" if !has("scheduled_at") => Err(ApiError::Internal(
+            "invalid upgrade_details: UPG_SCHEDULED requires metadata.scheduled_at".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::enroll::{enroll, EnrollInput};
+    use super::super::testkit::store_with_policy;
+    use super::*;
+    use crate::backend::memory::MemoryStore;
+    use crate::model::Action;
+
+    fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
+        let (store, token) = store_with_policy("p");
+        let resp = enroll(
+            &*store,
+            &EnrollInput {
+                key: token,
+                agent_version: Ok("9.2.1".into()),
+                body: br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#.to_vec(),
+                pbkdf2_iterations: 1000,
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(resp["item"]["access_api_key"].as_str().unwrap())
+            .unwrap();
+        let (id, secret) = std::str::from_utf8(&decoded)
+            .unwrap()
+            .split_once(':')
+            .unwrap();
+        let key = ApiKey {
+            id: id.into(),
+            secret: secret.into(),
+        };
+        (store, key, resp["item"]["id"].as_str().unwrap().to_owned())
+    }
+
+    fn input(key: &ApiKey, agent: &str, body: Value) -> CheckinInput {
+        CheckinInput {
+            key: key.clone(),
+            agent_id: agent.into(),
+            agent_version: Ok("9.2.1".into()),
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn identity_errors() {
+        let (store, key, id) = enrolled();
+        let body = json!({"status": "online"});
+        assert_eq!(
+            checkin_start(
+                &*store,
+                &input(&key, "other-agent", body.clone()),
+                SystemTime::now()
+            ),
+            Err(ApiError::AgentIdentity)
+        );
+        let (store2, token) = store_with_policy("q");
+        let _ = store2;
+        let enroll_key_on_checkin = input(&token, &id, body.clone());
+        assert_eq!(
+            checkin_start(&*store, &enroll_key_on_checkin, SystemTime::now()),
+            Err(ApiError::Unauthorized)
+        );
+        let mut off = Map::new();
+        off.insert("active".into(), json!(false));
+        store.update_agent(&id, &off).unwrap();
+        assert_eq!(
+            checkin_start(&*store, &input(&key, &id, body), SystemTime::now()),
+            Err(ApiError::AgentInactive)
+        );
+    }
+
+    #[test]
+    fn body_validation() {
+        let (store, key, id) = enrolled();
+        assert!(
+            matches!(checkin_start(&*store, &input(&key, &id, json!({})), SystemTime::now()), Err(ApiError::BadRequest(m)) if m == "checkin status missing")
+        );
+        assert!(matches!(
+            checkin_start(
+                &*store,
+                &input(
+                    &key,
+                    &id,
+                    json!({"status": "online", "poll_timeout": "soon"})
+                ),
+                SystemTime::now()
+            ),
+            Err(ApiError::BadRequest(_))
+        ));
+        let ok = checkin_start(
+            &*store,
+            &input(&key, &id, json!({"status": "online", "poll_timeout": "3m"})),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(ok.poll_timeout, Some(Duration::from_secs(180)));
+        let mut bad_ua = input(&key, &id, json!({"status": "online"}));
+        bad_ua.agent_version = Err(ApiError::UnsupportedVersion);
+        assert_eq!(
+            checkin_start(&*store, &bad_ua, SystemTime::now()),
+            Err(ApiError::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn pending_actions_and_ack_token_round_trip() {
+        let (store, key, id) = enrolled();
+        let mk = |kind: &str, action_id: &str| Action {
+            action_id: action_id.into(),
+            action_type: kind.into(),
+            agents: vec![id.clone()],
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            data: json!({"version": "9.2.2"}),
+            ..Action::default()
+        };
+        let up = store.add_action(mk("UPGRADE", "a1")).unwrap();
+        let tags = store.add_action(mk("UPDATE_TAGS", "a2")).unwrap();
+        let first = checkin_start(
+            &*store,
+            &input(&key, &id, json!({"status": "online"})),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(first.actions.len(), 1, "UPDATE_TAGS dropped");
+        assert_eq!(first.actions[0]["id"], "a1");
+        assert_eq!(
+            first.ack_token, up.doc_id,
+            "token is the last delivered-type document"
+        );
+        assert_eq!(first.state["action_seq_no"], json!([-1]));
+
+        let again = checkin_start(
+            &*store,
+            &input(
+                &key,
+                &id,
+                json!({"status": "online", "ack_token": up.doc_id}),
+            ),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(again.actions.is_empty(), "not re-delivered after the token");
+        assert_eq!(again.state["action_seq_no"], json!([up.seq_no]));
+        let _ = tags;
+        let unknown = checkin_start(
+            &*store,
+            &input(&key, &id, json!({"status": "online", "ack_token": "gone"})),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            unknown.actions.len(),
+            1,
+            "unknown token falls back to the stored position, not the start of time"
+        );
+    }
+
+    #[test]
+    fn state_fields_follow_the_spec() {
+        let (store, key, id) = enrolled();
+        let body = json!({"status": "DEGRADED", "message": "m", "agent_policy_id": "p", "policy_revision_idx": 3,
+            "local_metadata": {"host": {"name": "x"}},
+            "components": [{"id": "c", "status": "DEGRADED", "units": [{"type": "output", "status": "FAILED"}]}],
+            "upgrade": {"rollbacks": [{"version": "9.1.0"}]}});
+        let s = checkin_start(&*store, &input(&key, &id, body), SystemTime::now())
+            .unwrap()
+            .state;
+        assert_eq!(s["last_checkin_status"], "DEGRADED");
+        assert_eq!(s["agent_policy_id"], "p");
+        assert_eq!(s["policy_revision_idx"], 3);
+        assert_eq!(s["unhealthy_reason"], json!(["output"]));
+        assert_eq!(s["upgrade"], json!({"rollbacks": [{"version": "9.1.0"}]}));
+        assert!(s.contains_key("local_metadata"));
+        assert!(!s.contains_key("agent"), "version unchanged");
+        let mut newer = input(&key, &id, json!({"status": "online"}));
+        newer.agent_version = Ok("9.2.5".into());
+        let s = checkin_start(&*store, &newer, SystemTime::now())
+            .unwrap()
+            .state;
+        assert_eq!(s["agent"], json!({"id": id, "version": "9.2.5"}));
+    }
+
+    #[test]
+    fn invalid_upgrade_details_fail_the_checkin() {
+        let (store, key, id) = enrolled();
+        let body = json!({"status": "online", "upgrade_details": {"action_id": "x", "state": "UPG_FAILED", "metadata": {}}});
+        assert!(matches!(
+            checkin_start(&*store, &input(&key, &id, body), SystemTime::now()),
+            Err(ApiError::Internal(_))
+        ));
+    }
+}

@@ -1,0 +1,132 @@
+//! The Fleet operations that need the store, written once against [`Store`] and run on backend
+//! worker threads: enroll, checkin start, output keys, acks, status authentication. Each is a
+//! sequence of blocking store calls ending in a value the event loop turns into a response;
+//! errors come out as the spec's [`ApiError`]s.
+
+pub mod ack;
+pub mod checkin;
+pub mod enroll;
+pub mod outputs;
+pub mod replace_token;
+
+use super::{ApiKey, ApiKeyInfo, Store, StoreError};
+use crate::api::ApiError;
+use crate::model::Agent;
+
+/// Maps a store failure to the wire (fleet-protocol.md §1.7, last rows).
+pub fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::Unavailable(_) => ApiError::StoreUnavailable,
+        StoreError::Failed { status, detail } => {
+            ApiError::StoreFailed(format!("elastic fail {status}: {detail}"))
+        }
+        StoreError::TooManyRequests => ApiError::StoreFailed("elastic fail 429".into()),
+        StoreError::Conflict => ApiError::Internal("version conflict".into()),
+        StoreError::NotFound => ApiError::Internal("document missing".into()),
+    }
+}
+
+/// Validates an API key (§1.4 "apiKey" scheme).
+pub fn authenticate(store: &dyn Store, key: &ApiKey) -> Result<ApiKeyInfo, ApiError> {
+    match store.authenticate(key) {
+        Ok(Some(info)) if info.enabled => Ok(info),
+        Ok(Some(_)) => Err(ApiError::ApiKeyNotEnabled),
+        Ok(None) => Err(ApiError::Unauthorized),
+        Err(StoreError::TooManyRequests) => Err(ApiError::ElasticsearchApiKeyAuthLimit),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// Validates an access key and binds it to the agent of the path (§1.4 "agentApiKey").
+pub fn authenticate_agent(
+    store: &dyn Store,
+    key: &ApiKey,
+    agent_id: &str,
+) -> Result<Agent, ApiError> {
+    if let Err(err) = authenticate(store, key) {
+        // A correct secret of a key disabled because its agent was unenrolled answers as Go's
+        // key cache makes it answer: the agent is inactive.
+        if err == ApiError::ApiKeyNotEnabled {
+            let agent = store.agent(agent_id).map_err(store_error)?;
+            if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
+                return Err(ApiError::AgentInactive);
+            }
+        }
+        return Err(err);
+    }
+    let agent = store.agent(agent_id).map_err(store_error)?;
+    let Some(agent) = agent.filter(|a| a.access_api_key_id == key.id) else {
+        return Err(ApiError::AgentIdentity);
+    };
+    if agent.agent.is_none() {
+        return Err(ApiError::AgentCorrupted);
+    }
+    if agent.id != agent_id {
+        return Err(ApiError::AgentIdentity);
+    }
+    if !agent.active {
+        return Err(ApiError::AgentInactive);
+    }
+    Ok(agent)
+}
+
+/// A random UUIDv4 from the OS random source.
+pub fn uuid_v4() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! A memory store with one policy and enrollment token, and helpers to drive operations.
+    use std::sync::Arc;
+
+    use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
+    use crate::model::PolicyDoc;
+
+    pub fn store_with_policy(policy_id: &str) -> (Arc<MemoryStore>, ApiKey) {
+        let store = Arc::new(MemoryStore::new());
+        store
+            .add_policy(PolicyDoc {
+                timestamp: "2026-08-21T18:59:00.000Z".into(),
+                policy_id: policy_id.into(),
+                revision_idx: 1,
+                data: serde_json::json!({
+                    "id": policy_id, "revision": 1,
+                    "outputs": {"default": {"type": "elasticsearch", "hosts": ["https://es:9200"]}},
+                    "output_permissions": {"default": {"_elastic_agent_checks": {"cluster": ["monitor"]}}},
+                    "inputs": []
+                }),
+                ..PolicyDoc::default()
+            })
+            .unwrap();
+        let token = store.add_enrollment_key(policy_id).unwrap();
+        (store, token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(uuid_v4(), u);
+    }
+}

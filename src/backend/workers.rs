@@ -1,0 +1,305 @@
+//! Backend threads (DESIGN.md §1): a bounded job queue served by a few worker threads running
+//! the blocking operations of `ops`, and one monitor thread following the store's change feed.
+//! Results and events come back over channels; `notify` (a mio Waker in practice; this module
+//! does not import mio) tells the event loop to drain them. A full queue is refused at once so
+//! the loop can answer 503 instead of blocking.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use super::ops::ack::{ack, AckInput, AckOutcome};
+use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
+use super::ops::enroll::{enroll, EnrollInput};
+use super::ops::outputs::ensure_output_keys;
+use super::ops::{authenticate, store_error};
+use super::{ApiKey, Cursor, Store, StoreError};
+use crate::api::ApiError;
+use crate::core::policy::PreparedPolicy;
+use crate::core::secrets::referenced_ids;
+use crate::model::{Action, PolicyDoc};
+
+/// Work for a backend thread.
+#[derive(Debug)]
+pub enum Job {
+    /// Enroll an agent.
+    Enroll(EnrollInput),
+    /// The store part of a checkin.
+    CheckinStart(CheckinInput),
+    /// Make the agent's output keys current for a policy revision.
+    OutputKeys {
+        /// Agent id.
+        agent_id: String,
+        /// The revision about to be delivered.
+        policy: Arc<PreparedPolicy>,
+    },
+    /// Process acks.
+    Ack(AckInput),
+    /// Check any API key (status long form).
+    Authenticate(ApiKey),
+    /// Flush checkin state (the bulk writer).
+    WriteCheckins(Vec<(String, Map<String, Value>)>),
+}
+
+/// A job's result.
+#[derive(Debug)]
+pub enum JobOutput {
+    /// From [`Job::Enroll`]: the 200 body.
+    Enrolled(Result<Value, ApiError>),
+    /// From [`Job::CheckinStart`].
+    CheckinStarted(Box<Result<CheckinStart, ApiError>>),
+    /// From [`Job::OutputKeys`]: output name → `id:secret`.
+    OutputKeys(Result<BTreeMap<String, String>, ApiError>),
+    /// From [`Job::Ack`].
+    Acked(Result<AckOutcome, ApiError>),
+    /// From [`Job::Authenticate`]: whether the key is valid and enabled.
+    Authenticated(bool),
+    /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
+    CheckinsWritten {
+        /// Entries not written (the store was down); written back into the pending map.
+        retry: Vec<(String, Map<String, Value>)>,
+        /// Why, if anything failed.
+        error: Option<StoreError>,
+    },
+}
+
+/// A result and where it goes (an opaque tag chosen by the submitter).
+#[derive(Debug)]
+pub struct Reply<T> {
+    /// The submitter's tag (a connection key, for instance).
+    pub to: T,
+    /// The result.
+    pub output: JobOutput,
+}
+
+/// Something that changed in the store.
+#[derive(Debug)]
+pub enum Event {
+    /// A new policy revision, prepared for delivery.
+    Policy(Arc<PreparedPolicy>),
+    /// A revision that cannot be served (the previous one stays).
+    PolicyRejected {
+        /// Policy id.
+        policy_id: String,
+        /// Its revision.
+        revision: i64,
+        /// Why.
+        reason: String,
+    },
+    /// New action documents, `seq_no` ascending.
+    Actions(Vec<Action>),
+    /// Whether the store is reachable (sent on changes only).
+    StoreReachable(bool),
+}
+
+/// Callback that wakes the event loop.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// Handle held by the event loop.
+pub struct Backend<T> {
+    jobs: SyncSender<(T, Job)>,
+    /// Job results.
+    pub replies: Receiver<Reply<T>>,
+    /// Store changes.
+    pub events: Receiver<Event>,
+}
+
+/// Sizing of the backend threads.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendSettings {
+    /// Worker threads.
+    pub workers: usize,
+    /// Jobs that may wait in the queue.
+    pub queue: usize,
+    /// Longest a change-feed read blocks.
+    pub feed_wait: Duration,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            queue: 4096,
+            feed_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl<T: Send + 'static> Backend<T> {
+    /// Starts the workers and the monitor over `store`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        notify: Notify,
+        settings: BackendSettings,
+    ) -> std::io::Result<Self> {
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
+        let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
+        let (reply_tx, replies) = mpsc::channel();
+        let (event_tx, events) = mpsc::channel();
+        for i in 0..settings.workers.max(1) {
+            let store = Arc::clone(&store);
+            let jobs_rx = Arc::clone(&jobs_rx);
+            let reply_tx: Sender<Reply<T>> = reply_tx.clone();
+            let notify = Arc::clone(&notify);
+            std::thread::Builder::new()
+                .name(format!("fleet-edge-backend-{i}"))
+                .spawn(move || loop {
+                    let next = match jobs_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((to, job)) = next else { return };
+                    let output = run(&*store, job, SystemTime::now());
+                    if reply_tx.send(Reply { to, output }).is_err() {
+                        return;
+                    }
+                    notify();
+                })?;
+        }
+        let monitor_store = Arc::clone(&store);
+        std::thread::Builder::new()
+            .name("fleet-edge-monitor".into())
+            .spawn(move || monitor(&*monitor_store, &event_tx, &notify, settings.feed_wait))?;
+        Ok(Self {
+            jobs: jobs_tx,
+            replies,
+            events,
+        })
+    }
+
+    /// Queues a job; gives it back when the queue is full or the workers are gone.
+    pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
+        self.jobs.try_send((to, job)).map_err(|e| match e {
+            TrySendError::Full(v) | TrySendError::Disconnected(v) => Box::new(v),
+        })
+    }
+}
+
+/// Runs one job against the store.
+pub fn run(store: &dyn Store, job: Job, now: SystemTime) -> JobOutput {
+    match job {
+        Job::Enroll(input) => JobOutput::Enrolled(enroll(store, &input, now)),
+        Job::CheckinStart(input) => {
+            JobOutput::CheckinStarted(Box::new(checkin_start(store, &input, now)))
+        }
+        Job::OutputKeys { agent_id, policy } => JobOutput::OutputKeys(
+            store
+                .agent(&agent_id)
+                .map_err(store_error)
+                .and_then(|agent| agent.ok_or(ApiError::AgentNotFound))
+                .and_then(|agent| ensure_output_keys(store, &agent, &policy, now)),
+        ),
+        Job::Ack(input) => JobOutput::Acked(ack(store, &input, now)),
+        Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
+        Job::WriteCheckins(batch) => write_checkins(store, batch),
+    }
+}
+
+fn write_checkins(store: &dyn Store, batch: Vec<(String, Map<String, Value>)>) -> JobOutput {
+    match store.update_agents(&batch) {
+        Ok(results) => {
+            // A missing agent (deleted meanwhile) is dropped; only unavailability is retried.
+            let retry: Vec<_> = batch
+                .into_iter()
+                .zip(results)
+                .filter(|(_, r)| {
+                    matches!(
+                        r,
+                        Err(StoreError::Unavailable(_) | StoreError::TooManyRequests)
+                    )
+                })
+                .map(|(entry, _)| entry)
+                .collect();
+            JobOutput::CheckinsWritten { retry, error: None }
+        }
+        Err(error) => JobOutput::CheckinsWritten {
+            retry: batch,
+            error: Some(error),
+        },
+    }
+}
+
+/// Prepares a policy revision with its secrets resolved.
+pub fn prepare_policy(store: &dyn Store, doc: &PolicyDoc) -> Result<PreparedPolicy, String> {
+    let mut secrets = HashMap::new();
+    for id in referenced_ids(&doc.data) {
+        match store.secret(&id) {
+            Ok(Some(value)) => {
+                secrets.insert(id, value);
+            }
+            Ok(None) => log::warn!("policy {} references unknown secret {id}", doc.policy_id),
+            Err(e) => return Err(format!("reading secret {id}: {e}")),
+        }
+    }
+    PreparedPolicy::prepare(doc, &secrets).map_err(|e| e.to_string())
+}
+
+fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Duration) {
+    let mut cursor: Option<Cursor> = None;
+    let mut reachable = true;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let since = cursor.unwrap_or(Cursor::START);
+        let changes = match store.changes(since, SystemTime::now(), wait) {
+            Ok(c) => c,
+            Err(e) => {
+                if reachable {
+                    log::warn!("store change feed failed ({e}); retrying");
+                    reachable = false;
+                    if events.send(Event::StoreReachable(false)).is_err() {
+                        return;
+                    }
+                    notify();
+                }
+                // The monitor thread may wait: it owns nothing the loop needs.
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(500);
+        if !reachable {
+            reachable = true;
+            if events.send(Event::StoreReachable(true)).is_err() {
+                return;
+            }
+        }
+        let mut newest: HashMap<&str, &PolicyDoc> = HashMap::new();
+        for doc in &changes.policies {
+            let entry = newest.entry(doc.policy_id.as_str()).or_insert(doc);
+            if doc.revision_idx > entry.revision_idx {
+                *entry = doc;
+            }
+        }
+        for doc in newest.into_values() {
+            let event = match prepare_policy(store, doc) {
+                Ok(p) => Event::Policy(Arc::new(p)),
+                Err(reason) => Event::PolicyRejected {
+                    policy_id: doc.policy_id.clone(),
+                    revision: doc.revision_idx,
+                    reason,
+                },
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+        // Actions present before this server started reach agents through the pending query;
+        // only documents written while running are dispatched live.
+        if cursor.is_some()
+            && !changes.actions.is_empty()
+            && events.send(Event::Actions(changes.actions)).is_err()
+        {
+            return;
+        }
+        if let Some(next) = changes.cursor {
+            cursor = Some(next);
+        } else if cursor.is_none() {
+            cursor = Some(Cursor::START);
+        }
+        notify();
+    }
+}

@@ -1,0 +1,444 @@
+//! Long-poll state of the event loop (fleet-protocol.md §3.2-§3.6, §6.3), sans-IO:
+//! * [`PolicyCache`]: the newest prepared revision of every policy;
+//! * [`Waiters`]: parked checkins indexed by agent and by policy, so a new revision wakes exactly
+//!   its policy's waiters and a new action exactly its agents (O(woken));
+//! * the rules: which revision a checkin subscribes with, how long it is held, what it answers.
+//!
+//! A parked checkin holds only what waking it needs: agent id, policy id, subscribed revision and
+//! whether its output keys are current for the cached revision; never a buffer or the policy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::policy::PreparedPolicy;
+use crate::backend::ops::checkin::CheckinBody;
+use crate::model::Agent;
+
+/// The newest prepared revision of every known policy.
+#[derive(Debug, Default)]
+pub struct PolicyCache {
+    policies: HashMap<String, Arc<PreparedPolicy>>,
+}
+
+impl PolicyCache {
+    /// Installs a revision if it is newer than the cached one; returns whether it was.
+    pub fn install(&mut self, policy: Arc<PreparedPolicy>) -> bool {
+        match self.policies.get(&policy.policy_id) {
+            Some(current) if current.revision >= policy.revision => false,
+            _ => {
+                self.policies.insert(policy.policy_id.clone(), policy);
+                true
+            }
+        }
+    }
+
+    /// The cached revision of a policy.
+    pub fn get(&self, policy_id: &str) -> Option<&Arc<PreparedPolicy>> {
+        self.policies.get(policy_id)
+    }
+
+    /// Number of cached policies.
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+}
+
+/// §3.6: the revision a checkin subscribes with; the agent gets any newer revision at once.
+pub fn subscription_revision(agent: &Agent, body: &CheckinBody, cache: &PolicyCache) -> i64 {
+    let mut revision = agent.policy_revision_idx;
+    if let (Some(pid), Some(rev)) = (&body.agent_policy_id, body.policy_revision_idx) {
+        let newest = cache.get(&agent.policy_id).map_or(i64::MAX, |p| p.revision);
+        revision = if *pid != agent.policy_id || rev > newest {
+            0
+        } else {
+            rev
+        };
+    }
+    // An output whose key was lost (empty api_key) forces a fresh POLICY_CHANGE (§3.2 step 7).
+    if agent.outputs.values().any(|o| o.api_key.is_empty()) {
+        revision = 0;
+    }
+    revision
+}
+
+/// Long-poll timing settings (`server.timeouts.checkin_*`).
+#[derive(Clone, Copy, Debug)]
+pub struct PollSettings {
+    /// Default hold time.
+    pub long_poll: Duration,
+    /// Random subtraction, uniform in `[0, jitter)`.
+    pub jitter: Duration,
+    /// Cap for a client `poll_timeout`.
+    pub max_poll: Duration,
+}
+
+/// §3.3: how long to hold a checkin, given the client's `poll_timeout`, the setup time already
+/// spent and a uniform random number `random` in `[0, 1)`.
+pub fn poll_duration(
+    settings: &PollSettings,
+    requested: Option<Duration>,
+    setup: Duration,
+    random: f64,
+) -> Duration {
+    let mut poll = match requested {
+        Some(t) => t
+            .saturating_sub(Duration::from_secs(120))
+            .min(settings.max_poll)
+            .max(Duration::from_secs(60)),
+        None => settings.long_poll,
+    };
+    poll = if setup >= poll {
+        Duration::from_millis(1)
+    } else {
+        poll - setup
+    };
+    let jitter = settings.jitter.mul_f64(random.clamp(0.0, 1.0));
+    if jitter < poll {
+        poll -= jitter;
+    }
+    poll
+}
+
+/// One parked checkin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiter {
+    /// Agent id.
+    pub agent_id: String,
+    /// Assigned policy.
+    pub policy_id: String,
+    /// Subscribed revision: a newer one wakes it.
+    pub revision: i64,
+    /// Output name → (`id:secret`, permissions hash) from the agent document, so a new revision
+    /// with unchanged permissions is rendered without a store round trip.
+    pub keys: BTreeMap<String, (String, String)>,
+}
+
+impl Waiter {
+    /// Output keys for `policy` if all are current: name → `id:secret`.
+    pub fn current_keys(&self, policy: &PreparedPolicy) -> Option<BTreeMap<String, String>> {
+        policy
+            .es_outputs
+            .iter()
+            .map(|o| match self.keys.get(&o.name) {
+                Some((key, hash)) if !key.is_empty() && *hash == o.hash => {
+                    Some((o.name.clone(), key.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The waiter for `agent` subscribed at `revision`.
+    pub fn for_agent(agent: &Agent, revision: i64) -> Self {
+        Self {
+            agent_id: agent.id.clone(),
+            policy_id: agent.policy_id.clone(),
+            revision,
+            keys: agent
+                .outputs
+                .iter()
+                .map(|(name, k)| {
+                    (
+                        name.clone(),
+                        (k.api_key.clone(), k.permissions_hash.clone()),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Parked checkins, keyed by the loop's connection key `K`.
+#[derive(Debug)]
+pub struct Waiters<K: Hash + Eq + Copy> {
+    waiters: HashMap<K, Waiter>,
+    by_agent: HashMap<String, K>,
+    by_policy: HashMap<String, HashSet<K>>,
+}
+
+impl<K: Hash + Eq + Copy> Default for Waiters<K> {
+    fn default() -> Self {
+        Self {
+            waiters: HashMap::new(),
+            by_agent: HashMap::new(),
+            by_policy: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Waiters<K> {
+    /// Parks `waiter` under `key`; an older park of the same agent is returned (to be answered).
+    pub fn park(&mut self, key: K, waiter: Waiter) -> Option<K> {
+        let previous = self.by_agent.insert(waiter.agent_id.clone(), key);
+        let previous = previous.filter(|p| *p != key);
+        if let Some(p) = previous {
+            self.remove(p);
+        }
+        self.by_policy
+            .entry(waiter.policy_id.clone())
+            .or_default()
+            .insert(key);
+        self.waiters.insert(key, waiter);
+        previous
+    }
+
+    /// Unparks `key`.
+    pub fn remove(&mut self, key: K) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&key)?;
+        if self.by_agent.get(&waiter.agent_id) == Some(&key) {
+            self.by_agent.remove(&waiter.agent_id);
+        }
+        if let Some(set) = self.by_policy.get_mut(&waiter.policy_id) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.by_policy.remove(&waiter.policy_id);
+            }
+        }
+        Some(waiter)
+    }
+
+    /// The parked checkin of an agent.
+    pub fn of_agent(&self, agent_id: &str) -> Option<K> {
+        self.by_agent.get(agent_id).copied()
+    }
+
+    /// Unparks and returns every waiter of `policy_id` subscribed below `revision`.
+    pub fn take_behind(&mut self, policy_id: &str, revision: i64) -> Vec<(K, Waiter)> {
+        let keys: Vec<K> = self
+            .by_policy
+            .get(policy_id)
+            .map(|set| {
+                set.iter()
+                    .copied()
+                    .filter(|k| self.waiters.get(k).is_some_and(|w| w.revision < revision))
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.into_iter()
+            .filter_map(|k| self.remove(k).map(|w| (k, w)))
+            .collect()
+    }
+
+    /// Every parked key (for shutdown).
+    pub fn keys(&self) -> Vec<K> {
+        self.waiters.keys().copied().collect()
+    }
+
+    /// Number parked.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// True when none is parked.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+}
+
+/// `{"ack_token":"<token>","action":"checkin","actions":[...]}` for ordinary actions.
+pub fn actions_body(ack_token: &str, actions: &[Value]) -> Vec<u8> {
+    let mut body = serde_json::Map::new();
+    body.insert("ack_token".into(), Value::from(ack_token));
+    body.insert("action".into(), Value::from("checkin"));
+    if !actions.is_empty() {
+        body.insert("actions".into(), Value::Array(actions.to_vec()));
+    }
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+/// The answer of a long poll that ends with nothing to deliver.
+pub fn empty_body() -> Vec<u8> {
+    actions_body("", &[])
+}
+
+/// A POLICY_CHANGE-only answer for `agent_id` (ack token `""`: the policy action is not part of
+/// the action sequence).
+pub fn policy_change_body(
+    policy: &PreparedPolicy,
+    agent_id: &str,
+    keys: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(br#"{"ack_token":"","action":"checkin","actions":["#);
+    policy.render_action(agent_id, keys, &mut out);
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{OutputKey, PolicyDoc};
+    use serde_json::json;
+
+    fn prepared(id: &str, rev: i64) -> Arc<PreparedPolicy> {
+        Arc::new(
+            PreparedPolicy::prepare(
+                &PolicyDoc {
+                    policy_id: id.into(),
+                    revision_idx: rev,
+                    data: json!({"outputs": {"default": {"type": "elasticsearch"}}, "output_permissions": {"default": {"r": {}}}}),
+                    ..PolicyDoc::default()
+                },
+                &HashMap::new(),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn cache_keeps_the_newest_revision() {
+        let mut c = PolicyCache::default();
+        assert!(c.install(prepared("p", 2)));
+        assert!(!c.install(prepared("p", 1)));
+        assert!(!c.install(prepared("p", 2)));
+        assert!(c.install(prepared("p", 3)));
+        assert_eq!(c.get("p").unwrap().revision, 3);
+    }
+
+    #[test]
+    fn subscription_follows_the_spec() {
+        let mut c = PolicyCache::default();
+        c.install(prepared("p", 5));
+        let agent = Agent {
+            id: "a".into(),
+            policy_id: "p".into(),
+            policy_revision_idx: 3,
+            ..Agent::default()
+        };
+        let plain = CheckinBody::default();
+        assert_eq!(subscription_revision(&agent, &plain, &c), 3);
+        let reported = |pid: &str, rev: i64| CheckinBody {
+            agent_policy_id: Some(pid.into()),
+            policy_revision_idx: Some(rev),
+            ..CheckinBody::default()
+        };
+        assert_eq!(
+            subscription_revision(&agent, &reported("p", 5), &c),
+            5,
+            "implicit ack"
+        );
+        assert_eq!(
+            subscription_revision(&agent, &reported("other", 5), &c),
+            0,
+            "reassigned"
+        );
+        assert_eq!(
+            subscription_revision(&agent, &reported("p", 9), &c),
+            0,
+            "beyond the newest"
+        );
+        let mut lost = agent.clone();
+        lost.outputs.insert("default".into(), OutputKey::default());
+        assert_eq!(
+            subscription_revision(&lost, &reported("p", 5), &c),
+            0,
+            "lost key forces re-delivery"
+        );
+    }
+
+    #[test]
+    fn poll_duration_rules() {
+        let s = PollSettings {
+            long_poll: Duration::from_secs(300),
+            jitter: Duration::from_secs(30),
+            max_poll: Duration::from_secs(3600),
+        };
+        assert_eq!(
+            poll_duration(&s, None, Duration::ZERO, 0.0),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            poll_duration(&s, None, Duration::from_secs(10), 0.5),
+            Duration::from_secs(275)
+        );
+        assert_eq!(
+            poll_duration(&s, Some(Duration::from_secs(180)), Duration::ZERO, 0.0),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            poll_duration(
+                &s,
+                Some(Duration::from_secs(7200 + 120)),
+                Duration::ZERO,
+                0.0
+            ),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            poll_duration(&s, None, Duration::from_secs(400), 0.0),
+            Duration::from_millis(1)
+        );
+        let no_jitter = PollSettings {
+            jitter: Duration::ZERO,
+            ..s
+        };
+        assert_eq!(
+            poll_duration(&no_jitter, None, Duration::ZERO, 0.99),
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn waiters_index_by_agent_and_policy() {
+        let mut w: Waiters<u32> = Waiters::default();
+        let waiter = |a: &str, p: &str, r: i64| Waiter {
+            agent_id: a.into(),
+            policy_id: p.into(),
+            revision: r,
+            keys: BTreeMap::new(),
+        };
+        assert_eq!(w.park(1, waiter("a1", "p", 1)), None);
+        w.park(2, waiter("a2", "p", 3));
+        w.park(3, waiter("a3", "q", 1));
+        assert_eq!(
+            w.park(4, waiter("a1", "p", 1)),
+            Some(1),
+            "a re-checkin replaces the old park"
+        );
+        assert_eq!(w.of_agent("a1"), Some(4));
+        let woken: Vec<u32> = w.take_behind("p", 3).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(woken, [4], "only behind the new revision");
+        assert_eq!(w.len(), 2);
+        assert!(w.remove(2).is_some());
+        assert!(w.take_behind("p", 10).is_empty());
+        assert_eq!(w.keys(), [3]);
+    }
+
+    #[test]
+    fn bodies_have_the_wire_shape() {
+        assert_eq!(
+            serde_json::from_slice::<Value>(&empty_body()).unwrap(),
+            json!({"ack_token": "", "action": "checkin"})
+        );
+        let p = prepared("p", 2);
+        let keys: BTreeMap<String, String> = [("default".to_owned(), "i:s".to_owned())]
+            .into_iter()
+            .collect();
+        let body: Value = serde_json::from_slice(&policy_change_body(&p, "a", &keys)).unwrap();
+        assert_eq!(body["ack_token"], "");
+        assert_eq!(body["actions"][0]["id"], "policy:p:2");
+        assert_eq!(
+            body["actions"][0]["data"]["policy"]["outputs"]["default"]["api_key"],
+            "i:s"
+        );
+        let w = Waiter::for_agent(
+            &Agent {
+                id: "a".into(),
+                policy_id: "p".into(),
+                ..Agent::default()
+            },
+            1,
+        );
+        assert_eq!(w.current_keys(&p), None);
+    }
+}

@@ -1,0 +1,692 @@
+//! The agent protocol as a real Elastic Agent drives it (agent-client.md §7, §8;
+//! fleet-protocol.md §14), run against every store through the `Fixture` seam: the in-process
+//! server over the store, seeded the way Kibana would seed it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use fleet_edge::backend::memory::MemoryStore;
+use fleet_edge::backend::{ApiKey, Store};
+use fleet_edge::model::{Action, PolicyDoc};
+
+use crate::support::agent::{body_json, once, raw_request, Agent, VERSION};
+use crate::support::inproc::{InProc, Options};
+
+/// A store plus Kibana's writes to it.
+pub trait Fixture {
+    fn store(&self) -> Arc<dyn Store>;
+    fn add_policy(&self, doc: PolicyDoc);
+    fn add_token(&self, policy_id: &str) -> ApiKey;
+    fn add_action(&self, action: Action) -> Action;
+}
+
+struct Memory(Arc<MemoryStore>);
+
+impl Fixture for Memory {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+    fn add_policy(&self, doc: PolicyDoc) {
+        self.0.add_policy(doc).unwrap()
+    }
+    fn add_token(&self, policy_id: &str) -> ApiKey {
+        self.0.add_enrollment_key(policy_id).unwrap()
+    }
+    fn add_action(&self, action: Action) -> Action {
+        self.0.add_action(action).unwrap()
+    }
+}
+
+fn memory() -> Box<dyn Fixture> {
+    Box::new(Memory(Arc::new(MemoryStore::new())))
+}
+
+pub fn policy(id: &str, revision: i64, roles: Value) -> PolicyDoc {
+    PolicyDoc {
+        timestamp: "2026-08-21T18:59:00.000Z".into(),
+        policy_id: id.into(),
+        revision_idx: revision,
+        data: json!({
+            "id": id, "revision": revision,
+            "agent": {"monitoring": {"enabled": false, "logs": false, "metrics": false}},
+            "fleet": {"hosts": ["https://fleet.example.com:8220"]},
+            "outputs": {"default": {"type": "elasticsearch", "hosts": ["https://es.example.com:9200"]}},
+            "output_permissions": {"default": roles},
+            "inputs": []
+        }),
+        ..PolicyDoc::default()
+    }
+}
+
+fn checks() -> Value {
+    json!({"_elastic_agent_checks": {"cluster": ["monitor"]}})
+}
+
+fn start(fixture: &dyn Fixture, long_poll: &'static str) -> InProc {
+    InProc::start(
+        fixture.store(),
+        Options {
+            long_poll,
+            ..Options::default()
+        },
+    )
+}
+
+fn only_action(body: &Value) -> &Value {
+    let actions = body["actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no actions in {body}"));
+    assert_eq!(actions.len(), 1, "{body}");
+    &actions[0]
+}
+
+/// agent-client.md §7, steps 1-9, then the 401 after unenroll.
+fn golden_exchange(fixture: Box<dyn Fixture>) {
+    fixture.add_policy(policy("edge-policy", 1, checks()));
+    let token = fixture.add_token("edge-policy");
+    let server = start(&*fixture, "3s");
+
+    // 1. enroll
+    let (mut agent, enrolled) = Agent::enroll(
+        server.addr,
+        server.tls(),
+        &token.encoded(),
+        &["edge", "site-7"],
+    );
+    assert_eq!(enrolled["item"]["policy_id"], "edge-policy");
+    assert_eq!(enrolled["item"]["tags"], json!(["edge", "site-7"]));
+
+    // 2. first checkin: POLICY_CHANGE at once, output key minted with the policy's roles
+    let started = Instant::now();
+    let (resp, body) = agent.checkin();
+    assert_eq!(resp.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once"
+    );
+    assert_eq!(body["ack_token"], "");
+    let action = only_action(&body);
+    assert_eq!(action["type"], "POLICY_CHANGE");
+    assert_eq!(action["id"], "policy:edge-policy:1");
+    assert_eq!(action["agent_id"], agent.id.as_str());
+    assert_eq!(action["input_type"], "");
+    let delivered = &action["data"]["policy"];
+    assert_eq!(delivered["revision"], 1);
+    let output_key = delivered["outputs"]["default"]["api_key"].as_str().unwrap();
+    let (kid, secret) = output_key.split_once(':').expect("id:key, not base64");
+    let info = fixture
+        .store()
+        .authenticate(&ApiKey {
+            id: kid.into(),
+            secret: secret.into(),
+        })
+        .unwrap()
+        .unwrap();
+    assert!(info.enabled);
+    assert_eq!(info.metadata["type"], "output");
+    assert_eq!(
+        fixture.store().api_key_roles(kid).unwrap().unwrap(),
+        checks()
+    );
+    agent.apply_policy(action);
+
+    // 3a. status probe with the access key on a new connection: 200 with the version block
+    let probe = agent.status_probe();
+    assert_eq!(probe.status, 200);
+    let probe = body_json(&probe);
+    assert_eq!(probe["status"], "HEALTHY");
+    assert!(probe["version"]["number"].is_string(), "long form: {probe}");
+
+    // 3b. ack
+    let (resp, ack) = agent.ack(&[("policy:edge-policy:1", "POLICY_CHANGE")]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        ack,
+        json!({"action": "acks", "items": [{"message": "OK", "status": 200}]})
+    );
+
+    // 4. idle long poll: held for the poll duration, then an empty answer
+    let started = Instant::now();
+    let (resp, body) = agent.checkin();
+    assert_eq!(resp.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "held, not answered at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(body, json!({"ack_token": "", "action": "checkin"}));
+
+    // 5. a new revision wakes the parked poll
+    let parked = park(agent);
+    server.wait_parked(1);
+    fixture.add_policy(policy("edge-policy", 2, checks()));
+    let (mut agent, status, body) = parked.join().unwrap();
+    assert_eq!(status, 200);
+    let action = only_action(&body);
+    assert_eq!(action["id"], "policy:edge-policy:2");
+    assert_eq!(action["data"]["policy"]["revision"], 2);
+    assert_eq!(
+        action["data"]["policy"]["outputs"]["default"]["api_key"], output_key,
+        "same key, same permissions"
+    );
+    agent.apply_policy(action);
+
+    // 6. ack revision 2
+    let (resp, _) = agent.ack(&[("policy:edge-policy:2", "POLICY_CHANGE")]);
+    assert_eq!(resp.status, 200);
+
+    // 8. unenroll while parked: delivered live, with the document id as ack token
+    let agent_id = agent.id.clone();
+    let parked = park(agent);
+    server.wait_parked(1);
+    let unenroll = fixture.add_action(Action {
+        action_id: "6d1f3a52-7c44-4b8e-9e0f-1a2b3c4d5e6f".into(),
+        action_type: "UNENROLL".into(),
+        agents: vec![agent_id],
+        timestamp: "2026-08-21T19:20:00.000Z".into(),
+        ..Action::default()
+    });
+    let (mut agent, status, body) = parked.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["ack_token"], unenroll.doc_id.as_str());
+    let action = only_action(&body);
+    assert_eq!(action["type"], "UNENROLL");
+    assert_eq!(action["data"], Value::Null);
+    assert_eq!(action["created_at"], "2026-08-21T19:20:00.000Z");
+    assert_eq!(
+        agent.ack_token, unenroll.doc_id,
+        "agent saved the token first"
+    );
+
+    // 9. ack UNENROLL → keys invalidated, agent inactive; the next checkin is refused
+    let (resp, _) = agent.ack(&[(unenroll.action_id.as_str(), "UNENROLL")]);
+    assert_eq!(resp.status, 200);
+    let (resp, _) = agent.checkin();
+    assert_eq!(resp.status, 401, "next checkin after unenroll");
+}
+
+/// Starts a checkin on another thread (it parks); join for (agent, status, body).
+fn park(mut agent: Agent) -> std::thread::JoinHandle<(Agent, u16, Value)> {
+    std::thread::spawn(move || {
+        let (resp, body) = agent.checkin();
+        (agent, resp.status, body)
+    })
+}
+
+#[test]
+fn golden_exchange_memory() {
+    golden_exchange(memory());
+}
+
+fn enrolled(fixture: &dyn Fixture, server: &InProc) -> Agent {
+    let token = fixture.add_token("edge-policy");
+    Agent::enroll(server.addr, server.tls(), &token.encoded(), &[]).0
+}
+
+fn setup(long_poll: &'static str) -> (Box<dyn Fixture>, InProc) {
+    let fixture = memory();
+    fixture.add_policy(policy("edge-policy", 1, checks()));
+    let server = start(&*fixture, long_poll);
+    (fixture, server)
+}
+
+fn error_of(resp: &crate::support::HttpResponse) -> (u16, String) {
+    (
+        resp.status,
+        body_json(resp)["error"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// §14 check 2.
+#[test]
+fn check_02_auth_errors() {
+    let (fixture, server) = setup("2s");
+    let mut a = enrolled(&*fixture, &server);
+    let b = enrolled(&*fixture, &server);
+    let ua = format!("Elastic Agent v{VERSION}");
+    let checkin = |auth: Option<&str>, id: &str| {
+        let raw = raw_request(
+            "POST",
+            &format!("/api/fleet/agents/{id}/checkin"),
+            auth,
+            br#"{"status":"online"}"#,
+            false,
+            &ua,
+        );
+        once(server.addr, server.tls(), &raw)
+    };
+    assert_eq!(
+        error_of(&checkin(None, &a.id)),
+        (401, "ErrNoAuthHeader".into())
+    );
+    let raw = b"POST /api/fleet/agents/x/checkin HTTP/1.1\r\nHost: x\r\nUser-Agent: Elastic Agent v9.2.1\r\nAuthorization: Bearer x\r\nContent-Length: 2\r\n\r\n{}";
+    assert_eq!(
+        error_of(&once(server.addr, server.tls(), raw)),
+        (400, "ErrMalformedHeader".into())
+    );
+    assert_eq!(
+        error_of(&checkin(Some("!!notbase64"), &a.id)),
+        (401, "ErrInvalidToken".into())
+    );
+    use base64::Engine;
+    let nocolon = base64::engine::general_purpose::STANDARD.encode("nocolon");
+    assert_eq!(
+        error_of(&checkin(Some(&nocolon), &a.id)),
+        (400, "ErrMalformedToken".into())
+    );
+    let unknown = base64::engine::general_purpose::STANDARD.encode("unknown-id:secret");
+    assert_eq!(
+        error_of(&checkin(Some(&unknown), &a.id)),
+        (401, "ErrUnauthorized".into())
+    );
+    assert_eq!(
+        error_of(&checkin(Some(&a.access_key), &b.id)),
+        (403, "ErrAgentIdentity".into()),
+        "another agent's path"
+    );
+    let token = fixture.add_token("edge-policy");
+    assert_eq!(
+        error_of(&checkin(Some(&token.encoded()), &a.id)),
+        (403, "ErrAgentIdentity".into()),
+        "enrollment token on checkin"
+    );
+    let body = body_json(&checkin(None, &a.id));
+    assert_eq!(
+        body,
+        json!({"statusCode": 401, "error": "ErrNoAuthHeader", "message": "no authorization header"})
+    );
+    // unenrolled agent → 401 ErrAgentInactive
+    let (_, first) = a.checkin();
+    a.apply_policy(only_action(&first));
+    let unenroll = fixture.add_action(Action {
+        action_id: "u".into(),
+        action_type: "UNENROLL".into(),
+        agents: vec![a.id.clone()],
+        ..Action::default()
+    });
+    let (_, body) = a.checkin();
+    assert_eq!(only_action(&body)["type"], "UNENROLL");
+    a.ack(&[(unenroll.action_id.as_str(), "UNENROLL")]);
+    assert_eq!(error_of(&a.checkin().0), (401, "ErrAgentInactive".into()));
+}
+
+/// §14 check 3.
+#[test]
+fn check_03_user_agent_rules() {
+    let (fixture, server) = setup("2s");
+    let token = fixture.add_token("edge-policy").encoded();
+    let body = serde_json::to_vec(&crate::support::agent::enroll_body(&[])).unwrap();
+    let enroll = |ua: &str| {
+        once(
+            server.addr,
+            server.tls(),
+            &raw_request(
+                "POST",
+                "/api/fleet/agents/enroll",
+                Some(&token),
+                &body,
+                false,
+                ua,
+            ),
+        )
+    };
+    assert_eq!(
+        error_of(&enroll("elastic-agent 9.0.0")),
+        (400, "InvalidUserAgent".into())
+    );
+    assert_eq!(
+        error_of(&enroll("Elastic Agent v9.7.0")),
+        (400, "UnsupportedVersion".into()),
+        "minor newer than the server"
+    );
+    assert_eq!(
+        enroll("Elastic Agent v9.6.7").status,
+        200,
+        "newer patch accepted"
+    );
+    assert_eq!(
+        enroll("Elastic Agent 9.2.1-SNAPSHOT").status,
+        200,
+        "suffix accepted"
+    );
+    // not checked on acks
+    let mut a = enrolled(&*fixture, &server);
+    let raw = raw_request(
+        "POST",
+        &format!("/api/fleet/agents/{}/acks", a.id),
+        Some(&a.access_key.clone()),
+        br#"{"events":[]}"#,
+        false,
+        "curl/8",
+    );
+    assert_eq!(a.send(&raw).status, 200);
+}
+
+/// §14 check 4.
+#[test]
+fn check_04_elastic_api_version() {
+    let (_fixture, server) = setup("2s");
+    let get = |version: Option<&str>| {
+        let extra = version
+            .map(|v| format!("Elastic-Api-Version: {v}\r\n"))
+            .unwrap_or_default();
+        let raw = format!("GET /api/status HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        once(server.addr, server.tls(), raw.as_bytes())
+    };
+    assert_eq!(get(None).header("elastic-api-version"), Some("2023-06-01"));
+    assert_eq!(
+        get(Some("2023-06-01")).header("elastic-api-version"),
+        Some("2023-06-01")
+    );
+    let bad = get(Some("bad"));
+    assert_eq!(error_of(&bad), (400, "ErrInvalidAPIVersionFormat".into()));
+    let old = get(Some("2020-01-01"));
+    assert_eq!(error_of(&old), (400, "ErrUnsupportedAPIVersion".into()));
+    assert_eq!(old.header("elastic-api-version"), Some("2023-06-01"));
+}
+
+/// §14 check 8.
+#[test]
+fn check_08_ack_token_round_trip_and_fallback_to_the_stored_position() {
+    let (fixture, server) = setup("1s");
+    let mut a = enrolled(&*fixture, &server);
+    let (_, first) = a.checkin();
+    a.apply_policy(only_action(&first));
+    let up = fixture.add_action(Action {
+        action_id: "upg-1".into(),
+        action_type: "UPGRADE".into(),
+        agents: vec![a.id.clone()],
+        data: json!({"version": "9.2.2"}),
+        ..Action::default()
+    });
+    let (_, body) = a.checkin();
+    assert_eq!(only_action(&body)["id"], "upg-1");
+    assert_eq!(a.ack_token, up.doc_id);
+    let (_, body) = a.checkin();
+    assert!(
+        body.get("actions").is_none(),
+        "not re-delivered after the token: {body}"
+    );
+    // The position the token resolved to reaches the store with the next bulk flush...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fixture.store().agent(&a.id).unwrap().unwrap().action_seq() != up.seq_no {
+        assert!(Instant::now() < deadline, "checkin state never flushed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...so an agent whose token is unknown (a restart elsewhere) resumes there, not at the start.
+    a.ack_token = "token-from-another-server".into();
+    let (_, body) = a.checkin();
+    assert!(
+        body.get("actions").is_none(),
+        "fell back to the stored position: {body}"
+    );
+}
+
+/// §14 check 9.
+#[test]
+fn check_09_implicit_policy_ack() {
+    let (fixture, server) = setup("1s");
+    let mut a = enrolled(&*fixture, &server);
+    let (_, first) = a.checkin();
+    a.apply_policy(only_action(&first));
+    let (_, body) = a.checkin();
+    assert!(
+        body.get("actions").is_none(),
+        "reporting the newest revision is an ack: {body}"
+    );
+    a.policy_id = Some("some-other-policy".into());
+    let (_, body) = a.checkin();
+    assert_eq!(
+        only_action(&body)["id"],
+        "policy:edge-policy:1",
+        "reassignment → immediate POLICY_CHANGE"
+    );
+    a.policy_id = Some("edge-policy".into());
+    a.revision = Some(99);
+    let (_, body) = a.checkin();
+    assert_eq!(
+        only_action(&body)["id"],
+        "policy:edge-policy:1",
+        "revision above the newest → re-delivered"
+    );
+}
+
+/// §14 check 10.
+#[test]
+fn check_10_acks() {
+    let (fixture, server) = setup("1s");
+    let mut a = enrolled(&*fixture, &server);
+    let (resp, body) = a.ack(&[("no-such-action", "UPGRADE")]);
+    assert_eq!(resp.status, 404);
+    assert_eq!(
+        body,
+        json!({"action": "acks", "errors": true, "items": [{"status": 404, "message": "Not Found"}]})
+    );
+    let settings = fixture.add_action(Action {
+        action_id: "set-1".into(),
+        action_type: "SETTINGS".into(),
+        agents: vec![a.id.clone()],
+        data: json!({"log_level": "debug"}),
+        ..Action::default()
+    });
+    let (resp, body) = a.ack(&[(settings.action_id.as_str(), "SETTINGS")]);
+    assert_eq!(resp.status, 200);
+    assert!(body.get("errors").is_none());
+    let (resp, _) = a.ack(&[(settings.action_id.as_str(), "SETTINGS")]);
+    assert_eq!(resp.status, 200, "a repeated ack is idempotent");
+    let (resp, _) = a.ack(&[("policy:edge-policy:1", "POLICY_CHANGE")]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        fixture
+            .store()
+            .agent(&a.id)
+            .unwrap()
+            .unwrap()
+            .policy_revision_idx,
+        1
+    );
+}
+
+/// §14 check 12.
+#[test]
+fn check_12_gzip_both_ways() {
+    let fixture = memory();
+    let mut doc = policy("edge-policy", 1, checks());
+    doc.data["inputs"] = json!([{"id": "logs", "type": "logfile", "streams": (0..20).map(|i| json!({"id": format!("stream-{i}"), "paths": ["/var/log/*.log"]})).collect::<Vec<_>>()}]);
+    fixture.add_policy(doc);
+    let server = start(&*fixture, "1s");
+    let mut a = enrolled(&*fixture, &server);
+    let (resp, body) = a.checkin();
+    assert_eq!(
+        resp.header("content-encoding"),
+        Some("gzip"),
+        "large response to an agent accepting gzip"
+    );
+    assert_eq!(only_action(&body)["type"], "POLICY_CHANGE");
+    let plain = format!(
+        "POST /api/fleet/agents/{}/checkin HTTP/1.1\r\nHost: x\r\nUser-Agent: Elastic Agent v9.2.1\r\nAuthorization: ApiKey {}\r\nContent-Length: 19\r\n\r\n{{\"status\":\"online\"}}",
+        a.id, a.access_key
+    );
+    let resp = once(server.addr, server.tls(), plain.as_bytes());
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("content-encoding"),
+        None,
+        "no Accept-Encoding: plain"
+    );
+    assert_eq!(body_json(&resp)["actions"][0]["type"], "POLICY_CHANGE");
+}
+
+/// §14 check 13.
+#[test]
+fn check_13_action_filtering_and_normalisation() {
+    let (fixture, server) = setup("1s");
+    let mut a = enrolled(&*fixture, &server);
+    let (_, first) = a.checkin();
+    a.apply_policy(only_action(&first));
+    let mk = |id: &str, kind: &str, expiration: &str, data: Value| Action {
+        action_id: id.into(),
+        action_type: kind.into(),
+        agents: vec![a.id.clone()],
+        expiration: expiration.into(),
+        data,
+        timestamp: "2026-01-01T00:00:00.000Z".into(),
+        ..Action::default()
+    };
+    fixture.add_action(mk("tags", "UPDATE_TAGS", "", json!({})));
+    fixture.add_action(mk("pc", "POLICY_CHANGE", "", json!({})));
+    fixture.add_action(mk(
+        "old",
+        "UPGRADE",
+        "2001-01-01T00:00:00Z",
+        json!({"version": "1"}),
+    ));
+    let mut upgrade = mk(
+        "upg",
+        "UPGRADE",
+        "2099-01-01T00:00:00.000Z",
+        json!({"version": "9.2.2", "source_uri": "https://a", "junk": true}),
+    );
+    upgrade.start_time = "2026-01-02T00:00:00.000Z".into();
+    upgrade
+        .other
+        .insert("signed".into(), json!({"data": "d", "signature": "s"}));
+    fixture.add_action(upgrade);
+    let (_, body) = a.checkin();
+    let action = only_action(&body);
+    assert_eq!(action["id"], "upg");
+    assert_eq!(
+        action["data"],
+        json!({"version": "9.2.2", "source_uri": "https://a"})
+    );
+    assert_eq!(action["start_time"], "2026-01-02T00:00:00.000Z");
+    assert_eq!(action["expiration"], "2099-01-01T00:00:00.000Z");
+    assert_eq!(action["signed"], json!({"data": "d", "signature": "s"}));
+}
+
+/// §14 check 14.
+#[test]
+fn check_14_status_forms() {
+    let (fixture, server) = setup("1s");
+    let a = enrolled(&*fixture, &server);
+    let short = once(
+        server.addr,
+        server.tls(),
+        b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(
+        body_json(&short),
+        json!({"name": "fleet-server", "status": "HEALTHY"})
+    );
+    let long = a.status_probe();
+    assert_eq!(long.status, 200);
+    assert!(body_json(&long)["version"]["number"].is_string());
+    let bad = once(
+        server.addr,
+        server.tls(),
+        b"GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey eDp5\r\n\r\n",
+    );
+    assert_eq!(bad.status, 200, "a bad key just gets the short form");
+    assert!(body_json(&bad).get("version").is_none());
+}
+
+/// §14 check 15 (headers, body limit, replace token).
+#[test]
+fn check_15_headers_body_limit_and_replace_token() {
+    let (fixture, server) = setup("1s");
+    let mut a = enrolled(&*fixture, &server);
+    let resp = once(
+        server.addr,
+        server.tls(),
+        b"GET /api/status HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc\r\n\r\n",
+    );
+    assert_eq!(resp.header("x-request-id"), Some("abc"));
+    let big = vec![b' '; 1024 * 1024 + 10];
+    let raw = raw_request(
+        "POST",
+        &format!("/api/fleet/agents/{}/checkin", a.id),
+        Some(&a.access_key.clone()),
+        &big,
+        false,
+        "Elastic Agent v9.2.1",
+    );
+    let resp = a.send(&raw);
+    assert_eq!(
+        error_of(&resp),
+        (400, "BadRequest".into()),
+        "oversize checkin body"
+    );
+
+    let token = fixture.add_token("edge-policy").encoded();
+    let enroll_with = |replace: &str| {
+        let mut body = crate::support::agent::enroll_body(&[]);
+        body["id"] = json!("my-fixed-id");
+        body["replace_token"] = json!(replace);
+        let raw = raw_request(
+            "POST",
+            "/api/fleet/agents/enroll",
+            Some(&token),
+            &serde_json::to_vec(&body).unwrap(),
+            false,
+            "Elastic Agent v9.2.1",
+        );
+        once(server.addr, server.tls(), &raw)
+    };
+    let first = enroll_with("rt-1");
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        error_of(&enroll_with("wrong")),
+        (403, "AgentNotReplaceable".into())
+    );
+    let second = enroll_with("rt-1");
+    assert_eq!(second.status, 200);
+    assert_eq!(body_json(&second)["item"]["id"], "my-fixed-id");
+    let old_key = body_json(&first)["item"]["access_api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = raw_request(
+        "POST",
+        "/api/fleet/agents/my-fixed-id/checkin",
+        Some(&old_key),
+        br#"{"status":"online"}"#,
+        false,
+        "Elastic Agent v9.2.1",
+    );
+    assert_eq!(
+        once(server.addr, server.tls(), &raw).status,
+        401,
+        "old key rejected afterwards"
+    );
+}
+
+/// The golden exchange over mutual TLS.
+#[test]
+fn golden_exchange_over_mtls() {
+    let fixture = memory();
+    fixture.add_policy(policy("edge-policy", 1, checks()));
+    let token = fixture.add_token("edge-policy");
+    let server = InProc::start(
+        fixture.store(),
+        Options {
+            long_poll: "1s",
+            client_auth_required: true,
+            ..Options::default()
+        },
+    );
+    assert!(
+        crate::support::Client::tls(server.addr, server.tls())
+            .and_then(|mut c| c.request(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"))
+            .is_err(),
+        "no client certificate → refused"
+    );
+    let (mut agent, _) = Agent::enroll(server.addr, server.mtls(), &token.encoded(), &[]);
+    let (_, body) = agent.checkin();
+    assert_eq!(only_action(&body)["type"], "POLICY_CHANGE");
+    agent.apply_policy(only_action(&body));
+    let (resp, _) = agent.ack(&[("policy:edge-policy:1", "POLICY_CHANGE")]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(agent.status_probe().status, 200);
+}
