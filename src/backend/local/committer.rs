@@ -1,0 +1,258 @@
+//! Group commit: one thread owns every write transaction of the local store.
+//!
+//! Callers do not write; they queue a write (a closure over the transaction) and sleep until it is
+//! durable. The committer takes the first queued write, drains everything queued behind it (up to
+//! [`MAX_BATCH`]), applies them in order in ONE redb write transaction, commits it (two-phase,
+//! `Durability::Immediate`: the commit returns after fsync), then publishes the new change-feed
+//! sequences and wakes every caller with its own result. While one commit is on the disk, the
+//! writes arriving meanwhile pile up and share the next one: N concurrent enrolls cost about one
+//! fsync, not N.
+//!
+//! A write's own answer (`Conflict`, `NotFound`) does not disturb the batch: writes check before
+//! they change anything. A storage failure aborts the whole transaction and every write in it
+//! gets `Unavailable` (nothing of the batch was acknowledged, so retrying is safe).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, WriteTransaction};
+
+use super::error::unavailable;
+use crate::backend::{Cursor, StoreError};
+
+/// The most writes one transaction takes.
+pub(super) const MAX_BATCH: usize = 1024;
+const QUEUE_DEPTH: usize = 4096;
+
+/// Why one queued write did not apply.
+#[derive(Debug)]
+pub(super) enum WriteFault {
+    /// This write's own answer (`Conflict`, `NotFound`, ...); the rest of the batch goes on.
+    /// Only returned before the write changed anything.
+    Answer(StoreError),
+    /// The transaction is unusable: the whole batch is aborted.
+    Abort(String),
+}
+
+impl<E: Into<redb::Error>> From<E> for WriteFault {
+    fn from(e: E) -> Self {
+        WriteFault::Abort(e.into().to_string())
+    }
+}
+
+/// The transaction being built, as one queued write sees it.
+pub(super) struct Batch<'t> {
+    txn: &'t WriteTransaction,
+    feed: Cursor,
+    feed_moved: bool,
+}
+
+impl<'t> Batch<'t> {
+    /// The shared write transaction.
+    pub fn txn(&self) -> &'t WriteTransaction {
+        self.txn
+    }
+
+    /// Records that this batch wrote action `seq`: the change feed moves when it commits.
+    pub fn action_written(&mut self, seq: i64) {
+        self.feed.actions = self.feed.actions.max(seq);
+        self.feed_moved = true;
+    }
+
+    /// Records that this batch wrote policy `seq`.
+    pub fn policy_written(&mut self, seq: i64) {
+        self.feed.policies = self.feed.policies.max(seq);
+        self.feed_moved = true;
+    }
+}
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A queued write: applied to the batch (or told there is none) it returns how to answer its
+/// caller once the commit is known, and why the transaction must be aborted, if it must.
+type Job = Box<dyn FnOnce(Option<&mut Batch<'_>>) -> (Finish, Option<String>) + Send>;
+
+/// Commit counters, for measurement and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Write transactions committed (each one fsync round).
+    pub commits: u64,
+    /// Writes (trait or admin calls) made durable by them.
+    pub writes: u64,
+}
+
+/// State shared by the committer, the store and change-feed readers.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// The committed change-feed sequences.
+    pub feed: Mutex<Cursor>,
+    /// Notified after every commit that moved `feed`.
+    pub changed: Condvar,
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state starting at the stored sequences.
+    pub fn new(feed: Cursor) -> Self {
+        Shared {
+            feed: Mutex::new(feed),
+            changed: Condvar::new(),
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The committer thread and its queue.
+#[derive(Debug)]
+pub(super) struct Committer {
+    queue: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the committer thread over `db`.
+    pub fn start(db: Arc<Database>, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let (queue, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("local-store-commit".into())
+            .spawn(move || run(&db, &rx, &shared))?;
+        Ok(Committer {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `op` and blocks until its transaction is durable (or failed); returns its result.
+    pub fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, WriteFault> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel::<Result<T, StoreError>>(1);
+        let job: Job = Box::new(move |batch| {
+            let outcome = match batch {
+                Some(batch) => op(batch),
+                None => Err(WriteFault::Abort("no write transaction".into())),
+            };
+            let abort = match &outcome {
+                Err(WriteFault::Abort(detail)) => Some(detail.clone()),
+                _ => None,
+            };
+            let finish: Finish = Box::new(move |commit| {
+                let result = commit.and_then(|()| {
+                    outcome.map_err(|fault| match fault {
+                        WriteFault::Answer(err) => err,
+                        WriteFault::Abort(detail) => unavailable(detail),
+                    })
+                });
+                let _ = reply.send(result);
+            });
+            (finish, abort)
+        });
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| unavailable("the store is closing"))?;
+        queue
+            .send(job)
+            .map_err(|_| unavailable("the commit thread has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| unavailable("the commit thread has stopped"))?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after the writes already queued.
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: &Database, rx: &Receiver<Job>, shared: &Shared) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(db, jobs, shared);
+    }
+}
+
+fn commit_batch(db: &Database, jobs: Vec<Job>, shared: &Shared) {
+    let count = jobs.len() as u64;
+    let mut txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => {
+            log::error!("local store: cannot begin a write transaction: {e}");
+            let err = unavailable(e);
+            for job in jobs {
+                job(None).0(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    // Two-phase commit: a torn commit can never leave a primary slot that fails its checksums,
+    // so a checksum failure at open is real corruption, reported, never "repaired" by rolling
+    // back to the previous commit.
+    txn.set_two_phase_commit(true);
+    let start = *shared.feed.lock().unwrap_or_else(|p| p.into_inner());
+    let mut batch = Batch {
+        txn: &txn,
+        feed: start,
+        feed_moved: false,
+    };
+    let mut finishers = Vec::with_capacity(jobs.len());
+    let mut abort: Option<String> = None;
+    for job in jobs {
+        if abort.is_some() {
+            finishers.push(job(None).0);
+            continue;
+        }
+        let (finish, failed) = job(Some(&mut batch));
+        abort = failed;
+        finishers.push(finish);
+    }
+    let (feed, feed_moved) = (batch.feed, batch.feed_moved);
+    let outcome = match abort {
+        Some(detail) => {
+            log::error!("local store: write transaction aborted: {detail}");
+            let _ = txn.abort();
+            Err(unavailable(detail))
+        }
+        None => txn.commit().map_err(|e| {
+            log::error!("local store: commit failed: {e}");
+            unavailable(e)
+        }),
+    };
+    if outcome.is_ok() {
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared.writes.fetch_add(count, Ordering::Relaxed);
+        if feed_moved {
+            // Published before the writers are answered: a caller that saw its write acknowledged
+            // finds it in the change feed at once.
+            *shared.feed.lock().unwrap_or_else(|p| p.into_inner()) = feed;
+            shared.changed.notify_all();
+        }
+    }
+    for finish in finishers {
+        finish(outcome.clone());
+    }
+}
