@@ -34,11 +34,15 @@ fn main() -> ExitCode {
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     if config.es.is_some() {
-        return Err(Box::new(fleet_edge::net::StartupError::ElasticsearchUnsupported));
+        return Err(Box::new(
+            fleet_edge::net::StartupError::ElasticsearchUnsupported,
+        ));
     }
     let embedded = fleet_edge::embedded::start(&config.data_dir)?;
     let store: Arc<dyn fleet_edge::backend::Store> = embedded.store.clone();
-    fleet_edge::net::run(config, Some(store), |listening| quick_start(config, &embedded, listening))?;
+    fleet_edge::net::run(config, Some(store), |listening| {
+        quick_start(config, &embedded, listening)
+    })?;
     Ok(())
 }
 
@@ -46,11 +50,17 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, listening: &Listening) {
     let url = config.fleet_url.clone().unwrap_or_else(|| {
         let host = match listening.addr.ip() {
-            ip if ip.is_unspecified() => fleet_edge::config::system_hostname().unwrap_or_else(|| "localhost".into()),
+            ip if ip.is_unspecified() => {
+                fleet_edge::config::system_hostname().unwrap_or_else(|| "localhost".into())
+            }
             ip if ip.is_ipv6() => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let scheme = if listening.tls.is_some() { "https" } else { "http" };
+        let scheme = if listening.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{host}:{}", listening.addr.port())
     });
     let trust = match (&listening.generated_ca, listening.tls.is_some()) {
@@ -61,14 +71,26 @@ fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, liste
         (None, true) => String::new(),
         (None, false) => " --insecure".to_owned(),
     };
-    println!("fleet-edge is ready (embedded store in {}).", config.data_dir.display());
+    println!(
+        "fleet-edge is ready (embedded store in {}).",
+        config.data_dir.display()
+    );
     println!("  Fleet Server URL:   {url}");
-    println!("  Enrollment token:   {} (policy {})", embedded.token, embedded.token_policy);
+    println!(
+        "  Enrollment token:   {} (policy {})",
+        embedded.token, embedded.token_policy
+    );
     if let Some((path, fingerprint)) = &listening.generated_ca {
         println!("  CA certificate:     {}", path.display());
         println!("  CA fingerprint:     {fingerprint} (SHA-256)");
     }
-    println!("  Policies:           {} (edit a file to roll out a new revision)", embedded.policies_dir.display());
+    println!(
+        "  Policies:           {} (edit a file to roll out a new revision)",
+        embedded.policies_dir.display()
+    );
     println!("Enroll an Elastic Agent with:");
-    println!("  sudo elastic-agent install --url={url} --enrollment-token={}{trust}", embedded.token);
+    println!(
+        "  sudo elastic-agent install --url={url} --enrollment-token={}{trust}",
+        embedded.token
+    );
 }

@@ -58,7 +58,8 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
         && crate::backend::Store::latest_policies(&*store)?.is_empty();
     if fresh {
         let path = policies_dir.join(format!("{DEFAULT_POLICY_ID}.json"));
-        let text = serde_json::to_string_pretty(&policies::default_policy(DEFAULT_POLICY_ID)).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&policies::default_policy(DEFAULT_POLICY_ID))
+            .unwrap_or_default();
         std::fs::write(&path, text + "\n").map_err(|source| EmbeddedError::PoliciesDir {
             path: path.clone(),
             source,
@@ -66,7 +67,7 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
         log::info!("wrote the default policy {}", path.display());
     }
     let mut watcher = policies::PolicyFiles::new(policies_dir.clone());
-    watcher.sync(&*store)?;
+    watcher.sync(&store)?;
 
     let policy = if policies::policy_files(&policies_dir)
         .iter()

@@ -85,8 +85,15 @@ impl PolicyFiles {
             .collect();
         for path in policy_files(&self.dir) {
             let meta = std::fs::metadata(&path).ok();
-            let stamp = (meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map_or(0, |m| m.len()));
-            if self.seen.get(&path).is_some_and(|(t, l, _)| (*t, *l) == stamp) {
+            let stamp = (
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.as_ref().map_or(0, |m| m.len()),
+            );
+            if self
+                .seen
+                .get(&path)
+                .is_some_and(|(t, l, _)| (*t, *l) == stamp)
+            {
                 continue;
             }
             let bytes = match std::fs::read(&path) {
@@ -96,7 +103,9 @@ impl PolicyFiles {
                     continue;
                 }
             };
-            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().to_vec();
+            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes)
+                .as_ref()
+                .to_vec();
             if self.seen.get(&path).is_some_and(|(_, _, d)| *d == digest) {
                 self.seen.insert(path, (stamp.0, stamp.1, digest));
                 continue;
@@ -127,18 +136,39 @@ impl PolicyFiles {
         Ok(installed)
     }
 
-    fn install(&self, store: &LocalStore, path: &Path, mut data: Value, latest: &HashMap<String, PolicyDoc>) -> Result<bool, InstallError> {
+    fn install(
+        &self,
+        store: &LocalStore,
+        path: &Path,
+        mut data: Value,
+        latest: &HashMap<String, PolicyDoc>,
+    ) -> Result<bool, InstallError> {
         let Some(obj) = data.as_object_mut() else {
-            return Err(InstallError::Invalid("the top level is not a JSON object".into()));
+            return Err(InstallError::Invalid(
+                "the top level is not a JSON object".into(),
+            ));
         };
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let id = match obj.get("id") {
             Some(Value::String(id)) if !id.is_empty() => id.clone(),
             None => stem,
-            Some(_) => return Err(InstallError::Invalid("\"id\" must be a non-empty string".into())),
+            Some(_) => {
+                return Err(InstallError::Invalid(
+                    "\"id\" must be a non-empty string".into(),
+                ))
+            }
         };
-        if !obj.get("outputs").is_some_and(|o| o.as_object().is_some_and(|m| !m.is_empty())) {
-            return Err(InstallError::Invalid("\"outputs\" must name at least one output".into()));
+        if obj
+            .get("outputs")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+        {
+            return Err(InstallError::Invalid(
+                "\"outputs\" must name at least one output".into(),
+            ));
         }
         obj.insert("id".into(), Value::from(id.clone()));
         obj.remove("revision");

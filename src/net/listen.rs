@@ -12,10 +12,8 @@ use super::StartupError;
 use crate::config::{Config, ServerTls};
 use crate::tls;
 
-/// A bound listener and the TLS configuration its connections use.
+/// What was bound: address, TLS configuration, generated CA.
 pub struct Listening {
-    /// The bound socket.
-    pub listener: TcpListener,
     /// The address actually bound (port resolved when 0 was asked for).
     pub addr: SocketAddr,
     /// `None` for plain HTTP.
@@ -33,7 +31,7 @@ impl Listening {
 }
 
 /// Resolves TLS and binds the listener.
-pub fn prepare(config: &Config) -> Result<Listening, StartupError> {
+pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError> {
     let server = &config.server;
     let mut generated_ca = None;
     let tls = match &server.tls {
@@ -51,7 +49,10 @@ pub fn prepare(config: &Config) -> Result<Listening, StartupError> {
                 generated.ca_cert_path.display(),
                 generated.ca_fingerprint,
             );
-            generated_ca = Some((generated.ca_cert_path.clone(), generated.ca_fingerprint.clone()));
+            generated_ca = Some((
+                generated.ca_cert_path.clone(),
+                generated.ca_fingerprint.clone(),
+            ));
             Some(tls::server_config(
                 &generated.material,
                 server.client_auth,
@@ -71,11 +72,14 @@ pub fn prepare(config: &Config) -> Result<Listening, StartupError> {
         source,
     })?;
     let addr = listener.local_addr().map_err(StartupError::Poll)?;
-    Ok(Listening {
+    Ok((
         listener,
-        addr,
-        tls,
-    })
+        Listening {
+            addr,
+            tls,
+            generated_ca,
+        },
+    ))
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartupError> {

@@ -93,18 +93,20 @@ pub fn run(
     store: Option<Arc<dyn Store>>,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), StartupError> {
-    let listening = listen::prepare(config)?;
-    log::info!("listening on {}", listening.url());
-    on_listening(&listening);
+    let (listener, listening) = listen::prepare(config)?;
+    // Signal handlers are registered by Server::new: only after it may we announce the address,
+    // or a SIGTERM sent right after the announcement would kill the process undrained.
     let server = Server::new(
-        listening.listener,
-        listening.tls,
+        listener,
+        listening.tls.clone(),
         settings(config),
         Health::Healthy,
         random_seed(),
         store,
     )
     .map_err(StartupError::Poll)?;
+    log::info!("listening on {}", listening.url());
+    on_listening(&listening);
     server.run().map_err(StartupError::Poll)
 }
 

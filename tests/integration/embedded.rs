@@ -15,7 +15,10 @@ use crate::support::{run_to_exit, FleetEdge, TempDir};
 fn ca_roots(server: &FleetEdge) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(server.data_dir.join("certs/ca.crt")).unwrap();
-    tls_config(&[rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap()], None)
+    tls_config(
+        &[rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap()],
+        None,
+    )
 }
 
 /// The token from the quick start's `elastic-agent install` line.
@@ -31,16 +34,26 @@ fn printed_token(server: &FleetEdge) -> String {
 }
 
 fn only_action(body: &Value) -> &Value {
-    &body["actions"].as_array().unwrap_or_else(|| panic!("no actions: {body}"))[0]
+    &body["actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no actions: {body}"))[0]
 }
 
 #[test]
 fn quick_start_prints_a_working_install_command() {
-    let server = FleetEdge::start(&["--checkin-long-poll", "1s"]);
-    let line = server.wait_for_log("elastic-agent install", Duration::from_secs(20)).unwrap();
-    assert!(line.contains(&format!("--url=https://127.0.0.1:{}", server.addr.port())), "{line}");
+    let server = FleetEdge::start(&["--checkin-long-poll", "1s", "--checkin-jitter", "0s"]);
+    let line = server
+        .wait_for_log("elastic-agent install", Duration::from_secs(20))
+        .unwrap();
+    assert!(
+        line.contains(&format!("--url=https://127.0.0.1:{}", server.addr.port())),
+        "{line}"
+    );
     let ca = std::fs::canonicalize(server.data_dir.join("certs/ca.crt")).unwrap();
-    assert!(line.contains(&format!("--certificate-authorities={}", ca.display())), "{line}");
+    assert!(
+        line.contains(&format!("--certificate-authorities={}", ca.display())),
+        "{line}"
+    );
     assert!(server.log().contains("CA fingerprint:"));
     let token = printed_token(&server);
     let (mut agent, enrolled) = Agent::enroll(server.addr, ca_roots(&server), &token, &["edge"]);
@@ -58,7 +71,7 @@ fn quick_start_prints_a_working_install_command() {
 
 #[test]
 fn a_policy_file_edit_reaches_parked_agents_and_a_broken_file_keeps_the_last_revision() {
-    let server = FleetEdge::start(&["--checkin-long-poll", "30s"]);
+    let server = FleetEdge::start(&["--checkin-long-poll", "30s", "--checkin-jitter", "0s"]);
     let token = printed_token(&server);
     let (mut agent, _) = Agent::enroll(server.addr, ca_roots(&server), &token, &[]);
     let (_, body) = agent.checkin();
@@ -72,7 +85,10 @@ fn a_policy_file_edit_reaches_parked_agents_and_a_broken_file_keeps_the_last_rev
         (agent, resp.status, body)
     });
     // The agent is held (30 s poll); the edit must end the poll with revision 2.
-    server.wait_for_log("policy fleet-edge-default revision 1", Duration::from_secs(1));
+    server.wait_for_log(
+        "policy fleet-edge-default revision 1",
+        Duration::from_secs(1),
+    );
     policy["inputs"] = serde_json::json!([{"id": "logs-1", "type": "logfile", "streams": []}]);
     std::fs::write(&file, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
     let (mut agent, status, body) = parked.join().unwrap();
@@ -86,10 +102,17 @@ fn a_policy_file_edit_reaches_parked_agents_and_a_broken_file_keeps_the_last_rev
     server
         .wait_for_log("rejected at line", Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no rejection logged:\n{}", server.log()));
-    assert!(server.log().contains("fleet-edge-default.json"), "names the file");
+    assert!(
+        server.log().contains("fleet-edge-default.json"),
+        "names the file"
+    );
     agent.revision = Some(0);
     let (_, body) = agent.checkin();
-    assert_eq!(only_action(&body)["id"], "policy:fleet-edge-default:2", "last good revision still served");
+    assert_eq!(
+        only_action(&body)["id"],
+        "policy:fleet-edge-default:2",
+        "last good revision still served"
+    );
 }
 
 #[test]
@@ -97,17 +120,33 @@ fn a_second_fleet_edge_on_the_same_data_dir_refuses_to_start() {
     let data = TempDir::new("twice");
     let _first = FleetEdge::start_in(data.path(), &[], &[]);
     let (status, _, err) = run_to_exit(
-        &["--data-dir", data.path().to_str().unwrap(), "--fleet-server-host", "127.0.0.1", "--fleet-server-port", "0"],
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--fleet-server-host",
+            "127.0.0.1",
+            "--fleet-server-port",
+            "0",
+        ],
         &[],
     );
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.to_lowercase().contains("another") || err.to_lowercase().contains("in use") || err.to_lowercase().contains("lock"), "{err}");
+    assert!(
+        err.to_lowercase().contains("another")
+            || err.to_lowercase().contains("in use")
+            || err.to_lowercase().contains("lock"),
+        "{err}"
+    );
 }
 
 #[test]
 fn kill_9_during_an_enroll_storm_loses_no_acknowledged_agent() {
     let data = TempDir::new("storm");
-    let mut server = FleetEdge::start_in(data.path(), &["--checkin-long-poll", "1s"], &[]);
+    let mut server = FleetEdge::start_in(
+        data.path(),
+        &["--checkin-long-poll", "1s", "--checkin-jitter", "0s"],
+        &[],
+    );
     let token = printed_token(&server);
     let roots = ca_roots(&server);
     let addr = server.addr;
@@ -115,16 +154,33 @@ fn kill_9_during_an_enroll_storm_loses_no_acknowledged_agent() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (acknowledged, stop, roots, token) = (Arc::clone(&acknowledged), Arc::clone(&stop), Arc::clone(&roots), token.clone());
+            let (acknowledged, stop, roots, token) = (
+                Arc::clone(&acknowledged),
+                Arc::clone(&stop),
+                Arc::clone(&roots),
+                token.clone(),
+            );
             std::thread::spawn(move || {
                 let body = serde_json::to_vec(&crate::support::agent::enroll_body(&[])).unwrap();
-                let raw = crate::support::agent::raw_request("POST", "/api/fleet/agents/enroll", Some(&token), &body, false, "Elastic Agent v9.2.1");
+                let raw = crate::support::agent::raw_request(
+                    "POST",
+                    "/api/fleet/agents/enroll",
+                    Some(&token),
+                    &body,
+                    false,
+                    "Elastic Agent v9.2.1",
+                );
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let Ok(mut c) = crate::support::Client::tls(addr, Arc::clone(&roots)) else { break };
+                    let Ok(mut c) = crate::support::Client::tls(addr, Arc::clone(&roots)) else {
+                        break;
+                    };
                     let Ok(resp) = c.request(&raw) else { break };
                     if resp.status == 200 {
                         let item = crate::support::agent::body_json(&resp)["item"].clone();
-                        acknowledged.lock().unwrap().push((item["id"].as_str().unwrap().into(), item["access_api_key"].as_str().unwrap().into()));
+                        acknowledged.lock().unwrap().push((
+                            item["id"].as_str().unwrap().into(),
+                            item["access_api_key"].as_str().unwrap().into(),
+                        ));
                     }
                 }
             })
@@ -141,12 +197,28 @@ fn kill_9_during_an_enroll_storm_loses_no_acknowledged_agent() {
         w.join().unwrap();
     }
     let enrolled = acknowledged.lock().unwrap().clone();
-    let server = FleetEdge::start_in(data.path(), &["--checkin-long-poll", "1s"], &[]);
+    let server = FleetEdge::start_in(
+        data.path(),
+        &["--checkin-long-poll", "1s", "--checkin-jitter", "0s"],
+        &[],
+    );
     let roots = ca_roots(&server);
     for (id, key) in &enrolled {
-        let mut agent = Agent { addr: server.addr, tls: Arc::clone(&roots), id: id.clone(), access_key: key.clone(), ack_token: String::new(), policy_id: None, revision: None, conn: None };
+        let mut agent = Agent {
+            addr: server.addr,
+            tls: Arc::clone(&roots),
+            id: id.clone(),
+            access_key: key.clone(),
+            ack_token: String::new(),
+            policy_id: None,
+            revision: None,
+            conn: None,
+        };
         let (resp, _) = agent.checkin();
-        assert_eq!(resp.status, 200, "agent {id} acknowledged before the kill cannot check in");
+        assert_eq!(
+            resp.status, 200,
+            "agent {id} acknowledged before the kill cannot check in"
+        );
     }
     assert!(enrolled.len() >= 40);
 }

@@ -66,6 +66,11 @@ pub(super) fn counter(
 }
 
 impl Store for LocalStore {
+    /// No cluster to mint keys in: outputs keep the credentials written in the policy.
+    fn mints_output_keys(&self) -> bool {
+        false
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         self.read(|txn| {
             let keys = table(txn, API_KEYS)?;

@@ -121,7 +121,9 @@ impl FleetEdge {
 
     /// Sends SIGKILL: no drain, no flush (crash-safety tests).
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 
