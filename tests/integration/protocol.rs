@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use fleet_edge::backend::local::LocalStore;
 use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::{ApiKey, Store};
 use fleet_edge::model::{Action, PolicyDoc};
 
 use crate::support::agent::{body_json, once, raw_request, Agent, VERSION};
 use crate::support::inproc::{InProc, Options};
+use crate::support::TempDir;
 
 /// A store plus Kibana's writes to it.
 pub trait Fixture {
@@ -41,6 +43,28 @@ impl Fixture for Memory {
 
 fn memory() -> Box<dyn Fixture> {
     Box::new(Memory(Arc::new(MemoryStore::new())))
+}
+
+struct Local(Arc<LocalStore>, #[allow(dead_code)] TempDir);
+
+impl Fixture for Local {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+    fn add_policy(&self, doc: PolicyDoc) {
+        self.0.add_policy(doc).unwrap()
+    }
+    fn add_token(&self, policy_id: &str) -> ApiKey {
+        self.0.add_enrollment_key(policy_id, "test").unwrap()
+    }
+    fn add_action(&self, action: Action) -> Action {
+        self.0.add_action(action).unwrap()
+    }
+}
+
+fn local() -> Box<dyn Fixture> {
+    let dir = TempDir::new("local-store");
+    Box::new(Local(Arc::new(LocalStore::open(dir.path()).unwrap()), dir))
 }
 
 pub fn policy(id: &str, revision: i64, roles: Value) -> PolicyDoc {
@@ -114,22 +138,34 @@ fn golden_exchange(fixture: Box<dyn Fixture>) {
     assert_eq!(action["input_type"], "");
     let delivered = &action["data"]["policy"];
     assert_eq!(delivered["revision"], 1);
-    let output_key = delivered["outputs"]["default"]["api_key"].as_str().unwrap();
-    let (kid, secret) = output_key.split_once(':').expect("id:key, not base64");
-    let info = fixture
-        .store()
-        .authenticate(&ApiKey {
-            id: kid.into(),
-            secret: secret.into(),
-        })
-        .unwrap()
-        .unwrap();
-    assert!(info.enabled);
-    assert_eq!(info.metadata["type"], "output");
-    assert_eq!(
-        fixture.store().api_key_roles(kid).unwrap().unwrap(),
-        checks()
-    );
+    let output_key = delivered["outputs"]["default"]["api_key"].clone();
+    if fixture.store().mints_output_keys() {
+        let (kid, secret) = output_key
+            .as_str()
+            .unwrap()
+            .split_once(':')
+            .expect("id:key, not base64");
+        let info = fixture
+            .store()
+            .authenticate(&ApiKey {
+                id: kid.into(),
+                secret: secret.into(),
+            })
+            .unwrap()
+            .unwrap();
+        assert!(info.enabled);
+        assert_eq!(info.metadata["type"], "output");
+        assert_eq!(
+            fixture.store().api_key_roles(kid).unwrap().unwrap(),
+            checks()
+        );
+    } else {
+        assert_eq!(
+            output_key,
+            Value::Null,
+            "the embedded store sends outputs as written"
+        );
+    }
     agent.apply_policy(action);
 
     // 3a. status probe with the access key on a new connection: 200 with the version block
@@ -215,18 +251,12 @@ fn park(mut agent: Agent) -> std::thread::JoinHandle<(Agent, u16, Value)> {
     })
 }
 
-#[test]
-fn golden_exchange_memory() {
-    golden_exchange(memory());
-}
-
 fn enrolled(fixture: &dyn Fixture, server: &InProc) -> Agent {
     let token = fixture.add_token("edge-policy");
     Agent::enroll(server.addr, server.tls(), &token.encoded(), &[]).0
 }
 
-fn setup(long_poll: &'static str) -> (Box<dyn Fixture>, InProc) {
-    let fixture = memory();
+fn setup(fixture: Box<dyn Fixture>, long_poll: &'static str) -> (Box<dyn Fixture>, InProc) {
     fixture.add_policy(policy("edge-policy", 1, checks()));
     let server = start(&*fixture, long_poll);
     (fixture, server)
@@ -240,9 +270,8 @@ fn error_of(resp: &crate::support::HttpResponse) -> (u16, String) {
 }
 
 /// §14 check 2.
-#[test]
-fn check_02_auth_errors() {
-    let (fixture, server) = setup("2s");
+fn check_02_auth_errors(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "2s");
     let mut a = enrolled(&*fixture, &server);
     let b = enrolled(&*fixture, &server);
     let ua = format!("Elastic Agent v{VERSION}");
@@ -313,9 +342,8 @@ fn check_02_auth_errors() {
 }
 
 /// §14 check 3.
-#[test]
-fn check_03_user_agent_rules() {
-    let (fixture, server) = setup("2s");
+fn check_03_user_agent_rules(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "2s");
     let token = fixture.add_token("edge-policy").encoded();
     let body = serde_json::to_vec(&crate::support::agent::enroll_body(&[])).unwrap();
     let enroll = |ua: &str| {
@@ -365,9 +393,8 @@ fn check_03_user_agent_rules() {
 }
 
 /// §14 check 4.
-#[test]
-fn check_04_elastic_api_version() {
-    let (_fixture, server) = setup("2s");
+fn check_04_elastic_api_version(fixture: Box<dyn Fixture>) {
+    let (_fixture, server) = setup(fixture, "2s");
     let get = |version: Option<&str>| {
         let extra = version
             .map(|v| format!("Elastic-Api-Version: {v}\r\n"))
@@ -388,9 +415,8 @@ fn check_04_elastic_api_version() {
 }
 
 /// §14 check 8.
-#[test]
-fn check_08_ack_token_round_trip_and_fallback_to_the_stored_position() {
-    let (fixture, server) = setup("1s");
+fn check_08_ack_token_round_trip_and_fallback_to_the_stored_position(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let mut a = enrolled(&*fixture, &server);
     let (_, first) = a.checkin();
     a.apply_policy(only_action(&first));
@@ -425,9 +451,8 @@ fn check_08_ack_token_round_trip_and_fallback_to_the_stored_position() {
 }
 
 /// §14 check 9.
-#[test]
-fn check_09_implicit_policy_ack() {
-    let (fixture, server) = setup("1s");
+fn check_09_implicit_policy_ack(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let mut a = enrolled(&*fixture, &server);
     let (_, first) = a.checkin();
     a.apply_policy(only_action(&first));
@@ -454,9 +479,8 @@ fn check_09_implicit_policy_ack() {
 }
 
 /// §14 check 10.
-#[test]
-fn check_10_acks() {
-    let (fixture, server) = setup("1s");
+fn check_10_acks(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let mut a = enrolled(&*fixture, &server);
     let (resp, body) = a.ack(&[("no-such-action", "UPGRADE")]);
     assert_eq!(resp.status, 404);
@@ -490,9 +514,7 @@ fn check_10_acks() {
 }
 
 /// §14 check 12.
-#[test]
-fn check_12_gzip_both_ways() {
-    let fixture = memory();
+fn check_12_gzip_both_ways(fixture: Box<dyn Fixture>) {
     let mut doc = policy("edge-policy", 1, checks());
     doc.data["inputs"] = json!([{"id": "logs", "type": "logfile", "streams": (0..20).map(|i| json!({"id": format!("stream-{i}"), "paths": ["/var/log/*.log"]})).collect::<Vec<_>>()}]);
     fixture.add_policy(doc);
@@ -520,9 +542,8 @@ fn check_12_gzip_both_ways() {
 }
 
 /// §14 check 13.
-#[test]
-fn check_13_action_filtering_and_normalisation() {
-    let (fixture, server) = setup("1s");
+fn check_13_action_filtering_and_normalisation(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let mut a = enrolled(&*fixture, &server);
     let (_, first) = a.checkin();
     a.apply_policy(only_action(&first));
@@ -567,9 +588,8 @@ fn check_13_action_filtering_and_normalisation() {
 }
 
 /// §14 check 14.
-#[test]
-fn check_14_status_forms() {
-    let (fixture, server) = setup("1s");
+fn check_14_status_forms(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let a = enrolled(&*fixture, &server);
     let short = once(
         server.addr,
@@ -593,9 +613,8 @@ fn check_14_status_forms() {
 }
 
 /// §14 check 15 (headers, body limit, replace token).
-#[test]
-fn check_15_headers_body_limit_and_replace_token() {
-    let (fixture, server) = setup("1s");
+fn check_15_headers_body_limit_and_replace_token(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
     let mut a = enrolled(&*fixture, &server);
     let resp = once(
         server.addr,
@@ -663,9 +682,7 @@ fn check_15_headers_body_limit_and_replace_token() {
 }
 
 /// The golden exchange over mutual TLS.
-#[test]
-fn golden_exchange_over_mtls() {
-    let fixture = memory();
+fn golden_exchange_over_mtls(fixture: Box<dyn Fixture>) {
     fixture.add_policy(policy("edge-policy", 1, checks()));
     let token = fixture.add_token("edge-policy");
     let server = InProc::start(
@@ -690,3 +707,30 @@ fn golden_exchange_over_mtls() {
     assert_eq!(resp.status, 200);
     assert_eq!(agent.status_probe().status, 200);
 }
+
+/// Every protocol test, once per store.
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory_store {
+            $( #[test] fn $test() { super::$test(super::memory()) } )*
+        }
+        mod local_store {
+            $( #[test] fn $test() { super::$test(super::local()) } )*
+        }
+    };
+}
+
+on_every_store!(
+    golden_exchange,
+    golden_exchange_over_mtls,
+    check_02_auth_errors,
+    check_03_user_agent_rules,
+    check_04_elastic_api_version,
+    check_08_ack_token_round_trip_and_fallback_to_the_stored_position,
+    check_09_implicit_policy_ack,
+    check_10_acks,
+    check_12_gzip_both_ways,
+    check_13_action_filtering_and_normalisation,
+    check_14_status_forms,
+    check_15_headers_body_limit_and_replace_token,
+);
