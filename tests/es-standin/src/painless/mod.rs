@@ -5,7 +5,7 @@
 //! `params` and locals, literals (`null`, booleans, numbers, strings, `[:]`, `[]`,
 //! `new HashMap()`, `new ArrayList()`), and `== != < > <= >= && || !`. Text outside the subset is a
 //! compile error and a null dereference a runtime error, in ES's `script_exception` shape.
-//! `scripts.rs` decides which scripts are accepted (the Fleet catalogue) and runs them here.
+//! `update.rs` (updates) and `api_search.rs` (`_update_by_query`) compile and run scripts here.
 
 use serde_json::{json, Value};
 
