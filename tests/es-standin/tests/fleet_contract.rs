@@ -183,7 +183,7 @@ fn bulk_items_as_es() {
 
 #[test]
 fn realtime_get_vs_search_visibility() {
-    let es = start(300);
+    let es = start(1000);
     let c = fleet(&es);
     ndjson(
         &c,
