@@ -401,11 +401,11 @@ impl SearchRequest {
                 .collect(),
             _ => Vec::new(),
         };
-        if from + size > 10_000 {
+        if from.saturating_add(size) > 10_000 {
             return Err(EsError::all_shards_failed(
                 EsError::illegal_argument(format!(
                     "Result window is too large, from + size must be less than or equal to: [10000] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
-                    from + size
+                    from.saturating_add(size)
                 )),
                 "",
                 "standin-node",
