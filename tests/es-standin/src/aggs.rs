@@ -144,11 +144,7 @@ pub fn run(aggs: &[Agg], hits: &[Hit], now: i64) -> EsResult<Value> {
 }
 
 fn values_of(h: &Hit, field: &str, now: i64) -> Vec<FieldValue> {
-    let ctx = Ctx {
-        mapping: &h.index.mapping,
-        index: &h.index.name,
-        now,
-    };
+    let ctx = Ctx::new(&h.index.mapping, &h.index.name, now);
     let mut v = field_values(h.doc, field, &ctx);
     v.dedup();
     v
@@ -215,11 +211,7 @@ fn run_one(a: &Agg, hits: &[Hit], now: i64) -> EsResult<Value> {
             let mut items: Vec<Hit> = hits
                 .iter()
                 .map(|h| {
-                    let ctx = Ctx {
-                        mapping: &h.index.mapping,
-                        index: &h.index.name,
-                        now,
-                    };
+                    let ctx = Ctx::new(&h.index.mapping, &h.index.name, now);
                     let sv = sort
                         .iter()
                         .map(|s| {

@@ -324,15 +324,23 @@ impl Cluster {
         let num = |v: Option<Value>, d: u32| -> EsResult<u32> {
             match v {
                 None => Ok(d),
-                Some(Value::Number(n)) => Ok(n.as_u64().unwrap_or(d as u64) as u32),
+                Some(Value::Number(n)) => Ok(n
+                    .as_u64()
+                    .map(|x| x.min(u64::from(u32::MAX)) as u32)
+                    .unwrap_or(d)),
                 Some(Value::String(x)) => x.parse().map_err(|_| {
                     EsError::illegal_argument(format!("Failed to parse value [{x}] for setting"))
                 }),
                 Some(_) => Ok(d),
             }
         };
-        let shards = num(get("number_of_shards"), 1)?.max(1);
-        let replicas = num(get("number_of_replicas"), 1)?;
+        let shards = num(get("number_of_shards"), 1)?;
+        if !(1..=1024).contains(&shards) {
+            return Err(EsError::illegal_argument(format!(
+                "Failed to parse value [{shards}] for setting [index.number_of_shards] must be >= 1 and <= 1024"
+            )));
+        }
+        let replicas = num(get("number_of_replicas"), 1)?.min(1024);
         let refresh = match get("refresh_interval") {
             None => self.default_refresh,
             Some(v) => {

@@ -186,24 +186,30 @@ pub fn parse_date_str(s: &str) -> Option<i64> {
 }
 
 fn add_unit(ms: i64, n: i64, unit: char) -> Option<i64> {
-    Some(match unit {
-        's' => ms + n * 1000,
-        'm' => ms + n * 60_000,
-        'h' | 'H' => ms + n * 3_600_000,
-        'd' => ms + n * 86_400_000,
-        'w' => ms + n * 7 * 86_400_000,
+    let per = |k: i64| n.checked_mul(k).and_then(|d| ms.checked_add(d));
+    match unit {
+        's' => per(1000),
+        'm' => per(60_000),
+        'h' | 'H' => per(3_600_000),
+        'd' => per(86_400_000),
+        'w' => per(7 * 86_400_000),
         'M' | 'y' => {
             let days = ms.div_euclid(86_400_000);
             let rem = ms.rem_euclid(86_400_000);
             let (y, m, d) = civil_from_days(days);
-            let months = if unit == 'y' { n * 12 } else { n };
-            let total = y * 12 + (m - 1) + months;
+            let months = if unit == 'y' { n.checked_mul(12)? } else { n };
+            let total = y.checked_mul(12)?.checked_add(m - 1)?.checked_add(months)?;
+            if total.abs() > 12 * 300_000 {
+                return None;
+            }
             let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) + 1);
             let nd = d.min(days_in_month(ny, nm));
-            days_from_civil(ny, nm, nd) * 86_400_000 + rem
+            days_from_civil(ny, nm, nd)
+                .checked_mul(86_400_000)?
+                .checked_add(rem)
         }
-        _ => return None,
-    })
+        _ => None,
+    }
 }
 
 fn round_down(ms: i64, unit: char) -> Option<i64> {
@@ -317,5 +323,7 @@ mod tests {
         );
         assert_eq!(eval("2026-01-01||+1y", now, false), parse_iso("2027-01-01"));
         assert_eq!(eval("now-1x", now, false), None);
+        assert_eq!(eval("now-99999999999999999d", now, false), None);
+        assert_eq!(eval("now+9999999999999y", now, false), None);
     }
 }

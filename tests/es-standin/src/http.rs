@@ -142,11 +142,12 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Reads one request. `continue_writer` receives `100 Continue` when the client expects it.
+/// Reads one request (answers `100 Continue` on the stream when the client expects it).
 pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError> {
     let mut head = Vec::new();
     loop {
-        let n = s.read_until(b'\n', &mut head)?;
+        let budget = (MAX_HEAD + 1).saturating_sub(head.len()) as u64;
+        let n = Read::take(&mut *s, budget).read_until(b'\n', &mut head)?;
         if n == 0 {
             return if head.is_empty() {
                 Err(ReadError::Closed)
@@ -224,7 +225,7 @@ pub fn read_request<S: BufRead + Write>(s: &mut S) -> Result<Request, ReadError>
                 }
                 break;
             }
-            if body.len() + size > MAX_BODY {
+            if body.len().saturating_add(size) > MAX_BODY {
                 return Err(ReadError::TooLarge);
             }
             let start = body.len();

@@ -79,6 +79,8 @@ pub struct Options {
     pub node_name: String,
     /// Gzip responses for clients that accept it (ES `http.compression`, plain HTTP only).
     pub compression: bool,
+    /// A separate plain-HTTP listener for `/_standin/*` that stays up during the `down` fault.
+    pub control_listen: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
             cluster_name: "es-standin".into(),
             node_name: "es-standin-0".into(),
             compression: true,
+            control_listen: None,
         }
     }
 }
@@ -125,6 +128,7 @@ pub struct StandIn {
     addr: SocketAddr,
     tls: bool,
     accept: Option<JoinHandle<()>>,
+    control: Option<SocketAddr>,
     opts: Options,
 }
 
@@ -153,6 +157,18 @@ impl StandIn {
             compression: opts.compression,
         };
         let shared = Arc::new(Shared::new(cluster, security, config));
+        let control = match opts.control_listen {
+            Some(a) => {
+                let l = TcpListener::bind(a).map_err(StartError::Bind)?;
+                let bound = l.local_addr().map_err(StartError::Bind)?;
+                let sh = shared.clone();
+                let _ = std::thread::Builder::new()
+                    .name("es-standin-control".into())
+                    .spawn(move || server::control_loop(l, sh));
+                Some(bound)
+            }
+            None => None,
+        };
         let sh = shared.clone();
         let _ = std::thread::Builder::new()
             .name("es-standin-refresh".into())
@@ -168,6 +184,7 @@ impl StandIn {
             addr,
             tls: is_tls,
             accept: Some(accept),
+            control,
             opts,
         })
     }
@@ -184,6 +201,12 @@ impl StandIn {
     /// Bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// URL of the separate control listener, when `Options::control_listen` was set.
+    pub fn control_url(&self) -> Option<String> {
+        self.control
+            .map(|a| format!("http://{}", server::wake_addr(a)))
     }
 
     /// The first configured `elastic/fleet-server` service token (for `Authorization: Bearer`).
@@ -291,6 +314,13 @@ impl StandIn {
         self.shared.faults.reset_connections();
         if let Some(h) = self.accept.take() {
             let _ = h.join();
+        }
+        if let Some(a) = self.control {
+            // wake the control accept loop so it sees the shutdown flag
+            let _ = std::net::TcpStream::connect_timeout(
+                &server::wake_addr(a),
+                Duration::from_millis(200),
+            );
         }
     }
 }

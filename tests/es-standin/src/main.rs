@@ -1,8 +1,8 @@
 //! The `es-standin` binary: `es-standin [--listen ADDR:PORT] [--version V] [--user NAME:PASSWORD]
 //! [--service-token NAME:SECRET | TOKEN]... [--refresh-interval 1s|-1] [--refresh-on-write]
 //! [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--tls-client-auth required|optional]]]
-//! [--no-compression] [--node-name N] [--cluster-name N]`; the first stdout line is the bound URL, the
-//! second the service token. `es-standin seed ...` drives the Kibana-like seeding helper against a
+//! [--no-compression] [--node-name N] [--cluster-name N] [--control-listen ADDR:PORT]`; the first
+//! stdout line is the bound URL, the second the service token, the third (if any) the control URL. `es-standin seed ...` drives the Kibana-like seeding helper against a
 //! running stand-in.
 
 use es_standin::{
@@ -15,7 +15,7 @@ const USAGE: &str = "usage:
   es-standin [--listen ADDR:PORT] [--version 9.6.0] [--user elastic:PASSWORD]
              [--service-token NAME:SECRET|TOKEN]... [--refresh-interval 1s|-1] [--refresh-on-write]
              [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-client-auth required|optional]]
-             [--no-compression] [--node-name NAME] [--cluster-name NAME]
+             [--no-compression] [--node-name NAME] [--cluster-name NAME] [--control-listen ADDR:PORT]
   es-standin seed --url URL [--user elastic:PASSWORD] [--ca FILE|--insecure] COMMAND
      COMMAND: fleet-server-policy --policy-id ID
               agent-policy --policy-id ID
@@ -161,6 +161,9 @@ fn serve(mut args: pico_args::Arguments) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", es.url());
     let _ = writeln!(out, "service_token={}", es.service_token());
+    if let Some(c) = es.control_url() {
+        let _ = writeln!(out, "control={c}");
+    }
     let _ = out.flush();
     drop(out);
     loop {

@@ -9,6 +9,8 @@ use crate::error::{EsError, EsResult};
 use crate::index::Doc;
 use crate::mapping::{values_at, FieldMapping, FieldType, Mapping};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// A parsed query.
 #[derive(Debug, Clone)]
@@ -56,6 +58,29 @@ pub struct Ctx<'a> {
     pub index: &'a str,
     /// "now" for date math.
     pub now: i64,
+    /// Field resolutions made so far (one lookup per field and search, not per document).
+    cache: RefCell<HashMap<String, Option<(FieldMapping, String)>>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one index.
+    pub fn new(mapping: &'a Mapping, index: &'a str, now: i64) -> Ctx<'a> {
+        Ctx {
+            mapping,
+            index,
+            now,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn resolved(&self, path: &str) -> Option<(FieldMapping, String)> {
+        if let Some(r) = self.cache.borrow().get(path) {
+            return r.clone();
+        }
+        let r = resolve_field(self.mapping, path).map(|(f, p, _)| (f.clone(), p));
+        self.cache.borrow_mut().insert(path.to_string(), r.clone());
+        r
+    }
 }
 
 fn one_entry<'a>(v: &'a Value, what: &str) -> EsResult<(&'a String, &'a Value)> {
@@ -422,7 +447,7 @@ pub fn field_values(doc: &Doc, path: &str, ctx: &Ctx) -> Vec<FieldValue> {
         "_primary_term" => return vec![FieldValue::Num(1.0)],
         _ => {}
     }
-    let Some((f, src_path, _)) = resolve_field(ctx.mapping, path) else {
+    let Some((f, src_path)) = ctx.resolved(path) else {
         return Vec::new();
     };
     if !f.searchable() {
@@ -497,14 +522,17 @@ fn query_num(dv: &FieldValue, v: &Value, now: i64, round_up: bool) -> Option<f64
 
 fn term_eq(dv: &FieldValue, v: &Value, ci: bool, now: i64) -> bool {
     match dv {
-        FieldValue::Str(s) | FieldValue::Text(s) => {
-            let q = scalar_string(v);
-            if ci {
-                s.eq_ignore_ascii_case(&q)
-            } else {
-                *s == q
+        FieldValue::Str(s) | FieldValue::Text(s) => match v {
+            Value::String(q) if !ci => s == q,
+            _ => {
+                let q = scalar_string(v);
+                if ci {
+                    s.eq_ignore_ascii_case(&q)
+                } else {
+                    *s == q
+                }
             }
-        }
+        },
         FieldValue::Num(n) => query_num(dv, v, now, false).is_some_and(|q| q == *n),
         FieldValue::Bool(b) => match v {
             Value::Bool(q) => q == b,
@@ -567,11 +595,11 @@ mod tests {
 
     fn hit(q: Value, d: &Doc) -> bool {
         let mapping = m();
-        let ctx = Ctx {
-            mapping: &mapping,
-            index: "i",
-            now: datemath::parse_iso("2026-01-01T00:00:00Z").unwrap(),
-        };
+        let ctx = Ctx::new(
+            &mapping,
+            "i",
+            datemath::parse_iso("2026-01-01T00:00:00Z").unwrap(),
+        );
         Query::parse(&q).unwrap().score(d, &ctx).is_some()
     }
 

@@ -116,6 +116,18 @@ pub fn handle(shared: &Arc<Shared>, req: &Request) -> Response {
     }
 }
 
+/// Handles a request on the control listener: only `/_standin/*`.
+pub fn handle_control(shared: &Arc<Shared>, req: &Request) -> Response {
+    let seg = req.segments();
+    if seg.first().map(String::as_str) == Some("_standin") {
+        return control(shared, req, &seg);
+    }
+    Response::json(
+        404,
+        &json!({"error": "the control listener serves /_standin/* only", "status": 404}),
+    )
+}
+
 /// Renders an error as ES does (envelope, status, headers).
 pub fn error_response(e: &EsError) -> Response {
     let mut r = Response::json(e.status, &e.envelope());

@@ -401,11 +401,11 @@ impl SearchRequest {
                 .collect(),
             _ => Vec::new(),
         };
-        if from + size > 10_000 {
+        if from.saturating_add(size) > 10_000 {
             return Err(EsError::all_shards_failed(
                 EsError::illegal_argument(format!(
                     "Result window is too large, from + size must be less than or equal to: [10000] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
-                    from + size
+                    from.saturating_add(size)
                 )),
                 "",
                 "standin-node",
@@ -440,13 +440,8 @@ pub struct Hit<'a> {
     pub sort: Vec<Option<FieldValue>>,
 }
 
-fn sort_value(doc: &Doc, idx: &Index, s: &SortSpec, now: i64) -> Option<FieldValue> {
-    let ctx = Ctx {
-        mapping: &idx.mapping,
-        index: &idx.name,
-        now,
-    };
-    let vals = field_values(doc, &s.field, &ctx);
+fn sort_value(doc: &Doc, ctx: &Ctx, s: &SortSpec) -> Option<FieldValue> {
+    let vals = field_values(doc, &s.field, ctx);
     let cmp = |a: &&FieldValue, b: &&FieldValue| cmp_values(a, b);
     if s.desc {
         vals.iter().max_by(cmp).cloned()
@@ -509,14 +504,10 @@ pub fn matching<'a>(
 ) -> Vec<Hit<'a>> {
     let mut hits = Vec::new();
     for idx in indices {
-        let ctx = Ctx {
-            mapping: &idx.mapping,
-            index: &idx.name,
-            now,
-        };
+        let ctx = Ctx::new(&idx.mapping, &idx.name, now);
         for doc in idx.searchable() {
             if let Some(score) = query.score(doc, &ctx) {
-                let sv = sort.iter().map(|s| sort_value(doc, idx, s, now)).collect();
+                let sv = sort.iter().map(|s| sort_value(doc, &ctx, s)).collect();
                 hits.push(Hit {
                     index: idx,
                     doc,
@@ -615,11 +606,7 @@ pub fn render_hit(h: &Hit, o: &RenderOpts, now: i64) -> Value {
     if let Some(src) = req_source.apply(&h.doc.source) {
         m.insert("_source".into(), src);
     }
-    let ctx = Ctx {
-        mapping: &h.index.mapping,
-        index: &h.index.name,
-        now,
-    };
+    let ctx = Ctx::new(&h.index.mapping, &h.index.name, now);
     let mut fm = Map::new();
     for f in fields {
         let names: Vec<String> = if f.contains('*') {

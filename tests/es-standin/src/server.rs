@@ -153,6 +153,31 @@ impl<S: Read + Write> Write for Conn<S> {
     }
 }
 
+/// Serves the control endpoints on their own listener (stays up while the ES listener is down).
+pub fn control_loop(listener: TcpListener, shared: Arc<Shared>) {
+    while !shared.is_shutdown() {
+        let Ok((s, _)) = listener.accept() else {
+            continue;
+        };
+        let sh = shared.clone();
+        let _ = thread::Builder::new()
+            .name("es-standin-control".into())
+            .spawn(move || {
+                let mut c = Conn {
+                    r: BufReader::new(s),
+                };
+                while let Ok(req) = http::read_request(&mut c) {
+                    let resp = router::handle_control(&sh, &req);
+                    if http::write_response(&mut c, &resp, req.method == "HEAD", false, false)
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+    }
+}
+
 fn serve(s: TcpStream, shared: Arc<Shared>, tls: Option<Arc<ServerConfig>>) {
     let _ = s.set_nodelay(true);
     let id = shared.faults.register(&s);

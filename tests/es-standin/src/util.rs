@@ -97,7 +97,8 @@ pub fn parse_time(s: &str) -> Option<Duration> {
         "d" => n * 86400.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    // clamp to a year: deadlines are `Instant::now() + d`, which must not overflow
+    Duration::try_from_secs_f64(secs.min(365.0 * 86400.0)).ok()
 }
 
 /// Simple glob match with `*` wildcards.
@@ -197,6 +198,10 @@ mod tests {
         assert_eq!(parse_time("50ms"), Some(Duration::from_millis(50)));
         assert_eq!(parse_time("-1"), Some(Duration::ZERO));
         assert_eq!(parse_time("x"), None);
+        assert_eq!(
+            parse_time("99999999999999999999d"),
+            Some(Duration::from_secs(365 * 86400))
+        );
     }
 
     #[test]

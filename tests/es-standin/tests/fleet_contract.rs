@@ -183,7 +183,7 @@ fn bulk_items_as_es() {
 
 #[test]
 fn realtime_get_vs_search_visibility() {
-    let es = start(300);
+    let es = start(1000);
     let c = fleet(&es);
     ndjson(
         &c,
@@ -558,4 +558,63 @@ fn update_api_and_refresh_param() {
         v["hits"]["total"]["value"], 1,
         "only the refreshed write is visible"
     );
+}
+
+#[test]
+fn malformed_requests_get_es_errors_not_panics() {
+    let es = start(1000);
+    let c = es.client();
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"{",
+        b"[]",
+        b"\"x\"",
+        b"{\"query\":{\"term\":{}}}",
+        b"{\"a\":1}\n{\"b\":2}\n",
+    ];
+    let targets = [
+        ("POST", "/_bulk"),
+        ("POST", "/_msearch"),
+        ("POST", "/_fleet/_fleet_msearch"),
+        ("POST", "/x/_search"),
+        ("POST", "/x/_fleet/_fleet_search?wait_for_checkpoints=a"),
+        ("POST", "/_mget"),
+        ("POST", "/x/_update/1"),
+        ("PUT", "/x/_doc/1"),
+        ("POST", "/x/_update_by_query"),
+        ("POST", "/x/_delete_by_query"),
+        ("POST", "/_security/api_key"),
+        ("DELETE", "/_security/api_key"),
+        ("POST", "/_security/api_key/_bulk_update"),
+        ("POST", "/_fleet/secret"),
+        ("PUT", "/x"),
+        (
+            "GET",
+            "/x/_fleet/global_checkpoints?checkpoints=zz&timeout=1e99s",
+        ),
+        (
+            "POST",
+            "/x/_search?size=99999999999999999999&from=18446744073709551615",
+        ),
+    ];
+    for (m, p) in targets {
+        for b in bodies {
+            let r = c
+                .request(m, p, &[("Content-Type", "application/json")], Some(b))
+                .unwrap();
+            assert_eq!(
+                r.header("x-elastic-product"),
+                Some("Elasticsearch"),
+                "{m} {p}"
+            );
+            assert!(
+                r.status < 500,
+                "{m} {p} {:?} -> {} {}",
+                String::from_utf8_lossy(b),
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    assert_eq!(c.json("GET", "/", None).unwrap().0, 200);
 }

@@ -9,9 +9,11 @@ use serde_json::Value;
 use std::path::Path;
 
 fn reference(file: &str) -> Option<Value> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/es/mappings")
-        .join(file);
+    let root = match std::env::var_os("ES_STANDIN_REFERENCE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/es"),
+    };
+    let p = root.join("mappings").join(file);
     let text = std::fs::read_to_string(p).ok()?;
     // placeholders are not JSON until ES substitutes them
     let mut out = String::new();

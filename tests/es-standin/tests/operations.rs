@@ -478,3 +478,37 @@ fn binary_prints_url_first_and_seeds() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn control_listener_survives_down() {
+    let es = StandIn::start(Options {
+        control_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Options::default()
+    })
+    .unwrap();
+    let ctl = Client::new(&es.control_url().unwrap(), None).unwrap();
+    let c = fleet(&es);
+    assert_eq!(
+        ctl.json("GET", "/", None).unwrap().0,
+        404,
+        "the control listener serves /_standin/* only"
+    );
+    assert_eq!(
+        ctl.json("POST", "/_standin/faults/down", None).unwrap().0,
+        200
+    );
+    assert!(common::eventually(Duration::from_secs(2), || c
+        .request("GET", "/", &[], None)
+        .is_err()));
+    assert_eq!(
+        ctl.json("GET", "/_standin/faults", None).unwrap().1["faults"]["down"],
+        true
+    );
+    assert_eq!(
+        ctl.json("POST", "/_standin/faults/up", None).unwrap().0,
+        200
+    );
+    assert!(common::eventually(Duration::from_secs(2), || c
+        .request("GET", "/", &[], None)
+        .is_ok()));
+}

@@ -12,8 +12,12 @@ use std::path::{Path, PathBuf};
 /// README's "YAML REST tests" section.
 const NOT_APPLICABLE: &[(&str, &str, &str)] = &[];
 
+/// `../shared/reference/es` beside the repository (override: `ES_STANDIN_REFERENCE`).
 fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/es")
+    match std::env::var_os("ES_STANDIN_REFERENCE") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/es"),
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -73,6 +77,7 @@ fn yaml_rest_tests() {
     let client = es.client();
     let (mut passed, mut failed, mut skipped, mut na) = (0, 0, 0, 0);
     let mut failures = Vec::new();
+    let mut report: Vec<String> = Vec::new();
     for f in &files {
         let rel = f
             .strip_prefix(&tests_dir)
@@ -93,6 +98,7 @@ fn yaml_rest_tests() {
                 .iter()
                 .find(|(file, t, _)| rel.ends_with(file) && t == name)
             {
+                report.push(format!("N/A   {rel} :: {name} ({why})"));
                 println!("N/A   {rel} :: {name} ({why})");
                 na += 1;
                 continue;
@@ -116,21 +122,31 @@ fn yaml_rest_tests() {
             match (res, td) {
                 (Ok(yaml::Outcome::Pass), Ok(_)) => {
                     passed += 1;
+                    report.push(format!("PASS  {rel} :: {name}"));
                     println!("PASS  {rel} :: {name}");
                 }
                 (Ok(yaml::Outcome::Skip(why)), _) => {
                     skipped += 1;
+                    report.push(format!("SKIP  {rel} :: {name} ({why})"));
                     println!("SKIP  {rel} :: {name} ({why})");
                 }
                 (Err(e), _) | (Ok(_), Err(e)) => {
                     failed += 1;
+                    report.push(format!("FAIL  {rel} :: {name}: {e}"));
                     println!("FAIL  {rel} :: {name}: {e}");
                     failures.push(format!("{rel} :: {name}: {e}"));
                 }
             }
         }
     }
-    println!("yaml: {passed} passed, {failed} failed, {skipped} skipped, {na} not applicable");
+    let summary =
+        format!("yaml: {passed} passed, {failed} failed, {skipped} skipped, {na} not applicable");
+    println!("{summary}");
+    report.push(summary);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("yaml-report.txt");
+    if std::fs::write(&path, report.join("\n") + "\n").is_ok() {
+        println!("yaml: per-test report in {}", path.display());
+    }
     assert!(
         failures.is_empty(),
         "YAML REST test failures:\n{}",

@@ -59,6 +59,15 @@ impl Env<'_> {
         Ok(match e {
             Expr::Lit(v) => v.clone(),
             Expr::NewMap => Value::Object(Map::new()),
+            Expr::MapLit(es) => {
+                let mut m = Map::new();
+                for (k, v) in es {
+                    let k = key_of(&self.eval(k)?);
+                    let v = self.eval(v)?;
+                    m.insert(k, v);
+                }
+                Value::Object(m)
+            }
             Expr::NewList(items) => Value::Array(
                 items
                     .iter()
@@ -432,6 +441,15 @@ mod tests {
         assert_eq!(
             o2.source,
             json!({"outputs":{"default":{"to_retire_api_key_ids":[{"id":"k","retired_at":"t"}]}}})
+        );
+    }
+
+    #[test]
+    fn map_literals() {
+        let o = exec("ctx._source.file.Status = params.status; if (params.hash != '') { ctx._source.transithash = ['sha256': params.hash]; }", json!({"file":{}}), json!({"status":"READY","hash":"h"}));
+        assert_eq!(
+            o.source,
+            json!({"file":{"Status":"READY"},"transithash":{"sha256":"h"}})
         );
     }
 

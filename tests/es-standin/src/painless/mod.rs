@@ -2,10 +2,10 @@
 //! written in (es-contract.md §3.7, S1–S9): statements `if/else`, assignments (`=`, `++`),
 //! typed local declarations (`Map m = new HashMap();`), method calls (`remove`, `add`, `put`,
 //! `contains`, `containsKey`, `get`, `size`, `isEmpty`), field and `[...]` access on `ctx`,
-//! `params` and locals, literals (`null`, booleans, numbers, strings, `[:]`, `[]`,
-//! `new HashMap()`, `new ArrayList()`), and `== != < > <= >= && || !`. Text outside the subset is a
-//! compile error and a null dereference a runtime error, in ES's `script_exception` shape.
-//! `scripts.rs` decides which scripts are accepted (the Fleet catalogue) and runs them here.
+//! `params` and locals, literals (`null`, booleans, numbers, strings, `[:]`, `[]`, `[k: v]`,
+//! `new HashMap()`, `new ArrayList()`), and `== != < > <= >= && || !`. Text outside the subset is
+//! a compile error and a null dereference a runtime error, in ES's `script_exception` shape.
+//! `update.rs` (updates) and `api_search.rs` (`_update_by_query`) compile and run scripts here.
 
 use serde_json::{json, Value};
 
@@ -132,6 +132,7 @@ enum Expr {
     Neg(Box<Expr>),
     Bin(&'static str, Box<Expr>, Box<Expr>),
     NewMap,
+    MapLit(Vec<(Expr, Expr)>),
     NewList(Vec<Expr>),
 }
 
@@ -403,14 +404,28 @@ impl Parser {
                     return Ok(Expr::NewMap);
                 }
                 let mut items = Vec::new();
+                let mut entries = Vec::new();
                 if !self.eat("]") {
                     loop {
-                        items.push(self.expr()?);
+                        let e = self.expr()?;
+                        if self.eat(":") {
+                            entries.push((e, self.expr()?));
+                        } else if entries.is_empty() {
+                            items.push(e);
+                        } else {
+                            return self.err();
+                        }
                         if self.eat("]") {
                             break;
                         }
                         self.expect(",")?;
                     }
+                }
+                if !entries.is_empty() {
+                    if !items.is_empty() {
+                        return self.err();
+                    }
+                    return Ok(Expr::MapLit(entries));
                 }
                 Expr::NewList(items)
             }
@@ -461,6 +476,7 @@ fn check_vars(stmts: &[Stmt], locals: &mut Vec<String>) -> Result<(), CompileErr
                 args.iter().try_for_each(|x| ex(x, l))
             }
             Expr::NewList(items) => items.iter().try_for_each(|x| ex(x, l)),
+            Expr::MapLit(es) => es.iter().try_for_each(|(k, v)| ex(k, l).and(ex(v, l))),
             _ => Ok(()),
         }
     }
