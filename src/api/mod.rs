@@ -48,6 +48,8 @@ pub enum Route<'a> {
     Checkin(&'a str),
     /// `POST /api/fleet/agents/{id}/acks`.
     Acks(&'a str),
+    /// `POST /api/fleet/agents/{id}/audit/unenroll`.
+    AuditUnenroll(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -68,6 +70,9 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         {
             Some([id, "checkin"]) if !id.is_empty() => (post, Route::Checkin(id), "POST"),
             Some([id, "acks"]) if !id.is_empty() => (post, Route::Acks(id), "POST"),
+            Some([id, "audit", "unenroll"]) if !id.is_empty() => {
+                (post, Route::AuditUnenroll(id), "POST")
+            }
             _ => return Route::NotFound,
         },
     };
@@ -87,6 +92,7 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Checkin(_) => (MIB, 20 * MIB),
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
+        Route::AuditUnenroll(_) => (KIB, KIB),
         Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
@@ -115,6 +121,8 @@ pub enum PendingKind {
     Ack,
     /// Authenticated status.
     Status,
+    /// Audit unenroll.
+    Audit,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -143,8 +151,11 @@ impl Pending {
         let response = match output {
             JobOutput::Enrolled(Ok(body)) => Response::json(200, &body),
             JobOutput::Acked(Ok(outcome)) => Response::json(outcome.status, &outcome.body),
+            JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Authenticated(valid) => status::handle(health, valid),
-            JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) => errors::respond(&e),
+            JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                errors::respond(&e)
+            }
             JobOutput::CheckinStarted(_)
             | JobOutput::OutputKeys(_)
             | JobOutput::CheckinsWritten { .. } => {
@@ -162,6 +173,7 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Enroll => Some(LimitedRoute::Enroll),
         Route::Checkin(_) => Some(LimitedRoute::Checkin),
         Route::Acks(_) => Some(LimitedRoute::Ack),
+        Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
@@ -225,7 +237,11 @@ fn dispatch(
         Route::WrongMethod(allowed) => {
             return Decision::Respond(Response::new(405).with_header("Allow", allowed))
         }
-        Route::Status | Route::Enroll | Route::Checkin(_) | Route::Acks(_) => {}
+        Route::Status
+        | Route::Enroll
+        | Route::Checkin(_)
+        | Route::Acks(_)
+        | Route::AuditUnenroll(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
@@ -296,6 +312,14 @@ fn dispatch(
                 body: req.body.clone(),
             }),
             pending(PendingKind::Ack),
+        ),
+        Route::AuditUnenroll(agent_id) => Decision::Job(
+            Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
+                key,
+                agent_id: agent_id.to_owned(),
+                body: req.body.clone(),
+            }),
+            pending(PendingKind::Audit),
         ),
         Route::Status | Route::WrongMethod(_) | Route::NotFound => {
             respond(Response::text(404, "404 page not found"))

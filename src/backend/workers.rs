@@ -38,6 +38,8 @@ pub enum Job {
     },
     /// Process acks.
     Ack(AckInput),
+    /// Record an uninstall/orphan audit.
+    AuditUnenroll(super::ops::audit::AuditInput),
     /// Check any API key (status long form).
     Authenticate(ApiKey),
     /// Flush checkin state (the bulk writer).
@@ -55,6 +57,8 @@ pub enum JobOutput {
     OutputKeys(Result<BTreeMap<String, String>, ApiError>),
     /// From [`Job::Ack`].
     Acked(Result<AckOutcome, ApiError>),
+    /// From [`Job::AuditUnenroll`]: an empty 200 when `Ok`.
+    Audited(Result<(), ApiError>),
     /// From [`Job::Authenticate`]: whether the key is valid and enabled.
     Authenticated(bool),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
@@ -193,6 +197,9 @@ pub fn run(store: &dyn Store, job: Job, now: SystemTime) -> JobOutput {
                 .and_then(|agent| ensure_output_keys(store, &agent, &policy, now)),
         ),
         Job::Ack(input) => JobOutput::Acked(ack(store, &input, now)),
+        Job::AuditUnenroll(input) => {
+            JobOutput::Audited(super::ops::audit::audit_unenroll(store, &input, now))
+        }
         Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
         Job::WriteCheckins(batch) => write_checkins(store, batch),
     }

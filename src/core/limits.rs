@@ -88,6 +88,8 @@ pub enum LimitedRoute {
     Ack,
     /// `status_limit`: 5ms / 25 / 50.
     Status,
+    /// `audit_unenroll_limit`: 10ms / 50 / 100.
+    AuditUnenroll,
 }
 
 impl LimitedRoute {
@@ -115,6 +117,11 @@ impl LimitedRoute {
                 burst: 25,
                 max: 50,
             },
+            LimitedRoute::AuditUnenroll => LimitSpec {
+                interval: ms(10),
+                burst: 50,
+                max: 100,
+            },
         }
     }
 }
@@ -126,6 +133,7 @@ pub struct RouteLimits {
     enroll: Limiter,
     ack: Limiter,
     status: Limiter,
+    audit: Limiter,
 }
 
 impl Default for RouteLimits {
@@ -142,6 +150,7 @@ impl RouteLimits {
             enroll: Limiter::new(spec(LimitedRoute::Enroll)),
             ack: Limiter::new(spec(LimitedRoute::Ack)),
             status: Limiter::new(spec(LimitedRoute::Status)),
+            audit: Limiter::new(spec(LimitedRoute::AuditUnenroll)),
         }
     }
 
@@ -152,6 +161,7 @@ impl RouteLimits {
             LimitedRoute::Enroll => &mut self.enroll,
             LimitedRoute::Ack => &mut self.ack,
             LimitedRoute::Status => &mut self.status,
+            LimitedRoute::AuditUnenroll => &mut self.audit,
         }
     }
 }

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod agent_behaviours;
 mod cli;
 mod embedded;
 mod http_wire;

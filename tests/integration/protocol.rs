@@ -41,7 +41,7 @@ impl Fixture for Memory {
     }
 }
 
-fn memory() -> Box<dyn Fixture> {
+pub(crate) fn memory() -> Box<dyn Fixture> {
     Box::new(Memory(Arc::new(MemoryStore::new())))
 }
 
@@ -62,7 +62,7 @@ impl Fixture for Local {
     }
 }
 
-fn local() -> Box<dyn Fixture> {
+pub(crate) fn local() -> Box<dyn Fixture> {
     let dir = TempDir::new("local-store");
     Box::new(Local(Arc::new(LocalStore::open(dir.path()).unwrap()), dir))
 }
@@ -84,11 +84,11 @@ pub fn policy(id: &str, revision: i64, roles: Value) -> PolicyDoc {
     }
 }
 
-fn checks() -> Value {
+pub(crate) fn checks() -> Value {
     json!({"_elastic_agent_checks": {"cluster": ["monitor"]}})
 }
 
-fn start(fixture: &dyn Fixture, long_poll: &'static str) -> InProc {
+pub(crate) fn start(fixture: &dyn Fixture, long_poll: &'static str) -> InProc {
     InProc::start(
         fixture.store(),
         Options {
@@ -98,7 +98,7 @@ fn start(fixture: &dyn Fixture, long_poll: &'static str) -> InProc {
     )
 }
 
-fn only_action(body: &Value) -> &Value {
+pub(crate) fn only_action(body: &Value) -> &Value {
     let actions = body["actions"]
         .as_array()
         .unwrap_or_else(|| panic!("no actions in {body}"));
@@ -244,25 +244,28 @@ fn golden_exchange(fixture: Box<dyn Fixture>) {
 }
 
 /// Starts a checkin on another thread (it parks); join for (agent, status, body).
-fn park(mut agent: Agent) -> std::thread::JoinHandle<(Agent, u16, Value)> {
+pub(crate) fn park(mut agent: Agent) -> std::thread::JoinHandle<(Agent, u16, Value)> {
     std::thread::spawn(move || {
         let (resp, body) = agent.checkin();
         (agent, resp.status, body)
     })
 }
 
-fn enrolled(fixture: &dyn Fixture, server: &InProc) -> Agent {
+pub(crate) fn enrolled(fixture: &dyn Fixture, server: &InProc) -> Agent {
     let token = fixture.add_token("edge-policy");
     Agent::enroll(server.addr, server.tls(), &token.encoded(), &[]).0
 }
 
-fn setup(fixture: Box<dyn Fixture>, long_poll: &'static str) -> (Box<dyn Fixture>, InProc) {
+pub(crate) fn setup(
+    fixture: Box<dyn Fixture>,
+    long_poll: &'static str,
+) -> (Box<dyn Fixture>, InProc) {
     fixture.add_policy(policy("edge-policy", 1, checks()));
     let server = start(&*fixture, long_poll);
     (fixture, server)
 }
 
-fn error_of(resp: &crate::support::HttpResponse) -> (u16, String) {
+pub(crate) fn error_of(resp: &crate::support::HttpResponse) -> (u16, String) {
     (
         resp.status,
         body_json(resp)["error"].as_str().unwrap_or("").to_owned(),

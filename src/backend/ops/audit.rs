@@ -1,0 +1,149 @@
+//! `POST /api/fleet/agents/{id}/audit/unenroll` (fleet-protocol.md §8): an agent reports it was
+//! uninstalled, found itself orphaned, lost its key or migrated. Agent-binding auth (the agent
+//! must still be active); the reason and time are recorded; a later checkin removes them again.
+
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::{json, Map};
+
+use super::{authenticate_agent, store_error};
+use crate::api::ApiError;
+use crate::backend::{ApiKey, Store};
+use crate::model::time::{parse_rfc3339, rfc3339_seconds};
+
+/// What the audit operation needs from the request.
+#[derive(Debug, Clone)]
+pub struct AuditInput {
+    /// The access key presented.
+    pub key: ApiKey,
+    /// Agent id from the path.
+    pub agent_id: String,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    timestamp: String,
+}
+
+/// Records the audit; `Ok(())` is the empty 200.
+pub fn audit_unenroll(
+    store: &dyn Store,
+    input: &AuditInput,
+    now: SystemTime,
+) -> Result<(), ApiError> {
+    let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
+    let body: AuditBody = serde_json::from_slice(&input.body).map_err(|e| {
+        ApiError::BadRequest(format!("unable to decode audit/unenroll request: {e}"))
+    })?;
+    if !matches!(
+        body.reason.as_str(),
+        "uninstall" | "orphaned" | "key_revoked" | "migrated"
+    ) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid reason {:?}",
+            body.reason
+        )));
+    }
+    if parse_rfc3339(&body.timestamp).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "invalid timestamp {:?}",
+            body.timestamp
+        )));
+    }
+    if agent.audit_unenrolled_reason == "orphaned" {
+        return Err(ApiError::AuditReasonConflict);
+    }
+    let mut fields = Map::new();
+    fields.insert("updated_at".into(), json!(rfc3339_seconds(now)));
+    fields.insert("audit_unenrolled_time".into(), json!(body.timestamp));
+    fields.insert("audit_unenrolled_reason".into(), json!(body.reason));
+    store.update_agent(&agent.id, &fields).map_err(store_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryStore;
+    use crate::backend::NewApiKey;
+    use crate::model::{Agent, AgentInfo};
+
+    fn setup() -> (MemoryStore, ApiKey) {
+        let store = MemoryStore::new();
+        let key = store
+            .create_api_key(&NewApiKey {
+                name: "a".into(),
+                role_descriptors: json!({}),
+                metadata: json!({}),
+            })
+            .unwrap();
+        store
+            .create_agent(&Agent {
+                id: "a".into(),
+                active: true,
+                access_api_key_id: key.id.clone(),
+                agent: Some(AgentInfo {
+                    id: "a".into(),
+                    version: "9.2.1".into(),
+                }),
+                ..Agent::default()
+            })
+            .unwrap();
+        (store, key)
+    }
+
+    fn input(key: &ApiKey, body: serde_json::Value) -> AuditInput {
+        AuditInput {
+            key: key.clone(),
+            agent_id: "a".into(),
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn records_reason_and_time_and_refuses_after_orphaned() {
+        let (store, key) = setup();
+        audit_unenroll(
+            &store,
+            &input(
+                &key,
+                json!({"reason": "orphaned", "timestamp": "2026-05-01T10:00:00Z"}),
+            ),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let agent = store.agent("a").unwrap().unwrap();
+        assert_eq!(agent.audit_unenrolled_reason, "orphaned");
+        assert_eq!(agent.other["audit_unenrolled_time"], "2026-05-01T10:00:00Z");
+        assert_eq!(
+            audit_unenroll(
+                &store,
+                &input(
+                    &key,
+                    json!({"reason": "uninstall", "timestamp": "2026-05-01T10:00:00Z"})
+                ),
+                SystemTime::now()
+            ),
+            Err(ApiError::AuditReasonConflict)
+        );
+    }
+
+    #[test]
+    fn bad_reasons_and_bodies_are_400() {
+        let (store, key) = setup();
+        for body in [
+            json!({"reason": "bored", "timestamp": "2026-05-01T10:00:00Z"}),
+            json!({"reason": "uninstall", "timestamp": "yesterday"}),
+        ] {
+            assert!(matches!(
+                audit_unenroll(&store, &input(&key, body), SystemTime::now()),
+                Err(ApiError::BadRequest(_))
+            ));
+        }
+    }
+}
