@@ -11,6 +11,7 @@
 //! ```
 //!
 //! Module map (dependency direction `main → net → (api, core, http)`; `config` and `tls` are leaves):
+//! * [`cli`]: the operator's subcommands, clients of the management API.
 //! * [`config`]: every flag, environment variable and default; precedence; startup validation.
 //! * [`tls`]: PEM certificates and keys, encrypted keys, self-signed generation, fingerprints,
 //!   rustls server configuration with client authentication.
@@ -20,6 +21,7 @@
 //! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
 //! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
 //! * [`embedded`]: single-box mode: the local store, policy files, the quick start.
+//! * [`mgmt`]: the management API of single-box mode (agents, tokens, policies, actions).
 //! * [`net`]: the only module that touches sockets: the mio event loop, TLS sessions, drain.
 //! * [`logging`]: text or ECS-JSON log lines.
 //!
@@ -30,11 +32,13 @@
 
 pub mod api;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod embedded;
 pub mod http;
 pub mod logging;
+pub mod mgmt;
 pub mod model;
 pub mod net;
 pub mod tls;

@@ -10,9 +10,26 @@ use fleet_edge::config::{self, Command, Config};
 use fleet_edge::net::Listening;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args
+        .first()
+        .is_some_and(|a| fleet_edge::cli::COMMANDS.contains(&a.as_str()))
+    {
+        return match fleet_edge::cli::run(args, std::env::var("FLEET_EDGE_DATA_DIR").ok()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fleet-edge: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let config = match config::from_process() {
         Ok(Command::Run(config)) => config,
-        Ok(Command::Help(text) | Command::Version(text) | Command::PrintConfig(text)) => {
+        Ok(Command::Help(text)) => {
+            print!("{text}\n{}", fleet_edge::cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version(text) | Command::PrintConfig(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
         }
@@ -40,7 +57,11 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let embedded = fleet_edge::embedded::start(&config.data_dir)?;
     let store: Arc<dyn fleet_edge::backend::Store> = embedded.store.clone();
-    fleet_edge::net::run(config, Some(store), |listening| {
+    let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
+        store: embedded.store.clone(),
+        policies_dir: embedded.policies_dir.clone(),
+    });
+    fleet_edge::net::run(config, Some(store), Some(admin), |listening| {
         quick_start(config, &embedded, listening)
     })?;
     Ok(())

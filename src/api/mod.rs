@@ -123,6 +123,8 @@ pub enum PendingKind {
     Status,
     /// Audit unenroll.
     Audit,
+    /// Management API.
+    Admin,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -152,6 +154,7 @@ impl Pending {
             JobOutput::Enrolled(Ok(body)) => Response::json(200, &body),
             JobOutput::Acked(Ok(outcome)) => Response::json(outcome.status, &outcome.body),
             JobOutput::Audited(Ok(())) => Response::new(200),
+            JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid),
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
                 errors::respond(&e)

@@ -44,6 +44,8 @@ pub enum Job {
     Authenticate(ApiKey),
     /// Flush checkin state (the bulk writer).
     WriteCheckins(Vec<(String, Map<String, Value>)>),
+    /// A management API request.
+    Admin(crate::mgmt::AdminRequest),
 }
 
 /// A job's result.
@@ -57,6 +59,8 @@ pub enum JobOutput {
     OutputKeys(Result<BTreeMap<String, String>, ApiError>),
     /// From [`Job::Ack`].
     Acked(Result<AckOutcome, ApiError>),
+    /// From [`Job::Admin`]: status and body.
+    Admin(u16, Value),
     /// From [`Job::AuditUnenroll`]: an empty 200 when `Ok`.
     Audited(Result<(), ApiError>),
     /// From [`Job::Authenticate`]: whether the key is valid and enabled.
@@ -136,6 +140,7 @@ impl<T: Send + 'static> Backend<T> {
     /// Starts the workers and the monitor over `store`.
     pub fn start(
         store: Arc<dyn Store>,
+        admin: Option<Arc<dyn crate::mgmt::Admin>>,
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
@@ -145,6 +150,7 @@ impl<T: Send + 'static> Backend<T> {
         let (event_tx, events) = mpsc::channel();
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
+            let admin = admin.clone();
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
             let notify = Arc::clone(&notify);
@@ -156,7 +162,14 @@ impl<T: Send + 'static> Backend<T> {
                         Err(_) => return,
                     };
                     let Ok((to, job)) = next else { return };
-                    let output = run(&*store, job, SystemTime::now());
+                    let output = match (job, &admin) {
+                        (Job::Admin(req), Some(admin)) => {
+                            let (status, body) =
+                                crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            JobOutput::Admin(status, body)
+                        }
+                        (job, _) => run(&*store, job, SystemTime::now()),
+                    };
                     if reply_tx.send(Reply { to, output }).is_err() {
                         return;
                     }
@@ -202,6 +215,10 @@ pub fn run(store: &dyn Store, job: Job, now: SystemTime) -> JobOutput {
         }
         Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
         Job::WriteCheckins(batch) => write_checkins(store, batch),
+        Job::Admin(_) => JobOutput::Admin(
+            404,
+            serde_json::json!({"statusCode": 404, "error": "Not Found", "message": "this store has no management API"}),
+        ),
     }
 }
 

@@ -105,6 +105,12 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
             })
             .unwrap_or(1024),
         timeouts,
+        management_host: b
+            .parsed(Id::ManagementHost, values::parse_bind_host)
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        management_port: b
+            .parsed(Id::ManagementPort, values::parse_port)
+            .unwrap_or_default(),
     };
 
     let es = b.es_settings(es_insecure);

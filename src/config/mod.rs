@@ -167,6 +167,10 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     /// Connection and long-poll timeouts.
     pub timeouts: Timeouts,
+    /// Management API bind host (embedded mode).
+    pub management_host: String,
+    /// Management API port (0: a free one).
+    pub management_port: u16,
 }
 
 impl ServerSettings {

@@ -57,6 +57,10 @@ pub enum SettingId {
     LogFormat,
     /// `--max-connections`
     MaxConnections,
+    /// `--management-host`
+    ManagementHost,
+    /// `--management-port`
+    ManagementPort,
     /// `--max-header-bytes`
     MaxHeaderBytes,
     /// `--handshake-timeout`
@@ -456,6 +460,30 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "text|json",
         default: Some("text"),
         help: "Log line format: human-readable text or ECS JSON.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::ManagementHost,
+        flag: Some("--management-host"),
+        envs: &["FLEET_EDGE_MANAGEMENT_HOST"],
+        value_name: "HOST",
+        default: Some("127.0.0.1"),
+        help: "Address of the management API (embedded mode; bearer token in <data-dir>/admin-token). Keep it on loopback.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::ManagementPort,
+        flag: Some("--management-port"),
+        envs: &["FLEET_EDGE_MANAGEMENT_PORT"],
+        value_name: "PORT",
+        default: Some("8222"),
+        help: "Port of the management API; 0 picks a free port (the CLI finds it in <data-dir>/management-url).",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -45,6 +45,44 @@ pub struct Embedded {
     pub token_policy: String,
 }
 
+/// The management API's view of the embedded store.
+pub struct EmbeddedAdmin {
+    /// The store.
+    pub store: Arc<LocalStore>,
+    /// Where policy files live.
+    pub policies_dir: PathBuf,
+}
+
+impl crate::mgmt::Admin for EmbeddedAdmin {
+    fn store(&self) -> &dyn crate::backend::Store {
+        &*self.store
+    }
+    fn list_agents(&self) -> Result<Vec<crate::model::Agent>, StoreError> {
+        self.store.list_agents()
+    }
+    fn list_enrollment_keys(&self) -> Result<Vec<crate::model::EnrollmentKey>, StoreError> {
+        self.store.list_enrollment_keys()
+    }
+    fn add_enrollment_key(&self, policy_id: &str, name: &str) -> Result<ApiKey, StoreError> {
+        self.store.add_enrollment_key(policy_id, name)
+    }
+    fn revoke_enrollment_key(&self, api_key_id: &str) -> Result<(), StoreError> {
+        self.store.revoke_enrollment_key(api_key_id)
+    }
+    fn add_action(&self, action: crate::model::Action) -> Result<crate::model::Action, StoreError> {
+        self.store.add_action(action)
+    }
+    fn action_results(
+        &self,
+        action_id: &str,
+    ) -> Result<Vec<crate::model::ActionResult>, StoreError> {
+        self.store.action_results(action_id)
+    }
+    fn apply_policy(&self, id: &str, data: serde_json::Value) -> Result<i64, String> {
+        policies::apply(&self.store, &self.policies_dir, id, data)
+    }
+}
+
 /// Opens the store, syncs policy files (writing the default policy on a fresh data dir), makes
 /// sure an enrollment token exists, and starts the policy-file watcher.
 pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {

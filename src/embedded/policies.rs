@@ -212,6 +212,52 @@ impl PolicyFiles {
     }
 }
 
+/// Writes `data` as policy `id`'s file (atomically) and installs it as the next revision if it
+/// differs from the newest one; returns the policy's revision afterwards.
+pub fn apply(store: &LocalStore, dir: &Path, id: &str, mut data: Value) -> Result<i64, String> {
+    let Some(obj) = data.as_object_mut() else {
+        return Err("the policy must be a JSON object".into());
+    };
+    match obj.get("id") {
+        None => {
+            obj.insert("id".into(), Value::from(id));
+        }
+        Some(Value::String(given)) if given == id => {}
+        Some(other) => {
+            return Err(format!(
+                "the body's \"id\" {other} differs from the path's {id:?}"
+            ))
+        }
+    }
+    if id.is_empty() || id.contains(['/', '\\', '.']) {
+        return Err(format!("{id:?} cannot be a policy file name"));
+    }
+    if obj
+        .get("outputs")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.is_empty())
+    {
+        return Err("\"outputs\" must name at least one output".into());
+    }
+    obj.remove("revision");
+    let path = dir.join(format!("{id}.json"));
+    let tmp = dir.join(format!(".{id}.json.tmp"));
+    let text = serde_json::to_vec_pretty(&data).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    PolicyFiles::new(dir.to_path_buf())
+        .sync(store)
+        .map_err(|e| e.to_string())?;
+    store
+        .latest_policies()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|p| p.policy_id == id)
+        .map(|p| p.revision_idx)
+        .ok_or_else(|| format!("policy {id} was not installed"))
+}
+
 enum InstallError {
     Store(StoreError),
     Invalid(String),

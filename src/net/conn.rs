@@ -106,6 +106,8 @@ pub struct DriveCtx<'a> {
     pub jobs: &'a mut Vec<Job>,
     /// Per-route limiters.
     pub limits: &'a mut crate::core::limits::RouteLimits,
+    /// The management API's bearer token (when it is enabled).
+    pub admin_token: Option<&'a str>,
 }
 
 /// One accepted connection.
@@ -130,6 +132,8 @@ pub struct Conn {
     pub wrote: bool,
     /// The request being answered by the backend or parked, if any.
     pub inflight: Option<Inflight>,
+    /// Accepted on the management listener: routed to the management API.
+    pub management: bool,
     /// The armed timer, if any, and its ticket.
     pub timer: Option<(Ticket, TimerKind)>,
 }
@@ -159,6 +163,7 @@ impl Conn {
             wrote: false,
             timer: None,
             inflight: None,
+            management: false,
         }
     }
 
@@ -295,7 +300,23 @@ impl Conn {
     fn respond(&mut self, req: &Request, ctx: &mut DriveCtx<'_>) {
         let keep_alive = req.keep_alive && !ctx.draining && !self.over_capacity;
         let head = req.method == Method::Head;
-        let decision = if self.over_capacity {
+        let decision = if self.management {
+            let request_id = ctx.request_ids.next_id();
+            match crate::mgmt::handle(req, ctx.admin_token.unwrap_or("")) {
+                Err(response) => {
+                    Decision::Respond(response.with_header("X-Request-Id", request_id))
+                }
+                Ok(admin_request) => Decision::Job(
+                    Job::Admin(admin_request),
+                    Pending {
+                        kind: api::PendingKind::Admin,
+                        request_id,
+                        api_version: api::version::DEFAULT,
+                        limited: None,
+                    },
+                ),
+            }
+        } else if self.over_capacity {
             Decision::Respond(api::capacity_exceeded(Some(req), ctx.request_ids))
         } else {
             api::handle(

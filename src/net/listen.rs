@@ -82,7 +82,8 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
     ))
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartupError> {
+/// Resolves a bind host and port (IPv6 brackets tolerated).
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartupError> {
     let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
     (unbracketed, port)
         .to_socket_addrs()

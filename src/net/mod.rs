@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{ConnKey, ReplyTo, Server, Settings, ShutdownHandle, Stats};
+pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats};
 
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;
@@ -87,13 +87,19 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 /// Starts the server described by `config` over `store` and runs it until shutdown;
-/// `on_listening` runs once the socket is bound (the quick start prints there).
+/// `admin` enables the management API; `on_listening` runs once the sockets are bound (the quick
+/// start prints there).
 pub fn run(
     config: &Config,
     store: Option<Arc<dyn Store>>,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
+    let management = match admin {
+        None => None,
+        Some(admin) => Some(management(config, admin)?),
+    };
     // Signal handlers are registered by Server::new: only after it may we announce the address,
     // or a SIGTERM sent right after the announcement would kill the process undrained.
     let server = Server::new(
@@ -103,11 +109,45 @@ pub fn run(
         Health::Healthy,
         random_seed(),
         store,
+        management,
     )
     .map_err(StartupError::Poll)?;
     log::info!("listening on {}", listening.url());
     on_listening(&listening);
     server.run().map_err(StartupError::Poll)
+}
+
+/// Binds the management listener, loads (or creates) its admin token, and records its URL in
+/// `<data-dir>/management-url` for the CLI.
+fn management(
+    config: &Config,
+    admin: Arc<dyn crate::mgmt::Admin>,
+) -> Result<server::Management, StartupError> {
+    let server = &config.server;
+    let addr = listen::resolve(&server.management_host, server.management_port)?;
+    let listener = mio::net::TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(StartupError::Poll)?;
+    let token = crate::mgmt::token::load_or_create(&config.data_dir).map_err(StartupError::Poll)?;
+    let url = format!("http://{bound}");
+    std::fs::write(config.data_dir.join("management-url"), format!("{url}\n"))
+        .map_err(StartupError::Poll)?;
+    if !bound.ip().is_loopback() {
+        log::warn!(
+            "the management API listens on {bound}, not on loopback: keep its admin token secret"
+        );
+    }
+    log::info!(
+        "management API on {url} (bearer token in {})",
+        crate::mgmt::token::path(&config.data_dir).display()
+    );
+    Ok(server::Management {
+        listener,
+        token,
+        admin,
+    })
 }
 
 fn random_seed() -> u64 {

@@ -48,6 +48,20 @@ use crate::model::Action;
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+const MANAGEMENT: Token = Token(usize::MAX - 4);
+
+/// Most management connections at once (an operator's CLI, not a fleet).
+const MAX_MANAGEMENT_CONNECTIONS: usize = 32;
+
+/// The management API's listener and what it serves.
+pub struct Management {
+    /// Bound (by default on 127.0.0.1), plain HTTP.
+    pub listener: TcpListener,
+    /// The bearer token it requires.
+    pub token: String,
+    /// The operations behind it.
+    pub admin: Arc<dyn crate::mgmt::Admin>,
+}
 
 /// Socket reads go through this much scratch space at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -126,6 +140,9 @@ enum TimerKey {
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
+    management: Option<TcpListener>,
+    admin_token: Option<String>,
+    management_ready: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Slab<Conn>,
     deadlines: Deadlines<TimerKey>,
@@ -191,6 +208,7 @@ impl Server {
         health: Health,
         seed: u64,
         store: Option<Arc<dyn Store>>,
+        management: Option<Management>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         poll.registry()
@@ -199,13 +217,21 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (management, admin_token, admin) = match management {
+            Some(mut m) => {
+                poll.registry()
+                    .register(&mut m.listener, MANAGEMENT, Interest::READABLE)?;
+                (Some(m.listener), Some(m.token), Some(m.admin))
+            }
+            None => (None, None, None),
+        };
         let backend = match store {
             Some(store) => {
                 let w = Arc::clone(&waker);
                 let notify = Arc::new(move || {
                     let _ = w.wake();
                 });
-                Some(Backend::start(store, notify, settings.backend)?)
+                Some(Backend::start(store, admin, notify, settings.backend)?)
             }
             None => None,
         };
@@ -216,6 +242,9 @@ impl Server {
         Ok(Self {
             poll,
             listener: Some(listener),
+            management,
+            admin_token,
+            management_ready: true,
             tls,
             conns: Slab::with_capacity(1024.min(settings.max_connections + settings.gate_reserve)),
             deadlines,
@@ -294,6 +323,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_ready = true,
+                    MANAGEMENT => self.management_ready = true,
                     SIGNALS => signalled = true,
                     WAKER => woken = true,
                     Token(slot) => {
@@ -321,6 +351,7 @@ impl Server {
             self.ready_slots = ready;
             self.fire_deadlines(now);
             self.accept(now);
+            self.accept_management(now);
             self.stats
                 .parked
                 .store(self.waiters.len(), Ordering::Relaxed);
@@ -355,6 +386,9 @@ impl Server {
         );
         self.health = Health::Stopping;
         if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(mut listener) = self.management.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.drain_deadline = Some(deadline);
@@ -400,6 +434,7 @@ impl Server {
             now,
             jobs: &mut self.jobs,
             limits: &mut self.limits,
+            admin_token: self.admin_token.as_deref(),
         };
         let step = conn.drive(&mut ctx);
         let jobs = std::mem::take(&mut self.jobs);
@@ -836,6 +871,65 @@ impl Server {
                 self.settings.limits,
                 over_capacity,
             ));
+            self.drive(slot, now);
+        }
+    }
+
+    /// Accepts operator connections on the management listener (plain HTTP, loopback).
+    fn accept_management(&mut self, now: Instant) {
+        while self.management_ready {
+            let open = self.conns.iter().filter(|(_, c)| c.management).count();
+            if open >= MAX_MANAGEMENT_CONNECTIONS {
+                return;
+            }
+            let Some(listener) = self.management.as_ref() else {
+                return;
+            };
+            let (mut sock, _) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.management_ready = false;
+                    return;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    log::warn!("management accept failed: {e}");
+                    self.management_ready = false;
+                    return;
+                }
+            };
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key();
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut sock,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            let generation = self.next_generation;
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let mut conn = Conn::new(
+                generation,
+                sock,
+                Transport::Plain,
+                self.settings.limits,
+                false,
+            );
+            conn.management = true;
+            entry.insert(conn);
             self.drive(slot, now);
         }
     }

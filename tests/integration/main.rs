@@ -18,5 +18,6 @@ mod cli;
 mod embedded;
 mod http_wire;
 mod lifecycle;
+mod management;
 mod protocol;
 mod tls_modes;

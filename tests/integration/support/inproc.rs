@@ -90,6 +90,7 @@ impl InProc {
             Health::Healthy,
             7,
             Some(store),
+            None,
         )
         .unwrap();
         let shutdown = server.shutdown_handle();

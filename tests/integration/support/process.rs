@@ -57,6 +57,8 @@ impl FleetEdge {
             "0",
             "--data-dir",
             &dir,
+            "--management-port",
+            "0",
         ];
         full.extend_from_slice(args);
         let mut child = command(&full, env)
