@@ -812,7 +812,7 @@ impl Server {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            let (mut sock, _peer) = match listener.accept() {
+            let (sock, _peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_ready = false;
@@ -852,27 +852,41 @@ impl Server {
                     }
                 },
             };
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            if let Err(e) = self.poll.registry().register(
-                &mut sock,
-                Token(slot),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("cannot register a connection: {e}");
-                continue;
-            }
-            let generation = self.next_generation;
-            self.next_generation = self.next_generation.wrapping_add(1);
-            entry.insert(Conn::new(
-                generation,
-                sock,
-                transport,
-                self.settings.limits,
-                over_capacity,
-            ));
-            self.drive(slot, now);
+            self.register(sock, transport, over_capacity, false, now);
         }
+    }
+
+    /// Registers an accepted socket with the poll and drives it once.
+    fn register(
+        &mut self,
+        mut sock: mio::net::TcpStream,
+        transport: Transport,
+        over_capacity: bool,
+        management: bool,
+        now: Instant,
+    ) {
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot register a connection: {e}");
+            return;
+        }
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let mut conn = Conn::new(
+            generation,
+            sock,
+            transport,
+            self.settings.limits,
+            over_capacity,
+        );
+        conn.management = management;
+        entry.insert(conn);
+        self.drive(slot, now);
     }
 
     /// Accepts operator connections on the management listener (plain HTTP, loopback).
@@ -885,7 +899,7 @@ impl Server {
             let Some(listener) = self.management.as_ref() else {
                 return;
             };
-            let (mut sock, _) = match listener.accept() {
+            let (sock, _) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.management_ready = false;
@@ -905,32 +919,7 @@ impl Server {
                     return;
                 }
             };
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut sock,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                continue;
-            }
-            let generation = self.next_generation;
-            self.next_generation = self.next_generation.wrapping_add(1);
-            let mut conn = Conn::new(
-                generation,
-                sock,
-                Transport::Plain,
-                self.settings.limits,
-                false,
-            );
-            conn.management = true;
-            entry.insert(conn);
-            self.drive(slot, now);
+            self.register(sock, Transport::Plain, false, true, now);
         }
     }
 
