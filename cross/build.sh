@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Static, stripped fleet-edge binaries for x86_64, aarch64 and armv7 (hard-float), all musl.
+#
+#   cross/build.sh x86_64|aarch64|armv7|all     # setup (idempotent) + build + copy + report
+#   cross/build.sh setup                        # only install packages / toolchain glue
+#
+# Output: target/cross/fleet-edge-<short>   (short = x86_64 | aarch64 | armv7)
+#   (target/ is $CARGO_TARGET_DIR when set.)
+#
+# How (see ../shared/cross.md, verified on Debian bookworm amd64): rustup cannot download rust-std
+# for other targets here, so every target is built with Debian's own compiler (rustc-web /
+# cargo-web, bookworm-security) and std rebuilt from Debian's rust-web-src through -Zbuild-std
+# (RUSTC_BOOTSTRAP=1 lets that stable compiler accept -Z flags). Linkers: Debian's musl-gcc
+# wrappers (musl-tools, musl-dev:arm64, musl-dev:armhf). Linker flags live in .cargo/config.toml,
+# under [target.<triple>] only, so host builds are untouched.
+#
+# Runs as root (apt-get). Every package and every glue step is in here: CI starts from a fresh
+# machine. Installing is skipped entirely when everything is already in place.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT_DIR=$TARGET_DIR/cross
+UNWIND_DIR=/opt/rust-cross/musl-unwind   # also named in .cargo/config.toml
+MIN_RUSTC_MINOR=88                       # rcgen 0.14 needs Rust 1.88
+
+die() { echo "cross/build.sh: $*" >&2; exit 1; }
+log() { echo "cross/build.sh: $*" >&2; }
+
+# short name -> target triple (musl everywhere: smallest, no glibc/NSS caveats; cross.md §0)
+triple_of() {
+    case $1 in
+        x86_64)  echo x86_64-unknown-linux-musl ;;
+        aarch64) echo aarch64-unknown-linux-musl ;;
+        armv7)   echo armv7-unknown-linux-musleabihf ;;
+        *) die "unknown target '$1' (want x86_64, aarch64, armv7 or all)" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# setup: Debian packages and toolchain glue, idempotent.
+
+AMD64_PKGS="rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+libc6-dev-arm64-cross libc6-dev-armhf-cross musl-tools qemu-user-static file binutils curl"
+FOREIGN_PKGS="musl-dev:arm64 musl-dev:armhf"
+
+installed() {   # all named packages are installed
+    local p s
+    for p in "$@"; do
+        s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
+        [ "$s" = installed ] || return 1
+    done
+}
+
+APT_UPDATED=
+apt_update() {
+    [ -z "$APT_UPDATED" ] || return 0
+    local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+    if ! "${apt[@]}" update; then
+        # cross.md P2: a broken foreign-arch index of bookworm-security (armhf, seen on this
+        # mirror) makes apt drop *all* of that suite's new indexes, hiding rustc-web 1.96.
+        # Nothing here needs armhf security packages: limit that suite to amd64 + arm64, retry.
+        local f=/etc/apt/sources.list.d/debian.sources
+        [ -f "$f" ] || die "apt-get update failed"
+        log "apt-get update failed; restricting bookworm-security to amd64 arm64 in $f"
+        awk 'BEGIN { RS = ""; ORS = "\n\n" }
+             { sec = 0; arch = 0; n = split($0, l, "\n")
+               for (i = 1; i <= n; i++) {
+                   if (l[i] ~ /^Suites:.*-security/) sec = 1
+                   if (l[i] ~ /^Architectures:/) arch = 1 }
+               if (sec && !arch) $0 = $0 "\nArchitectures: amd64 arm64"
+               print }' "$f" > "$f.new"
+        mv "$f.new" "$f"
+        "${apt[@]}" update || die "apt-get update still fails"
+    fi
+    APT_UPDATED=1
+}
+
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3 \
+        install -y --no-install-recommends "$@"
+}
+
+rustc_web_ok() {   # Debian's rustc is new enough and rust-web-src is exactly its version
+    local vr vs minor
+    vr=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) || return 1
+    vs=$(dpkg-query -W -f='${Version}' rust-web-src 2>/dev/null) || return 1
+    [ "$vr" = "$vs" ] || return 1
+    minor=$(echo "$vr" | cut -d. -f2)
+    [ "$minor" -ge "$MIN_RUSTC_MINOR" ]
+}
+
+# std's `unwind` crate links -lunwind statically on musl; -Zbuild-std does not provide the
+# libunwind.a that rustup's musl rust-std ships. Use the cross gcc's libgcc_eh.a under that name,
+# plus a shim where Debian's gcc 12 (built for glibc >= 2.35) calls glibc's _dl_find_object() and
+# only weakly references pthread_* (NULL in a static musl link => SIGSEGV on the first backtrace).
+# armv7 (ARM EHABI) libgcc_eh needs no shim. cross.md P1.3.
+make_musl_unwind() {
+    local src=$UNWIND_DIR/dl_find_object.c spec t musl_cc gnu_cc dir eh
+    mkdir -p "$UNWIND_DIR"
+    cat > "$src" <<'EOF'
+/* _dl_find_object() on top of dl_iterate_phdr(), for static musl links using glibc-built libgcc_eh. */
+#define _GNU_SOURCE
+#include <link.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+struct dl_find_object {          /* glibc layout on x86_64 / aarch64 */
+    unsigned long long dlfo_flags;
+    void *dlfo_map_start, *dlfo_map_end, *dlfo_link_map, *dlfo_eh_frame;
+    unsigned long long dlfo_reserved[7];
+};
+struct query { uintptr_t pc; struct dl_find_object *out; int found; };
+
+static int cb(struct dl_phdr_info *info, size_t size, void *data) {
+    struct query *q = data;
+    const ElfW(Phdr) *eh = 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    int hit = 0;
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type == PT_LOAD) {
+            uintptr_t s = info->dlpi_addr + p->p_vaddr, e = s + p->p_memsz;
+            if (q->pc >= s && q->pc < e) hit = 1;
+            if (s < lo) lo = s;
+            if (e > hi) hi = e;
+        } else if (p->p_type == PT_GNU_EH_FRAME) {
+            eh = p;
+        }
+    }
+    if (!hit) return 0;
+    memset(q->out, 0, sizeof *q->out);
+    q->out->dlfo_map_start = (void *)lo;
+    q->out->dlfo_map_end = (void *)hi;
+    q->out->dlfo_eh_frame = eh ? (void *)(info->dlpi_addr + eh->p_vaddr) : 0;
+    q->found = 1;
+    return 1;
+}
+
+int _dl_find_object(void *pc, struct dl_find_object *out) {
+    struct query q = { (uintptr_t)pc, out, 0 };
+    dl_iterate_phdr(cb, &q);
+    return q.found ? 0 : -1;
+}
+
+/* Strong references so the static link pulls these in (libgcc_eh only references them weakly). */
+__attribute__((used)) static void *const force_pthread_symbols[] = {
+    (void *)pthread_mutex_lock, (void *)pthread_mutex_unlock, (void *)pthread_once,
+    (void *)pthread_key_create, (void *)pthread_getspecific, (void *)pthread_setspecific,
+};
+EOF
+    for spec in "x86_64-unknown-linux-musl x86_64-linux-musl-gcc x86_64-linux-gnu-gcc" \
+                "aarch64-unknown-linux-musl aarch64-linux-musl-gcc aarch64-linux-gnu-gcc" \
+                "armv7-unknown-linux-musleabihf arm-linux-musleabihf-gcc arm-linux-gnueabihf-gcc"; do
+        read -r t musl_cc gnu_cc <<<"$spec"
+        dir=$UNWIND_DIR/$t
+        mkdir -p "$dir"
+        eh=$("$gnu_cc" -print-file-name=libgcc_eh.a)
+        [ -f "$eh" ] || die "libgcc_eh.a not found for $gnu_cc"
+        cp "$eh" "$dir/libunwind.a.tmp"
+        # (no `nm | grep -q` under pipefail: grep -q exits early, nm gets SIGPIPE; cross.md P10)
+        if nm "$eh" 2>/dev/null | grep ' U _dl_find_object' >/dev/null; then
+            "$musl_cc" -O2 -fPIC -c "$src" -o "$dir/dl_find_object.o"
+            ar rs "$dir/libunwind.a.tmp" "$dir/dl_find_object.o" 2>/dev/null
+        fi
+        mv "$dir/libunwind.a.tmp" "$dir/libunwind.a"
+    done
+    touch "$UNWIND_DIR/.done"
+}
+
+have_debian_toolchain() {
+    if command -v rustup >/dev/null; then
+        rustup toolchain list | grep -q '^debian' || return 1
+    fi
+    return 0
+}
+
+setup_needed() {
+    installed $AMD64_PKGS $FOREIGN_PKGS || return 0
+    rustc_web_ok || return 0
+    [ -f "$UNWIND_DIR/.done" ] || return 0
+    have_debian_toolchain || return 0
+    return 1
+}
+
+setup() {
+    if ! setup_needed; then
+        log "setup: already done ($(dpkg-query -W -f='rustc-web ${Version}' rustc-web))"
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] || die "setup must run as root (apt-get install)"
+    local s; s=$(date +%s)
+    # amd64 packages first, before a foreign architecture can break the index update (P2).
+    if ! installed $AMD64_PKGS || ! rustc_web_ok; then
+        apt_update
+        apt_install $AMD64_PKGS
+    fi
+    if ! rustc_web_ok; then
+        die "need rustc-web >= 1.$MIN_RUSTC_MINOR with the identical rust-web-src; have rustc-web \
+$(dpkg-query -W -f='${Version}' rustc-web), rust-web-src $(dpkg-query -W -f='${Version}' rust-web-src) \
+(bookworm-security missing from apt sources?)"
+    fi
+    # musl libc + its gcc wrappers for the ARM targets come from multiarch packages.
+    if ! installed $FOREIGN_PKGS; then
+        local archs; archs=$(dpkg --print-foreign-architectures)
+        if ! grep -qx arm64 <<<"$archs" || ! grep -qx armhf <<<"$archs"; then
+            dpkg --add-architecture arm64
+            dpkg --add-architecture armhf
+            APT_UPDATED=
+        fi
+        apt_update
+        apt_install $FOREIGN_PKGS
+    fi
+    # Debian's toolchain as `cargo +debian` (it lives in /usr/bin and /usr/lib/rustlib).
+    if command -v rustup >/dev/null && ! have_debian_toolchain; then
+        rustup toolchain link debian /usr
+    fi
+    make_musl_unwind
+    log "setup: done in $(( $(date +%s) - s ))s ($(dpkg-query -W -f='rustc-web ${Version}' rustc-web))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# build
+
+cargo_debian() {
+    if command -v rustup >/dev/null; then
+        cargo +debian "$@"
+    else   # Debian's cargo would otherwise pick up whatever `rustc` is first in PATH
+        RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo "$@"
+    fi
+}
+
+build_one() {
+    local short=$1 triple bin out s
+    triple=$(triple_of "$short")
+    s=$(date +%s)
+    log "building $short ($triple)"
+    # RUSTFLAGS would *replace* the [target.<triple>].rustflags of .cargo/config.toml (P1.4).
+    (cd "$ROOT" && unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS &&
+        export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" &&
+        cargo_debian build --release --target "$triple" --bin fleet-edge \
+            -Zbuild-std=std,panic_abort ${BUILD_STD_FEATURES:+-Zbuild-std-features=$BUILD_STD_FEATURES})
+    bin=$TARGET_DIR/$triple/release/fleet-edge
+    mkdir -p "$OUT_DIR"
+    out=$OUT_DIR/fleet-edge-$short
+    cp "$bin" "$out"
+    local desc; desc=$(file -b "$out")
+    echo "=== $short: $out"
+    echo "size: $(stat -c %s "$out") bytes (built in $(( $(date +%s) - s ))s)"
+    echo "file: $desc"
+    case $desc in
+        *"dynamically linked"*|*interpreter*) die "$out is not static" ;;
+        *"statically linked"*|*"static-pie linked"*) ;;
+        *) die "$out: cannot tell from file(1) whether it is static" ;;
+    esac
+    case $desc in
+        *"not stripped"*) die "$out is not stripped" ;;
+        *stripped*) ;;
+        *) die "$out: file(1) does not say stripped" ;;
+    esac
+}
+
+[ $# -ge 1 ] || die "usage: $0 x86_64|aarch64|armv7|all ... | setup"
+case $1 in
+    setup) setup ;;
+    all) setup; for t in x86_64 aarch64 armv7; do build_one "$t"; done ;;
+    *) for t in "$@"; do triple_of "$t" >/dev/null; done
+       setup; for t in "$@"; do build_one "$t"; done ;;
+esac
