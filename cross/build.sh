@@ -18,24 +18,11 @@
 # machine. Installing is skipped entirely when everything is already in place.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-OUT_DIR=$TARGET_DIR/cross
 UNWIND_DIR=/opt/rust-cross/musl-unwind   # also named in .cargo/config.toml
 MIN_RUSTC_MINOR=88                       # rcgen 0.14 needs Rust 1.88
 
-die() { echo "cross/build.sh: $*" >&2; exit 1; }
-log() { echo "cross/build.sh: $*" >&2; }
-
-# short name -> target triple (musl everywhere: smallest, no glibc/NSS caveats; cross.md §0)
-triple_of() {
-    case $1 in
-        x86_64)  echo x86_64-unknown-linux-musl ;;
-        aarch64) echo aarch64-unknown-linux-musl ;;
-        armv7)   echo armv7-unknown-linux-musleabihf ;;
-        *) die "unknown target '$1' (want x86_64, aarch64, armv7 or all)" ;;
-    esac
-}
+# shellcheck source=cross/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # setup: Debian packages and toolchain glue, idempotent.
@@ -43,43 +30,6 @@ triple_of() {
 AMD64_PKGS="rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 libc6-dev-arm64-cross libc6-dev-armhf-cross musl-tools qemu-user-static file binutils curl"
 FOREIGN_PKGS="musl-dev:arm64 musl-dev:armhf"
-
-installed() {   # all named packages are installed
-    local p s
-    for p in "$@"; do
-        s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
-        [ "$s" = installed ] || return 1
-    done
-}
-
-APT_UPDATED=
-apt_update() {
-    [ -z "$APT_UPDATED" ] || return 0
-    local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    if ! "${apt[@]}" update; then
-        # cross.md P2: a broken foreign-arch index of bookworm-security (armhf, seen on this
-        # mirror) makes apt drop *all* of that suite's new indexes, hiding rustc-web 1.96.
-        # Nothing here needs armhf security packages: limit that suite to amd64 + arm64, retry.
-        local f=/etc/apt/sources.list.d/debian.sources
-        [ -f "$f" ] || die "apt-get update failed"
-        log "apt-get update failed; restricting bookworm-security to amd64 arm64 in $f"
-        awk 'BEGIN { RS = ""; ORS = "\n\n" }
-             { sec = 0; arch = 0; n = split($0, l, "\n")
-               for (i = 1; i <= n; i++) {
-                   if (l[i] ~ /^Suites:.*-security/) sec = 1
-                   if (l[i] ~ /^Architectures:/) arch = 1 }
-               if (sec && !arch) $0 = $0 "\nArchitectures: amd64 arm64"
-               print }' "$f" > "$f.new"
-        mv "$f.new" "$f"
-        "${apt[@]}" update || die "apt-get update still fails"
-    fi
-    APT_UPDATED=1
-}
-
-apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3 \
-        install -y --no-install-recommends "$@"
-}
 
 rustc_web_ok() {   # Debian's rustc is new enough and rust-web-src is exactly its version
     local vr vs minor
@@ -238,13 +188,13 @@ build_one() {
     s=$(date +%s)
     log "building $short ($triple)"
     # RUSTFLAGS would *replace* the [target.<triple>].rustflags of .cargo/config.toml (P1.4).
-    (cd "$ROOT" && unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS &&
-        export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" &&
+    (cd "$CROSS_ROOT" && unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS &&
+        export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CROSS_TARGET_DIR" &&
         cargo_debian build --release --target "$triple" --bin fleet-edge \
             -Zbuild-std=std,panic_abort ${BUILD_STD_FEATURES:+-Zbuild-std-features=$BUILD_STD_FEATURES})
-    bin=$TARGET_DIR/$triple/release/fleet-edge
-    mkdir -p "$OUT_DIR"
-    out=$OUT_DIR/fleet-edge-$short
+    bin=$CROSS_TARGET_DIR/$triple/release/fleet-edge
+    mkdir -p "$CROSS_OUT_DIR"
+    out=$CROSS_OUT_DIR/fleet-edge-$short
     cp "$bin" "$out"
     local desc; desc=$(file -b "$out")
     echo "=== $short: $out"
