@@ -174,24 +174,13 @@ $(dpkg-query -W -f='${Version}' rustc-web), rust-web-src $(dpkg-query -W -f='${V
 # ---------------------------------------------------------------------------------------------
 # build
 
-cargo_debian() {
-    if command -v rustup >/dev/null; then
-        cargo +debian "$@"
-    else   # Debian's cargo would otherwise pick up whatever `rustc` is first in PATH
-        RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo "$@"
-    fi
-}
-
 build_one() {
     local short=$1 triple bin out s
     triple=$(triple_of "$short")
     s=$(date +%s)
     log "building $short ($triple)"
-    # RUSTFLAGS would *replace* the [target.<triple>].rustflags of .cargo/config.toml (P1.4).
-    (cd "$CROSS_ROOT" && unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS &&
-        export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CROSS_TARGET_DIR" &&
-        cargo_debian build --release --target "$triple" --bin fleet-edge \
-            -Zbuild-std=std,panic_abort ${BUILD_STD_FEATURES:+-Zbuild-std-features=$BUILD_STD_FEATURES})
+    (cd "$CROSS_ROOT" && cross_cargo build --release --target "$triple" --bin fleet-edge \
+        -Zbuild-std=std,panic_abort ${BUILD_STD_FEATURES:+-Zbuild-std-features=$BUILD_STD_FEATURES})
     bin=$CROSS_TARGET_DIR/$triple/release/fleet-edge
     mkdir -p "$CROSS_OUT_DIR"
     out=$CROSS_OUT_DIR/fleet-edge-$short

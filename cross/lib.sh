@@ -30,6 +30,21 @@ qemu_of() {
     esac
 }
 
+# Debian's cargo/rustc 1.96 (linked into rustup as toolchain `debian` by `cross/build.sh setup`)
+# with -Z flags allowed, for the cross targets. RUSTFLAGS would *replace* the
+# [target.<triple>].rustflags of .cargo/config.toml (cross.md P1.4), so it is dropped.
+cross_cargo() {
+    (
+        unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+        export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CROSS_TARGET_DIR"
+        if command -v rustup >/dev/null; then
+            exec cargo +debian "$@"
+        else   # Debian's cargo would otherwise run whatever `rustc` is first in PATH
+            RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc exec /usr/bin/cargo "$@"
+        fi
+    )
+}
+
 # --- Debian packages ----------------------------------------------------------------------------
 
 installed() {   # all named packages are installed

@@ -16,10 +16,6 @@ set -euo pipefail
 "$(dirname "${BASH_SOURCE[0]}")/build.sh" setup
 triple=$(triple_of armv7)
 cd "$CROSS_ROOT"
-unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS   # would replace the config's target rustflags
-export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CROSS_TARGET_DIR"
-if command -v rustup >/dev/null; then cargo=(cargo +debian)
-else cargo=(env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo); fi
 s=$(date +%s)
-"${cargo[@]}" test --lib --target "$triple" -Zbuild-std "$@"
+cross_cargo test --lib --target "$triple" -Zbuild-std "$@"
 log "armv7 unit tests done in $(( $(date +%s) - s ))s"
