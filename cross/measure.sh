@@ -5,6 +5,7 @@
 #   cross/measure.sh speed <short> [opt-level...]  # build cross/probe per opt-level (default: s z),
 #                                                  # print size, run it (x86_64: natively, best of
 #                                                  # 5; ARM: under qemu, --quick, best of 3)
+#   PROBE_FEATURES=mimalloc cross/measure.sh speed ...   # the probe with another global allocator
 #   cross/measure.sh bloat <short> [probe]         # cargo bloat --crates of fleet-edge (or of the
 #                                                  # probe), unstripped, same profile otherwise
 #
@@ -22,12 +23,13 @@ speed() {
     triple=$(triple_of "$short"); qemu=$(qemu_of "$short")
     local levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(s z)
     for o in "${levels[@]}"; do
-        CROSS_TARGET_DIR=$base_target_dir/probe-$o
+        CROSS_TARGET_DIR=$base_target_dir/probe-$o${PROBE_FEATURES:+-$PROBE_FEATURES}
         (cd "$CROSS_ROOT" && CARGO_PROFILE_RELEASE_OPT_LEVEL=$o cross_cargo build --release \
             --manifest-path cross/probe/Cargo.toml --target "$triple" \
+            ${PROBE_FEATURES:+--features "$PROBE_FEATURES"} \
             -Zbuild-std=std,panic_abort --quiet)
         bin=$CROSS_TARGET_DIR/$triple/release/fleet-edge-probe
-        echo "=== probe $short opt-level=$o: $(stat -c %s "$bin") bytes; $(file -b "$bin" | cut -d, -f1-2,5)"
+        echo "=== probe $short opt-level=$o${PROBE_FEATURES:+ features=$PROBE_FEATURES}: $(stat -c %s "$bin") bytes; $(file -b "$bin" | cut -d, -f1-2,5)"
         if [ -z "$qemu" ]; then runs=5; args=(); else runs=3; args=(--quick); fi
         for i in $(seq "$runs"); do $qemu "$bin" "${args[@]}"; done |
             awk -F': ' '/ ms/ { split($2, a, " "); if (!($1 in best) || a[1] < best[$1]) best[$1] = a[1];
