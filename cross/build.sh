@@ -5,7 +5,8 @@
 #   cross/build.sh setup                        # only install packages / toolchain glue
 #
 # Output: target/cross/fleet-edge-<short>   (short = x86_64 | aarch64 | armv7)
-#   (target/ is $CARGO_TARGET_DIR when set.)
+#   (target/ is $CARGO_TARGET_DIR when set.) Fails unless file(1) says static and stripped and the
+#   size is within SIZE_BUDGET bytes (default 4000000).
 #
 # How (see ../shared/cross.md, verified on Debian bookworm amd64): rustup cannot download rust-std
 # for other targets here, so every target is built with Debian's own compiler (rustc-web /
@@ -20,6 +21,7 @@ set -euo pipefail
 
 UNWIND_DIR=/opt/rust-cross/musl-unwind   # also named in .cargo/config.toml
 MIN_RUSTC_MINOR=88                       # rcgen 0.14 needs Rust 1.88
+SIZE_BUDGET=${SIZE_BUDGET:-4000000}      # bytes per binary (issue 8: <= 4 MB); fails the build
 
 # shellcheck source=cross/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -199,6 +201,8 @@ build_one() {
         *stripped*) ;;
         *) die "$out: file(1) does not say stripped" ;;
     esac
+    [ "$(stat -c %s "$out")" -le "$SIZE_BUDGET" ] ||
+        die "$out is $(stat -c %s "$out") bytes, over the size budget of $SIZE_BUDGET (cross/README.md)"
 }
 
 [ $# -ge 1 ] || die "usage: $0 x86_64|aarch64|armv7|all ... | setup"
