@@ -29,9 +29,9 @@ SIZE_BUDGET=${SIZE_BUDGET:-4000000}      # bytes per binary (issue 8: <= 4 MB); 
 # ---------------------------------------------------------------------------------------------
 # setup: Debian packages and toolchain glue, idempotent.
 
-AMD64_PKGS="rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
-libc6-dev-arm64-cross libc6-dev-armhf-cross musl-tools qemu-user-static file binutils curl"
-FOREIGN_PKGS="musl-dev:arm64 musl-dev:armhf"
+AMD64_PKGS=(rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+    libc6-dev-arm64-cross libc6-dev-armhf-cross musl-tools qemu-user-static file binutils curl)
+FOREIGN_PKGS=(musl-dev:arm64 musl-dev:armhf)
 
 rustc_web_ok() {   # Debian's rustc is new enough and rust-web-src is exactly its version
     local vr vs minor
@@ -130,7 +130,7 @@ have_debian_toolchain() {
 }
 
 setup_needed() {
-    installed $AMD64_PKGS $FOREIGN_PKGS || return 0
+    installed "${AMD64_PKGS[@]}" "${FOREIGN_PKGS[@]}" || return 0
     rustc_web_ok || return 0
     [ -f "$UNWIND_DIR/.done" ] || return 0
     have_debian_toolchain || return 0
@@ -145,9 +145,9 @@ setup() {
     [ "$(id -u)" = 0 ] || die "setup must run as root (apt-get install)"
     local s; s=$(date +%s)
     # amd64 packages first, before a foreign architecture can break the index update (P2).
-    if ! installed $AMD64_PKGS || ! rustc_web_ok; then
+    if ! installed "${AMD64_PKGS[@]}" || ! rustc_web_ok; then
         apt_update
-        apt_install $AMD64_PKGS
+        apt_install "${AMD64_PKGS[@]}"
     fi
     if ! rustc_web_ok; then
         die "need rustc-web >= 1.$MIN_RUSTC_MINOR with the identical rust-web-src; have rustc-web \
@@ -155,7 +155,7 @@ $(dpkg-query -W -f='${Version}' rustc-web), rust-web-src $(dpkg-query -W -f='${V
 (bookworm-security missing from apt sources?)"
     fi
     # musl libc + its gcc wrappers for the ARM targets come from multiarch packages.
-    if ! installed $FOREIGN_PKGS; then
+    if ! installed "${FOREIGN_PKGS[@]}"; then
         local archs; archs=$(dpkg --print-foreign-architectures)
         if ! grep -qx arm64 <<<"$archs" || ! grep -qx armhf <<<"$archs"; then
             dpkg --add-architecture arm64
@@ -163,7 +163,7 @@ $(dpkg-query -W -f='${Version}' rustc-web), rust-web-src $(dpkg-query -W -f='${V
             APT_UPDATED=
         fi
         apt_update
-        apt_install $FOREIGN_PKGS
+        apt_install "${FOREIGN_PKGS[@]}"
     fi
     # Debian's toolchain as `cargo +debian` (it lives in /usr/bin and /usr/lib/rustlib).
     if command -v rustup >/dev/null && ! have_debian_toolchain; then

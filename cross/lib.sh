@@ -3,6 +3,7 @@
 
 CROSS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CROSS_TARGET_DIR=${CARGO_TARGET_DIR:-$CROSS_ROOT/target}
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CROSS_OUT_DIR=$CROSS_TARGET_DIR/cross          # cross/build.sh copies binaries here
 SELF=cross/$(basename "$0")
 

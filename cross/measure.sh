@@ -19,7 +19,7 @@ base_target_dir=$CROSS_TARGET_DIR
 
 speed() {
     local short=$1; shift
-    local triple qemu o bin runs i
+    local triple qemu o bin runs
     triple=$(triple_of "$short"); qemu=$(qemu_of "$short")
     local levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(s z)
     for o in "${levels[@]}"; do
@@ -31,7 +31,7 @@ speed() {
         bin=$CROSS_TARGET_DIR/$triple/release/fleet-edge-probe
         echo "=== probe $short opt-level=$o${PROBE_FEATURES:+ features=$PROBE_FEATURES}: $(stat -c %s "$bin") bytes; $(file -b "$bin" | cut -d, -f1-2,5)"
         if [ -z "$qemu" ]; then runs=5; args=(); else runs=3; args=(--quick); fi
-        for i in $(seq "$runs"); do $qemu "$bin" "${args[@]}"; done |
+        for _ in $(seq "$runs"); do $qemu "$bin" "${args[@]}"; done |
             awk -F': ' '/ ms/ { split($2, a, " "); if (!($1 in best) || a[1] < best[$1]) best[$1] = a[1];
                                 if (!($1 in order)) { order[$1] = ++n; names[n] = $1 } }
                         END { for (i = 1; i <= n; i++) printf "  %-34s %9.1f ms (best of '"$runs"')\n", names[i], best[names[i]] }'
