@@ -124,7 +124,8 @@ EOF
 
 have_debian_toolchain() {
     if command -v rustup >/dev/null; then
-        rustup toolchain list | grep -q '^debian' || return 1
+        # (no grep -q under pipefail: cross.md P10)
+        rustup toolchain list | grep '^debian' >/dev/null || return 1
     fi
     return 0
 }
