@@ -69,6 +69,53 @@ fail() {
     exit 1
 }
 
+# json_get PATH: reads JSON on stdin, prints the value at a dotted path (numbers index arrays).
+json_get() {
+    python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    v = v[int(part)] if isinstance(v, list) else v[part]
+print(v if not isinstance(v, (dict, list)) else json.dumps(v))' "$1"
+}
+
+# post URL AUTH BODY_FILE [gzip]: POST as an Elastic Agent does; sets $code and $body.
+post() {
+    local out extra=()
+    [ "${4:-}" = gzip ] && extra=(-H "Content-Encoding: gzip")
+    out=$(curl -sS --max-time 20 --compressed --cacert "$ca" -X POST \
+            -H "Authorization: ApiKey $2" -H "User-Agent: Elastic Agent v9.2.1" \
+            -H "Elastic-Api-Version: 2023-06-01" -H "Content-Type: application/json" -H "kbn-xsrf: 1" \
+            "${extra[@]}" --data-binary @"$3" -w '\n%{http_code}' "$1" 2>&1) || out=$'curl failed\n000'
+    code=${out##*$'\n'}
+    body=${out%$'\n'*}
+}
+
+agent_round_trip() {
+    local url=$1 ca=$2 token id key action
+    token=$(sed -n 's/.*--enrollment-token=\([^ ]*\).*/\1/p' "$TMP/stdout.log" | head -n 1)
+    [ -n "$token" ] || fail "no enrollment token in the quick start output"
+    printf '%s' '{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{"elastic":{"agent":{"id":"","version":"9.2.1"}},"host":{"hostname":"smoke"}},"user_provided":{},"tags":["smoke"]}}' >"$TMP/enroll.json"
+    post "$url/api/fleet/agents/enroll?" "$token" "$TMP/enroll.json"
+    [ "$code" = 200 ] || fail "enroll: $code $body"
+    id=$(printf '%s' "$body" | json_get item.id) || fail "enroll reply without item.id: $body"
+    key=$(printf '%s' "$body" | json_get item.access_api_key) || fail "enroll reply without a key: $body"
+    echo "enroll: 200, agent $id"
+
+    printf '%s' '{"status":"starting","message":"smoke","components":[],"upgrade":{}}' | gzip -c >"$TMP/checkin.gz"
+    post "$url/api/fleet/agents/$id/checkin?" "$key" "$TMP/checkin.gz" gzip
+    [ "$code" = 200 ] || fail "checkin: $code $body"
+    [ "$(printf '%s' "$body" | json_get actions.0.type)" = POLICY_CHANGE ] || fail "checkin without POLICY_CHANGE: $body"
+    action=$(printf '%s' "$body" | json_get actions.0.id)
+    echo "checkin: 200, $action"
+
+    printf '{"events":[{"type":"ACTION_RESULT","subtype":"ACKNOWLEDGED","agent_id":"%s","action_id":"%s","message":"ok","timestamp":"2026-01-01T00:00:00Z"}]}' \
+        "$id" "$action" >"$TMP/ack.json"
+    post "$url/api/fleet/agents/$id/acks?" "$key" "$TMP/ack.json"
+    [ "$code" = 200 ] || fail "ack: $code $body"
+    [ "$(printf '%s' "$body" | json_get action)" = acks ] || fail "ack reply: $body"
+    echo "ack: 200 $body"
+}
+
 smoke_one() {
     SHORT=$1
     local bin=${BIN:-$CROSS_OUT_DIR/fleet-edge-$SHORT} qemu desc port data ca url deadline
@@ -95,7 +142,8 @@ smoke_one() {
     ca=$data/certs/ca.crt
     port=$(free_port)
     url=https://127.0.0.1:$port
-    local cmd=("$bin" --data-dir "$data" --fleet-server-host 127.0.0.1 --fleet-server-port "$port")
+    local cmd=("$bin" --data-dir "$data" --fleet-server-host 127.0.0.1 --fleet-server-port "$port"
+               --management-port 0 --checkin-long-poll 10s --checkin-jitter 0s)
     # -L: ELF interpreter prefix = an empty dir, so only a truly static binary can start (the host
     # has /lib/ld-musl-aarch64.so.1 etc. from musl:arm64/armhf, which would hide a dynamic one).
     [ -z "$qemu" ] || cmd=("$qemu" -L "$TMP/empty-sysroot" "${cmd[@]}")
@@ -131,20 +179,11 @@ smoke_one() {
     done
     echo "GET /api/status: $code $body"
 
-    # =========================================================================================
-    # EXTENSION POINT (issue 8, deliverable 2, second half) -- NOT DONE YET, on purpose.
-    # Once embedded mode can enroll agents, add here, while the server runs and before SIGTERM:
-    #   a. one simulated agent, run NATIVELY on the host (it is only a loopback client; only the
-    #      server is emulated), e.g. the load generator of benches/ with one agent, trusting
-    #      "$ca" and talking to "$url";
-    #   b. POST /api/fleet/agents/enroll with `Authorization: ApiKey <enrollment token>` -> 200
-    #      `action:"created"` (the token: however embedded mode exposes it in "$data");
-    #   c. POST /api/fleet/agents/<id>/checkin -> 200 with exactly one POLICY_CHANGE action;
-    #   d. POST /api/fleet/agents/<id>/acks for that action id -> 200, no error;
-    # each step bounded by "$deadline"-style deadlines, failing through `fail`.
-    # =========================================================================================
+    # 5. one agent, run natively on the host (only the server is emulated): enroll with the
+    #    token the quick start printed, check in with a gzip body, receive the POLICY_CHANGE, ack it.
+    agent_round_trip "$url" "$ca"
 
-    # 5. SIGTERM -> exit 0 within the drain timeout
+    # 6. SIGTERM -> exit 0 within the drain timeout
     kill -TERM "$PID"
     deadline=$(( $(now) + STOP_TIMEOUT ))
     while kill -0 "$PID" 2>/dev/null; do
