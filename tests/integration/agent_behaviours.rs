@@ -560,17 +560,6 @@ fn audit_unenroll_endpoint(fixture: Box<dyn Fixture>) {
     }
 }
 
-macro_rules! on_every_store {
-    ($($test:ident),* $(,)?) => {
-        mod memory_store {
-            $( #[test] fn $test() { super::$test(crate::protocol::memory()) } )*
-        }
-        mod local_store {
-            $( #[test] fn $test() { super::$test(crate::protocol::local()) } )*
-        }
-    };
-}
-
 on_every_store!(
     check_01_enroll_happy_path,
     check_05_first_checkin_delivers_policy_change,

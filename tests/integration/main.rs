@@ -13,6 +13,19 @@
 
 mod support;
 
+/// One `#[test]` per store for each named test function taking a `Box<dyn protocol::Fixture>`:
+/// the same scripted agents run against every backend.
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory_store {
+            $( #[test] fn $test() { super::$test(crate::protocol::memory()) } )*
+        }
+        mod local_store {
+            $( #[test] fn $test() { super::$test(crate::protocol::local()) } )*
+        }
+    };
+}
+
 mod agent_behaviours;
 mod cli;
 mod embedded;

@@ -711,18 +711,6 @@ fn golden_exchange_over_mtls(fixture: Box<dyn Fixture>) {
     assert_eq!(agent.status_probe().status, 200);
 }
 
-/// Every protocol test, once per store.
-macro_rules! on_every_store {
-    ($($test:ident),* $(,)?) => {
-        mod memory_store {
-            $( #[test] fn $test() { super::$test(super::memory()) } )*
-        }
-        mod local_store {
-            $( #[test] fn $test() { super::$test(super::local()) } )*
-        }
-    };
-}
-
 on_every_store!(
     golden_exchange,
     golden_exchange_over_mtls,

@@ -331,33 +331,10 @@ fn deactivate(store: &dyn Store, agent: &Agent, now: SystemTime) -> Result<(), S
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
-    use crate::backend::NewApiKey;
-    use crate::model::{Action, AgentInfo};
+    use crate::model::Action;
 
     fn setup() -> (MemoryStore, ApiKey) {
-        let store = MemoryStore::new();
-        let key = store
-            .create_api_key(&NewApiKey {
-                name: "a1".into(),
-                role_descriptors: json!({}),
-                metadata: json!({}),
-            })
-            .unwrap();
-        store
-            .create_agent(&Agent {
-                id: "a1".into(),
-                active: true,
-                access_api_key_id: key.id.clone(),
-                agent: Some(AgentInfo {
-                    id: "a1".into(),
-                    version: "9.2.1".into(),
-                }),
-                policy_id: "p".into(),
-                policy_revision_idx: 1,
-                ..Agent::default()
-            })
-            .unwrap();
-        (store, key)
+        super::super::testkit::store_with_agent("a1")
     }
 
     fn ack_events(store: &MemoryStore, key: &ApiKey, events: Value) -> AckOutcome {

@@ -70,31 +70,9 @@ pub fn audit_unenroll(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
-    use crate::backend::NewApiKey;
-    use crate::model::{Agent, AgentInfo};
 
     fn setup() -> (MemoryStore, ApiKey) {
-        let store = MemoryStore::new();
-        let key = store
-            .create_api_key(&NewApiKey {
-                name: "a".into(),
-                role_descriptors: json!({}),
-                metadata: json!({}),
-            })
-            .unwrap();
-        store
-            .create_agent(&Agent {
-                id: "a".into(),
-                active: true,
-                access_api_key_id: key.id.clone(),
-                agent: Some(AgentInfo {
-                    id: "a".into(),
-                    version: "9.2.1".into(),
-                }),
-                ..Agent::default()
-            })
-            .unwrap();
-        (store, key)
+        super::super::testkit::store_with_agent("a")
     }
 
     fn input(key: &ApiKey, body: serde_json::Value) -> AuditInput {

@@ -95,8 +95,35 @@ pub(crate) mod testkit {
     use std::sync::Arc;
 
     use crate::backend::memory::MemoryStore;
-    use crate::backend::ApiKey;
-    use crate::model::PolicyDoc;
+    use crate::backend::{ApiKey, NewApiKey, Store};
+    use crate::model::{Agent, AgentInfo, PolicyDoc};
+
+    /// A memory store with one active agent `id` (policy `p`, revision 1) and its access key.
+    pub fn store_with_agent(id: &str) -> (MemoryStore, ApiKey) {
+        let store = MemoryStore::new();
+        let key = store
+            .create_api_key(&NewApiKey {
+                name: id.into(),
+                role_descriptors: serde_json::json!({}),
+                metadata: serde_json::json!({}),
+            })
+            .unwrap();
+        store
+            .create_agent(&Agent {
+                id: id.into(),
+                active: true,
+                access_api_key_id: key.id.clone(),
+                agent: Some(AgentInfo {
+                    id: id.into(),
+                    version: "9.2.1".into(),
+                }),
+                policy_id: "p".into(),
+                policy_revision_idx: 1,
+                ..Agent::default()
+            })
+            .unwrap();
+        (store, key)
+    }
 
     pub fn store_with_policy(policy_id: &str) -> (Arc<MemoryStore>, ApiKey) {
         let store = Arc::new(MemoryStore::new());
