@@ -208,23 +208,24 @@ fn attempt(
         Err(Failure::Tls {
             detail,
             certificate: true,
-        }) => Step::Fail(EsError::UntrustedCertificate {
-            host: host_of(&detail),
-            detail,
-        }),
-        Err(Failure::Tls { detail, .. }) => Step::Fail(EsError::TlsHandshake {
-            host: host_of(&detail),
-            detail,
-        }),
+        }) => {
+            let (host, detail) = split_host(&detail);
+            Step::Fail(EsError::UntrustedCertificate { host, detail })
+        }
+        Err(Failure::Tls { detail, .. }) => {
+            let (host, detail) = split_host(&detail);
+            Step::Fail(EsError::TlsHandshake { host, detail })
+        }
         Err(f) => Step::Retry(f.to_string()),
     }
 }
 
-fn host_of(detail: &str) -> String {
-    detail
-        .split_once(": ")
-        .map_or(detail, |(h, _)| h)
-        .to_owned()
+/// Failures read `<host>: <what>`; the host is named once in the sentence.
+fn split_host(detail: &str) -> (String, String) {
+    match detail.split_once(": ") {
+        Some((host, rest)) => (host.to_owned(), rest.to_owned()),
+        None => (String::new(), detail.to_owned()),
+    }
 }
 
 fn probe(
