@@ -334,7 +334,7 @@ impl Client {
                 }
             }
             let round_done = (attempt + 1) % n == 0;
-            let status_retry = matches!(last, Ok(_));
+            let status_retry = last.is_ok();
             if attempt + 1 < attempts && retry && (round_done || status_retry) {
                 std::thread::sleep(jitter(backoff));
                 backoff = (backoff * 3 / 2).min(self.opts.backoff_max);

@@ -88,7 +88,7 @@ impl Feed {
         }
         st.started = true;
         drop(st);
-        for i in 0..INDICES.len() {
+        for (i, index) in INDICES.iter().enumerate() {
             let feed = Arc::clone(self);
             self.running.fetch_add(1, Ordering::SeqCst);
             let spawned = std::thread::Builder::new()
@@ -99,7 +99,7 @@ impl Feed {
                 });
             if let Err(e) = spawned {
                 self.running.fetch_sub(1, Ordering::SeqCst);
-                log::error!("cannot start the {} follower: {e}", INDICES[i]);
+                log::error!("cannot start the {index} follower: {e}");
             }
         }
     }

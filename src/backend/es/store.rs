@@ -34,6 +34,27 @@ use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, St
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
 
+/// One bulk operation: op, `_id`, `retry_on_conflict`, index, source line (none for delete).
+struct BulkOp<'a> {
+    op: Op,
+    id: &'a str,
+    retry_on_conflict: Option<u32>,
+    index: &'a str,
+    source: Option<Value>,
+}
+
+impl<'a> BulkOp<'a> {
+    fn new(op: Op, id: &'a str, index: &'a str, source: Option<Value>) -> BulkOp<'a> {
+        BulkOp {
+            op,
+            id,
+            retry_on_conflict: None,
+            index,
+            source,
+        }
+    }
+}
+
 /// One bulk item's outcome.
 struct Item {
     status: u16,
@@ -62,14 +83,17 @@ fn strip_nulls(source: &mut Map<String, Value>) {
 }
 
 impl EsStore {
-    fn bulk(
-        &self,
-        refresh: bool,
-        ops: &[(Op, &str, Option<u32>, &str, Option<Value>)],
-    ) -> Result<Vec<Item>, StoreError> {
+    fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
         let mut body = String::new();
-        for (op, id, retry, index, source) in ops {
-            body.push_str(&bodies::bulk_action(*op, id, *retry, index));
+        for BulkOp {
+            op,
+            id,
+            retry_on_conflict,
+            index,
+            source,
+        } in ops
+        {
+            body.push_str(&bodies::bulk_action(*op, id, *retry_on_conflict, index));
             body.push('\n');
             if let Some(source) = source {
                 body.push_str(&source.to_string());
@@ -107,8 +131,8 @@ impl EsStore {
         Ok(ops
             .iter()
             .zip(items)
-            .map(|((op, ..), item)| {
-                let raw = item.get(op.name()).cloned().unwrap_or(Value::Null);
+            .map(|(op, item)| {
+                let raw = item.get(op.op.name()).cloned().unwrap_or(Value::Null);
                 let status = raw["status"]
                     .as_u64()
                     .and_then(|s| u16::try_from(s).ok())
@@ -303,7 +327,10 @@ impl Store for EsStore {
 
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let source = serde_json::to_value(agent).map_err(|e| decode_failed("agent", e))?;
-        let items = self.bulk(true, &[(Op::Create, &agent.id, None, AGENTS, Some(source))])?;
+        let items = self.bulk(
+            true,
+            &[BulkOp::new(Op::Create, &agent.id, AGENTS, Some(source))],
+        )?;
         match items.first() {
             Some(i) if matches!(i.status, 200 | 201) => Ok(()),
             Some(i) if i.status == 409 => Err(StoreError::Conflict),
@@ -314,7 +341,13 @@ impl Store for EsStore {
 
     fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError> {
         let doc = json!({ "doc": fields });
-        let items = self.bulk(true, &[(Op::Update, id, Some(3), AGENTS, Some(doc))])?;
+        let items = self.bulk(
+            true,
+            &[BulkOp {
+                retry_on_conflict: Some(3),
+                ..BulkOp::new(Op::Update, id, AGENTS, Some(doc))
+            }],
+        )?;
         items.first().map_or(
             Err(decode_failed("bulk response", "no item")),
             update_result,
@@ -322,7 +355,7 @@ impl Store for EsStore {
     }
 
     fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
-        let items = self.bulk(false, &[(Op::Delete, id, None, AGENTS, None)])?;
+        let items = self.bulk(false, &[BulkOp::new(Op::Delete, id, AGENTS, None)])?;
         match items.first() {
             Some(i) if matches!(i.status, 200 | 404) => Ok(()),
             Some(i) => Err(item_error(i.status, &i.raw)),
@@ -339,15 +372,7 @@ impl Store for EsStore {
         }
         let ops: Vec<_> = updates
             .iter()
-            .map(|(id, fields)| {
-                (
-                    Op::Update,
-                    id.as_str(),
-                    None,
-                    AGENTS,
-                    Some(json!({ "doc": fields })),
-                )
-            })
+            .map(|(id, fields)| BulkOp::new(Op::Update, id, AGENTS, Some(json!({ "doc": fields }))))
             .collect();
         Ok(self.bulk(false, &ops)?.iter().map(update_result).collect())
     }
@@ -402,7 +427,7 @@ impl Store for EsStore {
     fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError> {
         let source = serde_json::to_value(result).map_err(|e| decode_failed("action result", e))?;
         let id = result.doc_id();
-        let items = self.bulk(true, &[(Op::Create, &id, None, RESULTS, Some(source))])?;
+        let items = self.bulk(true, &[BulkOp::new(Op::Create, &id, RESULTS, Some(source))])?;
         match items.first() {
             Some(i) if matches!(i.status, 200 | 201) => Ok(Created::New),
             Some(i) if i.status == 409 => Ok(Created::Existed),
