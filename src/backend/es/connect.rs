@@ -185,8 +185,17 @@ fn attempt(
     probed: &mut Option<CertificateDer<'static>>,
     client: &mut Option<Client>,
 ) -> Step<String> {
-    if let (Some(fp), None, false) = (&settings.ca_trusted_fingerprint, &probed, settings.insecure)
-    {
+    let any_https = settings
+        .hosts
+        .iter()
+        .any(|h| parse_http_url(h, Some("http")).is_ok_and(|u| u.scheme == "https"));
+    // A fingerprint only matters for https hosts (plain http ignores TLS settings, as in Go).
+    if let (Some(fp), None, false, true) = (
+        &settings.ca_trusted_fingerprint,
+        &probed,
+        settings.insecure,
+        any_https,
+    ) {
         match probe(settings, fp, opts) {
             Step::Done(ca) => *probed = Some(ca),
             Step::Retry(r) => return Step::Retry(r),

@@ -12,7 +12,6 @@
 //! the correct answer for a pinned CA. Neighbours: `client.rs` (uses the config), `connect.rs`
 //! (runs the probe at startup and words its failures).
 
-use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -283,10 +282,6 @@ fn handshake(
                 }
                 conn.send_close_notify();
                 let _ = conn.complete_io(&mut sock);
-                let _ = sock.flush();
-                let mut sink = [0u8; 1];
-                let _ = sock.set_read_timeout(Some(Duration::from_millis(1)));
-                let _ = sock.read(&mut sink);
                 return Ok(());
             }
             Err(e) => last = format!("{addr}: {e}"),

@@ -379,3 +379,61 @@ fn monitor_fetch_pages_by_fetch_size() {
     assert_eq!(got.policies.len(), 1005);
     assert_eq!(got.cursor.unwrap().policies, 1004);
 }
+
+/// Rough latencies against the in-process stand-in (debug build); run with
+/// `cargo test --lib backend::es::tests::measure -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure() {
+    use std::time::Instant;
+    let t = EsTestStore::new();
+    let ids: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    for id in &ids {
+        t.store
+            .create_agent(&Agent {
+                id: id.clone(),
+                active: true,
+                ..Agent::default()
+            })
+            .unwrap();
+    }
+    let mut lat: Vec<Duration> = ids
+        .iter()
+        .map(|id| {
+            let began = Instant::now();
+            t.store.agent(id).unwrap().unwrap();
+            began.elapsed()
+        })
+        .collect();
+    lat.sort();
+    println!("agent() mget: p50 {:?} p99 {:?}", lat[500], lat[990]);
+    let mut f = Map::new();
+    f.insert("last_checkin_status".into(), json!("online"));
+    let batch: Vec<_> = ids.iter().map(|id| (id.clone(), f.clone())).collect();
+    let began = Instant::now();
+    let out = t.store.update_agents(&batch).unwrap();
+    assert!(out.iter().all(Result::is_ok));
+    println!("update_agents(1000) one _bulk: {:?}", began.elapsed());
+    let first = t
+        .store
+        .changes(Cursor::START, SystemTime::now(), Duration::from_millis(10))
+        .unwrap();
+    let start = first.cursor.unwrap_or(Cursor::START);
+    let seed = t.es.seed();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let began = Instant::now();
+        seed.agent_policy("measured").unwrap();
+        began
+    });
+    let got = t
+        .store
+        .changes(start, SystemTime::now(), Duration::from_secs(30))
+        .unwrap();
+    let written = writer.join().unwrap();
+    assert_eq!(got.policies.len(), 1);
+    println!(
+        "policy write (refresh=wait_for) to changes() return: {:?}",
+        written.elapsed()
+    );
+}

@@ -158,3 +158,13 @@ fn insecure_skips_verification() {
     s.insecure = true;
     works(&connect(&s).unwrap());
 }
+
+#[test]
+fn tls_settings_are_ignored_for_plain_http() {
+    let es = StandIn::start(Options::default()).unwrap();
+    let mut s = settings(&es);
+    s.ca_trusted_fingerprint = Some(Fingerprint::of(&make_ca("unused").cert_der));
+    let began = Instant::now();
+    works(&connect(&s).unwrap());
+    assert!(began.elapsed() < Duration::from_secs(5));
+}
