@@ -7,6 +7,7 @@
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
 //! match, used by unit and scenario tests.
 
+pub mod es;
 pub mod local;
 pub mod memory;
 pub mod ops;

@@ -1,0 +1,502 @@
+//! The [`Store`] methods of [`EsStore`], each one the call(s) es-contract.md §2 names:
+//!
+//! | method | call |
+//! |---|---|
+//! | `authenticate` | `GET /_security/_authenticate` with the agent's `ApiKey` (401 → `None`), then `GET /_security/api_key?id=&owner=true` for the key's metadata |
+//! | `create_api_key` | `PUT /_security/api_key?refresh=false` |
+//! | `api_key_roles` | `GET /_security/api_key?id=<id>&owner=true` |
+//! | `update_api_key_roles` | `POST /_security/api_key/_bulk_update` |
+//! | `invalidate_api_keys` | `DELETE /_security/api_key` `{"ids":[..],"owner":true}` |
+//! | `enrollment_key` | `POST /_msearch` Q5 on `.fleet-enrollment-api-keys` |
+//! | `agent` | `POST /_mget` (realtime) |
+//! | `create_agent` | `POST /_bulk?refresh=true` `create` (409 → `Conflict`) |
+//! | `update_agent` | `POST /_bulk?refresh=true` `update` `retry_on_conflict:3` `{"doc":..}` (404 → `NotFound`) |
+//! | `delete_agent` | `POST /_bulk` `delete` |
+//! | `update_agents` | one `POST /_bulk` of `update` ops (the checkin bulk writer) |
+//! | `pending_actions` | `POST /_fleet/_fleet_msearch` Q4 with `wait_for_checkpoints` |
+//! | `action` / `action_seq_no` | `POST /_msearch` Q3 / Q2 on `.fleet-actions` |
+//! | `create_action_result` | `POST /_bulk?refresh=true` `create` `<action_id>:<agent_id>` (409 → `Existed`) |
+//! | `secret` | `GET /_fleet/secret/<id>` |
+//! | `latest_policies` | `POST /_msearch` Q6 with `ignore_unavailable` |
+//! | `changes` | `feed.rs` |
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Map, Value};
+
+use super::bodies::{
+    self, encode, Header, Op, ACTIONS, AGENTS, ENROLLMENT_KEYS, POLICIES, RESULTS,
+};
+use super::client::{item_error, Method, Req};
+use super::feed::action_from_hit;
+use super::EsStore;
+use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use crate::model::time::rfc3339_seconds;
+use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+
+/// One bulk operation: op, `_id`, `retry_on_conflict`, index, source line (none for delete).
+struct BulkOp<'a> {
+    op: Op,
+    id: &'a str,
+    retry_on_conflict: Option<u32>,
+    index: &'a str,
+    source: Option<Value>,
+}
+
+impl<'a> BulkOp<'a> {
+    fn new(op: Op, id: &'a str, index: &'a str, source: Option<Value>) -> BulkOp<'a> {
+        BulkOp {
+            op,
+            id,
+            retry_on_conflict: None,
+            index,
+            source,
+        }
+    }
+}
+
+/// One bulk item's outcome.
+struct Item {
+    status: u16,
+    raw: Value,
+}
+
+fn decode_failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed {
+        status: 500,
+        detail: format!("{what} does not decode: {e}"),
+    }
+}
+
+/// Drops `null`s that ES keeps (a `{"doc":{"f":null}}` stores an explicit null) where the model
+/// expects absence: top-level fields and the entries and fields of `outputs`.
+fn strip_nulls(source: &mut Map<String, Value>) {
+    source.retain(|_, v| !v.is_null());
+    if let Some(Value::Object(outputs)) = source.get_mut("outputs") {
+        outputs.retain(|_, v| !v.is_null());
+        for out in outputs.values_mut() {
+            if let Value::Object(fields) = out {
+                fields.retain(|_, v| !v.is_null());
+            }
+        }
+    }
+}
+
+impl EsStore {
+    fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
+        let mut body = String::new();
+        for BulkOp {
+            op,
+            id,
+            retry_on_conflict,
+            index,
+            source,
+        } in ops
+        {
+            body.push_str(&bodies::bulk_action(*op, id, *retry_on_conflict, index));
+            body.push('\n');
+            if let Some(source) = source {
+                body.push_str(&source.to_string());
+                body.push('\n');
+                #[cfg(test)]
+                if let Ok(mut w) = self.written.lock() {
+                    let doc = match op {
+                        Op::Update => source.get("doc").cloned().unwrap_or(Value::Null),
+                        _ => source.clone(),
+                    };
+                    w.push(((*index).to_owned(), doc));
+                }
+            }
+        }
+        let path = if refresh {
+            "/_bulk?refresh=true"
+        } else {
+            "/_bulk"
+        };
+        let resp = self
+            .client
+            .call(&Req::new(Method::Post, path).raw(body), &[])?;
+        let v = resp.json();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.len() != ops.len() {
+            return Err(StoreError::Failed {
+                status: 500,
+                detail: format!(
+                    "Bulk queue length mismatch: {} items for {} operations",
+                    items.len(),
+                    ops.len()
+                ),
+            });
+        }
+        Ok(ops
+            .iter()
+            .zip(items)
+            .map(|(op, item)| {
+                let raw = item.get(op.op.name()).cloned().unwrap_or(Value::Null);
+                let status = raw["status"]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(500);
+                Item { status, raw }
+            })
+            .collect())
+    }
+
+    /// One search through `_msearch` (or `_fleet/_fleet_msearch`); `None` for a missing index.
+    fn search(
+        &self,
+        path: &str,
+        index: &str,
+        header: Header,
+        body: &Value,
+    ) -> Result<Option<Value>, StoreError> {
+        let req = Req::new(Method::Post, path).raw(bodies::msearch(index, header, body));
+        let mut v = self.client.call(&req, &[])?.json();
+        let item = v
+            .pointer_mut("/responses/0")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        let status = item["status"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(200);
+        if status == 200 {
+            return Ok(Some(item));
+        }
+        if status == 404
+            && super::client::error_type(&item).as_deref() == Some("index_not_found_exception")
+        {
+            return Ok(None);
+        }
+        Err(item_error(status, &item))
+    }
+
+    fn hits(
+        &self,
+        path: &str,
+        index: &str,
+        header: Header,
+        body: &Value,
+    ) -> Result<Vec<Value>, StoreError> {
+        Ok(match self.search(path, index, header, body)? {
+            Some(mut item) => match item.pointer_mut("/hits/hits").map(Value::take) {
+                Some(Value::Array(h)) => h,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        })
+    }
+
+    fn key_record(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        let path = format!("/_security/api_key?id={}&owner=true", encode(id));
+        let resp = self.client.call(&Req::new(Method::Get, path), &[404])?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        let mut v = resp.json();
+        Ok(v.pointer_mut("/api_keys/0").map(Value::take))
+    }
+
+    /// The `.fleet-actions` checkpoint: the follower's when it runs, else asked now.
+    fn actions_checkpoint(&self) -> Result<i64, StoreError> {
+        match self.feed.actions_checkpoint() {
+            Some(cp) => Ok(cp),
+            None => self.feed.checkpoint(ACTIONS),
+        }
+    }
+}
+
+impl Store for EsStore {
+    fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
+        let req = Req {
+            api_key: Some(key),
+            ..Req::new(Method::Get, "/_security/_authenticate")
+        };
+        let resp = self.client.call(&req, &[401])?;
+        if resp.status == 401 {
+            return Ok(None);
+        }
+        let v = resp.json();
+        let id = v
+            .pointer("/api_key/id")
+            .and_then(Value::as_str)
+            .unwrap_or(&key.id)
+            .to_owned();
+        // `_authenticate` reports the owner's metadata; the key's own comes from its record.
+        // A failure there never turns a valid key into an error.
+        let metadata = match self.key_record(&id) {
+            Ok(Some(record)) => record.get("metadata").cloned().unwrap_or(Value::Null),
+            Ok(None) => Value::Null,
+            Err(e) => {
+                log::debug!("metadata of API key {id}: {e}");
+                Value::Null
+            }
+        };
+        Ok(Some(ApiKeyInfo {
+            name: v
+                .pointer("/api_key/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            id,
+            enabled: v["enabled"].as_bool().unwrap_or(false),
+            metadata,
+        }))
+    }
+
+    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let body = bodies::create_api_key(&key.name, &key.role_descriptors, &key.metadata);
+        let req = Req::new(Method::Put, "/_security/api_key?refresh=false").raw(body);
+        let v = self.client.call(&req, &[])?.json();
+        match (v["id"].as_str(), v["api_key"].as_str()) {
+            (Some(id), Some(secret)) => Ok(ApiKey {
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            }),
+            _ => Err(decode_failed("create API key response", "no id or api_key")),
+        }
+    }
+
+    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.key_record(id)?.map(|r| {
+            r.get("role_descriptors")
+                .cloned()
+                .unwrap_or_else(|| json!({}))
+        }))
+    }
+
+    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
+        let req = Req::new(Method::Post, "/_security/api_key/_bulk_update")
+            .json(&bodies::bulk_update_api_key(id, roles));
+        let v = self.client.call(&req, &[])?.json();
+        match v.pointer("/errors/details").and_then(|d| d.get(id)) {
+            None => Ok(()),
+            Some(e)
+                if super::client::error_type(e).as_deref()
+                    == Some("resource_not_found_exception") =>
+            {
+                Err(StoreError::NotFound)
+            }
+            Some(e) => Err(item_error(400, e)),
+        }
+    }
+
+    fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let req =
+            Req::new(Method::Delete, "/_security/api_key").json(&bodies::invalidate_api_keys(ids));
+        self.client.call(&req, &[]).map(|_| ())
+    }
+
+    fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            ENROLLMENT_KEYS,
+            Header::Plain,
+            &bodies::q_enrollment_key(api_key_id),
+        )?;
+        hits.first()
+            .map(|h| {
+                serde_json::from_value(h["_source"].clone())
+                    .map_err(|e| decode_failed("enrollment key", e))
+            })
+            .transpose()
+    }
+
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        let req = Req::new(Method::Post, "/_mget").raw(bodies::mget(AGENTS, id));
+        let mut v = self.client.call(&req, &[])?.json();
+        let doc = v
+            .pointer_mut("/docs/0")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        if doc["found"].as_bool() != Some(true) {
+            return Ok(None);
+        }
+        let Some(Value::Object(mut source)) = doc.get("_source").cloned() else {
+            return Err(decode_failed("agent", "no _source"));
+        };
+        strip_nulls(&mut source);
+        let mut agent: Agent = serde_json::from_value(Value::Object(source))
+            .map_err(|e| decode_failed(&format!("agent {id}"), e))?;
+        agent.id = id.to_owned();
+        Ok(Some(agent))
+    }
+
+    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+        let source = serde_json::to_value(agent).map_err(|e| decode_failed("agent", e))?;
+        let items = self.bulk(
+            true,
+            &[BulkOp::new(Op::Create, &agent.id, AGENTS, Some(source))],
+        )?;
+        match items.first() {
+            Some(i) if matches!(i.status, 200 | 201) => Ok(()),
+            Some(i) if i.status == 409 => Err(StoreError::Conflict),
+            Some(i) => Err(item_error(i.status, &i.raw)),
+            None => Err(decode_failed("bulk response", "no item")),
+        }
+    }
+
+    fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError> {
+        let doc = json!({ "doc": fields });
+        let items = self.bulk(
+            true,
+            &[BulkOp {
+                retry_on_conflict: Some(3),
+                ..BulkOp::new(Op::Update, id, AGENTS, Some(doc))
+            }],
+        )?;
+        items.first().map_or(
+            Err(decode_failed("bulk response", "no item")),
+            update_result,
+        )
+    }
+
+    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
+        let items = self.bulk(false, &[BulkOp::new(Op::Delete, id, AGENTS, None)])?;
+        match items.first() {
+            Some(i) if matches!(i.status, 200 | 404) => Ok(()),
+            Some(i) => Err(item_error(i.status, &i.raw)),
+            None => Err(decode_failed("bulk response", "no item")),
+        }
+    }
+
+    fn update_agents(
+        &self,
+        updates: &[(String, Map<String, Value>)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ops: Vec<_> = updates
+            .iter()
+            .map(|(id, fields)| BulkOp::new(Op::Update, id, AGENTS, Some(json!({ "doc": fields }))))
+            .collect();
+        Ok(self.bulk(false, &ops)?.iter().map(update_result).collect())
+    }
+
+    fn pending_actions(
+        &self,
+        agent_id: &str,
+        after_seq: i64,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Action>, StoreError> {
+        let checkpoint = self.actions_checkpoint()?;
+        if checkpoint <= after_seq || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let body = bodies::q_pending(
+            agent_id,
+            after_seq,
+            checkpoint,
+            &rfc3339_seconds(now),
+            limit,
+        );
+        let hits = self.hits(
+            "/_fleet/_fleet_msearch",
+            ACTIONS,
+            Header::WaitFor(checkpoint),
+            &body,
+        )?;
+        Ok(hits.iter().filter_map(action_from_hit).collect())
+    }
+
+    fn action(&self, action_id: &str) -> Result<Option<Action>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            ACTIONS,
+            Header::Plain,
+            &bodies::q_action(action_id),
+        )?;
+        Ok(hits.first().and_then(action_from_hit))
+    }
+
+    fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            ACTIONS,
+            Header::Plain,
+            &bodies::q_action_seq_no(doc_id),
+        )?;
+        Ok(hits.first().and_then(|h| h["_seq_no"].as_i64()))
+    }
+
+    fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError> {
+        let source = serde_json::to_value(result).map_err(|e| decode_failed("action result", e))?;
+        let id = result.doc_id();
+        let items = self.bulk(true, &[BulkOp::new(Op::Create, &id, RESULTS, Some(source))])?;
+        match items.first() {
+            Some(i) if matches!(i.status, 200 | 201) => Ok(Created::New),
+            Some(i) if i.status == 409 => Ok(Created::Existed),
+            Some(i) => Err(item_error(i.status, &i.raw)),
+            None => Err(decode_failed("bulk response", "no item")),
+        }
+    }
+
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let req = Req {
+            accept_json: true,
+            ..Req::new(Method::Get, format!("/_fleet/secret/{}", encode(id)))
+        };
+        let resp = self.client.call(&req, &[404])?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        Ok(match resp.json().get("value") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        })
+    }
+
+    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
+        let Some(item) = self.search(
+            "/_msearch",
+            POLICIES,
+            Header::IgnoreUnavailable,
+            &bodies::q_latest_policies(),
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let buckets = item
+            .pointer("/aggregations/policy_id/buckets")
+            .and_then(Value::as_array);
+        let mut out: Vec<PolicyDoc> = buckets
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.pointer("/revision_idx/hits/hits/0/_source"))
+            .filter_map(|s| match serde_json::from_value(s.clone()) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    log::warn!("skipping a policy document: {e}");
+                    None
+                }
+            })
+            .collect();
+        out.sort_by(|a: &PolicyDoc, b| a.policy_id.cmp(&b.policy_id));
+        Ok(out)
+    }
+
+    fn changes(
+        &self,
+        since: Cursor,
+        now: SystemTime,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        self.feed.changes(since, now, wait)
+    }
+}
+
+fn update_result(item: &Item) -> Result<(), StoreError> {
+    match item.status {
+        200 | 201 => Ok(()),
+        // `document_missing_exception`, or no `.fleet-agents` index at all: either way there is
+        // no such document.
+        404 => Err(StoreError::NotFound),
+        s => Err(item_error(s, &item.raw)),
+    }
+}
