@@ -392,13 +392,19 @@ impl Store for MemoryStore {
     }
 }
 
-/// Partial-document merge: each top-level key replaced, `null` removes it.
+/// Partial-document merge as Elasticsearch's partial update does it: objects merge recursively,
+/// arrays and scalars replace, and `null` removes the key (Elasticsearch stores the null; every
+/// reader treats null as absent).
 pub fn merge(source: &mut Map<String, Value>, fields: &Map<String, Value>) {
     for (k, v) in fields {
-        if v.is_null() {
-            source.remove(k);
-        } else {
-            source.insert(k.clone(), v.clone());
+        match (source.get_mut(k), v) {
+            (_, Value::Null) => {
+                source.remove(k);
+            }
+            (Some(Value::Object(existing)), Value::Object(update)) => merge(existing, update),
+            _ => {
+                source.insert(k.clone(), v.clone());
+            }
         }
     }
 }

@@ -166,7 +166,9 @@ pub trait Store: Send + Sync {
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
     /// Creates an agent; `Conflict` when the id exists. Durable when it returns.
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError>;
-    /// Merges `fields` into an agent document (top-level keys replaced; `null` removes).
+    /// Merges `fields` into an agent document the way Elasticsearch's partial update does:
+    /// objects merge recursively, arrays and scalars replace, `null` removes (see
+    /// [`memory::merge`]).
     /// `NotFound` when it does not exist. Durable when it returns.
     fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError>;
     /// Deletes an agent; absent is fine.

@@ -44,8 +44,9 @@ pub struct OutputKey {
     /// Output type (`elasticsearch`).
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub output_type: String,
-    /// Keys waiting to be invalidated after the next policy ack.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Keys waiting to be invalidated after the next policy ack. Always written, empty too: a
+    /// partial update must be able to clear the list (arrays replace).
+    #[serde(default)]
     pub to_retire_api_key_ids: Vec<RetiredKey>,
 }
 
@@ -157,7 +158,7 @@ mod tests {
             "active": true, "access_api_key_id": "k1", "action_seq_no": [-1],
             "agent": {"id": "a1", "version": "9.2.1"}, "type": "PERMANENT",
             "enrolled_at": "2026-05-01T10:11:12Z", "policy_id": "p1", "policy_revision_idx": 3,
-            "outputs": {"default": {"api_key": "i:s", "api_key_id": "i", "permissions_hash": "h", "type": "elasticsearch"}},
+            "outputs": {"default": {"api_key": "i:s", "api_key_id": "i", "permissions_hash": "h", "type": "elasticsearch", "to_retire_api_key_ids": []}},
             "something_kibana_wrote": {"x": 1}
         });
         let agent: Agent = serde_json::from_value(src.clone()).unwrap();

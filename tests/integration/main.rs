@@ -23,6 +23,9 @@ macro_rules! on_every_store {
         mod local_store {
             $( #[test] fn $test() { super::$test(crate::protocol::local()) } )*
         }
+        mod es_store {
+            $( #[test] fn $test() { super::$test(crate::protocol::es()) } )*
+        }
     };
 }
 

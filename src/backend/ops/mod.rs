@@ -45,9 +45,10 @@ pub fn authenticate_agent(
     agent_id: &str,
 ) -> Result<Agent, ApiError> {
     if let Err(err) = authenticate(store, key) {
-        // A correct secret of a key disabled because its agent was unenrolled answers as Go's
-        // key cache makes it answer: the agent is inactive.
-        if err == ApiError::ApiKeyNotEnabled {
+        // The access key of an unenrolled agent (disabled, or unknown to Elasticsearch once
+        // invalidated) answers as Go's key cache makes it answer: the agent is inactive. Key ids
+        // are not secrets (they are in every agent document); nothing else is revealed.
+        if matches!(err, ApiError::ApiKeyNotEnabled | ApiError::Unauthorized) {
             let agent = store.agent(agent_id).map_err(store_error)?;
             if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
                 return Err(ApiError::AgentInactive);

@@ -97,11 +97,21 @@ pub fn ensure_output_keys(
         keys.insert(out.name.clone(), entry.api_key.clone());
     }
     if changed {
+        // Objects merge recursively in a partial update: outputs that left the policy must be
+        // removed explicitly.
+        let mut written = match serde_json::to_value(&outputs) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for gone in agent
+            .outputs
+            .keys()
+            .filter(|name| !outputs.contains_key(*name))
+        {
+            written.insert(gone.clone(), Value::Null);
+        }
         let mut fields = Map::new();
-        fields.insert(
-            "outputs".into(),
-            serde_json::to_value(&outputs).unwrap_or(Value::Null),
-        );
+        fields.insert("outputs".into(), Value::Object(written));
         store
             .update_agent(&agent.id, &fields)
             .map_err(store_error)?;
