@@ -50,10 +50,17 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
-    if config.es.is_some() {
-        return Err(Box::new(
-            fleet_edge::net::StartupError::ElasticsearchUnsupported,
-        ));
+    if let Some(es) = &config.es {
+        // Production mode: the state lives in Elasticsearch; several instances may share it.
+        let store = fleet_edge::backend::es::EsStore::connect(es, config.startup_timeout)?;
+        log::info!(
+            "connected to Elasticsearch {} at {}",
+            store.es_version(),
+            es.hosts.join(", ")
+        );
+        let store: Arc<dyn fleet_edge::backend::Store> = Arc::new(store);
+        fleet_edge::net::run(config, Some(store), None, |_| {})?;
+        return Ok(());
     }
     let embedded = fleet_edge::embedded::start(&config.data_dir)?;
     let store: Arc<dyn fleet_edge::backend::Store> = embedded.store.clone();

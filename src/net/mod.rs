@@ -50,9 +50,6 @@ pub enum StartupError {
     /// The event loop failed.
     #[error("event loop failure: {0}")]
     Poll(std::io::Error),
-    /// Elasticsearch mode was asked for, which this build does not have yet.
-    #[error("--fleet-server-es is set, but this build of fleet-edge has no Elasticsearch backend yet; start it without --fleet-server-es (and FLEET_SERVER_ELASTICSEARCH_HOST) to use the embedded store")]
-    ElasticsearchUnsupported,
 }
 
 /// Loop settings derived from the configuration.

@@ -162,21 +162,3 @@ fn client_auth_required_without_certificate_authorities_exits_2() {
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("--certificate-authorities"), "{err}");
 }
-
-#[test]
-fn elasticsearch_mode_is_refused_clearly_until_its_backend_exists() {
-    let data = TempDir::new("esmode");
-    let (status, _out, err) = run_to_exit(
-        &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--fleet-server-es",
-            "https://127.0.0.1:9200",
-            "--fleet-server-service-token",
-            "token",
-        ],
-        &[],
-    );
-    assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("no Elasticsearch backend yet"), "{err}");
-}

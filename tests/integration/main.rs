@@ -35,5 +35,6 @@ mod embedded;
 mod http_wire;
 mod lifecycle;
 mod management;
+mod production;
 mod protocol;
 mod tls_modes;
