@@ -155,6 +155,11 @@ pub struct Server {
     backend: Option<Backend<ReplyTo>>,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
+    /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
+    /// before querying; this is the equivalent): live actions for them are kept in `early`.
+    starting: HashMap<String, ConnKey>,
+    /// Live actions that arrived for a starting checkin: wire actions and the ack token.
+    early: HashMap<String, (Vec<Value>, String)>,
     /// Checkin state waiting for the next bulk write, latest per agent.
     bulk: HashMap<String, Map<String, Value>>,
     bulk_inflight: bool,
@@ -181,6 +186,8 @@ pub struct Stats {
     pub connections: AtomicUsize,
     /// Backend replies that arrived for a connection that had gone.
     pub late_replies: AtomicU64,
+    /// Live actions held for a checkin that was reading pending actions when they arrived.
+    pub early_actions: AtomicU64,
 }
 
 /// Starts the drain of a server from another thread (what SIGTERM does for the process).
@@ -257,6 +264,8 @@ impl Server {
             backend,
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
+            starting: HashMap::new(),
+            early: HashMap::new(),
             bulk: HashMap::new(),
             bulk_inflight: false,
             jobs: Vec::new(),
@@ -444,6 +453,9 @@ impl Server {
         }
         if let Some(key) = self.key_of(slot) {
             for job in jobs {
+                if let Job::CheckinStart(input) = &job {
+                    self.starting.insert(input.agent_id.clone(), key);
+                }
                 self.submit(key, job, now);
             }
         }
@@ -553,16 +565,25 @@ impl Server {
     ) {
         let start = match result {
             Ok(start) => start,
-            Err(e) => return self.answer(key, errors::respond(&e), now),
+            Err(e) => {
+                self.starting.retain(|_, k| *k != key);
+                return self.answer(key, errors::respond(&e), now);
+            }
         };
         let agent_id = start.agent.id.clone();
+        self.starting.remove(&agent_id);
+        let early = self.early.remove(&agent_id);
         self.bulk.insert(agent_id.clone(), start.state);
         if !start.actions.is_empty() {
+            // Anything that arrived meanwhile has a higher seq_no: the next checkin reads it.
             return self.answer(
                 key,
                 checkin_response(actions_body(&start.ack_token, &start.actions)),
                 now,
             );
+        }
+        if let Some((actions, token)) = early {
+            return self.answer(key, checkin_response(actions_body(&token, &actions)), now);
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let waiter = Waiter::for_agent(&start.agent, revision);
@@ -707,6 +728,13 @@ impl Server {
             if let Some(key) = self.waiters.of_agent(agent) {
                 self.waiters.remove(key);
                 self.answer(key, checkin_response(actions_body(token, &wire)), now);
+            } else if self.starting.contains_key(agent) {
+                let entry = self.early.entry(agent.to_owned()).or_default();
+                self.stats
+                    .early_actions
+                    .fetch_add(wire.len() as u64, Ordering::Relaxed);
+                entry.0.extend(wire);
+                entry.1 = token.to_owned();
             }
         }
     }
@@ -927,10 +955,20 @@ impl Server {
         if let Some(mut conn) = self.conns.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
             if let Some(inflight) = &conn.inflight {
-                self.waiters.remove(ConnKey {
+                let key = ConnKey {
                     slot,
                     generation: conn.generation,
-                });
+                };
+                self.waiters.remove(key);
+                if let Some(agent) = self
+                    .starting
+                    .iter()
+                    .find(|(_, k)| **k == key)
+                    .map(|(a, _)| a.clone())
+                {
+                    self.starting.remove(&agent);
+                    self.early.remove(&agent);
+                }
                 if let Some(limited) = inflight.pending.limited {
                     self.limits.get(limited).release();
                 }

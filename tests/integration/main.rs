@@ -37,4 +37,5 @@ mod lifecycle;
 mod management;
 mod production;
 mod protocol;
+mod races;
 mod tls_modes;

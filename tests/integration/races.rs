@@ -1,0 +1,188 @@
+//! Races between a checkin and the store, made deterministic with a store whose pending-actions
+//! query takes its snapshot and then waits for the test to release it.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Map, Value};
+
+use fleet_edge::backend::memory::MemoryStore;
+use fleet_edge::backend::{
+    ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError,
+};
+use fleet_edge::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+
+use crate::protocol::{checks, only_action, policy};
+use crate::support::agent::Agent as TestAgent;
+use crate::support::inproc::{InProc, Options};
+
+/// Delegates to a memory store; `pending_actions` blocks after reading while the gate is shut.
+struct Gated {
+    inner: MemoryStore,
+    gate: Mutex<(bool, usize)>,
+    changed: Condvar,
+}
+
+impl Gated {
+    fn shut(&self) {
+        self.gate.lock().unwrap().0 = true;
+    }
+    fn open(&self) {
+        self.gate.lock().unwrap().0 = false;
+        self.changed.notify_all();
+    }
+    /// Waits until a pending query is held at the gate.
+    fn wait_held(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut g = self.gate.lock().unwrap();
+        while g.1 == 0 {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .expect("no query reached the gate");
+            g = self.changed.wait_timeout(g, left).unwrap().0;
+        }
+    }
+}
+
+impl Store for Gated {
+    fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
+        self.inner.authenticate(key)
+    }
+    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        self.inner.create_api_key(key)
+    }
+    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        self.inner.api_key_roles(id)
+    }
+    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
+        self.inner.update_api_key_roles(id, roles)
+    }
+    fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.inner.invalidate_api_keys(ids)
+    }
+    fn enrollment_key(&self, id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        self.inner.enrollment_key(id)
+    }
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.inner.agent(id)
+    }
+    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
+        self.inner.create_agent(agent)
+    }
+    fn update_agent(&self, id: &str, f: &Map<String, Value>) -> Result<(), StoreError> {
+        self.inner.update_agent(id, f)
+    }
+    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_agent(id)
+    }
+    fn update_agents(
+        &self,
+        u: &[(String, Map<String, Value>)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.inner.update_agents(u)
+    }
+    fn pending_actions(
+        &self,
+        agent: &str,
+        after: i64,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Action>, StoreError> {
+        let snapshot = self.inner.pending_actions(agent, after, now, limit);
+        let mut g = self.gate.lock().unwrap();
+        g.1 += 1;
+        self.changed.notify_all();
+        while g.0 {
+            g = self.changed.wait(g).unwrap();
+        }
+        g.1 -= 1;
+        snapshot
+    }
+    fn action(&self, id: &str) -> Result<Option<Action>, StoreError> {
+        self.inner.action(id)
+    }
+    fn action_seq_no(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.action_seq_no(id)
+    }
+    fn create_action_result(&self, r: &ActionResult) -> Result<Created, StoreError> {
+        self.inner.create_action_result(r)
+    }
+    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.secret(id)
+    }
+    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
+        self.inner.latest_policies()
+    }
+    fn changes(
+        &self,
+        since: Cursor,
+        now: SystemTime,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        self.inner.changes(since, now, wait)
+    }
+}
+
+#[test]
+fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_next_poll() {
+    let store = Arc::new(Gated {
+        inner: MemoryStore::new(),
+        gate: Mutex::new((false, 0)),
+        changed: Condvar::new(),
+    });
+    store
+        .inner
+        .add_policy(policy("edge-policy", 1, checks()))
+        .unwrap();
+    let token = store.inner.add_enrollment_key("edge-policy").unwrap();
+    let server = InProc::start(
+        store.clone(),
+        Options {
+            long_poll: "60s",
+            ..Options::default()
+        },
+    );
+    let (mut agent, _) = TestAgent::enroll(server.addr, server.tls(), &token.encoded(), &[]);
+    let (_, body) = agent.checkin();
+    agent.apply_policy(only_action(&body));
+
+    store.shut();
+    let id = agent.id.clone();
+    let started = Instant::now();
+    let checkin = std::thread::spawn(move || agent.checkin().1);
+    store.wait_held();
+    // The snapshot is taken; the action lands before the checkin could park.
+    store
+        .inner
+        .add_action(Action {
+            action_id: "late".into(),
+            action_type: "SETTINGS".into(),
+            agents: vec![id],
+            data: json!({"log_level": "debug"}),
+            ..Action::default()
+        })
+        .unwrap();
+    // Wait until the loop has the live action and knows this agent's checkin is starting.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server
+        .stats
+        .early_actions
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the live action was not held for the starting checkin"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store.open();
+    let body = checkin.join().unwrap();
+    assert_eq!(only_action(&body)["id"], "late", "{body}");
+    // Well under the test client's 20 s read timeout: a first answer, not a retry's.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "delivered at once, not after the long poll: {:?}",
+        started.elapsed()
+    );
+}
