@@ -17,5 +17,12 @@ set -euo pipefail
 triple=$(triple_of armv7)
 cd "$CROSS_ROOT"
 s=$(date +%s)
+# One test is skipped here, and only here: the embedded store's kill -9 test re-executes the test
+# binary itself as the child to kill, and an emulated armv7 process cannot exec an armv7 binary
+# without binfmt_misc (qemu-user answers "Exec format error"). Crash semantics do not depend on
+# the word size; the test runs natively in every `cargo test`.
+if [ "$#" -eq 0 ]; then
+    set -- -- --skip kill_9_during_a_write_storm_loses_no_acknowledged_write
+fi
 cross_cargo test --lib --target "$triple" -Zbuild-std "$@"
 log "armv7 unit tests done in $(( $(date +%s) - s ))s"
