@@ -17,7 +17,8 @@ use crate::support::inproc::{InProc, Options};
 use crate::support::TempDir;
 
 /// A store plus Kibana's writes to it.
-pub trait Fixture {
+pub trait Fixture: std::any::Any {
+    fn as_any(&self) -> &dyn std::any::Any;
     fn store(&self) -> Arc<dyn Store>;
     fn add_policy(&self, doc: PolicyDoc);
     fn add_token(&self, policy_id: &str) -> ApiKey;
@@ -27,6 +28,9 @@ pub trait Fixture {
 struct Memory(Arc<MemoryStore>);
 
 impl Fixture for Memory {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn store(&self) -> Arc<dyn Store> {
         self.0.clone()
     }
@@ -48,6 +52,9 @@ pub(crate) fn memory() -> Box<dyn Fixture> {
 struct Local(Arc<LocalStore>, #[allow(dead_code)] TempDir);
 
 impl Fixture for Local {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn store(&self) -> Arc<dyn Store> {
         self.0.clone()
     }
@@ -80,6 +87,9 @@ impl Es {
 }
 
 impl Fixture for Es {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }
@@ -817,3 +827,89 @@ on_every_store!(
     check_14_status_forms,
     check_15_headers_body_limit_and_replace_token,
 );
+
+/// Every reference policy (`../shared/reference/fleet-server/policy-testdata`, when present)
+/// becomes a POLICY_CHANGE whose output keys authenticate against the cluster.
+#[test]
+fn reference_policies_become_policy_changes_with_working_keys() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/reference/fleet-server/policy-testdata"
+    );
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        eprintln!("no ../shared: reference policies not checked");
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for path in files {
+        let fixture = es();
+        let es_fixture = fixture_es(&*fixture);
+        let mut data: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        // Secrets as Kibana stores them; values that make the policy servable (a secret used as
+        // an output type must name a type).
+        for id in fleet_edge::core::secrets::referenced_ids(&data) {
+            es_fixture.rest(
+                "PUT",
+                &format!("/.fleet-secrets/_doc/{id}?refresh=wait_for"),
+                &json!({"value": "elasticsearch"}),
+            );
+        }
+        let policy_id = data["id"].as_str().unwrap_or("reference").to_owned();
+        data["revision"] = json!(1);
+        fixture.add_policy(PolicyDoc {
+            timestamp: "2026-08-21T18:59:00.000Z".into(),
+            policy_id: policy_id.clone(),
+            revision_idx: 1,
+            data,
+            ..PolicyDoc::default()
+        });
+        let token = fixture.add_token(&policy_id);
+        let server = start(&*fixture, "1s");
+        let (mut agent, _) = Agent::enroll(server.addr, server.tls(), &token.encoded(), &[]);
+        let (resp, body) = agent.checkin();
+        assert_eq!(resp.status, 200, "{}", path.display());
+        let action = only_action(&body);
+        assert_eq!(action["type"], "POLICY_CHANGE", "{}", path.display());
+        let outputs = action["data"]["policy"]["outputs"].as_object().unwrap();
+        let mut checked = 0;
+        for (name, output) in outputs {
+            let Some(key) = output.get("api_key").and_then(Value::as_str) else {
+                continue;
+            };
+            use base64::Engine;
+            let auth = format!(
+                "ApiKey {}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            );
+            let resp = es_fixture
+                .es
+                .client()
+                .request(
+                    "GET",
+                    "/_security/_authenticate",
+                    &[("Authorization", &auth)],
+                    None,
+                )
+                .unwrap();
+            assert_eq!(
+                resp.status,
+                200,
+                "{}: output {name} key does not authenticate",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "{}: no output key to check", path.display());
+    }
+}
+
+fn fixture_es(f: &dyn Fixture) -> &Es {
+    f.as_any()
+        .downcast_ref::<Es>()
+        .expect("an Elasticsearch fixture")
+}
