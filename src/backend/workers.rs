@@ -262,6 +262,36 @@ pub fn prepare_policy(store: &dyn Store, doc: &PolicyDoc) -> Result<PreparedPoli
         .map_err(|e| e.to_string())
 }
 
+/// §3.12: inline secret references in an action's `data` are resolved for live dispatch (the
+/// pending-query path delivers `data` as stored, as Fleet Server does).
+pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
+    let ids: Vec<String> = action
+        .other
+        .get("secret_references")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return action;
+    }
+    let mut secrets = HashMap::new();
+    for id in ids {
+        match store.secret(&id) {
+            Ok(Some(value)) => {
+                secrets.insert(id, value);
+            }
+            Ok(None) => log::warn!("action {} references unknown secret {id}", action.action_id),
+            Err(e) => log::warn!("action {}: reading secret {id}: {e}", action.action_id),
+        }
+    }
+    crate::core::secrets::resolve_inline(&mut action.data, &secrets);
+    action
+}
+
 fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Duration) {
     let mut cursor: Option<Cursor> = None;
     let mut reachable = true;
@@ -314,11 +344,15 @@ fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Dur
         }
         // Actions present before this server started reach agents through the pending query;
         // only documents written while running are dispatched live.
-        if cursor.is_some()
-            && !changes.actions.is_empty()
-            && events.send(Event::Actions(changes.actions)).is_err()
-        {
-            return;
+        if cursor.is_some() && !changes.actions.is_empty() {
+            let actions = changes
+                .actions
+                .into_iter()
+                .map(|a| resolve_action_secrets(store, a))
+                .collect();
+            if events.send(Event::Actions(actions)).is_err() {
+                return;
+            }
         }
         if let Some(next) = changes.cursor {
             cursor = Some(next);
@@ -326,5 +360,40 @@ fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Dur
             cursor = Some(Cursor::START);
         }
         notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::MemoryStore;
+    use serde_json::json;
+
+    #[test]
+    fn live_actions_get_inline_secrets_resolved() {
+        let store = MemoryStore::new();
+        store.add_secret("tok", "s3cret").unwrap();
+        let mut action = Action {
+            action_id: "a".into(),
+            action_type: "INPUT_ACTION".into(),
+            data: json!({"auth": "Bearer $co.elastic.secret{tok}", "unknown": "$co.elastic.secret{nope}"}),
+            ..Action::default()
+        };
+        action.other.insert(
+            "secret_references".into(),
+            json!([{"id": "tok"}, {"id": "nope"}]),
+        );
+        let resolved = resolve_action_secrets(&store, action.clone());
+        assert_eq!(resolved.data["auth"], "Bearer s3cret");
+        assert_eq!(
+            resolved.data["unknown"], "$co.elastic.secret{nope}",
+            "unknown id left in place"
+        );
+        action.other.clear();
+        assert_eq!(
+            resolve_action_secrets(&store, action.clone()).data,
+            action.data,
+            "no references, untouched"
+        );
     }
 }

@@ -55,6 +55,20 @@ pub fn to_wire(action: &Action, agent_id: &str) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// §5.2: on live dispatch, the `i`-th of `n` target agents of an action with a `start_time` and
+/// `rollout_duration_seconds` starts `floor(rollout × i / n)` seconds later. Returns the shifted
+/// `start_time`, or `None` when nothing shifts.
+pub fn rollout_start_time(action: &Action, index: usize, total: usize) -> Option<String> {
+    let rollout = action.other.get("rollout_duration_seconds")?.as_f64()?;
+    if action.start_time.is_empty() || rollout <= 0.0 || total == 0 || index == 0 {
+        return None;
+    }
+    let start = crate::model::time::parse_rfc3339(&action.start_time)?;
+    let offset = (rollout * index as f64 / total as f64).floor();
+    let shifted = start.checked_add(std::time::Duration::from_secs_f64(offset))?;
+    Some(crate::logging::rfc3339_millis(shifted))
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Str,
@@ -186,6 +200,29 @@ mod tests {
             data,
             ..Action::default()
         }
+    }
+
+    #[test]
+    fn rollout_spreads_start_times_over_the_targets() {
+        let mut a = action("UPGRADE", json!({"version": "9.2.2"}));
+        a.start_time = "2026-05-01T11:00:00.000Z".into();
+        a.other
+            .insert("rollout_duration_seconds".into(), json!(3600));
+        assert_eq!(
+            rollout_start_time(&a, 0, 4),
+            None,
+            "the first agent starts on time"
+        );
+        assert_eq!(
+            rollout_start_time(&a, 1, 4).as_deref(),
+            Some("2026-05-01T11:15:00.000Z")
+        );
+        assert_eq!(
+            rollout_start_time(&a, 3, 4).as_deref(),
+            Some("2026-05-01T11:45:00.000Z")
+        );
+        a.other.remove("rollout_duration_seconds");
+        assert_eq!(rollout_start_time(&a, 3, 4), None);
     }
 
     #[test]

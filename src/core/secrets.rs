@@ -89,6 +89,27 @@ fn walk(
     }
 }
 
+/// Replaces inline references in every string inside `value` (actions' `data` on the live path,
+/// §3.12); returns whether anything was replaced.
+pub fn resolve_inline(value: &mut Value, secrets: &HashMap<String, String>) -> bool {
+    match value {
+        Value::String(s) => match replace_inline(s, secrets) {
+            Some(resolved) => {
+                *s = resolved;
+                true
+            }
+            None => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| resolve_inline(v, secrets) || any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| resolve_inline(v, secrets) || any),
+        _ => false,
+    }
+}
+
 fn replace_inline(s: &str, secrets: &HashMap<String, String>) -> Option<String> {
     if !s.contains(INLINE_OPEN) {
         return None;
@@ -212,6 +233,17 @@ mod tests {
             paths,
             ["inputs.0.auth.basic.password", "outputs.fs.ssl.key"]
         );
+    }
+
+    #[test]
+    fn inline_references_in_action_data() {
+        let mut data = json!({"headers": ["Bearer $co.elastic.secret{s1}"], "n": 1, "k": {"v": "$co.elastic.secret{s2}"}});
+        assert!(resolve_inline(&mut data, &secrets()));
+        assert_eq!(
+            data,
+            json!({"headers": ["Bearer one"], "n": 1, "k": {"v": "two"}})
+        );
+        assert!(!resolve_inline(&mut json!({"x": "plain"}), &secrets()));
     }
 
     #[test]

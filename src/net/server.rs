@@ -32,7 +32,7 @@ use crate::api::{errors, ApiError, PendingKind};
 use crate::backend::ops::checkin::CheckinStart;
 use crate::backend::workers::{Backend, BackendSettings, Event, Job, JobOutput, Reply};
 use crate::backend::Store;
-use crate::core::actions::{is_delivered_type, to_wire};
+use crate::core::actions::{is_delivered_type, rollout_start_time, to_wire};
 use crate::core::deadlines::{Deadlines, Ticket};
 use crate::core::limits::RouteLimits;
 use crate::core::longpoll::{
@@ -713,10 +713,14 @@ impl Server {
     fn dispatch_actions(&mut self, actions: &[Action], now: Instant) {
         let mut per_agent: HashMap<&str, (Vec<Value>, &str)> = HashMap::new();
         for action in actions.iter().filter(|a| is_delivered_type(&a.action_type)) {
-            for agent in &action.agents {
+            let total = action.agents.len();
+            for (index, agent) in action.agents.iter().enumerate() {
                 let entry = per_agent.entry(agent.as_str()).or_default();
                 entry.1 = action.doc_id.as_str();
-                if let Some(wire) = to_wire(action, agent) {
+                if let Some(mut wire) = to_wire(action, agent) {
+                    if let Some(start) = rollout_start_time(action, index, total) {
+                        wire["start_time"] = Value::from(start);
+                    }
                     entry.0.push(wire);
                 }
             }
