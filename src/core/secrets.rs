@@ -100,12 +100,21 @@ pub fn resolve_inline(value: &mut Value, secrets: &HashMap<String, String>) -> b
             }
             None => false,
         },
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |any, v| resolve_inline(v, secrets) || any),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |any, v| resolve_inline(v, secrets) || any),
+        // Every element must be visited: `any` would stop at the first replacement.
+        Value::Array(items) => {
+            let mut replaced = false;
+            for v in items {
+                replaced |= resolve_inline(v, secrets);
+            }
+            replaced
+        }
+        Value::Object(map) => {
+            let mut replaced = false;
+            for v in map.values_mut() {
+                replaced |= resolve_inline(v, secrets);
+            }
+            replaced
+        }
         _ => false,
     }
 }
