@@ -228,6 +228,11 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
             .collect()
     }
 
+    /// The agents parked right now.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.by_agent.keys().map(String::as_str)
+    }
+
     /// Every parked key (for shutdown).
     pub fn keys(&self) -> Vec<K> {
         self.waiters.keys().copied().collect()

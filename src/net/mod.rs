@@ -78,6 +78,7 @@ pub fn settings(config: &Config) -> Settings {
             max_poll: t.checkin_max_poll,
         },
         checkin_flush: Duration::from_secs(10),
+        checkin_timestamp: Duration::from_secs(30),
         pbkdf2_iterations: DEFAULT_ITERATIONS,
         backend: BackendSettings::default(),
     }

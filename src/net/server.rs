@@ -93,6 +93,8 @@ pub struct Settings {
     pub poll: PollSettings,
     /// How often checkin state is written to the store (fleet-protocol.md §3.8: 10 s).
     pub checkin_flush: Duration,
+    /// How often a parked agent's `last_checkin` is refreshed (`checkin_timestamp`, 30 s).
+    pub checkin_timestamp: Duration,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
     /// Backend threads.
@@ -134,6 +136,7 @@ enum TimerKey {
     Conn(ConnKey),
     Drain,
     BulkFlush,
+    CheckinTimestamp,
 }
 
 /// The event loop and everything it owns.
@@ -245,6 +248,10 @@ impl Server {
         let mut deadlines = Deadlines::new();
         if backend.is_some() {
             deadlines.arm(TimerKey::BulkFlush, Instant::now() + settings.checkin_flush);
+            deadlines.arm(
+                TimerKey::CheckinTimestamp,
+                Instant::now() + settings.checkin_timestamp,
+            );
         }
         Ok(Self {
             poll,
@@ -743,6 +750,17 @@ impl Server {
         }
     }
 
+    /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it.
+    fn refresh_parked_checkins(&mut self) {
+        let now = Value::from(rfc3339_seconds(SystemTime::now()));
+        for agent in self.waiters.agents() {
+            self.bulk
+                .entry(agent.to_owned())
+                .or_default()
+                .insert("last_checkin".into(), now.clone());
+        }
+    }
+
     /// Sends the pending checkin state to the store as one batch.
     fn flush_checkins(&mut self) {
         if self.bulk_inflight || self.bulk.is_empty() {
@@ -809,6 +827,13 @@ impl Server {
                     self.flush_checkins();
                     self.deadlines
                         .arm(TimerKey::BulkFlush, now + self.settings.checkin_flush);
+                }
+                TimerKey::CheckinTimestamp => {
+                    self.refresh_parked_checkins();
+                    self.deadlines.arm(
+                        TimerKey::CheckinTimestamp,
+                        now + self.settings.checkin_timestamp,
+                    );
                 }
                 TimerKey::Conn(conn_key) => {
                     if !timer_is_live(&self.conns, key, ticket) {
@@ -1002,7 +1027,7 @@ fn checkin_response(body: Vec<u8>) -> Response {
 
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain | TimerKey::BulkFlush => true,
+        TimerKey::Drain | TimerKey::BulkFlush | TimerKey::CheckinTimestamp => true,
         TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),

@@ -495,6 +495,43 @@ fn behaviour_20_tls_versions(fixture: Box<dyn Fixture>) {
     }
 }
 
+/// §3.2 step 10: while parked, the agent's `last_checkin` keeps moving (Kibana shows it online).
+fn parked_agents_keep_checking_in(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "60s");
+    let mut a = enrolled(&*fixture, &server);
+    let (_, body) = a.checkin();
+    a.apply_policy(only_action(&body));
+    let id = a.id.clone();
+    let parked = park(a);
+    server.wait_parked(1);
+    let last = |fixture: &dyn Fixture| fixture.store().agent(&id).unwrap().unwrap().last_checkin;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut first = last(&*fixture);
+    while first.is_empty() {
+        assert!(Instant::now() < deadline, "never written");
+        std::thread::sleep(Duration::from_millis(20));
+        first = last(&*fixture);
+    }
+    // Second precision: a refresh at least a second later shows as a new value.
+    while last(&*fixture) == first {
+        assert!(
+            Instant::now() < deadline,
+            "last_checkin did not move while parked"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server
+            .stats
+            .parked
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "still the same parked poll"
+    );
+    drop(server);
+    let _ = parked.join();
+}
+
 /// `POST /api/fleet/agents/{id}/audit/unenroll` (§8): recorded, 409 once orphaned, removed by a
 /// later checkin.
 fn audit_unenroll_endpoint(fixture: Box<dyn Fixture>) {
@@ -587,4 +624,5 @@ on_every_store!(
     behaviour_19_concurrent_connections,
     behaviour_20_tls_versions,
     audit_unenroll_endpoint,
+    parked_agents_keep_checking_in,
 );

@@ -82,6 +82,7 @@ impl InProc {
         let addr = listener.local_addr().unwrap();
         let mut settings = fleet_edge::net::settings(&config);
         settings.checkin_flush = options.checkin_flush;
+        settings.checkin_timestamp = Duration::from_millis(200);
         settings.pbkdf2_iterations = 1000;
         let server = Server::new(
             listener,
