@@ -280,6 +280,10 @@ fn dispatch(
                 agent_version: user_agent::agent_version(req),
                 body: req.body.clone(),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
+                enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v.get("enrollment_id")?.as_str().map(str::to_owned))
+                    .filter(|e| !e.is_empty()),
             }),
             pending(PendingKind::Enroll),
         ),

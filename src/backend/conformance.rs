@@ -159,6 +159,14 @@ fn agents_create_read_merge_delete(s: &dyn TestStore) {
         s.update_agent("missing", &fields(json!({"a": 1}))),
         Err(StoreError::NotFound)
     );
+    let mut enrolled = agent("e1");
+    enrolled.enrollment_id = "enr-9".into();
+    s.create_agent(&enrolled).unwrap();
+    assert_eq!(
+        s.agent_by_enrollment_id("enr-9").unwrap().map(|a| a.id),
+        Some("e1".into())
+    );
+    assert_eq!(s.agent_by_enrollment_id("enr-0").unwrap(), None);
     s.delete_agent("a1").unwrap();
     s.delete_agent("a1").unwrap();
     assert_eq!(s.agent("a1").unwrap(), None);

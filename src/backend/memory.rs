@@ -238,6 +238,23 @@ impl Store for MemoryStore {
         Ok(Some(agent))
     }
 
+    fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
+        let id = {
+            let inner = self.lock()?;
+            inner
+                .agents
+                .iter()
+                .find(|(_, src)| {
+                    src.get("enrollment_id").and_then(Value::as_str) == Some(enrollment_id)
+                })
+                .map(|(id, _)| id.clone())
+        };
+        match id {
+            Some(id) => self.agent(&id),
+            None => Ok(None),
+        }
+    }
+
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if inner.agents.contains_key(&agent.id) {

@@ -164,6 +164,9 @@ pub trait Store: Send + Sync {
 
     /// Reads an agent (realtime: sees every acknowledged write).
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes
+    /// visible to search.
+    fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError>;
     /// Creates an agent; `Conflict` when the id exists. Durable when it returns.
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// Merges `fields` into an agent document the way Elasticsearch's partial update does:

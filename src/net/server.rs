@@ -161,6 +161,8 @@ pub struct Server {
     /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
     /// before querying; this is the equivalent): live actions for them are kept in `early`.
     starting: HashMap<String, ConnKey>,
+    /// Enrollment ids of enrolls in flight (§2.3: a concurrent one gets 429 `EnrollDuplicate`).
+    enrolling: HashMap<String, ConnKey>,
     /// Live actions that arrived for a starting checkin: wire actions and the ack token.
     early: HashMap<String, (Vec<Value>, String)>,
     /// Checkin state waiting for the next bulk write, latest per agent.
@@ -272,6 +274,7 @@ impl Server {
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
             starting: HashMap::new(),
+            enrolling: HashMap::new(),
             early: HashMap::new(),
             bulk: HashMap::new(),
             bulk_inflight: false,
@@ -460,8 +463,20 @@ impl Server {
         }
         if let Some(key) = self.key_of(slot) {
             for job in jobs {
-                if let Job::CheckinStart(input) = &job {
-                    self.starting.insert(input.agent_id.clone(), key);
+                match &job {
+                    Job::CheckinStart(input) => {
+                        self.starting.insert(input.agent_id.clone(), key);
+                    }
+                    Job::Enroll(input) => {
+                        if let Some(enrollment_id) = &input.enrollment_id {
+                            if self.enrolling.contains_key(enrollment_id) {
+                                self.answer(key, errors::respond(&ApiError::EnrollDuplicate), now);
+                                continue;
+                            }
+                            self.enrolling.insert(enrollment_id.clone(), key);
+                        }
+                    }
+                    _ => {}
                 }
                 self.submit(key, job, now);
             }
@@ -555,6 +570,9 @@ impl Server {
                 self.keys_ready(key, result, now)
             }
             (_, output) => {
+                if inflight.pending.kind == PendingKind::Enroll {
+                    self.enrolling.retain(|_, k| *k != key);
+                }
                 let response = inflight.pending.finish(output, health);
                 if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
                     self.limits.get(limited).release();
@@ -989,6 +1007,7 @@ impl Server {
                     generation: conn.generation,
                 };
                 self.waiters.remove(key);
+                self.enrolling.retain(|_, k| *k != key);
                 if let Some(agent) = self
                     .starting
                     .iter()

@@ -31,7 +31,18 @@ impl Gated {
         self.gate.lock().unwrap().0 = false;
         self.changed.notify_all();
     }
-    /// Waits until a pending query is held at the gate.
+    /// Holds the calling (backend) thread while the gate is shut.
+    fn hold(&self) {
+        let mut g = self.gate.lock().unwrap();
+        g.1 += 1;
+        self.changed.notify_all();
+        while g.0 {
+            g = self.changed.wait(g).unwrap();
+        }
+        g.1 -= 1;
+    }
+
+    /// Waits until a query is held at the gate.
     fn wait_held(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut g = self.gate.lock().unwrap();
@@ -66,6 +77,11 @@ impl Store for Gated {
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner.agent(id)
     }
+    fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        let found = self.inner.agent_by_enrollment_id(id);
+        self.hold();
+        found
+    }
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         self.inner.create_agent(agent)
     }
@@ -89,13 +105,7 @@ impl Store for Gated {
         limit: usize,
     ) -> Result<Vec<Action>, StoreError> {
         let snapshot = self.inner.pending_actions(agent, after, now, limit);
-        let mut g = self.gate.lock().unwrap();
-        g.1 += 1;
-        self.changed.notify_all();
-        while g.0 {
-            g = self.changed.wait(g).unwrap();
-        }
-        g.1 -= 1;
+        self.hold();
         snapshot
     }
     fn action(&self, id: &str) -> Result<Option<Action>, StoreError> {
@@ -185,4 +195,48 @@ fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_n
         "delivered at once, not after the long poll: {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_concurrent_enroll_with_the_same_enrollment_id_is_429_enroll_duplicate() {
+    let store = Arc::new(Gated {
+        inner: MemoryStore::new(),
+        gate: Mutex::new((false, 0)),
+        changed: Condvar::new(),
+    });
+    store
+        .inner
+        .add_policy(policy("edge-policy", 1, checks()))
+        .unwrap();
+    let token = store
+        .inner
+        .add_enrollment_key("edge-policy")
+        .unwrap()
+        .encoded();
+    let server = InProc::start(store.clone(), Options::default());
+    let mut body = crate::support::agent::enroll_body(&[]);
+    body["enrollment_id"] = json!("enr-42");
+    let raw = crate::support::agent::raw_request(
+        "POST",
+        "/api/fleet/agents/enroll",
+        Some(&token),
+        &serde_json::to_vec(&body).unwrap(),
+        false,
+        "Elastic Agent v9.2.1",
+    );
+    store.shut();
+    let (addr, tls, first_raw) = (server.addr, server.tls(), raw.clone());
+    let first =
+        std::thread::spawn(move || crate::support::agent::once(addr, tls, &first_raw).status);
+    store.wait_held();
+    let second = crate::support::agent::once(server.addr, server.tls(), &raw);
+    assert_eq!(second.status, 429);
+    assert_eq!(
+        crate::support::agent::body_json(&second)["error"],
+        "EnrollDuplicate"
+    );
+    store.open();
+    assert_eq!(first.join().unwrap(), 200, "the first enroll completes");
+    let again = crate::support::agent::once(server.addr, server.tls(), &raw);
+    assert_eq!(again.status, 200, "not a duplicate once the first finished");
 }

@@ -325,6 +325,24 @@ impl Store for EsStore {
         Ok(Some(agent))
     }
 
+    fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
+        // §2.3: an index refresh before the search, so a just-created agent is found.
+        self.client.call(
+            &Req::new(Method::Post, format!("/{AGENTS}/_refresh")),
+            &[404],
+        )?;
+        let hits = self.hits(
+            "/_msearch",
+            AGENTS,
+            Header::Plain,
+            &bodies::q_agent_by_enrollment_id(enrollment_id),
+        )?;
+        match hits.first().and_then(|h| h["_id"].as_str()) {
+            Some(id) => self.agent(id),
+            None => Ok(None),
+        }
+    }
+
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let source = serde_json::to_value(agent).map_err(|e| decode_failed("agent", e))?;
         let items = self.bulk(

@@ -163,6 +163,15 @@ impl Store for LocalStore {
         })
     }
 
+    /// A scan of the agents table: enrollment ids are rare (agents do not send them today) and
+    /// a single box holds few agents; no index is kept for them.
+    fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
+        Ok(self
+            .list_agents()?
+            .into_iter()
+            .find(|a| a.enrollment_id == enrollment_id))
+    }
+
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let id = agent.id.clone();
         let bytes = encode("agent", &agent_source(agent)?)?;

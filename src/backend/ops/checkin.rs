@@ -286,6 +286,7 @@ mod tests {
                 agent_version: Ok("9.2.1".into()),
                 body: br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#.to_vec(),
                 pbkdf2_iterations: 1000,
+                enrollment_id: None,
             },
             SystemTime::now(),
         )

@@ -24,6 +24,8 @@ pub struct EnrollInput {
     pub body: Vec<u8>,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The body's `enrollment_id`, when given (the loop de-duplicates concurrent enrolls on it).
+    pub enrollment_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +99,25 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
             id.clone()
         }
     };
+    // §2.3: an earlier enroll with the same enrollment_id whose agent never checked in failed on
+    // the agent's side; its key is invalidated and its document replaced by this enrollment.
+    if let Some(enrollment_id) = body.enrollment_id.as_deref().filter(|e| !e.is_empty()) {
+        if let Some(stale) = store
+            .agent_by_enrollment_id(enrollment_id)
+            .map_err(store_error)?
+        {
+            if stale.last_checkin.is_empty() && stale.id != agent_id {
+                store
+                    .invalidate_api_keys(std::slice::from_ref(&stale.access_api_key_id))
+                    .map_err(store_error)?;
+                store.delete_agent(&stale.id).map_err(store_error)?;
+                log::info!(
+                    "enrollment {enrollment_id}: replaced agent {} that never checked in",
+                    stale.id
+                );
+            }
+        }
+    }
     let local_metadata = metadata.local.map(|m| rewrite_agent_id(m, &agent_id));
 
     let access = store
@@ -230,7 +251,47 @@ mod tests {
             agent_version: Ok("9.2.1".into()),
             body: serde_json::to_vec(&body).unwrap(),
             pbkdf2_iterations: 1000,
+            enrollment_id: None,
         }
+    }
+
+    #[test]
+    fn enrollment_id_replaces_an_agent_that_never_checked_in() {
+        let (store, token) = store_with_policy("p");
+        let mut body = real_body();
+        body["enrollment_id"] = json!("enr-1");
+        let first = enroll(&*store, &input(&token, body.clone()), SystemTime::now()).unwrap();
+        let first_id = first["item"]["id"].as_str().unwrap().to_owned();
+        let first_key = access_key(&first);
+        let second = enroll(&*store, &input(&token, body.clone()), SystemTime::now()).unwrap();
+        let second_id = second["item"]["id"].as_str().unwrap().to_owned();
+        assert_ne!(first_id, second_id);
+        assert!(
+            store.agent(&first_id).unwrap().is_none(),
+            "the half-enrolled agent is gone"
+        );
+        assert!(
+            store
+                .authenticate(&first_key)
+                .unwrap()
+                .is_none_or(|i| !i.enabled),
+            "its key invalidated"
+        );
+        assert_eq!(
+            store.agent(&second_id).unwrap().unwrap().enrollment_id,
+            "enr-1"
+        );
+
+        // Once the agent has checked in, a new enroll with the same id is a new agent.
+        let mut seen = Map::new();
+        seen.insert("last_checkin".into(), json!("2026-01-01T00:00:00Z"));
+        store.update_agent(&second_id, &seen).unwrap();
+        let third = enroll(&*store, &input(&token, body), SystemTime::now()).unwrap();
+        assert!(
+            store.agent(&second_id).unwrap().is_some(),
+            "a live agent is never removed"
+        );
+        assert_ne!(third["item"]["id"], second["item"]["id"]);
     }
 
     fn real_body() -> Value {

@@ -146,6 +146,7 @@ fn agent_life(t: &EsTestStore) -> String {
             agent_version: Ok("9.2.1".into()),
             body: serde_json::to_vec(&body).unwrap(),
             pbkdf2_iterations: 1000,
+            enrollment_id: None,
         },
         now,
     )

@@ -123,6 +123,9 @@ impl TestStore for EsTestStore {
 }
 
 impl Store for EsTestStore {
+    fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.store.agent_by_enrollment_id(id)
+    }
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         self.store.authenticate(key)
     }
