@@ -117,6 +117,8 @@ pub struct Waiter {
     pub policy_id: String,
     /// Subscribed revision: a newer one wakes it.
     pub revision: i64,
+    /// Position in the action sequence: live actions at or below it were already delivered.
+    pub position: i64,
     /// Output name → (`id:secret`, permissions hash) from the agent document, so a new revision
     /// with unchanged permissions is rendered without a store round trip.
     pub keys: BTreeMap<String, (String, String)>,
@@ -137,12 +139,13 @@ impl Waiter {
             .collect()
     }
 
-    /// The waiter for `agent` subscribed at `revision`.
-    pub fn for_agent(agent: &Agent, revision: i64) -> Self {
+    /// The waiter for `agent` subscribed at `revision`, at `position` in the action sequence.
+    pub fn for_agent(agent: &Agent, revision: i64, position: i64) -> Self {
         Self {
             agent_id: agent.id.clone(),
             policy_id: agent.policy_id.clone(),
             revision,
+            position,
             keys: agent
                 .outputs
                 .iter()
@@ -204,6 +207,11 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
             }
         }
         Some(waiter)
+    }
+
+    /// The waiter parked under `key`.
+    pub fn get(&self, key: K) -> Option<&Waiter> {
+        self.waiters.get(&key)
     }
 
     /// The parked checkin of an agent.

@@ -306,8 +306,8 @@ fn behaviour_09_ack_token_echoed(fixture: Box<dyn Fixture>) {
         data: json!({"target_id": "x"}),
         ..Action::default()
     });
-    a.checkin();
-    assert_eq!(a.ack_token, act.doc_id);
+    let (resp, body) = a.checkin();
+    assert_eq!(a.ack_token, act.doc_id, "reply {}: {body}", resp.status);
     let (_, body) = a.checkin();
     assert!(body.get("actions").is_none());
 }

@@ -13,18 +13,18 @@
 
 mod support;
 
-/// One `#[test]` per store for each named test function taking a `Box<dyn protocol::Fixture>`:
+/// One `#[test]` per store for each named test function taking a `Box<dyn support::stores::Fixture>`:
 /// the same scripted agents run against every backend.
 macro_rules! on_every_store {
     ($($test:ident),* $(,)?) => {
         mod memory_store {
-            $( #[test] fn $test() { super::$test(crate::protocol::memory()) } )*
+            $( #[test] fn $test() { super::$test(crate::support::stores::memory()) } )*
         }
         mod local_store {
-            $( #[test] fn $test() { super::$test(crate::protocol::local()) } )*
+            $( #[test] fn $test() { super::$test(crate::support::stores::local()) } )*
         }
         mod es_store {
-            $( #[test] fn $test() { super::$test(crate::protocol::es()) } )*
+            $( #[test] fn $test() { super::$test(crate::support::stores::es()) } )*
         }
     };
 }

@@ -2,169 +2,16 @@
 //! fleet-protocol.md §14), run against every store through the `Fixture` seam: the in-process
 //! server over the store, seeded the way Kibana would seed it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use fleet_edge::backend::local::LocalStore;
-use fleet_edge::backend::memory::MemoryStore;
-use fleet_edge::backend::{ApiKey, Store};
+use fleet_edge::backend::ApiKey;
 use fleet_edge::model::{Action, PolicyDoc};
 
 use crate::support::agent::{body_json, once, raw_request, Agent, VERSION};
 use crate::support::inproc::{InProc, Options};
-use crate::support::TempDir;
-
-/// A store plus Kibana's writes to it.
-pub trait Fixture: std::any::Any {
-    fn as_any(&self) -> &dyn std::any::Any;
-    fn store(&self) -> Arc<dyn Store>;
-    fn add_policy(&self, doc: PolicyDoc);
-    fn add_token(&self, policy_id: &str) -> ApiKey;
-    fn add_action(&self, action: Action) -> Action;
-}
-
-struct Memory(Arc<MemoryStore>);
-
-impl Fixture for Memory {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn store(&self) -> Arc<dyn Store> {
-        self.0.clone()
-    }
-    fn add_policy(&self, doc: PolicyDoc) {
-        self.0.add_policy(doc).unwrap()
-    }
-    fn add_token(&self, policy_id: &str) -> ApiKey {
-        self.0.add_enrollment_key(policy_id).unwrap()
-    }
-    fn add_action(&self, action: Action) -> Action {
-        self.0.add_action(action).unwrap()
-    }
-}
-
-pub(crate) fn memory() -> Box<dyn Fixture> {
-    Box::new(Memory(Arc::new(MemoryStore::new())))
-}
-
-struct Local(Arc<LocalStore>, #[allow(dead_code)] TempDir);
-
-impl Fixture for Local {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn store(&self) -> Arc<dyn Store> {
-        self.0.clone()
-    }
-    fn add_policy(&self, doc: PolicyDoc) {
-        self.0.add_policy(doc).unwrap()
-    }
-    fn add_token(&self, policy_id: &str) -> ApiKey {
-        self.0.add_enrollment_key(policy_id, "test").unwrap()
-    }
-    fn add_action(&self, action: Action) -> Action {
-        self.0.add_action(action).unwrap()
-    }
-}
-
-/// The Elasticsearch store over a fresh stand-in, seeded over REST as Kibana does it.
-struct Es {
-    es: es_standin::StandIn,
-    store: Arc<fleet_edge::backend::es::EsStore>,
-}
-
-impl Es {
-    fn rest(&self, method: &str, path: &str, body: &Value) -> Value {
-        let (status, v) = self.es.client().json(method, path, Some(body)).unwrap();
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {v}"
-        );
-        v
-    }
-}
-
-impl Fixture for Es {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
-    }
-    fn add_policy(&self, doc: PolicyDoc) {
-        self.rest(
-            "POST",
-            "/.fleet-policies/_doc?refresh=wait_for",
-            &serde_json::to_value(&doc).unwrap(),
-        );
-    }
-    fn add_token(&self, policy_id: &str) -> ApiKey {
-        use base64::Engine;
-        let key = self.es.seed().enrollment_key(policy_id, "Default").unwrap();
-        let text = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(key.api_key)
-                .unwrap(),
-        )
-        .unwrap();
-        let (id, secret) = text.split_once(':').unwrap();
-        ApiKey {
-            id: id.into(),
-            secret: secret.into(),
-        }
-    }
-    fn add_action(&self, mut action: Action) -> Action {
-        // Kibana always writes an expiration; Fleet's queries never match an action without one.
-        if action.expiration.is_empty() {
-            action.expiration = "2099-01-01T00:00:00.000Z".into();
-        }
-        if action.doc_id.is_empty() {
-            action.doc_id = fleet_edge::backend::ops::uuid_v4();
-        }
-        let path = format!("/.fleet-actions/_doc/{}?refresh=wait_for", action.doc_id);
-        let v = self.rest("PUT", &path, &serde_json::to_value(&action).unwrap());
-        action.seq_no = v["_seq_no"].as_i64().unwrap();
-        action
-    }
-}
-
-pub(crate) fn es() -> Box<dyn Fixture> {
-    let es = es_standin::StandIn::start(es_standin::Options {
-        refresh_interval: Some(Duration::from_millis(100)),
-        ..es_standin::Options::default()
-    })
-    .unwrap();
-    let settings = fleet_edge::config::EsSettings {
-        hosts: vec![es.url()],
-        ca: Vec::new(),
-        ca_certs: Vec::new(),
-        ca_trusted_fingerprint: None,
-        client_cert: None,
-        insecure: false,
-        service_token: Some(fleet_edge::config::Secret::new(es.service_token())),
-        headers: Vec::new(),
-    };
-    let options = fleet_edge::backend::es::EsOptions {
-        poll_timeout: Duration::from_secs(2),
-        ..fleet_edge::backend::es::EsOptions::default()
-    };
-    let store = Arc::new(
-        fleet_edge::backend::es::EsStore::connect_with(
-            &settings,
-            Some(Duration::from_secs(10)),
-            options,
-        )
-        .unwrap(),
-    );
-    Box::new(Es { es, store })
-}
-
-pub(crate) fn local() -> Box<dyn Fixture> {
-    let dir = TempDir::new("local-store");
-    Box::new(Local(Arc::new(LocalStore::open(dir.path()).unwrap()), dir))
-}
+pub(crate) use crate::support::stores::{es, Fixture};
 
 pub fn policy(id: &str, revision: i64, roles: Value) -> PolicyDoc {
     PolicyDoc {
@@ -908,8 +755,8 @@ fn reference_policies_become_policy_changes_with_working_keys() {
     }
 }
 
-fn fixture_es(f: &dyn Fixture) -> &Es {
+fn fixture_es(f: &dyn Fixture) -> &crate::support::stores::Es {
     f.as_any()
-        .downcast_ref::<Es>()
+        .downcast_ref::<crate::support::stores::Es>()
         .expect("an Elasticsearch fixture")
 }

@@ -21,6 +21,17 @@ struct Gated {
     inner: MemoryStore,
     gate: Mutex<(bool, usize)>,
     changed: Condvar,
+    /// When shut, the change feed holds new documents back (the monitor is "slow").
+    feed_shut: Mutex<bool>,
+}
+
+fn gated() -> Arc<Gated> {
+    Arc::new(Gated {
+        inner: MemoryStore::new(),
+        gate: Mutex::new((false, 0)),
+        changed: Condvar::new(),
+        feed_shut: Mutex::new(false),
+    })
 }
 
 impl Gated {
@@ -31,6 +42,11 @@ impl Gated {
         self.gate.lock().unwrap().0 = false;
         self.changed.notify_all();
     }
+    fn set_feed(&self, shut: bool) {
+        *self.feed_shut.lock().unwrap() = shut;
+        self.changed.notify_all();
+    }
+
     /// Holds the calling (backend) thread while the gate is shut.
     fn hold(&self) {
         let mut g = self.gate.lock().unwrap();
@@ -129,17 +145,20 @@ impl Store for Gated {
         now: SystemTime,
         wait: Duration,
     ) -> Result<Changes, StoreError> {
-        self.inner.changes(since, now, wait)
+        let changes = self.inner.changes(since, now, wait)?;
+        if !changes.actions.is_empty() {
+            let mut shut = self.feed_shut.lock().unwrap();
+            while *shut {
+                shut = self.changed.wait(shut).unwrap();
+            }
+        }
+        Ok(changes)
     }
 }
 
 #[test]
 fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_next_poll() {
-    let store = Arc::new(Gated {
-        inner: MemoryStore::new(),
-        gate: Mutex::new((false, 0)),
-        changed: Condvar::new(),
-    });
+    let store = gated();
     store
         .inner
         .add_policy(policy("edge-policy", 1, checks()))
@@ -199,11 +218,7 @@ fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_n
 
 #[test]
 fn a_concurrent_enroll_with_the_same_enrollment_id_is_429_enroll_duplicate() {
-    let store = Arc::new(Gated {
-        inner: MemoryStore::new(),
-        gate: Mutex::new((false, 0)),
-        changed: Condvar::new(),
-    });
+    let store = gated();
     store
         .inner
         .add_policy(policy("edge-policy", 1, checks()))
@@ -239,4 +254,62 @@ fn a_concurrent_enroll_with_the_same_enrollment_id_is_429_enroll_duplicate() {
     assert_eq!(first.join().unwrap(), 200, "the first enroll completes");
     let again = crate::support::agent::once(server.addr, server.tls(), &raw);
     assert_eq!(again.status, 200, "not a duplicate once the first finished");
+}
+
+#[test]
+fn a_late_live_copy_of_an_action_already_delivered_is_not_delivered_again() {
+    let store = gated();
+    store
+        .inner
+        .add_policy(policy("edge-policy", 1, checks()))
+        .unwrap();
+    let token = store.inner.add_enrollment_key("edge-policy").unwrap();
+    let server = InProc::start(
+        store.clone(),
+        Options {
+            long_poll: "1s",
+            ..Options::default()
+        },
+    );
+    let (mut agent, _) = TestAgent::enroll(server.addr, server.tls(), &token.encoded(), &[]);
+    let (_, body) = agent.checkin();
+    agent.apply_policy(only_action(&body));
+
+    // The monitor is slow: the action reaches the agent through its pending query first.
+    store.set_feed(true);
+    let action = store
+        .inner
+        .add_action(Action {
+            action_id: "once".into(),
+            action_type: "SETTINGS".into(),
+            agents: vec![agent.id.clone()],
+            data: json!({"log_level": "debug"}),
+            ..Action::default()
+        })
+        .unwrap();
+    let (_, body) = agent.checkin();
+    assert_eq!(only_action(&body)["id"], "once");
+    assert_eq!(agent.ack_token, action.doc_id);
+
+    // The live copy arrives while the next checkin is reading its pending actions.
+    store.shut();
+    let checkin = std::thread::spawn(move || agent.checkin().1);
+    store.wait_held();
+    store.set_feed(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server
+        .stats
+        .early_actions
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the live copy never reached the starting checkin"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store.open();
+    let body = checkin.join().unwrap();
+    assert!(body.get("actions").is_none(), "delivered twice: {body}");
 }

@@ -81,6 +81,9 @@ pub struct CheckinStart {
     pub ack_token: String,
     /// The checkin-state update for the bulk writer (`updated_at` added at flush).
     pub state: Map<String, Value>,
+    /// The agent's position in the action sequence after this answer: actions at or below it
+    /// were delivered (a live copy of one of them is not delivered again).
+    pub position: i64,
 }
 
 /// Runs the store part of a checkin.
@@ -121,9 +124,11 @@ pub fn checkin_start(
         .map_err(store_error)?;
     let mut actions = Vec::new();
     let mut ack_token = String::new();
+    let mut position = resolved_seq;
     for action in &pending {
         if is_delivered_type(&action.action_type) {
             ack_token = action.doc_id.clone();
+            position = action.seq_no;
         }
         match to_wire(action, &agent.id) {
             Some(wire) => actions.push(wire),
@@ -144,6 +149,7 @@ pub fn checkin_start(
         actions,
         ack_token,
         state,
+        position,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod client;
 pub mod inproc;
 pub mod pki;
 pub mod process;
+pub mod stores;
 
 pub use client::{Client, HttpResponse};
 pub use pki::Pki;
