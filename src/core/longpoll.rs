@@ -408,6 +408,7 @@ mod tests {
             agent_id: a.into(),
             policy_id: p.into(),
             revision: r,
+            position: -1,
             keys: BTreeMap::new(),
         };
         assert_eq!(w.park(1, waiter("a1", "p", 1)), None);
@@ -451,6 +452,7 @@ mod tests {
                 ..Agent::default()
             },
             1,
+            -1,
         );
         assert_eq!(w.current_keys(&p), None);
     }

@@ -252,7 +252,7 @@ impl Server {
 
     /// Live dispatch (§5.2): new action documents go straight to their parked agents.
     fn dispatch_actions(&mut self, actions: &[Action], now: Instant) {
-        let mut per_agent: HashMap<&str, (Vec<(i64, Value)>, &str)> = HashMap::new();
+        let mut per_agent: HashMap<&str, (Sequenced, &str)> = HashMap::new();
         for action in actions.iter().filter(|a| is_delivered_type(&a.action_type)) {
             let total = action.agents.len();
             for (index, agent) in action.agents.iter().enumerate() {
@@ -323,8 +323,11 @@ impl Server {
     }
 }
 
+/// Wire actions with the `seq_no` of their document.
+pub(super) type Sequenced = Vec<(i64, Value)>;
+
 /// The wire actions with a sequence number above `position`, in order.
-fn newer_than(actions: Vec<(i64, Value)>, position: i64) -> Vec<Value> {
+fn newer_than(actions: Sequenced, position: i64) -> Vec<Value> {
     actions
         .into_iter()
         .filter(|(seq, _)| *seq > position)

@@ -158,7 +158,7 @@ pub struct Server {
     /// Enrollment ids of enrolls in flight (§2.3: a concurrent one gets 429 `EnrollDuplicate`).
     enrolling: HashMap<String, ConnKey>,
     /// Live actions that arrived for a starting checkin: wire actions and the ack token.
-    early: HashMap<String, (Vec<(i64, Value)>, String)>,
+    early: HashMap<String, (fleet::Sequenced, String)>,
     /// Checkin state waiting for the next bulk write, latest per agent.
     bulk: HashMap<String, Map<String, Value>>,
     bulk_inflight: bool,
