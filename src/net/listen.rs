@@ -35,11 +35,14 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
     let server = &config.server;
     let mut generated_ca = None;
     let tls = match &server.tls {
-        ServerTls::Provided(material) => Some(tls::server_config(
-            material,
-            server.client_auth,
-            &server.client_cas,
-        )?),
+        ServerTls::Provided(material) => {
+            check_fleet_url(config, material)?;
+            Some(tls::server_config(
+                material,
+                server.client_auth,
+                &server.client_cas,
+            )?)
+        }
         ServerTls::SelfSigned { hosts } => {
             let generated = tls::self_signed::load_or_create(&config.data_dir, hosts)?;
             log::info!(
@@ -80,6 +83,39 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             generated_ca,
         },
     ))
+}
+
+/// `FLEET_URL` is how this server reaches itself (and what agents use): its host must be a
+/// name the served certificate covers, or every agent's TLS check fails (seeds: "This URL must
+/// match the hostname in the Fleet Server certificate's Subject Alternative Name (SAN) list").
+fn check_fleet_url(config: &Config, material: &tls::TlsMaterial) -> Result<(), StartupError> {
+    let Some(url) = config.fleet_url.as_deref() else {
+        return Ok(());
+    };
+    let Ok(parsed) = crate::config::parse_http_url(url, None) else {
+        return Ok(());
+    };
+    if parsed.scheme != "https" {
+        return Ok(());
+    }
+    let host = parsed
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let covered = material.chain.first().is_some_and(|leaf| {
+        let name = rustls::pki_types::ServerName::try_from(host.clone());
+        let cert = rustls::server::ParsedCertificate::try_from(leaf);
+        matches!((cert, name), (Ok(cert), Ok(name)) if rustls::client::verify_server_name(&cert, &name).is_ok())
+    });
+    if covered {
+        Ok(())
+    } else {
+        Err(StartupError::FleetUrlNotCovered {
+            url: url.to_owned(),
+            host,
+        })
+    }
 }
 
 /// Resolves a bind host and port (IPv6 brackets tolerated).

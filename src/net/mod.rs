@@ -47,6 +47,14 @@ pub enum StartupError {
         /// The resolver error.
         source: std::io::Error,
     },
+    /// `FLEET_URL` names a host the served certificate does not cover.
+    #[error("FLEET_URL {url} names host {host:?}, which the certificate of --fleet-server-cert does not cover (its Subject Alternative Names); agents would refuse it: use a certificate for {host} or a FLEET_URL with one of its names")]
+    FleetUrlNotCovered {
+        /// The URL.
+        url: String,
+        /// Its host.
+        host: String,
+    },
     /// The event loop failed.
     #[error("event loop failure: {0}")]
     Poll(std::io::Error),

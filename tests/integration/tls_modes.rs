@@ -229,3 +229,46 @@ fn sha256_hex(der: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn fleet_url_outside_the_certificate_stops_startup_and_a_covered_one_starts() {
+    let pki = Pki::new();
+    let data = TempDir::new("fleeturl");
+    let args = |dir: &str| {
+        vec![
+            "--data-dir".to_owned(),
+            dir.to_owned(),
+            "--fleet-server-host".into(),
+            "127.0.0.1".into(),
+            "--fleet-server-port".into(),
+            "0".into(),
+            "--management-port".into(),
+            "0".into(),
+            "--fleet-server-cert".into(),
+            pki.server.cert_path.to_str().unwrap().into(),
+            "--fleet-server-cert-key".into(),
+            pki.server.key_path.to_str().unwrap().into(),
+        ]
+    };
+    let dir = data.path().to_str().unwrap().to_owned();
+    let a = args(&dir);
+    let argv: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (status, _, err) = run_to_exit(&argv, &[("FLEET_URL", "https://fleet.example.com:8220")]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("fleet.example.com") && err.contains("does not cover"),
+        "{err}"
+    );
+    // localhost is in the test certificate's SANs: the server starts.
+    let server = FleetEdge::start_in(
+        data.path(),
+        &[
+            "--fleet-server-cert",
+            pki.server.cert_path.to_str().unwrap(),
+            "--fleet-server-cert-key",
+            pki.server.key_path.to_str().unwrap(),
+        ],
+        &[("FLEET_URL", "https://localhost:8220")],
+    );
+    assert!(server.url.starts_with("https://"));
+}
