@@ -105,6 +105,13 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
             })
             .unwrap_or(1024),
         timeouts,
+        max_agents: b
+            .parsed(Id::MaxAgents, |v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("{v:?} is not a whole number"))
+            })
+            .unwrap_or_default(),
         management_host: b
             .parsed(Id::ManagementHost, values::parse_bind_host)
             .unwrap_or_else(|| "127.0.0.1".into()),

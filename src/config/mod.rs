@@ -167,6 +167,8 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     /// Connection and long-poll timeouts.
     pub timeouts: Timeouts,
+    /// `server.limits.max_agents`: which sizing table the route limits use (0: by memory).
+    pub max_agents: i64,
     /// Management API bind host (embedded mode).
     pub management_host: String,
     /// Management API port (0: a free one).

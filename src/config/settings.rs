@@ -57,6 +57,8 @@ pub enum SettingId {
     LogFormat,
     /// `--max-connections`
     MaxConnections,
+    /// `--max-agents`
+    MaxAgents,
     /// `--management-host`
     ManagementHost,
     /// `--management-port`
@@ -460,6 +462,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "text|json",
         default: Some("text"),
         help: "Log line format: human-readable text or ECS JSON.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::MaxAgents,
+        flag: Some("--max-agents"),
+        envs: &["FLEET_EDGE_MAX_AGENTS"],
+        value_name: "N",
+        default: Some("0"),
+        help: "Fleet size the route limits are sized for (server.limits.max_agents): N > 0 picks Fleet Server's table for N agents, 0 picks by available memory, negative uses the code defaults.",
         kind: Value,
         policy_overridable: false,
         secret: false,

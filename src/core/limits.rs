@@ -126,6 +126,161 @@ impl LimitedRoute {
     }
 }
 
+/// One of Fleet Server's published sizing tables (`config-defaults/*.yml`, fleet-protocol.md
+/// §10.3): the route limits for a fleet of up to `max_agents`, on a box with at least
+/// `min_ram_mib`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizingTable {
+    /// The file's name (`lte10000`, ...).
+    pub name: &'static str,
+    /// Largest fleet it is for (`u64::MAX` for `max`).
+    pub max_agents: u64,
+    /// Recommended minimum memory, MiB.
+    pub min_ram_mib: u64,
+    /// `checkin_limit`, `enroll_limit`, `ack_limit`, `status_limit`, `audit_unenroll_limit`.
+    pub specs: [LimitSpec; 5],
+}
+
+const fn spec(interval_us: u64, burst: u32, max: u32) -> LimitSpec {
+    LimitSpec {
+        interval: Duration::from_micros(interval_us),
+        burst,
+        max,
+    }
+}
+
+/// The eight tables, smallest first. Columns: checkin, enroll, ack, status, audit_unenroll.
+pub const SIZING_TABLES: [SizingTable; 8] = [
+    SizingTable {
+        name: "lte0500",
+        max_agents: 500,
+        min_ram_mib: 256,
+        specs: [
+            spec(5000, 100, 500),
+            spec(10000, 10, 20),
+            spec(4000, 100, 200),
+            spec(5000, 10, 20),
+            spec(4000, 100, 200),
+        ],
+    },
+    SizingTable {
+        name: "lte1000",
+        max_agents: 1000,
+        min_ram_mib: 512,
+        specs: [
+            spec(5000, 200, 1000),
+            spec(10000, 20, 40),
+            spec(4000, 200, 400),
+            spec(5000, 20, 40),
+            spec(4000, 200, 400),
+        ],
+    },
+    SizingTable {
+        name: "lte2500",
+        max_agents: 2500,
+        min_ram_mib: 1024,
+        specs: [
+            spec(5000, 500, 2500),
+            spec(10000, 50, 100),
+            spec(4000, 500, 1000),
+            spec(5000, 50, 100),
+            spec(4000, 500, 1000),
+        ],
+    },
+    SizingTable {
+        name: "lte5000",
+        max_agents: 5000,
+        min_ram_mib: 2048,
+        specs: [
+            spec(2000, 1000, 5000),
+            spec(10000, 100, 200),
+            spec(2000, 1000, 2000),
+            spec(5000, 100, 200),
+            spec(2000, 1000, 2000),
+        ],
+    },
+    SizingTable {
+        name: "lte10000",
+        max_agents: 10000,
+        min_ram_mib: 4048,
+        specs: [
+            spec(1000, 2000, 10000),
+            spec(10000, 100, 200),
+            spec(1000, 2000, 4000),
+            spec(5000, 200, 400),
+            spec(1000, 2000, 4000),
+        ],
+    },
+    SizingTable {
+        name: "lte20000",
+        max_agents: 20000,
+        min_ram_mib: 8096,
+        specs: [
+            spec(500, 4000, 20000),
+            spec(10000, 100, 200),
+            spec(500, 4000, 8000),
+            spec(5000, 200, 400),
+            spec(500, 4000, 8000),
+        ],
+    },
+    SizingTable {
+        name: "lte40000",
+        max_agents: 40000,
+        min_ram_mib: 16192,
+        specs: [
+            spec(500, 4000, 40000),
+            spec(10000, 100, 200),
+            spec(500, 4000, 8000),
+            spec(5000, 200, 400),
+            spec(500, 4000, 8000),
+        ],
+    },
+    SizingTable {
+        name: "max",
+        max_agents: u64::MAX,
+        min_ram_mib: 32384,
+        specs: [
+            spec(250, 8000, 80000),
+            spec(10000, 200, 400),
+            spec(250, 8000, 16000),
+            spec(5000, 200, 400),
+            spec(250, 8000, 16000),
+        ],
+    },
+];
+
+/// §10.1 table selection (`server.limits.max_agents`): a positive fleet size picks the table whose
+/// range holds it; zero picks by memory (the largest table whose recommended RAM fits, none below
+/// 256 MiB); negative (or nothing fitting) means the code defaults.
+pub fn select_table(max_agents: i64, available_mib: Option<u64>) -> Option<&'static SizingTable> {
+    if max_agents > 0 {
+        let n = max_agents.unsigned_abs();
+        return SIZING_TABLES.iter().find(|t| n <= t.max_agents);
+    }
+    if max_agents < 0 {
+        return None;
+    }
+    let mib = available_mib?;
+    SIZING_TABLES.iter().rev().find(|t| t.min_ram_mib <= mib)
+}
+
+impl SizingTable {
+    /// The spec of a route in this table.
+    pub fn spec(&self, route: LimitedRoute) -> LimitSpec {
+        let i = match route {
+            LimitedRoute::Checkin => 0,
+            LimitedRoute::Enroll => 1,
+            LimitedRoute::Ack => 2,
+            LimitedRoute::Status => 3,
+            LimitedRoute::AuditUnenroll => 4,
+        };
+        self.specs
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| route.default_spec())
+    }
+}
+
 /// Limiters of every limited route.
 #[derive(Debug)]
 pub struct RouteLimits {
@@ -209,6 +364,99 @@ mod tests {
         l.release();
         assert_eq!(l.acquire(t0), Ok(()));
         assert_eq!(l.in_flight(), 2);
+    }
+
+    #[test]
+    fn tables_are_selected_like_fleet_server() {
+        assert_eq!(
+            select_table(0, Some(100)),
+            None,
+            "below 256 MiB: code defaults"
+        );
+        assert_eq!(select_table(0, Some(300)).map(|t| t.name), Some("lte0500"));
+        assert_eq!(
+            select_table(0, Some(24 * 1024)).map(|t| t.name),
+            Some("lte40000")
+        );
+        assert_eq!(
+            select_table(0, Some(64 * 1024)).map(|t| t.name),
+            Some("max")
+        );
+        assert_eq!(select_table(0, None), None);
+        assert_eq!(
+            select_table(7000, Some(100)).map(|t| t.name),
+            Some("lte10000"),
+            "fleet size wins"
+        );
+        assert_eq!(select_table(50_000, None).map(|t| t.name), Some("max"));
+        assert_eq!(select_table(-1, Some(64 * 1024)), None);
+        let t = select_table(10_000, None).unwrap();
+        assert_eq!(
+            t.spec(LimitedRoute::Ack),
+            LimitSpec {
+                interval: Duration::from_millis(1),
+                burst: 2000,
+                max: 4000
+            }
+        );
+    }
+
+    #[test]
+    fn tables_match_the_published_files_when_present() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/fleet-server/config-defaults"
+        );
+        let Ok(_) = std::fs::metadata(dir) else {
+            return;
+        };
+        for table in SIZING_TABLES {
+            let text = std::fs::read_to_string(format!("{dir}/{}_limits.yml", table.name)).unwrap();
+            let field = |section: &str, key: &str| -> String {
+                let start = text
+                    .find(&format!("  {section}:\n"))
+                    .unwrap_or_else(|| panic!("{} {section}", table.name));
+                let rest = &text[start..];
+                let line = rest
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+                    .unwrap();
+                line.split(':').nth(1).unwrap().trim().to_owned()
+            };
+            for (section, route) in [
+                ("checkin_limit", LimitedRoute::Checkin),
+                ("enroll_limit", LimitedRoute::Enroll),
+                ("ack_limit", LimitedRoute::Ack),
+                ("status_limit", LimitedRoute::Status),
+                ("audit_unenroll_limit", LimitedRoute::AuditUnenroll),
+            ] {
+                let spec = table.spec(route);
+                assert_eq!(
+                    field(section, "burst"),
+                    spec.burst.to_string(),
+                    "{} {section}",
+                    table.name
+                );
+                assert_eq!(
+                    field(section, "max"),
+                    spec.max.to_string(),
+                    "{} {section}",
+                    table.name
+                );
+                let interval = field(section, "interval");
+                let us = if let Some(ms) = interval.strip_suffix("ms") {
+                    (ms.parse::<f64>().unwrap() * 1000.0) as u128
+                } else {
+                    interval.trim_end_matches('s').parse::<u128>().unwrap() * 1_000_000
+                };
+                assert_eq!(
+                    us,
+                    spec.interval.as_micros(),
+                    "{} {section} interval",
+                    table.name
+                );
+            }
+        }
     }
 
     #[test]

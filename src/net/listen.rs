@@ -70,7 +70,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
         }
     };
     let addr = resolve(&server.host, server.port)?;
-    let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+    let listener = bind(addr).map_err(|source| StartupError::Bind {
         addr: addr.to_string(),
         source,
     })?;
@@ -118,6 +118,21 @@ fn check_fleet_url(config: &Config, material: &tls::TlsMaterial) -> Result<(), S
     }
 }
 
+/// Accept backlog asked for; the kernel caps it at `net.core.somaxconn` (4096 on current Linux).
+/// A reconnect storm of thousands of agents must queue, not be dropped (mio and std use 128).
+const BACKLOG: i32 = 65_535;
+
+/// A non-blocking listener with `SO_REUSEADDR` and a fleet-sized backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(socket)))
+}
+
 /// Resolves a bind host and port (IPv6 brackets tolerated).
 pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartupError> {
     let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
@@ -137,6 +152,34 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backlog_queues_a_storm_without_accepting() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        // Nothing accepts: every connect beyond the backlog would stall in SYN retries.
+        let n = 300.min(somaxconn);
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            // A queued connect completes at once; one past the backlog waits for SYN retries.
+            match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+            {
+                Ok(c) => clients.push(c),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(
+            clients.len(),
+            n,
+            "only {} of {n} queued (a backlog of 128 queues 129)",
+            clients.len()
+        );
+        drop(listener);
+    }
 
     #[test]
     fn resolve_accepts_ipv4_ipv6_and_names() {

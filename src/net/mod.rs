@@ -89,6 +89,29 @@ pub fn settings(config: &Config) -> Settings {
         checkin_timestamp: Duration::from_secs(30),
         pbkdf2_iterations: DEFAULT_ITERATIONS,
         backend: BackendSettings::default(),
+        limits_table: crate::core::limits::select_table(server.max_agents, available_memory_mib()),
+    }
+}
+
+/// Memory this process may use, MiB: the cgroup v2 limit when set, else the machine's total
+/// (what Fleet Server consults to pick its sizing table).
+pub fn available_memory_mib() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .map(|kib| kib / 1024)
+        });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|bytes| bytes / (1024 * 1024));
+    match (cgroup, total) {
+        (Some(c), Some(t)) => Some(c.min(t)),
+        (c, t) => c.or(t),
     }
 }
 
@@ -118,6 +141,14 @@ pub fn run(
         management,
     )
     .map_err(StartupError::Poll)?;
+    match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
+        Some(table) => log::info!(
+            "route limits from Fleet Server's {} table (up to {} agents)",
+            table.name,
+            table.max_agents
+        ),
+        None => log::info!("route limits: Fleet Server's code defaults"),
+    }
     log::info!("listening on {}", listening.url());
     on_listening(&listening);
     server.run().map_err(StartupError::Poll)

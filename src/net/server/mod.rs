@@ -93,6 +93,8 @@ pub struct Settings {
     pub pbkdf2_iterations: u32,
     /// Backend threads.
     pub backend: BackendSettings,
+    /// The sizing table the route limits come from (`None`: the code defaults).
+    pub limits_table: Option<&'static crate::core::limits::SizingTable>,
 }
 
 impl Settings {
@@ -241,6 +243,10 @@ impl Server {
             }
             None => None,
         };
+        let limits = match settings.limits_table {
+            Some(table) => RouteLimits::with(|route| table.spec(route)),
+            None => RouteLimits::default(),
+        };
         let mut deadlines = Deadlines::new();
         if backend.is_some() {
             deadlines.arm(TimerKey::BulkFlush, Instant::now() + settings.checkin_flush);
@@ -273,7 +279,7 @@ impl Server {
             bulk: HashMap::new(),
             bulk_inflight: false,
             jobs: Vec::new(),
-            limits: RouteLimits::default(),
+            limits,
             late_replies: 0,
             next_generation: 0,
             accept_ready: true,
