@@ -256,7 +256,9 @@ pub fn parse_checkin(body: &[u8]) -> Result<(String, Vec<ActionIn>), String> {
                     (Some(pid), Some(rev)) => Some((
                         pid.to_owned(),
                         rev,
-                        p["fleet"]["hosts"].as_array().is_some_and(|h| !h.is_empty()),
+                        p["fleet"]["hosts"]
+                            .as_array()
+                            .is_some_and(|h| !h.is_empty()),
                     )),
                     _ => return Ok((token, Vec::new())),
                 }
@@ -364,7 +366,15 @@ mod tests {
 
     #[test]
     fn request_has_go_header_order_and_bare_question_mark() {
-        let raw = request("POST", "/api/fleet/agents/x/checkin", "h:1", "k", b"{}", true, 7);
+        let raw = request(
+            "POST",
+            "/api/fleet/agents/x/checkin",
+            "h:1",
+            "k",
+            b"{}",
+            true,
+            7,
+        );
         let text = String::from_utf8(raw).unwrap();
         assert!(text.starts_with("POST /api/fleet/agents/x/checkin? HTTP/1.1\r\nHost: h:1\r\nUser-Agent: Elastic Agent v"));
         assert!(text.contains("\r\nAccept-Encoding: gzip\r\n\r\n{}"));
@@ -379,10 +389,18 @@ mod tests {
         assert!(!is_known_type(&actions[1].kind));
         assert!(ack_succeeded(br#"{"action":"acks","items":[]}"#));
         assert!(!ack_succeeded(br#"{"statusCode":429,"error":"RateLimit"}"#));
-        let v: Value = serde_json::from_slice(&ack_body("a", &[("i".into(), "POLICY_CHANGE".into())])).unwrap();
-        assert_eq!(v["events"][0]["message"], "Action \"i\" of type \"POLICY_CHANGE\" acknowledged.");
+        let v: Value =
+            serde_json::from_slice(&ack_body("a", &[("i".into(), "POLICY_CHANGE".into())]))
+                .unwrap();
+        assert_eq!(
+            v["events"][0]["message"],
+            "Action \"i\" of type \"POLICY_CHANGE\" acknowledged."
+        );
         assert!(parse_enroll(br#"{"item":{"id":"a","type":"PERMANENT","access_api_key":"k","enrolled_at":"2026-08-21T19:00:00Z"}}"#).is_ok());
-        assert!(parse_enroll(br#"{"item":{"id":"a","type":"TEMPORARY","access_api_key":"k"}}"#).is_err());
+        assert!(
+            parse_enroll(br#"{"item":{"id":"a","type":"TEMPORARY","access_api_key":"k"}}"#)
+                .is_err()
+        );
     }
 
     #[test]
@@ -392,6 +410,8 @@ mod tests {
         assert_eq!(backoff(s(60), s(600), 1, 0.5), s(180));
         assert_eq!(backoff(s(60), s(600), 9, 0.0), s(600));
         let mut rng = Rng::new();
-        assert!((0..1000).map(|_| rng.unit()).all(|u| (0.0..1.0).contains(&u)));
+        assert!((0..1000)
+            .map(|_| rng.unit())
+            .all(|u| (0.0..1.0).contains(&u)));
     }
 }

@@ -158,7 +158,12 @@ impl Conn {
 
     /// Does all the I/O the socket allows now; returns an error when the connection is dead.
     /// Afterwards the caller takes complete responses with [`Conn::take_response`].
-    pub fn drive(&mut self, registry: &Registry, token: Token, now: Instant) -> Result<(), ConnError> {
+    pub fn drive(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+    ) -> Result<(), ConnError> {
         if !self.connected {
             match self.sock.take_error() {
                 Ok(Some(e)) | Err(e) => return Err(ConnError::Connect(io_label(&e))),
@@ -251,9 +256,8 @@ impl Conn {
                 Some(tls) if tls.wants_write() => tls.write_tls(&mut self.sock),
                 Some(_) => return Ok(()),
                 None if self.plain_out.is_empty() => return Ok(()),
-                None => self.sock.write(&self.plain_out).map(|n| {
+                None => self.sock.write(&self.plain_out).inspect(|&n| {
                     self.plain_out.drain(..n);
-                    n
                 }),
             };
             match result {

@@ -197,9 +197,12 @@ impl Fleet {
             .iter()
             .filter(|a| {
                 a.acks.is_empty()
-                    && a.policy.as_ref().is_some_and(|(_, r)| *r >= self.newest_revision)
+                    && a.policy
+                        .as_ref()
+                        .is_some_and(|(_, r)| *r >= self.newest_revision)
                     && a.inflight[MAIN].is_some_and(|f| {
-                        f.kind == Kind::Checkin && now.saturating_duration_since(f.started) >= min_age
+                        f.kind == Kind::Checkin
+                            && now.saturating_duration_since(f.started) >= min_age
                     })
             })
             .count()
@@ -220,7 +223,11 @@ impl Fleet {
     }
 
     /// Runs the loop until `done` says so (checked every 100 ms) or `deadline`; true if done.
-    pub fn run_until(&mut self, deadline: Instant, mut done: impl FnMut(&Fleet, Instant) -> bool) -> bool {
+    pub fn run_until(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&Fleet, Instant) -> bool,
+    ) -> bool {
         let mut next_check = Instant::now();
         let mut ready: Vec<usize> = Vec::with_capacity(4096);
         loop {
@@ -263,7 +270,9 @@ impl Fleet {
             self.timers.pop();
             match timer {
                 Timer::Agent { idx, gen, kind } => {
-                    let Some(agent) = self.agents.get(idx) else { continue };
+                    let Some(agent) = self.agents.get(idx) else {
+                        continue;
+                    };
                     if kind == Kind::Ack || agent.timer_gen == gen {
                         self.start(idx, kind, now);
                     }
@@ -311,7 +320,11 @@ impl Fleet {
                 SIDE
             }
         };
-        let batch = if kind == Kind::Ack { agent.acks.len() } else { 0 };
+        let batch = if kind == Kind::Ack {
+            agent.acks.len()
+        } else {
+            0
+        };
         self.serial += 1;
         let bytes = match kind {
             Kind::Enroll => agent::request(
@@ -332,12 +345,28 @@ impl Fleet {
                 }
                 let body = agent.checkin_gz.as_deref().unwrap_or_default();
                 let path = format!("/api/fleet/agents/{}/checkin", agent.id);
-                agent::request("POST", &path, &self.host_header, &agent.key, body, true, self.serial)
+                agent::request(
+                    "POST",
+                    &path,
+                    &self.host_header,
+                    &agent.key,
+                    body,
+                    true,
+                    self.serial,
+                )
             }
             Kind::Ack => {
                 let path = format!("/api/fleet/agents/{}/acks", agent.id);
                 let body = agent::ack_body(&agent.id, &agent.acks);
-                agent::request("POST", &path, &self.host_header, &agent.key, &body, false, self.serial)
+                agent::request(
+                    "POST",
+                    &path,
+                    &self.host_header,
+                    &agent.key,
+                    &body,
+                    false,
+                    self.serial,
+                )
             }
             Kind::Status => agent::request(
                 "GET",
@@ -394,7 +423,13 @@ impl Fleet {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         let tls = self.target.tls.as_ref().map(|(c, n)| (c, n));
-        let conn = Conn::connect(self.poll.registry(), Token(slot), source, self.target.addr, tls)?;
+        let conn = Conn::connect(
+            self.poll.registry(),
+            Token(slot),
+            source,
+            self.target.addr,
+            tls,
+        )?;
         entry.insert(Entry {
             conn,
             agent: idx,
@@ -476,7 +511,11 @@ impl Fleet {
         if !busy {
             return;
         }
-        let Some(inflight) = self.agents.get_mut(idx).and_then(|a| a.inflight[lane].take()) else {
+        let Some(inflight) = self
+            .agents
+            .get_mut(idx)
+            .and_then(|a| a.inflight[lane].take())
+        else {
             return;
         };
         if inflight.reused && !got_bytes && cause != "timeout" {
@@ -520,7 +559,14 @@ impl Fleet {
                     let wait = agent::backoff(s(60), s(300), agent.ack_failures - 1, random);
                     let at = now + wait.mul_f64(scale);
                     agent.ack_hold = Some(at);
-                    self.push_timer(at, Timer::Agent { idx, gen: 0, kind: Kind::Ack });
+                    self.push_timer(
+                        at,
+                        Timer::Agent {
+                            idx,
+                            gen: 0,
+                            kind: Kind::Ack,
+                        },
+                    );
                 }
             }
             Kind::Status => {
@@ -554,7 +600,11 @@ impl Fleet {
     }
 
     fn complete(&mut self, idx: usize, lane: usize, resp: HttpResponse, now: Instant) {
-        let Some(inflight) = self.agents.get_mut(idx).and_then(|a| a.inflight[lane].take()) else {
+        let Some(inflight) = self
+            .agents
+            .get_mut(idx)
+            .and_then(|a| a.inflight[lane].take())
+        else {
             return;
         };
         let latency = now.saturating_duration_since(inflight.started);
@@ -623,7 +673,10 @@ impl Fleet {
         }
         agent.checkin_failures = 0;
         let mut probe = false;
-        for action in actions.into_iter().filter(|a| agent::is_known_type(&a.kind)) {
+        for action in actions
+            .into_iter()
+            .filter(|a| agent::is_known_type(&a.kind))
+        {
             if let Some((policy, revision, fleet_hosts)) = action.policy.clone() {
                 self.newest_revision = self.newest_revision.max(revision);
                 if target == Some(revision) && agent.got_target.is_none() {

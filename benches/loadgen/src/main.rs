@@ -63,10 +63,14 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
         return Err(String::new());
     }
     let e = |e: pico_args::Error| e.to_string();
-    let command: String = args.free_from_str().map_err(|_| "name a scenario".to_owned())?;
+    let command: String = args
+        .free_from_str()
+        .map_err(|_| "name a scenario".to_owned())?;
     let list: Option<String> = args.opt_value_from_str("--scenarios").map_err(e)?;
     let names: Vec<String> = match command.as_str() {
-        "all" => ["idle", "rollout", "reconnect", "steady", "enroll"].map(String::from).to_vec(),
+        "all" => ["idle", "rollout", "reconnect", "steady", "enroll"]
+            .map(String::from)
+            .to_vec(),
         "run" => list
             .unwrap_or_default()
             .split(',')
@@ -84,24 +88,64 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
     }
     let secs = |v: u64| Duration::from_secs(v);
     let opts = Options {
-        agents: args.opt_value_from_str("--agents").map_err(e)?.unwrap_or(1000),
+        agents: args
+            .opt_value_from_str("--agents")
+            .map_err(e)?
+            .unwrap_or(1000),
         scenarios,
         binary: args
             .opt_value_from_str("--server")
             .map_err(e)?
             .unwrap_or_else(default_server),
-        enroll_rate: args.opt_value_from_str("--enroll-rate").map_err(e)?.unwrap_or(80.0),
-        cpu_window: secs(args.opt_value_from_str("--cpu-window").map_err(e)?.unwrap_or(60)),
-        long_poll: args.opt_value_from_str("--long-poll").map_err(e)?.unwrap_or_else(|| "5m".into()),
-        jitter: args.opt_value_from_str("--jitter").map_err(e)?.unwrap_or_else(|| "30s".into()),
-        steady_poll: args.opt_value_from_str("--steady-poll").map_err(e)?.unwrap_or_else(|| "1s".into()),
-        steady_window: secs(args.opt_value_from_str("--steady-secs").map_err(e)?.unwrap_or(30)),
-        source_ips: args.opt_value_from_str("--source-ips").map_err(e)?.unwrap_or(8),
-        raw_window: secs(args.opt_value_from_str("--raw-secs").map_err(e)?.unwrap_or(3)),
-        phase_deadline: secs(args.opt_value_from_str("--phase-deadline").map_err(e)?.unwrap_or(600)),
-        backoff_scale: args.opt_value_from_str("--backoff-scale").map_err(e)?.unwrap_or(1.0),
+        enroll_rate: args
+            .opt_value_from_str("--enroll-rate")
+            .map_err(e)?
+            .unwrap_or(80.0),
+        cpu_window: secs(
+            args.opt_value_from_str("--cpu-window")
+                .map_err(e)?
+                .unwrap_or(60),
+        ),
+        long_poll: args
+            .opt_value_from_str("--long-poll")
+            .map_err(e)?
+            .unwrap_or_else(|| "5m".into()),
+        jitter: args
+            .opt_value_from_str("--jitter")
+            .map_err(e)?
+            .unwrap_or_else(|| "30s".into()),
+        steady_poll: args
+            .opt_value_from_str("--steady-poll")
+            .map_err(e)?
+            .unwrap_or_else(|| "1s".into()),
+        steady_window: secs(
+            args.opt_value_from_str("--steady-secs")
+                .map_err(e)?
+                .unwrap_or(30),
+        ),
+        source_ips: args
+            .opt_value_from_str("--source-ips")
+            .map_err(e)?
+            .unwrap_or(8),
+        raw_window: secs(
+            args.opt_value_from_str("--raw-secs")
+                .map_err(e)?
+                .unwrap_or(3),
+        ),
+        phase_deadline: secs(
+            args.opt_value_from_str("--phase-deadline")
+                .map_err(e)?
+                .unwrap_or(600),
+        ),
+        backoff_scale: args
+            .opt_value_from_str("--backoff-scale")
+            .map_err(e)?
+            .unwrap_or(1.0),
         plain: args.contains("--plain"),
-        log_level: args.opt_value_from_str("--log-level").map_err(e)?.unwrap_or_else(|| "info".into()),
+        log_level: args
+            .opt_value_from_str("--log-level")
+            .map_err(e)?
+            .unwrap_or_else(|| "info".into()),
         nofile: 0,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
@@ -150,7 +194,11 @@ fn main() -> ExitCode {
         }
     };
     let line = std::env::args().collect::<Vec<_>>().join(" ");
-    let transport = if opts.plain { "plain HTTP" } else { "TLS (rustls, full handshakes)" };
+    let transport = if opts.plain {
+        "plain HTTP"
+    } else {
+        "TLS (rustls, full handshakes)"
+    };
     let mut report = report::Report::new(opts.agents, transport, line);
     let started = std::time::Instant::now();
     let result = scenarios::run(&opts, &mut report);
@@ -172,7 +220,10 @@ fn main() -> ExitCode {
             .and_then(|()| std::fs::write(base.with_extension("md"), &markdown))
             .and_then(|()| std::fs::write(base.with_extension("json"), json + "\n"));
         if let Err(e) = written {
-            eprintln!("loadgen: cannot write the report under {}: {e}", dir.display());
+            eprintln!(
+                "loadgen: cannot write the report under {}: {e}",
+                dir.display()
+            );
             return ExitCode::from(1);
         }
     }

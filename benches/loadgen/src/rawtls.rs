@@ -31,7 +31,9 @@ pub fn client_config(ca_path: &Path) -> Result<Arc<ClientConfig>, String> {
         .map_err(|e| format!("cannot load the CA: {e}"))?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
-        roots.add(ca).map_err(|e| format!("bad CA certificate: {e}"))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("bad CA certificate: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
@@ -45,13 +47,19 @@ pub fn client_config(ca_path: &Path) -> Result<Arc<ClientConfig>, String> {
 
 /// Moves every TLS byte one side has to send into the other; returns the time spent in the
 /// server's calls when `server_is_receiver`.
-fn pump(from: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>, buf: &mut Vec<u8>) -> io::Result<()> {
+fn pump(
+    from: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     buf.clear();
     while from(buf)? > 0 {}
     Ok(())
 }
 
-fn feed(data: &[u8], read_tls: &mut dyn FnMut(&mut dyn Read) -> io::Result<usize>) -> io::Result<()> {
+fn feed(
+    data: &[u8],
+    read_tls: &mut dyn FnMut(&mut dyn Read) -> io::Result<usize>,
+) -> io::Result<()> {
     let mut rest = data;
     while !rest.is_empty() {
         let n = read_tls(&mut rest)?;

@@ -109,9 +109,20 @@ impl Report {
     }
 
     /// Adds a numeric metric shown with `decimals` and `unit`.
-    pub fn metric(&mut self, scenario: &str, metric: &str, value: f64, decimals: usize, unit: &str, goal: Option<Goal>) {
+    pub fn metric(
+        &mut self,
+        scenario: &str,
+        metric: &str,
+        value: f64,
+        decimals: usize,
+        unit: &str,
+        goal: Option<Goal>,
+    ) {
         let shown = if value.is_finite() {
-            format!("{value:.decimals$}{}{unit}", if unit.is_empty() { "" } else { " " })
+            format!(
+                "{value:.decimals$}{}{unit}",
+                if unit.is_empty() { "" } else { " " }
+            )
         } else {
             "n/a".to_owned()
         };
@@ -126,8 +137,15 @@ impl Report {
         } else {
             format!("{metric} ({unit})")
         };
-        let v = if value.is_finite() { json!(value) } else { Value::Null };
-        self.values.entry(scenario.into()).or_default().insert(key, v);
+        let v = if value.is_finite() {
+            json!(value)
+        } else {
+            Value::Null
+        };
+        self.values
+            .entry(scenario.into())
+            .or_default()
+            .insert(key, v);
     }
 
     /// Adds a text metric.

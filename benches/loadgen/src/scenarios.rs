@@ -156,7 +156,13 @@ impl Run<'_> {
         let (w, e, last) = server
             .log
             .lock()
-            .map(|t| (t.warnings, t.errors, t.last.last().cloned().unwrap_or_default()))
+            .map(|t| {
+                (
+                    t.warnings,
+                    t.errors,
+                    t.last.last().cloned().unwrap_or_default(),
+                )
+            })
             .unwrap_or_default();
         self.report.notes.push(format!(
             "{label}: server pid {} {}; log had {w} WARN and {e} ERROR lines{}; peak RSS {:.1} MiB; server descriptor limit {}.",
@@ -177,7 +183,11 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         ticks: server::clock_ticks_per_sec() as f64,
     };
     let has = |s| opts.scenarios.contains(&s);
-    if has(Scenario::Idle) || has(Scenario::Rollout) || has(Scenario::Reconnect) || has(Scenario::Steady) {
+    if has(Scenario::Idle)
+        || has(Scenario::Rollout)
+        || has(Scenario::Reconnect)
+        || has(Scenario::Steady)
+    {
         fleet_phases(&mut run)?;
     }
     if has(Scenario::Enroll) {
@@ -198,17 +208,51 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     };
     let spec = run.spec(dir.path().join("data"), &first_poll.0, &first_poll.1);
     let mut server = ServerProc::start(&spec)?;
-    eprintln!("loadgen: fleet-edge pid {} on {} ({})", server.pid, server.addr, spec.args().join(" "));
+    eprintln!(
+        "loadgen: fleet-edge pid {} on {} ({})",
+        server.pid,
+        server.addr,
+        spec.args().join(" ")
+    );
     std::thread::sleep(Duration::from_secs(2));
     let rss_empty = server.rss_kib();
-    run.report.metric("idle", "server RSS, empty (no agents)", mib(rss_empty), 2, "MiB", goal("≤ 5 MB", mib(rss_empty) <= 5.0));
+    run.report.metric(
+        "idle",
+        "server RSS, empty (no agents)",
+        mib(rss_empty),
+        2,
+        "MiB",
+        goal("≤ 5 MB", mib(rss_empty) <= 5.0),
+    );
     let field = |f| mib(server::status_field(server.pid, f).unwrap_or(0));
-    run.report.metric("idle", "empty: RssAnon (heap, stacks)", field("RssAnon:"), 2, "MiB", None);
-    run.report.metric("idle", "empty: RssFile (binary and library pages)", field("RssFile:"), 2, "MiB", None);
-    run.report.metric("idle", "empty: threads", field("Threads:") * 1024.0, 0, "", None);
+    run.report.metric(
+        "idle",
+        "empty: RssAnon (heap, stacks)",
+        field("RssAnon:"),
+        2,
+        "MiB",
+        None,
+    );
+    run.report.metric(
+        "idle",
+        "empty: RssFile (binary and library pages)",
+        field("RssFile:"),
+        2,
+        "MiB",
+        None,
+    );
+    run.report.metric(
+        "idle",
+        "empty: threads",
+        field("Threads:") * 1024.0,
+        0,
+        "",
+        None,
+    );
 
     let target = run.target(&server)?;
-    let mut fleet = Fleet::new(opts.agents, target, run.behaviour(false)).map_err(|e| e.to_string())?;
+    let mut fleet =
+        Fleet::new(opts.agents, target, run.behaviour(false)).map_err(|e| e.to_string())?;
     setup(run, &mut fleet, &server)?;
     if has(Scenario::Idle) {
         idle(run, &mut fleet, &server, rss_empty);
@@ -225,7 +269,11 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
             server.stop(Duration::from_secs(15));
             let spec = run.spec(dir.path().join("data"), &opts.steady_poll, "0s");
             server = ServerProc::start(&spec)?;
-            eprintln!("loadgen: restarted fleet-edge pid {} ({})", server.pid, spec.args().join(" "));
+            eprintln!(
+                "loadgen: restarted fleet-edge pid {} ({})",
+                server.pid,
+                spec.args().join(" ")
+            );
             fleet.retarget(run.target(&server)?);
         }
         steady(run, &mut fleet, &server)?;
@@ -244,7 +292,10 @@ fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<()
     let n = run.opts.agents;
     let t0 = Instant::now();
     fleet.enroll_paced(t0, run.opts.enroll_rate);
-    eprintln!("loadgen: setup: enrolling {n} agents at {}/s", run.opts.enroll_rate);
+    eprintln!(
+        "loadgen: setup: enrolling {n} agents at {}/s",
+        run.opts.enroll_rate
+    );
     let expected = Duration::from_secs_f64(n as f64 / run.opts.enroll_rate.max(1.0));
     let deadline = t0 + expected + run.opts.phase_deadline;
     let mut last_log = t0;
@@ -264,10 +315,38 @@ fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<()
     });
     let took = t0.elapsed();
     let mut stats = take_stats(fleet);
-    run.report.metric("setup", "agents enrolled and parked", fleet.parked(Instant::now(), Duration::ZERO) as f64, 0, "", None);
-    run.report.metric("setup", "setup time (paced enrolls + first checkin + ack)", took.as_secs_f64(), 1, "s", None);
-    run.report.metric("setup", "enroll latency p50", stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN), 1, "ms", None);
-    run.report.metric("setup", "enroll latency p99", stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN), 1, "ms", None);
+    run.report.metric(
+        "setup",
+        "agents enrolled and parked",
+        fleet.parked(Instant::now(), Duration::ZERO) as f64,
+        0,
+        "",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "setup time (paced enrolls + first checkin + ack)",
+        took.as_secs_f64(),
+        1,
+        "s",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "enroll latency p50",
+        stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "enroll latency p99",
+        stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
     run.report.errors("setup", &stats.errors);
     let _ = server;
     if !all {
@@ -290,7 +369,11 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
     let rss_parked = server.rss_kib();
     let cpu0 = server.cpu_ticks();
     let t0 = Instant::now();
-    eprintln!("loadgen: idle: {n} parked, RSS {:.1} MiB; measuring CPU for {:?}", mib(rss_parked), run.opts.cpu_window);
+    eprintln!(
+        "loadgen: idle: {n} parked, RSS {:.1} MiB; measuring CPU for {:?}",
+        mib(rss_parked),
+        run.opts.cpu_window
+    );
     fleet.run_until(t0 + run.opts.cpu_window, |_, _| false);
     let window = t0.elapsed();
     let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), window);
@@ -299,14 +382,70 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
     let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
     let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
     let r = &mut *run.report;
-    r.metric("idle", "agents parked", fleet.parked(Instant::now(), Duration::ZERO) as f64, 0, "", None);
-    r.metric("idle", "server RSS with N parked", mib(rss_parked), 1, "MiB", None);
-    r.metric("idle", "RSS per parked agent (delta over empty)", per_agent_kib, 2, "KiB", goal("≤ 5 KB", per_agent_kib <= 5.0));
-    r.metric("idle", "server RSS after the CPU window", mib(rss_after), 1, "MiB", None);
-    r.metric("idle", "of which RssAnon (heap, stacks)", mib(status(server.pid, "RssAnon:")), 1, "MiB", None);
-    r.metric("idle", "of which RssFile (binary and library pages)", mib(status(server.pid, "RssFile:")), 1, "MiB", None);
-    r.metric("idle", &format!("server CPU over {} s", window.as_secs()), cpu, 2, "% of one core", None);
-    r.metric("idle", "checkins answered in the window (long polls ending)", stats.ok_of(Kind::Checkin) as f64, 0, "", None);
+    r.metric(
+        "idle",
+        "agents parked",
+        fleet.parked(Instant::now(), Duration::ZERO) as f64,
+        0,
+        "",
+        None,
+    );
+    r.metric(
+        "idle",
+        "server RSS with N parked",
+        mib(rss_parked),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "RSS per parked agent (delta over empty)",
+        per_agent_kib,
+        2,
+        "KiB",
+        goal("≤ 5 KB", per_agent_kib <= 5.0),
+    );
+    r.metric(
+        "idle",
+        "server RSS after the CPU window",
+        mib(rss_after),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "of which RssAnon (heap, stacks)",
+        mib(status(server.pid, "RssAnon:")),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "of which RssFile (binary and library pages)",
+        mib(status(server.pid, "RssFile:")),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        &format!("server CPU over {} s", window.as_secs()),
+        cpu,
+        2,
+        "% of one core",
+        None,
+    );
+    r.metric(
+        "idle",
+        "checkins answered in the window (long polls ending)",
+        stats.ok_of(Kind::Checkin) as f64,
+        0,
+        "",
+        None,
+    );
     let p50 = stats.latency_ms(Kind::Checkin, 50.0).unwrap_or(f64::NAN) / 1000.0;
     r.metric("idle", "long-poll hold p50 (of those)", p50, 1, "s", None);
     r.errors("idle", &stats.errors);
@@ -329,7 +468,11 @@ fn rollout(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<
         if now.duration_since(last_log) >= Duration::from_secs(10) {
             last_log = now;
             let got = f.agents.iter().filter(|a| a.got_target.is_some()).count();
-            eprintln!("loadgen: rollout: {}s received {got} acked {acked} errors {}", now.duration_since(t0).as_secs(), f.stats.error_total());
+            eprintln!(
+                "loadgen: rollout: {}s received {got} acked {acked} errors {}",
+                now.duration_since(t0).as_secs(),
+                f.stats.error_total()
+            );
         }
         acked == n
     });
@@ -340,12 +483,40 @@ fn rollout(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<
     let first = got.iter().min().copied();
     let stats = take_stats(fleet);
     let r = &mut *run.report;
-    r.metric("rollout", "received by 50 %", secs(stats::time_to_fraction(&mut got, t0, n, 0.5)), 2, "s", None);
-    r.metric("rollout", "received by 99 %", secs(stats::time_to_fraction(&mut got, t0, n, 0.99)), 2, "s", None);
+    r.metric(
+        "rollout",
+        "received by 50 %",
+        secs(stats::time_to_fraction(&mut got, t0, n, 0.5)),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "received by 99 %",
+        secs(stats::time_to_fraction(&mut got, t0, n, 0.99)),
+        2,
+        "s",
+        None,
+    );
     let all_got = stats::time_to_fraction(&mut got, t0, n, 1.0);
     r.metric("rollout", "received by 100 %", secs(all_got), 2, "s", None);
-    r.metric("rollout", "acked by 50 %", secs(stats::time_to_fraction(&mut acked, t0, n, 0.5)), 2, "s", None);
-    r.metric("rollout", "acked by 99 %", secs(stats::time_to_fraction(&mut acked, t0, n, 0.99)), 2, "s", None);
+    r.metric(
+        "rollout",
+        "acked by 50 %",
+        secs(stats::time_to_fraction(&mut acked, t0, n, 0.5)),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "acked by 99 %",
+        secs(stats::time_to_fraction(&mut acked, t0, n, 0.99)),
+        2,
+        "s",
+        None,
+    );
     let all_acked = stats::time_to_fraction(&mut acked, t0, n, 1.0);
     r.metric(
         "rollout",
@@ -353,31 +524,73 @@ fn rollout(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<
         secs(all_acked),
         2,
         "s",
-        goal("≤ 2 s at 10k", all_acked.is_some_and(|d| d <= Duration::from_secs(2))),
+        goal(
+            "≤ 2 s at 10k",
+            all_acked.is_some_and(|d| d <= Duration::from_secs(2)),
+        ),
     );
     if let (Some(first), Some(last)) = (first, got.iter().max()) {
-        r.metric("rollout", "file write → first delivery (policy-file scan)", first.duration_since(t0).as_secs_f64(), 2, "s", None);
-        r.metric("rollout", "first → last delivery (fan-out)", last.duration_since(first).as_secs_f64(), 3, "s", None);
+        r.metric(
+            "rollout",
+            "file write → first delivery (policy-file scan)",
+            first.duration_since(t0).as_secs_f64(),
+            2,
+            "s",
+            None,
+        );
+        r.metric(
+            "rollout",
+            "first → last delivery (fan-out)",
+            last.duration_since(first).as_secs_f64(),
+            3,
+            "s",
+            None,
+        );
     }
-    r.metric("rollout", "acks OK / attempted", stats.ok_of(Kind::Ack) as f64, 0, "", None);
-    r.metric("rollout", "server CPU during the rollout", cpu, 1, "% of one core", None);
+    r.metric(
+        "rollout",
+        "acks OK / attempted",
+        stats.ok_of(Kind::Ack) as f64,
+        0,
+        "",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "server CPU during the rollout",
+        cpu,
+        1,
+        "% of one core",
+        None,
+    );
     if !done {
-        r.notes.push(format!("rollout: not every agent acked within {:.0} s", took.as_secs_f64()));
+        r.notes.push(format!(
+            "rollout: not every agent acked within {:.0} s",
+            took.as_secs_f64()
+        ));
     }
     let tcp = server::tcp_delta(&tcp0, &server::tcp_counters());
-    r.notes.push(format!("rollout: kernel TCP counter deltas {tcp:?}"));
+    r.notes
+        .push(format!("rollout: kernel TCP counter deltas {tcp:?}"));
     r.errors("rollout", &stats.errors);
     Ok(())
 }
 
 /// (c) reconnect storm: every agent drops its connection and reconnects at once.
-fn reconnect(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, spec: &ServerSpec) -> Result<(), String> {
+fn reconnect(
+    run: &mut Run<'_>,
+    fleet: &mut Fleet,
+    server: &ServerProc,
+    spec: &ServerSpec,
+) -> Result<(), String> {
     let n = fleet.enrolled();
     // Back to a quiet, parked fleet first (agents that a 429 sent into a backoff are woken).
     fleet.drop_connections();
     fleet.checkin_all_now(Instant::now());
     let settle = Instant::now() + run.opts.phase_deadline;
-    fleet.run_until(settle, |f, now| f.parked(now, Duration::from_millis(500)) == n);
+    fleet.run_until(settle, |f, now| {
+        f.parked(now, Duration::from_millis(500)) == n
+    });
     fleet.run_until(Instant::now() + Duration::from_secs(3), |_, _| false);
     take_stats(fleet);
 
@@ -390,7 +603,14 @@ fn reconnect(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, spec: &S
                 .map_err(|e| format!("raw rustls loop: {e}"))?;
             let session = rawtls::server_session_bytes(&server_cfg, &client_cfg, &name, 5000)
                 .map_err(|e| format!("session size: {e}"))?;
-            run.report.metric("reconnect", "rustls server session after handshake (in-process RSS / session)", session / 1024.0, 2, "KiB", None);
+            run.report.metric(
+                "reconnect",
+                "rustls server session after handshake (in-process RSS / session)",
+                session / 1024.0,
+                2,
+                "KiB",
+                None,
+            );
             Some(raw)
         }
         _ => None,
@@ -403,9 +623,16 @@ fn reconnect(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, spec: &S
     let t0 = Instant::now();
     fleet.checkin_all_now(t0);
     eprintln!("loadgen: reconnect: {n} agents reconnecting");
-    let done = fleet.run_until(t0 + run.opts.phase_deadline, |f, _| f.stats.handshakes.len() >= n);
+    let done = fleet.run_until(t0 + run.opts.phase_deadline, |f, _| {
+        f.stats.handshakes.len() >= n
+    });
     let mut times: Vec<Instant> = fleet.stats.handshakes.iter().map(|(t, _)| *t).collect();
-    let mut lat: Vec<u64> = fleet.stats.handshakes.iter().map(|(_, d)| d.as_micros() as u64).collect();
+    let mut lat: Vec<u64> = fleet
+        .stats
+        .handshakes
+        .iter()
+        .map(|(_, d)| d.as_micros() as u64)
+        .collect();
     let last = times.iter().max().copied().unwrap_or(t0);
     let span = last.duration_since(t0);
     let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), span);
@@ -416,28 +643,126 @@ fn reconnect(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, spec: &S
     let rate = times.len() as f64 / span.as_secs_f64().max(1e-9);
     let peak = stats::peak_per_second(&mut times);
     let r = &mut *run.report;
-    r.metric("reconnect", "handshakes completed", times.len() as f64, 0, "", None);
-    r.metric("reconnect", "time until all handshakes completed", span.as_secs_f64(), 2, "s", None);
-    r.metric("reconnect", "handshakes/s (N / that time)", rate, 0, "/s", None);
-    r.metric("reconnect", "handshakes/s, best 1 s window", peak, 0, "/s", None);
-    r.metric("reconnect", "connect → handshake done p50", stats::percentile(&mut lat, 50.0).unwrap_or(0) as f64 / 1000.0, 1, "ms", None);
-    r.metric("reconnect", "connect → handshake done p99", stats::percentile(&mut lat, 99.0).unwrap_or(0) as f64 / 1000.0, 1, "ms", None);
-    r.metric("reconnect", "server CPU during the storm", cpu, 0, "% of one core", None);
-    r.metric("reconnect", "loadgen CPU during the storm", own_cpu, 0, "% of one core", None);
+    r.metric(
+        "reconnect",
+        "handshakes completed",
+        times.len() as f64,
+        0,
+        "",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "time until all handshakes completed",
+        span.as_secs_f64(),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "handshakes/s (N / that time)",
+        rate,
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "handshakes/s, best 1 s window",
+        peak,
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "connect → handshake done p50",
+        stats::percentile(&mut lat, 50.0).unwrap_or(0) as f64 / 1000.0,
+        1,
+        "ms",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "connect → handshake done p99",
+        stats::percentile(&mut lat, 99.0).unwrap_or(0) as f64 / 1000.0,
+        1,
+        "ms",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "server CPU during the storm",
+        cpu,
+        0,
+        "% of one core",
+        None,
+    );
+    r.metric(
+        "reconnect",
+        "loadgen CPU during the storm",
+        own_cpu,
+        0,
+        "% of one core",
+        None,
+    );
     if let Some(raw) = raw {
-        r.metric("reconnect", &format!("raw rustls handshakes/s, one core, client+server in-process ({})", raw.protocol), raw.per_sec, 0, "/s", None);
-        r.metric("reconnect", "raw rustls, server side alone", raw.server_only_per_sec, 0, "/s", None);
-        r.metric("reconnect", "raw rustls handshakes done in the loop", raw.handshakes as f64, 0, "", None);
+        r.metric(
+            "reconnect",
+            &format!(
+                "raw rustls handshakes/s, one core, client+server in-process ({})",
+                raw.protocol
+            ),
+            raw.per_sec,
+            0,
+            "/s",
+            None,
+        );
+        r.metric(
+            "reconnect",
+            "raw rustls, server side alone",
+            raw.server_only_per_sec,
+            0,
+            "/s",
+            None,
+        );
+        r.metric(
+            "reconnect",
+            "raw rustls handshakes done in the loop",
+            raw.handshakes as f64,
+            0,
+            "",
+            None,
+        );
         let ratio = rate / raw.per_sec * 100.0;
-        r.metric("reconnect", "storm rate / raw rate", ratio, 0, "%", goal("≥ 80 %", ratio >= 80.0));
+        r.metric(
+            "reconnect",
+            "storm rate / raw rate",
+            ratio,
+            0,
+            "%",
+            goal("≥ 80 %", ratio >= 80.0),
+        );
         let peak_ratio = peak / raw.per_sec * 100.0;
-        r.metric("reconnect", "best 1 s window / raw rate", peak_ratio, 0, "%", None);
+        r.metric(
+            "reconnect",
+            "best 1 s window / raw rate",
+            peak_ratio,
+            0,
+            "%",
+            None,
+        );
     }
     if !done {
-        r.notes.push(format!("reconnect: only {} of {n} handshakes completed", times.len()));
+        r.notes.push(format!(
+            "reconnect: only {} of {n} handshakes completed",
+            times.len()
+        ));
     }
     let tcp = server::tcp_delta(&tcp0, &server::tcp_counters());
-    r.notes.push(format!("reconnect: kernel TCP counter deltas {tcp:?}"));
+    r.notes
+        .push(format!("reconnect: kernel TCP counter deltas {tcp:?}"));
     r.errors("reconnect", &stats.errors);
     Ok(())
 }
@@ -450,17 +775,49 @@ fn steady(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(
     take_stats(fleet);
     let cpu0 = server.cpu_ticks();
     let t0 = Instant::now();
-    eprintln!("loadgen: steady: measuring for {:?}", run.opts.steady_window);
+    eprintln!(
+        "loadgen: steady: measuring for {:?}",
+        run.opts.steady_window
+    );
     fleet.run_until(t0 + run.opts.steady_window, |_, _| false);
     let window = t0.elapsed();
     let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), window);
     let mut stats = take_stats(fleet);
     let ok = stats.ok_of(Kind::Checkin) as f64;
     let r = &mut *run.report;
-    r.text("steady", "server flags", &format!("--checkin-long-poll {} --checkin-jitter 0s", run.opts.steady_poll), None);
-    r.metric("steady", "checkins/s (200s)", ok / window.as_secs_f64(), 0, "/s", None);
-    r.metric("steady", "checkin latency p50 (includes the long poll)", stats.latency_ms(Kind::Checkin, 50.0).unwrap_or(f64::NAN), 0, "ms", None);
-    r.metric("steady", "checkin latency p99", stats.latency_ms(Kind::Checkin, 99.0).unwrap_or(f64::NAN), 0, "ms", None);
+    r.text(
+        "steady",
+        "server flags",
+        &format!(
+            "--checkin-long-poll {} --checkin-jitter 0s",
+            run.opts.steady_poll
+        ),
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkins/s (200s)",
+        ok / window.as_secs_f64(),
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkin latency p50 (includes the long poll)",
+        stats.latency_ms(Kind::Checkin, 50.0).unwrap_or(f64::NAN),
+        0,
+        "ms",
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkin latency p99",
+        stats.latency_ms(Kind::Checkin, 99.0).unwrap_or(f64::NAN),
+        0,
+        "ms",
+        None,
+    );
     r.metric("steady", "server CPU", cpu, 0, "% of one core", None);
     r.errors("steady", &stats.errors);
     Ok(())
@@ -471,9 +828,16 @@ fn steady(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(
 fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
     let n = run.opts.agents;
     let dir = TempDir::new("enroll")?;
-    let spec = run.spec(dir.path().join("data"), &run.opts.long_poll, &run.opts.jitter);
+    let spec = run.spec(
+        dir.path().join("data"),
+        &run.opts.long_poll,
+        &run.opts.jitter,
+    );
     let mut server = ServerProc::start(&spec)?;
-    eprintln!("loadgen: enroll storm: fleet-edge pid {} on {}", server.pid, server.addr);
+    eprintln!(
+        "loadgen: enroll storm: fleet-edge pid {} on {}",
+        server.pid, server.addr
+    );
     let target = run.target(&server)?;
     let mut fleet = Fleet::new(n, target, run.behaviour(true)).map_err(|e| e.to_string())?;
     let cpu0 = server.cpu_ticks();
@@ -484,7 +848,11 @@ fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
         let enrolled = f.enrolled();
         if now.duration_since(last_log) >= Duration::from_secs(10) {
             last_log = now;
-            eprintln!("loadgen: enroll storm: {}s enrolled {enrolled} errors {}", now.duration_since(t0).as_secs(), f.stats.error_total());
+            eprintln!(
+                "loadgen: enroll storm: {}s enrolled {enrolled} errors {}",
+                now.duration_since(t0).as_secs(),
+                f.stats.error_total()
+            );
         }
         f.agents.iter().all(|a| a.enrolled() || a.stopped)
     });
@@ -495,14 +863,52 @@ fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
     let mut stats = take_stats(&mut fleet);
     let r = &mut *run.report;
     r.metric("enroll", "agents enrolled", times.len() as f64, 0, "", None);
-    r.metric("enroll", "time until the last enrolled", span.as_secs_f64(), 2, "s", None);
-    r.metric("enroll", "enrolls/s (enrolled / that time)", times.len() as f64 / span.as_secs_f64().max(1e-9), 0, "/s", None);
-    r.metric("enroll", "enrolls/s, best 1 s window", stats::peak_per_second(&mut times), 0, "/s", None);
-    r.metric("enroll", "enroll latency p50 (successful requests)", stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN), 1, "ms", None);
-    r.metric("enroll", "enroll latency p99 (successful requests)", stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN), 1, "ms", None);
+    r.metric(
+        "enroll",
+        "time until the last enrolled",
+        span.as_secs_f64(),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "enroll",
+        "enrolls/s (enrolled / that time)",
+        times.len() as f64 / span.as_secs_f64().max(1e-9),
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "enroll",
+        "enrolls/s, best 1 s window",
+        stats::peak_per_second(&mut times),
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "enroll",
+        "enroll latency p50 (successful requests)",
+        stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
+    r.metric(
+        "enroll",
+        "enroll latency p99 (successful requests)",
+        stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
     r.metric("enroll", "server CPU", cpu, 0, "% of one core", None);
     if !done {
-        r.notes.push(format!("enroll: {} of {n} agents enrolled before the deadline", times.len()));
+        r.notes.push(format!(
+            "enroll: {} of {n} agents enrolled before the deadline",
+            times.len()
+        ));
     }
     r.errors("enroll", &stats.errors);
     run.server_notes("enroll storm", &mut server);

@@ -169,7 +169,11 @@ impl ServerProc {
         Ok(server)
     }
 
-    fn await_ready(&mut self, rx: &Receiver<(bool, String)>, within: Duration) -> Result<(), String> {
+    fn await_ready(
+        &mut self,
+        rx: &Receiver<(bool, String)>,
+        within: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let (mut have_addr, mut have_token) = (false, false);
         while !(have_addr && have_token) {
@@ -177,7 +181,11 @@ impl ServerProc {
             let (is_log, line) = match rx.recv_timeout(left) {
                 Ok(x) => x,
                 Err(_) => {
-                    let tail = self.log.lock().map(|t| t.last.join("\n")).unwrap_or_default();
+                    let tail = self
+                        .log
+                        .lock()
+                        .map(|t| t.last.join("\n"))
+                        .unwrap_or_default();
                     return Err(format!("fleet-edge did not become ready; its log:\n{tail}"));
                 }
             };
@@ -318,7 +326,9 @@ pub fn tcp_counters() -> Vec<(String, i64)> {
             let [names, values] = pair else { continue };
             let names: Vec<&str> = names.split_whitespace().collect();
             let values: Vec<&str> = values.split_whitespace().collect();
-            let Some(prefix) = names.first() else { continue };
+            let Some(prefix) = names.first() else {
+                continue;
+            };
             for (n, v) in names.iter().zip(values.iter()).skip(1) {
                 let key = format!("{prefix}{n}");
                 if WANTED.contains(&key.as_str()) {
@@ -347,16 +357,20 @@ pub fn bump_policy(data_dir: &Path, generation: u32) -> Result<(), String> {
     let path = data_dir.join("policies").join("fleet-edge-default.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut policy: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let mut policy: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     let Some(obj) = policy.as_object_mut() else {
         return Err(format!("{} is not a JSON object", path.display()));
     };
     obj.insert(
         "name".into(),
-        Value::from(format!("fleet-edge default policy (loadgen rollout {generation})")),
+        Value::from(format!(
+            "fleet-edge default policy (loadgen rollout {generation})"
+        )),
     );
-    let tmp = data_dir.join("policies").join("fleet-edge-default.json.loadgen-tmp");
+    let tmp = data_dir
+        .join("policies")
+        .join("fleet-edge-default.json.loadgen-tmp");
     let body = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
     std::fs::write(&tmp, body).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("cannot rename onto {}: {e}", path.display()))
@@ -368,10 +382,8 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// Creates `<tmp>/fleet-edge-loadgen-<pid>-<label>`.
     pub fn new(label: &str) -> Result<TempDir, String> {
-        let path = std::env::temp_dir().join(format!(
-            "fleet-edge-loadgen-{}-{label}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("fleet-edge-loadgen-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;

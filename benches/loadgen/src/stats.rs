@@ -93,12 +93,15 @@ pub fn percentile(v: &mut [u64], p: f64) -> Option<u64> {
 
 /// Time from `t0` until `fraction` of `total` events (given as instants) had happened; None if
 /// fewer happened.
-pub fn time_to_fraction(times: &mut [Instant], t0: Instant, total: usize, fraction: f64) -> Option<Duration> {
+pub fn time_to_fraction(
+    times: &mut [Instant],
+    t0: Instant,
+    total: usize,
+    fraction: f64,
+) -> Option<Duration> {
     times.sort_unstable();
     let need = ((fraction * total as f64).ceil() as usize).max(1);
-    times
-        .get(need - 1)
-        .map(|t| t.saturating_duration_since(t0))
+    times.get(need - 1).map(|t| t.saturating_duration_since(t0))
 }
 
 /// The highest count of events in any sliding one-second window, in events per second.
@@ -131,7 +134,9 @@ mod tests {
     #[test]
     fn fractions_and_peaks() {
         let t0 = Instant::now();
-        let mut times: Vec<Instant> = (0..10).map(|i| t0 + Duration::from_millis(i * 300)).collect();
+        let mut times: Vec<Instant> = (0..10)
+            .map(|i| t0 + Duration::from_millis(i * 300))
+            .collect();
         assert_eq!(
             time_to_fraction(&mut times, t0, 10, 0.5),
             Some(Duration::from_millis(1200))
