@@ -6,7 +6,8 @@
 //!
 //! Module map: `agent.rs` (what an agent sends and how it reads replies), `client.rs` (one
 //! TLS connection), `fleet.rs` (the event loop of N agents), `server.rs` (the server process and
-//! /proc), `rawtls.rs` (in-process rustls yardsticks), `scenarios.rs` (the phases), `stats.rs`,
+//! /proc), `rawtls.rs` (in-process rustls yardsticks), `scenarios.rs` (the phases), `storms.rs` (the
+//! reconnect and enroll storms), `stats.rs`,
 //! `report.rs`.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ mod report;
 mod scenarios;
 mod server;
 mod stats;
+mod storms;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -200,6 +202,11 @@ fn main() -> ExitCode {
         "TLS (rustls, full handshakes)"
     };
     let mut report = report::Report::new(opts.agents, transport, line);
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report.notes.push(format!(
+        "load average at the start (the 2 cores are shared with other work): {}",
+        loadavg().trim()
+    ));
     let started = std::time::Instant::now();
     let result = scenarios::run(&opts, &mut report);
     report.notes.push(format!(
@@ -208,6 +215,9 @@ fn main() -> ExitCode {
         opts.nofile,
         server::status_field(std::process::id(), "VmHWM:").unwrap_or(0) as f64 / 1024.0
     ));
+    report
+        .notes
+        .push(format!("load average at the end: {}", loadavg().trim()));
     if let Err(e) = &result {
         report.notes.push(format!("RUN FAILED: {e}"));
     }

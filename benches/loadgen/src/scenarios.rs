@@ -19,6 +19,7 @@ use crate::rawtls;
 use crate::report::{Goal, Report};
 use crate::server::{self, ServerProc, ServerSpec, TempDir};
 use crate::stats::{self, Kind, Stats};
+use crate::storms;
 
 /// A scenario of issue 7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,15 +87,15 @@ pub struct Options {
     pub nofile: u64,
 }
 
-fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn secs(d: Option<Duration>) -> f64 {
+pub(crate) fn secs(d: Option<Duration>) -> f64 {
     d.map_or(f64::NAN, |d| d.as_secs_f64())
 }
 
-fn goal(text: &str, met: bool) -> Option<Goal> {
+pub(crate) fn goal(text: &str, met: bool) -> Option<Goal> {
     Some(Goal {
         text: text.into(),
         met,
@@ -102,14 +103,14 @@ fn goal(text: &str, met: bool) -> Option<Goal> {
 }
 
 /// The state shared by the phases of a run.
-struct Run<'a> {
-    opts: &'a Options,
-    report: &'a mut Report,
-    ticks: f64,
+pub(crate) struct Run<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) report: &'a mut Report,
+    pub(crate) ticks: f64,
 }
 
 impl Run<'_> {
-    fn spec(&self, data_dir: PathBuf, long_poll: &str, jitter: &str) -> ServerSpec {
+    pub(crate) fn spec(&self, data_dir: PathBuf, long_poll: &str, jitter: &str) -> ServerSpec {
         ServerSpec {
             binary: self.opts.binary.clone(),
             data_dir,
@@ -121,7 +122,7 @@ impl Run<'_> {
         }
     }
 
-    fn target(&self, server: &ServerProc) -> Result<Target, String> {
+    pub(crate) fn target(&self, server: &ServerProc) -> Result<Target, String> {
         let tls = match &server.ca_path {
             Some(ca) if server.tls => Some((
                 rawtls::client_config(ca)?,
@@ -136,7 +137,7 @@ impl Run<'_> {
         })
     }
 
-    fn behaviour(&self, stop_after_enroll: bool) -> Behaviour {
+    pub(crate) fn behaviour(&self, stop_after_enroll: bool) -> Behaviour {
         Behaviour {
             source_ips: (0..self.opts.source_ips.max(1))
                 .map(|i| IpAddr::from([127, 0, 0, 2 + (i % 250) as u8]))
@@ -147,11 +148,11 @@ impl Run<'_> {
         }
     }
 
-    fn cpu_percent(&self, ticks: u64, over: Duration) -> f64 {
+    pub(crate) fn cpu_percent(&self, ticks: u64, over: Duration) -> f64 {
         ticks as f64 / self.ticks / over.as_secs_f64().max(1e-9) * 100.0
     }
 
-    fn server_notes(&mut self, label: &str, server: &mut ServerProc) {
+    pub(crate) fn server_notes(&mut self, label: &str, server: &mut ServerProc) {
         let alive = server.alive();
         let (w, e, last) = server
             .log
@@ -191,7 +192,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         fleet_phases(&mut run)?;
     }
     if has(Scenario::Enroll) {
-        enroll_storm(&mut run)?;
+        storms::enroll_storm(&mut run)?;
     }
     Ok(())
 }
@@ -261,7 +262,7 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
         rollout(run, &mut fleet, &server)?;
     }
     if has(Scenario::Reconnect) {
-        reconnect(run, &mut fleet, &server, &spec)?;
+        storms::reconnect(run, &mut fleet, &server, &spec)?;
     }
     if has(Scenario::Steady) {
         if first_poll.0 != opts.steady_poll {
@@ -274,6 +275,15 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
                 server.pid,
                 spec.args().join(" ")
             );
+            std::thread::sleep(Duration::from_secs(2));
+            run.report.metric(
+                "steady",
+                "server RSS after restart: N agents in the store, none connected",
+                mib(server.rss_kib()),
+                1,
+                "MiB",
+                None,
+            );
             fleet.retarget(run.target(&server)?);
         }
         steady(run, &mut fleet, &server)?;
@@ -283,7 +293,7 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn take_stats(fleet: &mut Fleet) -> Stats {
+pub(crate) fn take_stats(fleet: &mut Fleet) -> Stats {
     std::mem::take(&mut fleet.stats)
 }
 
@@ -576,197 +586,6 @@ fn rollout(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<
     Ok(())
 }
 
-/// (c) reconnect storm: every agent drops its connection and reconnects at once.
-fn reconnect(
-    run: &mut Run<'_>,
-    fleet: &mut Fleet,
-    server: &ServerProc,
-    spec: &ServerSpec,
-) -> Result<(), String> {
-    let n = fleet.enrolled();
-    // Back to a quiet, parked fleet first (agents that a 429 sent into a backoff are woken).
-    fleet.drop_connections();
-    fleet.checkin_all_now(Instant::now());
-    let settle = Instant::now() + run.opts.phase_deadline;
-    fleet.run_until(settle, |f, now| {
-        f.parked(now, Duration::from_millis(500)) == n
-    });
-    fleet.run_until(Instant::now() + Duration::from_secs(3), |_, _| false);
-    take_stats(fleet);
-
-    let raw = match (server.tls, &server.ca_path) {
-        (true, Some(ca)) => {
-            let server_cfg = rawtls::server_config(&spec.data_dir)?;
-            let client_cfg = rawtls::client_config(ca)?;
-            let name = ServerName::IpAddress(server.addr.ip().into());
-            let raw = rawtls::handshake_rate(&server_cfg, &client_cfg, &name, run.opts.raw_window)
-                .map_err(|e| format!("raw rustls loop: {e}"))?;
-            let session = rawtls::server_session_bytes(&server_cfg, &client_cfg, &name, 5000)
-                .map_err(|e| format!("session size: {e}"))?;
-            run.report.metric(
-                "reconnect",
-                "rustls server session after handshake (in-process RSS / session)",
-                session / 1024.0,
-                2,
-                "KiB",
-                None,
-            );
-            Some(raw)
-        }
-        _ => None,
-    };
-    let tcp0 = server::tcp_counters();
-    let cpu0 = server.cpu_ticks();
-    let own = format!("/proc/{}/stat", std::process::id());
-    let own0 = server::cpu_ticks(&own);
-    fleet.drop_connections();
-    let t0 = Instant::now();
-    fleet.checkin_all_now(t0);
-    eprintln!("loadgen: reconnect: {n} agents reconnecting");
-    let done = fleet.run_until(t0 + run.opts.phase_deadline, |f, _| {
-        f.stats.handshakes.len() >= n
-    });
-    let mut times: Vec<Instant> = fleet.stats.handshakes.iter().map(|(t, _)| *t).collect();
-    let mut lat: Vec<u64> = fleet
-        .stats
-        .handshakes
-        .iter()
-        .map(|(_, d)| d.as_micros() as u64)
-        .collect();
-    let last = times.iter().max().copied().unwrap_or(t0);
-    let span = last.duration_since(t0);
-    let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), span);
-    let own_cpu = run.cpu_percent(server::cpu_ticks(&own).saturating_sub(own0), span);
-    // Let the reconnected agents park again before the counters are read.
-    fleet.run_until(Instant::now() + Duration::from_secs(5), |_, _| false);
-    let stats = take_stats(fleet);
-    let rate = times.len() as f64 / span.as_secs_f64().max(1e-9);
-    let peak = stats::peak_per_second(&mut times);
-    let r = &mut *run.report;
-    r.metric(
-        "reconnect",
-        "handshakes completed",
-        times.len() as f64,
-        0,
-        "",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "time until all handshakes completed",
-        span.as_secs_f64(),
-        2,
-        "s",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "handshakes/s (N / that time)",
-        rate,
-        0,
-        "/s",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "handshakes/s, best 1 s window",
-        peak,
-        0,
-        "/s",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "connect → handshake done p50",
-        stats::percentile(&mut lat, 50.0).unwrap_or(0) as f64 / 1000.0,
-        1,
-        "ms",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "connect → handshake done p99",
-        stats::percentile(&mut lat, 99.0).unwrap_or(0) as f64 / 1000.0,
-        1,
-        "ms",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "server CPU during the storm",
-        cpu,
-        0,
-        "% of one core",
-        None,
-    );
-    r.metric(
-        "reconnect",
-        "loadgen CPU during the storm",
-        own_cpu,
-        0,
-        "% of one core",
-        None,
-    );
-    if let Some(raw) = raw {
-        r.metric(
-            "reconnect",
-            &format!(
-                "raw rustls handshakes/s, one core, client+server in-process ({})",
-                raw.protocol
-            ),
-            raw.per_sec,
-            0,
-            "/s",
-            None,
-        );
-        r.metric(
-            "reconnect",
-            "raw rustls, server side alone",
-            raw.server_only_per_sec,
-            0,
-            "/s",
-            None,
-        );
-        r.metric(
-            "reconnect",
-            "raw rustls handshakes done in the loop",
-            raw.handshakes as f64,
-            0,
-            "",
-            None,
-        );
-        let ratio = rate / raw.per_sec * 100.0;
-        r.metric(
-            "reconnect",
-            "storm rate / raw rate",
-            ratio,
-            0,
-            "%",
-            goal("≥ 80 %", ratio >= 80.0),
-        );
-        let peak_ratio = peak / raw.per_sec * 100.0;
-        r.metric(
-            "reconnect",
-            "best 1 s window / raw rate",
-            peak_ratio,
-            0,
-            "%",
-            None,
-        );
-    }
-    if !done {
-        r.notes.push(format!(
-            "reconnect: only {} of {n} handshakes completed",
-            times.len()
-        ));
-    }
-    let tcp = server::tcp_delta(&tcp0, &server::tcp_counters());
-    r.notes
-        .push(format!("reconnect: kernel TCP counter deltas {tcp:?}"));
-    r.errors("reconnect", &stats.errors);
-    Ok(())
-}
-
 /// (e) steady checkins with a short long poll.
 fn steady(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
     fleet.drop_connections();
@@ -820,98 +639,5 @@ fn steady(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(
     );
     r.metric("steady", "server CPU", cpu, 0, "% of one core", None);
     r.errors("steady", &stats.errors);
-    Ok(())
-}
-
-/// (d) enroll storm: a fresh server, N new agents enrolling at once (first wait U[0, 1 s),
-/// then the agent's backoff on errors).
-fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
-    let n = run.opts.agents;
-    let dir = TempDir::new("enroll")?;
-    let spec = run.spec(
-        dir.path().join("data"),
-        &run.opts.long_poll,
-        &run.opts.jitter,
-    );
-    let mut server = ServerProc::start(&spec)?;
-    eprintln!(
-        "loadgen: enroll storm: fleet-edge pid {} on {}",
-        server.pid, server.addr
-    );
-    let target = run.target(&server)?;
-    let mut fleet = Fleet::new(n, target, run.behaviour(true)).map_err(|e| e.to_string())?;
-    let cpu0 = server.cpu_ticks();
-    let t0 = Instant::now();
-    fleet.enroll_storm(t0);
-    let mut last_log = t0;
-    let done = fleet.run_until(t0 + run.opts.phase_deadline, |f, now| {
-        let enrolled = f.enrolled();
-        if now.duration_since(last_log) >= Duration::from_secs(10) {
-            last_log = now;
-            eprintln!(
-                "loadgen: enroll storm: {}s enrolled {enrolled} errors {}",
-                now.duration_since(t0).as_secs(),
-                f.stats.error_total()
-            );
-        }
-        f.agents.iter().all(|a| a.enrolled() || a.stopped)
-    });
-    let mut times: Vec<Instant> = fleet.agents.iter().filter_map(|a| a.enrolled_at).collect();
-    let last = times.iter().max().copied().unwrap_or(t0);
-    let span = last.duration_since(t0);
-    let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), span);
-    let mut stats = take_stats(&mut fleet);
-    let r = &mut *run.report;
-    r.metric("enroll", "agents enrolled", times.len() as f64, 0, "", None);
-    r.metric(
-        "enroll",
-        "time until the last enrolled",
-        span.as_secs_f64(),
-        2,
-        "s",
-        None,
-    );
-    r.metric(
-        "enroll",
-        "enrolls/s (enrolled / that time)",
-        times.len() as f64 / span.as_secs_f64().max(1e-9),
-        0,
-        "/s",
-        None,
-    );
-    r.metric(
-        "enroll",
-        "enrolls/s, best 1 s window",
-        stats::peak_per_second(&mut times),
-        0,
-        "/s",
-        None,
-    );
-    r.metric(
-        "enroll",
-        "enroll latency p50 (successful requests)",
-        stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN),
-        1,
-        "ms",
-        None,
-    );
-    r.metric(
-        "enroll",
-        "enroll latency p99 (successful requests)",
-        stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN),
-        1,
-        "ms",
-        None,
-    );
-    r.metric("enroll", "server CPU", cpu, 0, "% of one core", None);
-    if !done {
-        r.notes.push(format!(
-            "enroll: {} of {n} agents enrolled before the deadline",
-            times.len()
-        ));
-    }
-    r.errors("enroll", &stats.errors);
-    run.server_notes("enroll storm", &mut server);
-    server.stop(Duration::from_secs(15));
     Ok(())
 }
