@@ -1,0 +1,643 @@
+//! The measured phases, in the order one run takes them: an empty server; a fleet enrolled at a
+//! pace the server's fixed enroll limit admits (setup); (a) idle: RSS, RSS per parked agent,
+//! CPU over a window; (b) rollout: a rewritten policy file, time until 50/99/100 % received and
+//! acked the new revision; (c) reconnect storm: every connection dropped and re-opened at once,
+//! handshakes/s beside the raw rustls rate measured in-process just before; (e) steady: the
+//! server restarted on the same data dir with a short long poll, checkins/s; (d) enroll storm:
+//! a fresh server and N new agents enrolling at once.
+//!
+//! Neighbours: `fleet.rs` (the agents), `server.rs` (the process and /proc), `report.rs`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+
+use crate::fleet::{Behaviour, Fleet, Target};
+use crate::rawtls;
+use crate::report::{Goal, Report};
+use crate::server::{self, ServerProc, ServerSpec, TempDir};
+use crate::stats::{self, Kind, Stats};
+use crate::storms;
+
+/// A scenario of issue 7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// (a)
+    Idle,
+    /// (b)
+    Rollout,
+    /// (c)
+    Reconnect,
+    /// (d)
+    Enroll,
+    /// (e)
+    Steady,
+}
+
+impl Scenario {
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Some(match name {
+            "idle" => Scenario::Idle,
+            "rollout" => Scenario::Rollout,
+            "reconnect" => Scenario::Reconnect,
+            "enroll" => Scenario::Enroll,
+            "steady" => Scenario::Steady,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// N.
+    pub agents: usize,
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+    /// The fleet-edge binary.
+    pub binary: PathBuf,
+    /// Setup enrolls per second (below the server's fixed enroll limit of 100/s).
+    pub enroll_rate: f64,
+    /// Idle CPU window.
+    pub cpu_window: Duration,
+    /// `--checkin-long-poll` / `--checkin-jitter` for idle, rollout, reconnect.
+    pub long_poll: String,
+    /// See `long_poll`.
+    pub jitter: String,
+    /// `--checkin-long-poll` of the steady scenario (jitter 0s).
+    pub steady_poll: String,
+    /// Steady measurement window.
+    pub steady_window: Duration,
+    /// How many 127.0.0.x source addresses (from 127.0.0.2).
+    pub source_ips: usize,
+    /// Raw rustls loop duration.
+    pub raw_window: Duration,
+    /// Longest any phase may take.
+    pub phase_deadline: Duration,
+    /// Multiplies the agents' error backoffs.
+    pub backoff_scale: f64,
+    /// Plain HTTP instead of TLS.
+    pub plain: bool,
+    /// Server `--log-level`.
+    pub log_level: String,
+    /// This process's descriptor limit (after raising it).
+    pub nofile: u64,
+}
+
+pub(crate) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+pub(crate) fn secs(d: Option<Duration>) -> f64 {
+    d.map_or(f64::NAN, |d| d.as_secs_f64())
+}
+
+pub(crate) fn goal(text: &str, met: bool) -> Option<Goal> {
+    Some(Goal {
+        text: text.into(),
+        met,
+    })
+}
+
+/// The state shared by the phases of a run.
+pub(crate) struct Run<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) report: &'a mut Report,
+    pub(crate) ticks: f64,
+}
+
+impl Run<'_> {
+    pub(crate) fn spec(&self, data_dir: PathBuf, long_poll: &str, jitter: &str) -> ServerSpec {
+        ServerSpec {
+            binary: self.opts.binary.clone(),
+            data_dir,
+            long_poll: long_poll.into(),
+            jitter: jitter.into(),
+            max_connections: self.opts.agents + (self.opts.agents / 100).max(32),
+            log_level: self.opts.log_level.clone(),
+            plain: self.opts.plain,
+        }
+    }
+
+    pub(crate) fn target(&self, server: &ServerProc) -> Result<Target, String> {
+        let tls = match &server.ca_path {
+            Some(ca) if server.tls => Some((
+                rawtls::client_config(ca)?,
+                ServerName::IpAddress(server.addr.ip().into()),
+            )),
+            _ => None,
+        };
+        Ok(Target {
+            addr: server.addr,
+            tls,
+            token: server.token.clone(),
+        })
+    }
+
+    pub(crate) fn behaviour(&self, stop_after_enroll: bool) -> Behaviour {
+        Behaviour {
+            source_ips: (0..self.opts.source_ips.max(1))
+                .map(|i| IpAddr::from([127, 0, 0, 2 + (i % 250) as u8]))
+                .collect(),
+            request_timeout: Duration::from_secs(600),
+            backoff_scale: self.opts.backoff_scale,
+            stop_after_enroll,
+        }
+    }
+
+    pub(crate) fn cpu_percent(&self, ticks: u64, over: Duration) -> f64 {
+        ticks as f64 / self.ticks / over.as_secs_f64().max(1e-9) * 100.0
+    }
+
+    pub(crate) fn server_notes(&mut self, label: &str, server: &mut ServerProc) {
+        let alive = server.alive();
+        let (w, e, last) = server
+            .log
+            .lock()
+            .map(|t| {
+                (
+                    t.warnings,
+                    t.errors,
+                    t.last.last().cloned().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        self.report.notes.push(format!(
+            "{label}: server pid {} {}; log had {w} WARN and {e} ERROR lines{}; peak RSS {:.1} MiB; server descriptor limit {}.",
+            server.pid,
+            if alive { "still running" } else { "HAD EXITED" },
+            if e + w > 0 { format!(" (last line: {last})") } else { String::new() },
+            mib(server.peak_rss_kib()),
+            server.nofile_limit().map_or("?".into(), |n| n.to_string()),
+        ));
+    }
+}
+
+/// Runs the selected scenarios and fills `report`.
+pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
+    let mut run = Run {
+        opts,
+        report,
+        ticks: server::clock_ticks_per_sec() as f64,
+    };
+    let has = |s| opts.scenarios.contains(&s);
+    if has(Scenario::Idle)
+        || has(Scenario::Rollout)
+        || has(Scenario::Reconnect)
+        || has(Scenario::Steady)
+    {
+        fleet_phases(&mut run)?;
+    }
+    if has(Scenario::Enroll) {
+        storms::enroll_storm(&mut run)?;
+    }
+    Ok(())
+}
+
+/// Setup, then idle, rollout, reconnect and steady on one fleet.
+fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
+    let opts = run.opts;
+    let has = |s| opts.scenarios.contains(&s);
+    let dir = TempDir::new("fleet")?;
+    let first_poll = if has(Scenario::Idle) || has(Scenario::Rollout) || has(Scenario::Reconnect) {
+        (opts.long_poll.clone(), opts.jitter.clone())
+    } else {
+        (opts.steady_poll.clone(), "0s".to_owned())
+    };
+    let spec = run.spec(dir.path().join("data"), &first_poll.0, &first_poll.1);
+    let mut server = ServerProc::start(&spec)?;
+    eprintln!(
+        "loadgen: fleet-edge pid {} on {} ({})",
+        server.pid,
+        server.addr,
+        spec.args().join(" ")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_empty = server.rss_kib();
+    run.report.metric(
+        "idle",
+        "server RSS, empty (no agents)",
+        mib(rss_empty),
+        2,
+        "MiB",
+        goal("≤ 5 MB", mib(rss_empty) <= 5.0),
+    );
+    let field = |f| mib(server::status_field(server.pid, f).unwrap_or(0));
+    run.report.metric(
+        "idle",
+        "empty: RssAnon (heap, stacks)",
+        field("RssAnon:"),
+        2,
+        "MiB",
+        None,
+    );
+    run.report.metric(
+        "idle",
+        "empty: RssFile (binary and library pages)",
+        field("RssFile:"),
+        2,
+        "MiB",
+        None,
+    );
+    run.report.metric(
+        "idle",
+        "empty: threads",
+        field("Threads:") * 1024.0,
+        0,
+        "",
+        None,
+    );
+
+    let target = run.target(&server)?;
+    let mut fleet =
+        Fleet::new(opts.agents, target, run.behaviour(false)).map_err(|e| e.to_string())?;
+    setup(run, &mut fleet, &server)?;
+    if has(Scenario::Idle) {
+        idle(run, &mut fleet, &server, rss_empty);
+    }
+    if has(Scenario::Rollout) {
+        rollout(run, &mut fleet, &server)?;
+    }
+    if has(Scenario::Reconnect) {
+        storms::reconnect(run, &mut fleet, &server, &spec)?;
+    }
+    if has(Scenario::Steady) {
+        if first_poll.0 != opts.steady_poll {
+            run.server_notes("idle/rollout/reconnect", &mut server);
+            server.stop(Duration::from_secs(15));
+            let spec = run.spec(dir.path().join("data"), &opts.steady_poll, "0s");
+            server = ServerProc::start(&spec)?;
+            eprintln!(
+                "loadgen: restarted fleet-edge pid {} ({})",
+                server.pid,
+                spec.args().join(" ")
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            run.report.metric(
+                "steady",
+                "server RSS after restart: N agents in the store, none connected",
+                mib(server.rss_kib()),
+                1,
+                "MiB",
+                None,
+            );
+            fleet.retarget(run.target(&server)?);
+        }
+        steady(run, &mut fleet, &server)?;
+    }
+    run.server_notes("fleet phases", &mut server);
+    server.stop(Duration::from_secs(15));
+    Ok(())
+}
+
+pub(crate) fn take_stats(fleet: &mut Fleet) -> Stats {
+    std::mem::take(&mut fleet.stats)
+}
+
+/// Enrolls every agent at the setup pace and waits until all are parked on the newest revision.
+fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    let n = run.opts.agents;
+    let t0 = Instant::now();
+    fleet.enroll_paced(t0, run.opts.enroll_rate);
+    eprintln!(
+        "loadgen: setup: enrolling {n} agents at {}/s",
+        run.opts.enroll_rate
+    );
+    let expected = Duration::from_secs_f64(n as f64 / run.opts.enroll_rate.max(1.0));
+    let deadline = t0 + expected + run.opts.phase_deadline;
+    let mut last_log = t0;
+    let all = fleet.run_until(deadline, |f, now| {
+        if now.duration_since(last_log) >= Duration::from_secs(10) {
+            last_log = now;
+            eprintln!(
+                "loadgen: setup: {}s enrolled {} parked {} conns {} errors {}",
+                now.duration_since(t0).as_secs(),
+                f.enrolled(),
+                f.parked(now, Duration::from_millis(500)),
+                f.open_conns(),
+                f.stats.error_total()
+            );
+        }
+        f.parked(now, Duration::from_millis(500)) == n
+    });
+    let took = t0.elapsed();
+    let mut stats = take_stats(fleet);
+    run.report.metric(
+        "setup",
+        "agents enrolled and parked",
+        fleet.parked(Instant::now(), Duration::ZERO) as f64,
+        0,
+        "",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "setup time (paced enrolls + first checkin + ack)",
+        took.as_secs_f64(),
+        1,
+        "s",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "enroll latency p50",
+        stats.latency_ms(Kind::Enroll, 50.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
+    run.report.metric(
+        "setup",
+        "enroll latency p99",
+        stats.latency_ms(Kind::Enroll, 99.0).unwrap_or(f64::NAN),
+        1,
+        "ms",
+        None,
+    );
+    run.report.errors("setup", &stats.errors);
+    let _ = server;
+    if !all {
+        return Err(format!(
+            "setup did not finish: {} of {n} agents parked after {:.0} s",
+            fleet.parked(Instant::now(), Duration::ZERO),
+            took.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// (a) idle: RSS with N parked, per agent, CPU over the window.
+fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u64) {
+    let n = run.opts.agents;
+    // Let the checkin bulk writer flush and the allocator settle.
+    let settle = Instant::now() + Duration::from_secs(12);
+    fleet.run_until(settle, |_, _| false);
+    take_stats(fleet);
+    let rss_parked = server.rss_kib();
+    let cpu0 = server.cpu_ticks();
+    let t0 = Instant::now();
+    eprintln!(
+        "loadgen: idle: {n} parked, RSS {:.1} MiB; measuring CPU for {:?}",
+        mib(rss_parked),
+        run.opts.cpu_window
+    );
+    fleet.run_until(t0 + run.opts.cpu_window, |_, _| false);
+    let window = t0.elapsed();
+    let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), window);
+    let rss_after = server.rss_kib();
+    let mut stats = take_stats(fleet);
+    let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
+    let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
+    let r = &mut *run.report;
+    r.metric(
+        "idle",
+        "agents parked",
+        fleet.parked(Instant::now(), Duration::ZERO) as f64,
+        0,
+        "",
+        None,
+    );
+    r.metric(
+        "idle",
+        "server RSS with N parked",
+        mib(rss_parked),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "RSS per parked agent (delta over empty)",
+        per_agent_kib,
+        2,
+        "KiB",
+        goal("≤ 5 KB", per_agent_kib <= 5.0),
+    );
+    r.metric(
+        "idle",
+        "server RSS after the CPU window",
+        mib(rss_after),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "of which RssAnon (heap, stacks)",
+        mib(status(server.pid, "RssAnon:")),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        "of which RssFile (binary and library pages)",
+        mib(status(server.pid, "RssFile:")),
+        1,
+        "MiB",
+        None,
+    );
+    r.metric(
+        "idle",
+        &format!("server CPU over {} s", window.as_secs()),
+        cpu,
+        2,
+        "% of one core",
+        None,
+    );
+    r.metric(
+        "idle",
+        "checkins answered in the window (long polls ending)",
+        stats.ok_of(Kind::Checkin) as f64,
+        0,
+        "",
+        None,
+    );
+    let p50 = stats.latency_ms(Kind::Checkin, 50.0).unwrap_or(f64::NAN) / 1000.0;
+    r.metric("idle", "long-poll hold p50 (of those)", p50, 1, "s", None);
+    r.errors("idle", &stats.errors);
+}
+
+/// (b) rollout: rewrite the policy file; time until 50/99/100 % received and acked.
+fn rollout(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    let n = run.opts.agents;
+    let revision = fleet.newest_revision + 1;
+    fleet.set_target(revision);
+    take_stats(fleet);
+    let tcp0 = server::tcp_counters();
+    let cpu0 = server.cpu_ticks();
+    let t0 = Instant::now();
+    server::bump_policy(&server.data_dir, revision as u32)?;
+    eprintln!("loadgen: rollout: policy file rewritten for revision {revision}");
+    let mut last_log = t0;
+    let done = fleet.run_until(t0 + run.opts.phase_deadline, |f, now| {
+        let acked = f.agents.iter().filter(|a| a.acked_target.is_some()).count();
+        if now.duration_since(last_log) >= Duration::from_secs(10) {
+            last_log = now;
+            let got = f.agents.iter().filter(|a| a.got_target.is_some()).count();
+            eprintln!(
+                "loadgen: rollout: {}s received {got} acked {acked} errors {}",
+                now.duration_since(t0).as_secs(),
+                f.stats.error_total()
+            );
+        }
+        acked == n
+    });
+    let took = t0.elapsed();
+    let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), took);
+    let mut got: Vec<Instant> = fleet.agents.iter().filter_map(|a| a.got_target).collect();
+    let mut acked: Vec<Instant> = fleet.agents.iter().filter_map(|a| a.acked_target).collect();
+    let first = got.iter().min().copied();
+    let stats = take_stats(fleet);
+    let r = &mut *run.report;
+    r.metric(
+        "rollout",
+        "received by 50 %",
+        secs(stats::time_to_fraction(&mut got, t0, n, 0.5)),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "received by 99 %",
+        secs(stats::time_to_fraction(&mut got, t0, n, 0.99)),
+        2,
+        "s",
+        None,
+    );
+    let all_got = stats::time_to_fraction(&mut got, t0, n, 1.0);
+    r.metric("rollout", "received by 100 %", secs(all_got), 2, "s", None);
+    r.metric(
+        "rollout",
+        "acked by 50 %",
+        secs(stats::time_to_fraction(&mut acked, t0, n, 0.5)),
+        2,
+        "s",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "acked by 99 %",
+        secs(stats::time_to_fraction(&mut acked, t0, n, 0.99)),
+        2,
+        "s",
+        None,
+    );
+    let all_acked = stats::time_to_fraction(&mut acked, t0, n, 1.0);
+    r.metric(
+        "rollout",
+        "received and acked by 100 % (from the file write)",
+        secs(all_acked),
+        2,
+        "s",
+        goal(
+            "≤ 2 s at 10k",
+            all_acked.is_some_and(|d| d <= Duration::from_secs(2)),
+        ),
+    );
+    if let (Some(first), Some(last)) = (first, got.iter().max()) {
+        r.metric(
+            "rollout",
+            "file write → first delivery (policy-file scan)",
+            first.duration_since(t0).as_secs_f64(),
+            2,
+            "s",
+            None,
+        );
+        r.metric(
+            "rollout",
+            "first → last delivery (fan-out)",
+            last.duration_since(first).as_secs_f64(),
+            3,
+            "s",
+            None,
+        );
+    }
+    r.metric(
+        "rollout",
+        "acks OK / attempted",
+        stats.ok_of(Kind::Ack) as f64,
+        0,
+        "",
+        None,
+    );
+    r.metric(
+        "rollout",
+        "server CPU during the rollout",
+        cpu,
+        1,
+        "% of one core",
+        None,
+    );
+    if !done {
+        r.notes.push(format!(
+            "rollout: not every agent acked within {:.0} s",
+            took.as_secs_f64()
+        ));
+    }
+    let tcp = server::tcp_delta(&tcp0, &server::tcp_counters());
+    r.notes
+        .push(format!("rollout: kernel TCP counter deltas {tcp:?}"));
+    r.errors("rollout", &stats.errors);
+    Ok(())
+}
+
+/// (e) steady checkins with a short long poll.
+fn steady(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    fleet.drop_connections();
+    fleet.checkin_all_now(Instant::now());
+    fleet.run_until(Instant::now() + Duration::from_secs(10), |_, _| false);
+    take_stats(fleet);
+    let cpu0 = server.cpu_ticks();
+    let t0 = Instant::now();
+    eprintln!(
+        "loadgen: steady: measuring for {:?}",
+        run.opts.steady_window
+    );
+    fleet.run_until(t0 + run.opts.steady_window, |_, _| false);
+    let window = t0.elapsed();
+    let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), window);
+    let mut stats = take_stats(fleet);
+    let ok = stats.ok_of(Kind::Checkin) as f64;
+    let r = &mut *run.report;
+    r.text(
+        "steady",
+        "server flags",
+        &format!(
+            "--checkin-long-poll {} --checkin-jitter 0s",
+            run.opts.steady_poll
+        ),
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkins/s (200s)",
+        ok / window.as_secs_f64(),
+        0,
+        "/s",
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkin latency p50 (includes the long poll)",
+        stats.latency_ms(Kind::Checkin, 50.0).unwrap_or(f64::NAN),
+        0,
+        "ms",
+        None,
+    );
+    r.metric(
+        "steady",
+        "checkin latency p99",
+        stats.latency_ms(Kind::Checkin, 99.0).unwrap_or(f64::NAN),
+        0,
+        "ms",
+        None,
+    );
+    r.metric("steady", "server CPU", cpu, 0, "% of one core", None);
+    r.errors("steady", &stats.errors);
+    Ok(())
+}
