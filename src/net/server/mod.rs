@@ -595,23 +595,10 @@ impl Server {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            let (sock, _peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_ready = false;
-                    return;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    // EMFILE and friends: the connection stays queued; retry on the next event.
-                    log::warn!("accept failed: {e}");
+            let sock = match accept_one(listener, "agent") {
+                Accepted::Socket(sock) => sock,
+                Accepted::Retry => continue,
+                Accepted::Drained => {
                     self.accept_ready = false;
                     return;
                 }
@@ -682,22 +669,10 @@ impl Server {
             let Some(listener) = self.management.as_ref() else {
                 return;
             };
-            let (sock, _) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.management_ready = false;
-                    return;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    log::warn!("management accept failed: {e}");
+            let sock = match accept_one(listener, "management") {
+                Accepted::Socket(sock) => sock,
+                Accepted::Retry => continue,
+                Accepted::Drained => {
                     self.management_ready = false;
                     return;
                 }
@@ -734,6 +709,36 @@ impl Server {
                 self.deadlines
                     .note_stale(|key, ticket| timer_is_live(conns, key, ticket));
             }
+        }
+    }
+}
+
+/// What one `accept` gave.
+enum Accepted {
+    /// A new connection.
+    Socket(mio::net::TcpStream),
+    /// Interrupted or aborted by the peer: try the next one.
+    Retry,
+    /// Nothing more now (WouldBlock), or a resource error (EMFILE and friends, logged): the
+    /// connection stays queued in the backlog and is retried on the next readiness event.
+    Drained,
+}
+
+fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
+    match listener.accept() {
+        Ok((sock, _peer)) => Accepted::Socket(sock),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Drained,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Accepted::Retry
+        }
+        Err(e) => {
+            log::warn!("{which} accept failed: {e}");
+            Accepted::Drained
         }
     }
 }
