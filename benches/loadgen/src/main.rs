@@ -36,7 +36,7 @@ USAGE: loadgen <idle|rollout|reconnect|enroll|steady|all> [OPTIONS]
 OPTIONS:
   --agents N            simulated agents (default 1000)
   --server PATH         fleet-edge binary (default target/release/fleet-edge)
-  --out DIR             also write loadgen-<name>-<N>.md and .json there
+  --out DIR             also write loadgen-<name>-<N>[-plain].md and .json there
   --enroll-rate R       setup enrolls per second (default 80; the server admits 100/s)
   --cpu-window SECS     idle CPU measurement window (default 60)
   --long-poll DUR       --checkin-long-poll for idle/rollout/reconnect (default 5m)
@@ -224,7 +224,8 @@ fn main() -> ExitCode {
     let markdown = report.markdown();
     println!("{markdown}");
     if let Some(dir) = out {
-        let base = dir.join(format!("loadgen-{command}-{}", opts.agents));
+        let plain = if opts.plain { "-plain" } else { "" };
+        let base = dir.join(format!("loadgen-{command}-{}{plain}", opts.agents));
         let json = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         let written = std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(base.with_extension("md"), &markdown))
