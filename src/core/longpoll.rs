@@ -108,6 +108,17 @@ pub fn poll_duration(
     poll
 }
 
+/// An output key as the agent document records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownKey {
+    /// `id:secret`.
+    pub api_key: String,
+    /// The permissions it was made for.
+    pub permissions_hash: String,
+    /// The remote cluster configuration it was made on (`""`: the store's cluster).
+    pub remote_config_hash: String,
+}
+
 /// One parked checkin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiter {
@@ -119,9 +130,9 @@ pub struct Waiter {
     pub revision: i64,
     /// Position in the action sequence: live actions at or below it were already delivered.
     pub position: i64,
-    /// Output name → (`id:secret`, permissions hash) from the agent document, so a new revision
-    /// with unchanged permissions is rendered without a store round trip.
-    pub keys: BTreeMap<String, (String, String)>,
+    /// Output name → what the agent document says of its key, so a new revision with unchanged
+    /// permissions (and remote cluster) is rendered without a store round trip.
+    pub keys: BTreeMap<String, KnownKey>,
 }
 
 impl Waiter {
@@ -131,8 +142,12 @@ impl Waiter {
             .es_outputs
             .iter()
             .map(|o| match self.keys.get(&o.name) {
-                Some((key, hash)) if !key.is_empty() && *hash == o.hash => {
-                    Some((o.name.clone(), key.clone()))
+                Some(k)
+                    if !k.api_key.is_empty()
+                        && k.permissions_hash == o.hash
+                        && k.remote_config_hash == o.remote_config_hash() =>
+                {
+                    Some((o.name.clone(), k.api_key.clone()))
                 }
                 _ => None,
             })
@@ -152,7 +167,11 @@ impl Waiter {
                 .map(|(name, k)| {
                     (
                         name.clone(),
-                        (k.api_key.clone(), k.permissions_hash.clone()),
+                        KnownKey {
+                            api_key: k.api_key.clone(),
+                            permissions_hash: k.permissions_hash.clone(),
+                            remote_config_hash: k.remote_config_hash.clone(),
+                        },
                     )
                 })
                 .collect(),
@@ -455,5 +474,44 @@ mod tests {
             -1,
         );
         assert_eq!(w.current_keys(&p), None);
+    }
+
+    #[test]
+    fn current_keys_need_the_same_remote_cluster() {
+        let p = PreparedPolicy::prepare(
+            &PolicyDoc {
+                policy_id: "p".into(),
+                revision_idx: 2,
+                data: json!({"outputs": {"r": {"type": "remote_elasticsearch", "hosts": ["https://r:9200"], "service_token": "t"}},
+                             "output_permissions": {"r": {"x": {}}}}),
+                ..PolicyDoc::default()
+            },
+            &std::collections::HashMap::new(),
+        )
+        .unwrap();
+        let out = &p.es_outputs[0];
+        let mut agent = Agent {
+            id: "a".into(),
+            policy_id: "p".into(),
+            ..Agent::default()
+        };
+        agent.outputs.insert(
+            "r".into(),
+            OutputKey {
+                api_key: "i:s".into(),
+                permissions_hash: out.hash.clone(),
+                remote_config_hash: out.remote_config_hash().into(),
+                ..OutputKey::default()
+            },
+        );
+        let w = Waiter::for_agent(&agent, 1, -1);
+        assert_eq!(w.current_keys(&p).unwrap()["r"], "i:s");
+        agent.outputs.get_mut("r").unwrap().remote_config_hash = "before".into();
+        let w = Waiter::for_agent(&agent, 1, -1);
+        assert_eq!(
+            w.current_keys(&p),
+            None,
+            "made on the previous configuration"
+        );
     }
 }

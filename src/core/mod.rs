@@ -10,6 +10,7 @@ pub mod ids;
 pub mod limits;
 pub mod longpoll;
 pub mod policy;
+pub mod remote;
 pub mod secrets;
 
 pub use deadlines::Deadlines;

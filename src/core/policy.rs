@@ -2,10 +2,12 @@
 //!
 //! A `.fleet-policies` document becomes a [`PreparedPolicy`]: the `data` members agents receive
 //! (the allowed top-level keys only), remote-ES outputs rewritten to `elasticsearch` without their
-//! service token, the role descriptors and `permissions_hash` of every Elasticsearch output, and
-//! the whole POLICY_CHANGE action serialized once into literal segments with holes where each
-//! agent's output API keys go. Rendering for one agent is then a concatenation: no JSON tree is
-//! built or walked per agent.
+//! service token (their connection settings kept aside, see [`super::remote`]), the role
+//! descriptors and `permissions_hash` of every Elasticsearch output, and the whole POLICY_CHANGE
+//! action serialized once into literal segments with holes where each agent's output API keys go.
+//! Rendering for one agent is then a concatenation: no JSON tree is built or walked per agent,
+//! except when a key could not be made (a remote cluster down): that output goes without
+//! `api_key`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::gojson::permissions_hash;
+use super::remote::RemoteEs;
 use crate::model::PolicyDoc;
 
 /// Top-level members of `data` that reach agents (everything else, e.g. `secret_references`,
@@ -81,6 +84,16 @@ pub struct EsOutput {
     pub roles: Value,
     /// Go-compatible SHA-256 of `roles`.
     pub hash: String,
+    /// For a `remote_elasticsearch` output, the cluster its keys are made on; `None`: the
+    /// store's own cluster.
+    pub remote: Option<RemoteEs>,
+}
+
+impl EsOutput {
+    /// The configuration hash agent documents keep beside a remote key (`""`: not remote).
+    pub fn remote_config_hash(&self) -> &str {
+        self.remote.as_ref().map_or("", |r| r.config_hash.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +166,7 @@ impl PreparedPolicy {
 
     /// Like [`Self::prepare`]; with `mint_keys` false, Elasticsearch outputs keep the credentials
     /// written in the policy and need no `output_permissions` (the embedded store's mode).
+    /// Remote Elasticsearch outputs get keys from their own cluster in either mode.
     pub fn prepare_with(
         doc: &PolicyDoc,
         secrets: &HashMap<String, String>,
@@ -210,6 +224,8 @@ impl PreparedPolicy {
                                 policy: pid.clone(),
                                 output: name.clone(),
                             })?;
+                    let remote =
+                        (kind == "remote_elasticsearch").then(|| RemoteEs::from_output(output));
                     if let Value::Object(o) = output {
                         o.insert("type".into(), Value::from("elasticsearch"));
                         o.remove("service_token");
@@ -220,6 +236,7 @@ impl PreparedPolicy {
                         name: name.clone(),
                         hash: permissions_hash(&roles),
                         roles,
+                        remote,
                     });
                 }
                 "logstash" | "kafka" => {}
@@ -255,9 +272,21 @@ impl PreparedPolicy {
                 }
             }
         }
+        // §3.5 step 4: the removed service tokens are not among the agent's secrets either.
+        let removed: Vec<String> = es_outputs
+            .iter()
+            .filter(|o| o.remote.is_some())
+            .map(|o| format!("outputs.{}.service_token", o.name))
+            .collect();
         policy.insert(
             "secret_paths".into(),
-            Value::Array(secret_paths.into_iter().map(Value::from).collect()),
+            Value::Array(
+                secret_paths
+                    .into_iter()
+                    .filter(|p| !removed.contains(p))
+                    .map(Value::from)
+                    .collect(),
+            ),
         );
 
         let has_fleet_server_input =
@@ -296,22 +325,62 @@ impl PreparedPolicy {
     }
 
     /// Whether `keys` (output name → stored key) are current for every Elasticsearch output:
-    /// present and made for the same permissions.
+    /// present, made for the same permissions and, for a remote output, on the same cluster
+    /// configuration.
     pub fn keys_current(&self, keys: &BTreeMap<String, crate::model::OutputKey>) -> bool {
         self.es_outputs.iter().all(|o| {
-            keys.get(&o.name)
-                .is_some_and(|k| !k.api_key.is_empty() && k.permissions_hash == o.hash)
+            keys.get(&o.name).is_some_and(|k| {
+                !k.api_key.is_empty()
+                    && k.permissions_hash == o.hash
+                    && k.remote_config_hash == o.remote_config_hash()
+            })
         })
     }
 
     /// Appends the POLICY_CHANGE action for `agent_id` to `out`; `keys` maps output name to
-    /// `id:secret`. A missing key is rendered as an empty string (the caller ensures keys first).
+    /// `id:secret`. An output without a key (its remote cluster could not make one) is sent
+    /// without `api_key`, and so is the OTel exporter that uses it.
     pub fn render_action(
         &self,
         agent_id: &str,
         keys: &BTreeMap<String, String>,
         out: &mut Vec<u8>,
     ) {
+        let missing: Vec<&str> = self
+            .es_outputs
+            .iter()
+            .filter(|o| keys.get(&o.name).is_none_or(String::is_empty))
+            .map(|o| o.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return self.render_segments(agent_id, keys, out);
+        }
+        let mut full = Vec::new();
+        self.render_segments(agent_id, keys, &mut full);
+        let Ok(mut action) = serde_json::from_slice::<Value>(&full) else {
+            out.extend_from_slice(&full);
+            return;
+        };
+        if let Some(policy) = action.pointer_mut("/data/policy") {
+            for name in missing {
+                if let Some(Value::Object(o)) = policy.pointer_mut(&pointer(&["outputs", name])) {
+                    o.remove("api_key");
+                }
+                let exporter = format!("elasticsearch/{name}");
+                if let Some(Value::Object(e)) =
+                    policy.pointer_mut(&pointer(&["exporters", &exporter]))
+                {
+                    e.remove("api_key");
+                }
+            }
+        }
+        match serde_json::to_vec(&action) {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            Err(_) => out.extend_from_slice(&full),
+        }
+    }
+
+    fn render_segments(&self, agent_id: &str, keys: &BTreeMap<String, String>, out: &mut Vec<u8>) {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
@@ -329,6 +398,14 @@ impl PreparedPolicy {
             }
         }
     }
+}
+
+/// A JSON pointer (RFC 6901) to nested object members.
+fn pointer(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 fn push_json_string(s: &str, out: &mut Vec<u8>) {
@@ -431,7 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_current_checks_presence_and_hash() {
+    fn keys_current_checks_presence_hash_and_remote_cluster() {
         let p = prep(basic()).unwrap();
         let mut keys = BTreeMap::new();
         assert!(!p.keys_current(&keys));
@@ -442,13 +519,81 @@ mod tests {
                     api_key: "a:b".into(),
                     api_key_id: "a".into(),
                     permissions_hash: o.hash.clone(),
+                    remote_config_hash: o.remote_config_hash().to_owned(),
                     ..Default::default()
                 },
             );
         }
         assert!(p.keys_current(&keys));
+        keys.get_mut("remote").unwrap().remote_config_hash = "other".into();
+        assert!(
+            !p.keys_current(&keys),
+            "made on another remote configuration"
+        );
+        let remote = p.es_outputs.iter().find(|o| o.name == "remote").unwrap();
+        keys.get_mut("remote").unwrap().remote_config_hash = remote.remote_config_hash().into();
         keys.get_mut("default").unwrap().permissions_hash = "old".into();
         assert!(!p.keys_current(&keys));
+    }
+
+    #[test]
+    fn remote_outputs_keep_their_cluster_aside_and_out_of_secret_paths() {
+        let mut d = basic();
+        d["outputs"]["remote"]["service_token"] = json!("$co.elastic.secret{tok}");
+        d["outputs"]["remote"]["ssl"] = json!({"ca_trusted_fingerprint": "ab12"});
+        let secrets: HashMap<String, String> = [("tok".to_owned(), "s3cret".to_owned())].into();
+        let p = PreparedPolicy::prepare(&doc(d), &secrets).unwrap();
+        let remote = p.es_outputs.iter().find(|o| o.name == "remote").unwrap();
+        let r = remote.remote.as_ref().unwrap();
+        assert_eq!(r.service_token, "s3cret", "resolved before it is read");
+        assert_eq!(r.ca_trusted_fingerprint, "ab12");
+        assert_eq!(remote.remote_config_hash(), r.config_hash);
+        let local = p.es_outputs.iter().find(|o| o.name == "default").unwrap();
+        assert!(local.remote.is_none() && local.remote_config_hash().is_empty());
+        let a = render(&p, "x");
+        assert_eq!(a["data"]["policy"]["secret_paths"], json!([]));
+        assert!(a["data"]["policy"]["outputs"]["remote"]
+            .get("service_token")
+            .is_none());
+    }
+
+    #[test]
+    fn an_output_without_a_key_goes_without_api_key() {
+        let mut d = basic();
+        d["exporters"] = json!({"elasticsearch/remote": {"endpoints": ["https://r:9200"]},
+                                "elasticsearch/default": {"endpoints": ["https://es:9200"]}});
+        let p = prep(d).unwrap();
+        let keys: BTreeMap<String, String> = [("default".to_owned(), "kid:ksecret".to_owned())]
+            .into_iter()
+            .collect();
+        let mut out = Vec::new();
+        p.render_action("agent-1", &keys, &mut out);
+        let a: Value = serde_json::from_slice(&out).unwrap();
+        let policy = &a["data"]["policy"];
+        assert_eq!(policy["outputs"]["default"]["api_key"], "kid:ksecret");
+        assert!(policy["outputs"]["remote"].get("api_key").is_none(), "{a}");
+        assert_eq!(
+            policy["outputs"]["remote"]["hosts"],
+            json!(["https://r:9200"])
+        );
+        assert!(policy["exporters"]["elasticsearch/remote"]
+            .get("api_key")
+            .is_none());
+        assert_eq!(
+            policy["exporters"]["elasticsearch/default"]["api_key"],
+            "a2lkOmtzZWNyZXQ="
+        );
+        // Everything else is what the fast path renders.
+        let mut full = render(&p, "agent-1");
+        full["data"]["policy"]["outputs"]["remote"]
+            .as_object_mut()
+            .unwrap()
+            .remove("api_key");
+        full["data"]["policy"]["exporters"]["elasticsearch/remote"]
+            .as_object_mut()
+            .unwrap()
+            .remove("api_key");
+        assert_eq!(a, full);
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct RetiredKey {
     /// Output name it belonged to, when it was retired because the output went away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// For a key made on a remote cluster, the hash of that cluster's configuration (see
+    /// [`OutputKey::remote_config_hash`]): it is invalidated there.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote_config_hash: String,
 }
 
 /// `outputs.<name>`: the per-agent API key for one Elasticsearch output (§3.7).
@@ -41,9 +45,17 @@ pub struct OutputKey {
     /// SHA-256 of the Go-encoded role descriptors the key was made for.
     #[serde(default)]
     pub permissions_hash: String,
-    /// Output type (`elasticsearch`).
+    /// Output type (`elasticsearch`, remote outputs included, as Fleet Server writes it).
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub output_type: String,
+    /// For a `remote_elasticsearch` output, the SHA-256 of the cluster configuration the key was
+    /// made with (`core::remote::RemoteEs::config_hash`): a different one means the key lives on
+    /// another cluster (or was made with another token) and a new key is needed. Empty for keys
+    /// of the store's own cluster. Fleet Server keeps this comparison in memory; storing it makes
+    /// it survive restarts and work across instances. `outputs` is source-only in the
+    /// `.fleet-agents` mapping (es-contract.md §4), so the field is kept, never indexed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote_config_hash: String,
     /// Keys waiting to be invalidated after the next policy ack. Always written, empty too: a
     /// partial update must be able to clear the list (arrays replace).
     #[serde(default)]

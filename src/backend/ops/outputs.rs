@@ -44,6 +44,7 @@ pub fn ensure_output_keys(
                     id: old.api_key_id,
                     retired_at: now_text.clone(),
                     output: Some(name.clone()),
+                    remote_config_hash: old.remote_config_hash.clone(),
                 });
             }
             retired.extend(old.to_retire_api_key_ids);
@@ -71,6 +72,7 @@ pub fn ensure_output_keys(
                     id: entry.api_key_id.clone(),
                     retired_at: now_text.clone(),
                     output: None,
+                    remote_config_hash: entry.remote_config_hash.clone(),
                 });
             }
             *entry = OutputKey {
@@ -79,6 +81,7 @@ pub fn ensure_output_keys(
                 permissions_hash: out.hash.clone(),
                 output_type: "elasticsearch".into(),
                 to_retire_api_key_ids: std::mem::take(&mut entry.to_retire_api_key_ids),
+                remote_config_hash: String::new(),
             };
             changed = true;
         } else if entry.permissions_hash != out.hash {
