@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::{ApiKey, Created, Cursor, NewApiKey, Store, StoreError};
-use crate::model::{Action, ActionResult, Agent, AgentInfo, PolicyDoc};
+use crate::model::{Action, ActionResult, Agent, AgentInfo, OutputHealth, PolicyDoc};
 
 /// A store plus the writes Kibana (or the management API) would make, for seeding tests.
 pub trait TestStore: Store {
@@ -21,6 +21,8 @@ pub trait TestStore: Store {
     fn seed_action(&self, action: Action) -> Action;
     /// Stores a Fleet secret.
     fn seed_secret(&self, id: &str, value: &str);
+    /// The newest output-health document of `output` (as an operator would look it up).
+    fn latest_output_health(&self, output: &str) -> Option<OutputHealth>;
 }
 
 type Factory<'a> = &'a dyn Fn() -> Box<dyn TestStore>;
@@ -36,6 +38,37 @@ pub fn run_all(factory: Factory<'_>) {
     latest_policies_keep_highest_revision(&*factory());
     change_feed_reports_new_documents(&*factory());
     secrets_resolve_by_id(&*factory());
+    output_health_keeps_the_latest_state(&*factory());
+}
+
+fn output_health_keeps_the_latest_state(s: &dyn TestStore) {
+    let doc = |output: &str, state: &str, second: u32| {
+        OutputHealth::new(
+            output,
+            state,
+            if state == OutputHealth::DEGRADED {
+                "remote ES could not create API key due to error: down"
+            } else {
+                ""
+            },
+            format!("2026-08-21T19:00:{second:02}Z"),
+        )
+    };
+    s.write_output_health(&doc("r", OutputHealth::DEGRADED, 1))
+        .unwrap();
+    s.write_output_health(&doc("other", OutputHealth::DEGRADED, 2))
+        .unwrap();
+    s.write_output_health(&doc("r", OutputHealth::HEALTHY, 3))
+        .unwrap();
+    assert_eq!(
+        s.latest_output_health("r"),
+        Some(doc("r", OutputHealth::HEALTHY, 3))
+    );
+    assert_eq!(
+        s.latest_output_health("other"),
+        Some(doc("other", OutputHealth::DEGRADED, 2))
+    );
+    assert_eq!(s.latest_output_health("nope"), None);
 }
 
 fn secrets_resolve_by_id(s: &dyn TestStore) {

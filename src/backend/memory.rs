@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use super::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
-use crate::model::{time::parse_rfc3339, Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+use crate::model::{
+    time::parse_rfc3339, Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc,
+};
 
 #[derive(Debug)]
 struct KeyRecord {
@@ -44,6 +46,37 @@ struct Inner {
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     changed: Condvar,
+    health: HealthBoard,
+}
+
+/// Output-health documents as a store without Elasticsearch keeps them: the latest per output,
+/// and how many were written (the memory and the embedded store; not durable).
+#[derive(Debug, Default)]
+pub struct HealthBoard {
+    latest: Mutex<(HashMap<String, OutputHealth>, usize)>,
+}
+
+impl HealthBoard {
+    /// Records a document.
+    pub fn record(&self, doc: &OutputHealth) -> Result<(), StoreError> {
+        let mut board = self
+            .latest
+            .lock()
+            .map_err(|_| StoreError::Unavailable("output health poisoned".into()))?;
+        board.0.insert(doc.output.clone(), doc.clone());
+        board.1 += 1;
+        Ok(())
+    }
+
+    /// The latest document of `output`.
+    pub fn latest(&self, output: &str) -> Option<OutputHealth> {
+        self.latest.lock().ok()?.0.get(output).cloned()
+    }
+
+    /// Documents written so far, all outputs.
+    pub fn writes(&self) -> usize {
+        self.latest.lock().map_or(0, |b| b.1)
+    }
 }
 
 fn random_token(len: usize) -> String {
@@ -143,6 +176,16 @@ impl MemoryStore {
     pub fn add_secret(&self, id: &str, value: &str) -> Result<(), StoreError> {
         self.lock()?.secrets.insert(id.to_owned(), value.to_owned());
         Ok(())
+    }
+
+    /// The latest output-health document of `output`, if any was written.
+    pub fn output_health(&self, output: &str) -> Option<OutputHealth> {
+        self.health.latest(output)
+    }
+
+    /// Output-health documents written so far.
+    pub fn output_health_writes(&self) -> usize {
+        self.health.writes()
     }
 
     /// A written result, if any.
@@ -348,6 +391,11 @@ impl Store for MemoryStore {
         Ok(Created::New)
     }
 
+    fn write_output_health(&self, doc: &OutputHealth) -> Result<(), StoreError> {
+        drop(self.lock()?);
+        self.health.record(doc)
+    }
+
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.lock()?.secrets.get(id).cloned())
     }
@@ -447,6 +495,9 @@ mod tests {
         }
         fn seed_secret(&self, id: &str, value: &str) {
             self.add_secret(id, value).unwrap()
+        }
+        fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
+            self.output_health(output)
         }
     }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
 
 /// Why a store operation failed, named for what the caller does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +198,10 @@ pub trait Store: Send + Sync {
     fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError>;
     /// Writes a result document once (`<action_id>:<agent_id>`); a repeat is `Existed`.
     fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError>;
+
+    /// Records the state of a remote output (`logs-fleet_server.output_health-default`,
+    /// fleet-protocol.md §3.7). Callers write on state changes only.
+    fn write_output_health(&self, doc: &OutputHealth) -> Result<(), StoreError>;
 
     /// The value of a Fleet secret (`GET /_fleet/secret/<id>`); `None` when unknown.
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError>;

@@ -6,10 +6,12 @@
 pub mod action;
 pub mod agent;
 pub mod enrollment;
+pub mod output_health;
 pub mod policy;
 pub mod time;
 
 pub use action::{Action, ActionResult};
 pub use agent::{Agent, AgentInfo, OutputKey, RetiredKey};
 pub use enrollment::EnrollmentKey;
+pub use output_health::OutputHealth;
 pub use policy::PolicyDoc;

@@ -133,6 +133,9 @@ impl Store for Gated {
     fn create_action_result(&self, r: &ActionResult) -> Result<Created, StoreError> {
         self.inner.create_action_result(r)
     }
+    fn write_output_health(&self, doc: &fleet_edge::model::OutputHealth) -> Result<(), StoreError> {
+        self.inner.write_output_health(doc)
+    }
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.secret(id)
     }

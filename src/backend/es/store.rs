@@ -16,6 +16,7 @@
 //! | `pending_actions` | `POST /_fleet/_fleet_msearch` Q4 with `wait_for_checkpoints` |
 //! | `action` / `action_seq_no` | `POST /_msearch` Q3 / Q2 on `.fleet-actions` |
 //! | `create_action_result` | `POST /_bulk?refresh=true` `create` `<action_id>:<agent_id>` (409 → `Existed`) |
+//! | `write_output_health` | `POST /_bulk?refresh=true` `create` `<uuid>` in `logs-fleet_server.output_health-default` |
 //! | `secret` | `GET /_fleet/secret/<id>` |
 //! | `latest_policies` | `POST /_msearch` Q6 with `ignore_unavailable` |
 //! | `changes` | `feed.rs` |
@@ -32,7 +33,7 @@ use super::feed::action_from_hit;
 use super::EsStore;
 use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
-use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
 
 /// One bulk operation: op, `_id`, `retry_on_conflict`, index, source line (none for delete).
 struct BulkOp<'a> {
@@ -449,6 +450,25 @@ impl Store for EsStore {
         match items.first() {
             Some(i) if matches!(i.status, 200 | 201) => Ok(Created::New),
             Some(i) if i.status == 409 => Ok(Created::Existed),
+            Some(i) => Err(item_error(i.status, &i.raw)),
+            None => Err(decode_failed("bulk response", "no item")),
+        }
+    }
+
+    fn write_output_health(&self, doc: &OutputHealth) -> Result<(), StoreError> {
+        let source = serde_json::to_value(doc).map_err(|e| decode_failed("output health", e))?;
+        let id = crate::backend::ops::uuid_v4();
+        let items = self.bulk(
+            true,
+            &[BulkOp::new(
+                Op::Create,
+                &id,
+                OutputHealth::INDEX,
+                Some(source),
+            )],
+        )?;
+        match items.first() {
+            Some(i) if matches!(i.status, 200 | 201) => Ok(()),
             Some(i) => Err(item_error(i.status, &i.raw)),
             None => Err(decode_failed("bulk response", "no item")),
         }

@@ -61,6 +61,9 @@ pub struct LocalStore {
     db: Arc<Database>,
     shared: Arc<Shared>,
     path: PathBuf,
+    /// Output health is kept in memory (latest per output), not in the database: it is a log of
+    /// remote outputs' state, rewritten on the next state change after a restart.
+    health: crate::backend::memory::HealthBoard,
     _lock: DirLock,
 }
 
@@ -98,6 +101,7 @@ impl LocalStore {
             db,
             shared,
             path: layout.db,
+            health: crate::backend::memory::HealthBoard::default(),
             _lock: lock,
         })
     }
@@ -105,6 +109,16 @@ impl LocalStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The latest output-health document of `output`, if any was written since opening.
+    pub fn output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
+        self.health.latest(output)
+    }
+
+    /// Output-health documents written since opening.
+    pub fn output_health_writes(&self) -> usize {
+        self.health.writes()
     }
 
     /// Commits and writes so far (one commit is one fsync round shared by its writes).

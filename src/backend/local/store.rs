@@ -291,6 +291,10 @@ impl Store for LocalStore {
         })
     }
 
+    fn write_output_health(&self, doc: &crate::model::OutputHealth) -> Result<(), StoreError> {
+        self.health.record(doc)
+    }
+
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.read(|txn| {
             Ok(table(txn, SECRETS)?

@@ -120,6 +120,34 @@ impl TestStore for EsTestStore {
         let path = format!("/.fleet-secrets/_doc/{id}?refresh=wait_for");
         rest(&self.es, "PUT", &path, Some(&json!({ "value": value })));
     }
+    fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
+        latest_output_health(&self.es, output)
+    }
+}
+
+/// The newest document of `output` in the output-health data stream of a stand-in.
+pub fn latest_output_health(es: &StandIn, output: &str) -> Option<crate::model::OutputHealth> {
+    let (status, v) = es
+        .client()
+        .json(
+            "POST",
+            "/logs-fleet_server.output_health-default/_search",
+            Some(&json!({"size": 1000})),
+        )
+        .unwrap();
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(status, 200, "{v}");
+    let mut docs: Vec<crate::model::OutputHealth> = v["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| serde_json::from_value(h["_source"].clone()).unwrap())
+        .filter(|d: &crate::model::OutputHealth| d.output == output)
+        .collect();
+    docs.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    docs.pop()
 }
 
 impl Store for EsTestStore {
@@ -179,6 +207,9 @@ impl Store for EsTestStore {
     }
     fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError> {
         self.store.create_action_result(result)
+    }
+    fn write_output_health(&self, doc: &crate::model::OutputHealth) -> Result<(), StoreError> {
+        self.store.write_output_health(doc)
     }
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.store.secret(id)

@@ -20,6 +20,9 @@ impl TestStore for LocalStore {
     fn seed_secret(&self, id: &str, value: &str) {
         self.add_secret(id, value).unwrap()
     }
+    fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
+        self.output_health(output)
+    }
 }
 
 mod crash;
