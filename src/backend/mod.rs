@@ -11,6 +11,7 @@ pub mod es;
 pub mod local;
 pub mod memory;
 pub mod ops;
+pub mod remote;
 pub mod workers;
 
 #[cfg(test)]

@@ -325,19 +325,31 @@ pub fn load_certificate_authorities(
     let mut all = Vec::new();
     for path in paths {
         let pem = read_file("certificate authority", path)?;
-        let certs = parse_certificates(path, "certificate authority", &pem)?;
-        let mut store = rustls::RootCertStore::empty();
-        for cert in &certs {
-            store
-                .add(cert.clone())
-                .map_err(|e| TlsError::InvalidCertificate {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
-        }
-        all.extend(certs);
+        all.extend(trust_anchors(path, &pem)?);
     }
     Ok(all)
+}
+
+/// Parses certificate authorities given inline as PEM text (as policies may carry them),
+/// checking that each can serve as a trust anchor; errors name the source `<inline PEM>`.
+pub fn certificate_authorities_from_pem(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    trust_anchors(Path::new("<inline PEM>"), pem)
+}
+
+fn trust_anchors(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = parse_certificates(path, "certificate authority", pem)?;
+    let mut store = rustls::RootCertStore::empty();
+    for cert in &certs {
+        store
+            .add(cert.clone())
+            .map_err(|e| TlsError::InvalidCertificate {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(certs)
 }
 
 /// Loads a certificate chain and its private key (decrypting it with the passphrase file if

@@ -210,6 +210,16 @@ impl fmt::Debug for Client {
 
 /// `Elastic-Fleet-Server/<version> (<os>; <arch>; <commit>; <build time>)` with Go's names.
 pub fn user_agent() -> String {
+    product_user_agent("Elastic-Fleet-Server")
+}
+
+/// The User-Agent of requests to the remote cluster of a `remote_elasticsearch` output:
+/// `Elastic-Remote-Fleet-Server/<version> (...)` (es-contract.md §1.1).
+pub fn remote_user_agent() -> String {
+    product_user_agent("Elastic-Remote-Fleet-Server")
+}
+
+fn product_user_agent(product: &str) -> String {
     let os = std::env::consts::OS;
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -221,7 +231,7 @@ pub fn user_agent() -> String {
         .unwrap_or(concat!("fleet-edge-", env!("CARGO_PKG_VERSION")));
     let built = option_env!("FLEET_EDGE_BUILD_TIME").unwrap_or("unknown");
     format!(
-        "Elastic-Fleet-Server/{} ({os}; {arch}; {commit}; {built})",
+        "{product}/{} ({os}; {arch}; {commit}; {built})",
         crate::api::user_agent::SERVER_VERSION_STR
     )
 }
@@ -276,6 +286,12 @@ impl Client {
             user_agent: user_agent(),
             opts,
         }
+    }
+
+    /// The same client sending another `User-Agent`.
+    pub fn with_user_agent(mut self, user_agent: String) -> Client {
+        self.user_agent = user_agent;
+        self
     }
 
     /// The options in force.
@@ -500,6 +516,11 @@ mod tests {
         assert!(ua.starts_with("Elastic-Fleet-Server/9.6.0 ("), "{ua}");
         assert_eq!(ua.matches("; ").count(), 3, "{ua}");
         assert!(ua.ends_with(')'));
+        let remote = remote_user_agent();
+        assert_eq!(
+            remote.strip_prefix("Elastic-Remote-Fleet-Server"),
+            ua.strip_prefix("Elastic-Fleet-Server")
+        );
     }
 
     #[test]

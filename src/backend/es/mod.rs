@@ -5,13 +5,16 @@
 //! Files: `client.rs` (ureq agents, headers, hosts, retries, error mapping), `tls.rs` (CA files,
 //! CA trusted fingerprint probe, client certificates, insecure), `connect.rs` (startup check and
 //! [`EsError`]), `bodies.rs` (the exact request bodies), `feed.rs` (the change feed and its
-//! follower threads), `store.rs` (the `Store` methods). Tests against the es-standin live in
-//! `tests/`.
+//! follower threads), `keys.rs` (the API-key calls, on this cluster or a remote one),
+//! `store.rs` (the `Store` methods), `remote.rs` (the clients of `remote_elasticsearch` outputs'
+//! clusters). Tests against the es-standin live in `tests/`.
 
 mod bodies;
 mod client;
 mod connect;
 mod feed;
+mod keys;
+pub mod remote;
 mod store;
 mod tls;
 

@@ -3,10 +3,7 @@
 //! | method | call |
 //! |---|---|
 //! | `authenticate` | `GET /_security/_authenticate` with the agent's `ApiKey` (401 → `None`), then `GET /_security/api_key?id=&owner=true` for the key's metadata |
-//! | `create_api_key` | `PUT /_security/api_key?refresh=false` |
-//! | `api_key_roles` | `GET /_security/api_key?id=<id>&owner=true` |
-//! | `update_api_key_roles` | `POST /_security/api_key/_bulk_update` |
-//! | `invalidate_api_keys` | `DELETE /_security/api_key` `{"ids":[..],"owner":true}` |
+//! | `create_api_key`, `api_key_roles`, `update_api_key_roles`, `invalidate_api_keys` | `keys.rs` (shared with remote clusters) |
 //! | `enrollment_key` | `POST /_msearch` Q5 on `.fleet-enrollment-api-keys` |
 //! | `agent` | `POST /_mget` (realtime) |
 //! | `create_agent` | `POST /_bulk?refresh=true` `create` (409 → `Conflict`) |
@@ -30,6 +27,7 @@ use super::bodies::{
 };
 use super::client::{item_error, Method, Req};
 use super::feed::action_from_hit;
+use super::keys::{self, decode_failed};
 use super::EsStore;
 use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
@@ -60,13 +58,6 @@ impl<'a> BulkOp<'a> {
 struct Item {
     status: u16,
     raw: Value,
-}
-
-fn decode_failed(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Failed {
-        status: 500,
-        detail: format!("{what} does not decode: {e}"),
-    }
 }
 
 /// Drops `null`s that ES keeps (a `{"doc":{"f":null}}` stores an explicit null) where the model
@@ -188,16 +179,6 @@ impl EsStore {
         })
     }
 
-    fn key_record(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        let path = format!("/_security/api_key?id={}&owner=true", encode(id));
-        let resp = self.client.call(&Req::new(Method::Get, path), &[404])?;
-        if resp.status == 404 {
-            return Ok(None);
-        }
-        let mut v = resp.json();
-        Ok(v.pointer_mut("/api_keys/0").map(Value::take))
-    }
-
     /// The `.fleet-actions` checkpoint: the follower's when it runs, else asked now.
     fn actions_checkpoint(&self) -> Result<i64, StoreError> {
         match self.feed.actions_checkpoint() {
@@ -225,7 +206,7 @@ impl Store for EsStore {
             .to_owned();
         // `_authenticate` reports the owner's metadata; the key's own comes from its record.
         // A failure there never turns a valid key into an error.
-        let metadata = match self.key_record(&id) {
+        let metadata = match keys::record(&self.client, &id) {
             Ok(Some(record)) => record.get("metadata").cloned().unwrap_or(Value::Null),
             Ok(None) => Value::Null,
             Err(e) => {
@@ -246,49 +227,19 @@ impl Store for EsStore {
     }
 
     fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        let body = bodies::create_api_key(&key.name, &key.role_descriptors, &key.metadata);
-        let req = Req::new(Method::Put, "/_security/api_key?refresh=false").raw(body);
-        let v = self.client.call(&req, &[])?.json();
-        match (v["id"].as_str(), v["api_key"].as_str()) {
-            (Some(id), Some(secret)) => Ok(ApiKey {
-                id: id.to_owned(),
-                secret: secret.to_owned(),
-            }),
-            _ => Err(decode_failed("create API key response", "no id or api_key")),
-        }
+        keys::create(&self.client, key)
     }
 
     fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        Ok(self.key_record(id)?.map(|r| {
-            r.get("role_descriptors")
-                .cloned()
-                .unwrap_or_else(|| json!({}))
-        }))
+        keys::roles(&self.client, id)
     }
 
     fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
-        let req = Req::new(Method::Post, "/_security/api_key/_bulk_update")
-            .json(&bodies::bulk_update_api_key(id, roles));
-        let v = self.client.call(&req, &[])?.json();
-        match v.pointer("/errors/details").and_then(|d| d.get(id)) {
-            None => Ok(()),
-            Some(e)
-                if super::client::error_type(e).as_deref()
-                    == Some("resource_not_found_exception") =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Some(e) => Err(item_error(400, e)),
-        }
+        keys::update_roles(&self.client, id, roles)
     }
 
     fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let req =
-            Req::new(Method::Delete, "/_security/api_key").json(&bodies::invalidate_api_keys(ids));
-        self.client.call(&req, &[]).map(|_| ())
+        keys::invalidate(&self.client, ids)
     }
 
     fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {

@@ -6,6 +6,7 @@
 
 mod faults;
 mod mapping;
+mod remote;
 mod tls;
 
 use std::time::{Duration, SystemTime};
