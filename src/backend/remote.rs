@@ -37,7 +37,7 @@ pub trait KeyCluster: Send + Sync {
     fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError>;
 }
 
-impl<T: Store> KeyCluster for T {
+impl<T: Store + ?Sized> KeyCluster for T {
     fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
         Store::create_api_key(self, key)
     }
@@ -318,13 +318,29 @@ pub(crate) mod testkit {
         }
     }
 
+    impl MemoryClusters {
+        /// Makes the cluster at `host` unreachable (or reachable again).
+        pub fn down(&self, host: &str, down: bool) {
+            self.at(host).set_failure(down.then(|| {
+                crate::backend::StoreError::Unavailable(format!("{host}: connection refused"))
+            }));
+        }
+    }
+
     /// A registry over memory clusters, failing fast for a minute.
     pub fn registry() -> (Arc<MemoryClusters>, RemoteClusters) {
+        registry_with(std::time::Duration::from_secs(60))
+    }
+
+    /// A registry over memory clusters, failing fast for `retry_after`.
+    pub fn registry_with(
+        retry_after: std::time::Duration,
+    ) -> (Arc<MemoryClusters>, RemoteClusters) {
         let clusters = Arc::new(MemoryClusters::default());
         let registry = RemoteClusters::new(
             Arc::clone(&clusters) as Arc<dyn Connect>,
             RemoteSettings {
-                retry_after: std::time::Duration::from_secs(60),
+                retry_after,
                 max_configs: 4,
             },
         );

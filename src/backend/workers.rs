@@ -16,6 +16,7 @@ use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
 use super::ops::enroll::{enroll, EnrollInput};
 use super::ops::outputs::ensure_output_keys;
 use super::ops::{authenticate, store_error};
+use super::remote::{RemoteClusters, RemoteSettings};
 use super::{ApiKey, Cursor, Store, StoreError};
 use crate::api::ApiError;
 use crate::core::policy::PreparedPolicy;
@@ -124,6 +125,8 @@ pub struct BackendSettings {
     pub queue: usize,
     /// Longest a change-feed read blocks.
     pub feed_wait: Duration,
+    /// The remote clusters of `remote_elasticsearch` outputs.
+    pub remote: RemoteSettings,
 }
 
 impl Default for BackendSettings {
@@ -132,6 +135,7 @@ impl Default for BackendSettings {
             workers: 4,
             queue: 4096,
             feed_wait: Duration::from_secs(30),
+            remote: RemoteSettings::default(),
         }
     }
 }
@@ -148,8 +152,13 @@ impl<T: Send + 'static> Backend<T> {
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
+        let remotes = Arc::new(RemoteClusters::new(
+            Arc::new(super::es::remote::HttpConnect::default()),
+            settings.remote,
+        ));
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
+            let remotes = Arc::clone(&remotes);
             let admin = admin.clone();
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
@@ -168,7 +177,7 @@ impl<T: Send + 'static> Backend<T> {
                                 crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
                             JobOutput::Admin(status, body)
                         }
-                        (job, _) => run(&*store, job, SystemTime::now()),
+                        (job, _) => run(&*store, &remotes, job, SystemTime::now()),
                     };
                     if reply_tx.send(Reply { to, output }).is_err() {
                         return;
@@ -179,7 +188,15 @@ impl<T: Send + 'static> Backend<T> {
         let monitor_store = Arc::clone(&store);
         std::thread::Builder::new()
             .name("fleet-edge-monitor".into())
-            .spawn(move || monitor(&*monitor_store, &event_tx, &notify, settings.feed_wait))?;
+            .spawn(move || {
+                monitor(
+                    &*monitor_store,
+                    &remotes,
+                    &event_tx,
+                    &notify,
+                    settings.feed_wait,
+                )
+            })?;
         Ok(Self {
             jobs: jobs_tx,
             replies,
@@ -195,21 +212,21 @@ impl<T: Send + 'static> Backend<T> {
     }
 }
 
-/// Runs one job against the store.
-pub fn run(store: &dyn Store, job: Job, now: SystemTime) -> JobOutput {
+/// Runs one job against the store (and the remote clusters of remote outputs).
+pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTime) -> JobOutput {
     match job {
         Job::Enroll(input) => JobOutput::Enrolled(enroll(store, &input, now)),
         Job::CheckinStart(input) => {
-            JobOutput::CheckinStarted(Box::new(checkin_start(store, &input, now)))
+            JobOutput::CheckinStarted(Box::new(checkin_start(store, remotes, &input, now)))
         }
         Job::OutputKeys { agent_id, policy } => JobOutput::OutputKeys(
             store
                 .agent(&agent_id)
                 .map_err(store_error)
                 .and_then(|agent| agent.ok_or(ApiError::AgentNotFound))
-                .and_then(|agent| ensure_output_keys(store, &agent, &policy, now)),
+                .and_then(|agent| ensure_output_keys(store, remotes, &agent, &policy, now)),
         ),
-        Job::Ack(input) => JobOutput::Acked(ack(store, &input, now)),
+        Job::Ack(input) => JobOutput::Acked(ack(store, remotes, &input, now)),
         Job::AuditUnenroll(input) => {
             JobOutput::Audited(super::ops::audit::audit_unenroll(store, &input, now))
         }
@@ -292,7 +309,13 @@ pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
     action
 }
 
-fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Duration) {
+fn monitor(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    events: &Sender<Event>,
+    notify: &Notify,
+    wait: Duration,
+) {
     let mut cursor: Option<Cursor> = None;
     let mut reachable = true;
     let mut backoff = Duration::from_millis(500);
@@ -331,7 +354,14 @@ fn monitor(store: &dyn Store, events: &Sender<Event>, notify: &Notify, wait: Dur
         }
         for doc in newest.into_values() {
             let event = match prepare_policy(store, doc) {
-                Ok(p) => Event::Policy(Arc::new(p)),
+                Ok(p) => {
+                    // Keys made on a remote output's cluster can be invalidated later by the
+                    // configuration hash agent documents keep.
+                    for remote in p.es_outputs.iter().filter_map(|o| o.remote.as_ref()) {
+                        remotes.learn(remote);
+                    }
+                    Event::Policy(Arc::new(p))
+                }
                 Err(reason) => Event::PolicyRejected {
                     policy_id: doc.policy_id.clone(),
                     revision: doc.revision_idx,

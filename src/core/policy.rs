@@ -209,12 +209,7 @@ impl PreparedPolicy {
                 .unwrap_or("")
                 .to_owned();
             match kind.as_str() {
-                "elasticsearch" | "remote_elasticsearch" if !mint_keys => {
-                    if let Value::Object(o) = output {
-                        o.insert("type".into(), Value::from("elasticsearch"));
-                        o.remove("service_token");
-                    }
-                }
+                "elasticsearch" if !mint_keys => {}
                 "elasticsearch" | "remote_elasticsearch" => {
                     let roles =
                         permissions
@@ -611,19 +606,32 @@ mod tests {
     }
 
     #[test]
-    fn without_minting_outputs_keep_their_written_credentials() {
+    fn without_minting_local_outputs_keep_their_written_credentials() {
         let mut d = basic();
         d["outputs"]["default"]["api_key"] = json!("written:secret");
         d["output_permissions"] = json!({});
+        assert!(
+            matches!(PreparedPolicy::prepare_with(&doc(d.clone()), &HashMap::new(), false),
+                Err(PolicyError::NoPermissions { output, .. }) if output == "remote"),
+            "remote outputs get keys from their cluster in every mode"
+        );
+        d["output_permissions"] = json!({"remote": {"r": {}}});
         let p = PreparedPolicy::prepare_with(&doc(d), &HashMap::new(), false).unwrap();
-        assert!(p.es_outputs.is_empty());
-        assert!(p.keys_current(&BTreeMap::new()));
+        let names: Vec<&str> = p.es_outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["remote"]);
+        let keys: BTreeMap<String, String> = [("remote".to_owned(), "rid:rsecret".to_owned())]
+            .into_iter()
+            .collect();
         let mut out = Vec::new();
-        p.render_action("a", &BTreeMap::new(), &mut out);
+        p.render_action("a", &keys, &mut out);
         let a: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             a["data"]["policy"]["outputs"]["default"]["api_key"],
             "written:secret"
+        );
+        assert_eq!(
+            a["data"]["policy"]["outputs"]["remote"]["api_key"],
+            "rid:rsecret"
         );
         assert!(a["data"]["policy"]["outputs"]["remote"]
             .get("service_token")

@@ -8,9 +8,10 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::outputs::is_stale;
+use super::outputs::{invalidate_keys, is_stale};
 use super::{authenticate_agent, store_error};
 use crate::api::ApiError;
+use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::{ApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
@@ -91,7 +92,12 @@ fn item_for(err: &StoreError) -> (u16, String) {
 }
 
 /// Processes the events of one ack request.
-pub fn ack(store: &dyn Store, input: &AckInput, now: SystemTime) -> Result<AckOutcome, ApiError> {
+pub fn ack(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    input: &AckInput,
+    now: SystemTime,
+) -> Result<AckOutcome, ApiError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
     let body: AckBody = serde_json::from_slice(&input.body)
         .map_err(|e| ApiError::BadRequest(format!("unable to decode ack request: {e}")))?;
@@ -181,7 +187,7 @@ pub fn ack(store: &dyn Store, input: &AckInput, now: SystemTime) -> Result<AckOu
         items.push((200, reason(200).into()));
     }
 
-    if let Err(e) = apply_policy_acks(store, &agent, &policy_events, now) {
+    if let Err(e) = apply_policy_acks(store, remotes, &agent, &policy_events, now) {
         let failed = item_for(&e);
         for (n, _, _) in &policy_events {
             if let Some(item) = items.get_mut(*n) {
@@ -190,7 +196,7 @@ pub fn ack(store: &dyn Store, input: &AckInput, now: SystemTime) -> Result<AckOu
         }
     }
     if unenroll {
-        if let Err(e) = deactivate(store, &agent, now) {
+        if let Err(e) = deactivate(store, remotes, &agent, now) {
             return Err(store_error(e));
         }
     }
@@ -229,9 +235,12 @@ fn parse_policy_action(rest: &str) -> Option<(String, i64)> {
     Some(((*pid).to_owned(), rev.parse().ok()?))
 }
 
-/// §4.3: highest acked revision of the agent's policy, if newer than stored.
+/// §4.3: highest acked revision of the agent's policy, if newer than stored. Key maintenance
+/// happens on each key's own cluster; a remote cluster that cannot be reached does not fail the
+/// ack (its stale roles stay until the next acked revision, its retired keys stay queued).
 fn apply_policy_acks(
     store: &dyn Store,
+    remotes: &RemoteClusters,
     agent: &Agent,
     events: &[(usize, String, i64)],
     now: SystemTime,
@@ -253,23 +262,37 @@ fn apply_policy_acks(
         if key.api_key_id.is_empty() {
             continue;
         }
-        if let Some(Value::Object(roles)) = store.api_key_roles(&key.api_key_id)? {
-            if roles.keys().any(|r| is_stale(r)) {
-                let kept: Map<String, Value> =
-                    roles.into_iter().filter(|(r, _)| !is_stale(r)).collect();
-                store.update_api_key_roles(&key.api_key_id, &Value::Object(kept))?;
+        if key.remote_config_hash.is_empty() {
+            remove_stale_roles(store, &key.api_key_id)?;
+        } else {
+            let done = match remotes.by_hash(&key.remote_config_hash) {
+                Some(Ok(cluster)) => {
+                    let r = remove_stale_roles(&*cluster, &key.api_key_id);
+                    remotes.record(&key.remote_config_hash, r.as_ref().map(|_| ()));
+                    r.map_err(|e| e.to_string())
+                }
+                Some(Err(reason)) => Err(reason),
+                None => Err("its remote cluster is not in any policy seen by this server".into()),
+            };
+            if let Err(reason) = done {
+                log::warn!(
+                    "agent {}: removing stale roles of remote API key {} failed: {reason}",
+                    agent.id,
+                    key.api_key_id
+                );
             }
         }
-        let retire: Vec<String> = key
+        let retire: Vec<(String, String)> = key
             .to_retire_api_key_ids
             .iter()
-            .map(|r| r.id.clone())
-            .filter(|id| *id != key.api_key_id)
+            .filter(|r| r.id != key.api_key_id)
+            .map(|r| (r.id.clone(), r.remote_config_hash.clone()))
             .collect();
-        if !retire.is_empty() {
-            store.invalidate_api_keys(&retire)?;
-        }
-        key.to_retire_api_key_ids.clear();
+        let kept = invalidate_keys(store, remotes, &retire)?;
+        key.to_retire_api_key_ids.retain(|r| {
+            kept.iter()
+                .any(|(id, hash)| *id == r.id && *hash == r.remote_config_hash)
+        });
     }
     let mut fields = Map::new();
     fields.insert("policy_revision_idx".into(), json!(rev));
@@ -280,6 +303,18 @@ fn apply_policy_acks(
         serde_json::to_value(&outputs).unwrap_or(Value::Null),
     );
     store.update_agent(&agent.id, &fields)
+}
+
+/// Removes the `-rdstale` roles a permissions update left on a key.
+fn remove_stale_roles<C: KeyCluster + ?Sized>(cluster: &C, id: &str) -> Result<(), StoreError> {
+    if let Some(Value::Object(roles)) = cluster.api_key_roles(id)? {
+        if roles.keys().any(|r| is_stale(r)) {
+            let kept: Map<String, Value> =
+                roles.into_iter().filter(|(r, _)| !is_stale(r)).collect();
+            cluster.update_api_key_roles(id, &Value::Object(kept))?;
+        }
+    }
+    Ok(())
 }
 
 /// §4.2 step 5: the legacy UPGRADE ack path.
@@ -310,15 +345,31 @@ fn upgrade_ack(
     store.update_agent(&agent.id, &fields)
 }
 
-/// §4.4: invalidate every key of the agent and mark it inactive.
-fn deactivate(store: &dyn Store, agent: &Agent, now: SystemTime) -> Result<(), StoreError> {
-    let mut ids = vec![agent.access_api_key_id.clone()];
+/// §4.4: invalidate every key of the agent (remote ones on their clusters; a remote cluster
+/// that cannot be reached leaves its keys there, with a warning) and mark it inactive.
+fn deactivate(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    agent: &Agent,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let mut keys = vec![(agent.access_api_key_id.clone(), String::new())];
     for key in agent.outputs.values() {
-        ids.push(key.api_key_id.clone());
-        ids.extend(key.to_retire_api_key_ids.iter().map(|r| r.id.clone()));
+        keys.push((key.api_key_id.clone(), key.remote_config_hash.clone()));
+        keys.extend(
+            key.to_retire_api_key_ids
+                .iter()
+                .map(|r| (r.id.clone(), r.remote_config_hash.clone())),
+        );
     }
-    ids.retain(|id| !id.is_empty());
-    store.invalidate_api_keys(&ids)?;
+    let left = invalidate_keys(store, remotes, &keys)?;
+    if !left.is_empty() {
+        log::warn!(
+            "agent {} unenrolled; {} of its remote output keys could not be invalidated",
+            agent.id,
+            left.len()
+        );
+    }
     let now = rfc3339_seconds(now);
     let mut fields = Map::new();
     fields.insert("active".into(), json!(false));
@@ -340,6 +391,7 @@ mod tests {
     fn ack_events(store: &MemoryStore, key: &ApiKey, events: Value) -> AckOutcome {
         ack(
             store,
+            &super::super::testkit::remotes(),
             &AckInput {
                 key: key.clone(),
                 agent_id: "a1".into(),
@@ -428,6 +480,166 @@ mod tests {
             store.authenticate(&key).unwrap().is_none_or(|i| !i.enabled),
             "keys invalidated"
         );
+    }
+
+    /// An agent with a local and a remote output key (revision 1 of policy `p`).
+    fn with_remote_key(
+        remotes: &RemoteClusters,
+        token: &str,
+    ) -> (
+        MemoryStore,
+        ApiKey,
+        std::collections::BTreeMap<String, String>,
+    ) {
+        let (store, key) = setup();
+        let keys = remote_keys(&store, remotes, token, 2);
+        (store, key, keys)
+    }
+
+    fn remote_keys(
+        store: &MemoryStore,
+        remotes: &RemoteClusters,
+        token: &str,
+        revision: i64,
+    ) -> std::collections::BTreeMap<String, String> {
+        let policy = crate::core::policy::PreparedPolicy::prepare(
+            &crate::model::PolicyDoc {
+                policy_id: "p".into(),
+                revision_idx: revision,
+                data: json!({"outputs": {
+                    "default": {"type": "elasticsearch"},
+                    "remote": {"type": "remote_elasticsearch", "hosts": ["https://r:9200"], "service_token": token}},
+                    "output_permissions": {"default": {}, "remote": {}}}),
+                ..crate::model::PolicyDoc::default()
+            },
+            &std::collections::HashMap::new(),
+        )
+        .unwrap();
+        for remote in policy.es_outputs.iter().filter_map(|o| o.remote.as_ref()) {
+            remotes.learn(remote);
+        }
+        let agent = store.agent("a1").unwrap().unwrap();
+        super::super::outputs::ensure_output_keys(
+            store,
+            remotes,
+            &agent,
+            &policy,
+            SystemTime::now(),
+        )
+        .unwrap()
+    }
+
+    fn split(joined: &str) -> ApiKey {
+        let (id, secret) = joined.split_once(':').unwrap();
+        ApiKey {
+            id: id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    fn enabled(cluster: &MemoryStore, key: &ApiKey) -> bool {
+        Store::authenticate(cluster, key)
+            .unwrap()
+            .is_some_and(|i| i.enabled)
+    }
+
+    fn ack_with(
+        store: &MemoryStore,
+        remotes: &RemoteClusters,
+        key: &ApiKey,
+        events: Value,
+    ) -> AckOutcome {
+        ack(
+            store,
+            remotes,
+            &AckInput {
+                key: key.clone(),
+                agent_id: "a1".into(),
+                body: serde_json::to_vec(&json!({"events": events})).unwrap(),
+            },
+            SystemTime::now(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unenroll_invalidates_remote_keys_on_their_cluster() {
+        let (clusters, remotes) = crate::backend::remote::testkit::registry();
+        let (store, key, keys) = with_remote_key(&remotes, "t1");
+        let remote = clusters.at("https://r:9200");
+        let remote_key = split(&keys["remote"]);
+        assert!(enabled(&remote, &remote_key));
+        let u = store
+            .add_action(Action {
+                action_id: "u1".into(),
+                action_type: "UNENROLL".into(),
+                agents: vec!["a1".into()],
+                ..Action::default()
+            })
+            .unwrap();
+        let out = ack_with(&store, &remotes, &key, json!([{"action_id": u.action_id}]));
+        assert_eq!(out.status, 200);
+        assert!(
+            !enabled(&remote, &remote_key),
+            "invalidated on the remote cluster"
+        );
+        assert!(!enabled(&store, &split(&keys["default"])));
+        assert!(!enabled(&store, &key));
+    }
+
+    #[test]
+    fn unenroll_with_the_remote_cluster_down_still_unenrolls() {
+        let (clusters, remotes) = crate::backend::remote::testkit::registry();
+        let (store, key, keys) = with_remote_key(&remotes, "t1");
+        clusters.down("https://r:9200", true);
+        let u = store
+            .add_action(Action {
+                action_id: "u1".into(),
+                action_type: "UNENROLL".into(),
+                agents: vec!["a1".into()],
+                ..Action::default()
+            })
+            .unwrap();
+        let out = ack_with(&store, &remotes, &key, json!([{"action_id": u.action_id}]));
+        assert_eq!(out.status, 200);
+        assert!(!store.agent("a1").unwrap().unwrap().active);
+        clusters.down("https://r:9200", false);
+        assert!(
+            enabled(&clusters.at("https://r:9200"), &split(&keys["remote"])),
+            "left there, with a warning"
+        );
+    }
+
+    #[test]
+    fn a_policy_ack_retires_old_remote_keys_on_their_cluster() {
+        let (clusters, remotes) =
+            crate::backend::remote::testkit::registry_with(std::time::Duration::ZERO);
+        let (store, key, first) = with_remote_key(&remotes, "t1");
+        // The output's token changes in revision 3: a new key, the old one queued for retirement.
+        let second = remote_keys(&store, &remotes, "t2", 3);
+        assert_ne!(first["remote"], second["remote"]);
+        let remote = clusters.at("https://r:9200");
+        let old = split(&first["remote"]);
+        assert!(enabled(&remote, &old), "until the agent has the new key");
+
+        clusters.down("https://r:9200", true);
+        assert_eq!(
+            ack_with(&store, &remotes, &key, json!([{"action_id": "policy:p:2"}])).status,
+            200
+        );
+        let queued = &store.agent("a1").unwrap().unwrap().outputs["remote"].to_retire_api_key_ids;
+        assert_eq!(queued.len(), 1, "kept while its cluster is down");
+
+        clusters.down("https://r:9200", false);
+        assert_eq!(
+            ack_with(&store, &remotes, &key, json!([{"action_id": "policy:p:3"}])).status,
+            200
+        );
+        assert!(!enabled(&remote, &old));
+        assert!(enabled(&remote, &split(&second["remote"])));
+        let agent = store.agent("a1").unwrap().unwrap();
+        assert!(agent.outputs["remote"].to_retire_api_key_ids.is_empty());
+        assert_eq!(agent.policy_revision_idx, 3);
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::outputs::invalidate_keys;
 use super::{authenticate_agent, store_error};
 use crate::api::ApiError;
+use crate::backend::remote::RemoteClusters;
 use crate::backend::{ApiKey, Store};
 use crate::core::actions::{is_delivered_type, to_wire};
 use crate::model::time::rfc3339_seconds;
@@ -89,10 +91,18 @@ pub struct CheckinStart {
 /// Runs the store part of a checkin.
 pub fn checkin_start(
     store: &dyn Store,
+    remotes: &RemoteClusters,
     input: &CheckinInput,
     now: SystemTime,
 ) -> Result<CheckinStart, ApiError> {
-    let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
+    let agent = match authenticate_agent(store, &input.key, &input.agent_id) {
+        Ok(agent) => agent,
+        Err(ApiError::AgentInactive) => {
+            invalidate_remote_keys_of_inactive(store, remotes, &input.agent_id);
+            return Err(ApiError::AgentInactive);
+        }
+        Err(e) => return Err(e),
+    };
     let version = input.agent_version.clone()?;
     let body: CheckinBody = serde_json::from_slice(&input.body)
         .map_err(|e| ApiError::BadRequest(format!("unable to decode checkin request: {e}")))?;
@@ -151,6 +161,39 @@ pub fn checkin_start(
         state,
         position,
     })
+}
+
+/// §1.4 / §3.2 step 2: an inactive agent's keys on remote clusters are invalidated (Kibana
+/// deactivates agents in the main cluster only). Best effort: the answer is the 401 whatever
+/// happens here, and failures are logged.
+fn invalidate_remote_keys_of_inactive(store: &dyn Store, remotes: &RemoteClusters, id: &str) {
+    let agent = match store.agent(id) {
+        Ok(Some(agent)) => agent,
+        Ok(None) => return,
+        Err(e) => {
+            log::debug!("inactive agent {id}: reading it for its remote keys failed: {e}");
+            return;
+        }
+    };
+    let remote: Vec<(String, String)> = agent
+        .outputs
+        .values()
+        .flat_map(|k| {
+            std::iter::once((k.api_key_id.clone(), k.remote_config_hash.clone())).chain(
+                k.to_retire_api_key_ids
+                    .iter()
+                    .map(|r| (r.id.clone(), r.remote_config_hash.clone())),
+            )
+        })
+        .filter(|(id, hash)| !id.is_empty() && !hash.is_empty())
+        .collect();
+    if remote.is_empty() {
+        return;
+    }
+    // Only remote keys are passed: the store's own cluster is not touched.
+    if let Err(e) = invalidate_keys(store, remotes, &remote) {
+        log::debug!("inactive agent {id}: {e}");
+    }
 }
 
 /// The partial agent document written by the bulk writer (§3.8).
@@ -278,7 +321,7 @@ fn validate_upgrade_details(details: &Value) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::super::enroll::{enroll, EnrollInput};
-    use super::super::testkit::store_with_policy;
+    use super::super::testkit::{remotes, store_with_policy};
     use super::*;
     use crate::backend::memory::MemoryStore;
     use crate::model::Action;
@@ -328,6 +371,7 @@ mod tests {
         assert_eq!(
             checkin_start(
                 &*store,
+                &remotes(),
                 &input(&key, "other-agent", body.clone()),
                 SystemTime::now()
             ),
@@ -337,27 +381,108 @@ mod tests {
         let _ = store2;
         let enroll_key_on_checkin = input(&token, &id, body.clone());
         assert_eq!(
-            checkin_start(&*store, &enroll_key_on_checkin, SystemTime::now()),
+            checkin_start(
+                &*store,
+                &remotes(),
+                &enroll_key_on_checkin,
+                SystemTime::now()
+            ),
             Err(ApiError::Unauthorized)
         );
         let mut off = Map::new();
         off.insert("active".into(), json!(false));
         store.update_agent(&id, &off).unwrap();
         assert_eq!(
-            checkin_start(&*store, &input(&key, &id, body), SystemTime::now()),
+            checkin_start(
+                &*store,
+                &remotes(),
+                &input(&key, &id, body),
+                SystemTime::now()
+            ),
             Err(ApiError::AgentInactive)
+        );
+    }
+
+    #[test]
+    fn an_inactive_agents_remote_keys_are_invalidated_on_their_cluster() {
+        let (store, key, id) = enrolled();
+        let (clusters, remotes) = crate::backend::remote::testkit::registry();
+        let policy = crate::core::policy::PreparedPolicy::prepare(
+            &crate::model::PolicyDoc {
+                policy_id: "p".into(),
+                revision_idx: 2,
+                data: json!({"outputs": {
+                    "default": {"type": "elasticsearch"},
+                    "remote": {"type": "remote_elasticsearch", "hosts": ["https://r:9200"], "service_token": "t"}},
+                    "output_permissions": {"default": {}, "remote": {}}}),
+                ..crate::model::PolicyDoc::default()
+            },
+            &std::collections::HashMap::new(),
+        )
+        .unwrap();
+        let agent = store.agent(&id).unwrap().unwrap();
+        let keys = crate::backend::ops::outputs::ensure_output_keys(
+            &*store,
+            &remotes,
+            &agent,
+            &policy,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let split = |k: &str| {
+            let (id, secret) = k.split_once(':').unwrap();
+            ApiKey {
+                id: id.into(),
+                secret: secret.into(),
+            }
+        };
+        let (remote_key, local_key) = (split(&keys["remote"]), split(&keys["default"]));
+        let remote = clusters.at("https://r:9200");
+        assert!(remote.authenticate(&remote_key).unwrap().unwrap().enabled);
+
+        let body = json!({"status": "online"});
+        assert!(checkin_start(
+            &*store,
+            &remotes,
+            &input(&key, &id, body.clone()),
+            SystemTime::now()
+        )
+        .is_ok());
+        assert!(
+            remote.authenticate(&remote_key).unwrap().unwrap().enabled,
+            "active: kept"
+        );
+
+        // Kibana force-unenrolls in the main cluster only.
+        let mut off = Map::new();
+        off.insert("active".into(), json!(false));
+        store.update_agent(&id, &off).unwrap();
+        assert_eq!(
+            checkin_start(
+                &*store,
+                &remotes,
+                &input(&key, &id, body),
+                SystemTime::now()
+            ),
+            Err(ApiError::AgentInactive)
+        );
+        assert!(!remote.authenticate(&remote_key).unwrap().unwrap().enabled);
+        assert!(
+            store.authenticate(&local_key).unwrap().unwrap().enabled,
+            "the main cluster's keys are Kibana's business"
         );
     }
 
     #[test]
     fn body_validation() {
         let (store, key, id) = enrolled();
-        assert!(
-            matches!(checkin_start(&*store, &input(&key, &id, json!({})), SystemTime::now()), Err(ApiError::BadRequest(m)) if m == "checkin status missing")
-        );
+        assert!(matches!(checkin_start(
+            &*store,
+            &remotes(), &input(&key, &id, json!({})), SystemTime::now()), Err(ApiError::BadRequest(m)) if m == "checkin status missing"));
         assert!(matches!(
             checkin_start(
                 &*store,
+                &remotes(),
                 &input(
                     &key,
                     &id,
@@ -369,6 +494,7 @@ mod tests {
         ));
         let ok = checkin_start(
             &*store,
+            &remotes(),
             &input(&key, &id, json!({"status": "online", "poll_timeout": "3m"})),
             SystemTime::now(),
         )
@@ -377,7 +503,7 @@ mod tests {
         let mut bad_ua = input(&key, &id, json!({"status": "online"}));
         bad_ua.agent_version = Err(ApiError::UnsupportedVersion);
         assert_eq!(
-            checkin_start(&*store, &bad_ua, SystemTime::now()),
+            checkin_start(&*store, &remotes(), &bad_ua, SystemTime::now()),
             Err(ApiError::UnsupportedVersion)
         );
     }
@@ -397,6 +523,7 @@ mod tests {
         let tags = store.add_action(mk("UPDATE_TAGS", "a2")).unwrap();
         let first = checkin_start(
             &*store,
+            &remotes(),
             &input(&key, &id, json!({"status": "online"})),
             SystemTime::now(),
         )
@@ -411,6 +538,7 @@ mod tests {
 
         let again = checkin_start(
             &*store,
+            &remotes(),
             &input(
                 &key,
                 &id,
@@ -424,6 +552,7 @@ mod tests {
         let _ = tags;
         let unknown = checkin_start(
             &*store,
+            &remotes(),
             &input(&key, &id, json!({"status": "online", "ack_token": "gone"})),
             SystemTime::now(),
         )
@@ -442,9 +571,14 @@ mod tests {
             "local_metadata": {"host": {"name": "x"}},
             "components": [{"id": "c", "status": "DEGRADED", "units": [{"type": "output", "status": "FAILED"}]}],
             "upgrade": {"rollbacks": [{"version": "9.1.0"}]}});
-        let s = checkin_start(&*store, &input(&key, &id, body), SystemTime::now())
-            .unwrap()
-            .state;
+        let s = checkin_start(
+            &*store,
+            &remotes(),
+            &input(&key, &id, body),
+            SystemTime::now(),
+        )
+        .unwrap()
+        .state;
         assert_eq!(s["last_checkin_status"], "DEGRADED");
         assert_eq!(s["agent_policy_id"], "p");
         assert_eq!(s["policy_revision_idx"], 3);
@@ -454,7 +588,7 @@ mod tests {
         assert!(!s.contains_key("agent"), "version unchanged");
         let mut newer = input(&key, &id, json!({"status": "online"}));
         newer.agent_version = Ok("9.2.5".into());
-        let s = checkin_start(&*store, &newer, SystemTime::now())
+        let s = checkin_start(&*store, &remotes(), &newer, SystemTime::now())
             .unwrap()
             .state;
         assert_eq!(s["agent"], json!({"id": id, "version": "9.2.5"}));
@@ -465,7 +599,12 @@ mod tests {
         let (store, key, id) = enrolled();
         let body = json!({"status": "online", "upgrade_details": {"action_id": "x", "state": "UPG_FAILED", "metadata": {}}});
         assert!(matches!(
-            checkin_start(&*store, &input(&key, &id, body), SystemTime::now()),
+            checkin_start(
+                &*store,
+                &remotes(),
+                &input(&key, &id, body),
+                SystemTime::now()
+            ),
             Err(ApiError::Internal(_))
         ));
     }

@@ -99,6 +99,12 @@ pub(crate) mod testkit {
     use crate::backend::{ApiKey, NewApiKey, Store};
     use crate::model::{Agent, AgentInfo, PolicyDoc};
 
+    /// A remote-cluster registry over memory clusters (no remote output is used unless a test
+    /// puts one in a policy).
+    pub fn remotes() -> crate::backend::remote::RemoteClusters {
+        crate::backend::remote::testkit::registry().1
+    }
+
     /// A memory store with one active agent `id` (policy `p`, revision 1) and its access key.
     pub fn store_with_agent(id: &str) -> (MemoryStore, ApiKey) {
         let store = MemoryStore::new();

@@ -20,6 +20,7 @@ use crate::backend::ops::ack::{ack, AckInput};
 use crate::backend::ops::checkin::{checkin_start, CheckinInput};
 use crate::backend::ops::enroll::{enroll, EnrollInput};
 use crate::backend::ops::outputs::ensure_output_keys;
+use crate::backend::ops::testkit::remotes;
 use crate::backend::workers::prepare_policy;
 use crate::backend::{ApiKey, Store};
 use crate::model::Action;
@@ -162,6 +163,7 @@ fn agent_life(t: &EsTestStore) -> String {
                             "metadata": {"download_percent": 12.5}}});
     let start = checkin_start(
         &t.store,
+        &remotes(),
         &CheckinInput {
             key: key.clone(),
             agent_id: id.clone(),
@@ -186,7 +188,7 @@ fn agent_life(t: &EsTestStore) -> String {
         .unwrap();
     let prepared = prepare_policy(&t.store, &policy).unwrap();
     let agent = t.store.agent(&id).unwrap().unwrap();
-    ensure_output_keys(&t.store, &agent, &prepared, now).unwrap();
+    ensure_output_keys(&t.store, &remotes(), &agent, &prepared, now).unwrap();
 
     let settings = t.seed_action(Action {
         action_id: "act-settings".into(),
@@ -213,6 +215,7 @@ fn agent_life(t: &EsTestStore) -> String {
          "message": "ok", "timestamp": "2026-08-21T19:00:03Z"}]});
     ack(
         &t.store,
+        &remotes(),
         &AckInput {
             key: key.clone(),
             agent_id: id.clone(),
@@ -232,6 +235,7 @@ fn agent_life(t: &EsTestStore) -> String {
         "action_id": unenroll.action_id, "message": "ok", "timestamp": "2026-08-21T19:00:04Z"}]});
     ack(
         &t.store,
+        &remotes(),
         &AckInput {
             key,
             agent_id: id.clone(),
