@@ -6,6 +6,7 @@
 //!   reuse, plain HTTP.
 //! * `http_wire`: status endpoint, headers, keep-alive, limits (431, 400 bodies), gzip bombs.
 //! * `lifecycle`: slow-loris timeout, connection gate (429 + Retry-After), SIGTERM drain.
+//! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -38,4 +39,5 @@ mod management;
 mod production;
 mod protocol;
 mod races;
+mod remote_outputs;
 mod tls_modes;

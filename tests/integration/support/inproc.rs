@@ -28,6 +28,8 @@ pub struct Options {
     pub long_poll: &'static str,
     pub checkin_flush: Duration,
     pub client_auth_required: bool,
+    /// How long a remote output's cluster that failed fails fast.
+    pub remote_retry_after: Duration,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             long_poll: "2s",
             checkin_flush: Duration::from_millis(200),
             client_auth_required: false,
+            remote_retry_after: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +87,7 @@ impl InProc {
         settings.checkin_flush = options.checkin_flush;
         settings.checkin_timestamp = Duration::from_millis(200);
         settings.pbkdf2_iterations = 1000;
+        settings.backend.remote.retry_after = options.remote_retry_after;
         let server = Server::new(
             listener,
             Some(tls),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use fleet_edge::backend::local::LocalStore;
 use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::{ApiKey, Store};
-use fleet_edge::model::{Action, PolicyDoc};
+use fleet_edge::model::{Action, OutputHealth, PolicyDoc};
 
 use super::TempDir;
 
@@ -21,6 +21,8 @@ pub trait Fixture: std::any::Any {
     fn add_policy(&self, doc: PolicyDoc);
     fn add_token(&self, policy_id: &str) -> ApiKey;
     fn add_action(&self, action: Action) -> Action;
+    /// The latest output-health document of `output` the server wrote.
+    fn output_health(&self, output: &str) -> Option<OutputHealth>;
 }
 
 struct Memory(Arc<MemoryStore>);
@@ -40,6 +42,9 @@ impl Fixture for Memory {
     }
     fn add_action(&self, action: Action) -> Action {
         self.0.add_action(action).unwrap()
+    }
+    fn output_health(&self, output: &str) -> Option<OutputHealth> {
+        self.0.output_health(output)
     }
 }
 
@@ -64,6 +69,9 @@ impl Fixture for Local {
     }
     fn add_action(&self, action: Action) -> Action {
         self.0.add_action(action).unwrap()
+    }
+    fn output_health(&self, output: &str) -> Option<OutputHealth> {
+        self.0.output_health(output)
     }
 }
 
@@ -125,6 +133,36 @@ impl Fixture for Es {
         let v = self.rest("PUT", &path, &serde_json::to_value(&action).unwrap());
         action.seq_no = v["_seq_no"].as_i64().unwrap();
         action
+    }
+    fn output_health(&self, output: &str) -> Option<OutputHealth> {
+        // The newest document of the data stream for that output, as an operator would query it.
+        let (status, v) = self
+            .es
+            .client()
+            .json(
+                "POST",
+                &format!("/{}/_search", OutputHealth::INDEX),
+                Some(&serde_json::json!({"size": 1000, "seq_no_primary_term": true})),
+            )
+            .unwrap();
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{v}");
+        // Written order is `_seq_no` order (timestamps have second precision).
+        v["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["_seq_no"].as_i64().unwrap(),
+                    serde_json::from_value::<OutputHealth>(h["_source"].clone()).unwrap(),
+                )
+            })
+            .filter(|(_, d)| d.output == output)
+            .max_by_key(|(seq, _)| *seq)
+            .map(|(_, d)| d)
     }
 }
 
