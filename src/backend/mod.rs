@@ -5,7 +5,9 @@
 //! Its methods block, so they only ever run on backend worker threads, never on the event loop.
 //! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
-//! match, used by unit and scenario tests.
+//! match, used by unit and scenario tests. `remote` reaches the clusters of
+//! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
+//! live.
 
 pub mod es;
 pub mod local;

@@ -1,5 +1,6 @@
 //! Backend threads (DESIGN.md §1): a bounded job queue served by a few worker threads running
-//! the blocking operations of `ops`, and one monitor thread following the store's change feed.
+//! the blocking operations of `ops` (sharing one registry of remote clusters, `remote.rs`), and
+//! one monitor thread following the store's change feed.
 //! Results and events come back over channels; `notify` (a mio Waker in practice; this module
 //! does not import mio) tells the event loop to drain them. A full queue is refused at once so
 //! the loop can answer 503 instead of blocking.

@@ -1,6 +1,7 @@
 //! The store part of `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §3.2 steps 2-9):
-//! bind the access key to the agent, validate the body, resolve the ack token, read pending
-//! actions, and compute the checkin-state update for the bulk writer. Whether to answer now or
+//! bind the access key to the agent (an inactive agent's remote-output keys are invalidated on
+//! their clusters, §1.4), validate the body, resolve the ack token, read pending actions, and
+//! compute the checkin-state update for the bulk writer. Whether to answer now or
 //! park, and with which POLICY_CHANGE, is decided on the event loop from what this returns.
 
 use std::time::{Duration, SystemTime};
