@@ -95,8 +95,8 @@ impl HttpConnect {
             Verification::None => Trust::Insecure,
             Verification::Full | Verification::Certificate => {
                 if remote.verification == Verification::Certificate {
-                    log::debug!(
-                        "verification_mode certificate of {:?} is verified as full (host name included)",
+                    log::warn!(
+                        "remote output cluster {:?}: verification_mode certificate is verified as full (host name included)",
                         remote.hosts
                     );
                 }

@@ -92,6 +92,11 @@ fn a_wrong_token_or_no_cluster_is_an_error_not_a_panic() {
         cluster.create_api_key(&new_key()),
         Err(StoreError::Unavailable(_))
     ));
+    // Policy content that cannot go into a header: an error, never a panic.
+    let cluster = HttpConnect::default()
+        .client(&output(&[remote.url()], "bad\r\ntoken", Value::Null))
+        .unwrap();
+    assert!(cluster.create_api_key(&new_key()).is_err());
     for bad in [
         output(&["ftp://x".into()], "t", Value::Null),
         output(
