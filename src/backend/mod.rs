@@ -162,6 +162,10 @@ pub trait Store: Send + Sync {
     /// The active enrollment record whose token has this API key id.
     fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError>;
 
+    /// An active enrollment key of a policy (Q5 by `policy_id`): what this Fleet Server enrolls
+    /// itself with into its own policy (fleet-protocol.md §6.5). `None` when the policy has none.
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError>;
+
     /// Reads an agent (realtime: sees every acknowledged write).
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
     /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes

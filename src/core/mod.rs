@@ -13,5 +13,5 @@ pub mod policy;
 pub mod secrets;
 
 pub use deadlines::Deadlines;
-pub use health::Health;
+pub use health::{Health, HealthCell};
 pub use ids::RequestIds;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats};
+pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped};
 
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;
@@ -124,6 +124,18 @@ pub fn run(
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), StartupError> {
+    let (server, listening) = start(config, store, admin)?;
+    on_listening(&listening);
+    server.run().map(|_| ()).map_err(StartupError::Poll)
+}
+
+/// Binds the sockets and builds the server described by `config` without running it, so the
+/// caller can take a [`ShutdownHandle`] or make it follow a self-monitor first.
+pub fn start(
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
+) -> Result<(Server, Listening), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
     let management = match admin {
         None => None,
@@ -150,8 +162,7 @@ pub fn run(
         None => log::info!("route limits: Fleet Server's code defaults"),
     }
     log::info!("listening on {}", listening.url());
-    on_listening(&listening);
-    server.run().map_err(StartupError::Poll)
+    Ok((server, listening))
 }
 
 /// Binds the management listener, loads (or creates) its admin token, and records its URL in

@@ -36,7 +36,7 @@ use crate::backend::Store;
 use crate::core::deadlines::{Deadlines, Ticket};
 use crate::core::limits::RouteLimits;
 use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
-use crate::core::{Health, RequestIds};
+use crate::core::{Health, HealthCell, RequestIds};
 use crate::http::{Body, Limits, Response};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -146,7 +146,11 @@ pub struct Server {
     conns: Slab<Conn>,
     deadlines: Deadlines<TimerKey>,
     settings: Settings,
+    /// The loop's own view: `Stopping` while draining, `Degraded` while the store is away.
     health: Health,
+    /// The agent-mode self-monitor's state, which the loop reports while its own view is
+    /// healthy (fleet-protocol.md §6.5: `/api/status` follows the self-monitor).
+    monitor: Option<Arc<HealthCell>>,
     ids: RequestIds,
     pool: BufPool,
     scratch: Box<[u8]>,
@@ -172,6 +176,8 @@ pub struct Server {
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
+    /// SIGTERM/SIGINT arrived (as opposed to a [`ShutdownHandle`] drain).
+    signalled: bool,
     ready_slots: Vec<usize>,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
@@ -189,6 +195,15 @@ pub struct Stats {
     pub late_replies: AtomicU64,
     /// Live actions held for a checkin that was reading pending actions when they arrived.
     pub early_actions: AtomicU64,
+}
+
+/// Why [`Server::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT: the process should exit.
+    Signal,
+    /// A [`ShutdownHandle`]: the owner decides (agent mode restarts with a new configuration).
+    Requested,
 }
 
 /// Starts the drain of a server from another thread (what SIGTERM does for the process).
@@ -266,6 +281,7 @@ impl Server {
             deadlines,
             settings,
             health,
+            monitor: None,
             ids: RequestIds::new(seed),
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -286,6 +302,7 @@ impl Server {
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
+            signalled: false,
             ready_slots: Vec::new(),
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
@@ -298,6 +315,20 @@ impl Server {
         Arc::clone(&self.stats)
     }
 
+    /// Makes `GET /api/status` report `cell` (the self-monitor's state) whenever the loop itself
+    /// is healthy.
+    pub fn follow_health(&mut self, cell: Arc<HealthCell>) {
+        self.monitor = Some(cell);
+    }
+
+    /// What `GET /api/status` reports now.
+    fn current_health(&self) -> Health {
+        match (&self.monitor, self.health) {
+            (Some(cell), Health::Healthy) => cell.get(),
+            (_, own) => own,
+        }
+    }
+
     /// A handle that drains this server like SIGTERM does.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
@@ -306,9 +337,9 @@ impl Server {
         }
     }
 
-    /// Runs until SIGTERM/SIGINT has drained every connection and flushed checkin state (or the
-    /// drain timeout passed).
-    pub fn run(mut self) -> io::Result<()> {
+    /// Runs until SIGTERM/SIGINT or a [`ShutdownHandle`] has drained every connection and
+    /// flushed checkin state (or the drain timeout passed); says which of the two stopped it.
+    pub fn run(mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         loop {
             if self.drain_deadline.is_some() {
@@ -325,7 +356,11 @@ impl Server {
                         "stopped ({} late backend replies dropped)",
                         self.late_replies
                     );
-                    return Ok(());
+                    return Ok(if self.signalled {
+                        Stopped::Signal
+                    } else {
+                        Stopped::Requested
+                    });
                 }
             }
             let timeout = self.deadlines.next_timeout(Instant::now());
@@ -388,6 +423,7 @@ impl Server {
         if received.is_empty() {
             return;
         }
+        self.signalled = true;
         if self.drain_deadline.is_some() {
             log::warn!("second shutdown signal: stopping without waiting for the drain");
             self.drain_expired = true;
@@ -439,11 +475,12 @@ impl Server {
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
+        let health = self.current_health();
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         let mut ctx = DriveCtx {
-            health: self.health,
+            health,
             request_ids: &mut self.ids,
             pool: &mut self.pool,
             scratch: &mut self.scratch,
