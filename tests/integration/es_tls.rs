@@ -34,13 +34,11 @@ fn chain_tls(pki: &Pki, mtls: bool) -> TlsSettings {
     }
 }
 
-fn https_standin(tls: TlsSettings, listen: Option<SocketAddr>) -> StandIn {
-    let defaults = Options::default();
+fn https_standin(tls: TlsSettings) -> StandIn {
     let es = StandIn::start(Options {
         tls: Some(tls),
-        listen: listen.unwrap_or(defaults.listen),
         refresh_interval: Some(Duration::from_millis(100)),
-        ..defaults
+        ..Options::default()
     })
     .unwrap();
     assert!(es.url().starts_with("https://"), "{}", es.url());
@@ -186,7 +184,7 @@ fn one_sentence_at_once(code: Option<i32>, took: Duration, last: &str, err: &str
 #[test]
 fn es_ca_file_is_trusted_and_an_agent_gets_its_policy() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, false), None);
+    let es = https_standin(chain_tls(&pki, false));
     let token = seed(&es);
     let (url, service) = (es.url(), es.service_token());
     let server = FleetEdge::start(&es_args(
@@ -207,7 +205,7 @@ fn es_ca_file_is_trusted_and_an_agent_gets_its_policy() {
 #[test]
 fn a_trusted_fingerprint_alone_is_enough_in_either_spelling() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, false), None);
+    let es = https_standin(chain_tls(&pki, false));
     let token = seed(&es);
     let (url, service) = (es.url(), es.service_token());
     for spelling in [
@@ -233,7 +231,7 @@ fn a_trusted_fingerprint_alone_is_enough_in_either_spelling() {
 #[test]
 fn mutual_tls_with_the_es_client_certificate_works() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, true), None);
+    let es = https_standin(chain_tls(&pki, true));
     let token = seed_mtls(&es, &pki);
     let (url, service) = (es.url(), es.service_token());
     let fp = fingerprint(&pki.ca_der);
@@ -257,7 +255,7 @@ fn mutual_tls_with_the_es_client_certificate_works() {
 #[test]
 fn mutual_tls_without_a_client_certificate_stops_with_a_sentence_naming_it() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, true), None);
+    let es = https_standin(chain_tls(&pki, true));
     let (url, service) = (es.url(), es.service_token());
     let (code, took, last, err) = failed_startup(
         &es_args(
@@ -277,7 +275,7 @@ fn mutual_tls_without_a_client_certificate_stops_with_a_sentence_naming_it() {
 #[test]
 fn mutual_tls_with_a_foreign_client_certificate_stops_with_a_sentence_naming_it() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, true), None);
+    let es = https_standin(chain_tls(&pki, true));
     let (url, service) = (es.url(), es.service_token());
     let (code, took, last, err) = failed_startup(
         &es_args(
@@ -338,15 +336,12 @@ fn an_encrypted_es_client_key_is_refused_as_configuration() {
 fn insecure_accepts_an_untrusted_self_signed_es_and_warns_loudly() {
     let self_signed =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let es = https_standin(
-        TlsSettings {
-            cert_pem: self_signed.cert.pem().into_bytes(),
-            key_pem: self_signed.signing_key.serialize_pem().into_bytes(),
-            client_ca_pem: None,
-            client_auth: ClientAuth::Required,
-        },
-        None,
-    );
+    let es = https_standin(TlsSettings {
+        cert_pem: self_signed.cert.pem().into_bytes(),
+        key_pem: self_signed.signing_key.serialize_pem().into_bytes(),
+        client_ca_pem: None,
+        client_auth: ClientAuth::Required,
+    });
     let token = seed(&es);
     let (url, service) = (es.url(), es.service_token());
     let server = FleetEdge::start(&es_args(&url, &service, &["--fleet-server-es-insecure"]));
@@ -373,7 +368,7 @@ fn insecure_accepts_an_untrusted_self_signed_es_and_warns_loudly() {
 #[test]
 fn a_wrong_fingerprint_stops_with_a_sentence_naming_the_fingerprint() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, false), None);
+    let es = https_standin(chain_tls(&pki, false));
     let (url, service) = (es.url(), es.service_token());
     let other = Pki::new();
     let wrong = fingerprint(&other.ca_der);
@@ -398,7 +393,7 @@ fn a_wrong_fingerprint_stops_with_a_sentence_naming_the_fingerprint() {
 #[test]
 fn a_wrong_ca_stops_with_a_sentence_naming_certificate_verification() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, false), None);
+    let es = https_standin(chain_tls(&pki, false));
     let (url, service) = (es.url(), es.service_token());
     let (code, took, last, err) = failed_startup(
         &es_args(
@@ -420,7 +415,7 @@ fn a_wrong_ca_stops_with_a_sentence_naming_certificate_verification() {
 #[test]
 fn https_without_a_ca_trusts_only_public_roots_and_says_so() {
     let pki = Pki::new();
-    let es = https_standin(chain_tls(&pki, false), None);
+    let es = https_standin(chain_tls(&pki, false));
     let (url, service) = (es.url(), es.service_token());
     let (code, took, last, err) = failed_startup(&es_args(&url, &service, &[]), "20s");
     let sentence = one_sentence_at_once(code, took, &last, &err);
@@ -459,13 +454,12 @@ fn down_at_startup_then_up(trust: impl Fn(&Pki) -> Vec<String>) {
         server.log()
     );
     assert!(!server.log().contains("listening on"), "{}", server.log());
-    let defaults = Options::default();
     let es = StandIn::start(Options {
         tls: Some(chain_tls(&pki, false)),
         listen: addr,
         service_tokens,
         refresh_interval: Some(Duration::from_millis(100)),
-        ..defaults
+        ..Options::default()
     })
     .unwrap();
     assert_eq!(es.url(), url);
