@@ -6,6 +6,8 @@
 //!   reuse, plain HTTP.
 //! * `http_wire`: status endpoint, headers, keep-alive, limits (431, 400 bodies), gzip bombs.
 //! * `lifecycle`: slow-loris timeout, connection gate (429 + Retry-After), SIGTERM drain.
+//! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
+//!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -32,6 +34,7 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod cli;
 mod embedded;
+mod es_tls;
 mod http_wire;
 mod lifecycle;
 mod management;
