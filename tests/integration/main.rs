@@ -32,6 +32,7 @@ macro_rules! on_every_store {
 }
 
 mod agent_behaviours;
+mod agent_mode;
 mod cli;
 mod embedded;
 mod es_tls;
