@@ -133,6 +133,7 @@ enum TimerKey {
     Drain,
     BulkFlush,
     CheckinTimestamp,
+    AcceptRetry,
 }
 
 /// The event loop and everything it owns.
@@ -173,6 +174,8 @@ pub struct Server {
     late_replies: u64,
     next_generation: u64,
     accept_ready: bool,
+    /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
+    accept_paused: bool,
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
@@ -299,6 +302,7 @@ impl Server {
             late_replies: 0,
             next_generation: 0,
             accept_ready: true,
+            accept_paused: false,
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
@@ -586,6 +590,10 @@ impl Server {
         while let Some((key, ticket)) = self.deadlines.expired(now) {
             match key {
                 TimerKey::Drain => self.drain_expired = true,
+                TimerKey::AcceptRetry => {
+                    self.accept_paused = false;
+                    self.management_ready = self.management.is_some();
+                }
                 TimerKey::BulkFlush => {
                     self.flush_checkins();
                     self.deadlines
@@ -623,6 +631,9 @@ impl Server {
     }
 
     fn accept(&mut self, now: Instant) {
+        if self.accept_paused {
+            return;
+        }
         while self.accept_ready && self.drain_deadline.is_none() {
             let live = self.conns.len();
             if live >= self.settings.max_connections + self.settings.gate_reserve {
@@ -637,6 +648,12 @@ impl Server {
                 Accepted::Retry => continue,
                 Accepted::Drained => {
                     self.accept_ready = false;
+                    return;
+                }
+                Accepted::Exhausted => {
+                    self.accept_paused = true;
+                    self.deadlines
+                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
                     return;
                 }
             };
@@ -709,6 +726,12 @@ impl Server {
             let sock = match accept_one(listener, "management") {
                 Accepted::Socket(sock) => sock,
                 Accepted::Retry => continue,
+                Accepted::Exhausted => {
+                    self.management_ready = false;
+                    self.deadlines
+                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
+                    return;
+                }
                 Accepted::Drained => {
                     self.management_ready = false;
                     return;
@@ -756,10 +779,16 @@ enum Accepted {
     Socket(mio::net::TcpStream),
     /// Interrupted or aborted by the peer: try the next one.
     Retry,
-    /// Nothing more now (WouldBlock), or a resource error (EMFILE and friends, logged): the
-    /// connection stays queued in the backlog and is retried on the next readiness event.
+    /// Nothing more now (WouldBlock), or an unexpected error (logged).
     Drained,
+    /// Out of descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection
+    /// stays in the backlog. The listener is edge-triggered and reports nothing new for it, so
+    /// accepting resumes on a timer, not on the next readiness event.
+    Exhausted,
 }
+
+/// How long accepting pauses after running out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
     match listener.accept() {
@@ -772,6 +801,11 @@ fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
             ) =>
         {
             Accepted::Retry
+        }
+        // Linux errno values (the same on every architecture we build for).
+        Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) => {
+            log::warn!("{which} accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
+            Accepted::Exhausted
         }
         Err(e) => {
             log::warn!("{which} accept failed: {e}");
@@ -796,7 +830,10 @@ fn checkin_response(body: Vec<u8>) -> Response {
 
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain | TimerKey::BulkFlush | TimerKey::CheckinTimestamp => true,
+        TimerKey::Drain
+        | TimerKey::BulkFlush
+        | TimerKey::CheckinTimestamp
+        | TimerKey::AcceptRetry => true,
         TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),
