@@ -149,13 +149,15 @@ impl<T: Send + 'static> Backend<T> {
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
-        let store: Arc<dyn Store> = Arc::new(CachedAuth::new(store, settings.auth_cache));
+        let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
+        let store: Arc<dyn Store> = cache.clone();
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
+            let cache = Arc::clone(&cache);
             let admin = admin.clone();
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
@@ -170,8 +172,15 @@ impl<T: Send + 'static> Backend<T> {
                     let Ok((to, job)) = next else { return };
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
-                            let (status, body) =
-                                crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            let execute =
+                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            // Revoking a token invalidates its key behind the cache's back.
+                            let (status, body) = match &req.route {
+                                crate::mgmt::Route::RevokeToken(id) => {
+                                    cache.invalidating(std::slice::from_ref(id), execute)
+                                }
+                                _ => execute(),
+                            };
                             JobOutput::Admin(status, body)
                         }
                         (job, _) => run(&*store, job, SystemTime::now()),
