@@ -5,8 +5,10 @@
 //! Its methods block, so they only ever run on backend worker threads, never on the event loop.
 //! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
-//! match, used by unit and scenario tests.
+//! match, used by unit and scenario tests. `auth_cache` wraps any of them with the API-key cache
+//! the server runs in front of `authenticate`.
 
+pub mod auth_cache;
 pub mod es;
 pub mod local;
 pub mod memory;

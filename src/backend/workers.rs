@@ -2,7 +2,8 @@
 //! the blocking operations of `ops`, and one monitor thread following the store's change feed.
 //! Results and events come back over channels; `notify` (a mio Waker in practice; this module
 //! does not import mio) tells the event loop to drain them. A full queue is refused at once so
-//! the loop can answer 503 instead of blocking.
+//! the loop can answer 503 instead of blocking. Workers and monitor share one [`CachedAuth`] over
+//! the store, so API keys are checked against the store once per TTL, not once per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::{ack, AckInput, AckOutcome};
 use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
 use super::ops::enroll::{enroll, EnrollInput};
@@ -124,6 +126,8 @@ pub struct BackendSettings {
     pub queue: usize,
     /// Longest a change-feed read blocks.
     pub feed_wait: Duration,
+    /// The API-key cache every worker authenticates through.
+    pub auth_cache: AuthCacheSettings,
 }
 
 impl Default for BackendSettings {
@@ -132,24 +136,28 @@ impl Default for BackendSettings {
             workers: 4,
             queue: 4096,
             feed_wait: Duration::from_secs(30),
+            auth_cache: AuthCacheSettings::default(),
         }
     }
 }
 
 impl<T: Send + 'static> Backend<T> {
-    /// Starts the workers and the monitor over `store`.
+    /// Starts the workers and the monitor over `store`, behind the API-key cache.
     pub fn start(
         store: Arc<dyn Store>,
         admin: Option<Arc<dyn crate::mgmt::Admin>>,
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
+        let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
+        let store: Arc<dyn Store> = cache.clone();
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
+            let cache = Arc::clone(&cache);
             let admin = admin.clone();
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
@@ -164,8 +172,15 @@ impl<T: Send + 'static> Backend<T> {
                     let Ok((to, job)) = next else { return };
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
-                            let (status, body) =
-                                crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            let execute =
+                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            // Revoking a token invalidates its key behind the cache's back.
+                            let (status, body) = match &req.route {
+                                crate::mgmt::Route::RevokeToken(id) => {
+                                    cache.invalidating(std::slice::from_ref(id), execute)
+                                }
+                                _ => execute(),
+                            };
                             JobOutput::Admin(status, body)
                         }
                         (job, _) => run(&*store, job, SystemTime::now()),
