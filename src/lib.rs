@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -59,7 +59,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             es.hosts.join(", ")
         );
         let store: Arc<dyn fleet_edge::backend::Store> = Arc::new(store);
-        fleet_edge::net::run(config, Some(store), None, |_| {})?;
+        // Agent mode: the Fleet Server policy's overrides, self-registration, live reload.
+        fleet_edge::bootstrap::run(config, store)?;
         return Ok(());
     }
     let embedded = fleet_edge::embedded::start(&config.data_dir)?;

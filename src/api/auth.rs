@@ -21,6 +21,11 @@ pub fn api_key(req: &Request) -> Result<ApiKey, ApiError> {
         return Err(ApiError::MalformedHeader);
     };
     let token = std::str::from_utf8(token).map_err(|_| ApiError::InvalidToken)?;
+    parse_token(token)
+}
+
+/// Decodes a `base64(id:key)` token (an enrollment token or an access key as handed out).
+pub fn parse_token(token: &str) -> Result<ApiKey, ApiError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .map_err(|_| ApiError::InvalidToken)?;

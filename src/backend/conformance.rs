@@ -168,6 +168,12 @@ fn enrollment_keys_resolve_by_api_key_id(s: &dyn TestStore) {
     assert!(record.active);
     assert!(s.authenticate(&token).unwrap().is_some_and(|i| i.enabled));
     assert_eq!(s.enrollment_key("other").unwrap(), None);
+    let by_policy = s
+        .policy_enrollment_key("policy-a")
+        .unwrap()
+        .expect("the policy's key");
+    assert_eq!(by_policy.api_key_id, token.id);
+    assert_eq!(s.policy_enrollment_key("policy-b").unwrap(), None);
 }
 
 fn agents_create_read_merge_delete(s: &dyn TestStore) {

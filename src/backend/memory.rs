@@ -265,6 +265,15 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        Ok(self
+            .lock()?
+            .enrollment
+            .iter()
+            .find(|r| r.active && r.policy_id == policy_id)
+            .cloned())
+    }
+
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         let inner = self.lock()?;
         let Some(source) = inner.agents.get(id) else {

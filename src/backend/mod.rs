@@ -5,10 +5,12 @@
 //! Its methods block, so they only ever run on backend worker threads, never on the event loop.
 //! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
-//! match, used by unit and scenario tests. `remote` reaches the clusters of
+//! match, used by unit and scenario tests. `auth_cache` wraps any of them with the API-key cache
+//! the server runs in front of `authenticate`. `remote` reaches the clusters of
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod auth_cache;
 pub mod es;
 pub mod local;
 pub mod memory;
@@ -164,6 +166,10 @@ pub trait Store: Send + Sync {
 
     /// The active enrollment record whose token has this API key id.
     fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError>;
+
+    /// An active enrollment key of a policy (Q5 by `policy_id`): what this Fleet Server enrolls
+    /// itself with into its own policy (fleet-protocol.md §6.5). `None` when the policy has none.
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError>;
 
     /// Reads an agent (realtime: sees every acknowledged write).
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;

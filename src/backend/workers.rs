@@ -3,7 +3,8 @@
 //! one monitor thread following the store's change feed.
 //! Results and events come back over channels; `notify` (a mio Waker in practice; this module
 //! does not import mio) tells the event loop to drain them. A full queue is refused at once so
-//! the loop can answer 503 instead of blocking.
+//! the loop can answer 503 instead of blocking. Workers and monitor share one [`CachedAuth`] over
+//! the store, so API keys are checked against the store once per TTL, not once per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::{ack, AckInput, AckOutcome};
 use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
 use super::ops::enroll::{enroll, EnrollInput};
@@ -128,6 +130,8 @@ pub struct BackendSettings {
     pub feed_wait: Duration,
     /// The remote clusters of `remote_elasticsearch` outputs.
     pub remote: RemoteSettings,
+    /// The API-key cache every worker authenticates through.
+    pub auth_cache: AuthCacheSettings,
 }
 
 impl Default for BackendSettings {
@@ -137,18 +141,21 @@ impl Default for BackendSettings {
             queue: 4096,
             feed_wait: Duration::from_secs(30),
             remote: RemoteSettings::default(),
+            auth_cache: AuthCacheSettings::default(),
         }
     }
 }
 
 impl<T: Send + 'static> Backend<T> {
-    /// Starts the workers and the monitor over `store`.
+    /// Starts the workers and the monitor over `store`, behind the API-key cache.
     pub fn start(
         store: Arc<dyn Store>,
         admin: Option<Arc<dyn crate::mgmt::Admin>>,
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
+        let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
+        let store: Arc<dyn Store> = cache.clone();
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
@@ -160,6 +167,7 @@ impl<T: Send + 'static> Backend<T> {
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
             let remotes = Arc::clone(&remotes);
+            let cache = Arc::clone(&cache);
             let admin = admin.clone();
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
@@ -174,8 +182,15 @@ impl<T: Send + 'static> Backend<T> {
                     let Ok((to, job)) = next else { return };
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
-                            let (status, body) =
-                                crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            let execute =
+                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                            // Revoking a token invalidates its key behind the cache's back.
+                            let (status, body) = match &req.route {
+                                crate::mgmt::Route::RevokeToken(id) => {
+                                    cache.invalidating(std::slice::from_ref(id), execute)
+                                }
+                                _ => execute(),
+                            };
                             JobOutput::Admin(status, body)
                         }
                         (job, _) => run(&*store, &remotes, job, SystemTime::now()),

@@ -331,13 +331,19 @@ impl Builder {
                         | TlsError::WrongPassphrase { .. } => passphrase.unwrap_or(key),
                         _ => key,
                     };
-                    let hint = match (&e, passphrase) {
+                    let message = match (&e, passphrase) {
                         (TlsError::PassphraseRequired { .. }, Some(p)) => {
-                            format!(" (set {})", spec(p).name())
+                            format!("{e} (set {})", spec(p).name())
                         }
-                        _ => String::new(),
+                        // No setting can carry a passphrase for this key (the Elasticsearch
+                        // client key has none): do not ask for a passphrase file.
+                        (TlsError::PassphraseRequired { path }, None) => format!(
+                            "private key file \"{}\" is encrypted, and there is no passphrase setting for this key; give it unencrypted (openssl pkcs8 -in ENCRYPTED -out PLAIN)",
+                            path.display()
+                        ),
+                        _ => e.to_string(),
                     };
-                    self.problem(blamed, format!("{e}{hint}"));
+                    self.problem(blamed, message);
                     None
                 }
             },

@@ -98,7 +98,7 @@ pub enum LogFormat {
 }
 
 /// The validated configuration. Files named by flags are already loaded and parsed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// The agent-facing listener.
     pub server: ServerSettings,
@@ -148,7 +148,7 @@ pub struct SettingValue {
 }
 
 /// The agent-facing listener.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerSettings {
     /// Bind host (IPv6 without brackets). Default `0.0.0.0`; `localhost` with
     /// `--fleet-server-insecure-http` and no explicit host, as the Elastic Agent does.
@@ -187,7 +187,7 @@ impl ServerSettings {
 }
 
 /// How the listener is secured.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ServerTls {
     /// `--fleet-server-cert` and `--fleet-server-cert-key`, loaded.
     Provided(TlsMaterial),
@@ -224,7 +224,7 @@ pub struct Timeouts {
 }
 
 /// How to reach Elasticsearch (the bootstrap output).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct EsSettings {
     /// Elasticsearch URLs, canonicalised (`http://` added when no scheme was given).
     pub hosts: Vec<String>,

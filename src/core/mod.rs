@@ -14,5 +14,5 @@ pub mod remote;
 pub mod secrets;
 
 pub use deadlines::Deadlines;
-pub use health::Health;
+pub use health::{Health, HealthCell};
 pub use ids::RequestIds;

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats};
+pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped};
 
+use crate::backend::auth_cache::{max_entries_for, AuthCacheSettings};
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;
 use crate::backend::Store;
@@ -64,6 +65,7 @@ pub enum StartupError {
 pub fn settings(config: &Config) -> Settings {
     let server = &config.server;
     let t = &server.timeouts;
+    let limits_table = crate::core::limits::select_table(server.max_agents, available_memory_mib());
     Settings {
         max_connections: server.max_connections,
         // A tenth more (at least 16) to answer 429 rather than reset.
@@ -88,8 +90,14 @@ pub fn settings(config: &Config) -> Settings {
         checkin_flush: Duration::from_secs(10),
         checkin_timestamp: Duration::from_secs(30),
         pbkdf2_iterations: DEFAULT_ITERATIONS,
-        backend: BackendSettings::default(),
-        limits_table: crate::core::limits::select_table(server.max_agents, available_memory_mib()),
+        backend: BackendSettings {
+            auth_cache: AuthCacheSettings {
+                max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
+                ..AuthCacheSettings::default()
+            },
+            ..BackendSettings::default()
+        },
+        limits_table,
     }
 }
 
@@ -124,6 +132,18 @@ pub fn run(
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), StartupError> {
+    let (server, listening) = start(config, store, admin)?;
+    on_listening(&listening);
+    server.run().map(|_| ()).map_err(StartupError::Poll)
+}
+
+/// Binds the sockets and builds the server described by `config` without running it, so the
+/// caller can take a [`ShutdownHandle`] or make it follow a self-monitor first.
+pub fn start(
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
+) -> Result<(Server, Listening), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
     let management = match admin {
         None => None,
@@ -150,8 +170,7 @@ pub fn run(
         None => log::info!("route limits: Fleet Server's code defaults"),
     }
     log::info!("listening on {}", listening.url());
-    on_listening(&listening);
-    server.run().map_err(StartupError::Poll)
+    Ok((server, listening))
 }
 
 /// Binds the management listener, loads (or creates) its admin token, and records its URL in

@@ -176,3 +176,42 @@ fn expect_100_continue_is_answered_before_the_body() {
     c.send(b"{}").unwrap();
     assert_eq!(c.read_response().unwrap().status, 405);
 }
+
+/// Out of descriptors, queued connections wait in the backlog; once descriptors free up they
+/// are accepted without another connection arriving (the listener is edge-triggered: nothing
+/// new would be reported for them).
+#[test]
+fn accepting_resumes_after_running_out_of_descriptors() {
+    let server = FleetEdge::start(&["--fleet-server-insecure-http"]);
+    let pid = server.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = open + 4;
+    let status = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    let mut queued: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    server
+        .wait_for_log("accept failed", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("never ran out of descriptors:\n{}", server.log()));
+    let mut last = queued.pop().unwrap();
+    drop(queued);
+    last.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    last.write_all(STATUS_REQUEST).unwrap();
+    let mut head = [0u8; 12];
+    last.read_exact(&mut head).unwrap_or_else(|e| {
+        panic!(
+            "the queued connection was never served ({e}):\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(&head, b"HTTP/1.1 200");
+}

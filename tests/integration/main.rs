@@ -6,6 +6,10 @@
 //!   reuse, plain HTTP.
 //! * `http_wire`: status endpoint, headers, keep-alive, limits (431, 400 bodies), gzip bombs.
 //! * `lifecycle`: slow-loris timeout, connection gate (429 + Retry-After), SIGTERM drain.
+//! * `auth_cache`: the API-key cache through the server: one key check per TTL, refusal at once
+//!   after an UNENROLL ack.
+//! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
+//!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -31,8 +35,11 @@ macro_rules! on_every_store {
 }
 
 mod agent_behaviours;
+mod agent_mode;
+mod auth_cache;
 mod cli;
 mod embedded;
+mod es_tls;
 mod http_wire;
 mod lifecycle;
 mod management;

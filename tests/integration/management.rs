@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::agent::Agent;
+use crate::support::agent::{body_json, enroll_body, once, raw_request, Agent, VERSION};
 use crate::support::client::tls_config;
 use crate::support::{run_to_exit, Client, FleetEdge};
 
@@ -132,6 +132,42 @@ fn operator_workflow_through_the_cli() {
         out.lines()
             .any(|l| l.starts_with(&agent.id) && l.contains("unenrolled")),
         "{out}"
+    );
+}
+
+/// Revoking a token invalidates its API key behind the store interface; the server's key cache
+/// must forget it at once, or a token used a moment ago would still pass the key check.
+#[test]
+fn a_revoked_token_is_refused_at_once_though_it_was_just_used() {
+    let server = FleetEdge::start(&[]);
+    server
+        .wait_for_log("management API on", Duration::from_secs(20))
+        .expect("management API announced");
+    let (code, out, err) = cli(
+        &server,
+        &["tokens", "create", "--policy", "fleet-edge-default"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let item = json_of(&out)["item"].clone();
+    let token = item["api_key"].as_str().unwrap().to_owned();
+    Agent::enroll(server.addr, roots(&server), &token, &[]);
+
+    let (code, _, err) = cli(&server, &["tokens", "revoke", item["id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let raw = raw_request(
+        "POST",
+        "/api/fleet/agents/enroll",
+        Some(&token),
+        &serde_json::to_vec(&enroll_body(&[])).unwrap(),
+        false,
+        &format!("Elastic Agent v{VERSION}"),
+    );
+    let resp = once(server.addr, roots(&server), &raw);
+    assert_eq!(
+        (resp.status, body_json(&resp)["message"].clone()),
+        (401, Value::from("ApiKey not enabled")),
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
     );
 }
 

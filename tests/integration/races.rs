@@ -90,6 +90,9 @@ impl Store for Gated {
     fn enrollment_key(&self, id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
         self.inner.enrollment_key(id)
     }
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        self.inner.policy_enrollment_key(policy_id)
+    }
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner.agent(id)
     }

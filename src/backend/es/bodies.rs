@@ -138,6 +138,11 @@ pub fn q_enrollment_key(api_key_id: &str) -> Value {
     json!({"query": {"bool": {"filter": [{"term": {"api_key_id": api_key_id}}, {"term": {"active": true}}]}}})
 }
 
+/// Q5 by policy: the active enrollment keys of a policy (fleet-protocol.md §6.5).
+pub fn q_policy_enrollment_key(policy_id: &str) -> Value {
+    json!({"query": {"bool": {"filter": [{"term": {"policy_id": policy_id}}, {"term": {"active": true}}]}}})
+}
+
 /// The agent enrolled with an `enrollment_id` (§2.3).
 pub fn q_agent_by_enrollment_id(enrollment_id: &str) -> Value {
     json!({"query": {"bool": {"filter": [{"term": {"enrollment_id": enrollment_id}}]}}, "size": 1})

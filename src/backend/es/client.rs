@@ -166,15 +166,59 @@ pub enum Failure {
     Connect(String),
     /// Timed out connecting or waiting for the answer.
     Timeout(String),
-    /// The TLS handshake failed; `certificate` when the server's certificate was rejected.
+    /// The TLS handshake failed.
     Tls {
         /// What rustls said.
         detail: String,
-        /// The server certificate did not verify (wrong CA, host name, expired ...).
-        certificate: bool,
+        /// Why, as far as rustls tells.
+        cause: TlsCause,
     },
     /// Anything else (protocol error, bad header ...).
     Other(String),
+}
+
+/// Why a TLS handshake failed: the server's certificate did not verify (the first five), the
+/// server ended the handshake with an alert (its verdict on our client certificate, usually), or
+/// something else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsCause {
+    /// Not signed by any trusted CA.
+    UnknownIssuer,
+    /// Not valid for the host name (or IP address) of the URL.
+    WrongName,
+    /// Past its validity.
+    Expired,
+    /// Before its validity.
+    NotValidYet,
+    /// Any other reason the server certificate did not verify.
+    BadCertificate,
+    /// The server sent this fatal alert.
+    Alert(rustls::AlertDescription),
+    /// Anything else.
+    Other,
+}
+
+impl TlsCause {
+    /// Whether the server's certificate was rejected (retrying cannot help).
+    pub fn is_certificate(self) -> bool {
+        !matches!(self, TlsCause::Alert(_) | TlsCause::Other)
+    }
+
+    fn of(e: &rustls::Error) -> TlsCause {
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => TlsCause::UnknownIssuer,
+                C::NotValidForName | C::NotValidForNameContext { .. } => TlsCause::WrongName,
+                C::Expired | C::ExpiredContext { .. } => TlsCause::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => TlsCause::NotValidYet,
+                _ => TlsCause::BadCertificate,
+            },
+            rustls::Error::General(_) => TlsCause::BadCertificate,
+            rustls::Error::AlertReceived(alert) => TlsCause::Alert(*alert),
+            _ => TlsCause::Other,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -336,13 +380,11 @@ impl Client {
                         "elasticsearch {} failed: {f}",
                         self.hosts.get(host).map_or("", String::as_str)
                     );
-                    let fatal = matches!(
-                        f,
-                        Failure::Tls {
-                            certificate: true,
-                            ..
-                        } | Failure::Other(_)
-                    );
+                    let fatal = match &f {
+                        Failure::Tls { cause, .. } => cause.is_certificate(),
+                        Failure::Other(_) => true,
+                        _ => false,
+                    };
                     last = Err(f);
                     if fatal {
                         break;
@@ -448,7 +490,7 @@ fn classify(e: ureq::Error, host: &str) -> Failure {
         ureq::Error::Rustls(r) => tls_failure(&r, host),
         ureq::Error::Tls(m) => Failure::Tls {
             detail: format!("{host}: {m}"),
-            certificate: false,
+            cause: TlsCause::Other,
         },
         ureq::Error::Io(io) => {
             if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
@@ -468,10 +510,7 @@ fn classify(e: ureq::Error, host: &str) -> Failure {
 fn tls_failure(e: &rustls::Error, host: &str) -> Failure {
     Failure::Tls {
         detail: format!("{host}: {e}"),
-        certificate: matches!(
-            e,
-            rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
-        ),
+        cause: TlsCause::of(e),
     }
 }
 
@@ -545,6 +584,39 @@ mod tests {
         assert!(
             matches!(status_error(&resp), StoreError::Failed { status: 400, detail } if detail.starts_with("index_not_found_exception: "))
         );
+    }
+
+    #[test]
+    fn rustls_errors_map_to_causes() {
+        use rustls::{AlertDescription, CertificateError as C, Error as E};
+        let cause = |e: E| TlsCause::of(&e);
+        assert_eq!(
+            cause(E::InvalidCertificate(C::UnknownIssuer)),
+            TlsCause::UnknownIssuer
+        );
+        assert_eq!(
+            cause(E::InvalidCertificate(C::NotValidForName)),
+            TlsCause::WrongName
+        );
+        assert_eq!(cause(E::InvalidCertificate(C::Expired)), TlsCause::Expired);
+        assert_eq!(
+            cause(E::InvalidCertificate(C::NotValidYet)),
+            TlsCause::NotValidYet
+        );
+        assert_eq!(
+            cause(E::InvalidCertificate(C::BadSignature)),
+            TlsCause::BadCertificate
+        );
+        assert_eq!(
+            cause(E::AlertReceived(AlertDescription::CertificateRequired)),
+            TlsCause::Alert(AlertDescription::CertificateRequired)
+        );
+        assert_eq!(cause(E::HandshakeNotComplete), TlsCause::Other);
+        assert!(
+            TlsCause::UnknownIssuer.is_certificate() && TlsCause::BadCertificate.is_certificate()
+        );
+        assert!(!TlsCause::Alert(AlertDescription::UnknownCA).is_certificate());
+        assert!(!TlsCause::Other.is_certificate());
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! `ca_trusted_fingerprint` is set, then `GET /` with the product header and the version rule,
 //! retried with backoff until the startup timeout while Elasticsearch is unreachable or answers
 //! 5xx/429, and failing at once, with one sentence naming the cause, on bad credentials, an
-//! untrusted certificate, a fingerprint no presented certificate has, a server that is not
-//! Elasticsearch, or a version too old. Neighbours: `tls.rs` (the probe), `client.rs`.
+//! untrusted certificate (saying against what: CA file, fingerprint or public roots), a client
+//! certificate missing or refused, a fingerprint no presented certificate has, a server that is
+//! not Elasticsearch, or a version too old. Neighbours: `tls.rs` (the probe), `client.rs`.
 
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 
-use super::client::{Client, Failure, Method, Req, Resp};
+use super::client::{Client, Failure, Method, Req, Resp, TlsCause};
 use super::tls::{check_client_cert, probe_fingerprint, ProbeFailure, Trust};
 use super::EsOptions;
 use crate::api::user_agent::{SERVER_VERSION, SERVER_VERSION_STR};
@@ -40,12 +41,30 @@ pub enum EsError {
         host: String,
     },
     /// The server certificate does not verify against the configured CA(s) or public roots.
-    #[error("the TLS certificate of Elasticsearch at {host} is not trusted ({detail}): check --fleet-server-es-ca or --fleet-server-es-ca-trusted-fingerprint")]
+    #[error("the TLS certificate presented by Elasticsearch at {host} {reason} (certificate verification failed: {detail})")]
     UntrustedCertificate {
         /// The host.
         host: String,
+        /// What is wrong with it, naming the setting that decides what is trusted.
+        reason: String,
         /// What rustls said.
         detail: String,
+    },
+    /// Elasticsearch asked for a client certificate and none is configured.
+    #[error("Elasticsearch at {host} requires a TLS client certificate (it ended the handshake with the alert {alert}): set --fleet-server-es-cert and --fleet-server-es-cert-key")]
+    ClientCertificateRequired {
+        /// The host.
+        host: String,
+        /// The TLS alert it sent.
+        alert: String,
+    },
+    /// Elasticsearch refused the configured client certificate.
+    #[error("Elasticsearch at {host} rejected the client certificate of --fleet-server-es-cert (it ended the handshake with the alert {alert}): it must be valid now and signed by a CA Elasticsearch trusts for clients")]
+    ClientCertificateRejected {
+        /// The host.
+        host: String,
+        /// The TLS alert it sent.
+        alert: String,
     },
     /// No certificate the server presented has the configured fingerprint.
     #[error("no certificate presented by Elasticsearch at {host} has the SHA-256 fingerprint {fingerprint} given by --fleet-server-es-ca-trusted-fingerprint (it presented {presented})")]
@@ -214,18 +233,67 @@ fn attempt(
     });
     match client.send(&Req::new(Method::Get, "/").once()) {
         Ok(resp) => check_root(&resp),
-        Err(Failure::Tls {
-            detail,
-            certificate: true,
-        }) => {
+        Err(Failure::Tls { detail, cause }) => {
             let (host, detail) = split_host(&detail);
-            Step::Fail(EsError::UntrustedCertificate { host, detail })
-        }
-        Err(Failure::Tls { detail, .. }) => {
-            let (host, detail) = split_host(&detail);
-            Step::Fail(EsError::TlsHandshake { host, detail })
+            Step::Fail(tls_error(settings, probed.is_some(), host, detail, cause))
         }
         Err(f) => Step::Retry(f.to_string()),
+    }
+}
+
+/// Words a failed TLS handshake: what is wrong with the server's certificate given what is
+/// trusted (CA files, the CA found by its fingerprint, or only the public roots), or what the
+/// server's alert says about our client certificate.
+fn tls_error(
+    settings: &EsSettings,
+    probed: bool,
+    host: String,
+    detail: String,
+    cause: TlsCause,
+) -> EsError {
+    use rustls::AlertDescription as A;
+    let reason = match cause {
+        TlsCause::UnknownIssuer => match (settings.ca_certs.is_empty(), probed) {
+            (false, false) => "is not signed by a CA of --fleet-server-es-ca",
+            (true, true) => "is not signed by the CA of --fleet-server-es-ca-trusted-fingerprint",
+            (false, true) => "is not signed by a CA of --fleet-server-es-ca or the CA of --fleet-server-es-ca-trusted-fingerprint",
+            (true, false) => "is not signed by a public CA, and neither --fleet-server-es-ca nor --fleet-server-es-ca-trusted-fingerprint is set",
+        },
+        TlsCause::WrongName => "is not valid for the host name of that URL",
+        TlsCause::Expired => "has expired",
+        TlsCause::NotValidYet => "is not valid yet (check the clock)",
+        TlsCause::BadCertificate => {
+            "is not trusted: check --fleet-server-es-ca or --fleet-server-es-ca-trusted-fingerprint"
+        }
+        TlsCause::Alert(alert) => {
+            let name = format!("{alert:?}");
+            let presented = settings.client_cert.is_some();
+            return match alert {
+                A::CertificateRequired | A::BadCertificate | A::CertificateUnknown
+                    if !presented =>
+                {
+                    EsError::ClientCertificateRequired { host, alert: name }
+                }
+                A::UnknownCA
+                | A::BadCertificate
+                | A::CertificateUnknown
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::UnsupportedCertificate
+                | A::AccessDenied
+                    if presented =>
+                {
+                    EsError::ClientCertificateRejected { host, alert: name }
+                }
+                _ => EsError::TlsHandshake { host, detail },
+            };
+        }
+        TlsCause::Other => return EsError::TlsHandshake { host, detail },
+    };
+    EsError::UntrustedCertificate {
+        host,
+        reason: reason.into(),
+        detail,
     }
 }
 
@@ -367,6 +435,71 @@ mod tests {
         };
         assert!(ok("9.6.0") && ok("9.6.3") && ok("9.7.0") && ok("10.1.0") && ok("9.6.0-SNAPSHOT"));
         assert!(!ok("9.5.9") && !ok("8.19.0") && !ok("nonsense"));
+    }
+
+    fn es_settings(ca: bool, client_cert: bool) -> EsSettings {
+        use crate::tls::test_support::{make_ca, make_leaf};
+        let ca_cert = make_ca("CA");
+        EsSettings {
+            hosts: vec!["https://es:9200".into()],
+            ca: Vec::new(),
+            ca_certs: if ca {
+                vec![ca_cert.cert_der.clone()]
+            } else {
+                Vec::new()
+            },
+            ca_trusted_fingerprint: None,
+            client_cert: client_cert.then(|| make_leaf(&ca_cert, &["fleet"]).material()),
+            insecure: false,
+            service_token: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tls_failures_name_what_was_trusted_and_the_client_certificate() {
+        use rustls::AlertDescription as A;
+        let text = |ca: bool, probed: bool, client: bool, cause: TlsCause| {
+            tls_error(
+                &es_settings(ca, client),
+                probed,
+                "https://es:9200".into(),
+                "rustls says".into(),
+                cause,
+            )
+            .to_string()
+        };
+        assert_eq!(
+            text(true, false, false, TlsCause::UnknownIssuer),
+            "the TLS certificate presented by Elasticsearch at https://es:9200 is not signed by a CA of --fleet-server-es-ca (certificate verification failed: rustls says)"
+        );
+        assert!(text(false, false, false, TlsCause::UnknownIssuer)
+            .contains(" is not signed by a public CA, and neither --fleet-server-es-ca nor --fleet-server-es-ca-trusted-fingerprint is set ("));
+        assert!(text(false, true, false, TlsCause::UnknownIssuer)
+            .contains(" is not signed by the CA of --fleet-server-es-ca-trusted-fingerprint ("));
+        assert!(text(true, false, false, TlsCause::WrongName)
+            .contains(" is not valid for the host name of that URL ("));
+        assert!(text(true, false, false, TlsCause::Expired).contains(" has expired ("));
+        assert_eq!(
+            text(true, false, false, TlsCause::Alert(A::CertificateRequired)),
+            "Elasticsearch at https://es:9200 requires a TLS client certificate (it ended the handshake with the alert CertificateRequired): set --fleet-server-es-cert and --fleet-server-es-cert-key"
+        );
+        assert!(text(true, false, true, TlsCause::Alert(A::UnknownCA))
+            .starts_with("Elasticsearch at https://es:9200 rejected the client certificate of --fleet-server-es-cert (it ended the handshake with the alert UnknownCA)"));
+        // Alerts that say nothing about client certificates stay a handshake failure.
+        for (client, alert) in [
+            (false, A::HandshakeFailure),
+            (false, A::UnknownCA),
+            (true, A::ProtocolVersion),
+        ] {
+            assert!(
+                text(true, false, client, TlsCause::Alert(alert)).starts_with(
+                    "the TLS handshake with Elasticsearch at https://es:9200 failed (rustls says)"
+                ),
+                "{alert:?}"
+            );
+        }
+        assert!(text(true, false, false, TlsCause::Other).starts_with("the TLS handshake"));
     }
 
     #[test]

@@ -257,6 +257,21 @@ impl Store for EsStore {
             .transpose()
     }
 
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            ENROLLMENT_KEYS,
+            Header::Plain,
+            &bodies::q_policy_enrollment_key(policy_id),
+        )?;
+        hits.first()
+            .map(|h| {
+                serde_json::from_value(h["_source"].clone())
+                    .map_err(|e| decode_failed("enrollment key", e))
+            })
+            .transpose()
+    }
+
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         let req = Req::new(Method::Post, "/_mget").raw(bodies::mget(AGENTS, id));
         let mut v = self.client.call(&req, &[])?.json();

@@ -153,6 +153,21 @@ impl Store for LocalStore {
         })
     }
 
+    /// A scan: a box holds a handful of enrollment keys.
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        self.read(|txn| {
+            let records = table(txn, ENROLLMENT)?;
+            for entry in records.iter().map_err(unavailable)? {
+                let (_, bytes) = entry.map_err(unavailable)?;
+                let record: EnrollmentKey = decode("enrollment key", bytes.value())?;
+                if record.active && record.policy_id == policy_id {
+                    return Ok(Some(record));
+                }
+            }
+            Ok(None)
+        })
+    }
+
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.read(|txn| {
             let agents = table(txn, AGENTS)?;

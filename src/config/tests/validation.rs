@@ -176,6 +176,29 @@ fn unparsable_files_are_reported() {
 }
 
 #[test]
+fn an_encrypted_es_client_key_says_there_is_no_passphrase_setting_for_it() {
+    let f = files("es-enc");
+    let e = one_error(
+        &[
+            "--fleet-server-es=https://es:9200",
+            "--fleet-server-es-cert",
+            &f.cert,
+            "--fleet-server-es-cert-key",
+            &f.enc_key,
+        ],
+        &[],
+    );
+    assert_eq!(
+        e,
+        format!(
+            "--fleet-server-es-cert-key: private key file \"{}\" is encrypted, and there is no passphrase setting for this key; give it unencrypted (openssl pkcs8 -in ENCRYPTED -out PLAIN).",
+            f.enc_key
+        )
+    );
+    assert!(!e.contains("passphrase file"), "{e}");
+}
+
+#[test]
 fn wrong_passphrase_is_blamed_on_the_passphrase_setting() {
     let f = files("wrongpass");
     let bad = f.dir.write("bad-pass", "nope\n");

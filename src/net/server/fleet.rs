@@ -65,7 +65,7 @@ impl Server {
             }
             ReplyTo::Conn(key) => key,
         };
-        let health = self.health;
+        let health = self.current_health();
         let draining = self.drain_deadline.is_some();
         let Some(conn) = conn_of(&mut self.conns, key) else {
             self.late_replies += 1;

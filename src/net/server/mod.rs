@@ -36,7 +36,7 @@ use crate::backend::Store;
 use crate::core::deadlines::{Deadlines, Ticket};
 use crate::core::limits::RouteLimits;
 use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
-use crate::core::{Health, RequestIds};
+use crate::core::{Health, HealthCell, RequestIds};
 use crate::http::{Body, Limits, Response};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -133,6 +133,7 @@ enum TimerKey {
     Drain,
     BulkFlush,
     CheckinTimestamp,
+    AcceptRetry,
 }
 
 /// The event loop and everything it owns.
@@ -146,7 +147,11 @@ pub struct Server {
     conns: Slab<Conn>,
     deadlines: Deadlines<TimerKey>,
     settings: Settings,
+    /// The loop's own view: `Stopping` while draining, `Degraded` while the store is away.
     health: Health,
+    /// The agent-mode self-monitor's state, which the loop reports while its own view is
+    /// healthy (fleet-protocol.md §6.5: `/api/status` follows the self-monitor).
+    monitor: Option<Arc<HealthCell>>,
     ids: RequestIds,
     pool: BufPool,
     scratch: Box<[u8]>,
@@ -169,9 +174,13 @@ pub struct Server {
     late_replies: u64,
     next_generation: u64,
     accept_ready: bool,
+    /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
+    accept_paused: bool,
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
+    /// SIGTERM/SIGINT arrived (as opposed to a [`ShutdownHandle`] drain).
+    signalled: bool,
     ready_slots: Vec<usize>,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
@@ -189,6 +198,15 @@ pub struct Stats {
     pub late_replies: AtomicU64,
     /// Live actions held for a checkin that was reading pending actions when they arrived.
     pub early_actions: AtomicU64,
+}
+
+/// Why [`Server::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT: the process should exit.
+    Signal,
+    /// A [`ShutdownHandle`]: the owner decides (agent mode restarts with a new configuration).
+    Requested,
 }
 
 /// Starts the drain of a server from another thread (what SIGTERM does for the process).
@@ -266,6 +284,7 @@ impl Server {
             deadlines,
             settings,
             health,
+            monitor: None,
             ids: RequestIds::new(seed),
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -283,9 +302,11 @@ impl Server {
             late_replies: 0,
             next_generation: 0,
             accept_ready: true,
+            accept_paused: false,
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
+            signalled: false,
             ready_slots: Vec::new(),
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
@@ -298,6 +319,20 @@ impl Server {
         Arc::clone(&self.stats)
     }
 
+    /// Makes `GET /api/status` report `cell` (the self-monitor's state) whenever the loop itself
+    /// is healthy.
+    pub fn follow_health(&mut self, cell: Arc<HealthCell>) {
+        self.monitor = Some(cell);
+    }
+
+    /// What `GET /api/status` reports now.
+    fn current_health(&self) -> Health {
+        match (&self.monitor, self.health) {
+            (Some(cell), Health::Healthy) => cell.get(),
+            (_, own) => own,
+        }
+    }
+
     /// A handle that drains this server like SIGTERM does.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
@@ -306,9 +341,9 @@ impl Server {
         }
     }
 
-    /// Runs until SIGTERM/SIGINT has drained every connection and flushed checkin state (or the
-    /// drain timeout passed).
-    pub fn run(mut self) -> io::Result<()> {
+    /// Runs until SIGTERM/SIGINT or a [`ShutdownHandle`] has drained every connection and
+    /// flushed checkin state (or the drain timeout passed); says which of the two stopped it.
+    pub fn run(mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         loop {
             if self.drain_deadline.is_some() {
@@ -325,7 +360,11 @@ impl Server {
                         "stopped ({} late backend replies dropped)",
                         self.late_replies
                     );
-                    return Ok(());
+                    return Ok(if self.signalled {
+                        Stopped::Signal
+                    } else {
+                        Stopped::Requested
+                    });
                 }
             }
             let timeout = self.deadlines.next_timeout(Instant::now());
@@ -388,6 +427,7 @@ impl Server {
         if received.is_empty() {
             return;
         }
+        self.signalled = true;
         if self.drain_deadline.is_some() {
             log::warn!("second shutdown signal: stopping without waiting for the drain");
             self.drain_expired = true;
@@ -439,11 +479,12 @@ impl Server {
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
+        let health = self.current_health();
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         let mut ctx = DriveCtx {
-            health: self.health,
+            health,
             request_ids: &mut self.ids,
             pool: &mut self.pool,
             scratch: &mut self.scratch,
@@ -549,6 +590,10 @@ impl Server {
         while let Some((key, ticket)) = self.deadlines.expired(now) {
             match key {
                 TimerKey::Drain => self.drain_expired = true,
+                TimerKey::AcceptRetry => {
+                    self.accept_paused = false;
+                    self.management_ready = self.management.is_some();
+                }
                 TimerKey::BulkFlush => {
                     self.flush_checkins();
                     self.deadlines
@@ -586,6 +631,9 @@ impl Server {
     }
 
     fn accept(&mut self, now: Instant) {
+        if self.accept_paused {
+            return;
+        }
         while self.accept_ready && self.drain_deadline.is_none() {
             let live = self.conns.len();
             if live >= self.settings.max_connections + self.settings.gate_reserve {
@@ -600,6 +648,12 @@ impl Server {
                 Accepted::Retry => continue,
                 Accepted::Drained => {
                     self.accept_ready = false;
+                    return;
+                }
+                Accepted::Exhausted => {
+                    self.accept_paused = true;
+                    self.deadlines
+                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
                     return;
                 }
             };
@@ -672,6 +726,12 @@ impl Server {
             let sock = match accept_one(listener, "management") {
                 Accepted::Socket(sock) => sock,
                 Accepted::Retry => continue,
+                Accepted::Exhausted => {
+                    self.management_ready = false;
+                    self.deadlines
+                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
+                    return;
+                }
                 Accepted::Drained => {
                     self.management_ready = false;
                     return;
@@ -719,10 +779,16 @@ enum Accepted {
     Socket(mio::net::TcpStream),
     /// Interrupted or aborted by the peer: try the next one.
     Retry,
-    /// Nothing more now (WouldBlock), or a resource error (EMFILE and friends, logged): the
-    /// connection stays queued in the backlog and is retried on the next readiness event.
+    /// Nothing more now (WouldBlock), or an unexpected error (logged).
     Drained,
+    /// Out of descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection
+    /// stays in the backlog. The listener is edge-triggered and reports nothing new for it, so
+    /// accepting resumes on a timer, not on the next readiness event.
+    Exhausted,
 }
+
+/// How long accepting pauses after running out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
     match listener.accept() {
@@ -735,6 +801,11 @@ fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
             ) =>
         {
             Accepted::Retry
+        }
+        // Linux errno values (the same on every architecture we build for).
+        Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) => {
+            log::warn!("{which} accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
+            Accepted::Exhausted
         }
         Err(e) => {
             log::warn!("{which} accept failed: {e}");
@@ -759,7 +830,10 @@ fn checkin_response(body: Vec<u8>) -> Response {
 
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain | TimerKey::BulkFlush | TimerKey::CheckinTimestamp => true,
+        TimerKey::Drain
+        | TimerKey::BulkFlush
+        | TimerKey::CheckinTimestamp
+        | TimerKey::AcceptRetry => true,
         TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),

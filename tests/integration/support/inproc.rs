@@ -100,7 +100,9 @@ impl InProc {
         .unwrap();
         let shutdown = server.shutdown_handle();
         let stats = server.stats();
-        let thread = std::thread::spawn(move || server.run().unwrap());
+        let thread = std::thread::spawn(move || {
+            server.run().unwrap();
+        });
         Self {
             addr,
             pki,

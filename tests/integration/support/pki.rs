@@ -115,8 +115,23 @@ impl Pki {
     /// Writes the server key encrypted (PKCS#8, PBES2 PBKDF2-SHA256 + AES-256-CBC) and the
     /// passphrase file; returns (key path, passphrase path).
     pub fn encrypted_server_key(&self, passphrase: &str, file_content: &str) -> (PathBuf, PathBuf) {
+        self.encrypted_key(&self.server, "server", passphrase, file_content)
+    }
+
+    /// The same for the client ("agent") key.
+    pub fn encrypted_client_key(&self, passphrase: &str) -> (PathBuf, PathBuf) {
+        self.encrypted_key(&self.client, "agent", passphrase, passphrase)
+    }
+
+    fn encrypted_key(
+        &self,
+        identity: &Identity,
+        name: &str,
+        passphrase: &str,
+        file_content: &str,
+    ) -> (PathBuf, PathBuf) {
         use pkcs8::der::pem::LineEnding;
-        let info = pkcs8::PrivateKeyInfo::try_from(self.server.key_der.as_slice()).unwrap();
+        let info = pkcs8::PrivateKeyInfo::try_from(identity.key_der.as_slice()).unwrap();
         let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
             2048,
             b"fleet-edge-salt!",
@@ -125,8 +140,8 @@ impl Pki {
         .unwrap();
         let doc = info.encrypt_with_params(params, passphrase).unwrap();
         let pem = doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).unwrap();
-        let key_path = self.dir.join("server-encrypted.key");
-        let pass_path = self.dir.join("server.pass");
+        let key_path = self.dir.join(&format!("{name}-encrypted.key"));
+        let pass_path = self.dir.join(&format!("{name}.pass"));
         std::fs::write(&key_path, pem.as_bytes()).unwrap();
         std::fs::write(&pass_path, file_content).unwrap();
         (key_path, pass_path)

@@ -1,5 +1,6 @@
 //! The fleet-edge binary under test, started with a clean environment. Its stderr (the log) is
-//! collected by a thread; readiness is the `listening on <url>` log line.
+//! collected by a thread; readiness is the `listening on <url>` log line (`start` waits for it,
+//! `spawn` + `wait_ready` let a test act while the server is still starting).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -47,8 +48,25 @@ impl FleetEdge {
         server
     }
 
-    /// Starts with the given data dir and environment.
+    /// Starts with the given data dir and environment; returns once it is listening.
     pub fn start_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn_in(data_dir, args, env);
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    /// Starts on 127.0.0.1 with a free port and a fresh data dir, plus `args`, and returns at
+    /// once, before it is listening ([`FleetEdge::wait_ready`] waits for that).
+    pub fn spawn(args: &[&str]) -> Self {
+        let tmp = TempDir::new("data");
+        let dir = tmp.path().to_path_buf();
+        let mut server = Self::spawn_in(&dir, args, &[]);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Spawns with the given data dir and environment without waiting for readiness.
+    pub fn spawn_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = data_dir.to_string_lossy().into_owned();
         let mut full = vec![
             "--fleet-server-host",
@@ -82,26 +100,30 @@ impl FleetEdge {
                 }
             });
         }
-        let mut server = Self {
+        Self {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
             url: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
             _tmp: None,
-        };
-        let line = server
-            .wait_for_log("listening on ", Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("fleet-edge did not start; log:\n{}", server.log()));
+        }
+    }
+
+    /// Waits up to `within` for the `listening on <url>` line and takes the address from it;
+    /// panics with the log if it does not come.
+    pub fn wait_ready(&mut self, within: Duration) {
+        let line = self
+            .wait_for_log("listening on ", within)
+            .unwrap_or_else(|| panic!("fleet-edge did not start; log:\n{}", self.log()));
         let url = line
             .split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap()
             .to_owned();
-        server.addr = url.rsplit("//").next().unwrap().parse().unwrap();
-        server.url = url;
-        server
+        self.addr = url.rsplit("//").next().unwrap().parse().unwrap();
+        self.url = url;
     }
 
     pub fn log(&self) -> String {

@@ -173,6 +173,9 @@ impl Store for EsTestStore {
     fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
         self.store.enrollment_key(api_key_id)
     }
+    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
+        self.store.policy_enrollment_key(policy_id)
+    }
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.store.agent(id)
     }

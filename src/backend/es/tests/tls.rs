@@ -1,6 +1,6 @@
 //! The TLS matrix against the stand-in over HTTPS, with certificates made by rcgen in the test:
 //! CA file, CA trusted fingerprint only, wrong fingerprint, wrong CA, no CA (public roots),
-//! mutual TLS required (with and without a client certificate), insecure.
+//! mutual TLS required (with, without, and with a foreign client certificate), insecure.
 
 use std::time::{Duration, Instant};
 
@@ -105,9 +105,10 @@ fn a_wrong_ca_fails_at_once_with_a_clear_sentence() {
     );
     let text = err.to_string();
     assert!(
-        text.starts_with("the TLS certificate of Elasticsearch at https://127.0.0.1:")
-            && text.contains("is not trusted")
-            && text.contains("--fleet-server-es-ca"),
+        text.starts_with("the TLS certificate presented by Elasticsearch at https://127.0.0.1:")
+            && text.contains(
+                " is not signed by a CA of --fleet-server-es-ca (certificate verification failed: "
+            ),
         "{text}"
     );
 }
@@ -147,8 +148,29 @@ fn mutual_tls_required_without_a_client_certificate_fails_at_once() {
     let err = connect(&s).unwrap_err();
     eprintln!("{err}");
     assert!(began.elapsed() < Duration::from_secs(5), "{err}");
-    assert!(matches!(err, EsError::TlsHandshake { .. }), "{err:?}");
+    assert!(
+        matches!(err, EsError::ClientCertificateRequired { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("--fleet-server-es-cert"), "{err}");
+}
+
+#[test]
+fn mutual_tls_required_with_a_foreign_client_certificate_fails_at_once() {
+    let client_ca = make_ca("client CA");
+    let foreign = make_leaf(&make_ca("someone else"), &["fleet-edge"]);
+    let pki = https(Some(&client_ca));
+    let mut s = settings(&pki.es);
+    s.ca_certs = vec![pki.ca.cert_der.clone()];
+    s.client_cert = Some(foreign.material());
+    let began = Instant::now();
+    let err = connect(&s).unwrap_err();
+    eprintln!("{err}");
+    assert!(began.elapsed() < Duration::from_secs(5), "{err}");
+    assert!(
+        matches!(err, EsError::ClientCertificateRejected { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
