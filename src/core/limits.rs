@@ -66,6 +66,22 @@ impl Limiter {
         Ok(())
     }
 
+    /// Requests the bucket would admit at `now` (refills, takes nothing); `u32::MAX` without a
+    /// rate limit.
+    pub fn available(&mut self, now: Instant) -> u32 {
+        if self.spec.interval.is_zero() {
+            return u32::MAX;
+        }
+        let since = self
+            .refilled_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let refill = since.as_secs_f64() / self.spec.interval.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(f64::from(self.spec.burst.max(1)));
+        self.refilled_at = Some(now);
+        // At most the burst, so the cast cannot overflow.
+        self.tokens.floor() as u32
+    }
+
     /// Releases an admitted request.
     pub fn release(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -324,6 +340,28 @@ impl RouteLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn available_refills_without_taking() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(LimitSpec {
+            interval: Duration::from_millis(10),
+            burst: 3,
+            max: 0,
+        });
+        assert_eq!(l.available(t0), 3);
+        assert_eq!(l.available(t0), 3);
+        l.acquire(t0).unwrap();
+        l.acquire(t0).unwrap();
+        assert_eq!(l.available(t0), 1);
+        assert_eq!(l.available(t0 + Duration::from_millis(10)), 2);
+        let mut unlimited = Limiter::new(LimitSpec {
+            interval: Duration::ZERO,
+            burst: 0,
+            max: 0,
+        });
+        assert_eq!(unlimited.available(t0), u32::MAX);
+    }
 
     #[test]
     fn bucket_empties_then_refills_at_the_interval() {

@@ -238,8 +238,13 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
         self.by_agent.get(agent_id).copied()
     }
 
-    /// Unparks and returns every waiter of `policy_id` subscribed below `revision`.
-    pub fn take_behind(&mut self, policy_id: &str, revision: i64) -> Vec<(K, Waiter)> {
+    /// Unparks and returns up to `limit` waiters of `policy_id` subscribed below `revision`.
+    pub fn take_behind(
+        &mut self,
+        policy_id: &str,
+        revision: i64,
+        limit: usize,
+    ) -> Vec<(K, Waiter)> {
         let keys: Vec<K> = self
             .by_policy
             .get(policy_id)
@@ -247,6 +252,7 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
                 set.iter()
                     .copied()
                     .filter(|k| self.waiters.get(k).is_some_and(|w| w.revision < revision))
+                    .take(limit)
                     .collect()
             })
             .unwrap_or_default();
@@ -439,11 +445,15 @@ mod tests {
             "a re-checkin replaces the old park"
         );
         assert_eq!(w.of_agent("a1"), Some(4));
-        let woken: Vec<u32> = w.take_behind("p", 3).into_iter().map(|(k, _)| k).collect();
+        let woken: Vec<u32> = w
+            .take_behind("p", 3, usize::MAX)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(woken, [4], "only behind the new revision");
         assert_eq!(w.len(), 2);
         assert!(w.remove(2).is_some());
-        assert!(w.take_behind("p", 10).is_empty());
+        assert!(w.take_behind("p", 10, usize::MAX).is_empty());
         assert_eq!(w.keys(), [3]);
     }
 

@@ -47,4 +47,5 @@ mod production;
 mod protocol;
 mod races;
 mod remote_outputs;
+mod rollout;
 mod tls_modes;

@@ -10,11 +10,12 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{checkin_response, conn_of, ConnKey, ReplyTo, Server};
+use super::{checkin_response, conn_of, ConnKey, ReplyTo, Server, TimerKey, ROLLOUT_TICK};
 use crate::api::{errors, ApiError, PendingKind};
 use crate::backend::ops::checkin::CheckinStart;
 use crate::backend::workers::{Event, Job, JobOutput, Reply};
 use crate::core::actions::{is_delivered_type, rollout_start_time, to_wire};
+use crate::core::limits::LimitedRoute;
 use crate::core::longpoll::{
     actions_body, empty_body, policy_change_body, poll_duration, subscription_revision, Waiter,
 };
@@ -195,6 +196,44 @@ impl Server {
         self.update_timer(key.slot, now);
     }
 
+    /// Wakes as many parked agents behind a new revision as the pacer allows now; the
+    /// rest stay parked until [`TimerKey::Rollout`] (or their own long-poll end).
+    pub(super) fn pace_rollouts(&mut self, now: Instant) {
+        // The pace, and what the ack bucket holds right now (other agents' acks spend it too).
+        let acks = self.limits.get(LimitedRoute::Ack).available(now) as usize;
+        let mut allowance = self.pacer.allowance(now).min(acks);
+        let mut i = 0;
+        while i < self.rollouts.len() {
+            let policy = Arc::clone(&self.rollouts[i]);
+            let woken = self
+                .waiters
+                .take_behind(&policy.policy_id, policy.revision, allowance);
+            let done = woken.len() < allowance;
+            allowance -= woken.len();
+            self.pacer.spend(woken.len());
+            if !woken.is_empty() {
+                log::debug!(
+                    "policy {} revision {}: waking {} parked agent(s)",
+                    policy.policy_id,
+                    policy.revision,
+                    woken.len()
+                );
+            }
+            for (key, waiter) in woken {
+                self.deliver_policy(key, &waiter, Arc::clone(&policy), now);
+            }
+            if done {
+                self.rollouts.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if !self.rollouts.is_empty() {
+            let wait = self.pacer.next_in().max(ROLLOUT_TICK);
+            self.deadlines.arm(TimerKey::Rollout, now + wait);
+        }
+    }
+
     fn keys_ready(
         &mut self,
         key: ConnKey,
@@ -222,16 +261,14 @@ impl Server {
                 if !self.cache.install(Arc::clone(&policy)) {
                     return;
                 }
-                let woken = self.waiters.take_behind(&policy.policy_id, policy.revision);
                 log::info!(
-                    "policy {} revision {}: waking {} parked agent(s)",
+                    "policy {} revision {}: rolling out to the parked agents",
                     policy.policy_id,
-                    policy.revision,
-                    woken.len()
+                    policy.revision
                 );
-                for (key, waiter) in woken {
-                    self.deliver_policy(key, &waiter, Arc::clone(&policy), now);
-                }
+                self.rollouts.retain(|p| p.policy_id != policy.policy_id);
+                self.rollouts.push(policy);
+                self.pace_rollouts(now);
             }
             Event::PolicyRejected {
                 policy_id,

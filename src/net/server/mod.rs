@@ -34,8 +34,10 @@ use crate::api::{errors, ApiError};
 use crate::backend::workers::{Backend, BackendSettings, Job};
 use crate::backend::Store;
 use crate::core::deadlines::{Deadlines, Ticket};
-use crate::core::limits::RouteLimits;
+use crate::core::limits::{LimitedRoute, RouteLimits};
 use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
+use crate::core::pacing::Pacer;
+use crate::core::policy::PreparedPolicy;
 use crate::core::{Health, HealthCell, RequestIds};
 use crate::http::{Body, Limits, Response};
 
@@ -134,6 +136,7 @@ enum TimerKey {
     BulkFlush,
     CheckinTimestamp,
     AcceptRetry,
+    Rollout,
 }
 
 /// The event loop and everything it owns.
@@ -159,6 +162,9 @@ pub struct Server {
     backend: Option<Backend<ReplyTo>>,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
+    /// New revisions still waking their parked agents, at the [`Pacer`]'s pace.
+    rollouts: Vec<Arc<PreparedPolicy>>,
+    pacer: Pacer,
     /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
     /// before querying; this is the equivalent): live actions for them are kept in `early`.
     starting: HashMap<String, ConnKey>,
@@ -261,10 +267,16 @@ impl Server {
             }
             None => None,
         };
-        let limits = match settings.limits_table {
-            Some(table) => RouteLimits::with(|route| table.spec(route)),
-            None => RouteLimits::default(),
+        let table = settings.limits_table;
+        let limits_spec = move |route: LimitedRoute| match table {
+            Some(table) => table.spec(route),
+            None => route.default_spec(),
         };
+        let limits = RouteLimits::with(limits_spec);
+        let pacer = Pacer::for_routes(
+            limits_spec(LimitedRoute::Ack),
+            limits_spec(LimitedRoute::Checkin),
+        );
         let mut deadlines = Deadlines::new();
         if backend.is_some() {
             deadlines.arm(TimerKey::BulkFlush, Instant::now() + settings.checkin_flush);
@@ -292,6 +304,8 @@ impl Server {
             backend,
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
+            rollouts: Vec::new(),
+            pacer,
             starting: HashMap::new(),
             enrolling: HashMap::new(),
             early: HashMap::new(),
@@ -590,6 +604,7 @@ impl Server {
         while let Some((key, ticket)) = self.deadlines.expired(now) {
             match key {
                 TimerKey::Drain => self.drain_expired = true,
+                TimerKey::Rollout => self.pace_rollouts(now),
                 TimerKey::AcceptRetry => {
                     self.accept_paused = false;
                     self.management_ready = self.management.is_some();
@@ -787,6 +802,9 @@ enum Accepted {
     Exhausted,
 }
 
+/// Shortest pause between two paced rollout steps (batches, not one timer per agent).
+const ROLLOUT_TICK: Duration = Duration::from_millis(50);
+
 /// How long accepting pauses after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -833,7 +851,8 @@ fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
         TimerKey::Drain
         | TimerKey::BulkFlush
         | TimerKey::CheckinTimestamp
-        | TimerKey::AcceptRetry => true,
+        | TimerKey::AcceptRetry
+        | TimerKey::Rollout => true,
         TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),

@@ -30,6 +30,8 @@ pub struct Options {
     pub client_auth_required: bool,
     /// How long a remote output's cluster that failed fails fast.
     pub remote_retry_after: Duration,
+    /// Route limits to use instead of the table the machine's memory selects.
+    pub limits_table: Option<&'static fleet_edge::core::limits::SizingTable>,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             checkin_flush: Duration::from_millis(200),
             client_auth_required: false,
             remote_retry_after: Duration::from_secs(30),
+            limits_table: None,
         }
     }
 }
@@ -88,6 +91,9 @@ impl InProc {
         settings.checkin_timestamp = Duration::from_millis(200);
         settings.pbkdf2_iterations = 1000;
         settings.backend.remote.retry_after = options.remote_retry_after;
+        if let Some(table) = options.limits_table {
+            settings.limits_table = Some(table);
+        }
         let server = Server::new(
             listener,
             Some(tls),
