@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod json_body;
 pub mod status;
 pub mod user_agent;
 pub mod version;

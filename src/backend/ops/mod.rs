@@ -4,6 +4,7 @@
 //! errors come out as the spec's [`ApiError`]s.
 
 pub mod ack;
+mod ack_event;
 pub mod audit;
 pub mod checkin;
 pub mod enroll;
