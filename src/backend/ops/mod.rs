@@ -5,6 +5,8 @@
 
 pub mod ack;
 mod ack_event;
+#[cfg(test)]
+mod body_tests;
 pub mod audit;
 pub mod checkin;
 pub mod enroll;
