@@ -42,7 +42,11 @@ pub struct GoField {
 
 impl GoField {
     /// A member that is not an array element.
-    pub const fn member(path: &'static str, go_struct: &'static str, go_type: &'static str) -> Self {
+    pub const fn member(
+        path: &'static str,
+        go_struct: &'static str,
+        go_type: &'static str,
+    ) -> Self {
         GoField {
             path,
             go_struct,
@@ -53,7 +57,11 @@ impl GoField {
     }
 
     /// An integer member.
-    pub const fn integer(path: &'static str, go_struct: &'static str, go_type: &'static str) -> Self {
+    pub const fn integer(
+        path: &'static str,
+        go_struct: &'static str,
+        go_type: &'static str,
+    ) -> Self {
         GoField {
             path,
             go_struct,
@@ -64,7 +72,11 @@ impl GoField {
     }
 
     /// The elements of an array member.
-    pub const fn elements(path: &'static str, go_struct: &'static str, go_type: &'static str) -> Self {
+    pub const fn elements(
+        path: &'static str,
+        go_struct: &'static str,
+        go_type: &'static str,
+    ) -> Self {
         GoField {
             path,
             go_struct,
@@ -78,7 +90,10 @@ impl GoField {
 /// Decodes the first JSON value of `body` as `T`; on failure the 400 carries Go's cause.
 pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, ApiError> {
     let bad = |cause: String| {
-        ApiError::BadRequest(format!("unable to decode {} request: {cause}", names.request))
+        ApiError::BadRequest(format!(
+            "unable to decode {} request: {cause}",
+            names.request
+        ))
     };
     let scan = scan_first_value(body).map_err(bad)?;
     let first = &body[scan.start..scan.end];
@@ -134,7 +149,8 @@ fn type_error_cause(
     match field {
         Some(f) => {
             let value = if kind == "number" && f.integer {
-                let literal = String::from_utf8_lossy(body.get(span.start..span.end).unwrap_or(b""));
+                let literal =
+                    String::from_utf8_lossy(body.get(span.start..span.end).unwrap_or(b""));
                 format!("number {literal}")
             } else {
                 kind.to_owned()

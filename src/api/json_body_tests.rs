@@ -52,25 +52,76 @@ fn syntax_errors_read_like_gos_scanner() {
         ("{\"status\":\"onl", "unexpected EOF"),
         ("{\"status\":", "unexpected EOF"),
         ("x", "invalid character 'x' looking for beginning of value"),
-        ("{\"status\":}", "invalid character '}' looking for beginning of value"),
-        ("{status:1}", "invalid character 's' looking for beginning of object key string"),
+        (
+            "{\"status\":}",
+            "invalid character '}' looking for beginning of value",
+        ),
+        (
+            "{status:1}",
+            "invalid character 's' looking for beginning of object key string",
+        ),
         ("{\"status\" 1}", "invalid character '1' after object key"),
-        ("{\"status\":\"a\" \"b\"}", "invalid character '\"' after object key:value pair"),
-        ("{\"status\":\"a\",}", "invalid character '}' looking for beginning of object key string"),
-        ("{\"raw\":[1 2]}", "invalid character '2' after array element"),
-        ("{\"raw\":[1,]}", "invalid character ']' looking for beginning of value"),
-        ("{\"status\":\"a\tb\"}", "invalid character '\\t' in string literal"),
-        ("{\"status\":\"\\q\"}", "invalid character 'q' in string escape code"),
-        ("{\"status\":\"\\u12x4\"}", "invalid character 'x' in \\u hexadecimal character escape"),
+        (
+            "{\"status\":\"a\" \"b\"}",
+            "invalid character '\"' after object key:value pair",
+        ),
+        (
+            "{\"status\":\"a\",}",
+            "invalid character '}' looking for beginning of object key string",
+        ),
+        (
+            "{\"raw\":[1 2]}",
+            "invalid character '2' after array element",
+        ),
+        (
+            "{\"raw\":[1,]}",
+            "invalid character ']' looking for beginning of value",
+        ),
+        (
+            "{\"status\":\"a\tb\"}",
+            "invalid character '\\t' in string literal",
+        ),
+        (
+            "{\"status\":\"\\q\"}",
+            "invalid character 'q' in string escape code",
+        ),
+        (
+            "{\"status\":\"\\u12x4\"}",
+            "invalid character 'x' in \\u hexadecimal character escape",
+        ),
         ("{\"raw\":-x}", "invalid character 'x' in numeric literal"),
-        ("{\"raw\":1.e}", "invalid character 'e' after decimal point in numeric literal"),
-        ("{\"raw\":1e+}", "invalid character '}' in exponent of numeric literal"),
-        ("{\"raw\":01}", "invalid character '1' after object key:value pair"),
-        ("{\"raw\":tru}", "invalid character '}' in literal true (expecting 'e')"),
-        ("{\"raw\":nul1}", "invalid character '1' in literal null (expecting 'l')"),
-        ("{\"raw\":fals}", "invalid character '}' in literal false (expecting 'e')"),
-        ("{'status':1}", "invalid character '\\'' looking for beginning of object key string"),
-        ("\u{1}", "invalid character '\\x01' looking for beginning of value"),
+        (
+            "{\"raw\":1.e}",
+            "invalid character 'e' after decimal point in numeric literal",
+        ),
+        (
+            "{\"raw\":1e+}",
+            "invalid character '}' in exponent of numeric literal",
+        ),
+        (
+            "{\"raw\":01}",
+            "invalid character '1' after object key:value pair",
+        ),
+        (
+            "{\"raw\":tru}",
+            "invalid character '}' in literal true (expecting 'e')",
+        ),
+        (
+            "{\"raw\":nul1}",
+            "invalid character '1' in literal null (expecting 'l')",
+        ),
+        (
+            "{\"raw\":fals}",
+            "invalid character '}' in literal false (expecting 'e')",
+        ),
+        (
+            "{'status':1}",
+            "invalid character '\\'' looking for beginning of object key string",
+        ),
+        (
+            "\u{1}",
+            "invalid character '\\x01' looking for beginning of value",
+        ),
     ] {
         assert_eq!(
             message(body),
@@ -84,20 +135,53 @@ fn syntax_errors_read_like_gos_scanner() {
 fn type_errors_name_the_go_struct_field() {
     let prefix = "unable to decode checkin request: json: cannot unmarshal";
     for (body, cause) in [
-        ("{\"status\":5}", "number into Go struct field CheckinRequest.status of type api.CheckinRequestStatus"),
-        ("{\"status\":true}", "bool into Go struct field CheckinRequest.status of type api.CheckinRequestStatus"),
-        ("{\"status\":{\"a\":1}}", "object into Go struct field CheckinRequest.status of type api.CheckinRequestStatus"),
-        ("{\"status\":[\"a\"]}", "array into Go struct field CheckinRequest.status of type api.CheckinRequestStatus"),
-        ("{\"revision\":\"7\"}", "string into Go struct field CheckinRequest.revision of type int64"),
-        ("{\"revision\":1.5}", "number 1.5 into Go struct field CheckinRequest.revision of type int64"),
-        ("{\"revision\":1e3}", "number 1e3 into Go struct field CheckinRequest.revision of type int64"),
-        ("{\"meta\":\"x\"}", "string into Go struct field CheckinRequest.meta of type api.Meta"),
-        ("{\"meta\":{\"tags\":\"a\"}}", "string into Go struct field Meta.meta.tags of type []string"),
-        ("{\"meta\":{\"tags\":[\"a\",2]}}", "number into Go struct field Meta.meta.tags of type string"),
+        (
+            "{\"status\":5}",
+            "number into Go struct field CheckinRequest.status of type api.CheckinRequestStatus",
+        ),
+        (
+            "{\"status\":true}",
+            "bool into Go struct field CheckinRequest.status of type api.CheckinRequestStatus",
+        ),
+        (
+            "{\"status\":{\"a\":1}}",
+            "object into Go struct field CheckinRequest.status of type api.CheckinRequestStatus",
+        ),
+        (
+            "{\"status\":[\"a\"]}",
+            "array into Go struct field CheckinRequest.status of type api.CheckinRequestStatus",
+        ),
+        (
+            "{\"revision\":\"7\"}",
+            "string into Go struct field CheckinRequest.revision of type int64",
+        ),
+        (
+            "{\"revision\":1.5}",
+            "number 1.5 into Go struct field CheckinRequest.revision of type int64",
+        ),
+        (
+            "{\"revision\":1e3}",
+            "number 1e3 into Go struct field CheckinRequest.revision of type int64",
+        ),
+        (
+            "{\"meta\":\"x\"}",
+            "string into Go struct field CheckinRequest.meta of type api.Meta",
+        ),
+        (
+            "{\"meta\":{\"tags\":\"a\"}}",
+            "string into Go struct field Meta.meta.tags of type []string",
+        ),
+        (
+            "{\"meta\":{\"tags\":[\"a\",2]}}",
+            "number into Go struct field Meta.meta.tags of type string",
+        ),
         ("[1]", "array into Go value of type api.CheckinRequest"),
         ("\"x\"", "string into Go value of type api.CheckinRequest"),
         ("7", "number into Go value of type api.CheckinRequest"),
-        ("{\n  \"raw\": {},\n  \"status\": 5\n}", "number into Go struct field CheckinRequest.status of type api.CheckinRequestStatus"),
+        (
+            "{\n  \"raw\": {},\n  \"status\": 5\n}",
+            "number into Go struct field CheckinRequest.status of type api.CheckinRequestStatus",
+        ),
     ] {
         assert_eq!(message(body), format!("{prefix} {cause}"), "{body:?}");
     }

@@ -147,7 +147,7 @@ impl GoTime {
 }
 
 fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in(month: u32, year: u32) -> u32 {
@@ -167,9 +167,7 @@ fn parse_strict(b: &[u8]) -> Option<GoTime> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let n = part
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        let n = part.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
         (min..=max).contains(&n).then_some(n)
     };
     if b.len() < 19 {
@@ -257,7 +255,8 @@ fn go_parse_error(s: &str) -> String {
             go_time_quote(layout_elem)
         )
     };
-    let out_of_range = |what: &str| format!("parsing time {}: {what} out of range", go_time_quote(s));
+    let out_of_range =
+        |what: &str| format!("parsing time {}: {what} out of range", go_time_quote(s));
     // getnum(value, fixed): one or two leading digits.
     let getnum = |v: &[u8], fixed: bool| -> Option<(u32, usize)> {
         let d0 = *v.first().filter(|c| c.is_ascii_digit())?;
@@ -305,7 +304,10 @@ fn go_parse_error(s: &str) -> String {
     }
     // A fraction after the seconds, '.' or ','.
     if b.len() >= pos + 2 && matches!(b[pos], b'.' | b',') && b[pos + 1].is_ascii_digit() {
-        pos += 1 + b[pos + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        pos += 1 + b[pos + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     }
     // stdISO8601ColonTZ
     let tz = &b[pos..];
@@ -416,8 +418,14 @@ mod tests {
             ("2026-12-02T23:22:06Z", "2026-12-02T23:22:06Z"),
             ("2026-12-02T23:22:06.000Z", "2026-12-02T23:22:06Z"),
             ("2026-12-02T23:22:06.120Z", "2026-12-02T23:22:06.12Z"),
-            ("2026-12-02T23:22:06.123456789Z", "2026-12-02T23:22:06.123456789Z"),
-            ("2026-12-02T23:22:06.1234567891Z", "2026-12-02T23:22:06.123456789Z"),
+            (
+                "2026-12-02T23:22:06.123456789Z",
+                "2026-12-02T23:22:06.123456789Z",
+            ),
+            (
+                "2026-12-02T23:22:06.1234567891Z",
+                "2026-12-02T23:22:06.123456789Z",
+            ),
             // Go keeps the sender's offset; a zero offset is written `Z`.
             ("2026-12-03T01:22:06+02:00", "2026-12-03T01:22:06+02:00"),
             ("2026-12-02T18:22:06.5-05:00", "2026-12-02T18:22:06.5-05:00"),

@@ -1,7 +1,8 @@
 //! `POST /api/fleet/agents/{id}/acks` against the store (fleet-protocol.md §4): per-event
 //! handling in request order, result documents written once, policy-revision acks with the
 //! post-rollout key maintenance, UNENROLL deactivation, and the response whose HTTP status is the
-//! highest item status.
+//! highest item status. The events are read the way Go reads them (`ack_event`), so any body Go
+//! accepts, `{"events":null}` included, is accepted.
 
 use std::time::SystemTime;
 
@@ -195,7 +196,10 @@ fn action_result(action: &crate::model::Action, agent_id: &str, raw: &RawEvent) 
                 other.insert("action_input_type".into(), json!(event.action_input_type));
             }
             other.insert("started_at".into(), json!(event.started_at.rfc3339_nano()));
-            other.insert("completed_at".into(), json!(event.completed_at.rfc3339_nano()));
+            other.insert(
+                "completed_at".into(),
+                json!(event.completed_at.rfc3339_nano()),
+            );
             if let Some(data) = &event.action_data {
                 other.insert("action_data".into(), data.clone());
             }

@@ -112,7 +112,7 @@ impl RawEvent {
                                 .iter()
                                 .filter(|(k, _)| k.eq_ignore_ascii_case("upload_id"))
                                 .filter_map(|(_, v)| v.as_str())
-                                .last()
+                                .next_back()
                                 .unwrap_or_default();
                             event.data = Some(serde_json::json!({ "upload_id": upload_id }));
                         }
@@ -214,7 +214,11 @@ mod tests {
     fn any_json_value_is_an_event_and_nulls_are_zero() {
         for text in ["null", "1", "\"x\"", "[1,2]", "true", "{}"] {
             let e = raw(text).view(View::Input);
-            assert_eq!((e.action_id.as_str(), e.error.as_deref()), ("", None), "{text}");
+            assert_eq!(
+                (e.action_id.as_str(), e.error.as_deref()),
+                ("", None),
+                "{text}"
+            );
             assert_eq!(e.timestamp, GoTime::ZERO);
         }
         let e = raw(
@@ -233,25 +237,32 @@ mod tests {
 
     #[test]
     fn wrong_types_stay_zero_and_a_bad_time_stops_the_decoding() {
-        let e = raw(r#"{"action_id":5,"agent_id":"a","error":"","timestamp":"2026-05-01T12:00:00+02:00"}"#)
-            .view(View::Generic);
+        let e = raw(
+            r#"{"action_id":5,"agent_id":"a","error":"","timestamp":"2026-05-01T12:00:00+02:00"}"#,
+        )
+        .view(View::Generic);
         assert_eq!(e.action_id, "");
         assert_eq!(e.agent_id, "a");
         assert_eq!(e.error.as_deref(), Some(""));
         assert_eq!(e.timestamp.rfc3339_nano(), "2026-05-01T12:00:00+02:00");
         // Go's decoder returns at the bad timestamp: members after it are never read.
-        let e = raw(r#"{"action_id":"x","timestamp":"yesterday","error":"boom"}"#).view(View::Generic);
+        let e =
+            raw(r#"{"action_id":"x","timestamp":"yesterday","error":"boom"}"#).view(View::Generic);
         assert_eq!((e.action_id.as_str(), e.error), ("x", None));
         assert_eq!(e.timestamp, GoTime::ZERO);
         // A bad started_at only matters to the InputEvent view.
         let text = r#"{"action_id":"x","started_at":"soon","timestamp":"2026-05-01T10:00:00Z"}"#;
-        assert_eq!(raw(text).view(View::Generic).timestamp.rfc3339_nano(), "2026-05-01T10:00:00Z");
+        assert_eq!(
+            raw(text).view(View::Generic).timestamp.rfc3339_nano(),
+            "2026-05-01T10:00:00Z"
+        );
         assert_eq!(raw(text).view(View::Input).timestamp, GoTime::ZERO);
     }
 
     #[test]
     fn member_names_match_case_insensitively_and_data_keeps_only_upload_id() {
-        let e = raw(r#"{"Action_ID":"x","DATA":{"upload_id":"u","other":1}}"#).view(View::Diagnostics);
+        let e =
+            raw(r#"{"Action_ID":"x","DATA":{"upload_id":"u","other":1}}"#).view(View::Diagnostics);
         assert_eq!(e.action_id, "x");
         assert_eq!(e.data, Some(serde_json::json!({"upload_id": "u"})));
     }

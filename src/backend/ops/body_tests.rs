@@ -89,8 +89,19 @@ fn ack_accepts_null_wherever_go_does() {
         );
     }
     let members = [
-        "agent_id", "error", "message", "type", "subtype", "timestamp", "payload", "data",
-        "action_input_type", "action_data", "action_response", "started_at", "completed_at",
+        "agent_id",
+        "error",
+        "message",
+        "type",
+        "subtype",
+        "timestamp",
+        "payload",
+        "data",
+        "action_input_type",
+        "action_data",
+        "action_response",
+        "started_at",
+        "completed_at",
     ];
     for action in ["plain", "diag", "input", "upgrade"] {
         for member in members {
@@ -114,8 +125,15 @@ fn ack_accepts_null_wherever_go_does() {
 fn checkin_accepts_null_wherever_go_does() {
     let (store, key) = store_with_agent("a1");
     for member in [
-        "message", "ack_token", "local_metadata", "components", "poll_timeout",
-        "upgrade_details", "agent_policy_id", "policy_revision_idx", "upgrade",
+        "message",
+        "ack_token",
+        "local_metadata",
+        "components",
+        "poll_timeout",
+        "upgrade_details",
+        "agent_policy_id",
+        "policy_revision_idx",
+        "upgrade",
     ] {
         let mut body = json!({"status": "online"});
         body[member] = Value::Null;
@@ -176,8 +194,14 @@ fn audit_accepts_null_wherever_go_does() {
     let agent = store.agent("a1").unwrap().unwrap();
     assert_eq!(agent.other["audit_unenrolled_time"], "0001-01-01T00:00:00Z");
     assert_eq!(
-        audit_body(&store, &key, br#"{"reason":null,"timestamp":"2026-05-01T10:00:00Z"}"#),
-        Err(ApiError::BadRequest("audit/unenroll request invalid reason".into()))
+        audit_body(
+            &store,
+            &key,
+            br#"{"reason":null,"timestamp":"2026-05-01T10:00:00Z"}"#
+        ),
+        Err(ApiError::BadRequest(
+            "audit/unenroll request invalid reason".into()
+        ))
     );
 }
 
@@ -236,7 +260,10 @@ fn decode_errors_use_each_endpoints_prefix_and_gos_words() {
         ack_body(&store, &key, br#"{"events":{}}"#).unwrap_err(),
         bad("unable to decode ack request: json: cannot unmarshal object into Go struct field AckRequest.events of type []api.AckRequest_Events_Item")
     );
-    assert_eq!(ack_body(&store, &key, b"").unwrap_err(), bad("unable to decode ack request: EOF"));
+    assert_eq!(
+        ack_body(&store, &key, b"").unwrap_err(),
+        bad("unable to decode ack request: EOF")
+    );
     assert_eq!(
         checkin_body(&store, &key, br#"{"status":"online","policy_revision_idx":"7"}"#).unwrap_err(),
         bad("unable to decode checkin request: json: cannot unmarshal string into Go struct field CheckinRequest.policy_revision_idx of type int64")

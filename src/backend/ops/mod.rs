@@ -5,9 +5,9 @@
 
 pub mod ack;
 mod ack_event;
+pub mod audit;
 #[cfg(test)]
 mod body_tests;
-pub mod audit;
 pub mod checkin;
 pub mod enroll;
 pub mod outputs;
