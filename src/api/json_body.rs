@@ -112,7 +112,8 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, Api
 }
 
 /// The cause Go's `Decoder.Decode` gives for a body that is JSON but does not fit `names`.
-/// `offset` is where serde stopped, in `body`.
+/// `offset` is where serde stopped, in `body`. Only serde's type complaints have a Go
+/// equivalent; anything else (a duplicate member, which Go would take) keeps serde's words.
 fn type_error_cause(
     body: &[u8],
     offset: usize,
@@ -120,6 +121,10 @@ fn type_error_cause(
     scan: &Scan,
     names: &GoBody,
 ) -> String {
+    let text = error_text(error);
+    if !(text.starts_with("invalid type:") || text.starts_with("invalid value:")) {
+        return text;
+    }
     // serde stops inside a scalar it refuses, but just before an object or array it refuses.
     let containing = scan
         .values

@@ -204,3 +204,11 @@ fn nulls_are_zero_and_only_the_first_value_is_read() {
     let body: Body = decode(br#"{"status":"online"} trailing {"#, &NAMES).unwrap();
     assert_eq!(body.status, "online");
 }
+
+#[test]
+fn causes_go_has_no_words_for_keep_serdes() {
+    assert_eq!(
+        message(r#"{"status":"a","status":"b"}"#),
+        "unable to decode checkin request: duplicate field `status`"
+    );
+}
