@@ -211,6 +211,9 @@ fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
     (start + column).saturating_sub(1).min(body.len())
 }
 
+/// Deepest nesting scanned (serde_json refuses deeper bodies anyway; Go's limit is 10000).
+const MAX_DEPTH: usize = 128;
+
 /// One JSON value found by the scanner: where it is and which member holds it.
 #[derive(Debug)]
 struct ValueSpan {
@@ -302,6 +305,10 @@ impl Scanner<'_> {
     fn value(&mut self, depth: usize, path: String, in_array: bool) -> Result<(), String> {
         let start = self.pos;
         let c = self.peek()?;
+        if matches!(c, b'{' | b'[') && depth >= MAX_DEPTH {
+            // Go's scanner words its own (deeper) limit this way; ours keeps the stack bounded.
+            return Err(self.invalid(c, "exceeded max depth"));
+        }
         match c {
             b'{' => self.object(depth, &path)?,
             b'[' => self.array(depth, &path)?,

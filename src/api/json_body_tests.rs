@@ -212,3 +212,13 @@ fn causes_go_has_no_words_for_keep_serdes() {
         "unable to decode checkin request: duplicate field `status`"
     );
 }
+
+#[test]
+fn deep_nesting_is_refused_without_exhausting_the_stack() {
+    let body = "[".repeat(1 << 20);
+    let cause = message(&format!("{{\"raw\":{body}"));
+    assert_eq!(
+        cause,
+        "unable to decode checkin request: invalid character '[' exceeded max depth"
+    );
+}
