@@ -2,10 +2,12 @@
 //! the server's state to a response: request id (echoed or generated), routing (unknown path →
 //! 404 text, wrong method → 405), `Elastic-Api-Version` (§1.6), then the endpoint handler.
 //!
-//! One file per endpoint lives beside this one; the spec's error table is `errors.rs`.
+//! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
+//! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
 pub mod auth;
 pub mod errors;
+pub mod json_body;
 pub mod status;
 pub mod user_agent;
 pub mod version;

@@ -37,6 +37,7 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod agent_mode;
 mod auth_cache;
+mod bodies;
 mod cli;
 mod embedded;
 mod es_tls;
