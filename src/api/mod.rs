@@ -221,6 +221,12 @@ pub fn capacity_exceeded(req: Option<&Request>, request_ids: &mut RequestIds) ->
         .with_header("X-Request-Id", id)
 }
 
+/// The router's answer to an unknown path: Go's `http.NotFound`, which is `http.Error` with its
+/// `Fprintln` (trailing newline) and its `X-Content-Type-Options: nosniff`.
+pub fn not_found() -> Response {
+    Response::text(404, "404 page not found\n").with_header("X-Content-Type-Options", "nosniff")
+}
+
 fn request_id(req: &Request, ids: &mut RequestIds) -> String {
     match req.header_str("x-request-id") {
         Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
@@ -236,7 +242,7 @@ fn dispatch(
 ) -> Decision {
     let route = route(&req.method, &req.path);
     match route {
-        Route::NotFound => return Decision::Respond(Response::text(404, "404 page not found")),
+        Route::NotFound => return Decision::Respond(not_found()),
         Route::WrongMethod(allowed) => {
             return Decision::Respond(Response::new(405).with_header("Allow", allowed))
         }
@@ -328,9 +334,7 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => {
-            respond(Response::text(404, "404 page not found"))
-        }
+        Route::Status | Route::WrongMethod(_) | Route::NotFound => respond(not_found()),
     }
 }
 
@@ -387,7 +391,9 @@ mod tests {
     fn unknown_path_is_the_routers_404_text_without_api_version() {
         let r = run(&get("/api/status/", &[]), Health::Healthy);
         assert_eq!(r.status, 404);
-        assert_eq!(r.body_bytes(), b"404 page not found");
+        assert_eq!(r.body_bytes(), b"404 page not found\n");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert!(r.header("elastic-api-version").is_none());
         assert!(r.header("x-request-id").is_some());
     }

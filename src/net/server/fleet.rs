@@ -88,7 +88,9 @@ impl Server {
                     self.enrolling.retain(|_, k| *k != key);
                 }
                 let response = inflight.pending.finish(output, health);
-                if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
+                if let Some(limited) =
+                    conn.complete(&response, draining, self.date.current(), &mut self.pool)
+                {
                     self.limits.get(limited).release();
                 }
                 self.drive(key.slot, now);
