@@ -117,6 +117,9 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// `--log-format`.
     pub log_format: LogFormat,
+    /// `--server-version`: the Fleet Server version this server claims (see
+    /// [`crate::server_version`] for everything it governs).
+    pub server_version: crate::server_version::ServerVersion,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
 }
@@ -243,6 +246,9 @@ pub struct EsSettings {
     pub service_token: Option<Secret>,
     /// Extra headers on every Elasticsearch request, in order.
     pub headers: Vec<(String, String)>,
+    /// The Fleet Server version this server claims (`--server-version`): Elasticsearch must be
+    /// at least its `major.minor.0`, and it is in every request's `User-Agent`.
+    pub server_version: crate::server_version::ServerVersion,
 }
 
 /// Parses `args` (WITHOUT `argv[0]`) and the environment, given as a lookup so tests never touch

@@ -81,6 +81,8 @@ pub enum SettingId {
     CheckinJitter,
     /// `--checkin-max-poll`
     CheckinMaxPoll,
+    /// `--server-version`
+    ServerVersion,
 }
 
 /// How a setting's value is given.
@@ -618,6 +620,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "DURATION",
         default: Some("1h"),
         help: "Cap on the poll_timeout an agent may ask for (server.timeouts.checkin_max_poll).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::ServerVersion,
+        flag: Some("--server-version"),
+        envs: &["FLEET_EDGE_SERVER_VERSION"],
+        value_name: "MAJOR.MINOR.PATCH",
+        default: Some(crate::server_version::BUILT_IN_STR),
+        help: "Fleet Server version this server claims: agents newer than its MAJOR.MINOR are refused (Elastic's rule), /api/status reports it, and Elasticsearch must be at least MAJOR.MINOR.0. Raise it to admit agents of a newer release; it cannot be lowered.",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -101,6 +101,8 @@ pub struct DriveCtx<'a> {
     pub has_store: bool,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims.
+    pub server_version: crate::server_version::ServerVersion,
     /// When the loop last read the clock.
     pub now: Instant,
     /// The `Date` header for responses written now (the loop's per-second cache).
@@ -331,6 +333,8 @@ impl Conn {
                         request_id,
                         api_version: api::version::DEFAULT,
                         limited: None,
+                        server_version: ctx.server_version,
+                        refused_agent_version: None,
                     },
                 ),
             }
@@ -344,6 +348,7 @@ impl Conn {
                     request_ids: ctx.request_ids,
                     has_store: ctx.has_store,
                     pbkdf2_iterations: ctx.pbkdf2_iterations,
+                    server_version: ctx.server_version,
                     limits: ctx.limits,
                     now: ctx.now,
                 },

@@ -90,10 +90,15 @@ pub fn settings(config: &Config) -> Settings {
         checkin_flush: Duration::from_secs(10),
         checkin_timestamp: Duration::from_secs(30),
         pbkdf2_iterations: DEFAULT_ITERATIONS,
+        server_version: config.server_version,
         backend: BackendSettings {
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
+            },
+            remote: crate::backend::remote::RemoteSettings {
+                server_version: config.server_version,
+                ..Default::default()
             },
             ..BackendSettings::default()
         },

@@ -108,6 +108,11 @@ impl Server {
             Ok(start) => start,
             Err(e) => {
                 self.starting.retain(|_, k| *k != key);
+                if let Some(inflight) =
+                    conn_of(&mut self.conns, key).and_then(|c| c.inflight.as_ref())
+                {
+                    inflight.pending.log_refusal(&e);
+                }
                 return self.answer(key, errors::respond(&e), now);
             }
         };

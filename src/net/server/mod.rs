@@ -93,6 +93,8 @@ pub struct Settings {
     pub checkin_timestamp: Duration,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims (`--server-version`).
+    pub server_version: crate::server_version::ServerVersion,
     /// Backend threads.
     pub backend: BackendSettings,
     /// The sizing table the route limits come from (`None`: the code defaults).
@@ -511,6 +513,7 @@ impl Server {
             draining: self.drain_deadline.is_some(),
             has_store: self.backend.is_some(),
             pbkdf2_iterations: self.settings.pbkdf2_iterations,
+            server_version: self.settings.server_version,
             now,
             date: self.date.current(),
             jobs: &mut self.jobs,
