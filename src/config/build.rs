@@ -17,6 +17,8 @@ use super::{
     Timeouts,
 };
 
+mod output;
+
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, ConfigErrors> {
@@ -128,6 +130,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         server_version,
         ..es
     });
+    let default_output = b.default_output(es.is_none());
     let policy_id = b
         .value(Id::PolicyId)
         .map(|s| s.trim().to_string())
@@ -159,6 +162,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         log_level,
         log_format,
         server_version,
+        default_output,
         settings: b.shown(),
     })
 }

@@ -63,9 +63,9 @@ fn quick_start_prints_a_working_install_command() {
     let action = only_action(&body);
     assert_eq!(action["id"], "policy:fleet-edge-default:1");
     assert_eq!(
-        action["data"]["policy"]["outputs"]["default"]["api_key"],
-        "REPLACE-WITH-id:key-OF-AN-ES-API-KEY",
-        "embedded mode sends output credentials as written"
+        action["data"]["policy"]["fleet"]["hosts"],
+        serde_json::json!([format!("https://127.0.0.1:{}", server.addr.port())]),
+        "agents learn the URL the quick start printed"
     );
 }
 
