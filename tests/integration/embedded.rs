@@ -253,7 +253,29 @@ fn a_newer_agent_is_refused_unless_the_claimed_version_is_raised() {
         line.contains("WARN") && line.contains("9.6.0") && line.contains("--server-version"),
         "the line names the server version and the override: {line}"
     );
-    assert_eq!(enroll_as(&server, &token, "Elastic Agent v9.6.4").0, 200);
+    let (status, body) = enroll_as(&server, &token, "Elastic Agent v9.6.4");
+    assert_eq!(status, 200, "newer only in the patch: {body}");
+    // The same agent upgraded past the server: its checkin is refused and logged too.
+    let id = body["item"]["id"].as_str().unwrap();
+    let access_key = body["item"]["access_api_key"].as_str().unwrap();
+    let raw = crate::support::agent::raw_request(
+        "POST",
+        &format!("/api/fleet/agents/{id}/checkin"),
+        Some(access_key),
+        br#"{"status":"online"}"#,
+        false,
+        "Elastic Agent v9.8.1",
+    );
+    let resp = crate::support::agent::once(server.addr, ca_roots(&server), &raw);
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        crate::support::agent::body_json(&resp)["error"],
+        "UnsupportedVersion"
+    );
+    let line = server
+        .wait_for_log("refused an Elastic Agent 9.8.1", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("checkin refusal not logged:\n{}", server.log()));
+    assert!(line.contains("Checkin"), "{line}");
     drop(server);
 
     let server = FleetEdge::start_in(data.path(), &[], &[("FLEET_EDGE_SERVER_VERSION", "9.7.0")]);
