@@ -248,4 +248,50 @@ fn a_full_session_leaves_the_documents_the_spec_lists(fixture: Box<dyn Fixture>)
     }
 }
 
-on_every_store!(a_full_session_leaves_the_documents_the_spec_lists);
+/// §3.8 `upgrade.rollbacks` (issue 13 item 6): the list the agent reports is stored; when the agent
+/// no longer has a rollback it sends `"upgrade": {}`, and the stored list becomes `[]`.
+fn rollbacks_the_agent_no_longer_has_are_cleared(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "1s");
+    let mut a = crate::protocol::enrolled(&*fixture, &server);
+    let (_, body) = a.checkin();
+    a.apply_policy(only_action(&body));
+    let checkin = |a: &mut Agent, upgrade: Value| {
+        let mut body = a.checkin_body("online");
+        body["upgrade"] = upgrade;
+        let raw = raw_request(
+            "POST",
+            &format!("/api/fleet/agents/{}/checkin", a.id),
+            Some(&a.access_key.clone()),
+            &serde_json::to_vec(&body).unwrap(),
+            true,
+            &format!("Elastic Agent v{VERSION}"),
+        );
+        assert_eq!(a.send(&raw).status, 200);
+    };
+    let upgrade_of = |id: &str| {
+        fixture
+            .agent_document(id)
+            .and_then(|d| d.get("upgrade").cloned())
+    };
+    let wait_for = |id: &str, want: Value| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while upgrade_of(id) != Some(want.clone()) {
+            assert!(
+                Instant::now() < deadline,
+                "upgrade is {:?}, not {want}",
+                upgrade_of(id)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let rollback = json!({"version": "9.1.3", "valid_until": "2026-12-31T00:00:00Z"});
+    checkin(&mut a, json!({"rollbacks": [rollback]}));
+    wait_for(&a.id, json!({"rollbacks": [rollback]}));
+    checkin(&mut a, json!({}));
+    wait_for(&a.id, json!({"rollbacks": []}));
+}
+
+on_every_store!(
+    a_full_session_leaves_the_documents_the_spec_lists,
+    rollbacks_the_agent_no_longer_has_are_cleared,
+);
