@@ -445,6 +445,7 @@ mod tests {
     use super::super::testkit::{remotes, store_with_policy};
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::AUDIT_MEMBERS;
     use crate::model::Action;
 
     fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
@@ -718,6 +719,127 @@ mod tests {
             .state
             .fields;
         assert_eq!(s["agent"], json!({"version": "9.2.5"}));
+    }
+
+    fn state_of(store: &MemoryStore, key: &ApiKey, id: &str, body: Value) -> CheckinWrite {
+        checkin_start(store, &remotes(), &input(key, id, body), SystemTime::now())
+            .unwrap()
+            .state
+    }
+
+    fn set_members(store: &MemoryStore, id: &str, members: Value) {
+        let Value::Object(fields) = members else {
+            panic!("not an object")
+        };
+        store.update_agent(id, &fields).unwrap();
+    }
+
+    /// es-contract.md §2.3 checkin flush row: `unhealthy_reason` on every flush, null when
+    /// nothing is wrong; `action_seq_no` only for a known position.
+    #[test]
+    fn every_flush_writes_unhealthy_reason_and_only_a_known_position() {
+        let (store, key, id) = enrolled();
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields.get("unhealthy_reason"), Some(&Value::Null));
+        assert!(!s.fields.contains_key("action_seq_no"), "{s:?}");
+        assert!(!s.clear_audit);
+        let keys: Vec<&str> = s.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "last_checkin",
+                "last_checkin_message",
+                "last_checkin_status",
+                "sequence_num",
+                "unhealthy_reason",
+                "upgrade"
+            ]
+        );
+
+        // §3.9: the stored value is the start; `["other"]` when none and the status was bad;
+        // changed components replace it (inputs before outputs).
+        set_members(&store, &id, json!({"unhealthy_reason": ["input"]}));
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields["unhealthy_reason"], json!(["input"]));
+        set_members(
+            &store,
+            &id,
+            json!({"unhealthy_reason": null, "last_checkin_status": "FAILED"}),
+        );
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields["unhealthy_reason"], json!(["other"]));
+        let body = json!({"status": "DEGRADED", "components": [{"id": "c", "status": "FAILED", "units": [
+            {"type": "output", "status": "FAILED"}, {"type": "input", "status": "DEGRADED"}]}]});
+        let s = state_of(&store, &key, &id, body);
+        assert_eq!(s.fields["unhealthy_reason"], json!(["input", "output"]));
+    }
+
+    /// §3.8 `upgrade.rollbacks`, compared as Fleet Server compares them: the agent's list (none
+    /// is an empty list) is written when it differs from the stored one.
+    #[test]
+    fn rollbacks_are_written_when_they_differ_and_cleared_when_gone() {
+        let (store, key, id) = enrolled();
+        let rollbacks = |upgrade: Option<Value>| {
+            let mut body = json!({"status": "online"});
+            if let Some(u) = upgrade {
+                body["upgrade"] = u;
+            }
+            state_of(&store, &key, &id, body)
+                .fields
+                .get("upgrade")
+                .cloned()
+        };
+        let empty = Some(json!({"rollbacks": []}));
+        assert_eq!(rollbacks(None), empty, "no list stored yet: [] is written");
+        assert_eq!(rollbacks(Some(json!({}))), empty);
+        let listed = json!({"rollbacks": [{"version": "9.1.0", "valid_until": "2026-12-31T00:00:00Z", "extra": 1}]});
+        let kept =
+            json!({"rollbacks": [{"version": "9.1.0", "valid_until": "2026-12-31T00:00:00Z"}]});
+        assert_eq!(rollbacks(Some(listed.clone())), Some(kept.clone()));
+        set_members(&store, &id, json!({"upgrade": kept}));
+        assert_eq!(rollbacks(Some(listed)), None, "unchanged: nothing written");
+        assert_eq!(rollbacks(Some(json!({}))), empty, "gone: cleared");
+        assert_eq!(rollbacks(None), empty);
+        assert_eq!(
+            rollbacks(Some(json!({"rollbacks": "no"}))),
+            None,
+            "not understood: left alone"
+        );
+        set_members(&store, &id, json!({"upgrade": {"rollbacks": []}}));
+        assert_eq!(rollbacks(Some(json!({}))), None);
+    }
+
+    /// es-contract.md §3.7 S1: an audit-unenrolled agent's checkin removes the audit members and
+    /// writes S1's members only.
+    #[test]
+    fn an_audit_unenrolled_agents_checkin_clears_the_audit_members() {
+        let (store, key, id) = enrolled();
+        set_members(
+            &store,
+            &id,
+            json!({"audit_unenrolled_reason": "uninstall", "audit_unenrolled_time": "2026-01-01T00:00:00Z"}),
+        );
+        let s = state_of(
+            &store,
+            &key,
+            &id,
+            json!({"status": "online", "upgrade": {}}),
+        );
+        assert!(s.clear_audit);
+        assert!(!s.fields.contains_key("sequence_num"));
+        assert!(!s.fields.contains_key("upgrade"));
+        assert!(s
+            .fields
+            .keys()
+            .all(|k| !AUDIT_MEMBERS.contains(&k.as_str())));
+        store.update_agents(&[(id.clone(), s)]).unwrap();
+        let doc = store.agent_document(&id).unwrap();
+        assert!(
+            doc.keys().all(|k| !AUDIT_MEMBERS.contains(&k.as_str())),
+            "{doc:?}"
+        );
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert!(!s.clear_audit, "once removed, plain writes again");
     }
 
     #[test]
