@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::outputs::invalidate_keys;
+use super::rollbacks::rollbacks_to_write;
 use super::{authenticate_agent, store_error};
 use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
@@ -265,7 +266,7 @@ fn checkin_state(
         unhealthy_reason(agent, body, components_changed),
     );
     if !clear_audit {
-        if let Some(rollbacks) = rollbacks_to_write(agent, body) {
+        if let Some(rollbacks) = rollbacks_to_write(agent, body.upgrade.as_ref()) {
             s.insert("upgrade".into(), json!({ "rollbacks": rollbacks }));
         }
     }
@@ -285,85 +286,6 @@ fn checkin_state(
         fields: s,
         clear_audit,
     }
-}
-
-/// One available rollback as Fleet Server models it (`version`, `valid_until`; other members
-/// are not kept, empty ones not written).
-type Rollback = (String, String);
-
-/// The request's rollbacks: a missing, `null` or `{}` `upgrade` means none (an empty list), an
-/// explicit `"rollbacks": null` means null; `Err` when the shape is not Fleet Server's (then
-/// nothing is written, as Fleet Server logs and skips it).
-fn requested_rollbacks(upgrade: Option<&Value>) -> Result<Option<Vec<Rollback>>, ()> {
-    match upgrade {
-        None | Some(Value::Null) => Ok(Some(Vec::new())),
-        Some(Value::Object(u)) => match u.get("rollbacks") {
-            None => Ok(Some(Vec::new())),
-            Some(list) => parse_rollbacks(list),
-        },
-        Some(_) => Err(()),
-    }
-}
-
-/// A rollback list as stored or sent; `Ok(None)` for `null`.
-fn parse_rollbacks(list: &Value) -> Result<Option<Vec<Rollback>>, ()> {
-    let text = |r: &Map<String, Value>, k: &str| match r.get(k) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(()),
-    };
-    match list {
-        Value::Null => Ok(None),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| match item {
-                Value::Object(r) => Ok((text(r, "version")?, text(r, "valid_until")?)),
-                Value::Null => Ok((String::new(), String::new())),
-                _ => Err(()),
-            })
-            .collect::<Result<Vec<_>, ()>>()
-            .map(Some),
-        _ => Err(()),
-    }
-}
-
-/// §3.8 `upgrade.rollbacks`: the request's list (an empty one when the agent sent none) when it
-/// differs from the stored one — a list that went away is cleared to `[]` — else nothing.
-fn rollbacks_to_write(agent: &Agent, body: &CheckinBody) -> Option<Value> {
-    let requested = match requested_rollbacks(body.upgrade.as_ref()) {
-        Ok(r) => r,
-        Err(()) => {
-            log::debug!("agent {}: checkin `upgrade` not understood; kept", agent.id);
-            return None;
-        }
-    };
-    let stored = agent
-        .other
-        .get("upgrade")
-        .and_then(|u| u.get("rollbacks"))
-        .map_or(Ok(None), parse_rollbacks)
-        .ok()
-        .flatten();
-    if requested == stored {
-        return None;
-    }
-    Some(match requested {
-        None => Value::Null,
-        Some(list) => Value::Array(
-            list.into_iter()
-                .map(|(version, valid_until)| {
-                    let mut r = Map::new();
-                    if !valid_until.is_empty() {
-                        r.insert("valid_until".into(), json!(valid_until));
-                    }
-                    if !version.is_empty() {
-                        r.insert("version".into(), json!(version));
-                    }
-                    Value::Object(r)
-                })
-                .collect(),
-        ),
-    })
 }
 
 /// §3.9: the stored value (`["other"]` when there is none and the last status was unhealthy),
@@ -772,41 +694,6 @@ mod tests {
             {"type": "output", "status": "FAILED"}, {"type": "input", "status": "DEGRADED"}]}]});
         let s = state_of(&store, &key, &id, body);
         assert_eq!(s.fields["unhealthy_reason"], json!(["input", "output"]));
-    }
-
-    /// §3.8 `upgrade.rollbacks`, compared as Fleet Server compares them: the agent's list (none
-    /// is an empty list) is written when it differs from the stored one.
-    #[test]
-    fn rollbacks_are_written_when_they_differ_and_cleared_when_gone() {
-        let (store, key, id) = enrolled();
-        let rollbacks = |upgrade: Option<Value>| {
-            let mut body = json!({"status": "online"});
-            if let Some(u) = upgrade {
-                body["upgrade"] = u;
-            }
-            state_of(&store, &key, &id, body)
-                .fields
-                .get("upgrade")
-                .cloned()
-        };
-        let empty = Some(json!({"rollbacks": []}));
-        assert_eq!(rollbacks(None), empty, "no list stored yet: [] is written");
-        assert_eq!(rollbacks(Some(json!({}))), empty);
-        let listed = json!({"rollbacks": [{"version": "9.1.0", "valid_until": "2026-12-31T00:00:00Z", "extra": 1}]});
-        let kept =
-            json!({"rollbacks": [{"version": "9.1.0", "valid_until": "2026-12-31T00:00:00Z"}]});
-        assert_eq!(rollbacks(Some(listed.clone())), Some(kept.clone()));
-        set_members(&store, &id, json!({"upgrade": kept}));
-        assert_eq!(rollbacks(Some(listed)), None, "unchanged: nothing written");
-        assert_eq!(rollbacks(Some(json!({}))), empty, "gone: cleared");
-        assert_eq!(rollbacks(None), empty);
-        assert_eq!(
-            rollbacks(Some(json!({"rollbacks": "no"}))),
-            None,
-            "not understood: left alone"
-        );
-        set_members(&store, &id, json!({"upgrade": {"rollbacks": []}}));
-        assert_eq!(rollbacks(Some(json!({}))), None);
     }
 
     /// es-contract.md §3.7 S1: an audit-unenrolled agent's checkin removes the audit members and
