@@ -291,7 +291,50 @@ fn rollbacks_the_agent_no_longer_has_are_cleared(fixture: Box<dyn Fixture>) {
     wait_for(&a.id, json!({"rollbacks": []}));
 }
 
+/// es-contract.md §2.3 checkin flush row: a parked checkin keeps checking in, and each of its
+/// flushes writes the members every flush writes, not `last_checkin` alone (so a status
+/// overwritten meanwhile is written again, as Fleet Server's periodic re-checkin does).
+fn a_parked_checkins_flushes_write_what_every_flush_writes(fixture: Box<dyn Fixture>) {
+    let (fixture, server) = setup(fixture, "60s");
+    let mut a = crate::protocol::enrolled(&*fixture, &server);
+    let (_, body) = a.checkin();
+    a.apply_policy(only_action(&body));
+    let id = a.id.clone();
+    let parked = crate::protocol::park(a);
+    server.wait_parked(1);
+    let member = |name: &str| {
+        fixture
+            .agent_document(&id)
+            .and_then(|d| d.get(name).cloned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while member("policy_revision_idx") != Some(json!(1)) {
+        assert!(
+            Instant::now() < deadline,
+            "the parked checkin never flushed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Value::Object(overwritten) =
+        json!({"last_checkin_status": "offline", "last_checkin_message": "elsewhere"})
+    else {
+        unreachable!()
+    };
+    fixture.store().update_agent(&id, &overwritten).unwrap();
+    while member("last_checkin_status") != Some(json!("online")) {
+        assert!(
+            Instant::now() < deadline,
+            "a refresh flush did not write the status again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(member("last_checkin_message"), Some(json!("Running")));
+    drop(server);
+    let _ = parked.join();
+}
+
 on_every_store!(
     a_full_session_leaves_the_documents_the_spec_lists,
     rollbacks_the_agent_no_longer_has_are_cleared,
+    a_parked_checkins_flushes_write_what_every_flush_writes,
 );
