@@ -24,7 +24,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use super::{
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError,
+};
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
 
 /// Entries kept at most unless the sizing table asks for more (see [`max_entries_for`]).
@@ -327,9 +330,12 @@ impl Store for CachedAuth {
     }
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.inner.update_agents(updates)
+    }
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        self.inner.policy_acked(id, ack)
     }
     fn pending_actions(
         &self,
@@ -439,9 +445,12 @@ mod tests {
         }
         fn update_agents(
             &self,
-            u: &[(String, Map<String, Value>)],
+            u: &[(String, CheckinWrite)],
         ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
             self.inner.update_agents(u)
+        }
+        fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+            self.inner.policy_acked(id, ack)
         }
         fn pending_actions(
             &self,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use super::{ApiKey, Created, Cursor, NewApiKey, Store, StoreError};
+use super::{ApiKey, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store, StoreError};
 use crate::model::{Action, ActionResult, Agent, AgentInfo, OutputHealth, PolicyDoc};
 
 /// A store plus the writes Kibana (or the management API) would make, for seeding tests.
@@ -23,6 +23,8 @@ pub trait TestStore: Store {
     fn seed_secret(&self, id: &str, value: &str);
     /// The newest output-health document of `output` (as an operator would look it up).
     fn latest_output_health(&self, output: &str) -> Option<OutputHealth>;
+    /// The stored source of an agent, member for member.
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>>;
 }
 
 type Factory<'a> = &'a dyn Fn() -> Box<dyn TestStore>;
@@ -33,6 +35,8 @@ pub fn run_all(factory: Factory<'_>) {
     enrollment_keys_resolve_by_api_key_id(&*factory());
     agents_create_read_merge_delete(&*factory());
     bulk_updates_report_per_item(&*factory());
+    a_checkin_write_can_remove_the_audit_members(&*factory());
+    a_policy_ack_removes_the_key_history_only_on_the_same_policy(&*factory());
     pending_actions_filter_and_order(&*factory());
     action_results_are_written_once(&*factory());
     latest_policies_keep_highest_revision(&*factory());
@@ -217,15 +221,90 @@ fn bulk_updates_report_per_item(s: &dyn TestStore) {
         .update_agents(&[
             (
                 "b1".into(),
-                fields(json!({"last_checkin": "2026-01-01T00:00:00Z"})),
+                CheckinWrite::fields(fields(json!({"last_checkin": "2026-01-01T00:00:00Z"}))),
             ),
-            ("missing".into(), fields(json!({"last_checkin": "x"}))),
+            (
+                "missing".into(),
+                CheckinWrite::fields(fields(json!({"last_checkin": "x"}))),
+            ),
         ])
         .unwrap();
     assert_eq!(results, vec![Ok(()), Err(StoreError::NotFound)]);
     assert_eq!(
         s.agent("b1").unwrap().unwrap().last_checkin,
         "2026-01-01T00:00:00Z"
+    );
+}
+
+/// es-contract.md §3.7 S1: the checkin members set, the audit members gone (not null), on every
+/// store; a member S1 does not set still arrives.
+fn a_checkin_write_can_remove_the_audit_members(s: &dyn TestStore) {
+    s.create_agent(&agent("c1")).unwrap();
+    s.update_agent(
+        "c1",
+        &fields(json!({"audit_unenrolled_reason": "uninstall",
+            "audit_unenrolled_time": "2026-01-01T00:00:00Z", "unenrolled_at": "2026-01-01T00:00:00Z"})),
+    )
+    .unwrap();
+    let checkin = fields(json!({"last_checkin": "2026-01-02T00:00:00Z",
+        "updated_at": "2026-01-02T00:00:01Z", "last_checkin_status": "online",
+        "last_checkin_message": "Running", "unhealthy_reason": ["input"], "action_seq_no": [7],
+        "agent": {"version": "9.2.5"}, "upgraded_at": "2026-01-02T00:00:00Z"}));
+    let results = s
+        .update_agents(&[(
+            "c1".into(),
+            CheckinWrite {
+                fields: checkin.clone(),
+                clear_audit: true,
+            },
+        )])
+        .unwrap();
+    assert_eq!(results, vec![Ok(())]);
+    let doc = s.agent_document("c1").unwrap();
+    for gone in super::AUDIT_MEMBERS {
+        assert!(!doc.contains_key(gone), "{gone} still in {doc:?}");
+    }
+    for (k, v) in &checkin {
+        if k != "agent" {
+            assert_eq!(doc.get(k), Some(v), "{k}");
+        }
+    }
+    assert_eq!(doc["agent"], json!({"id": "c1", "version": "9.2.5"}));
+}
+
+/// fleet-protocol.md §4.3 step 2 (es-contract.md §3.7 S3).
+fn a_policy_ack_removes_the_key_history_only_on_the_same_policy(s: &dyn TestStore) {
+    s.create_agent(&agent("p1")).unwrap();
+    s.update_agent(
+        "p1",
+        &fields(json!({"policy_id": "pol", "policy_revision_idx": 1,
+            "default_api_key_history": [{"id": "old", "retired_at": "2026-01-01T00:00:00Z"}]})),
+    )
+    .unwrap();
+    let outputs = json!({"default": {"api_key": "i:s", "api_key_id": "i", "permissions_hash": "h",
+        "type": "elasticsearch", "to_retire_api_key_ids": []}});
+    let ack = |policy: &str, revision: i64| PolicyAck {
+        policy_id: policy.into(),
+        revision,
+        updated_at: format!("2026-01-0{revision}T00:00:00Z"),
+        outputs: Some(outputs.clone()),
+    };
+    s.policy_acked("p1", &ack("pol", 2)).unwrap();
+    let doc = s.agent_document("p1").unwrap();
+    assert!(!doc.contains_key("default_api_key_history"), "{doc:?}");
+    assert_eq!(doc["policy_revision_idx"], 2);
+    assert_eq!(doc["updated_at"], "2026-01-02T00:00:00Z");
+    assert_eq!(doc["outputs"], outputs);
+    s.policy_acked("p1", &ack("reassigned", 3)).unwrap();
+    let doc = s.agent_document("p1").unwrap();
+    assert_eq!(
+        doc["policy_revision_idx"], 2,
+        "another policy's ack changes nothing"
+    );
+    assert_eq!(doc["updated_at"], "2026-01-02T00:00:00Z");
+    assert_eq!(
+        s.policy_acked("nobody", &ack("pol", 4)),
+        Err(StoreError::NotFound)
     );
 }
 

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use super::{
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError, AUDIT_MEMBERS,
+};
 use crate::model::{
     time::parse_rfc3339, Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc,
 };
@@ -188,6 +191,11 @@ impl MemoryStore {
         self.health.writes()
     }
 
+    /// The stored source of agent `id`, member for member.
+    pub fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+        self.inner.lock().ok()?.agents.get(id).cloned()
+    }
+
     /// A written result, if any.
     pub fn action_result(&self, doc_id: &str) -> Option<ActionResult> {
         self.inner.lock().ok()?.results.get(doc_id).cloned()
@@ -338,19 +346,28 @@ impl Store for MemoryStore {
 
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut inner = self.lock()?;
         Ok(updates
             .iter()
-            .map(|(id, fields)| match inner.agents.get_mut(id) {
+            .map(|(id, write)| match inner.agents.get_mut(id) {
                 Some(source) => {
-                    merge(source, fields);
+                    apply_checkin(source, write);
                     Ok(())
                 }
                 None => Err(StoreError::NotFound),
             })
             .collect())
+    }
+
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let Some(source) = inner.agents.get_mut(id) else {
+            return Err(StoreError::NotFound);
+        };
+        apply_policy_ack(source, ack);
+        Ok(())
     }
 
     fn pending_actions(
@@ -483,6 +500,32 @@ pub fn merge(source: &mut Map<String, Value>, fields: &Map<String, Value>) {
     }
 }
 
+/// A checkin-state write on a document source: the fields merged, then the audit members
+/// removed when asked (the effect of es-contract.md §3.7 S1).
+pub fn apply_checkin(source: &mut Map<String, Value>, write: &CheckinWrite) {
+    merge(source, &write.fields);
+    if write.clear_audit {
+        for member in AUDIT_MEMBERS {
+            source.remove(member);
+        }
+    }
+}
+
+/// A POLICY_CHANGE ack on a document source: the effect of es-contract.md §3.7 S3, then the
+/// outputs merged.
+pub fn apply_policy_ack(source: &mut Map<String, Value>, ack: &PolicyAck) {
+    if source.get("policy_id").and_then(Value::as_str) == Some(ack.policy_id.as_str()) {
+        source.remove("default_api_key_history");
+        source.insert("policy_revision_idx".into(), Value::from(ack.revision));
+        source.insert("updated_at".into(), Value::from(ack.updated_at.clone()));
+    }
+    if let Some(outputs) = &ack.outputs {
+        let mut fields = Map::new();
+        fields.insert("outputs".into(), outputs.clone());
+        merge(source, &fields);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +550,9 @@ mod tests {
         }
         fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
             self.output_health(output)
+        }
+        fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+            MemoryStore::agent_document(self, id)
         }
     }
 

@@ -144,6 +144,48 @@ pub enum Created {
     Existed,
 }
 
+/// Members of an agent document that the audit/unenroll endpoint sets and a later checkin removes
+/// (es-contract.md §3.7 script S1).
+pub const AUDIT_MEMBERS: [&str; 3] = [
+    "audit_unenrolled_reason",
+    "audit_unenrolled_time",
+    "unenrolled_at",
+];
+
+/// One agent's checkin-state write (fleet-protocol.md §3.8).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckinWrite {
+    /// Members set, merged as [`Store::update_agent`] merges them.
+    pub fields: Map<String, Value>,
+    /// Also remove [`AUDIT_MEMBERS`]: the agent had been audit-unenrolled and checks in again.
+    /// Elasticsearch gets Fleet Server's script S1 for it instead of a partial document.
+    pub clear_audit: bool,
+}
+
+impl CheckinWrite {
+    /// A plain partial update.
+    pub fn fields(fields: Map<String, Value>) -> CheckinWrite {
+        CheckinWrite {
+            fields,
+            clear_audit: false,
+        }
+    }
+}
+
+/// What [`Store::policy_acked`] writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyAck {
+    /// The policy the acked revision belongs to; nothing of S3 is written when the agent was
+    /// reassigned meanwhile.
+    pub policy_id: String,
+    /// The acked revision.
+    pub revision: i64,
+    /// `updated_at` (RFC 3339, seconds).
+    pub updated_at: String,
+    /// The agent's `outputs` after retiring keys, merged unconditionally; `None`: untouched.
+    pub outputs: Option<Value>,
+}
+
 /// Storage for one Fleet deployment. Blocking; run only on backend threads.
 pub trait Store: Send + Sync {
     /// Whether agents get per-agent output API keys minted by this store (§3.7). Elasticsearch:
@@ -185,12 +227,18 @@ pub trait Store: Send + Sync {
     fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError>;
     /// Deletes an agent; absent is fine.
     fn delete_agent(&self, id: &str) -> Result<(), StoreError>;
-    /// Applies many partial updates in one batch (the checkin bulk writer); per-item results in
-    /// order. A failed item does not fail the others.
+    /// Applies many checkin-state writes in one batch (the checkin bulk writer, fleet-protocol.md
+    /// §3.8); per-item results in order. A failed item does not fail the others.
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+    /// The agent write of an acknowledged POLICY_CHANGE (fleet-protocol.md §4.3 step 2,
+    /// es-contract.md §3.7 script S3): only while the agent's `policy_id` is still
+    /// `ack.policy_id`, removes `default_api_key_history` and sets `policy_revision_idx` and
+    /// `updated_at`; then, whatever the policy, merges `ack.outputs` when given.
+    /// `NotFound` when the agent does not exist. Durable when it returns.
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError>;
 
     /// Actions for `agent_id` with `seq_no > after_seq`, not expired at `now`, `seq_no`
     /// ascending, at most `limit`.

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::{ack, AckInput, AckOutcome};
@@ -20,7 +20,7 @@ use super::ops::enroll::{enroll, EnrollInput};
 use super::ops::outputs::ensure_output_keys;
 use super::ops::{authenticate, store_error};
 use super::remote::{RemoteClusters, RemoteSettings};
-use super::{ApiKey, Cursor, Store, StoreError};
+use super::{ApiKey, CheckinWrite, Cursor, Store, StoreError};
 use crate::api::ApiError;
 use crate::core::policy::PreparedPolicy;
 use crate::core::secrets::referenced_ids;
@@ -47,7 +47,7 @@ pub enum Job {
     /// Check any API key (status long form).
     Authenticate(ApiKey),
     /// Flush checkin state (the bulk writer).
-    WriteCheckins(Vec<(String, Map<String, Value>)>),
+    WriteCheckins(Vec<(String, CheckinWrite)>),
     /// A management API request.
     Admin(crate::mgmt::AdminRequest),
 }
@@ -72,7 +72,7 @@ pub enum JobOutput {
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
-        retry: Vec<(String, Map<String, Value>)>,
+        retry: Vec<(String, CheckinWrite)>,
         /// Why, if anything failed.
         error: Option<StoreError>,
     },
@@ -258,7 +258,7 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
     }
 }
 
-fn write_checkins(store: &dyn Store, batch: Vec<(String, Map<String, Value>)>) -> JobOutput {
+fn write_checkins(store: &dyn Store, batch: Vec<(String, CheckinWrite)>) -> JobOutput {
     match store.update_agents(&batch) {
         Ok(results) => {
             // A missing agent (deleted meanwhile) is dropped; only unavailability is retried.

@@ -12,7 +12,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::policy::PreparedPolicy;
 use crate::backend::ops::checkin::CheckinBody;
@@ -133,6 +133,9 @@ pub struct Waiter {
     /// Output name → what the agent document says of its key, so a new revision with unchanged
     /// permissions (and remote cluster) is rendered without a store round trip.
     pub keys: BTreeMap<String, KnownKey>,
+    /// The checkin-state members a refresh of the parked checkin writes again
+    /// (`CheckinStart::repeat`).
+    pub repeat: Map<String, Value>,
 }
 
 impl Waiter {
@@ -175,6 +178,7 @@ impl Waiter {
                     )
                 })
                 .collect(),
+            repeat: Map::new(),
         }
     }
 }
@@ -264,6 +268,11 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
     /// The agents parked right now.
     pub fn agents(&self) -> impl Iterator<Item = &str> {
         self.by_agent.keys().map(String::as_str)
+    }
+
+    /// The current waiter of every parked agent.
+    pub fn parked(&self) -> impl Iterator<Item = &Waiter> {
+        self.by_agent.values().filter_map(|k| self.waiters.get(k))
     }
 
     /// Every parked key (for shutdown).
@@ -435,6 +444,7 @@ mod tests {
             revision: r,
             position: -1,
             keys: BTreeMap::new(),
+            repeat: Map::new(),
         };
         assert_eq!(w.park(1, waiter("a1", "p", 1)), None);
         w.park(2, waiter("a2", "p", 3));

@@ -101,8 +101,9 @@ pub struct Agent {
     /// Policy id without any `#suffix`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub policy_base_id: String,
-    /// Last acknowledged policy revision.
-    #[serde(default)]
+    /// Last acknowledged policy revision. Not written while 0: Fleet Server's enrollment document
+    /// has no such member (fleet-protocol.md §2.5).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub policy_revision_idx: i64,
     /// Policy the agent reports running (checkin `agent_policy_id`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -143,6 +144,11 @@ pub struct Agent {
     /// Fields this server does not interpret, kept verbatim.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// For `skip_serializing_if`.
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Agent {

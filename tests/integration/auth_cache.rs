@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::{
-    ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError,
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError,
 };
 use fleet_edge::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
 
@@ -77,9 +78,12 @@ impl Store for Counting {
     }
     fn update_agents(
         &self,
-        u: &[(String, Map<String, Value>)],
+        u: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.inner.update_agents(u)
+    }
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        self.inner.policy_acked(id, ack)
     }
     fn pending_actions(
         &self,

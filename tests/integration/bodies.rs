@@ -89,11 +89,11 @@ fn agent_times_are_stored_as_go_formats_them(fixture: Box<dyn Fixture>) {
     let resp = post(&mut agent, "acks", body.as_bytes());
     assert_eq!(resp.status, 200, "{}", body_json(&resp));
     assert_eq!(
-        fixture.action_result("t-settings", &agent.id).unwrap(),
+        fixture.result_document("t-settings", &agent.id).unwrap(),
         json!({"action_id": "t-settings", "agent_id": agent.id, "@timestamp": "2026-12-02T23:22:06Z"})
     );
     assert_eq!(
-        fixture.action_result("t-input", &agent.id).unwrap(),
+        fixture.result_document("t-input", &agent.id).unwrap(),
         json!({"action_id": "t-input", "agent_id": agent.id, "action_input_type": "osquery",
             "@timestamp": "2026-12-02T18:22:06.123456789-05:00",
             "started_at": "2026-12-03T01:22:05.25+02:00", "completed_at": "2026-12-02T23:22:06Z",

@@ -52,4 +52,5 @@ mod protocol;
 mod races;
 mod remote_outputs;
 mod rollout;
+mod stored_documents;
 mod tls_modes;

@@ -15,6 +15,7 @@ mod connect;
 mod feed;
 mod keys;
 pub mod remote;
+mod scripts;
 mod store;
 mod tls;
 

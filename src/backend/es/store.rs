@@ -9,7 +9,8 @@
 //! | `create_agent` | `POST /_bulk?refresh=true` `create` (409 → `Conflict`) |
 //! | `update_agent` | `POST /_bulk?refresh=true` `update` `retry_on_conflict:3` `{"doc":..}` (404 → `NotFound`) |
 //! | `delete_agent` | `POST /_bulk` `delete` |
-//! | `update_agents` | one `POST /_bulk` of `update` ops (the checkin bulk writer) |
+//! | `update_agents` | one `POST /_bulk` of `update` ops (the checkin bulk writer): `{"doc":..}`, or script S1 when the audit members go (`scripts.rs`) |
+//! | `policy_acked` | `POST /_bulk?refresh=true` `update` `retry_on_conflict:3` script S3, then `{"doc":{"outputs":..}}` |
 //! | `pending_actions` | `POST /_fleet/_fleet_msearch` Q4 with `wait_for_checkpoints` |
 //! | `action` / `action_seq_no` | `POST /_msearch` Q3 / Q2 on `.fleet-actions` |
 //! | `create_action_result` | `POST /_bulk?refresh=true` `create` `<action_id>:<agent_id>` (409 → `Existed`) |
@@ -28,8 +29,12 @@ use super::bodies::{
 use super::client::{item_error, Method, Req};
 use super::feed::action_from_hit;
 use super::keys::{self, decode_failed};
+use super::scripts;
 use super::EsStore;
-use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use crate::backend::{
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError,
+};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
 
@@ -350,16 +355,52 @@ impl Store for EsStore {
 
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let ops: Vec<_> = updates
-            .iter()
-            .map(|(id, fields)| BulkOp::new(Op::Update, id, AGENTS, Some(json!({ "doc": fields }))))
-            .collect();
-        Ok(self.bulk(false, &ops)?.iter().map(update_result).collect())
+        // A write clearing the audit members is S1 (plus a partial document when it carries
+        // members S1 does not set): more than one op can answer for one write.
+        let mut ops = Vec::with_capacity(updates.len());
+        let mut owner = Vec::with_capacity(updates.len());
+        for (n, (id, write)) in updates.iter().enumerate() {
+            for body in scripts::checkin_updates(write) {
+                ops.push(BulkOp::new(Op::Update, id, AGENTS, Some(body)));
+                owner.push(n);
+            }
+        }
+        let mut results: Vec<Result<(), StoreError>> = vec![Ok(()); updates.len()];
+        for (item, n) in self.bulk(false, &ops)?.iter().zip(owner) {
+            if let (Err(e), Some(slot @ Ok(()))) = (update_result(item), results.get_mut(n)) {
+                *slot = Err(e);
+            }
+        }
+        Ok(results)
+    }
+
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        let script = scripts::policy_ack(&ack.policy_id, ack.revision, &ack.updated_at);
+        let mut ops = vec![BulkOp {
+            retry_on_conflict: Some(3),
+            ..BulkOp::new(Op::Update, id, AGENTS, Some(script))
+        }];
+        if let Some(outputs) = &ack.outputs {
+            ops.push(BulkOp {
+                retry_on_conflict: Some(3),
+                ..BulkOp::new(
+                    Op::Update,
+                    id,
+                    AGENTS,
+                    Some(json!({"doc": {"outputs": outputs}})),
+                )
+            });
+        }
+        let items = self.bulk(true, &ops)?;
+        if items.is_empty() {
+            return Err(decode_failed("bulk response", "no item"));
+        }
+        items.iter().try_for_each(update_result)
     }
 
     fn pending_actions(

@@ -12,7 +12,7 @@
 use std::time::SystemTime;
 
 use redb::ReadableTable;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::committer::WriteFault;
 use super::error::unavailable;
@@ -202,6 +202,17 @@ impl LocalStore {
             }
             Ok(out)
         })
+    }
+
+    /// The stored source of agent `id`, member for member (what `fleet-edge agents` and the
+    /// document-shape tests look at; `Store::agent` reads it into the model).
+    pub fn agent_document(&self, id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.read(
+            |txn| match table(txn, AGENTS)?.get(id).map_err(unavailable)? {
+                Some(bytes) => decode(&format!("agent {id}"), bytes.value()).map(Some),
+                None => Ok(None),
+            },
+        )
     }
 
     /// The result documents written for `action_id`, by agent id.

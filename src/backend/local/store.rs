@@ -17,8 +17,11 @@ use super::schema::{
 };
 use super::secrets::{self, digests_match, secret_digest, ID_LEN, SECRET_LEN};
 use super::LocalStore;
-use crate::backend::memory::merge;
-use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use crate::backend::memory::{apply_checkin, apply_policy_ack, merge};
+use crate::backend::{
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError,
+};
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
 
 /// Opens a table of a read transaction.
@@ -47,11 +50,20 @@ fn merge_agent(
     id: &str,
     fields: &Map<String, Value>,
 ) -> Result<(), WriteFault> {
+    change_agent(agents, id, |source| merge(source, fields))
+}
+
+/// Applies `change` to the stored source of agent `id`.
+fn change_agent(
+    agents: &mut Table<'_, &'static str, &'static [u8]>,
+    id: &str,
+    change: impl FnOnce(&mut Map<String, Value>),
+) -> Result<(), WriteFault> {
     let mut source: Map<String, Value> = match agents.get(id)? {
         Some(bytes) => decode(&format!("agent {id}"), bytes.value()).map_err(WriteFault::Answer)?,
         None => return Err(WriteFault::Answer(StoreError::NotFound)),
     };
-    merge(&mut source, fields);
+    change(&mut source);
     let bytes = encode("agent", &source).map_err(WriteFault::Answer)?;
     agents.insert(id, bytes.as_slice())?;
     Ok(())
@@ -206,6 +218,15 @@ impl Store for LocalStore {
             .write(move |batch| merge_agent(&mut batch.txn().open_table(AGENTS)?, &id, &fields))
     }
 
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        let (id, ack) = (id.to_owned(), ack.clone());
+        self.committer.write(move |batch| {
+            change_agent(&mut batch.txn().open_table(AGENTS)?, &id, |source| {
+                apply_policy_ack(source, &ack)
+            })
+        })
+    }
+
     fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.committer.write(move |batch| {
@@ -216,14 +237,14 @@ impl Store for LocalStore {
 
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let updates = updates.to_vec();
         self.committer.write(move |batch| {
             let mut agents = batch.txn().open_table(AGENTS)?;
             let mut results = Vec::with_capacity(updates.len());
-            for (id, fields) in &updates {
-                match merge_agent(&mut agents, id, fields) {
+            for (id, write) in &updates {
+                match change_agent(&mut agents, id, |source| apply_checkin(source, write)) {
                     Ok(()) => results.push(Ok(())),
                     Err(WriteFault::Answer(err)) => results.push(Err(err)),
                     Err(abort) => return Err(abort),

@@ -16,7 +16,7 @@ use super::{authenticate_agent, store_error};
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
-use crate::backend::{ApiKey, Store, StoreError};
+use crate::backend::{ApiKey, PolicyAck, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
 
@@ -288,15 +288,20 @@ fn apply_policy_acks(
                 .any(|(id, hash)| *id == r.id && *hash == r.remote_config_hash)
         });
     }
-    let mut fields = Map::new();
-    fields.insert("policy_revision_idx".into(), json!(rev));
-    fields.insert("updated_at".into(), json!(rfc3339_seconds(now)));
-    fields.insert("default_api_key_history".into(), Value::Null);
-    fields.insert(
-        "outputs".into(),
-        serde_json::to_value(&outputs).unwrap_or(Value::Null),
-    );
-    store.update_agent(&agent.id, &fields)
+    // S3 (es-contract.md §3.7): the legacy key history is removed, not nulled; the outputs with
+    // their retired keys gone are this server's addition (Fleet Server leaves them queued).
+    let outputs = (!outputs.is_empty())
+        .then(|| serde_json::to_value(&outputs).ok())
+        .flatten();
+    store.policy_acked(
+        &agent.id,
+        &PolicyAck {
+            policy_id: agent.policy_id.clone(),
+            revision: rev,
+            updated_at: rfc3339_seconds(now),
+            outputs,
+        },
+    )
 }
 
 /// Removes the `-rdstale` roles a permissions update left on a key.

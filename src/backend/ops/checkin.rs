@@ -10,11 +10,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::outputs::invalidate_keys;
+use super::rollbacks::rollbacks_to_write;
 use super::{authenticate_agent, store_error};
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
-use crate::backend::{ApiKey, Store};
+use crate::backend::{ApiKey, CheckinWrite, Store};
 use crate::core::actions::{is_delivered_type, to_wire};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
@@ -99,7 +100,9 @@ pub struct CheckinStart {
     /// The ack token to answer with (`""` when no action passed the type filter).
     pub ack_token: String,
     /// The checkin-state update for the bulk writer (`updated_at` added at flush).
-    pub state: Map<String, Value>,
+    pub state: CheckinWrite,
+    /// The members of `state` a later flush of the same, still parked, checkin writes again.
+    pub repeat: Map<String, Value>,
     /// The agent's position in the action sequence after this answer: actions at or below it
     /// were delivered (a live copy of one of them is not delivered again).
     pub position: i64,
@@ -168,6 +171,10 @@ pub fn checkin_start(
     }
 
     let state = checkin_state(&agent, &body, &version, resolved_seq, now);
+    let repeat = REPEATED
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), state.fields.get(*k)?.clone())))
+        .collect();
     Ok(CheckinStart {
         agent,
         body,
@@ -175,6 +182,7 @@ pub fn checkin_start(
         actions,
         ack_token,
         state,
+        repeat,
         position,
     })
 }
@@ -212,20 +220,40 @@ fn invalidate_remote_keys_of_inactive(store: &dyn Store, remotes: &RemoteCluster
     }
 }
 
-/// The partial agent document written by the bulk writer (§3.8).
+/// The members every flush of a checkin writes (es-contract.md §2.3, checkin flush row), which a
+/// parked checkin's periodic refresh writes again with its new `last_checkin`.
+const REPEATED: [&str; 4] = [
+    "last_checkin_status",
+    "last_checkin_message",
+    "unhealthy_reason",
+    "sequence_num",
+];
+
+/// The checkin-state write of the bulk writer (fleet-protocol.md §3.8; es-contract.md §2.3,
+/// checkin flush row): `last_checkin`, status, message, `unhealthy_reason` (null when there is
+/// none) and `sequence_num` always; the rest only when there is something to say. An agent that
+/// was audit-unenrolled gets the members of script S1 instead (es-contract.md §3.7), which
+/// removes the audit members and writes neither `sequence_num` nor `upgrade`.
 fn checkin_state(
     agent: &Agent,
     body: &CheckinBody,
     version: &str,
     seq: i64,
     now: SystemTime,
-) -> Map<String, Value> {
+) -> CheckinWrite {
+    let clear_audit = !agent.audit_unenrolled_reason.is_empty() || !agent.unenrolled_at.is_empty();
     let mut s = Map::new();
     s.insert("last_checkin".into(), json!(rfc3339_seconds(now)));
     s.insert("last_checkin_status".into(), json!(body.status));
     s.insert("last_checkin_message".into(), json!(body.message));
-    s.insert("sequence_num".into(), json!(0));
-    s.insert("action_seq_no".into(), json!([seq]));
+    if !clear_audit {
+        s.insert("sequence_num".into(), json!(0));
+    }
+    // Only a known position is written (Go's `SeqNo.IsSet`: non-negative); `[-1]` is what
+    // enrollment wrote.
+    if seq >= 0 {
+        s.insert("action_seq_no".into(), json!([seq]));
+    }
     if let (Some(pid), Some(rev)) = (&body.agent_policy_id, body.policy_revision_idx) {
         if *pid != agent.agent_policy_id || rev != agent.policy_revision_idx {
             s.insert("agent_policy_id".into(), json!(pid));
@@ -233,7 +261,7 @@ fn checkin_state(
         }
     }
     if version != agent.version() {
-        s.insert("agent".into(), json!({"id": agent.id, "version": version}));
+        s.insert("agent".into(), json!({"version": version}));
     }
     if body.local_metadata.is_some() && body.local_metadata != agent.local_metadata {
         s.insert(
@@ -248,11 +276,14 @@ fn checkin_state(
             body.components.clone().unwrap_or(Value::Null),
         );
     }
-    if let Some(reason) = unhealthy_reason(agent, body, components_changed) {
-        s.insert("unhealthy_reason".into(), reason);
-    }
-    if let Some(rollbacks) = body.upgrade.as_ref().and_then(|u| u.get("rollbacks")) {
-        s.insert("upgrade".into(), json!({"rollbacks": rollbacks}));
+    s.insert(
+        "unhealthy_reason".into(),
+        unhealthy_reason(agent, body, components_changed),
+    );
+    if !clear_audit {
+        if let Some(rollbacks) = rollbacks_to_write(agent, body.upgrade.as_ref()) {
+            s.insert("upgrade".into(), json!({ "rollbacks": rollbacks }));
+        }
     }
     match (&body.upgrade_details, &agent.upgrade_details) {
         (Some(details), _) => {
@@ -266,53 +297,64 @@ fn checkin_state(
         }
         (None, None) => {}
     }
-    if !agent.audit_unenrolled_reason.is_empty() || !agent.unenrolled_at.is_empty() {
-        for cleared in [
-            "audit_unenrolled_reason",
-            "audit_unenrolled_time",
-            "unenrolled_at",
-        ] {
-            s.insert(cleared.into(), Value::Null);
-        }
+    CheckinWrite {
+        fields: s,
+        clear_audit,
     }
-    s
 }
 
-/// §3.9: `input`/`output`/`other` from unhealthy components; empty leaves the stored value.
-fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool) -> Option<Value> {
-    if !components_changed {
-        return None;
-    }
-    let components = body.components.as_ref()?.as_array()?;
+/// §3.9: the stored value (`["other"]` when there is none and the last status was unhealthy),
+/// replaced by what changed components say when they say something; `null` when nothing is
+/// known. Fleet Server writes it on every flush.
+fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool) -> Value {
+    let stored = match agent.other.get("unhealthy_reason") {
+        Some(v) if !v.is_null() => v.clone(),
+        _ if matches!(agent.last_checkin_status.as_str(), "FAILED" | "DEGRADED") => {
+            json!(["other"])
+        }
+        _ => Value::Null,
+    };
+    let components = body
+        .components
+        .as_ref()
+        .and_then(Value::as_array)
+        .filter(|_| components_changed);
+    let Some(components) = components else {
+        return stored;
+    };
     let bad = |v: &Value| {
         matches!(
             v.get("status").and_then(Value::as_str),
             Some("FAILED" | "DEGRADED")
         )
     };
-    let mut reasons = Vec::new();
-    let mut any_unhealthy = false;
+    let (mut input, mut output, mut any) = (false, false, false);
     for c in components.iter().filter(|c| bad(c)) {
-        any_unhealthy = true;
-        for u in c
-            .get("units")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|u| bad(u))
-        {
+        any = true;
+        let units = c.get("units").and_then(Value::as_array).into_iter();
+        for u in units.flatten().filter(|u| bad(u)) {
             match u.get("type").and_then(Value::as_str) {
-                Some("input") if !reasons.contains(&"input") => reasons.push("input"),
-                Some("output") if !reasons.contains(&"output") => reasons.push("output"),
+                Some("input") => input = true,
+                Some("output") => output = true,
                 _ => {}
             }
         }
     }
-    if any_unhealthy && reasons.is_empty() {
+    let mut reasons = Vec::new();
+    if input {
+        reasons.push("input");
+    }
+    if output {
+        reasons.push("output");
+    }
+    if any && reasons.is_empty() {
         reasons.push("other");
     }
-    let _ = agent;
-    (!reasons.is_empty()).then(|| json!(reasons))
+    if reasons.is_empty() {
+        stored
+    } else {
+        json!(reasons)
+    }
 }
 
 /// §3.10 validation by state.
@@ -340,6 +382,7 @@ mod tests {
     use super::super::testkit::{remotes, store_with_policy};
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::AUDIT_MEMBERS;
     use crate::model::Action;
 
     fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
@@ -550,7 +593,10 @@ mod tests {
             first.ack_token, up.doc_id,
             "token is the last delivered-type document"
         );
-        assert_eq!(first.state["action_seq_no"], json!([-1]));
+        assert!(
+            !first.state.fields.contains_key("action_seq_no"),
+            "no position known yet: not written"
+        );
 
         let again = checkin_start(
             &*store,
@@ -564,7 +610,7 @@ mod tests {
         )
         .unwrap();
         assert!(again.actions.is_empty(), "not re-delivered after the token");
-        assert_eq!(again.state["action_seq_no"], json!([up.seq_no]));
+        assert_eq!(again.state.fields["action_seq_no"], json!([up.seq_no]));
         let _ = tags;
         let unknown = checkin_start(
             &*store,
@@ -594,7 +640,8 @@ mod tests {
             SystemTime::now(),
         )
         .unwrap()
-        .state;
+        .state
+        .fields;
         assert_eq!(s["last_checkin_status"], "DEGRADED");
         assert_eq!(s["agent_policy_id"], "p");
         assert_eq!(s["policy_revision_idx"], 3);
@@ -606,8 +653,95 @@ mod tests {
         newer.agent_version = Ok("9.2.5".into());
         let s = checkin_start(&*store, &remotes(), &newer, SystemTime::now())
             .unwrap()
-            .state;
-        assert_eq!(s["agent"], json!({"id": id, "version": "9.2.5"}));
+            .state
+            .fields;
+        assert_eq!(s["agent"], json!({"version": "9.2.5"}));
+    }
+
+    fn state_of(store: &MemoryStore, key: &ApiKey, id: &str, body: Value) -> CheckinWrite {
+        checkin_start(store, &remotes(), &input(key, id, body), SystemTime::now())
+            .unwrap()
+            .state
+    }
+
+    fn set_members(store: &MemoryStore, id: &str, members: Value) {
+        let Value::Object(fields) = members else {
+            panic!("not an object")
+        };
+        store.update_agent(id, &fields).unwrap();
+    }
+
+    /// es-contract.md §2.3 checkin flush row: `unhealthy_reason` on every flush, null when
+    /// nothing is wrong; `action_seq_no` only for a known position.
+    #[test]
+    fn every_flush_writes_unhealthy_reason_and_only_a_known_position() {
+        let (store, key, id) = enrolled();
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields.get("unhealthy_reason"), Some(&Value::Null));
+        assert!(!s.fields.contains_key("action_seq_no"), "{s:?}");
+        assert!(!s.clear_audit);
+        let keys: Vec<&str> = s.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "last_checkin",
+                "last_checkin_message",
+                "last_checkin_status",
+                "sequence_num",
+                "unhealthy_reason",
+                "upgrade"
+            ]
+        );
+
+        // §3.9: the stored value is the start; `["other"]` when none and the status was bad;
+        // changed components replace it (inputs before outputs).
+        set_members(&store, &id, json!({"unhealthy_reason": ["input"]}));
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields["unhealthy_reason"], json!(["input"]));
+        set_members(
+            &store,
+            &id,
+            json!({"unhealthy_reason": null, "last_checkin_status": "FAILED"}),
+        );
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert_eq!(s.fields["unhealthy_reason"], json!(["other"]));
+        let body = json!({"status": "DEGRADED", "components": [{"id": "c", "status": "FAILED", "units": [
+            {"type": "output", "status": "FAILED"}, {"type": "input", "status": "DEGRADED"}]}]});
+        let s = state_of(&store, &key, &id, body);
+        assert_eq!(s.fields["unhealthy_reason"], json!(["input", "output"]));
+    }
+
+    /// es-contract.md §3.7 S1: an audit-unenrolled agent's checkin removes the audit members and
+    /// writes S1's members only.
+    #[test]
+    fn an_audit_unenrolled_agents_checkin_clears_the_audit_members() {
+        let (store, key, id) = enrolled();
+        set_members(
+            &store,
+            &id,
+            json!({"audit_unenrolled_reason": "uninstall", "audit_unenrolled_time": "2026-01-01T00:00:00Z"}),
+        );
+        let s = state_of(
+            &store,
+            &key,
+            &id,
+            json!({"status": "online", "upgrade": {}}),
+        );
+        assert!(s.clear_audit);
+        assert!(!s.fields.contains_key("sequence_num"));
+        assert!(!s.fields.contains_key("upgrade"));
+        assert!(s
+            .fields
+            .keys()
+            .all(|k| !AUDIT_MEMBERS.contains(&k.as_str())));
+        store.update_agents(&[(id.clone(), s)]).unwrap();
+        let doc = store.agent_document(&id).unwrap();
+        assert!(
+            doc.keys().all(|k| !AUDIT_MEMBERS.contains(&k.as_str())),
+            "{doc:?}"
+        );
+        let s = state_of(&store, &key, &id, json!({"status": "online"}));
+        assert!(!s.clear_audit, "once removed, plain writes again");
     }
 
     #[test]

@@ -365,6 +365,62 @@ mod tests {
         assert_eq!(doc.access_api_key_id, kid);
     }
 
+    /// §2.5: the new-agent document has exactly the listed members (tags given, no
+    /// `enrollment_id`, `replace_token` or namespaces) — `policy_revision_idx` is not one.
+    #[test]
+    fn the_new_agent_document_has_the_spec_members() {
+        let (store, token) = store_with_policy("edge-policy");
+        let resp = enroll(&*store, &input(&token, real_body()), SystemTime::now()).unwrap();
+        let id = resp["item"]["id"].as_str().unwrap();
+        let doc = store.agent_document(id).unwrap();
+        let members: Vec<&str> = doc.keys().map(String::as_str).collect();
+        assert_eq!(
+            members,
+            [
+                "access_api_key_id",
+                "action_seq_no",
+                "active",
+                "agent",
+                "enrolled_at",
+                "local_metadata",
+                "policy_base_id",
+                "policy_id",
+                "tags",
+                "type"
+            ]
+        );
+    }
+
+    /// §2.5 replacement: the listed members set (`policy_revision_idx: 0`, the audit and unenroll
+    /// members cleared), `enrolled_at`, `type`, `policy_id`, `replace_token` kept.
+    #[test]
+    fn a_replacement_resets_the_spec_members() {
+        let (store, token) = store_with_policy("p");
+        let mut body = real_body();
+        body["id"] = json!("fixed-id");
+        body["replace_token"] = json!("s3cret");
+        enroll(&*store, &input(&token, body.clone()), SystemTime::now()).unwrap();
+        let mut seen = Map::new();
+        seen.insert("policy_revision_idx".into(), json!(4));
+        seen.insert("audit_unenrolled_reason".into(), json!("uninstall"));
+        seen.insert(
+            "audit_unenrolled_time".into(),
+            json!("2026-01-01T00:00:00Z"),
+        );
+        store.update_agent("fixed-id", &seen).unwrap();
+        let before = store.agent_document("fixed-id").unwrap();
+        enroll(&*store, &input(&token, body), SystemTime::now()).unwrap();
+        let doc = store.agent_document("fixed-id").unwrap();
+        assert_eq!(doc["policy_revision_idx"], 0);
+        assert!(!doc.contains_key("audit_unenrolled_reason"));
+        assert!(!doc.contains_key("audit_unenrolled_time"));
+        assert!(doc.contains_key("updated_at"));
+        assert_eq!(doc["agent"]["id"], "fixed-id");
+        for kept in ["enrolled_at", "type", "policy_id", "replace_token"] {
+            assert_eq!(doc[kept], before[kept], "{kept}");
+        }
+    }
+
     #[test]
     fn token_errors_in_the_spec_order() {
         let (store, token) = store_with_policy("p");

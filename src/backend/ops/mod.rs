@@ -12,6 +12,7 @@ pub mod checkin;
 pub mod enroll;
 pub mod outputs;
 pub mod replace_token;
+pub mod rollbacks;
 
 use super::{ApiKey, ApiKeyInfo, Store, StoreError};
 use crate::api::ApiError;

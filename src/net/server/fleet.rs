@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{checkin_response, conn_of, ConnKey, ReplyTo, Server, TimerKey, ROLLOUT_TICK};
 use crate::api::{errors, ApiError, PendingKind};
 use crate::backend::ops::checkin::CheckinStart;
 use crate::backend::workers::{Event, Job, JobOutput, Reply};
+use crate::backend::CheckinWrite;
 use crate::core::actions::{is_delivered_type, rollout_start_time, to_wire};
 use crate::core::limits::LimitedRoute;
 use crate::core::longpoll::{
@@ -135,7 +136,8 @@ impl Server {
             }
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
-        let waiter = Waiter::for_agent(&start.agent, revision, start.position);
+        let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
+        waiter.repeat = start.repeat;
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)
@@ -330,13 +332,16 @@ impl Server {
         }
     }
 
-    /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it.
+    /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it, and
+    /// a flush of it writes what every checkin flush writes (§3.8: status, message,
+    /// `unhealthy_reason`, `sequence_num`), as Fleet Server's periodic re-checkin does.
     pub(super) fn refresh_parked_checkins(&mut self) {
         let now = Value::from(rfc3339_seconds(SystemTime::now()));
-        for agent in self.waiters.agents() {
+        for waiter in self.waiters.parked() {
             self.bulk
-                .entry(agent.to_owned())
-                .or_default()
+                .entry(waiter.agent_id.clone())
+                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.clone()))
+                .fields
                 .insert("last_checkin".into(), now.clone());
         }
     }
@@ -348,11 +353,11 @@ impl Server {
         }
         let Some(backend) = &self.backend else { return };
         let updated_at = Value::from(rfc3339_seconds(SystemTime::now()));
-        let batch: Vec<(String, Map<String, Value>)> = self
+        let batch: Vec<(String, CheckinWrite)> = self
             .bulk
             .drain()
             .map(|(id, mut state)| {
-                state.insert("updated_at".into(), updated_at.clone());
+                state.fields.insert("updated_at".into(), updated_at.clone());
                 (id, state)
             })
             .collect();

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ServerConnection;
-use serde_json::{Map, Value};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -32,7 +31,7 @@ use super::pool::BufPool;
 use super::transport::Transport;
 use crate::api::{errors, ApiError};
 use crate::backend::workers::{Backend, BackendSettings, Job};
-use crate::backend::Store;
+use crate::backend::{CheckinWrite, Store};
 use crate::core::deadlines::{Deadlines, Ticket};
 use crate::core::limits::{LimitedRoute, RouteLimits};
 use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
@@ -175,7 +174,7 @@ pub struct Server {
     /// Live actions that arrived for a starting checkin: wire actions and the ack token.
     early: HashMap<String, (fleet::Sequenced, String)>,
     /// Checkin state waiting for the next bulk write, latest per agent.
-    bulk: HashMap<String, Map<String, Value>>,
+    bulk: HashMap<String, CheckinWrite>,
     bulk_inflight: bool,
     jobs: Vec<Job>,
     limits: RouteLimits,

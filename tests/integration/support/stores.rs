@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use fleet_edge::backend::local::LocalStore;
 use fleet_edge::backend::memory::MemoryStore;
@@ -23,8 +23,15 @@ pub trait Fixture: std::any::Any {
     fn add_action(&self, action: Action) -> Action;
     /// The latest output-health document of `output` the server wrote.
     fn output_health(&self, output: &str) -> Option<OutputHealth>;
-    /// The stored result document `<action_id>:<agent_id>`, as JSON.
-    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value>;
+    /// The agent document as the store keeps it, member for member.
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>>;
+    /// The `.fleet-actions-results` document `<action_id>:<agent_id>` as stored.
+    fn result_document(&self, action_id: &str, agent_id: &str) -> Option<Value>;
+    /// Whether the store keeps an explicit `null` written by a partial update (Elasticsearch)
+    /// rather than removing the member (the embedded stores, whose readers treat both alike).
+    fn keeps_nulls(&self) -> bool {
+        false
+    }
 }
 
 struct Memory(Arc<MemoryStore>);
@@ -48,9 +55,12 @@ impl Fixture for Memory {
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         self.0.output_health(output)
     }
-    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
-        let doc = self.0.action_result(&format!("{action_id}:{agent_id}"))?;
-        Some(serde_json::to_value(doc).unwrap())
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+        self.0.agent_document(id)
+    }
+    fn result_document(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        let result = self.0.action_result(&format!("{action_id}:{agent_id}"))?;
+        Some(serde_json::to_value(result).unwrap())
     }
 }
 
@@ -79,10 +89,13 @@ impl Fixture for Local {
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         self.0.output_health(output)
     }
-    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
-        let docs = self.0.action_results(action_id).unwrap();
-        let doc = docs.into_iter().find(|r| r.agent_id == agent_id)?;
-        Some(serde_json::to_value(doc).unwrap())
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+        self.0.agent_document(id).unwrap()
+    }
+    fn result_document(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        let results = self.0.action_results(action_id).unwrap();
+        let result = results.into_iter().find(|r| r.agent_id == agent_id)?;
+        Some(serde_json::to_value(result).unwrap())
     }
 }
 
@@ -145,10 +158,32 @@ impl Fixture for Es {
         action.seq_no = v["_seq_no"].as_i64().unwrap();
         action
     }
-    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
-        let path = format!("/.fleet-actions-results/_doc/{action_id}:{agent_id}");
+    fn keeps_nulls(&self) -> bool {
+        true
+    }
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+        let path = format!("/.fleet-agents/_doc/{id}");
         let (status, v) = self.es.client().json("GET", &path, None).unwrap();
-        (status == 200).then(|| v["_source"].clone())
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{v}");
+        v["_source"].as_object().cloned()
+    }
+    fn result_document(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        // A data stream: searched by `_id` (its backing index is not the stream's name).
+        let query =
+            serde_json::json!({"query": {"ids": {"values": [format!("{action_id}:{agent_id}")]}}});
+        let (status, v) = self
+            .es
+            .client()
+            .json("POST", "/.fleet-actions-results/_search", Some(&query))
+            .unwrap();
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{v}");
+        v["hits"]["hits"].get(0).map(|h| h["_source"].clone())
     }
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         // The newest document of the data stream for that output, as an operator would query it.
@@ -197,7 +232,6 @@ pub fn es() -> Box<dyn Fixture> {
         insecure: false,
         service_token: Some(fleet_edge::config::Secret::new(es.service_token())),
         headers: Vec::new(),
-        server_version: fleet_edge::server_version::BUILT_IN,
     };
     let options = fleet_edge::backend::es::EsOptions {
         poll_timeout: Duration::from_secs(2),

@@ -13,7 +13,7 @@ use serde_json::{json, Map};
 
 use super::{pair, quick, settings};
 use crate::backend::es::{EsError, EsStore};
-use crate::backend::{ApiKey, Cursor, Store, StoreError};
+use crate::backend::{ApiKey, CheckinWrite, Cursor, Store, StoreError};
 use crate::config::Secret;
 use crate::model::Agent;
 
@@ -54,7 +54,7 @@ fn es_down_mid_run_is_unavailable_then_recovers() {
     let mut f = Map::new();
     f.insert("last_checkin_status".into(), json!("online"));
     assert!(matches!(
-        store.update_agents(&[("d1".into(), f.clone())]),
+        store.update_agents(&[("d1".into(), CheckinWrite::fields(f.clone()))]),
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
@@ -73,7 +73,9 @@ fn es_down_mid_run_is_unavailable_then_recovers() {
     es.faults().up();
     assert_eq!(store.agent("d1").unwrap().unwrap().id, "d1");
     assert_eq!(
-        store.update_agents(&[("d1".into(), f)]).unwrap(),
+        store
+            .update_agents(&[("d1".into(), CheckinWrite::fields(f))])
+            .unwrap(),
         vec![Ok(())]
     );
     es.seed().agent_policy("after-outage").unwrap();

@@ -17,7 +17,10 @@ use serde_json::{json, Map, Value};
 
 use super::{EsOptions, EsStore};
 use crate::backend::conformance::{run_all, TestStore};
-use crate::backend::{ApiKey, ApiKeyInfo, Changes, Created, Cursor, NewApiKey, Store, StoreError};
+use crate::backend::{
+    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
+    StoreError,
+};
 use crate::config::{EsSettings, Secret};
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
 
@@ -125,6 +128,15 @@ impl TestStore for EsTestStore {
     fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
         latest_output_health(&self.es, output)
     }
+    fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
+        let path = format!("/.fleet-agents/_doc/{id}");
+        let (status, v) = self.es.client().json("GET", &path, None).unwrap();
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{v}");
+        v["_source"].as_object().cloned()
+    }
 }
 
 /// The newest document of `output` in the output-health data stream of a stand-in.
@@ -191,9 +203,12 @@ impl Store for EsTestStore {
     }
     fn update_agents(
         &self,
-        updates: &[(String, Map<String, Value>)],
+        updates: &[(String, CheckinWrite)],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.store.update_agents(updates)
+    }
+    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
+        self.store.policy_acked(id, ack)
     }
     fn pending_actions(
         &self,
@@ -299,7 +314,10 @@ fn update_agents_is_one_bulk_without_refresh_and_reports_items() {
     assert_eq!(t.store.update_agents(&[]).unwrap(), Vec::new());
     let out = t
         .store
-        .update_agents(&[("u1".into(), f.clone()), ("nope".into(), f)])
+        .update_agents(&[
+            ("u1".into(), CheckinWrite::fields(f.clone())),
+            ("nope".into(), CheckinWrite::fields(f)),
+        ])
         .unwrap();
     assert_eq!(out, vec![Ok(()), Err(StoreError::NotFound)]);
     assert_eq!(
@@ -448,7 +466,10 @@ fn measure() {
     println!("agent() mget: p50 {:?} p99 {:?}", lat[500], lat[990]);
     let mut f = Map::new();
     f.insert("last_checkin_status".into(), json!("online"));
-    let batch: Vec<_> = ids.iter().map(|id| (id.clone(), f.clone())).collect();
+    let batch: Vec<_> = ids
+        .iter()
+        .map(|id| (id.clone(), CheckinWrite::fields(f.clone())))
+        .collect();
     let began = Instant::now();
     let out = t.store.update_agents(&batch).unwrap();
     assert!(out.iter().all(Result::is_ok));

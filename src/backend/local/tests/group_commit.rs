@@ -5,11 +5,11 @@
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::Fresh;
 use crate::backend::local::LocalStore;
-use crate::backend::{Store, StoreError};
+use crate::backend::{CheckinWrite, Store, StoreError};
 use crate::model::Agent;
 
 fn agent(id: &str) -> Agent {
@@ -74,15 +74,15 @@ fn bulk_update_is_one_transaction() {
     for i in 0..100 {
         store.create_agent(&agent(&format!("a{i}"))).unwrap();
     }
-    let mut updates: Vec<(String, Map<String, Value>)> = (0..100)
+    let mut updates: Vec<(String, CheckinWrite)> = (0..100)
         .map(|i| {
             let Value::Object(fields) = json!({"last_checkin_status": "online", "n": i}) else {
                 unreachable!()
             };
-            (format!("a{i}"), fields)
+            (format!("a{i}"), CheckinWrite::fields(fields))
         })
         .collect();
-    updates.push(("ghost".into(), Map::new()));
+    updates.push(("ghost".into(), CheckinWrite::default()));
     let before = store.commit_stats();
     let results = store.update_agents(&updates).unwrap();
     let after = store.commit_stats();

@@ -23,6 +23,9 @@ impl TestStore for LocalStore {
     fn latest_output_health(&self, output: &str) -> Option<crate::model::OutputHealth> {
         self.output_health(output)
     }
+    fn agent_document(&self, id: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        LocalStore::agent_document(self, id).unwrap()
+    }
 }
 
 mod crash;
