@@ -10,6 +10,8 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `secrets`: a whole session at trace level (Elasticsearch and embedded modes, the
+//!   management token) logs no secret, in text, hex or split hex dumps.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -48,4 +50,5 @@ mod protocol;
 mod races;
 mod remote_outputs;
 mod rollout;
+mod secrets;
 mod tls_modes;
