@@ -37,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod embedded;
+pub mod fsmode;
 pub mod http;
 pub mod logging;
 pub mod mgmt;

@@ -88,7 +88,8 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
 pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
     let store = Arc::new(LocalStore::open(data_dir)?);
     let policies_dir = data_dir.join("policies");
-    std::fs::create_dir_all(&policies_dir).map_err(|source| EmbeddedError::PoliciesDir {
+    // Policy files hold output credentials: the directory and its files are the owner's only.
+    crate::fsmode::private_dir(&policies_dir).map_err(|source| EmbeddedError::PoliciesDir {
         path: policies_dir.clone(),
         source,
     })?;
@@ -98,9 +99,11 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
         let path = policies_dir.join(format!("{DEFAULT_POLICY_ID}.json"));
         let text = serde_json::to_string_pretty(&policies::default_policy(DEFAULT_POLICY_ID))
             .unwrap_or_default();
-        std::fs::write(&path, text + "\n").map_err(|source| EmbeddedError::PoliciesDir {
-            path: path.clone(),
-            source,
+        crate::fsmode::write_private(&path, (text + "\n").as_bytes()).map_err(|source| {
+            EmbeddedError::PoliciesDir {
+                path: path.clone(),
+                source,
+            }
         })?;
         log::info!("wrote the default policy {}", path.display());
     }

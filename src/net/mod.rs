@@ -188,8 +188,11 @@ fn management(
     let bound = listener.local_addr().map_err(StartupError::Poll)?;
     let token = crate::mgmt::token::load_or_create(&config.data_dir).map_err(StartupError::Poll)?;
     let url = format!("http://{bound}");
-    std::fs::write(config.data_dir.join("management-url"), format!("{url}\n"))
-        .map_err(StartupError::Poll)?;
+    crate::fsmode::write_private(
+        &config.data_dir.join("management-url"),
+        format!("{url}\n").as_bytes(),
+    )
+    .map_err(StartupError::Poll)?;
     if !bound.ip().is_loopback() {
         log::warn!(
             "the management API listens on {bound}, not on loopback: keep its admin token secret"
