@@ -42,6 +42,7 @@ mod auth_cache;
 mod cli;
 mod embedded;
 mod es_tls;
+mod hardening;
 mod http_wire;
 mod lifecycle;
 mod management;

@@ -26,6 +26,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod fleet;
+mod reserve;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
@@ -182,6 +183,8 @@ pub struct Server {
     accept_ready: bool,
     /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
     accept_paused: bool,
+    /// Descriptors held back for `/api/status` and the management API when the rest run out.
+    reserve: reserve::Reserve,
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
@@ -317,6 +320,7 @@ impl Server {
             next_generation: 0,
             accept_ready: true,
             accept_paused: false,
+            reserve: reserve::Reserve::open(),
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
@@ -658,20 +662,31 @@ impl Server {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            let sock = match accept_one(listener, "agent") {
-                Accepted::Socket(sock) => sock,
+            let (sock, from_reserve) = match accept_one(listener) {
+                Accepted::Socket(sock) => {
+                    self.reserve.recovered(now);
+                    (sock, false)
+                }
                 Accepted::Retry => continue,
                 Accepted::Drained => {
+                    self.reserve.recovered(now);
                     self.accept_ready = false;
                     return;
                 }
-                Accepted::Exhausted => {
-                    self.accept_paused = true;
-                    self.deadlines
-                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
-                    return;
+                Accepted::Exhausted(e) => {
+                    match self.accept_from_reserve(reserve::Pool::Agent, "agent", &e, now) {
+                        Some(sock) => (sock, true),
+                        None => {
+                            self.accept_paused = true;
+                            return;
+                        }
+                    }
                 }
             };
+            if from_reserve {
+                self.register(sock, self.transport(), true, Role::Reserve, now);
+                continue;
+            }
             let over_capacity = live >= self.settings.max_connections;
             if over_capacity && !self.gate_warned {
                 log::warn!(
@@ -680,30 +695,74 @@ impl Server {
                 );
             }
             self.gate_warned = over_capacity;
-            let _ = sock.set_nodelay(true);
-            let transport = match &self.tls {
-                None => Transport::Plain,
-                Some(config) => match ServerConnection::new(Arc::clone(config)) {
-                    Ok(session) => Transport::tls(session),
-                    Err(e) => {
-                        log::warn!("cannot start a TLS session: {e}");
-                        continue;
-                    }
-                },
+            let Some(transport) = self.transport() else {
+                continue;
             };
-            self.register(sock, transport, over_capacity, false, now);
+            self.register(sock, Some(transport), over_capacity, Role::Agent, now);
         }
     }
 
-    /// Registers an accepted socket with the poll and drives it once.
+    /// The transport of a new agent connection (`None`: a TLS session could not start; logged).
+    fn transport(&self) -> Option<Transport> {
+        match &self.tls {
+            None => Some(Transport::Plain),
+            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Ok(session) => Some(Transport::tls(session)),
+                Err(e) => {
+                    log::warn!("cannot start a TLS session: {e}");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Out of descriptors on a listener: releases a reserved one of `pool` and accepts one
+    /// connection on it. `None` (the accept is deferred): the retry timer is armed.
+    fn accept_from_reserve(
+        &mut self,
+        pool: reserve::Pool,
+        which: &str,
+        error: &io::Error,
+        now: Instant,
+    ) -> Option<mio::net::TcpStream> {
+        let listener = match pool {
+            reserve::Pool::Agent => self.listener.as_ref(),
+            reserve::Pool::Management => self.management.as_ref(),
+        };
+        let accepted = match listener {
+            Some(listener) if self.reserve.exhausted(pool, which, error, now) => {
+                match accept_one(listener) {
+                    Accepted::Socket(sock) => Some(sock),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match &accepted {
+            Some(_) => self.reserve.accepted_from_reserve(),
+            None => {
+                self.reserve.refill();
+                self.deadlines
+                    .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
+            }
+        }
+        accepted
+    }
+
+    /// Registers an accepted socket with the poll and drives it once (no transport: the socket
+    /// is closed).
     fn register(
         &mut self,
         mut sock: mio::net::TcpStream,
-        transport: Transport,
+        transport: Option<Transport>,
         over_capacity: bool,
-        management: bool,
+        role: Role,
         now: Instant,
     ) {
+        let Some(transport) = transport else {
+            return;
+        };
+        let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -723,7 +782,8 @@ impl Server {
             self.settings.limits,
             over_capacity,
         );
-        conn.management = management;
+        conn.management = role == Role::Management;
+        conn.reserve = role == Role::Reserve;
         entry.insert(conn);
         self.drive(slot, now);
     }
@@ -738,21 +798,25 @@ impl Server {
             let Some(listener) = self.management.as_ref() else {
                 return;
             };
-            let sock = match accept_one(listener, "management") {
+            let sock = match accept_one(listener) {
                 Accepted::Socket(sock) => sock,
                 Accepted::Retry => continue,
-                Accepted::Exhausted => {
-                    self.management_ready = false;
-                    self.deadlines
-                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
-                    return;
+                Accepted::Exhausted(e) => {
+                    match self.accept_from_reserve(reserve::Pool::Management, "management", &e, now)
+                    {
+                        Some(sock) => sock,
+                        None => {
+                            self.management_ready = false;
+                            return;
+                        }
+                    }
                 }
                 Accepted::Drained => {
                     self.management_ready = false;
                     return;
                 }
             };
-            self.register(sock, Transport::Plain, false, true, now);
+            self.register(sock, Some(Transport::Plain), false, Role::Management, now);
         }
     }
 
@@ -785,6 +849,8 @@ impl Server {
                     .note_stale(|key, ticket| timer_is_live(conns, key, ticket));
             }
         }
+        // The descriptor just freed goes back to the reserve first, if it was drawn on.
+        self.reserve.refill();
     }
 }
 
@@ -799,7 +865,18 @@ enum Accepted {
     /// Out of descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection
     /// stays in the backlog. The listener is edge-triggered and reports nothing new for it, so
     /// accepting resumes on a timer, not on the next readiness event.
-    Exhausted,
+    Exhausted(io::Error),
+}
+
+/// What an accepted connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// An agent's (or anyone's) connection on the agent listener.
+    Agent,
+    /// On the agent listener, on a reserved descriptor: `/api/status` or 429.
+    Reserve,
+    /// On the management listener.
+    Management,
 }
 
 /// Shortest pause between two paced rollout steps (batches, not one timer per agent).
@@ -808,7 +885,7 @@ const ROLLOUT_TICK: Duration = Duration::from_millis(50);
 /// How long accepting pauses after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
+fn accept_one(listener: &TcpListener) -> Accepted {
     match listener.accept() {
         Ok((sock, _peer)) => Accepted::Socket(sock),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Drained,
@@ -821,12 +898,10 @@ fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
             Accepted::Retry
         }
         // Linux errno values (the same on every architecture we build for).
-        Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) => {
-            log::warn!("{which} accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
-            Accepted::Exhausted
-        }
+        // Logged once per episode by the reserve, not once per retry.
+        Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) => Accepted::Exhausted(e),
         Err(e) => {
-            log::warn!("{which} accept failed: {e}");
+            log::warn!("accept failed: {e}");
             Accepted::Drained
         }
     }
