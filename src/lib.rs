@@ -43,4 +43,5 @@ pub mod logging;
 pub mod mgmt;
 pub mod model;
 pub mod net;
+pub mod panics;
 pub mod tls;

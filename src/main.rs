@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         }
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
+    fleet_edge::panics::install();
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -231,3 +231,43 @@ fn out_of_descriptors_the_management_api_and_status_stay_reachable() {
     );
     assert_eq!(server.log().matches("out of file descriptors").count(), 1);
 }
+
+/// A panic in a backend worker (a debug-build failpoint) is one ERROR line in the log and an
+/// abort, so the service manager restarts the server (README, "Hardening"); without the hook
+/// the worker thread died silently and its agent's request hung.
+#[test]
+fn a_worker_panic_is_logged_and_aborts_for_the_service_manager_to_restart() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = TempDir::new("panic");
+    let mut server = FleetEdge::start_in(
+        &tmp.join("data"),
+        &["--fleet-server-insecure-http"],
+        &[("FLEET_EDGE_FAILPOINT", "worker-panic-on-enroll")],
+    );
+    // An agent parked on another connection sees the process go (its connection closes).
+    let mut other = TcpStream::connect(server.addr).unwrap();
+    let enroll = b"POST /api/fleet/agents/enroll HTTP/1.1\r\nHost: localhost\r\nAuthorization: ApiKey eDp5\r\nContent-Length: 2\r\n\r\n{}";
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(enroll).unwrap();
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running after the panic:\n{}", server.log()));
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "SIGABRT: {status:?}\n{}",
+        server.log()
+    );
+    let line = server
+        .wait_for_log("panic in thread", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no panic line:\n{}", server.log()));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(line.contains("fleet-edge-backend-"), "{line}");
+    assert!(line.contains("failpoint worker-panic-on-enroll"), "{line}");
+    assert!(line.contains("restarts fleet-edge"), "{line}");
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert!(matches!(other.read(&mut buf), Ok(0) | Err(_)));
+}
