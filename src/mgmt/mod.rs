@@ -8,6 +8,7 @@
 //! backend workers through [`Admin`] (they touch the store).
 
 pub mod ops;
+pub mod tls;
 pub mod token;
 
 use std::path::PathBuf;

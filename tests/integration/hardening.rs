@@ -271,3 +271,90 @@ fn a_worker_panic_is_logged_and_aborts_for_the_service_manager_to_restart() {
     let mut buf = [0u8; 1];
     assert!(matches!(other.read(&mut buf), Ok(0) | Err(_)));
 }
+
+/// Off loopback the management API speaks TLS only (the server's certificate, signed by its CA);
+/// the CLI trusts that CA and works; the bearer token sent in clear gets no answer.
+#[test]
+fn the_management_api_off_loopback_is_served_over_tls_and_the_cli_uses_it() {
+    let server = FleetEdge::start(&["--management-host", "0.0.0.0"]);
+    let line = server
+        .wait_for_log("management API on", Duration::from_secs(20))
+        .expect("management API announced");
+    assert!(line.contains("over TLS"), "{line}");
+    let url = std::fs::read_to_string(server.data_dir.join("management-url")).unwrap();
+    let url = url.trim();
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let port = url.rsplit(':').next().unwrap();
+
+    let dir = server.data_dir.to_str().unwrap();
+    let (status, out, err) = crate::support::run_to_exit(&["agents", "--data-dir", dir], &[]);
+    assert!(
+        status.success(),
+        "the CLI over TLS: {err}\n{}",
+        server.log()
+    );
+    assert!(!out.is_empty());
+    let (status, out, err) = crate::support::run_to_exit(
+        &[
+            "tokens",
+            "create",
+            "--policy",
+            "fleet-edge-default",
+            "--data-dir",
+            dir,
+        ],
+        &[],
+    );
+    assert!(status.success(), "{err}");
+    assert!(out.contains("api_key"), "{out}");
+
+    // The same request in clear: no HTTP answer (a TLS alert at most), so no token accepted.
+    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    let mut plain = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let req = format!(
+        "GET /api/fleet/agents HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    );
+    plain.write_all(req.as_bytes()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "answered in clear: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// Off loopback without TLS material (plain-HTTP mode) the server refuses to start: one
+/// sentence, exit 2.
+#[test]
+fn the_management_api_off_loopback_without_tls_refuses_to_start() {
+    let data = TempDir::new("mgmt-plain");
+    let (status, _, err) = crate::support::run_to_exit(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--fleet-server-insecure-http",
+            "--fleet-server-host",
+            "127.0.0.1",
+            "--fleet-server-port",
+            "0",
+            "--management-host",
+            "0.0.0.0",
+            "--management-port",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{err}");
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--management-host"))
+        .collect();
+    assert_eq!(problems.len(), 1, "{err}");
+    assert!(problems[0].contains("in clear"), "{err}");
+    assert!(!data.join("management-url").exists());
+}

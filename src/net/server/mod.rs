@@ -52,12 +52,14 @@ const MAX_MANAGEMENT_CONNECTIONS: usize = 32;
 
 /// The management API's listener and what it serves.
 pub struct Management {
-    /// Bound (by default on 127.0.0.1), plain HTTP.
+    /// Bound (by default on 127.0.0.1; plain HTTP there, TLS off loopback).
     pub listener: TcpListener,
     /// The bearer token it requires.
     pub token: String,
     /// The operations behind it.
     pub admin: Arc<dyn crate::mgmt::Admin>,
+    /// TLS, when it listens off loopback.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Socket reads go through this much scratch space at a time.
@@ -146,6 +148,7 @@ pub struct Server {
     listener: Option<TcpListener>,
     management: Option<TcpListener>,
     admin_token: Option<String>,
+    management_tls: Option<Arc<rustls::ServerConfig>>,
     management_ready: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Slab<Conn>,
@@ -252,13 +255,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (management, admin_token, admin) = match management {
+        let (management, admin_token, admin, management_tls) = match management {
             Some(mut m) => {
                 poll.registry()
                     .register(&mut m.listener, MANAGEMENT, Interest::READABLE)?;
-                (Some(m.listener), Some(m.token), Some(m.admin))
+                (Some(m.listener), Some(m.token), Some(m.admin), m.tls)
             }
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         let backend = match store {
             Some(store) => {
@@ -293,6 +296,7 @@ impl Server {
             listener: Some(listener),
             management,
             admin_token,
+            management_tls,
             management_ready: true,
             tls,
             conns: Slab::with_capacity(1024.min(settings.max_connections + settings.gate_reserve)),
@@ -788,7 +792,8 @@ impl Server {
         self.drive(slot, now);
     }
 
-    /// Accepts operator connections on the management listener (plain HTTP, loopback).
+    /// Accepts operator connections on the management listener (plain HTTP on loopback, TLS
+    /// off it).
     fn accept_management(&mut self, now: Instant) {
         while self.management_ready {
             let open = self.conns.iter().filter(|(_, c)| c.management).count();
@@ -816,7 +821,17 @@ impl Server {
                     return;
                 }
             };
-            self.register(sock, Some(Transport::Plain), false, Role::Management, now);
+            let transport = match &self.management_tls {
+                None => Some(Transport::Plain),
+                Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                    Ok(session) => Some(Transport::tls(session)),
+                    Err(e) => {
+                        log::warn!("cannot start a TLS session: {e}");
+                        None
+                    }
+                },
+            };
+            self.register(sock, transport, false, Role::Management, now);
         }
     }
 
