@@ -195,7 +195,7 @@ fn out_of_descriptors_the_management_api_and_status_stay_reachable() {
         1,
         "one line when it starts:\n{log}"
     );
-    assert!(!log.contains("out of file descriptors"), "{log}");
+    assert!(!log.contains("accept failed"), "{log}");
 
     // Descriptors come back: the next connection is served normally and the episode ends.
     drop(holders);
