@@ -10,6 +10,8 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `hardening`: data-dir file modes, descriptor exhaustion (management API and status still
+//!   answer), the management API off loopback over TLS only, a worker panic.
 //! * `secrets`: a whole session at trace level (Elasticsearch and embedded modes, the
 //!   management token) logs no secret, in text, hex or split hex dumps.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
