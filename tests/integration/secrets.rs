@@ -262,3 +262,52 @@ fn an_embedded_session_and_a_management_call_at_trace_level_log_no_secret() {
     secrets.encoded("created enrollment token", &created);
     secrets.assert_absent(&server.stderr_log());
 }
+
+/// The search itself: a secret split over ureq-style hex-dump lines, or written as spaced upper
+/// hex, or plainly, is found; a log without it passes.
+#[test]
+fn the_search_finds_secrets_in_every_form() {
+    let secret = "c2VjcmV0LWlkOnNlY3JldC1rZXktMTIzNDU2Nzg5MA==";
+    let mut secrets = Secrets::new();
+    secrets.encoded("token", secret);
+    let line = |msg: &str| format!("2026-12-03T05:55:09.634Z TRACE ureq_proto::util: {msg}\n");
+    // ureq-proto's Row: 16 bytes as `xxxx ` pairs, then the printable column.
+    let dump: String = format!("Authorization: ApiKey {secret}\r\n")
+        .as_bytes()
+        .chunks(16)
+        .map(|row| {
+            let mut hex = String::new();
+            for i in 0..16 {
+                match row.get(i) {
+                    Some(b) => hex.push_str(&format!("{b:02x}")),
+                    None => hex.push_str("--"),
+                }
+                if i % 2 == 1 {
+                    hex.push(' ');
+                }
+            }
+            let text: String = row
+                .iter()
+                .map(|b| {
+                    if b.is_ascii_graphic() {
+                        *b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            line(&format!("{hex} {text}"))
+        })
+        .collect();
+    let base = line(" DEBUG marker") + &line("POST /api/fleet/agents/enroll -> 200");
+    let spaced_upper: Vec<String> = "secret-key-1234567890"
+        .bytes()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    for leaked in [dump, line(secret), line(&spaced_upper.join(" "))] {
+        let log = format!("{base}{leaked}");
+        let found = std::panic::catch_unwind(|| secrets.assert_absent(&log));
+        assert!(found.is_err(), "not found in:\n{leaked}");
+    }
+    secrets.assert_absent(&base);
+}
