@@ -245,18 +245,29 @@ fn request(
 fn print_answer(command: &str, answer: &Value) {
     if command == "agents" {
         println!(
-            "{:<38} {:<11} {:<24} {:>8} {:<8} LAST CHECKIN",
-            "ID", "STATUS", "POLICY", "REVISION", "VERSION"
+            "{:<38} {:<11} {:<24} {:>8} {:<8} {:<24} PROBLEMS",
+            "ID", "STATUS", "POLICY", "REVISION", "VERSION", "LAST CHECKIN"
         );
         for a in answer["items"].as_array().into_iter().flatten() {
+            let problems: Vec<&str> = a["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             println!(
-                "{:<38} {:<11} {:<24} {:>8} {:<8} {}",
+                "{:<38} {:<11} {:<24} {:>8} {:<8} {:<24} {}",
                 a["id"].as_str().unwrap_or(""),
                 a["status"].as_str().unwrap_or(""),
                 a["policy_id"].as_str().unwrap_or(""),
                 a["policy_revision"],
                 a["version"].as_str().unwrap_or(""),
                 a["last_checkin"].as_str().unwrap_or("-"),
+                if problems.is_empty() {
+                    "-".to_owned()
+                } else {
+                    problems.join("; ")
+                },
             );
         }
         return;

@@ -23,6 +23,8 @@
 //! * [`embedded`]: single-box mode: the local store, policy files, the quick start.
 //! * [`mgmt`]: the management API of single-box mode (agents, tokens, policies, actions).
 //! * [`net`]: the only module that touches sockets: the mio event loop, TLS sessions, drain.
+//! * [`server_version`]: the Fleet Server version this server claims (a leaf; its value travels
+//!   in the configuration).
 //! * [`logging`]: text or ECS-JSON log lines.
 //!
 //! Invariants: the event loop never blocks; `api`, `core` and `http` never read the clock (the
@@ -44,4 +46,5 @@ pub mod mgmt;
 pub mod model;
 pub mod net;
 pub mod panics;
+pub mod server_version;
 pub mod tls;

@@ -66,21 +66,33 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         fleet_edge::bootstrap::run(config, store)?;
         return Ok(());
     }
-    let embedded = fleet_edge::embedded::start(&config.data_dir)?;
-    let store: Arc<dyn fleet_edge::backend::Store> = embedded.store.clone();
+    let opened = fleet_edge::embedded::open(&config.data_dir)?;
+    let store: Arc<dyn fleet_edge::backend::Store> = opened.store().clone();
     let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
-        store: embedded.store.clone(),
-        policies_dir: embedded.policies_dir.clone(),
+        store: opened.store().clone(),
+        policies_dir: opened.policies_dir().to_path_buf(),
     });
-    fleet_edge::net::run(config, Some(store), Some(admin), |listening| {
-        quick_start(config, &embedded, listening)
-    })?;
+    let (server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
+    let url = public_url(config, &listening);
+    // Bound but not yet serving: the default policy learns the URL agents use before any agent
+    // can enroll into it.
+    let embedded = fleet_edge::embedded::start(
+        opened,
+        &fleet_edge::embedded::FirstStart {
+            fleet_url: &url,
+            output: config.default_output.as_ref(),
+        },
+    )?;
+    fleet_edge::net::announce(&listening);
+    quick_start(config, &embedded, &listening, &url);
+    server.run().map_err(fleet_edge::net::StartupError::Poll)?;
     Ok(())
 }
 
-/// Prints what an operator needs to enroll the first agent (stdout; the log goes to stderr).
-fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, listening: &Listening) {
-    let url = config.fleet_url.clone().unwrap_or_else(|| {
+/// The URL agents reach this server at: `FLEET_URL` when set, else this host's name (or the
+/// bound address) and the bound port.
+fn public_url(config: &Config, listening: &Listening) -> String {
+    config.fleet_url.clone().unwrap_or_else(|| {
         let host = match listening.addr.ip() {
             ip if ip.is_unspecified() => {
                 fleet_edge::config::system_hostname().unwrap_or_else(|| "localhost".into())
@@ -94,7 +106,16 @@ fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, liste
             "http"
         };
         format!("{scheme}://{host}:{}", listening.addr.port())
-    });
+    })
+}
+
+/// Prints what an operator needs to enroll the first agent (stdout; the log goes to stderr).
+fn quick_start(
+    config: &Config,
+    embedded: &fleet_edge::embedded::Embedded,
+    listening: &Listening,
+    url: &str,
+) {
     let trust = match (&listening.generated_ca, listening.tls.is_some()) {
         (Some((path, _)), _) => {
             let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
@@ -120,6 +141,13 @@ fn quick_start(config: &Config, embedded: &fleet_edge::embedded::Embedded, liste
         "  Policies:           {} (edit a file to roll out a new revision)",
         embedded.policies_dir.display()
     );
+    if !embedded.output_problems.is_empty() {
+        println!(
+            "  Output:             {}: agents send no data until you edit outputs in {} (or first start with --default-output-hosts)",
+            embedded.output_problems.join("; "),
+            embedded.token_policy_file.display()
+        );
+    }
     println!("Enroll an Elastic Agent with:");
     println!(
         "  sudo elastic-agent install --url={url} --enrollment-token={}{trust}",

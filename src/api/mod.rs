@@ -2,10 +2,12 @@
 //! the server's state to a response: request id (echoed or generated), routing (unknown path →
 //! 404 text, wrong method → 405), `Elastic-Api-Version` (§1.6), then the endpoint handler.
 //!
-//! One file per endpoint lives beside this one; the spec's error table is `errors.rs`.
+//! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
+//! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
 pub mod auth;
 pub mod errors;
+pub mod json_body;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -17,6 +19,7 @@ use crate::backend::workers::{Job, JobOutput};
 use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
 use crate::core::{Health, RequestIds};
 use crate::http::{BodyLimits, Method, Request, Response};
+use crate::server_version::ServerVersion;
 
 pub use errors::ApiError;
 
@@ -31,6 +34,9 @@ pub struct Context<'a> {
     pub has_store: bool,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims (configuration): caps agent versions and is
+    /// the long status form's `version.number`.
+    pub server_version: ServerVersion,
     /// Per-route rate and concurrency limits.
     pub limits: &'a mut RouteLimits,
     /// The loop's clock reading.
@@ -138,6 +144,11 @@ pub struct Pending {
     pub api_version: &'static str,
     /// The limiter this request holds until it is answered.
     pub limited: Option<LimitedRoute>,
+    /// The version this server claims (for the status long form and refusal log lines).
+    pub server_version: ServerVersion,
+    /// The agent version of an enroll or checkin whose User-Agent this server does not admit:
+    /// if the request is refused for it (after key validation), the refusal is logged.
+    pub refused_agent_version: Option<String>,
 }
 
 impl Pending {
@@ -148,6 +159,21 @@ impl Pending {
             .with_header("X-Request-Id", self.request_id.clone())
     }
 
+    /// Logs a refusal for the agent's version: the agent version, the version this server
+    /// claims and the setting that raises it (fleet-protocol.md §1.5). One WARN per refused
+    /// request; an agent retries with backoff, so the rate stays low.
+    pub fn log_refusal(&self, error: &ApiError) {
+        if let (ApiError::UnsupportedVersion, Some(agent)) = (error, &self.refused_agent_version) {
+            let server = self.server_version;
+            log::warn!(
+                "refused an Elastic Agent {agent} ({:?}): this server claims Fleet Server {server} and admits agents up to {}.{}.x (agents may be newer only in the patch); to admit newer agents raise the claimed version with --server-version or FLEET_EDGE_SERVER_VERSION",
+                self.kind,
+                server.major,
+                server.minor
+            );
+        }
+    }
+
     /// The response for a finished enroll, ack or status job.
     pub fn finish(&self, output: JobOutput, health: Health) -> Response {
         let response = match output {
@@ -155,8 +181,9 @@ impl Pending {
             JobOutput::Acked(Ok(outcome)) => Response::json(outcome.status, &outcome.body),
             JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Admin(status, body) => Response::json(status, &body),
-            JobOutput::Authenticated(valid) => status::handle(health, valid),
+            JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                self.log_refusal(&e);
                 errors::respond(&e)
             }
             JobOutput::CheckinStarted(_)
@@ -221,6 +248,12 @@ pub fn capacity_exceeded(req: Option<&Request>, request_ids: &mut RequestIds) ->
         .with_header("X-Request-Id", id)
 }
 
+/// The router's answer to an unknown path: Go's `http.NotFound`, which is `http.Error` with its
+/// `Fprintln` (trailing newline) and its `X-Content-Type-Options: nosniff`.
+pub fn not_found() -> Response {
+    Response::text(404, "404 page not found\n").with_header("X-Content-Type-Options", "nosniff")
+}
+
 fn request_id(req: &Request, ids: &mut RequestIds) -> String {
     match req.header_str("x-request-id") {
         Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
@@ -236,7 +269,7 @@ fn dispatch(
 ) -> Decision {
     let route = route(&req.method, &req.path);
     match route {
-        Route::NotFound => return Decision::Respond(Response::text(404, "404 page not found")),
+        Route::NotFound => return Decision::Respond(not_found()),
         Route::WrongMethod(allowed) => {
             return Decision::Respond(Response::new(405).with_header("Allow", allowed))
         }
@@ -250,11 +283,28 @@ fn dispatch(
         Ok(v) => v,
         Err(rejection) => return Decision::Respond(rejection),
     };
+    // §1.5: only enroll and checkin check the User-Agent (the store answers the refusal after
+    // validating the key).
+    let ua_check = match route {
+        Route::Enroll | Route::Checkin(_) => Some(user_agent::check(req, ctx.server_version)),
+        _ => None,
+    };
+    let refused_agent_version = match &ua_check {
+        Some(Err(user_agent::Refusal::Unsupported(v))) => Some(v.clone()),
+        _ => None,
+    };
+    let agent_version = || match &ua_check {
+        Some(Ok(v)) => Ok(v.clone()),
+        Some(Err(refusal)) => Err(refusal.error()),
+        None => Err(ApiError::InvalidUserAgent),
+    };
     let pending = |kind| Pending {
         kind,
         request_id: request_id.clone(),
         api_version,
         limited,
+        server_version: ctx.server_version,
+        refused_agent_version: refused_agent_version.clone(),
     };
     let respond = |response: Response| {
         Decision::Respond(response.with_header("Elastic-Api-Version", api_version))
@@ -263,7 +313,7 @@ fn dispatch(
         // The long form needs the key checked by the store; any auth failure is the short form.
         return match (ctx.has_store, auth::api_key(req)) {
             (true, Ok(key)) => Decision::Job(Job::Authenticate(key), pending(PendingKind::Status)),
-            _ => respond(status::handle(ctx.health, false)),
+            _ => respond(status::handle(ctx.health, false, ctx.server_version)),
         };
     }
     if !ctx.has_store {
@@ -277,7 +327,7 @@ fn dispatch(
         Route::Enroll => Decision::Job(
             Job::Enroll(EnrollInput {
                 key,
-                agent_version: user_agent::agent_version(req),
+                agent_version: agent_version(),
                 body: req.body.clone(),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
                 enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
@@ -306,7 +356,7 @@ fn dispatch(
                 Job::CheckinStart(CheckinInput {
                     key,
                     agent_id: agent_id.to_owned(),
-                    agent_version: user_agent::agent_version(req),
+                    agent_version: agent_version(),
                     body: req.body.clone(),
                 }),
                 pending(PendingKind::Checkin),
@@ -328,9 +378,7 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => {
-            respond(Response::text(404, "404 page not found"))
-        }
+        Route::Status | Route::WrongMethod(_) | Route::NotFound => respond(not_found()),
     }
 }
 
@@ -363,6 +411,7 @@ mod tests {
                 request_ids: &mut ids,
                 has_store: false,
                 pbkdf2_iterations: 1000,
+                server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now: std::time::Instant::now(),
             },
@@ -387,7 +436,9 @@ mod tests {
     fn unknown_path_is_the_routers_404_text_without_api_version() {
         let r = run(&get("/api/status/", &[]), Health::Healthy);
         assert_eq!(r.status, 404);
-        assert_eq!(r.body_bytes(), b"404 page not found");
+        assert_eq!(r.body_bytes(), b"404 page not found\n");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert!(r.header("elastic-api-version").is_none());
         assert!(r.header("x-request-id").is_some());
     }
@@ -463,6 +514,7 @@ mod tests {
                 request_ids: &mut ids,
                 has_store: false,
                 pbkdf2_iterations: 1000,
+                server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now,
             },

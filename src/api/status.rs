@@ -4,16 +4,17 @@
 //! key included) the long form adds the version block. An invalid key never changes the status
 //! code: it just gets the short form.
 
-use super::user_agent::SERVER_VERSION_STR;
 use crate::core::Health;
 use crate::http::Response;
+use crate::server_version::ServerVersion;
 
-/// The status response for the given health; `long` adds the version block.
-pub fn handle(health: Health, long: bool) -> Response {
+/// The status response for the given health; `long` adds the version block with the version
+/// this server claims.
+pub fn handle(health: Health, long: bool, version: ServerVersion) -> Response {
     let mut body = serde_json::json!({"name": "fleet-server", "status": health.as_str()});
     if long {
         body["version"] = serde_json::json!({
-            "number": SERVER_VERSION_STR,
+            "number": version.to_string(),
             "build_hash": option_env!("FLEET_EDGE_BUILD_HASH").unwrap_or("unknown"),
             "build_time": option_env!("FLEET_EDGE_BUILD_TIME").unwrap_or("1970-01-01T00:00:00Z"),
         });
@@ -24,10 +25,11 @@ pub fn handle(health: Health, long: bool) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_version::BUILT_IN;
 
     #[test]
     fn healthy_is_200_with_upper_case_state() {
-        let r = handle(Health::Healthy, false);
+        let r = handle(Health::Healthy, false, BUILT_IN);
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
         assert_eq!(
@@ -38,9 +40,13 @@ mod tests {
 
     #[test]
     fn long_form_has_the_version_block() {
-        let r = handle(Health::Healthy, true);
+        let r = handle(Health::Healthy, true, BUILT_IN);
         let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
-        assert_eq!(v["version"]["number"], SERVER_VERSION_STR);
+        assert_eq!(v["version"]["number"], "9.6.0");
+        let raised = ServerVersion::parse_override("9.7.1").unwrap();
+        let r = handle(Health::Healthy, true, raised);
+        let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
+        assert_eq!(v["version"]["number"], "9.7.1", "the claimed version");
         assert!(v["version"]["build_hash"].is_string());
     }
 
@@ -52,7 +58,7 @@ mod tests {
             Health::Failed,
             Health::Stopping,
         ] {
-            let r = handle(h, false);
+            let r = handle(h, false, BUILT_IN);
             assert_eq!(r.status, 503);
             let v: serde_json::Value = serde_json::from_slice(r.body_bytes()).unwrap();
             assert_eq!(v["status"], h.as_str());

@@ -1,64 +1,95 @@
 //! The User-Agent rule of enroll and checkin (fleet-protocol.md §1.5): `Elastic Agent v<semver>`,
-//! at least 7.13, and not newer than this server except in the patch number.
+//! at least 7.13, and not newer than the version this server claims ([`ServerVersion`], from the
+//! configuration) except in the patch number.
 
 use super::errors::ApiError;
 use crate::http::Request;
+use crate::server_version::ServerVersion;
 
-/// The version this server announces; it caps which agents may connect.
-pub const SERVER_VERSION: (u64, u64, u64) = (9, 6, 0);
-/// The same, as text.
-pub const SERVER_VERSION_STR: &str = "9.6.0";
+/// Why a User-Agent is refused, with what the refusal's log line needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Missing or malformed: the error as answered.
+    Invalid(ApiError),
+    /// A well-formed version outside what this server admits (the normalised version).
+    Unsupported(String),
+}
+
+impl Refusal {
+    /// The error the agent is answered with.
+    pub fn error(&self) -> ApiError {
+        match self {
+            Refusal::Invalid(e) => e.clone(),
+            Refusal::Unsupported(_) => ApiError::UnsupportedVersion,
+        }
+    }
+}
 
 /// Validates the User-Agent and returns the normalised agent version (`9.2.1`).
-pub fn agent_version(req: &Request) -> Result<String, ApiError> {
+pub fn agent_version(req: &Request, server: ServerVersion) -> Result<String, ApiError> {
+    check(req, server).map_err(|r| r.error())
+}
+
+/// [`agent_version`] keeping the refused version.
+pub fn check(req: &Request, server: ServerVersion) -> Result<String, Refusal> {
+    use ApiError as E;
+    use Refusal::Invalid;
     let Some(raw) = req.header_str("user-agent") else {
         // The generated parameter binder's answer (fleet-protocol.md §13.1 #6).
-        return Err(ApiError::Internal(
+        return Err(Invalid(E::Internal(
             "Header parameter User-Agent is required, but not found".into(),
-        ));
+        )));
     };
     let lower = raw.to_ascii_lowercase();
     let Some(rest) = lower.strip_prefix("elastic agent ") else {
-        return Err(ApiError::InvalidUserAgent);
+        return Err(Invalid(E::InvalidUserAgent));
     };
     let core = rest.split('-').next().unwrap_or("").trim();
     let core = core.strip_prefix('v').unwrap_or(core);
     let mut parts = core.split('.');
-    let mut next = || -> Result<u64, ApiError> {
+    let mut next = || -> Result<u64, Refusal> {
         match parts.next() {
             None => Ok(0),
             Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse().map_err(|_| ApiError::InvalidUserAgent)
+                p.parse().map_err(|_| Invalid(E::InvalidUserAgent))
             }
-            Some(_) => Err(ApiError::InvalidUserAgent),
+            Some(_) => Err(Invalid(E::InvalidUserAgent)),
         }
     };
     let version = (next()?, next()?, next()?);
     if parts.next().is_some() {
-        return Err(ApiError::InvalidUserAgent);
+        return Err(Invalid(E::InvalidUserAgent));
     }
-    let (major, minor, _) = SERVER_VERSION;
-    if version < (7, 13, 0) || (version.0, version.1) > (major, minor) {
-        return Err(ApiError::UnsupportedVersion);
+    let normalised = format!("{}.{}.{}", version.0, version.1, version.2);
+    if version < (7, 13, 0) || !server.admits_agent(version) {
+        return Err(Refusal::Unsupported(normalised));
     }
-    Ok(format!("{}.{}.{}", version.0, version.1, version.2))
+    Ok(normalised)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::Method;
+    use crate::server_version::BUILT_IN;
 
     fn ua(value: &str) -> Result<String, ApiError> {
-        agent_version(&Request {
-            method: Method::Post,
-            path: "/".into(),
-            query: None,
-            minor_version: 1,
-            headers: vec![("user-agent".into(), value.as_bytes().to_vec())],
-            body: Vec::new(),
-            keep_alive: true,
-        })
+        ua_with(value, BUILT_IN)
+    }
+
+    fn ua_with(value: &str, server: ServerVersion) -> Result<String, ApiError> {
+        agent_version(
+            &Request {
+                method: Method::Post,
+                path: "/".into(),
+                query: None,
+                minor_version: 1,
+                headers: vec![("user-agent".into(), value.as_bytes().to_vec())],
+                body: Vec::new(),
+                keep_alive: true,
+            },
+            server,
+        )
     }
 
     #[test]
@@ -78,15 +109,18 @@ mod tests {
     fn rejected_forms() {
         assert_eq!(ua("elastic-agent 9.0.0"), Err(ApiError::InvalidUserAgent));
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
-        let missing = agent_version(&Request {
-            method: Method::Post,
-            path: "/".into(),
-            query: None,
-            minor_version: 1,
-            headers: vec![],
-            body: Vec::new(),
-            keep_alive: true,
-        });
+        let missing = agent_version(
+            &Request {
+                method: Method::Post,
+                path: "/".into(),
+                query: None,
+                minor_version: 1,
+                headers: vec![],
+                body: Vec::new(),
+                keep_alive: true,
+            },
+            BUILT_IN,
+        );
         assert!(
             matches!(missing, Err(ApiError::Internal(_))),
             "missing header is the binder's 500"
@@ -104,6 +138,34 @@ mod tests {
         assert_eq!(
             ua("Elastic Agent v7.12.9"),
             Err(ApiError::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn a_raised_server_version_admits_that_release() {
+        let raised = ServerVersion::parse_override("9.7.0").unwrap();
+        assert_eq!(ua_with("Elastic Agent v9.7.3", raised).unwrap(), "9.7.3");
+        assert_eq!(
+            ua_with("Elastic Agent v9.8.0", raised),
+            Err(ApiError::UnsupportedVersion)
+        );
+        let req = |v: &str| Request {
+            method: Method::Post,
+            path: "/".into(),
+            query: None,
+            minor_version: 1,
+            headers: vec![("user-agent".into(), v.as_bytes().to_vec())],
+            body: Vec::new(),
+            keep_alive: true,
+        };
+        assert_eq!(
+            check(&req("Elastic Agent v9.7.0-SNAPSHOT"), BUILT_IN),
+            Err(Refusal::Unsupported("9.7.0".into())),
+            "the refusal keeps the normalised version for the log"
+        );
+        assert_eq!(
+            check(&req("nope"), BUILT_IN),
+            Err(Refusal::Invalid(ApiError::InvalidUserAgent))
         );
     }
 }

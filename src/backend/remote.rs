@@ -83,6 +83,8 @@ pub struct RemoteSettings {
     /// Most configurations remembered (the oldest is forgotten first; its keys can then no
     /// longer be invalidated by this process, as when a remote output leaves every policy).
     pub max_configs: usize,
+    /// The Fleet Server version this server claims (the remote clusters' `User-Agent`).
+    pub server_version: crate::server_version::ServerVersion,
 }
 
 impl Default for RemoteSettings {
@@ -90,6 +92,7 @@ impl Default for RemoteSettings {
         RemoteSettings {
             retry_after: Duration::from_secs(30),
             max_configs: 64,
+            server_version: crate::server_version::BUILT_IN,
         }
     }
 }
@@ -342,6 +345,7 @@ pub(crate) mod testkit {
             RemoteSettings {
                 retry_after,
                 max_configs: 4,
+                ..RemoteSettings::default()
             },
         );
         (clusters, registry)

@@ -161,7 +161,10 @@ impl<T: Send + 'static> Backend<T> {
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let remotes = Arc::new(RemoteClusters::new(
-            Arc::new(super::es::remote::HttpConnect::default()),
+            Arc::new(super::es::remote::HttpConnect {
+                server_version: settings.remote.server_version,
+                ..Default::default()
+            }),
             settings.remote,
         ));
         for i in 0..settings.workers.max(1) {

@@ -93,7 +93,8 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
         }),
     });
     // The first look is synchronous, so the first listener already has the policy's settings.
-    let mut monitor = SelfMonitor::new(config.policy_id.clone(), &config.data_dir);
+    let mut monitor = SelfMonitor::new(config.policy_id.clone(), &config.data_dir)
+        .with_server_version(config.server_version);
     let first = monitor
         .tick(&*store, SystemTime::now(), Instant::now())
         .and_then(|p| overrides::read(&p));

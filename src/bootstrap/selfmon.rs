@@ -19,13 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::overrides::fleet_server_input;
-use crate::api::user_agent::SERVER_VERSION_STR;
 use crate::backend::ops::enroll::{enroll, EnrollInput};
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::{ApiKey, Store};
 use crate::core::Health;
 use crate::model::time::rfc3339_seconds;
 use crate::model::PolicyDoc;
+use crate::server_version::ServerVersion;
 
 /// How often the own agent's checkin state is written while nothing changes.
 pub const CHECKIN_EVERY: Duration = Duration::from_secs(30);
@@ -59,6 +59,8 @@ pub struct SelfMonitor {
     /// The revision of the policy this server runs, reported as the own agent's
     /// `policy_revision_idx` (the implicit ack of §3.2).
     applied_revision: Option<i64>,
+    /// The Fleet Server version this server claims: its own agent's version.
+    server_version: ServerVersion,
 }
 
 impl SelfMonitor {
@@ -86,7 +88,14 @@ impl SelfMonitor {
             state: None,
             last_checkin: None,
             applied_revision: None,
+            server_version: crate::server_version::BUILT_IN,
         }
+    }
+
+    /// The same monitor reporting `version` (`--server-version`) as its own agent's version.
+    pub fn with_server_version(mut self, version: ServerVersion) -> Self {
+        self.server_version = version;
+        self
     }
 
     /// The own agent's id once enrolled.
@@ -253,11 +262,10 @@ impl SelfMonitor {
 
     fn enroll(&self, store: &dyn Store, token: &str, now: SystemTime) -> Result<Identity, String> {
         let key = crate::api::auth::parse_token(token).map_err(|e| e.to_string())?;
-        let body =
-            json!({"type": "PERMANENT", "metadata": {"local": local_metadata(""), "tags": []}});
+        let body = json!({"type": "PERMANENT", "metadata": {"local": local_metadata("", self.server_version), "tags": []}});
         let input = EnrollInput {
             key,
-            agent_version: Ok(SERVER_VERSION_STR.to_owned()),
+            agent_version: Ok(self.server_version.to_string()),
             body: body.to_string().into_bytes(),
             pbkdf2_iterations: DEFAULT_ITERATIONS,
             enrollment_id: None,
@@ -323,9 +331,12 @@ impl SelfMonitor {
         fields.insert("last_checkin_message".into(), json!(state.message));
         fields.insert(
             "agent".into(),
-            json!({"id": identity.id, "version": SERVER_VERSION_STR}),
+            json!({"id": identity.id, "version": self.server_version.to_string()}),
         );
-        fields.insert("local_metadata".into(), local_metadata(&identity.id));
+        fields.insert(
+            "local_metadata".into(),
+            local_metadata(&identity.id, self.server_version),
+        );
         fields.insert(
             "components".into(),
             json!([{
@@ -357,7 +368,7 @@ pub fn access_key(identity: &Identity) -> Option<ApiKey> {
 }
 
 /// `local_metadata` of this server's own agent: fleet-edge, its version, host, OS, architecture.
-pub fn local_metadata(agent_id: &str) -> Value {
+pub fn local_metadata(agent_id: &str, version: ServerVersion) -> Value {
     let hostname = crate::config::system_hostname().unwrap_or_else(|| "localhost".into());
     let read = |path: &str| {
         std::fs::read_to_string(path)
@@ -376,12 +387,12 @@ pub fn local_metadata(agent_id: &str) -> Value {
     json!({
         "elastic": {"agent": {
             "id": agent_id,
-            "version": SERVER_VERSION_STR,
+            "version": version.to_string(),
             "snapshot": false,
             "upgradeable": false,
             "log_level": log::max_level().to_string().to_ascii_lowercase(),
             "build": {"original": format!(
-                "fleet-edge {} (Fleet Server {SERVER_VERSION_STR} wire protocol)",
+                "fleet-edge {} (claiming Fleet Server {version})",
                 env!("CARGO_PKG_VERSION")
             )}
         }},

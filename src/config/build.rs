@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::server_version::{ServerVersion, BUILT_IN};
 use crate::tls::{self, ClientAuth, Fingerprint, TlsError, TlsMaterial};
 
 use super::args::{Origin, Raw};
@@ -15,6 +16,8 @@ use super::{
     Config, ConfigErrors, EsSettings, LogFormat, Secret, ServerSettings, ServerTls, SettingValue,
     Timeouts,
 };
+
+mod output;
 
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -120,7 +123,14 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
             .unwrap_or_default(),
     };
 
-    let es = b.es_settings(es_insecure);
+    let server_version = b
+        .parsed(Id::ServerVersion, ServerVersion::parse_override)
+        .unwrap_or(BUILT_IN);
+    let es = b.es_settings(es_insecure).map(|es| EsSettings {
+        server_version,
+        ..es
+    });
+    let default_output = b.default_output(es.is_none());
     if es.is_none() {
         management_off_loopback(&mut b, &mut server);
     }
@@ -154,6 +164,8 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         data_dir,
         log_level,
         log_format,
+        server_version,
+        default_output,
         settings: b.shown(),
     })
 }
@@ -441,6 +453,7 @@ impl Builder {
             insecure,
             service_token,
             headers,
+            server_version: BUILT_IN,
         })
     }
 

@@ -117,6 +117,13 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// `--log-format`.
     pub log_format: LogFormat,
+    /// `--server-version`: the Fleet Server version this server claims (see
+    /// [`crate::server_version`] for everything it governs).
+    pub server_version: crate::server_version::ServerVersion,
+    /// `--default-output-*`: the output of the default policy written on the first start in
+    /// embedded mode; `None` when no hosts were given (the output is then written not
+    /// configured).
+    pub default_output: Option<DefaultOutput>,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
 }
@@ -243,6 +250,45 @@ pub struct EsSettings {
     pub service_token: Option<Secret>,
     /// Extra headers on every Elasticsearch request, in order.
     pub headers: Vec<(String, String)>,
+    /// The Fleet Server version this server claims (`--server-version`): Elasticsearch must be
+    /// at least its `major.minor.0`, and it is in every request's `User-Agent`.
+    pub server_version: crate::server_version::ServerVersion,
+}
+
+/// The output type of [`DefaultOutput`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputType {
+    /// `elasticsearch`: URLs and an API key.
+    Elasticsearch,
+    /// `logstash`: `host:port`s, optionally TLS.
+    Logstash,
+}
+
+impl OutputType {
+    /// The `type` member of the policy output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputType::Elasticsearch => "elasticsearch",
+            OutputType::Logstash => "logstash",
+        }
+    }
+}
+
+/// The default policy's output, as given by `--default-output-*` (validated; files read).
+#[derive(Clone, Debug)]
+pub struct DefaultOutput {
+    /// `--default-output-type`.
+    pub kind: OutputType,
+    /// `--default-output-hosts`: URLs (Elasticsearch) or `host:port` (Logstash), canonical.
+    pub hosts: Vec<String>,
+    /// `--default-output-api-key` (`id:key`), Elasticsearch only.
+    pub api_key: Option<Secret>,
+    /// The PEM text of each `--default-output-ssl-certificate-authorities` file.
+    pub certificate_authorities: Vec<String>,
+    /// The PEM text of `--default-output-ssl-certificate`.
+    pub certificate: Option<String>,
+    /// The PEM text of `--default-output-ssl-key`.
+    pub key: Option<Secret>,
 }
 
 /// Parses `args` (WITHOUT `argv[0]`) and the environment, given as a lookup so tests never touch

@@ -203,7 +203,8 @@ pub fn parse_http_url(input: &str, default_scheme: Option<&str>) -> Result<HttpU
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; the host must be valid.
-fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+/// `host[:port]` (IPv6 in brackets), the host a valid name or address, the port above 0.
+pub(super) fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (v6, after) = rest.split_once(']')?;
         v6.parse::<std::net::Ipv6Addr>().ok()?;

@@ -9,6 +9,7 @@ pub mod health;
 pub mod ids;
 pub mod limits;
 pub mod longpoll;
+pub mod output_check;
 pub mod pacing;
 pub mod policy;
 pub mod remote;

@@ -273,16 +273,15 @@ impl PreparedPolicy {
             .filter(|o| o.remote.is_some())
             .map(|o| format!("outputs.{}.service_token", o.name))
             .collect();
-        policy.insert(
-            "secret_paths".into(),
-            Value::Array(
-                secret_paths
-                    .into_iter()
-                    .filter(|p| !removed.contains(p))
-                    .map(Value::from)
-                    .collect(),
-            ),
-        );
+        let secret_paths: Vec<Value> = secret_paths
+            .into_iter()
+            .filter(|p| !removed.contains(p))
+            .map(Value::from)
+            .collect();
+        // Go's `secret_paths,omitempty`: a policy without secrets carries no member at all.
+        if !secret_paths.is_empty() {
+            policy.insert("secret_paths".into(), Value::Array(secret_paths));
+        }
 
         let has_fleet_server_input =
             data.get("inputs")
@@ -488,7 +487,10 @@ mod tests {
             "logstash untouched"
         );
         assert!(policy.get("secret_references").is_none());
-        assert_eq!(policy["secret_paths"], json!([]));
+        assert!(
+            policy.get("secret_paths").is_none(),
+            "omitted when empty (Go omitempty)"
+        );
         assert_eq!(policy["signed"]["signature"], "s");
     }
 
@@ -546,10 +548,27 @@ mod tests {
         let local = p.es_outputs.iter().find(|o| o.name == "default").unwrap();
         assert!(local.remote.is_none() && local.remote_config_hash().is_empty());
         let a = render(&p, "x");
-        assert_eq!(a["data"]["policy"]["secret_paths"], json!([]));
+        assert!(
+            a["data"]["policy"].get("secret_paths").is_none(),
+            "the removed service token was the only secret: no member"
+        );
         assert!(a["data"]["policy"]["outputs"]["remote"]
             .get("service_token")
             .is_none());
+    }
+
+    #[test]
+    fn secret_paths_are_listed_when_a_secret_was_resolved() {
+        let mut d = basic();
+        d["outputs"]["ls"]["password"] = json!("$co.elastic.secret{pw}");
+        let secrets: HashMap<String, String> = [("pw".to_owned(), "hunter2".to_owned())].into();
+        let p = PreparedPolicy::prepare(&doc(d), &secrets).unwrap();
+        let a = render(&p, "x");
+        assert_eq!(
+            a["data"]["policy"]["secret_paths"],
+            json!(["outputs.ls.password"])
+        );
+        assert_eq!(a["data"]["policy"]["outputs"]["ls"]["password"], "hunter2");
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Single-box mode (no Elasticsearch): the embedded store in `--data-dir`, policies kept as JSON
-//! files, and the one-command quick start. On first start it writes a default policy and mints
-//! an enrollment token for it, so `cargo run --release` on a fresh machine ends with the exact
-//! `elastic-agent install ...` command to run on an agent host.
+//! files, and the one-command quick start. On first start it writes a default policy (its
+//! `fleet.hosts` the URL the quick start prints, its output from `--default-output-*` or marked
+//! not configured) and mints an enrollment token for it, so `cargo run --release` on a fresh
+//! machine ends with the exact `elastic-agent install ...` command to run on an agent host.
+//!
+//! Startup is two steps around the bind: [`open`] the store (the loop needs it), bind, then
+//! [`start`] with the URL now known; the loop serves nothing before that.
 
 pub mod policies;
 
@@ -10,6 +14,7 @@ use std::sync::Arc;
 
 use crate::backend::local::{LocalError, LocalStore};
 use crate::backend::{ApiKey, StoreError};
+use crate::config::DefaultOutput;
 
 /// Policy id of the policy written on first start.
 pub const DEFAULT_POLICY_ID: &str = "fleet-edge-default";
@@ -43,6 +48,10 @@ pub struct Embedded {
     pub token: String,
     /// The policy that token enrolls into.
     pub token_policy: String,
+    /// That policy's file.
+    pub token_policy_file: PathBuf,
+    /// That policy's output problems ([`crate::core::output_check`]); empty when it can work.
+    pub output_problems: Vec<String>,
 }
 
 /// The management API's view of the embedded store.
@@ -83,9 +92,26 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     }
 }
 
-/// Opens the store, syncs policy files (writing the default policy on a fresh data dir), makes
-/// sure an enrollment token exists, and starts the policy-file watcher.
-pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
+/// The embedded store opened, before the listener is bound.
+pub struct Opened {
+    store: Arc<LocalStore>,
+    policies_dir: PathBuf,
+}
+
+impl Opened {
+    /// The store.
+    pub fn store(&self) -> &Arc<LocalStore> {
+        &self.store
+    }
+
+    /// Where policy files live.
+    pub fn policies_dir(&self) -> &Path {
+        &self.policies_dir
+    }
+}
+
+/// Opens the store in `data_dir` and prepares its policies directory.
+pub fn open(data_dir: &Path) -> Result<Opened, EmbeddedError> {
     let store = Arc::new(LocalStore::open(data_dir)?);
     let policies_dir = data_dir.join("policies");
     // Policy files hold output credentials: the directory and its files are the owner's only.
@@ -93,19 +119,46 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
         path: policies_dir.clone(),
         source,
     })?;
+    Ok(Opened {
+        store,
+        policies_dir,
+    })
+}
+
+/// What the default policy is written with on a fresh data dir.
+pub struct FirstStart<'a> {
+    /// The URL agents reach this server at (the quick start's URL): the policy's `fleet.hosts`.
+    pub fleet_url: &'a str,
+    /// `--default-output-*`, if given.
+    pub output: Option<&'a DefaultOutput>,
+}
+
+/// Syncs policy files (writing the default policy on a fresh data dir), makes sure an enrollment
+/// token exists, and starts the policy-file watcher. Runs once the listener is bound (the URL is
+/// known) and before the loop serves a request.
+pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, EmbeddedError> {
+    let Opened {
+        store,
+        policies_dir,
+    } = opened;
     let fresh = policies::policy_files(&policies_dir).is_empty()
         && crate::backend::Store::latest_policies(&*store)?.is_empty();
     if fresh {
         let path = policies_dir.join(format!("{DEFAULT_POLICY_ID}.json"));
-        let text = serde_json::to_string_pretty(&policies::default_policy(DEFAULT_POLICY_ID))
-            .unwrap_or_default();
-        crate::fsmode::write_private(&path, (text + "\n").as_bytes()).map_err(|source| {
+        let policy = policies::default_policy(DEFAULT_POLICY_ID, first.fleet_url, first.output);
+        let text = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
+        policies::write_private(&path, text.as_bytes()).map_err(|source| {
             EmbeddedError::PoliciesDir {
                 path: path.clone(),
                 source,
             }
         })?;
-        log::info!("wrote the default policy {}", path.display());
+        log::info!(
+            "wrote the default policy {} (fleet.hosts {}, output {})",
+            path.display(),
+            first.fleet_url,
+            first.output.map_or("not configured", |o| o.kind.as_str())
+        );
     }
     let mut watcher = policies::PolicyFiles::new(policies_dir.clone());
     watcher.sync(&store)?;
@@ -133,11 +186,22 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
             key.encoded()
         }
     };
+    let output_problems = crate::backend::Store::latest_policies(&*store)?
+        .iter()
+        .find(|p| p.policy_id == policy)
+        .map(|p| crate::core::output_check::output_problems(&p.data))
+        .unwrap_or_default();
+    let token_policy_file = policies::policy_files(&policies_dir)
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| *s == *policy))
+        .unwrap_or_else(|| policies_dir.join(format!("{policy}.json")));
     watcher.spawn(Arc::clone(&store));
     Ok(Embedded {
         store,
         policies_dir,
         token,
         token_policy: policy,
+        token_policy_file,
+        output_problems,
     })
 }

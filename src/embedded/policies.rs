@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::backend::local::LocalStore;
 use crate::backend::{Store, StoreError};
+use crate::config::DefaultOutput;
 use crate::model::PolicyDoc;
 
 /// How often the directory is re-scanned.
@@ -35,20 +36,18 @@ pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The policy written on first start: one Elasticsearch output to edit, agent monitoring on,
-/// no integrations yet.
-pub fn default_policy(id: &str) -> Value {
+/// The policy written on first start: `fleet.hosts` is the URL agents reach this server at (the
+/// one the quick start prints; the agent checks it with `GET /api/status` before it acks), the
+/// output is the operator's `--default-output-*` or, without them, an Elasticsearch output with no
+/// hosts, which an agent accepts but cannot send to: the quick start and `fleet-edge agents` say it
+/// is not configured. Agent monitoring on, no integrations yet.
+pub fn default_policy(id: &str, fleet_url: &str, output: Option<&DefaultOutput>) -> Value {
     json!({
         "id": id,
         "name": "fleet-edge default policy",
-        "outputs": {
-            "default": {
-                "type": "elasticsearch",
-                "hosts": ["https://elasticsearch.example.invalid:9200"],
-                "api_key": "REPLACE-WITH-id:key-OF-AN-ES-API-KEY"
-            }
-        },
+        "outputs": {"default": default_output(output)},
         "output_permissions": {"default": {}},
+        "fleet": {"hosts": [fleet_url]},
         "agent": {
             "monitoring": {"enabled": true, "use_output": "default", "logs": true, "metrics": true, "namespace": "default"},
             "download": {"sourceURI": "https://artifacts.elastic.co/downloads/"},
@@ -56,6 +55,55 @@ pub fn default_policy(id: &str) -> Value {
         },
         "inputs": []
     })
+}
+
+/// The `outputs.default` member: Kibana's full-policy shape for the configured type (PEM text
+/// inline under `ssl`), or the not-configured marker (no hosts).
+fn default_output(output: Option<&DefaultOutput>) -> Value {
+    let Some(output) = output else {
+        return json!({"type": "elasticsearch", "hosts": []});
+    };
+    let mut out = Map::new();
+    out.insert("type".into(), json!(output.kind.as_str()));
+    out.insert("hosts".into(), json!(output.hosts));
+    if let Some(key) = &output.api_key {
+        out.insert("api_key".into(), json!(key.expose()));
+    }
+    let mut ssl = Map::new();
+    if !output.certificate_authorities.is_empty() {
+        ssl.insert(
+            "certificate_authorities".into(),
+            json!(output.certificate_authorities),
+        );
+    }
+    if let Some(cert) = &output.certificate {
+        ssl.insert("certificate".into(), json!(cert));
+    }
+    if let Some(key) = &output.key {
+        ssl.insert("key".into(), json!(key.expose()));
+    }
+    if !ssl.is_empty() {
+        out.insert("ssl".into(), Value::Object(ssl));
+    }
+    Value::Object(out)
+}
+
+/// Writes a new policy file readable by its owner only (it may hold output credentials), then
+/// moves it into place.
+pub fn write_private(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Tracks the policy files and the content last installed from each.

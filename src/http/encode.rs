@@ -3,12 +3,13 @@
 //! `Content-Length`, `Connection: close`, and gzip when the client accepts it).
 //!
 //! Neighbours: error bodies are built by `error.rs` ([`super::error_response`]); the gzip compressor
-//! lives in `gzip.rs`. The encoder never reads the clock, so it writes no `Date` header: a caller
-//! that wants one adds it with [`Response::with_header`].
+//! lives in `gzip.rs`. The encoder never reads the clock: the `Date` header it writes is the
+//! caller's [`EncodeOptions::date`], kept per second by the event loop (`date.rs`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::date::HttpDate;
 use super::error::error_response;
 use super::gzip;
 
@@ -126,6 +127,8 @@ pub struct EncodeOptions {
     pub head_request: bool,
     /// Keep the connection open; when false the encoder writes `Connection: close`.
     pub keep_alive: bool,
+    /// The `Date` header to write (RFC 9110 §6.6.1), unless the response has its own.
+    pub date: Option<HttpDate>,
 }
 
 impl Default for EncodeOptions {
@@ -135,11 +138,12 @@ impl Default for EncodeOptions {
             gzip_threshold: 1024,
             head_request: false,
             keep_alive: true,
+            date: None,
         }
     }
 }
 
-/// Appends status line, headers (adds `Content-Length`; `Connection: close` when !keep_alive; when
+/// Appends status line, headers (adds `Date` when given, `Content-Length`; `Connection: close` when !keep_alive; when
 /// accepts_gzip and the body is larger than gzip_threshold and not already encoded: gzips it at level
 /// 1, `Content-Encoding: gzip`, `Vary: Accept-Encoding`), and the body (none for HEAD / 204 / 304) to
 /// `out`.
@@ -181,6 +185,9 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
             continue;
         }
         push_header(out, name, value);
+    }
+    if let Some(date) = opts.date.filter(|_| resp.header("date").is_none()) {
+        push_header(out, "Date", date.as_str());
     }
     if compressed.is_some() {
         push_header(out, "Content-Encoding", "gzip");
@@ -361,6 +368,38 @@ mod tests {
         assert_eq!(count("connection"), 1);
         assert_eq!(find(&hs, "connection"), Some("close"));
         assert_eq!(body, b"hi");
+    }
+
+    #[test]
+    fn date_is_written_when_given_and_never_doubled() {
+        let date = HttpDate::from_unix_seconds(1_796_275_853);
+        let with_date = EncodeOptions {
+            date: Some(date),
+            ..opts()
+        };
+        for resp in [
+            Response::json(200, &serde_json::json!({})),
+            Response::text(404, "404 page not found\n"),
+            Response::new(204),
+        ] {
+            let mut out = Vec::new();
+            encode_response(&resp, &with_date, &mut out);
+            let (_, _, hs, _) = parse(&out);
+            assert_eq!(find(&hs, "date"), Some("Thu, 03 Dec 2026 05:30:53 GMT"));
+        }
+        let mut out = Vec::new();
+        encode_response(&Response::new(200), &opts(), &mut out);
+        assert_eq!(
+            find(&parse(&out).2, "date"),
+            None,
+            "no date given, none written"
+        );
+        let own = Response::new(200).with_header("Date", "Mon, 01 Mar 2100 00:00:00 GMT");
+        let mut out = Vec::new();
+        encode_response(&own, &with_date, &mut out);
+        let hs = parse(&out).2;
+        assert_eq!(hs.iter().filter(|(n, _)| n == "Date").count(), 1);
+        assert_eq!(find(&hs, "date"), Some("Mon, 01 Mar 2100 00:00:00 GMT"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The management API's operations, run on backend workers over [`Admin`]: what each route reads
 //! or writes, and the Kibana-shaped JSON it answers.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
@@ -8,6 +9,7 @@ use serde_json::{json, Value};
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::backend::{ApiKey, Store, StoreError};
+use crate::core::output_check::output_problems;
 use crate::model::time::{parse_rfc3339, rfc3339_seconds};
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey};
 
@@ -104,6 +106,31 @@ pub fn summary(agent: &Agent, now: SystemTime) -> Value {
     })
 }
 
+/// Each policy's output problems (newest revision), by policy id.
+fn policy_problems(admin: &dyn Admin) -> Result<HashMap<String, Vec<String>>, Failure> {
+    Ok(admin
+        .store()
+        .latest_policies()?
+        .iter()
+        .map(|p| (p.policy_id.clone(), output_problems(&p.data)))
+        .collect())
+}
+
+/// Adds `problems`: what keeps the agent's policy from working as written (an output not
+/// configured, ...). An unenrolled agent has none.
+fn with_problems(
+    mut summary: Value,
+    agent: &Agent,
+    problems: &HashMap<String, Vec<String>>,
+) -> Value {
+    let list = match problems.get(&agent.policy_id) {
+        Some(list) if agent.active => list.clone(),
+        _ => Vec::new(),
+    };
+    summary["problems"] = json!(list);
+    summary
+}
+
 fn token_view(k: &EnrollmentKey) -> Value {
     json!({"id": k.api_key_id, "api_key_id": k.api_key_id, "api_key": k.api_key, "name": k.name,
            "policy_id": k.policy_id, "active": k.active, "created_at": k.created_at})
@@ -142,10 +169,11 @@ fn action_for(
 fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, Value), Failure> {
     match &req.route {
         Route::ListAgents => {
+            let problems = policy_problems(admin)?;
             let items: Vec<Value> = admin
                 .list_agents()?
                 .iter()
-                .map(|a| summary(a, now))
+                .map(|a| with_problems(summary(a, now), a, &problems))
                 .collect();
             Ok((200, json!({"total": items.len(), "items": items})))
         }
@@ -154,7 +182,11 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .store()
                 .agent(id)?
                 .ok_or_else(|| Failure::NotFound(format!("agent {id} not found")))?;
-            Ok((200, json!({"item": summary(&agent, now)})))
+            let problems = policy_problems(admin)?;
+            Ok((
+                200,
+                json!({"item": with_problems(summary(&agent, now), &agent, &problems)}),
+            ))
         }
         Route::Unenroll(id) => action_for(admin, id, "UNENROLL", Value::Null, now),
         Route::Upgrade(id) => {

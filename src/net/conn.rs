@@ -20,7 +20,8 @@ use crate::core::deadlines::Ticket;
 use crate::core::policy::PreparedPolicy;
 use crate::core::{Health, RequestIds};
 use crate::http::{
-    encode_response, Decoder, EncodeOptions, Limits, Method, Request, Response, CONTINUE_RESPONSE,
+    encode_response, Decoder, EncodeOptions, HttpDate, Limits, Method, Request, Response,
+    CONTINUE_RESPONSE,
 };
 
 /// Responses larger than this are gzipped for clients that accept it (fleet-protocol.md §9.2).
@@ -100,14 +101,27 @@ pub struct DriveCtx<'a> {
     pub has_store: bool,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims.
+    pub server_version: crate::server_version::ServerVersion,
     /// When the loop last read the clock.
     pub now: Instant,
+    /// The `Date` header for responses written now (the loop's per-second cache).
+    pub date: HttpDate,
     /// Jobs the connection asks the server to submit.
     pub jobs: &'a mut Vec<Job>,
     /// Per-route limiters.
     pub limits: &'a mut crate::core::limits::RouteLimits,
     /// The management API's bearer token (when it is enabled).
     pub admin_token: Option<&'a str>,
+}
+
+/// How one response is written on this connection.
+#[derive(Clone, Copy)]
+struct ResponseOptions {
+    keep_alive: bool,
+    gzip: bool,
+    head: bool,
+    date: HttpDate,
 }
 
 /// One accepted connection.
@@ -260,7 +274,13 @@ impl Conn {
                     }
                     Err(err) => {
                         log::debug!("closing connection after HTTP error: {err}");
-                        self.queue(&err.to_response(), false, false, false, ctx.pool);
+                        let opts = ResponseOptions {
+                            keep_alive: false,
+                            gzip: false,
+                            head: false,
+                            date: ctx.date,
+                        };
+                        self.queue(&err.to_response(), opts, ctx.pool);
                         continue;
                     }
                 }
@@ -317,6 +337,8 @@ impl Conn {
                         request_id,
                         api_version: api::version::DEFAULT,
                         limited: None,
+                        server_version: ctx.server_version,
+                        refused_agent_version: None,
                     },
                 ),
             }
@@ -330,6 +352,7 @@ impl Conn {
                     request_ids: ctx.request_ids,
                     has_store: ctx.has_store,
                     pbkdf2_iterations: ctx.pbkdf2_iterations,
+                    server_version: ctx.server_version,
                     limits: ctx.limits,
                     now: ctx.now,
                 },
@@ -338,7 +361,13 @@ impl Conn {
         match decision {
             Decision::Respond(response) => {
                 log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
-                self.queue(&response, keep_alive, req.accepts_gzip(), head, ctx.pool);
+                let opts = ResponseOptions {
+                    keep_alive,
+                    gzip: req.accepts_gzip(),
+                    head,
+                    date: ctx.date,
+                };
+                self.queue(&response, opts, ctx.pool);
             }
             Decision::Job(job, pending) => {
                 self.inflight = Some(Inflight {
@@ -359,17 +388,18 @@ impl Conn {
         &mut self,
         response: &Response,
         draining: bool,
+        date: HttpDate,
         pool: &mut BufPool,
     ) -> Option<crate::core::limits::LimitedRoute> {
         let inflight = self.inflight.take()?;
         log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
-        self.queue(
-            response,
-            inflight.keep_alive && !draining,
-            inflight.accepts_gzip,
-            false,
-            pool,
-        );
+        let opts = ResponseOptions {
+            keep_alive: inflight.keep_alive && !draining,
+            gzip: inflight.accepts_gzip,
+            head: false,
+            date,
+        };
+        self.queue(response, opts, pool);
         inflight.pending.limited
     }
 
@@ -378,25 +408,19 @@ impl Conn {
         self.inflight.as_ref()?.checkin.as_ref()?.parked_until
     }
 
-    fn queue(
-        &mut self,
-        response: &Response,
-        keep_alive: bool,
-        gzip: bool,
-        head: bool,
-        pool: &mut BufPool,
-    ) {
+    fn queue(&mut self, response: &Response, opts: ResponseOptions, pool: &mut BufPool) {
         if self.out.capacity() == 0 {
             self.out = pool.take();
         }
-        let opts = EncodeOptions {
-            accepts_gzip: gzip,
+        let encode = EncodeOptions {
+            accepts_gzip: opts.gzip,
             gzip_threshold: GZIP_THRESHOLD,
-            head_request: head,
-            keep_alive,
+            head_request: opts.head,
+            keep_alive: opts.keep_alive,
+            date: Some(opts.date),
         };
-        encode_response(response, &opts, &mut self.out);
-        if !keep_alive {
+        encode_response(response, &encode, &mut self.out);
+        if !opts.keep_alive {
             self.close_after_flush = true;
         }
     }

@@ -104,10 +104,15 @@ pub fn settings(config: &Config) -> Settings {
         checkin_flush: Duration::from_secs(10),
         checkin_timestamp: Duration::from_secs(30),
         pbkdf2_iterations: DEFAULT_ITERATIONS,
+        server_version: config.server_version,
         backend: BackendSettings {
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
+            },
+            remote: crate::backend::remote::RemoteSettings {
+                server_version: config.server_version,
+                ..Default::default()
             },
             ..BackendSettings::default()
         },
@@ -158,6 +163,25 @@ pub fn start(
     store: Option<Arc<dyn Store>>,
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
 ) -> Result<(Server, Listening), StartupError> {
+    let started = bind(config, store, admin)?;
+    announce(&started.1);
+    Ok(started)
+}
+
+/// Logs `listening on <url>`: the line that says the server is about to serve (tests and
+/// supervisors wait for it).
+pub fn announce(listening: &Listening) {
+    log::info!("listening on {}", listening.url());
+}
+
+/// [`start`] without the announcement, for a caller that prepares more (the embedded default
+/// policy needs the bound address) before saying the server is ready. Connections made meanwhile
+/// wait in the accept backlog.
+pub fn bind(
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
+) -> Result<(Server, Listening), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
     let management = match admin {
         None => None,
@@ -187,7 +211,6 @@ pub fn start(
         ),
         None => log::info!("route limits: Fleet Server's code defaults"),
     }
-    log::info!("listening on {}", listening.url());
     Ok((server, listening))
 }
 

@@ -52,7 +52,8 @@ fn check_05_first_checkin_delivers_policy_change(fixture: Box<dyn Fixture>) {
     assert_eq!(action["id"], "policy:edge-policy:1");
     assert_eq!(action["agent_id"], a.id.as_str());
     assert_eq!(action["input_type"], "");
-    assert!(action["data"]["policy"]["secret_paths"].is_array());
+    // Go's omitempty: a policy without secrets has no `secret_paths` member, not `[]`.
+    assert!(action["data"]["policy"].get("secret_paths").is_none());
     assert!(action["data"]["policy"].get("secret_references").is_none());
 }
 

@@ -162,3 +162,34 @@ fn client_auth_required_without_certificate_authorities_exits_2() {
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("--certificate-authorities"), "{err}");
 }
+
+#[test]
+fn the_claimed_server_version_is_printed_and_checked() {
+    let (status, out, err) = run_to_exit(&["--print-config", "--server-version", "9.7.0"], &[]);
+    assert!(status.success(), "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("server-version"))
+        .expect(&out);
+    assert!(line.contains("9.7.0") && line.contains("flag"), "{line}");
+    let (_, out, _) = run_to_exit(&["--print-config"], &[]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("server-version"))
+        .expect(&out);
+    assert!(line.contains("9.6.0") && line.contains("default"), "{line}");
+    let (_, help, _) = run_to_exit(&["--help"], &[]);
+    assert!(
+        help.contains("--server-version") && help.contains("FLEET_EDGE_SERVER_VERSION"),
+        "{help}"
+    );
+
+    for (bad, why) in [("9.7", "MAJOR.MINOR.PATCH"), ("9.5.0", "older than 9.6.0")] {
+        let (status, _, err) = run_to_exit(&[], &[("FLEET_EDGE_SERVER_VERSION", bad)]);
+        assert_eq!(status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("FLEET_EDGE_SERVER_VERSION") && err.contains(why),
+            "{bad}: {err}"
+        );
+    }
+}

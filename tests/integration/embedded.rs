@@ -63,9 +63,9 @@ fn quick_start_prints_a_working_install_command() {
     let action = only_action(&body);
     assert_eq!(action["id"], "policy:fleet-edge-default:1");
     assert_eq!(
-        action["data"]["policy"]["outputs"]["default"]["api_key"],
-        "REPLACE-WITH-id:key-OF-AN-ES-API-KEY",
-        "embedded mode sends output credentials as written"
+        action["data"]["policy"]["fleet"]["hosts"],
+        serde_json::json!([format!("https://127.0.0.1:{}", server.addr.port())]),
+        "agents learn the URL the quick start printed"
     );
 }
 
@@ -221,4 +221,75 @@ fn kill_9_during_an_enroll_storm_loses_no_acknowledged_agent() {
         );
     }
     assert!(enrolled.len() >= 40);
+}
+
+/// One enroll with `user_agent`: (status, body).
+fn enroll_as(server: &FleetEdge, token: &str, user_agent: &str) -> (u16, Value) {
+    let body = serde_json::to_vec(&crate::support::agent::enroll_body(&[])).unwrap();
+    let raw = crate::support::agent::raw_request(
+        "POST",
+        "/api/fleet/agents/enroll",
+        Some(token),
+        &body,
+        false,
+        user_agent,
+    );
+    let resp = crate::support::agent::once(server.addr, ca_roots(server), &raw);
+    (resp.status, crate::support::agent::body_json(&resp))
+}
+
+#[test]
+fn a_newer_agent_is_refused_unless_the_claimed_version_is_raised() {
+    let data = TempDir::new("version");
+    let server = FleetEdge::start_in(data.path(), &[], &[]);
+    let token = printed_token(&server);
+    let (status, body) = enroll_as(&server, &token, "Elastic Agent v9.7.0");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "UnsupportedVersion");
+    let line = server
+        .wait_for_log("refused an Elastic Agent 9.7.0", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{}", server.log()));
+    assert!(
+        line.contains("WARN") && line.contains("9.6.0") && line.contains("--server-version"),
+        "the line names the server version and the override: {line}"
+    );
+    let (status, body) = enroll_as(&server, &token, "Elastic Agent v9.6.4");
+    assert_eq!(status, 200, "newer only in the patch: {body}");
+    // The same agent upgraded past the server: its checkin is refused and logged too.
+    let id = body["item"]["id"].as_str().unwrap();
+    let access_key = body["item"]["access_api_key"].as_str().unwrap();
+    let raw = crate::support::agent::raw_request(
+        "POST",
+        &format!("/api/fleet/agents/{id}/checkin"),
+        Some(access_key),
+        br#"{"status":"online"}"#,
+        false,
+        "Elastic Agent v9.8.1",
+    );
+    let resp = crate::support::agent::once(server.addr, ca_roots(&server), &raw);
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        crate::support::agent::body_json(&resp)["error"],
+        "UnsupportedVersion"
+    );
+    let line = server
+        .wait_for_log("refused an Elastic Agent 9.8.1", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("checkin refusal not logged:\n{}", server.log()));
+    assert!(line.contains("Checkin"), "{line}");
+    drop(server);
+
+    let server = FleetEdge::start_in(data.path(), &[], &[("FLEET_EDGE_SERVER_VERSION", "9.7.0")]);
+    let (status, body) = enroll_as(&server, &token, "Elastic Agent v9.7.0");
+    assert_eq!(status, 200, "admitted with the override: {body}");
+    let (status, body) = enroll_as(&server, &token, "Elastic Agent v9.8.0");
+    assert_eq!(status, 400, "still Elastic's rule above it: {body}");
+    assert_eq!(body["error"], "UnsupportedVersion");
+    // The long status form reports the claimed version (any valid key gets it).
+    let raw =
+        format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey {token}\r\n\r\n");
+    let resp = crate::support::agent::once(server.addr, ca_roots(&server), raw.as_bytes());
+    assert_eq!(
+        crate::support::agent::body_json(&resp)["version"]["number"],
+        "9.7.0"
+    );
 }

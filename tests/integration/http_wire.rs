@@ -76,7 +76,13 @@ fn unknown_path_is_404_text() {
     let mut c = Client::tls(server.addr, tls).unwrap();
     let resp = c.request(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(resp.status, 404);
-    assert_eq!(resp.body, b"404 page not found");
+    // Go's http.NotFound, byte for byte.
+    assert_eq!(resp.body, b"404 page not found\n");
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
 }
 
 #[test]
@@ -178,4 +184,103 @@ fn gzip_bomb_is_refused_without_a_large_allocation() {
         200,
         "server still serves"
     );
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Thu, 03 Dec 2026 05:30:53 GMT`), or `None` when
+/// the value is not one.
+fn parse_imf_fixdate(value: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = value.split(' ').collect();
+    let [weekday, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    if weekday.len() != 4 || !weekday.ends_with(',') || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let day: u64 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    // Days from civil (proleptic Gregorian), counted independently of the server's formatter.
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * mo + 2) / 5 + day - 1 - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
+fn assert_dated_now(what: &str, resp: &crate::support::HttpResponse) {
+    let value = resp
+        .header("date")
+        .unwrap_or_else(|| panic!("{what}: no Date header in {resp:?}"));
+    let at = parse_imf_fixdate(value).unwrap_or_else(|| panic!("{what}: Date {value:?}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(at.abs_diff(now) <= 5, "{what}: Date {value} is not now");
+}
+
+#[test]
+fn imf_fixdate_parser_of_these_tests_reads_known_values() {
+    assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+    assert_eq!(
+        parse_imf_fixdate("Thu, 29 Feb 2024 00:00:00 GMT"),
+        Some(1_709_164_800)
+    );
+    assert_eq!(parse_imf_fixdate("Thu, 29 Feb 2024 00:00:00 UTC"), None);
+    assert_eq!(parse_imf_fixdate("Thursday, 29-Feb-24 00:00:00 GMT"), None);
+}
+
+#[test]
+fn every_kind_of_response_carries_a_date() {
+    let server = FleetEdge::start(&["--fleet-server-insecure-http", "--max-connections", "1"]);
+    let mut c = Client::plain(server.addr).unwrap();
+    let ask = |c: &mut Client, raw: &[u8]| c.request(raw).unwrap();
+    let ok = ask(&mut c, STATUS_REQUEST);
+    assert_eq!(ok.status, 200);
+    assert_dated_now("status 200", &ok);
+    let missing = ask(&mut c, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(missing.status, 404);
+    assert_dated_now("404", &missing);
+    let wrong = ask(&mut c, b"DELETE /api/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(wrong.status, 405);
+    assert_dated_now("405", &wrong);
+    let unauthorized = ask(
+        &mut c,
+        b"POST /api/fleet/agents/enroll HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    assert_eq!(unauthorized.status, 401);
+    assert_dated_now("401 JSON error", &unauthorized);
+    // A key the store has never seen: answered after a backend job, not in the request's turn.
+    let unknown_key = ask(
+        &mut c,
+        b"POST /api/fleet/agents/enroll HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey bm9wZTpub3Bl\r\nUser-Agent: Elastic Agent v9.2.1\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    assert!(unknown_key.status >= 400, "{unknown_key:?}");
+    assert_dated_now("answer after a backend job", &unknown_key);
+
+    // The connection gate's 429, while `c` holds the only slot.
+    let mut over = Client::plain(server.addr).unwrap();
+    let gate = ask(&mut over, STATUS_REQUEST);
+    assert_eq!(gate.status, 429);
+    assert_dated_now("gate 429", &gate);
+
+    // A request the decoder refuses (the spec's 400, connection closed after it).
+    let bad = ask(
+        &mut c,
+        b"GET /api/status HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n",
+    );
+    assert_eq!(bad.status, 400);
+    assert_dated_now("decoder 400", &bad);
 }

@@ -5,6 +5,8 @@
 //! * `tls_modes`: one-way TLS, mTLS required/optional, encrypted keys, self-signed generation and
 //!   reuse, plain HTTP.
 //! * `http_wire`: status endpoint, headers, keep-alive, limits (431, 400 bodies), gzip bombs.
+//! * `default_policy`: the embedded default policy's `fleet.hosts` and output, the quick start's
+//!   output line, the problem in `fleet-edge agents`, `--default-output-*` validation.
 //! * `lifecycle`: slow-loris timeout, connection gate (429 + Retry-After), SIGTERM drain.
 //! * `auth_cache`: the API-key cache through the server: one key check per TTL, refusal at once
 //!   after an UNENROLL ack.
@@ -41,7 +43,9 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod agent_mode;
 mod auth_cache;
+mod bodies;
 mod cli;
+mod default_policy;
 mod embedded;
 mod es_tls;
 mod hardening;

@@ -100,7 +100,11 @@ fn decode(raw: &[u8], split: Option<usize>) -> usize {
 }
 
 fn policy(inputs: usize) -> Value {
-    let mut p = fleet_edge::embedded::policies::default_policy("fleet-edge-default");
+    let mut p = fleet_edge::embedded::policies::default_policy(
+        "fleet-edge-default",
+        "https://fleet-edge.example:8220",
+        None,
+    );
     p["revision"] = json!(2);
     p["output_permissions"] = json!({"default": {"_elastic_agent_checks": {"cluster": ["monitor"]},
         "_elastic_agent_monitoring": {"indices": [{"names": ["logs-elastic_agent-default", "metrics-elastic_agent-default"], "privileges": ["auto_configure", "create_doc"]}]}}});
@@ -211,7 +215,11 @@ fn main() {
     );
     println!("\nPolicy fan-out (PreparedPolicy::render_action via longpoll::policy_change_body)");
     if let Some(p) = prepared(
-        fleet_edge::embedded::policies::default_policy("fleet-edge-default"),
+        fleet_edge::embedded::policies::default_policy(
+            "fleet-edge-default",
+            "https://fleet-edge.example:8220",
+            None,
+        ),
         false,
     ) {
         fan_out("embedded default policy", &p, false, dur);

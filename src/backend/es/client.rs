@@ -17,6 +17,7 @@ use super::tls::{ureq_tls, Trust};
 use super::EsOptions;
 use crate::backend::{ApiKey, StoreError};
 use crate::config::Secret;
+use crate::server_version::ServerVersion;
 use crate::tls::TlsMaterial;
 
 /// Largest response body read (a 10 000-policy aggregation stays well under it).
@@ -253,17 +254,17 @@ impl fmt::Debug for Client {
 }
 
 /// `Elastic-Fleet-Server/<version> (<os>; <arch>; <commit>; <build time>)` with Go's names.
-pub fn user_agent() -> String {
-    product_user_agent("Elastic-Fleet-Server")
+pub fn user_agent(version: ServerVersion) -> String {
+    product_user_agent("Elastic-Fleet-Server", version)
 }
 
 /// The User-Agent of requests to the remote cluster of a `remote_elasticsearch` output:
 /// `Elastic-Remote-Fleet-Server/<version> (...)` (es-contract.md §1.1).
-pub fn remote_user_agent() -> String {
-    product_user_agent("Elastic-Remote-Fleet-Server")
+pub fn remote_user_agent(version: ServerVersion) -> String {
+    product_user_agent("Elastic-Remote-Fleet-Server", version)
 }
 
-fn product_user_agent(product: &str) -> String {
+fn product_user_agent(product: &str, version: ServerVersion) -> String {
     let os = std::env::consts::OS;
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -274,10 +275,7 @@ fn product_user_agent(product: &str) -> String {
     let commit = option_env!("FLEET_EDGE_COMMIT")
         .unwrap_or(concat!("fleet-edge-", env!("CARGO_PKG_VERSION")));
     let built = option_env!("FLEET_EDGE_BUILD_TIME").unwrap_or("unknown");
-    format!(
-        "{product}/{} ({os}; {arch}; {commit}; {built})",
-        crate::api::user_agent::SERVER_VERSION_STR
-    )
+    format!("{product}/{version} ({os}; {arch}; {commit}; {built})")
 }
 
 fn agent(
@@ -327,7 +325,8 @@ impl Client {
             ),
             token,
             headers,
-            user_agent: user_agent(),
+            // The version this server claims is set by its caller ([`Client::with_user_agent`]).
+            user_agent: user_agent(crate::server_version::BUILT_IN),
             opts,
         }
     }
@@ -551,11 +550,13 @@ mod tests {
 
     #[test]
     fn user_agent_has_the_fleet_server_form() {
-        let ua = user_agent();
+        let ua = user_agent(crate::server_version::BUILT_IN);
         assert!(ua.starts_with("Elastic-Fleet-Server/9.6.0 ("), "{ua}");
         assert_eq!(ua.matches("; ").count(), 3, "{ua}");
         assert!(ua.ends_with(')'));
-        let remote = remote_user_agent();
+        let raised = ServerVersion::parse_override("9.7.2").unwrap();
+        assert!(user_agent(raised).starts_with("Elastic-Fleet-Server/9.7.2 ("));
+        let remote = remote_user_agent(crate::server_version::BUILT_IN);
         assert_eq!(
             remote.strip_prefix("Elastic-Remote-Fleet-Server"),
             ua.strip_prefix("Elastic-Fleet-Server")

@@ -13,8 +13,8 @@ use rustls::pki_types::CertificateDer;
 use super::client::{Client, Failure, Method, Req, Resp, TlsCause};
 use super::tls::{check_client_cert, probe_fingerprint, ProbeFailure, Trust};
 use super::EsOptions;
-use crate::api::user_agent::{SERVER_VERSION, SERVER_VERSION_STR};
 use crate::config::{parse_http_url, EsSettings};
+use crate::server_version::ServerVersion;
 
 /// Why the Elasticsearch store could not start; every variant is one sentence for `main`, and
 /// every one means "do not start" (the retryable causes have already been retried until the
@@ -99,7 +99,7 @@ pub enum EsError {
         host: String,
     },
     /// Elasticsearch is older than this Fleet Server supports.
-    #[error("Elasticsearch at {host} is version {found}, but fleet-edge (Fleet Server {server}) needs Elasticsearch {required} or newer")]
+    #[error("Elasticsearch at {host} is version {found}, but fleet-edge (Fleet Server {server}, the version it claims: --server-version) needs Elasticsearch {required} or newer")]
     UnsupportedVersion {
         /// The host.
         host: String,
@@ -230,9 +230,10 @@ fn attempt(
             settings.headers.clone(),
             opts.clone(),
         )
+        .with_user_agent(super::client::user_agent(settings.server_version))
     });
     match client.send(&Req::new(Method::Get, "/").once()) {
-        Ok(resp) => check_root(&resp),
+        Ok(resp) => check_root(&resp, settings.server_version),
         Err(Failure::Tls { detail, cause }) => {
             let (host, detail) = split_host(&detail);
             Step::Fail(tls_error(settings, probed.is_some(), host, detail, cause))
@@ -345,7 +346,7 @@ fn probe(
     Step::Retry(last)
 }
 
-fn check_root(resp: &Resp) -> Step<String> {
+fn check_root(resp: &Resp, server: ServerVersion) -> Step<String> {
     let host = resp.host.clone();
     match resp.status {
         200 => {}
@@ -378,14 +379,14 @@ fn check_root(resp: &Resp) -> Step<String> {
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_owned();
-    let (major, minor, _) = SERVER_VERSION;
+    let required = server.min_elasticsearch();
     match parse_version(&found) {
-        Some(v) if v >= (major, minor, 0) => Step::Done(found),
+        Some(v) if v >= required => Step::Done(found),
         _ => Step::Fail(EsError::UnsupportedVersion {
             host,
             found,
-            required: format!("{major}.{minor}.0"),
-            server: SERVER_VERSION_STR.into(),
+            required: format!("{}.{}.{}", required.0, required.1, required.2),
+            server: server.to_string(),
         }),
     }
 }
@@ -413,6 +414,7 @@ pub fn parse_version(number: &str) -> Option<(u64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_version::BUILT_IN;
 
     #[test]
     fn version_rule_of_the_contract() {
@@ -422,7 +424,7 @@ mod tests {
         assert_eq!(parse_version("10.0"), Some((10, 0, 0)));
         assert_eq!(parse_version("garbage"), None);
         assert_eq!(parse_version(""), None);
-        let ok = |n: &str| {
+        let ok_for = |n: &str, server: ServerVersion| {
             let resp = Resp {
                 status: 200,
                 body: serde_json::json!({"version": {"number": n}})
@@ -431,10 +433,15 @@ mod tests {
                 product: Some("Elasticsearch".into()),
                 host: "http://es:9200".into(),
             };
-            matches!(check_root(&resp), Step::Done(_))
+            matches!(check_root(&resp, server), Step::Done(_))
         };
+        let ok = |n: &str| ok_for(n, BUILT_IN);
         assert!(ok("9.6.0") && ok("9.6.3") && ok("9.7.0") && ok("10.1.0") && ok("9.6.0-SNAPSHOT"));
         assert!(!ok("9.5.9") && !ok("8.19.0") && !ok("nonsense"));
+        // A raised claim raises the cluster it needs, as Elastic's Fleet Server of that release.
+        let raised = ServerVersion::parse_override("9.7.0").unwrap();
+        assert!(ok_for("9.7.0", raised) && ok_for("10.0.0", raised));
+        assert!(!ok_for("9.6.9", raised));
     }
 
     fn es_settings(ca: bool, client_cert: bool) -> EsSettings {
@@ -453,6 +460,7 @@ mod tests {
             insecure: false,
             service_token: None,
             headers: Vec::new(),
+            server_version: BUILT_IN,
         }
     }
 
@@ -512,20 +520,23 @@ mod tests {
             host: "http://es:9200".into(),
         };
         assert!(matches!(
-            check_root(&resp(401, Some("Elasticsearch"))),
+            check_root(&resp(401, Some("Elasticsearch")), BUILT_IN),
             Step::Fail(EsError::Unauthorized { .. })
         ));
         assert!(matches!(
-            check_root(&resp(503, Some("Elasticsearch"))),
+            check_root(&resp(503, Some("Elasticsearch")), BUILT_IN),
             Step::Retry(_)
         ));
-        assert!(matches!(check_root(&resp(429, None)), Step::Retry(_)));
         assert!(matches!(
-            check_root(&resp(403, Some("Elasticsearch"))),
+            check_root(&resp(429, None), BUILT_IN),
+            Step::Retry(_)
+        ));
+        assert!(matches!(
+            check_root(&resp(403, Some("Elasticsearch")), BUILT_IN),
             Step::Fail(EsError::Rejected { status: 403, .. })
         ));
         assert!(matches!(
-            check_root(&resp(200, None)),
+            check_root(&resp(200, None), BUILT_IN),
             Step::Fail(EsError::NotElasticsearch { .. })
         ));
     }

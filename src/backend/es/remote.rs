@@ -29,6 +29,7 @@ use crate::backend::remote::{Connect, ConnectError, KeyCluster};
 use crate::backend::{ApiKey, NewApiKey, StoreError};
 use crate::config::{parse_http_url, Secret};
 use crate::core::remote::{RemoteEs, Verification};
+use crate::server_version::ServerVersion;
 use crate::tls::{certificate_authorities_from_pem, load_certificate_authorities, Fingerprint};
 
 /// Builds remote-cluster clients over HTTP(S).
@@ -38,6 +39,8 @@ pub struct HttpConnect {
     pub connect_timeout: Duration,
     /// Response timeout.
     pub request_timeout: Duration,
+    /// The Fleet Server version this server claims, sent in the `User-Agent`.
+    pub server_version: ServerVersion,
 }
 
 impl Default for HttpConnect {
@@ -45,6 +48,7 @@ impl Default for HttpConnect {
         HttpConnect {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            server_version: crate::server_version::BUILT_IN,
         }
     }
 }
@@ -138,7 +142,7 @@ impl HttpConnect {
             Vec::new(),
             options,
         )
-        .with_user_agent(remote_user_agent());
+        .with_user_agent(remote_user_agent(self.server_version));
         Ok(RemoteCluster { client })
     }
 

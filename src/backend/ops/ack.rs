@@ -1,15 +1,19 @@
 //! `POST /api/fleet/agents/{id}/acks` against the store (fleet-protocol.md §4): per-event
 //! handling in request order, result documents written once, policy-revision acks with the
 //! post-rollout key maintenance, UNENROLL deactivation, and the response whose HTTP status is the
-//! highest item status.
+//! highest item status. The events are read the way Go reads them (`ack_event`), so any body Go
+//! accepts, `{"events":null}` included, is accepted.
 
 use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::ack_event::{Event, RawEvent, View};
+
 use super::outputs::{invalidate_keys, is_stale};
 use super::{authenticate_agent, store_error};
+use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::{ApiKey, Store, StoreError};
@@ -27,37 +31,23 @@ pub struct AckInput {
     pub body: Vec<u8>,
 }
 
+/// `AckRequest`: `events` may be absent or `null` (no events).
 #[derive(Debug, Deserialize)]
 struct AckBody {
-    #[serde(default)]
-    events: Vec<Event>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    events: Vec<RawEvent>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Event {
-    #[serde(default)]
-    agent_id: String,
-    #[serde(default)]
-    action_id: String,
-    #[serde(default)]
-    timestamp: String,
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    data: Option<Value>,
-    #[serde(default)]
-    action_input_type: Option<String>,
-    #[serde(default)]
-    action_data: Option<Value>,
-    #[serde(default)]
-    action_response: Option<Value>,
-    #[serde(default)]
-    started_at: Option<String>,
-    #[serde(default)]
-    completed_at: Option<String>,
-}
+/// Go's names for the ack body's typed members (`events` must be an array).
+const ACK_BODY: GoBody = GoBody {
+    request: "ack",
+    go_type: "api.AckRequest",
+    fields: &[GoField::member(
+        "events",
+        "AckRequest",
+        "[]api.AckRequest_Events_Item",
+    )],
+};
 
 /// The ack outcome: HTTP status and body.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,19 +89,19 @@ pub fn ack(
     now: SystemTime,
 ) -> Result<AckOutcome, ApiError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AckBody = serde_json::from_slice(&input.body)
-        .map_err(|e| ApiError::BadRequest(format!("unable to decode ack request: {e}")))?;
+    let body: AckBody = decode(&input.body, &ACK_BODY)?;
     let mut items: Vec<(u16, String)> = Vec::with_capacity(body.events.len());
     let mut policy_events: Vec<(usize, String, i64)> = Vec::new();
     let mut unenroll = false;
 
-    for (n, event) in body.events.iter().enumerate() {
+    for (n, raw) in body.events.iter().enumerate() {
+        let event = raw.view(View::Generic);
         if !event.agent_id.is_empty() && event.agent_id != agent.id {
             items.push((400, reason(400).into()));
             continue;
         }
         if let Some(rest) = event.action_id.strip_prefix("policy:") {
-            if event.error.is_empty() {
+            if event.error.is_none() {
                 if let Some((pid, rev)) = parse_policy_action(rest) {
                     policy_events.push((n, pid, rev));
                 }
@@ -130,58 +120,18 @@ pub fn ack(
                 continue;
             }
         };
-        let mut other = Map::new();
-        match action.action_type.as_str() {
-            "REQUEST_DIAGNOSTICS" => {
-                other.insert("data".into(), event.data.clone().unwrap_or(Value::Null));
-            }
-            "INPUT_ACTION" => {
-                other.insert(
-                    "action_input_type".into(),
-                    json!(event.action_input_type.clone().unwrap_or_default()),
-                );
-                other.insert(
-                    "started_at".into(),
-                    json!(event.started_at.clone().unwrap_or_default()),
-                );
-                other.insert(
-                    "completed_at".into(),
-                    json!(event.completed_at.clone().unwrap_or_default()),
-                );
-                other.insert(
-                    "action_data".into(),
-                    event.action_data.clone().unwrap_or(Value::Null),
-                );
-                other.insert(
-                    "action_response".into(),
-                    event.action_response.clone().unwrap_or(Value::Null),
-                );
-            }
-            _ => {}
-        }
-        let result = ActionResult {
-            action_id: action.action_id.clone(),
-            agent_id: agent.id.clone(),
-            timestamp: if event.timestamp.is_empty() {
-                "0001-01-01T00:00:00Z".into()
-            } else {
-                event.timestamp.clone()
-            },
-            error: event.error.clone(),
-            namespaces: action.namespaces.clone(),
-            other,
-        };
+        let result = action_result(&action, &agent.id, raw);
         if let Err(e) = store.create_action_result(&result) {
             items.push(item_for(&e));
             continue;
         }
         if action.action_type == "UPGRADE" {
-            if let Err(e) = upgrade_ack(store, &agent, event, now) {
+            if let Err(e) = upgrade_ack(store, &agent, &raw.view(View::Upgrade), now) {
                 items.push(item_for(&e));
                 continue;
             }
         }
-        if event.error.is_empty() && matches!(action.action_type.as_str(), "UNENROLL" | "MIGRATE") {
+        if event.error.is_none() && matches!(action.action_type.as_str(), "UNENROLL" | "MIGRATE") {
             unenroll = true;
         }
         items.push((200, reason(200).into()));
@@ -223,6 +173,50 @@ pub fn ack(
         body: Value::Object(out),
         unenrolled: unenroll,
     })
+}
+
+/// §4.2 step 4: the result document, from the event read as the action's type dictates
+/// (Go's `eventToActionResult`): times re-formatted as Go's `RFC3339Nano` in the agent's offset,
+/// members Go leaves empty omitted (`omitempty`).
+fn action_result(action: &crate::model::Action, agent_id: &str, raw: &RawEvent) -> ActionResult {
+    let view = match action.action_type.as_str() {
+        "REQUEST_DIAGNOSTICS" => View::Diagnostics,
+        "INPUT_ACTION" => View::Input,
+        _ => View::Generic,
+    };
+    let event = raw.view(view);
+    let mut other = Map::new();
+    match view {
+        View::Diagnostics => {
+            // Go re-marshals the decoded struct: a nil pointer is written as `null`.
+            other.insert("data".into(), event.data.clone().unwrap_or(Value::Null));
+        }
+        View::Input => {
+            if !event.action_input_type.is_empty() {
+                other.insert("action_input_type".into(), json!(event.action_input_type));
+            }
+            other.insert("started_at".into(), json!(event.started_at.rfc3339_nano()));
+            other.insert(
+                "completed_at".into(),
+                json!(event.completed_at.rfc3339_nano()),
+            );
+            if let Some(data) = &event.action_data {
+                other.insert("action_data".into(), data.clone());
+            }
+            if let Some(response) = &event.action_response {
+                other.insert("action_response".into(), response.clone());
+            }
+        }
+        View::Generic | View::Upgrade => {}
+    }
+    ActionResult {
+        action_id: action.action_id.clone(),
+        agent_id: agent_id.to_owned(),
+        timestamp: event.timestamp.rfc3339_nano(),
+        error: event.error.unwrap_or_default(),
+        namespaces: action.namespaces.clone(),
+        other,
+    }
 }
 
 /// `<pid>:<rev>` or the legacy `<pid>:<rev>:<coordinator>`.
@@ -330,7 +324,7 @@ fn upgrade_ack(
         .and_then(|p| p.get("retry"))
         .and_then(Value::as_bool);
     let mut fields = Map::new();
-    if !event.error.is_empty() {
+    if event.error.is_some() {
         if retry == Some(true) {
             return Ok(());
         }

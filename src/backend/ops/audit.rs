@@ -5,12 +5,13 @@
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::{authenticate_agent, store_error};
+use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::{ApiKey, Store};
-use crate::model::time::{parse_rfc3339, rfc3339_seconds};
+use crate::model::time::{rfc3339_seconds, GoTime};
 
 /// What the audit operation needs from the request.
 #[derive(Debug, Clone)]
@@ -23,12 +24,41 @@ pub struct AuditInput {
     pub body: Vec<u8>,
 }
 
+/// `AuditUnenrollRequest`: `reason` a string, `timestamp` a Go `time.Time` (checked below).
 #[derive(Debug, Deserialize)]
 struct AuditBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     reason: String,
     #[serde(default)]
-    timestamp: String,
+    timestamp: Option<Value>,
+}
+
+/// Go's names for the audit body's typed members.
+const AUDIT_BODY: GoBody = GoBody {
+    request: "audit/unenroll",
+    go_type: "api.AuditUnenrollRequest",
+    fields: &[GoField::member(
+        "reason",
+        "AuditUnenrollRequest",
+        "api.AuditUnenrollRequestReason",
+    )],
+};
+
+/// `time.Time`'s `UnmarshalJSON`: absent or `null` is the zero time, a string must be RFC 3339,
+/// anything else is not a JSON string. The error is part of the decode error, as in Go.
+fn audit_time(value: Option<&Value>) -> Result<GoTime, ApiError> {
+    let cause = match value {
+        None | Some(Value::Null) => return Ok(GoTime::ZERO),
+        Some(Value::String(s)) => match GoTime::parse(s) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        },
+        Some(_) => "Time.UnmarshalJSON: input is not a JSON string".to_owned(),
+    };
+    Err(ApiError::BadRequest(format!(
+        "unable to decode {} request: {cause}",
+        AUDIT_BODY.request
+    )))
 }
 
 /// Records the audit; `Ok(())` is the empty 200.
@@ -38,30 +68,26 @@ pub fn audit_unenroll(
     now: SystemTime,
 ) -> Result<(), ApiError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AuditBody = serde_json::from_slice(&input.body).map_err(|e| {
-        ApiError::BadRequest(format!("unable to decode audit/unenroll request: {e}"))
-    })?;
+    let body: AuditBody = decode(&input.body, &AUDIT_BODY)?;
+    let timestamp = audit_time(body.timestamp.as_ref())?;
     if !matches!(
         body.reason.as_str(),
         "uninstall" | "orphaned" | "key_revoked" | "migrated"
     ) {
-        return Err(ApiError::BadRequest(format!(
-            "invalid reason {:?}",
-            body.reason
-        )));
-    }
-    if parse_rfc3339(&body.timestamp).is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "invalid timestamp {:?}",
-            body.timestamp
-        )));
+        return Err(ApiError::BadRequest(
+            "audit/unenroll request invalid reason".into(),
+        ));
     }
     if agent.audit_unenrolled_reason == "orphaned" {
         return Err(ApiError::AuditReasonConflict);
     }
     let mut fields = Map::new();
     fields.insert("updated_at".into(), json!(rfc3339_seconds(now)));
-    fields.insert("audit_unenrolled_time".into(), json!(body.timestamp));
+    // Go stores the decoded time.Time, which marshals as RFC3339Nano in the agent's offset.
+    fields.insert(
+        "audit_unenrolled_time".into(),
+        json!(timestamp.rfc3339_nano()),
+    );
     fields.insert("audit_unenrolled_reason".into(), json!(body.reason));
     store.update_agent(&agent.id, &fields).map_err(store_error)
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::outputs::invalidate_keys;
 use super::{authenticate_agent, store_error};
+use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
 use crate::backend::{ApiKey, Store};
@@ -38,13 +39,13 @@ pub struct CheckinInput {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct CheckinBody {
     /// Agent state; required non-empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub status: String,
     /// Status message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub message: String,
     /// Token from the previous response.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ack_token: String,
     /// Local metadata.
     #[serde(default)]
@@ -68,6 +69,21 @@ pub struct CheckinBody {
     #[serde(default)]
     pub upgrade: Option<Value>,
 }
+
+/// Go's names for the checkin body's typed members (`CheckinRequest`; the raw-JSON members
+/// `local_metadata`, `components`, `upgrade` take any value).
+const CHECKIN_BODY: GoBody = GoBody {
+    request: "checkin",
+    go_type: "api.CheckinRequest",
+    fields: &[
+        GoField::member("status", "CheckinRequest", "api.CheckinRequestStatus"),
+        GoField::member("message", "CheckinRequest", "string"),
+        GoField::member("ack_token", "CheckinRequest", "string"),
+        GoField::member("poll_timeout", "CheckinRequest", "string"),
+        GoField::member("agent_policy_id", "CheckinRequest", "string"),
+        GoField::integer("policy_revision_idx", "CheckinRequest", "int64"),
+    ],
+};
 
 /// What the loop needs to finish the checkin.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,8 +121,7 @@ pub fn checkin_start(
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
-    let body: CheckinBody = serde_json::from_slice(&input.body)
-        .map_err(|e| ApiError::BadRequest(format!("unable to decode checkin request: {e}")))?;
+    let body: CheckinBody = decode(&input.body, &CHECKIN_BODY)?;
     if body.status.is_empty() {
         return Err(ApiError::BadRequest("checkin status missing".into()));
     }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{authenticate, replace_token, store_error, uuid_v4};
+use crate::api::json_body::{decode, null_as_default, null_strings, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
@@ -32,13 +33,15 @@ pub struct EnrollInput {
 struct Metadata {
     #[serde(default)]
     local: Option<Value>,
-    #[serde(default)]
-    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "null_strings")]
+    tags: Vec<String>,
 }
 
+/// `EnrollRequest`: a missing or `null` `type` is `""`, which Go refuses as an unknown type
+/// (500), not as a decode error.
 #[derive(Debug, Deserialize)]
 struct EnrollBody {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
     enroll_type: String,
     #[serde(default)]
     id: Option<String>,
@@ -48,7 +51,27 @@ struct EnrollBody {
     enrollment_id: Option<String>,
     #[serde(default)]
     metadata: Option<Metadata>,
+    /// Deprecated and ignored, but typed in Go (a wrong type is a decode error there too).
+    #[serde(default, rename = "shared_id")]
+    _shared_id: Option<String>,
 }
+
+/// Go's names for the enroll body's typed members (`metadata.local` and
+/// `metadata.user_provided` are raw JSON and take any value).
+const ENROLL_BODY: GoBody = GoBody {
+    request: "enroll",
+    go_type: "api.EnrollRequest",
+    fields: &[
+        GoField::member("type", "EnrollRequest", "api.EnrollRequestType"),
+        GoField::member("id", "EnrollRequest", "string"),
+        GoField::member("replace_token", "EnrollRequest", "string"),
+        GoField::member("enrollment_id", "EnrollRequest", "string"),
+        GoField::member("shared_id", "EnrollRequest", "string"),
+        GoField::member("metadata", "EnrollRequest", "api.EnrollMetadata"),
+        GoField::member("metadata.tags", "EnrollMetadata", "[]string"),
+        GoField::elements("metadata.tags", "EnrollMetadata", "string"),
+    ],
+};
 
 /// Enrolls an agent; returns the 200 body.
 pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, ApiError> {
@@ -58,8 +81,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
         .enrollment_key(&input.key.id)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::Internal("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
-    let body: EnrollBody = serde_json::from_slice(&input.body)
-        .map_err(|e| ApiError::BadRequest(format!("unable to decode enroll request: {e}")))?;
+    let body: EnrollBody = decode(&input.body, &ENROLL_BODY)?;
     if !matches!(
         body.enroll_type.as_str(),
         "PERMANENT" | "EPHEMERAL" | "TEMPORARY"
@@ -67,7 +89,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
         return Err(ApiError::Internal("unknown enroll request type".into()));
     }
     let metadata = body.metadata.unwrap_or_default();
-    let mut tags = metadata.tags.unwrap_or_default();
+    let mut tags = metadata.tags;
     tags.sort();
     tags.dedup();
     let requested_id = body.id.filter(|id| !id.is_empty());

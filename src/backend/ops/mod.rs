@@ -4,7 +4,10 @@
 //! errors come out as the spec's [`ApiError`]s.
 
 pub mod ack;
+mod ack_event;
 pub mod audit;
+#[cfg(test)]
+mod body_tests;
 pub mod checkin;
 pub mod enroll;
 pub mod outputs;

@@ -416,3 +416,74 @@ fn every_problem_is_reported_at_once() {
     let shown = ConfigErrors(e.clone()).to_string();
     assert_eq!(shown.lines().count(), e.len());
 }
+
+#[test]
+fn default_output_settings_are_checked_together() {
+    let c = config(
+        &["--default-output-hosts", "https://es:9200/"],
+        &[("FLEET_EDGE_DEFAULT_OUTPUT_API_KEY", " kid:ksecret ")],
+    );
+    let out = c.default_output.expect("an output");
+    assert_eq!(out.kind, OutputType::Elasticsearch);
+    assert_eq!(out.hosts, vec!["https://es:9200"]);
+    assert_eq!(
+        out.api_key.as_ref().map(Secret::expose),
+        Some("kid:ksecret")
+    );
+    assert!(
+        config(&[], &[]).default_output.is_none(),
+        "none given: not configured"
+    );
+    let e = one_error(&["--default-output-type", "logstash"], &[]);
+    assert!(e.contains("needs --default-output-hosts"), "{e}");
+    let e = one_error(
+        &[
+            "--default-output-type",
+            "logstash",
+            "--default-output-hosts",
+            "ls:5044",
+            "--default-output-api-key",
+            "a:b",
+        ],
+        &[],
+    );
+    assert!(
+        e.starts_with("--default-output-api-key: applies to elasticsearch outputs only"),
+        "{e}"
+    );
+    let e = one_error(
+        &[
+            "--default-output-hosts",
+            "es:9200",
+            "--default-output-api-key",
+            "a:b",
+        ],
+        &[],
+    );
+    assert!(
+        e.contains("is not a URL"),
+        "an elasticsearch host is a URL: {e}"
+    );
+    for bad in ["nocolon-zq", ":keyzq", "idzq:", "idzq:k:ey", "idzq :key"] {
+        let e = one_error(
+            &[
+                "--default-output-hosts",
+                "https://es:9200",
+                "--default-output-api-key",
+                bad,
+            ],
+            &[],
+        );
+        assert!(e.contains("form id:key") && !e.contains(bad), "{bad}: {e}");
+    }
+    let e = one_error(
+        &[
+            "--fleet-server-es",
+            "http://es:9200",
+            "--default-output-type",
+            "logstash",
+        ],
+        &[],
+    );
+    assert!(e.contains("embedded mode"), "{e}");
+}

@@ -88,7 +88,9 @@ impl Server {
                     self.enrolling.retain(|_, k| *k != key);
                 }
                 let response = inflight.pending.finish(output, health);
-                if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
+                if let Some(limited) =
+                    conn.complete(&response, draining, self.date.current(), &mut self.pool)
+                {
                     self.limits.get(limited).release();
                 }
                 self.drive(key.slot, now);
@@ -106,6 +108,11 @@ impl Server {
             Ok(start) => start,
             Err(e) => {
                 self.starting.retain(|_, k| *k != key);
+                if let Some(inflight) =
+                    conn_of(&mut self.conns, key).and_then(|c| c.inflight.as_ref())
+                {
+                    inflight.pending.log_refusal(&e);
+                }
                 return self.answer(key, errors::respond(&e), now);
             }
         };

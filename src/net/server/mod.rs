@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -39,7 +39,7 @@ use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
 use crate::core::pacing::Pacer;
 use crate::core::policy::PreparedPolicy;
 use crate::core::{Health, HealthCell, RequestIds};
-use crate::http::{Body, Limits, Response};
+use crate::http::{Body, DateCache, Limits, Response};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -95,6 +95,8 @@ pub struct Settings {
     pub checkin_timestamp: Duration,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims (`--server-version`).
+    pub server_version: crate::server_version::ServerVersion,
     /// Backend threads.
     pub backend: BackendSettings,
     /// The sizing table the route limits come from (`None`: the code defaults).
@@ -193,6 +195,8 @@ pub struct Server {
     /// SIGTERM/SIGINT arrived (as opposed to a [`ShutdownHandle`] drain).
     signalled: bool,
     ready_slots: Vec<usize>,
+    /// The `Date` header of responses, reformatted when the wall clock enters a new second.
+    date: DateCache,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
@@ -304,6 +308,7 @@ impl Server {
             health,
             monitor: None,
             ids: RequestIds::new(seed),
+            date: DateCache::new(SystemTime::now()),
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             signals,
@@ -396,6 +401,9 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
+            // The one wall-clock reading of this iteration: every response written in it carries
+            // this second's `Date`.
+            self.date.update(SystemTime::now());
             let mut signalled = false;
             let mut woken = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
@@ -512,7 +520,9 @@ impl Server {
             draining: self.drain_deadline.is_some(),
             has_store: self.backend.is_some(),
             pbkdf2_iterations: self.settings.pbkdf2_iterations,
+            server_version: self.settings.server_version,
             now,
+            date: self.date.current(),
             jobs: &mut self.jobs,
             limits: &mut self.limits,
             admin_token: self.admin_token.as_deref(),
@@ -568,7 +578,9 @@ impl Server {
             return;
         };
         let response = inflight.pending.decorate(response);
-        if let Some(limited) = conn.complete(&response, draining, &mut self.pool) {
+        if let Some(limited) =
+            conn.complete(&response, draining, self.date.current(), &mut self.pool)
+        {
             self.limits.get(limited).release();
         }
         self.drive(key.slot, now);

@@ -23,6 +23,8 @@ pub trait Fixture: std::any::Any {
     fn add_action(&self, action: Action) -> Action;
     /// The latest output-health document of `output` the server wrote.
     fn output_health(&self, output: &str) -> Option<OutputHealth>;
+    /// The stored result document `<action_id>:<agent_id>`, as JSON.
+    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value>;
 }
 
 struct Memory(Arc<MemoryStore>);
@@ -45,6 +47,10 @@ impl Fixture for Memory {
     }
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         self.0.output_health(output)
+    }
+    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        let doc = self.0.action_result(&format!("{action_id}:{agent_id}"))?;
+        Some(serde_json::to_value(doc).unwrap())
     }
 }
 
@@ -72,6 +78,11 @@ impl Fixture for Local {
     }
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         self.0.output_health(output)
+    }
+    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        let docs = self.0.action_results(action_id).unwrap();
+        let doc = docs.into_iter().find(|r| r.agent_id == agent_id)?;
+        Some(serde_json::to_value(doc).unwrap())
     }
 }
 
@@ -134,6 +145,11 @@ impl Fixture for Es {
         action.seq_no = v["_seq_no"].as_i64().unwrap();
         action
     }
+    fn action_result(&self, action_id: &str, agent_id: &str) -> Option<Value> {
+        let path = format!("/.fleet-actions-results/_doc/{action_id}:{agent_id}");
+        let (status, v) = self.es.client().json("GET", &path, None).unwrap();
+        (status == 200).then(|| v["_source"].clone())
+    }
     fn output_health(&self, output: &str) -> Option<OutputHealth> {
         // The newest document of the data stream for that output, as an operator would query it.
         let (status, v) = self
@@ -181,6 +197,7 @@ pub fn es() -> Box<dyn Fixture> {
         insecure: false,
         service_token: Some(fleet_edge::config::Secret::new(es.service_token())),
         headers: Vec::new(),
+        server_version: fleet_edge::server_version::BUILT_IN,
     };
     let options = fleet_edge::backend::es::EsOptions {
         poll_timeout: Duration::from_secs(2),

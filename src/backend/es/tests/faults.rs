@@ -290,6 +290,7 @@ fn fake_settings(url: &str) -> crate::config::EsSettings {
         insecure: false,
         service_token: Some(Secret::new("c2VydmljZS10b2tlbg".into())),
         headers: vec![("X-Custom".into(), "yes".into())],
+        server_version: crate::server_version::BUILT_IN,
     }
 }
 

@@ -44,6 +44,7 @@ pub fn settings(es: &StandIn) -> EsSettings {
         insecure: false,
         service_token: Some(Secret::new(es.service_token())),
         headers: Vec::new(),
+        server_version: crate::server_version::BUILT_IN,
     }
 }
 
