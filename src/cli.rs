@@ -13,10 +13,7 @@
 //! The server's address and bearer token are read from the data dir (`management-url`,
 //! `admin-token`), so the CLI needs no flags beyond `--data-dir` (or `FLEET_EDGE_DATA_DIR`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -210,24 +207,22 @@ fn request(
 ) -> Result<Value, CliError> {
     let url = read_file(dir, data_dir, "management-url")?;
     let token = read_file(dir, data_dir, "admin-token")?;
-    let authority = url.trim_start_matches("http://").to_owned();
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
     let unreachable = |source| CliError::Unreachable {
         url: url.clone(),
         source,
     };
-    let mut stream = TcpStream::connect(&authority).map_err(unreachable)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(unreachable)?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         payload.len()
     );
-    stream.write_all(head.as_bytes()).map_err(unreachable)?;
-    stream.write_all(payload.as_bytes()).map_err(unreachable)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(unreachable)?;
+    // Plain HTTP on loopback, TLS (trusting <data-dir>/management-ca.crt) off it.
+    let raw = crate::mgmt::tls::exchange(dir, &url, format!("{head}{payload}").as_bytes())
+        .map_err(unreachable)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status: u16 = head

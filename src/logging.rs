@@ -4,6 +4,11 @@
 //!
 //! A small `log::Log` of our own instead of env_logger: the level comes from our configuration
 //! (`--log-level`), not from `RUST_LOG`, and the JSON shape is ours to fix.
+//!
+//! Other crates' records are capped at `info` whatever the level: at debug and trace they print
+//! wire bytes (ureq-proto hex-dumps every Elasticsearch request and response, Authorization
+//! headers and minted API keys included; rustls prints handshake messages), and no level may
+//! put a secret in the log. Their warnings and errors still come through.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,9 +43,28 @@ pub fn init(level: log::LevelFilter, format: Format) {
     }
 }
 
+/// The most verbose level a record from another crate is written at.
+const THIRD_PARTY_CAP: log::LevelFilter = log::LevelFilter::Info;
+
+/// Whether a record's target is this crate's own (`fleet_edge`, `fleet_edge::...`).
+fn is_ours(target: &str) -> bool {
+    target
+        .strip_prefix("fleet_edge")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// The level records of `target` are written up to, given the configured one.
+fn level_for(target: &str, configured: log::LevelFilter) -> log::LevelFilter {
+    if is_ours(target) {
+        configured
+    } else {
+        configured.min(THIRD_PARTY_CAP)
+    }
+}
+
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= level_for(metadata.target(), self.level)
     }
 
     fn log(&self, record: &log::Record) {
@@ -117,6 +141,42 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2026-11-22T19:54:00.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn other_crates_are_capped_at_info_whatever_the_level() {
+        use log::Log;
+        let logger = Logger {
+            format: Format::Text,
+            level: log::LevelFilter::Trace,
+        };
+        let at = |target: &str, level: log::Level| {
+            logger.enabled(&log::Metadata::builder().target(target).level(level).build())
+        };
+        assert!(at("fleet_edge::backend::es", log::Level::Trace));
+        assert!(at("fleet_edge", log::Level::Trace));
+        for wire in [
+            "ureq_proto::util",
+            "ureq::run",
+            "rustls::conn",
+            "redb",
+            "mio::poll",
+        ] {
+            assert!(!at(wire, log::Level::Trace), "{wire} at trace");
+            assert!(!at(wire, log::Level::Debug), "{wire} at debug");
+            assert!(at(wire, log::Level::Info), "{wire} at info");
+            assert!(at(wire, log::Level::Warn), "{wire} at warn");
+        }
+        assert!(!at("fleet_edge_other", log::Level::Debug));
+        let quiet = Logger {
+            format: Format::Text,
+            level: log::LevelFilter::Warn,
+        };
+        let meta = log::Metadata::builder()
+            .target("ureq::run")
+            .level(log::Level::Info)
+            .build();
+        assert!(!quiet.enabled(&meta), "the configured level still applies");
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         }
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
+    fleet_edge::panics::install();
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -50,6 +51,8 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything reads or writes it: the data dir holds keys, tokens and credentials.
+    fleet_edge::fsmode::secure_data_dir(&config.data_dir)?;
     if let Some(es) = &config.es {
         // Production mode: the state lives in Elasticsearch; several instances may share it.
         let store = fleet_edge::backend::es::EsStore::connect(es, config.startup_timeout)?;

@@ -183,6 +183,8 @@ impl<T: Send + 'static> Backend<T> {
                         Err(_) => return,
                     };
                     let Ok((to, job)) = next else { return };
+                    #[cfg(debug_assertions)]
+                    crate::panics::failpoint(&job);
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
                             let execute =

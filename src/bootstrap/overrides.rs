@@ -535,7 +535,7 @@ fn write_scratch(bytes: &[u8], what: &str, scratch: &Path) -> Result<PathBuf, St
         .collect();
     let path = scratch.join(format!("{what}-{hex}.pem"));
     let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    std::fs::create_dir_all(scratch).map_err(fail)?;
+    crate::fsmode::private_dir(scratch).map_err(fail)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

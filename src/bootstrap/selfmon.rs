@@ -284,7 +284,7 @@ impl SelfMonitor {
     fn save(&self, identity: &Identity) {
         let write = || -> std::io::Result<()> {
             if let Some(dir) = self.identity_path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::fsmode::private_dir(dir)?;
             }
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);

@@ -93,7 +93,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         );
     }
 
-    let server = ServerSettings {
+    let mut server = ServerSettings {
         host,
         port,
         tls,
@@ -131,6 +131,9 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         ..es
     });
     let default_output = b.default_output(es.is_none());
+    if es.is_none() {
+        management_off_loopback(&mut b, &mut server);
+    }
     let policy_id = b
         .value(Id::PolicyId)
         .map(|s| s.trim().to_string())
@@ -548,6 +551,51 @@ fn read_token(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(token.to_string())
+}
+
+/// The management API (embedded mode) off loopback is served over TLS only: refused in plain-HTTP
+/// mode (its bearer token would cross the network in clear), and a generated certificate also
+/// covers the management host so the CLI can verify it.
+fn management_off_loopback(b: &mut Builder, server: &mut ServerSettings) {
+    let host = server.management_host.clone();
+    if is_loopback_host(&host) {
+        return;
+    }
+    match &mut server.tls {
+        ServerTls::PlainHttp => b.problem(
+            Id::ManagementHost,
+            format!(
+                "{host:?} is not a loopback address and the server has no TLS (--fleet-server-insecure-http): \
+                 the management API's bearer token would cross the network in clear; keep it on 127.0.0.1 or serve TLS"
+            ),
+        ),
+        ServerTls::SelfSigned { hosts } => {
+            let h = host.to_ascii_lowercase();
+            let unspecified = h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified());
+            if !unspecified && tls::self_signed::is_valid_host(&h) && !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        ServerTls::Provided(_) => {}
+    }
+}
+
+/// `localhost` or an address (or a name resolving only to addresses) on loopback.
+fn is_loopback_host(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let addrs: Vec<std::net::SocketAddr> = (host, 0)
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
 }
 
 /// Names a generated certificate must cover: loopback names, the bind host when specific, and

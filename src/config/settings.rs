@@ -499,7 +499,7 @@ pub static SETTINGS: &[SettingSpec] = &[
         envs: &["FLEET_EDGE_MANAGEMENT_HOST"],
         value_name: "HOST",
         default: Some("127.0.0.1"),
-        help: "Address of the management API (embedded mode; bearer token in <data-dir>/admin-token). Keep it on loopback.",
+        help: "Address of the management API (embedded mode; bearer token in <data-dir>/admin-token). Plain HTTP on loopback; any other address is served over TLS with the server's certificate (refused with --fleet-server-insecure-http).",
         kind: Value,
         policy_overridable: false,
         secret: false,

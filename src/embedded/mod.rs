@@ -114,7 +114,8 @@ impl Opened {
 pub fn open(data_dir: &Path) -> Result<Opened, EmbeddedError> {
     let store = Arc::new(LocalStore::open(data_dir)?);
     let policies_dir = data_dir.join("policies");
-    std::fs::create_dir_all(&policies_dir).map_err(|source| EmbeddedError::PoliciesDir {
+    // Policy files hold output credentials: the directory and its files are the owner's only.
+    crate::fsmode::private_dir(&policies_dir).map_err(|source| EmbeddedError::PoliciesDir {
         path: policies_dir.clone(),
         source,
     })?;

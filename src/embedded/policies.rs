@@ -291,7 +291,7 @@ pub fn apply(store: &LocalStore, dir: &Path, id: &str, mut data: Value) -> Resul
     let path = dir.join(format!("{id}.json"));
     let tmp = dir.join(format!(".{id}.json.tmp"));
     let text = serde_json::to_vec_pretty(&data).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, text)
+    crate::fsmode::write_private(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     PolicyFiles::new(dir.to_path_buf())

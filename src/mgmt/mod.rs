@@ -1,13 +1,14 @@
 //! The management API of single-box mode: a Kibana-shaped subset of the Fleet API for the operator
 //! (agents and their status, enrollment tokens, policies, UNENROLL / UPGRADE /
-//! REQUEST_DIAGNOSTICS actions and their results), on its own listener bound to 127.0.0.1 and
-//! protected by a bearer admin token generated into the data dir (mode 0600). The `fleet-edge`
-//! CLI subcommands are thin clients of it (see `cli`).
+//! REQUEST_DIAGNOSTICS actions and their results), on its own listener bound to 127.0.0.1 (plain
+//! HTTP; off loopback TLS only, see `tls`) and protected by a bearer admin token generated into
+//! the data dir (mode 0600). The `fleet-edge` CLI subcommands are thin clients of it (see `cli`).
 //!
 //! `handle` is the pure routing and authentication step on the event loop; the operations run on
 //! backend workers through [`Admin`] (they touch the store).
 
 pub mod ops;
+pub mod tls;
 pub mod token;
 
 use std::path::PathBuf;

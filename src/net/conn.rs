@@ -148,6 +148,9 @@ pub struct Conn {
     pub inflight: Option<Inflight>,
     /// Accepted on the management listener: routed to the management API.
     pub management: bool,
+    /// Accepted on a reserved descriptor while the process is out of them: `GET /api/status` is
+    /// answered, every other request gets the over-capacity 429 (the connection is over capacity).
+    pub reserve: bool,
     /// The armed timer, if any, and its ticket.
     pub timer: Option<(Ticket, TimerKind)>,
 }
@@ -178,6 +181,7 @@ impl Conn {
             timer: None,
             inflight: None,
             management: false,
+            reserve: false,
         }
     }
 
@@ -338,7 +342,7 @@ impl Conn {
                     },
                 ),
             }
-        } else if self.over_capacity {
+        } else if self.over_capacity && !(self.reserve && req.path == "/api/status") {
             Decision::Respond(api::capacity_exceeded(Some(req), ctx.request_ids))
         } else {
             api::handle(

@@ -20,6 +20,9 @@ pub struct Listening {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The generated CA agents must trust (path, SHA-256 fingerprint), when self-signed.
     pub generated_ca: Option<(std::path::PathBuf, String)>,
+    /// The server's certificate for the management listener, when it listens off loopback
+    /// (`None` in plain-HTTP mode).
+    pub management_tls: Option<crate::mgmt::tls::ManagementTls>,
 }
 
 impl Listening {
@@ -34,9 +37,11 @@ impl Listening {
 pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError> {
     let server = &config.server;
     let mut generated_ca = None;
+    let mut management_tls = None;
     let tls = match &server.tls {
         ServerTls::Provided(material) => {
             check_fleet_url(config, material)?;
+            management_tls = Some(crate::mgmt::tls::ManagementTls::new(material)?);
             Some(tls::server_config(
                 material,
                 server.client_auth,
@@ -56,6 +61,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
                 generated.ca_cert_path.clone(),
                 generated.ca_fingerprint.clone(),
             ));
+            management_tls = Some(crate::mgmt::tls::ManagementTls::new(&generated.material)?);
             Some(tls::server_config(
                 &generated.material,
                 server.client_auth,
@@ -81,6 +87,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             addr,
             tls,
             generated_ca,
+            management_tls,
         },
     ))
 }

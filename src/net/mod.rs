@@ -56,6 +56,20 @@ pub enum StartupError {
         /// Its host.
         host: String,
     },
+    /// The management API would listen off loopback without TLS.
+    #[error("the management API cannot listen on {addr}, off loopback, without TLS: its bearer token would cross the network in clear; keep --management-host on 127.0.0.1 or serve TLS (drop --fleet-server-insecure-http)")]
+    ManagementWithoutTls {
+        /// The address.
+        addr: String,
+    },
+    /// No name the server's certificate covers reaches the management listener.
+    #[error("the management API listens on {addr} over TLS, but the server's certificate covers neither {host:?} nor, for an unspecified address, localhost/127.0.0.1/::1; the CLI could not verify it: use a certificate for that name or another --management-host")]
+    ManagementNameNotCovered {
+        /// The address.
+        addr: String,
+        /// The configured host.
+        host: String,
+    },
     /// The event loop failed.
     #[error("event loop failure: {0}")]
     Poll(std::io::Error),
@@ -171,7 +185,11 @@ pub fn bind(
     let (listener, listening) = listen::prepare(config)?;
     let management = match admin {
         None => None,
-        Some(admin) => Some(management(config, admin)?),
+        Some(admin) => Some(management(
+            config,
+            admin,
+            listening.management_tls.as_ref(),
+        )?),
     };
     // Signal handlers are registered by Server::new: only after it may we announce the address,
     // or a SIGTERM sent right after the announcement would kill the process undrained.
@@ -201,6 +219,7 @@ pub fn bind(
 fn management(
     config: &Config,
     admin: Arc<dyn crate::mgmt::Admin>,
+    tls: Option<&crate::mgmt::tls::ManagementTls>,
 ) -> Result<server::Management, StartupError> {
     let server = &config.server;
     let addr = listen::resolve(&server.management_host, server.management_port)?;
@@ -210,22 +229,53 @@ fn management(
     })?;
     let bound = listener.local_addr().map_err(StartupError::Poll)?;
     let token = crate::mgmt::token::load_or_create(&config.data_dir).map_err(StartupError::Poll)?;
-    let url = format!("http://{bound}");
-    std::fs::write(config.data_dir.join("management-url"), format!("{url}\n"))
+    // Off loopback the bearer token crosses a network: TLS only, with the server's certificate.
+    let (url, tls) = if bound.ip().is_loopback() {
+        (format!("http://{bound}"), None)
+    } else {
+        let tls = tls.ok_or_else(|| StartupError::ManagementWithoutTls {
+            addr: bound.to_string(),
+        })?;
+        let host = tls
+            .url_host(&server.management_host, bound)
+            .ok_or_else(|| StartupError::ManagementNameNotCovered {
+                addr: bound.to_string(),
+                host: server.management_host.clone(),
+            })?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        crate::fsmode::write_private(
+            &config.data_dir.join(crate::mgmt::tls::CA_FILE),
+            tls.roots_pem().as_bytes(),
+        )
         .map_err(StartupError::Poll)?;
-    if !bound.ip().is_loopback() {
-        log::warn!(
-            "the management API listens on {bound}, not on loopback: keep its admin token secret"
-        );
-    }
+        (
+            format!("https://{host}:{}", bound.port()),
+            Some(Arc::clone(&tls.config)),
+        )
+    };
+    crate::fsmode::write_private(
+        &config.data_dir.join("management-url"),
+        format!("{url}\n").as_bytes(),
+    )
+    .map_err(StartupError::Poll)?;
     log::info!(
-        "management API on {url} (bearer token in {})",
+        "management API on {url}{} (bearer token in {})",
+        if tls.is_some() {
+            format!(" over TLS, listening on {bound}")
+        } else {
+            String::new()
+        },
         crate::mgmt::token::path(&config.data_dir).display()
     );
     Ok(server::Management {
         listener,
         token,
         admin,
+        tls,
     })
 }
 

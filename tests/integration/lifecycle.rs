@@ -199,7 +199,7 @@ fn accepting_resumes_after_running_out_of_descriptors() {
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
     server
-        .wait_for_log("accept failed", Duration::from_secs(10))
+        .wait_for_log("out of file descriptors", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("never ran out of descriptors:\n{}", server.log()));
     let mut last = queued.pop().unwrap();
     drop(queued);

@@ -12,6 +12,10 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `hardening`: data-dir file modes, descriptor exhaustion (management API and status still
+//!   answer), the management API off loopback over TLS only, a worker panic.
+//! * `secrets`: a whole session at trace level (Elasticsearch and embedded modes, the
+//!   management token) logs no secret, in text, hex or split hex dumps.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -44,6 +48,7 @@ mod cli;
 mod default_policy;
 mod embedded;
 mod es_tls;
+mod hardening;
 mod http_wire;
 mod lifecycle;
 mod management;
@@ -52,5 +57,6 @@ mod protocol;
 mod races;
 mod remote_outputs;
 mod rollout;
+mod secrets;
 mod stored_documents;
 mod tls_modes;

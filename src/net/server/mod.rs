@@ -19,16 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rustls::ServerConnection;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+mod accept;
 mod fleet;
+mod reserve;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
-use super::transport::Transport;
 use crate::api::{errors, ApiError};
 use crate::backend::workers::{Backend, BackendSettings, Job};
 use crate::backend::{CheckinWrite, Store};
@@ -50,12 +50,14 @@ const MAX_MANAGEMENT_CONNECTIONS: usize = 32;
 
 /// The management API's listener and what it serves.
 pub struct Management {
-    /// Bound (by default on 127.0.0.1), plain HTTP.
+    /// Bound (by default on 127.0.0.1; plain HTTP there, TLS off loopback).
     pub listener: TcpListener,
     /// The bearer token it requires.
     pub token: String,
     /// The operations behind it.
     pub admin: Arc<dyn crate::mgmt::Admin>,
+    /// TLS, when it listens off loopback.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Socket reads go through this much scratch space at a time.
@@ -146,6 +148,7 @@ pub struct Server {
     listener: Option<TcpListener>,
     management: Option<TcpListener>,
     admin_token: Option<String>,
+    management_tls: Option<Arc<rustls::ServerConfig>>,
     management_ready: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     conns: Slab<Conn>,
@@ -183,6 +186,8 @@ pub struct Server {
     accept_ready: bool,
     /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
     accept_paused: bool,
+    /// Descriptors held back for `/api/status` and the management API when the rest run out.
+    reserve: reserve::Reserve,
     gate_warned: bool,
     drain_deadline: Option<Instant>,
     drain_expired: bool,
@@ -252,13 +257,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (management, admin_token, admin) = match management {
+        let (management, admin_token, admin, management_tls) = match management {
             Some(mut m) => {
                 poll.registry()
                     .register(&mut m.listener, MANAGEMENT, Interest::READABLE)?;
-                (Some(m.listener), Some(m.token), Some(m.admin))
+                (Some(m.listener), Some(m.token), Some(m.admin), m.tls)
             }
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         let backend = match store {
             Some(store) => {
@@ -293,6 +298,7 @@ impl Server {
             listener: Some(listener),
             management,
             admin_token,
+            management_tls,
             management_ready: true,
             tls,
             conns: Slab::with_capacity(1024.min(settings.max_connections + settings.gate_reserve)),
@@ -321,6 +327,7 @@ impl Server {
             next_generation: 0,
             accept_ready: true,
             accept_paused: false,
+            reserve: reserve::Reserve::open(),
             gate_warned: false,
             drain_deadline: None,
             drain_expired: false,
@@ -656,117 +663,6 @@ impl Server {
         }
     }
 
-    fn accept(&mut self, now: Instant) {
-        if self.accept_paused {
-            return;
-        }
-        while self.accept_ready && self.drain_deadline.is_none() {
-            let live = self.conns.len();
-            if live >= self.settings.max_connections + self.settings.gate_reserve {
-                // Leave further connections in the kernel backlog; retried when a slot frees.
-                return;
-            }
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
-            let sock = match accept_one(listener, "agent") {
-                Accepted::Socket(sock) => sock,
-                Accepted::Retry => continue,
-                Accepted::Drained => {
-                    self.accept_ready = false;
-                    return;
-                }
-                Accepted::Exhausted => {
-                    self.accept_paused = true;
-                    self.deadlines
-                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
-                    return;
-                }
-            };
-            let over_capacity = live >= self.settings.max_connections;
-            if over_capacity && !self.gate_warned {
-                log::warn!(
-                    "over max_connections ({}): answering new connections with 429",
-                    self.settings.max_connections
-                );
-            }
-            self.gate_warned = over_capacity;
-            let _ = sock.set_nodelay(true);
-            let transport = match &self.tls {
-                None => Transport::Plain,
-                Some(config) => match ServerConnection::new(Arc::clone(config)) {
-                    Ok(session) => Transport::tls(session),
-                    Err(e) => {
-                        log::warn!("cannot start a TLS session: {e}");
-                        continue;
-                    }
-                },
-            };
-            self.register(sock, transport, over_capacity, false, now);
-        }
-    }
-
-    /// Registers an accepted socket with the poll and drives it once.
-    fn register(
-        &mut self,
-        mut sock: mio::net::TcpStream,
-        transport: Transport,
-        over_capacity: bool,
-        management: bool,
-        now: Instant,
-    ) {
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("cannot register a connection: {e}");
-            return;
-        }
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let mut conn = Conn::new(
-            generation,
-            sock,
-            transport,
-            self.settings.limits,
-            over_capacity,
-        );
-        conn.management = management;
-        entry.insert(conn);
-        self.drive(slot, now);
-    }
-
-    /// Accepts operator connections on the management listener (plain HTTP, loopback).
-    fn accept_management(&mut self, now: Instant) {
-        while self.management_ready {
-            let open = self.conns.iter().filter(|(_, c)| c.management).count();
-            if open >= MAX_MANAGEMENT_CONNECTIONS {
-                return;
-            }
-            let Some(listener) = self.management.as_ref() else {
-                return;
-            };
-            let sock = match accept_one(listener, "management") {
-                Accepted::Socket(sock) => sock,
-                Accepted::Retry => continue,
-                Accepted::Exhausted => {
-                    self.management_ready = false;
-                    self.deadlines
-                        .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
-                    return;
-                }
-                Accepted::Drained => {
-                    self.management_ready = false;
-                    return;
-                }
-            };
-            self.register(sock, Transport::Plain, false, true, now);
-        }
-    }
-
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
@@ -796,52 +692,13 @@ impl Server {
                     .note_stale(|key, ticket| timer_is_live(conns, key, ticket));
             }
         }
+        // The descriptor just freed goes back to the reserve first, if it was drawn on.
+        self.reserve.refill();
     }
-}
-
-/// What one `accept` gave.
-enum Accepted {
-    /// A new connection.
-    Socket(mio::net::TcpStream),
-    /// Interrupted or aborted by the peer: try the next one.
-    Retry,
-    /// Nothing more now (WouldBlock), or an unexpected error (logged).
-    Drained,
-    /// Out of descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection
-    /// stays in the backlog. The listener is edge-triggered and reports nothing new for it, so
-    /// accepting resumes on a timer, not on the next readiness event.
-    Exhausted,
 }
 
 /// Shortest pause between two paced rollout steps (batches, not one timer per agent).
 const ROLLOUT_TICK: Duration = Duration::from_millis(50);
-
-/// How long accepting pauses after running out of descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-fn accept_one(listener: &TcpListener, which: &str) -> Accepted {
-    match listener.accept() {
-        Ok((sock, _peer)) => Accepted::Socket(sock),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Drained,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-            ) =>
-        {
-            Accepted::Retry
-        }
-        // Linux errno values (the same on every architecture we build for).
-        Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) => {
-            log::warn!("{which} accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
-            Accepted::Exhausted
-        }
-        Err(e) => {
-            log::warn!("{which} accept failed: {e}");
-            Accepted::Drained
-        }
-    }
-}
 
 /// The connection a key names, if it is still the same connection.
 fn conn_of(conns: &mut Slab<Conn>, key: ConnKey) -> Option<&mut Conn> {

@@ -109,6 +109,15 @@ fn serve(mut args: pico_args::Arguments) -> ExitCode {
         {
             o.cluster_name = n;
         }
+        if let Some(c) = args
+            .opt_value_from_str::<_, String>("--control-listen")
+            .map_err(|e| e.to_string())?
+        {
+            o.control_listen = Some(
+                c.parse()
+                    .map_err(|_| format!("bad --control-listen [{c}]"))?,
+            );
+        }
         let cert: Option<String> = args
             .opt_value_from_str("--tls-cert")
             .map_err(|e| e.to_string())?;

@@ -512,3 +512,44 @@ fn control_listener_survives_down() {
         .request("GET", "/", &[], None)
         .is_ok()));
 }
+
+#[test]
+fn binary_control_listen_prints_its_url_and_survives_down() {
+    let exe = env!("CARGO_BIN_EXE_es-standin");
+    let mut child = std::process::Command::new(exe)
+        .args(["--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_string());
+    }
+    let url = lines[0].clone();
+    let control = lines[2]
+        .strip_prefix("control=")
+        .unwrap_or_else(|| panic!("third line is the control URL: {lines:?}"))
+        .to_string();
+    assert_ne!(url, control);
+    let ctl = Client::new(&control, None).unwrap();
+    let es = Client::new(&url, None).unwrap();
+    assert_eq!(
+        ctl.json("POST", "/_standin/faults/down", None).unwrap().0,
+        200
+    );
+    assert!(common::eventually(Duration::from_secs(2), || es
+        .request("GET", "/", &[], None)
+        .is_err()));
+    assert_eq!(
+        ctl.json("POST", "/_standin/faults/up", None).unwrap().0,
+        200
+    );
+    assert!(common::eventually(Duration::from_secs(2), || es
+        .request("GET", "/", &[], None)
+        .is_ok()));
+    let _ = child.kill();
+    let _ = child.wait();
+}

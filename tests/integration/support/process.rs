@@ -16,6 +16,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_fleet-edge");
 #[derive(Default)]
 struct Log {
     text: Mutex<String>,
+    /// stderr alone: the log, without the quick start's stdout.
+    stderr: Mutex<String>,
     changed: Condvar,
 }
 
@@ -89,10 +91,15 @@ impl FleetEdge {
         // stdout (the quick start) and stderr (the log) land in one transcript.
         let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
         let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        for stream in [stderr, stdout] {
+        for (stream, is_stderr) in [(stderr, true), (stdout, false)] {
             let sink = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if is_stderr {
+                        let mut only = sink.stderr.lock().unwrap();
+                        only.push_str(&line);
+                        only.push('\n');
+                    }
                     let mut text = sink.text.lock().unwrap();
                     text.push_str(&line);
                     text.push('\n');
@@ -128,6 +135,11 @@ impl FleetEdge {
 
     pub fn log(&self) -> String {
         self.log.text.lock().unwrap().clone()
+    }
+
+    /// The log alone (stderr), without what the server prints on stdout for the operator.
+    pub fn stderr_log(&self) -> String {
+        self.log.stderr.lock().unwrap().clone()
     }
 
     /// Waits until a log line contains `needle`; returns that line.

@@ -232,6 +232,7 @@ pub fn es() -> Box<dyn Fixture> {
         insecure: false,
         service_token: Some(fleet_edge::config::Secret::new(es.service_token())),
         headers: Vec::new(),
+        server_version: fleet_edge::server_version::BUILT_IN,
     };
     let options = fleet_edge::backend::es::EsOptions {
         poll_timeout: Duration::from_secs(2),
