@@ -26,21 +26,26 @@ impl From<crate::config::LogFormat> for Format {
     }
 }
 
+/// The level lives in `log`'s global maximum, so a reload can change it ([`set_level`]).
 struct Logger {
     format: Format,
-    level: log::LevelFilter,
 }
 
 /// Installs the logger for the whole process. Calling it twice keeps the first one.
 pub fn init(level: log::LevelFilter, format: Format) {
-    if log::set_boxed_logger(Box::new(Logger { format, level })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger { format })).is_ok() {
         log::set_max_level(level);
     }
 }
 
+/// Changes the level of the installed logger (a reload reading `<data-dir>/log-level`).
+pub fn set_level(level: log::LevelFilter) {
+    log::set_max_level(level);
+}
+
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &log::Record) {

@@ -69,9 +69,16 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         store: embedded.store.clone(),
         policies_dir: embedded.policies_dir.clone(),
     });
-    fleet_edge::net::run(config, Some(store), Some(admin), |listening| {
-        quick_start(config, &embedded, listening)
-    })?;
+    let (mut server, listening) = fleet_edge::net::start(config, Some(store), Some(admin))?;
+    // SIGHUP also scans the policy files at once.
+    let rescan = embedded.rescan.clone();
+    server.add_reload_hook(Box::new(move || match rescan.now() {
+        Ok(0) => None,
+        Ok(n) => Some(format!("policy files: {n} new revision(s)")),
+        Err(e) => Some(format!("policy files not scanned: {e}")),
+    }));
+    quick_start(config, &embedded, &listening);
+    server.run().map_err(fleet_edge::net::StartupError::Poll)?;
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub struct Embedded {
     pub token: String,
     /// The policy that token enrolls into.
     pub token_policy: String,
+    /// Scans the policy files at once (what SIGHUP does).
+    pub rescan: policies::Rescan,
 }
 
 /// The management API's view of the embedded store.
@@ -130,11 +132,12 @@ pub fn start(data_dir: &Path) -> Result<Embedded, EmbeddedError> {
             key.encoded()
         }
     };
-    watcher.spawn(Arc::clone(&store));
+    let rescan = watcher.spawn(Arc::clone(&store));
     Ok(Embedded {
         store,
         policies_dir,
         token,
         token_policy: policy,
+        rescan,
     })
 }

@@ -20,6 +20,8 @@ pub struct Listening {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The generated CA agents must trust (path, SHA-256 fingerprint), when self-signed.
     pub generated_ca: Option<(std::path::PathBuf, String)>,
+    /// The served (leaf) certificate, when TLS is on.
+    pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Listening {
@@ -34,9 +36,11 @@ impl Listening {
 pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError> {
     let server = &config.server;
     let mut generated_ca = None;
+    let mut certificate = None;
     let tls = match &server.tls {
         ServerTls::Provided(material) => {
             check_fleet_url(config, material)?;
+            certificate = material.chain.first().cloned();
             Some(tls::server_config(
                 material,
                 server.client_auth,
@@ -56,6 +60,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
                 generated.ca_cert_path.clone(),
                 generated.ca_fingerprint.clone(),
             ));
+            certificate = generated.material.chain.first().cloned();
             Some(tls::server_config(
                 &generated.material,
                 server.client_auth,
@@ -81,6 +86,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             addr,
             tls,
             generated_ca,
+            certificate,
         },
     ))
 }
@@ -88,7 +94,10 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
 /// `FLEET_URL` is how this server reaches itself (and what agents use): its host must be a
 /// name the served certificate covers, or every agent's TLS check fails (seeds: "This URL must
 /// match the hostname in the Fleet Server certificate's Subject Alternative Name (SAN) list").
-fn check_fleet_url(config: &Config, material: &tls::TlsMaterial) -> Result<(), StartupError> {
+pub(super) fn check_fleet_url(
+    config: &Config,
+    material: &tls::TlsMaterial,
+) -> Result<(), StartupError> {
     let Some(url) = config.fleet_url.as_deref() else {
         return Ok(());
     };

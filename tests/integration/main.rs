@@ -10,6 +10,8 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `reload`: SIGHUP: certificate rotation under 500 parked agents, a failed reload, the admin
+//!   token and the log level.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -46,6 +48,7 @@ mod management;
 mod production;
 mod protocol;
 mod races;
+mod reload;
 mod remote_outputs;
 mod rollout;
 mod tls_modes;

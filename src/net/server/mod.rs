@@ -21,11 +21,12 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ServerConnection;
 use serde_json::{Map, Value};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod fleet;
+mod reload;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
@@ -159,6 +160,8 @@ pub struct Server {
     pool: BufPool,
     scratch: Box<[u8]>,
     signals: Signals,
+    /// SIGHUP: reloading certificates, admin token, log level (`reload`).
+    reload: reload::ReloadState,
     backend: Option<Backend<ReplyTo>>,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
@@ -245,7 +248,7 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -301,6 +304,7 @@ impl Server {
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             signals,
+            reload: reload::ReloadState::default(),
             backend,
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
@@ -416,6 +420,7 @@ impl Server {
                     self.start_drain(now);
                 }
                 self.on_backend(now);
+                self.finish_reload();
             }
             for slot in ready.drain(..) {
                 self.drive(slot, now);
@@ -438,7 +443,10 @@ impl Server {
 
     fn on_signals(&mut self, now: Instant) {
         let received: Vec<i32> = self.signals.pending().collect();
-        if received.is_empty() {
+        if received.contains(&SIGHUP) {
+            self.start_reload();
+        }
+        if received.iter().all(|s| *s == SIGHUP) {
             return;
         }
         self.signalled = true;
