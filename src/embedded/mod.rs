@@ -3,6 +3,7 @@
 //! an enrollment token for it, so `cargo run --release` on a fresh machine ends with the exact
 //! `elastic-agent install ...` command to run on an agent host.
 
+pub mod backup;
 pub mod policies;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,12 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     }
     fn apply_policy(&self, id: &str, data: serde_json::Value) -> Result<i64, String> {
         policies::apply(&self.store, &self.policies_dir, id, data)
+    }
+    fn snapshot(&self) -> Result<std::path::PathBuf, String> {
+        let data_dir = self.policies_dir.parent().unwrap_or(Path::new("."));
+        let path = backup::snapshot_path(data_dir);
+        self.store.snapshot(&path).map_err(|e| e.to_string())?;
+        Ok(path)
     }
 }
 

@@ -43,6 +43,8 @@ pub enum Route {
     PutPolicy(String),
     /// `GET /api/fleet/actions/{action_id}/results`.
     ActionResults(String),
+    /// `POST /api/fleet/fleet_edge/snapshot`: a consistent copy of the store for a backup.
+    Snapshot,
 }
 
 /// Classifies a management request.
@@ -64,6 +66,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Get, ["agent_policies"]) => Route::ListPolicies,
         (Method::Put, ["agent_policies", p]) => Route::PutPolicy(id(p)),
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
+        (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
         _ => return None,
     })
 }

@@ -33,6 +33,11 @@ pub trait Admin: Send + Sync {
     /// Installs `data` as the next revision of policy `id` (and keeps its file in step); returns
     /// the revision, or why the policy is refused.
     fn apply_policy(&self, id: &str, data: Value) -> Result<i64, String>;
+    /// Writes a consistent copy of the store into a new file of the data dir (for `fleet-edge
+    /// backup`, which archives and removes it); its path.
+    fn snapshot(&self) -> Result<std::path::PathBuf, String> {
+        Err("this server has no local store to back up".into())
+    }
 }
 
 /// One management request, authenticated and routed.
@@ -242,6 +247,10 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .apply_policy(id, req.body.clone())
                 .map_err(Failure::Invalid)?;
             Ok((200, json!({"item": {"id": id, "revision": revision}})))
+        }
+        Route::Snapshot => {
+            let path = admin.snapshot().map_err(Failure::Invalid)?;
+            Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
         Route::ActionResults(action_id) => {
             let items: Vec<Value> = admin

@@ -10,6 +10,8 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `backup`: `fleet-edge backup` under load, `restore` into an empty directory and a server on
+//!   it; refusal of a non-empty directory; a backup with no server running.
 //! * `reload`: SIGHUP: certificate rotation under 500 parked agents, a failed reload, the admin
 //!   token and the log level.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
@@ -39,6 +41,7 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod agent_mode;
 mod auth_cache;
+mod backup;
 mod cli;
 mod embedded;
 mod es_tls;

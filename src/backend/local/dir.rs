@@ -198,24 +198,19 @@ fn read_marker(path: &Path) -> Result<Option<()>, LocalError> {
         });
     };
     match version.parse::<i64>() {
-        Ok(found) if found > FORMAT_VERSION => {
-            return Err(LocalError::FormatNewer {
-                path: path.to_path_buf(),
-                found,
-                written_by: "a newer fleet-edge".to_owned(),
-                ours: env!("CARGO_PKG_VERSION"),
-                expected: FORMAT_VERSION,
-            })
-        }
-        Ok(found) if found >= 1 => return Ok(Some(())),
-        _ => {}
-    }
-    {
-        return Err(LocalError::FormatMismatch {
+        Ok(found) if found > FORMAT_VERSION => Err(LocalError::FormatNewer {
+            path: path.to_path_buf(),
+            found,
+            written_by: "a newer fleet-edge".to_owned(),
+            ours: env!("CARGO_PKG_VERSION"),
+            expected: FORMAT_VERSION,
+        }),
+        Ok(found) if found >= 1 => Ok(Some(())),
+        _ => Err(LocalError::FormatMismatch {
             path: path.to_path_buf(),
             found: version.chars().take(40).collect(),
             expected: FORMAT_VERSION,
-        });
+        }),
     }
 }
 

@@ -32,6 +32,7 @@ mod dir;
 mod error;
 mod schema;
 mod secrets;
+mod snapshot;
 mod store;
 
 #[cfg(test)]
@@ -131,6 +132,12 @@ impl LocalStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes a consistent copy of the store, as of one commit, into the new file `dest`
+    /// (mode 0600) while the store keeps serving.
+    pub fn snapshot(&self, dest: &Path) -> Result<(), LocalError> {
+        snapshot::write(&self.db, dest)
     }
 
     /// The latest output-health document of `output`, if any was written since opening.
