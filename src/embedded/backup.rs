@@ -227,3 +227,88 @@ fn unpack_and_check(archive: &Path, staging: &Path) -> Result<usize, BackupError
     drop(LocalStore::open(staging)?);
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::test_support::TempDir;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn an_archive_keeps_modes_and_leaves_out_the_lock_and_the_server_address() {
+        let data = TempDir::new("backup-src");
+        drop(LocalStore::open(data.path()).unwrap());
+        fs::write(data.path().join("management-url"), "http://127.0.0.1:1\n").unwrap();
+        fs::create_dir(data.path().join("certs")).unwrap();
+        let key = data.path().join("certs/ca.key");
+        fs::write(&key, "KEY").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(data.path().join("notes.txt"), "kept").unwrap();
+        let snapshot = snapshot_offline(data.path()).unwrap();
+        let out = TempDir::new("backup-out");
+        let archive = out.path().join("b.tar.gz");
+        write_archive(data.path(), &snapshot, &archive).unwrap();
+        assert!(!snapshot.exists(), "the snapshot is removed once archived");
+        assert_eq!(mode(&archive), 0o600);
+
+        let target = out.path().join("restored");
+        restore(&archive, &target).unwrap();
+        assert_eq!(mode(&target.join("certs/ca.key")), 0o600);
+        assert_eq!(
+            fs::read_to_string(target.join("notes.txt")).unwrap(),
+            "kept"
+        );
+        assert!(!target.join("management-url").exists());
+        assert!(target.join("store/FORMAT").is_file());
+        drop(LocalStore::open(&target).unwrap());
+        // Into a directory with files: refused, and it is left as it was.
+        let err = restore(&archive, &target).unwrap_err();
+        assert!(matches!(err, BackupError::NotEmpty(_)), "{err}");
+        assert!(target.join("notes.txt").is_file());
+    }
+
+    #[test]
+    fn a_restore_refuses_links_and_archives_without_a_store() {
+        let dir = TempDir::new("backup-bad");
+        let write = |name: &str, link: bool| {
+            let path = dir.path().join(name);
+            let gz = flate2::write::GzEncoder::new(
+                fs::File::create(&path).unwrap(),
+                flate2::Compression::default(),
+            );
+            let mut tar = tar::Builder::new(gz);
+            let mut header = tar::Header::new_gnu();
+            if link {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, "certs", "/etc").unwrap();
+            } else {
+                header.set_size(4);
+                header.set_mode(0o600);
+                tar.append_data(&mut header, "admin-token", &b"abcd"[..])
+                    .unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap();
+            path
+        };
+        let target = dir.path().join("target");
+        let err = restore(&write("link.tar.gz", true), &target).unwrap_err();
+        assert!(err.to_string().contains("Symlink"), "{err}");
+        let err = restore(&write("nostore.tar.gz", false), &target).unwrap_err();
+        assert!(
+            err.to_string().contains("no store/fleet-edge.redb"),
+            "{err}"
+        );
+        assert!(!target.exists(), "nothing is left at the target");
+        let staging: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("restoring"))
+            .collect();
+        assert!(staging.is_empty(), "the staging directory is removed");
+    }
+}

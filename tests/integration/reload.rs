@@ -238,3 +238,56 @@ fn sighup_reloads_the_admin_token_and_the_log_level_and_never_stops_the_server()
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(20)).unwrap().success());
 }
+
+const STATUS_REQUEST: &[u8] = b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// Whether a new mTLS connection with `config` is refused (handshake, or TLS 1.3's first read).
+fn refused(server: &FleetEdge, config: Arc<rustls::ClientConfig>) -> bool {
+    match Client::tls(server.addr, config) {
+        Err(_) => true,
+        Ok(mut c) => c.request(STATUS_REQUEST).is_err(),
+    }
+}
+
+#[test]
+fn a_replaced_client_ca_file_decides_new_mtls_handshakes_after_sighup() {
+    let pki = Pki::new();
+    let files = TempDir::new("reload-client-ca");
+    let client_ca = files.join("agents-ca.crt");
+    std::fs::copy(&pki.ca_path, &client_ca).unwrap();
+    let server = FleetEdge::start(&[
+        "--fleet-server-cert",
+        pki.server.cert_path.to_str().unwrap(),
+        "--fleet-server-cert-key",
+        pki.server.key_path.to_str().unwrap(),
+        "--certificate-authorities",
+        client_ca.to_str().unwrap(),
+        "--fleet-server-client-auth",
+        "required",
+    ]);
+    let roots = pki.roots();
+    let ours = || tls_config(&roots, Some((pki.client.chain(), pki.client.key())));
+    let foreign = || {
+        tls_config(
+            &roots,
+            Some((pki.foreign_client.chain(), pki.foreign_client.key())),
+        )
+    };
+    let mut established = Client::tls(server.addr, ours()).unwrap();
+    assert_eq!(established.request(STATUS_REQUEST).unwrap().status, 200);
+    assert!(refused(&server, foreign()));
+
+    // The agents now carry certificates of the other CA.
+    std::fs::copy(&pki.other_ca_path, &client_ca).unwrap();
+    server.sighup();
+    let line = server
+        .wait_for_log("reloaded:", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no reload line:\n{}", server.log()));
+    assert!(line.contains("client certificate authorities"), "{line}");
+    assert!(!line.contains("server certificate"), "{line}");
+    let mut migrated = Client::tls(server.addr, foreign()).unwrap();
+    assert_eq!(migrated.request(STATUS_REQUEST).unwrap().status, 200);
+    assert!(refused(&server, ours()), "a certificate of the old CA");
+    // The connection made before keeps its session.
+    assert_eq!(established.request(STATUS_REQUEST).unwrap().status, 200);
+}
