@@ -7,6 +7,7 @@
 //! fleet-edge unenroll AGENT_ID
 //! fleet-edge upgrade AGENT_ID --version V
 //! fleet-edge diagnostics AGENT_ID
+//! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE
 //! fleet-edge restore FILE
@@ -30,6 +31,7 @@ pub const COMMANDS: &[&str] = &[
     "unenroll",
     "upgrade",
     "diagnostics",
+    "migrate",
     "results",
     "backup",
     "restore",
@@ -43,6 +45,7 @@ pub const USAGE: &str = "Management commands (talk to a running fleet-edge in em
   fleet-edge unenroll AGENT_ID                       send UNENROLL
   fleet-edge upgrade AGENT_ID --version V            send UPGRADE
   fleet-edge diagnostics AGENT_ID                    send REQUEST_DIAGNOSTICS
+  fleet-edge migrate AGENT_ID --uri URL --enrollment-token T   send MIGRATE (agents 9.1+) to another Fleet Server
   fleet-edge results ACTION_ID                       list an action's results
   fleet-edge backup FILE                             data dir and a consistent store copy as FILE (.tar.gz), server running or not
   fleet-edge restore FILE                            unpack a backup into an empty or absent --data-dir
@@ -189,6 +192,18 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             format!("/api/fleet/agents/{id}/request_diagnostics"),
             Some(json!({})),
         ),
+        ["migrate", id] => {
+            let (Some(uri), Some(token)) = (option("--uri"), option("--enrollment-token")) else {
+                return Err(CliError::Usage(
+                    "migrate needs --uri URL and --enrollment-token TOKEN".into(),
+                ));
+            };
+            (
+                "POST",
+                format!("/api/fleet/agents/{id}/migrate"),
+                Some(json!({"uri": uri, "enrollment_token": token})),
+            )
+        }
         ["results", id] => ("GET", format!("/api/fleet/actions/{id}/results"), None),
         _ => {
             return Err(CliError::Usage(format!(

@@ -31,6 +31,9 @@ pub enum Route {
     Upgrade(String),
     /// `POST /api/fleet/agents/{id}/request_diagnostics`.
     RequestDiagnostics(String),
+    /// `POST /api/fleet/agents/{id}/migrate` with `{"uri", "enrollment_token", "settings"?}`
+    /// (Kibana's body): a MIGRATE action moving the agent to another Fleet Server.
+    Migrate(String),
     /// `GET /api/fleet/enrollment_api_keys`.
     ListTokens,
     /// `POST /api/fleet/enrollment_api_keys` with `{"policy_id": ...}`.
@@ -60,6 +63,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Post, ["agents", a, "unenroll"]) => Route::Unenroll(id(a)),
         (Method::Post, ["agents", a, "upgrade"]) => Route::Upgrade(id(a)),
         (Method::Post, ["agents", a, "request_diagnostics"]) => Route::RequestDiagnostics(id(a)),
+        (Method::Post, ["agents", a, "migrate"]) => Route::Migrate(id(a)),
         (Method::Get, ["enrollment_api_keys"]) => Route::ListTokens,
         (Method::Post, ["enrollment_api_keys"]) => Route::CreateToken,
         (Method::Delete, ["enrollment_api_keys", k]) => Route::RevokeToken(id(k)),
@@ -153,6 +157,14 @@ mod tests {
         assert_eq!(
             route(&Method::Put, "/api/fleet/agent_policies/p"),
             Some(Route::PutPolicy("p".into()))
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/a1/migrate"),
+            Some(Route::Migrate("a1".into()))
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/fleet_edge/snapshot"),
+            Some(Route::Snapshot)
         );
         assert_eq!(route(&Method::Get, "/api/fleet/agents/"), None);
         assert_eq!(route(&Method::Get, "/api/status"), None);

@@ -177,6 +177,32 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
             }
             action_for(admin, id, "UPGRADE", data, now)
         }
+        Route::Migrate(id) => {
+            let text = |name: &str| {
+                req.body
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(str::to_owned)
+            };
+            let (Some(uri), Some(token)) = (text("uri"), text("enrollment_token")) else {
+                return Err(Failure::Invalid(
+                    "\"uri\" (the target Fleet Server) and \"enrollment_token\" are required"
+                        .into(),
+                ));
+            };
+            if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+                return Err(Failure::Invalid(format!(
+                    "\"uri\" must be an http(s) URL, not {uri:?}"
+                )));
+            }
+            // fleet-protocol.md §5.3: MIGRATE data is `target_uri`, `enrollment_token`, `settings`.
+            let mut data = json!({"target_uri": uri, "enrollment_token": token});
+            if let Some(settings) = req.body.get("settings").filter(|s| s.is_object()) {
+                data["settings"] = settings.clone();
+            }
+            action_for(admin, id, "MIGRATE", data, now)
+        }
         Route::RequestDiagnostics(id) => {
             let data = match req.body.get("additional_metrics") {
                 Some(m) => json!({"additional_metrics": m}),
