@@ -7,7 +7,10 @@
 //! fleet-edge unenroll AGENT_ID
 //! fleet-edge upgrade AGENT_ID --version V
 //! fleet-edge diagnostics AGENT_ID
+//! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
+//! fleet-edge backup FILE
+//! fleet-edge restore FILE
 //! ```
 //!
 //! The server's address and bearer token are read from the data dir (`management-url`,
@@ -25,7 +28,10 @@ pub const COMMANDS: &[&str] = &[
     "unenroll",
     "upgrade",
     "diagnostics",
+    "migrate",
     "results",
+    "backup",
+    "restore",
 ];
 
 /// One-line usage of every subcommand, for `--help`.
@@ -36,7 +42,10 @@ pub const USAGE: &str = "Management commands (talk to a running fleet-edge in em
   fleet-edge unenroll AGENT_ID                       send UNENROLL
   fleet-edge upgrade AGENT_ID --version V            send UPGRADE
   fleet-edge diagnostics AGENT_ID                    send REQUEST_DIAGNOSTICS
+  fleet-edge migrate AGENT_ID --uri URL --enrollment-token T   send MIGRATE (agents 9.1+) to another Fleet Server
   fleet-edge results ACTION_ID                       list an action's results
+  fleet-edge backup FILE                             data dir and a consistent store copy as FILE (.tar.gz), server running or not
+  fleet-edge restore FILE                            unpack a backup into an empty or absent --data-dir
   (each takes --data-dir D, default $FLEET_EDGE_DATA_DIR or fleet-edge-data)
 ";
 
@@ -64,6 +73,9 @@ pub enum CliError {
         /// The error.
         source: std::io::Error,
     },
+    /// A backup or restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::embedded::backup::BackupError),
     /// The server answered an error.
     #[error("{status}: {message}")]
     Refused {
@@ -106,6 +118,15 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             .map(|(_, v)| v.clone())
     };
     let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["backup", file] => return backup(&data_dir, Path::new(file)),
+        ["restore", file] => {
+            let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
+            println!("restored {file} into {data_dir} ({files} files); start fleet-edge with --data-dir {data_dir}");
+            return Ok(());
+        }
+        _ => {}
+    }
     let (method, path, body) = match words.as_slice() {
         ["agents"] => ("GET", "/api/fleet/agents".to_owned(), None),
         ["tokens"] | ["tokens", "list"] => {
@@ -168,6 +189,18 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             format!("/api/fleet/agents/{id}/request_diagnostics"),
             Some(json!({})),
         ),
+        ["migrate", id] => {
+            let (Some(uri), Some(token)) = (option("--uri"), option("--enrollment-token")) else {
+                return Err(CliError::Usage(
+                    "migrate needs --uri URL and --enrollment-token TOKEN".into(),
+                ));
+            };
+            (
+                "POST",
+                format!("/api/fleet/agents/{id}/migrate"),
+                Some(json!({"uri": uri, "enrollment_token": token})),
+            )
+        }
         ["results", id] => ("GET", format!("/api/fleet/actions/{id}/results"), None),
         _ => {
             return Err(CliError::Usage(format!(
@@ -184,6 +217,50 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         body.as_ref(),
     )?;
     print_answer(words.first().copied().unwrap_or(""), &answer);
+    Ok(())
+}
+
+/// `backup FILE`: the running server writes the store copy (or, with none running, this process
+/// does), then the data dir is archived around it.
+fn backup(data_dir: &str, out: &Path) -> Result<(), CliError> {
+    use crate::embedded::backup;
+    let dir = Path::new(data_dir);
+    let snapshot_path = "/api/fleet/fleet_edge/snapshot";
+    let (snapshot, online) = match request(dir, data_dir, "POST", snapshot_path, Some(&json!({}))) {
+        Ok(answer) => {
+            let path = PathBuf::from(answer["snapshot"].as_str().unwrap_or_default());
+            // Only a snapshot file of this data dir is read and then removed.
+            let ours = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".backup-"))
+                && path.parent().and_then(|p| std::fs::canonicalize(p).ok())
+                    == std::fs::canonicalize(dir).ok();
+            if !ours {
+                return Err(CliError::Refused {
+                    status: 200,
+                    message: format!(
+                        "the server named a snapshot outside {data_dir}: {}",
+                        path.display()
+                    ),
+                });
+            }
+            (path, true)
+        }
+        Err(CliError::NotRunning { .. } | CliError::Unreachable { .. }) => {
+            (backup::snapshot_offline(dir)?, false)
+        }
+        Err(e) => return Err(e),
+    };
+    let files = backup::write_archive(dir, &snapshot, out)?;
+    println!(
+        "backup of {data_dir} written to {} ({files} files; store copied {})",
+        out.display(),
+        if online {
+            "by the running server"
+        } else {
+            "with no server running"
+        }
+    );
     Ok(())
 }
 

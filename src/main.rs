@@ -72,7 +72,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         store: opened.store().clone(),
         policies_dir: opened.policies_dir().to_path_buf(),
     });
-    let (server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
+    let (mut server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
     let url = public_url(config, &listening);
     // Bound but not yet serving: the default policy learns the URL agents use before any agent
     // can enroll into it.
@@ -83,6 +83,13 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             output: config.default_output.as_ref(),
         },
     )?;
+    // SIGHUP also scans the policy files at once.
+    let rescan = embedded.rescan.clone();
+    server.add_reload_hook(Box::new(move || match rescan.now() {
+        Ok(0) => None,
+        Ok(n) => Some(format!("policy files: {n} new revision(s)")),
+        Err(e) => Some(format!("policy files not scanned: {e}")),
+    }));
     fleet_edge::net::announce(&listening);
     quick_start(config, &embedded, &listening, &url);
     server.run().map_err(fleet_edge::net::StartupError::Poll)?;

@@ -107,6 +107,13 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
         signal_hook::flag::register(signal, Arc::clone(&signalled))
             .map_err(crate::net::StartupError::Poll)?;
     }
+    // SIGHUP reloads the running server; between two servers it must not stop the process
+    // (its default action), so it is caught here too and has nothing to do.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGHUP,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .map_err(crate::net::StartupError::Poll)?;
     let mut plan = match first {
         Some(o) => plan_for(&shared, &o).unwrap_or_else(|| bootstrap_plan(&shared)),
         None => bootstrap_plan(&shared),

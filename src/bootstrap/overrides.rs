@@ -405,12 +405,18 @@ fn apply_server_ssl(
                     Some(write_scratch(p.as_bytes(), "passphrase", scratch)?)
                 }
             };
-            crate::tls::load_material(&cert, &key, pass.as_deref()).map_err(|e| e.to_string())
+            let material = crate::tls::load_material(&cert, &key, pass.as_deref())
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((material, cert, key, pass))
         })();
         match loaded {
-            Ok(material) => {
+            Ok((material, cert, key, passphrase)) => {
                 changes.push("server.ssl.certificate/key: from the policy".to_owned());
                 server.tls = ServerTls::Provided(material);
+                // A reload reads the policy's files again (inline PEM: the files written here).
+                server.tls_files.cert = Some(cert);
+                server.tls_files.key = Some(key);
+                server.tls_files.passphrase = passphrase;
             }
             Err(e) => problems.push(format!(
                 "the policy's server.ssl certificate is not applied: {e}"
@@ -419,7 +425,8 @@ fn apply_server_ssl(
     }
     if !ssl.certificate_authorities.is_empty() {
         match load_cas(&ssl.certificate_authorities, scratch) {
-            Ok(cas) => {
+            Ok((cas, paths)) => {
+                server.tls_files.client_cas = paths;
                 changes.push(format!(
                     "server.ssl.certificate_authorities: {} certificate(s) from the policy",
                     cas.len()
@@ -474,7 +481,7 @@ fn apply_es(
     }
     if !es.certificate_authorities.is_empty() {
         match load_cas(&es.certificate_authorities, scratch) {
-            Ok(cas) if cas != current.ca_certs => {
+            Ok((cas, _)) if cas != current.ca_certs => {
                 changes.push(format!(
                     "output.elasticsearch.ssl.certificate_authorities: {} certificate(s) from the policy",
                     cas.len()
@@ -509,12 +516,19 @@ fn apply_es(
 fn load_cas(
     sources: &[String],
     scratch: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        Vec<PathBuf>,
+    ),
+    String,
+> {
     let paths = sources
         .iter()
         .map(|s| materialize(s, "ca", scratch))
         .collect::<Result<Vec<_>, _>>()?;
-    crate::tls::load_certificate_authorities(&paths).map_err(|e| e.to_string())
+    let cas = crate::tls::load_certificate_authorities(&paths).map_err(|e| e.to_string())?;
+    Ok((cas, paths))
 }
 
 /// A path for a policy value: the value itself, or the file an inline PEM was written to.

@@ -14,7 +14,7 @@ use super::settings::{spec, SettingId as Id};
 use super::values::{self, GoDuration};
 use super::{
     Config, ConfigErrors, EsSettings, LogFormat, Secret, ServerSettings, ServerTls, SettingValue,
-    Timeouts,
+    Timeouts, TlsFiles,
 };
 
 mod output;
@@ -93,12 +93,19 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         );
     }
 
+    let tls_files = TlsFiles {
+        cert: b.path(Id::Cert),
+        key: b.path(Id::CertKey),
+        passphrase: b.path(Id::CertKeyPassphrase),
+        client_cas: ca_paths,
+    };
     let mut server = ServerSettings {
         host,
         port,
         tls,
         client_auth,
         client_cas,
+        tls_files,
         max_connections: b
             .parsed(Id::MaxConnections, |s| values::parse_count(s, 1, 1_000_000))
             .unwrap_or(1),

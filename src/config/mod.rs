@@ -168,6 +168,8 @@ pub struct ServerSettings {
     pub client_auth: ClientAuth,
     /// Authorities client certificates must chain to (`--certificate-authorities`).
     pub client_cas: Vec<CertificateDer<'static>>,
+    /// The files `tls` and `client_cas` were loaded from, which SIGHUP re-reads.
+    pub tls_files: TlsFiles,
     /// Most simultaneous connections.
     pub max_connections: usize,
     /// Largest accepted request head, in bytes.
@@ -191,6 +193,20 @@ impl ServerSettings {
             format!("{}:{}", self.host, self.port)
         }
     }
+}
+
+/// The files the listener's certificate, key and client authorities come from (empty when they
+/// were not given as files): what a reload (SIGHUP) reads again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `--fleet-server-cert`.
+    pub cert: Option<PathBuf>,
+    /// `--fleet-server-cert-key`.
+    pub key: Option<PathBuf>,
+    /// `--fleet-server-cert-key-passphrase`.
+    pub passphrase: Option<PathBuf>,
+    /// `--certificate-authorities`.
+    pub client_cas: Vec<PathBuf>,
 }
 
 /// How the listener is secured.

@@ -7,6 +7,7 @@
 //! Startup is two steps around the bind: [`open`] the store (the loop needs it), bind, then
 //! [`start`] with the URL now known; the loop serves nothing before that.
 
+pub mod backup;
 pub mod policies;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub struct Embedded {
     pub token_policy_file: PathBuf,
     /// That policy's output problems ([`crate::core::output_check`]); empty when it can work.
     pub output_problems: Vec<String>,
+    /// Scans the policy files at once (what SIGHUP does).
+    pub rescan: policies::Rescan,
 }
 
 /// The management API's view of the embedded store.
@@ -89,6 +92,12 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     }
     fn apply_policy(&self, id: &str, data: serde_json::Value) -> Result<i64, String> {
         policies::apply(&self.store, &self.policies_dir, id, data)
+    }
+    fn snapshot(&self) -> Result<std::path::PathBuf, String> {
+        let data_dir = self.policies_dir.parent().unwrap_or(Path::new("."));
+        let path = backup::snapshot_path(data_dir);
+        self.store.snapshot(&path).map_err(|e| e.to_string())?;
+        Ok(path)
     }
 }
 
@@ -195,7 +204,7 @@ pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, Embedde
         .into_iter()
         .find(|p| p.file_stem().is_some_and(|s| *s == *policy))
         .unwrap_or_else(|| policies_dir.join(format!("{policy}.json")));
-    watcher.spawn(Arc::clone(&store));
+    let rescan = watcher.spawn(Arc::clone(&store));
     Ok(Embedded {
         store,
         policies_dir,
@@ -203,5 +212,6 @@ pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, Embedde
         token_policy: policy,
         token_policy_file,
         output_problems,
+        rescan,
     })
 }

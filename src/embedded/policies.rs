@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
@@ -244,19 +244,42 @@ impl PolicyFiles {
         Ok(true)
     }
 
-    /// Re-scans every [`SCAN_INTERVAL`] on a background thread for the process lifetime.
-    pub fn spawn(mut self, store: Arc<LocalStore>) {
+    /// Re-scans every [`SCAN_INTERVAL`] on a background thread for the process lifetime; the
+    /// returned handle scans at once (a reload).
+    pub fn spawn(self, store: Arc<LocalStore>) -> Rescan {
+        let rescan = Rescan {
+            files: Arc::new(Mutex::new(self)),
+            store,
+        };
+        let background = rescan.clone();
         let spawned = std::thread::Builder::new()
             .name("fleet-edge-policy-files".into())
             .spawn(move || loop {
                 std::thread::sleep(SCAN_INTERVAL);
-                if let Err(e) = self.sync(&store) {
+                if let Err(e) = background.now() {
                     log::warn!("policy files: {e}");
                 }
             });
         if let Err(e) = spawned {
             log::error!("cannot start the policy-file watcher: {e}");
         }
+        rescan
+    }
+}
+
+/// Scans the policy files now, between the watcher's periodic scans (SIGHUP).
+#[derive(Clone)]
+pub struct Rescan {
+    files: Arc<Mutex<PolicyFiles>>,
+    store: Arc<LocalStore>,
+}
+
+impl Rescan {
+    /// Installs changed files as new revisions; how many were installed.
+    pub fn now(&self) -> Result<usize, StoreError> {
+        // A panic in another scan leaves the tracker usable: its state is only a cache.
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.sync(&self.store)
     }
 }
 

@@ -32,6 +32,9 @@ pub enum Route {
     Upgrade(String),
     /// `POST /api/fleet/agents/{id}/request_diagnostics`.
     RequestDiagnostics(String),
+    /// `POST /api/fleet/agents/{id}/migrate` with `{"uri", "enrollment_token", "settings"?}`
+    /// (Kibana's body): a MIGRATE action moving the agent to another Fleet Server.
+    Migrate(String),
     /// `GET /api/fleet/enrollment_api_keys`.
     ListTokens,
     /// `POST /api/fleet/enrollment_api_keys` with `{"policy_id": ...}`.
@@ -44,6 +47,8 @@ pub enum Route {
     PutPolicy(String),
     /// `GET /api/fleet/actions/{action_id}/results`.
     ActionResults(String),
+    /// `POST /api/fleet/fleet_edge/snapshot`: a consistent copy of the store for a backup.
+    Snapshot,
 }
 
 /// Classifies a management request.
@@ -59,12 +64,14 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Post, ["agents", a, "unenroll"]) => Route::Unenroll(id(a)),
         (Method::Post, ["agents", a, "upgrade"]) => Route::Upgrade(id(a)),
         (Method::Post, ["agents", a, "request_diagnostics"]) => Route::RequestDiagnostics(id(a)),
+        (Method::Post, ["agents", a, "migrate"]) => Route::Migrate(id(a)),
         (Method::Get, ["enrollment_api_keys"]) => Route::ListTokens,
         (Method::Post, ["enrollment_api_keys"]) => Route::CreateToken,
         (Method::Delete, ["enrollment_api_keys", k]) => Route::RevokeToken(id(k)),
         (Method::Get, ["agent_policies"]) => Route::ListPolicies,
         (Method::Put, ["agent_policies", p]) => Route::PutPolicy(id(p)),
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
+        (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
         _ => return None,
     })
 }
@@ -151,6 +158,14 @@ mod tests {
         assert_eq!(
             route(&Method::Put, "/api/fleet/agent_policies/p"),
             Some(Route::PutPolicy("p".into()))
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/a1/migrate"),
+            Some(Route::Migrate("a1".into()))
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/fleet_edge/snapshot"),
+            Some(Route::Snapshot)
         );
         assert_eq!(route(&Method::Get, "/api/fleet/agents/"), None);
         assert_eq!(route(&Method::Get, "/api/status"), None);

@@ -35,6 +35,11 @@ pub trait Admin: Send + Sync {
     /// Installs `data` as the next revision of policy `id` (and keeps its file in step); returns
     /// the revision, or why the policy is refused.
     fn apply_policy(&self, id: &str, data: Value) -> Result<i64, String>;
+    /// Writes a consistent copy of the store into a new file of the data dir (for `fleet-edge
+    /// backup`, which archives and removes it); its path.
+    fn snapshot(&self) -> Result<std::path::PathBuf, String> {
+        Err("this server has no local store to back up".into())
+    }
 }
 
 /// One management request, authenticated and routed.
@@ -204,6 +209,32 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
             }
             action_for(admin, id, "UPGRADE", data, now)
         }
+        Route::Migrate(id) => {
+            let text = |name: &str| {
+                req.body
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(str::to_owned)
+            };
+            let (Some(uri), Some(token)) = (text("uri"), text("enrollment_token")) else {
+                return Err(Failure::Invalid(
+                    "\"uri\" (the target Fleet Server) and \"enrollment_token\" are required"
+                        .into(),
+                ));
+            };
+            if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+                return Err(Failure::Invalid(format!(
+                    "\"uri\" must be an http(s) URL, not {uri:?}"
+                )));
+            }
+            // fleet-protocol.md §5.3: MIGRATE data is `target_uri`, `enrollment_token`, `settings`.
+            let mut data = json!({"target_uri": uri, "enrollment_token": token});
+            if let Some(settings) = req.body.get("settings").filter(|s| s.is_object()) {
+                data["settings"] = settings.clone();
+            }
+            action_for(admin, id, "MIGRATE", data, now)
+        }
         Route::RequestDiagnostics(id) => {
             let data = match req.body.get("additional_metrics") {
                 Some(m) => json!({"additional_metrics": m}),
@@ -274,6 +305,10 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .apply_policy(id, req.body.clone())
                 .map_err(Failure::Invalid)?;
             Ok((200, json!({"item": {"id": id, "revision": revision}})))
+        }
+        Route::Snapshot => {
+            let path = admin.snapshot().map_err(Failure::Invalid)?;
+            Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
         Route::ActionResults(action_id) => {
             let items: Vec<Value> = admin

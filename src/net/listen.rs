@@ -23,6 +23,8 @@ pub struct Listening {
     /// The server's certificate for the management listener, when it listens off loopback
     /// (`None` in plain-HTTP mode).
     pub management_tls: Option<crate::mgmt::tls::ManagementTls>,
+    /// The served (leaf) certificate, when TLS is on.
+    pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Listening {
@@ -38,10 +40,12 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
     let server = &config.server;
     let mut generated_ca = None;
     let mut management_tls = None;
+    let mut certificate = None;
     let tls = match &server.tls {
         ServerTls::Provided(material) => {
             check_fleet_url(config, material)?;
             management_tls = Some(crate::mgmt::tls::ManagementTls::new(material)?);
+            certificate = material.chain.first().cloned();
             Some(tls::server_config(
                 material,
                 server.client_auth,
@@ -62,6 +66,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
                 generated.ca_fingerprint.clone(),
             ));
             management_tls = Some(crate::mgmt::tls::ManagementTls::new(&generated.material)?);
+            certificate = generated.material.chain.first().cloned();
             Some(tls::server_config(
                 &generated.material,
                 server.client_auth,
@@ -88,6 +93,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             tls,
             generated_ca,
             management_tls,
+            certificate,
         },
     ))
 }
@@ -95,7 +101,10 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
 /// `FLEET_URL` is how this server reaches itself (and what agents use): its host must be a
 /// name the served certificate covers, or every agent's TLS check fails (seeds: "This URL must
 /// match the hostname in the Fleet Server certificate's Subject Alternative Name (SAN) list").
-fn check_fleet_url(config: &Config, material: &tls::TlsMaterial) -> Result<(), StartupError> {
+pub(super) fn check_fleet_url(
+    config: &Config,
+    material: &tls::TlsMaterial,
+) -> Result<(), StartupError> {
     let Some(url) = config.fleet_url.as_deref() else {
         return Ok(());
     };

@@ -5,10 +5,12 @@
 //! * `conn`: one connection's state machine (TLS, decode, respond, graceful close).
 //! * `transport`: plain TCP or rustls under a connection.
 //! * `pool`: reusable read/write buffers.
+//! * `reload`: what SIGHUP reads again (certificates, admin token, log level).
 
 mod conn;
 mod listen;
 mod pool;
+pub mod reload;
 mod server;
 mod transport;
 
@@ -191,9 +193,14 @@ pub fn bind(
             listening.management_tls.as_ref(),
         )?),
     };
+    let reloader = reload::Reloader::new(
+        config,
+        listening.certificate.as_ref(),
+        management.as_ref().map(|m| m.token.clone()),
+    );
     // Signal handlers are registered by Server::new: only after it may we announce the address,
     // or a SIGTERM sent right after the announcement would kill the process undrained.
-    let server = Server::new(
+    let mut server = Server::new(
         listener,
         listening.tls.clone(),
         settings(config),
@@ -203,6 +210,7 @@ pub fn bind(
         management,
     )
     .map_err(StartupError::Poll)?;
+    server.on_reload(reloader);
     match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",

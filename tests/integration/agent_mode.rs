@@ -273,3 +273,20 @@ fn the_server_enrolls_itself_into_its_policy_and_status_follows_the_self_monitor
         again.log()
     );
 }
+
+#[test]
+fn sighup_reloads_in_agent_mode_and_does_not_stop_the_server() {
+    let es = standin();
+    let mut server = start(&es, &[]);
+    std::fs::write(server.data_dir.join("log-level"), "debug\n").unwrap();
+    server.sighup();
+    let line = server
+        .wait_for_log("reloaded:", MONITOR_ROUNDS)
+        .unwrap_or_else(|| panic!("no reload line:\n{}", server.log()));
+    assert!(line.contains("log level INFO -> DEBUG"), "{line}");
+    let (code, _) = status(server.addr, roots(&server));
+    assert!(code == 200 || code == 503, "status answered {code}");
+    assert!(server.wait_exit(Duration::from_millis(200)).is_none());
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(30)).unwrap().success());
+}

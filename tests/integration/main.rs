@@ -12,6 +12,10 @@
 //!   after an UNENROLL ack.
 //! * `es_tls`: TLS to Elasticsearch from the binary: CA file, trusted fingerprint, mTLS,
 //!   insecure, the startup failures as one sentence, Elasticsearch up only after startup.
+//! * `backup`: `fleet-edge backup` under load, `restore` into an empty directory and a server on
+//!   it; refusal of a non-empty directory; a backup with no server running.
+//! * `reload`: SIGHUP: certificate rotation under 500 parked agents, a failed reload, the admin
+//!   token and the log level.
 //! * `hardening`: data-dir file modes, descriptor exhaustion (management API and status still
 //!   answer), the management API off loopback over TLS only, a worker panic.
 //! * `secrets`: a whole session at trace level (Elasticsearch and embedded modes, the
@@ -43,6 +47,7 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod agent_mode;
 mod auth_cache;
+mod backup;
 mod bodies;
 mod cli;
 mod default_policy;
@@ -55,6 +60,7 @@ mod management;
 mod production;
 mod protocol;
 mod races;
+mod reload;
 mod remote_outputs;
 mod rollout;
 mod secrets;

@@ -214,3 +214,60 @@ fn cli_without_a_running_server_says_so() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("is fleet-edge running"), "{err}");
 }
+
+/// `migrate` sends Fleet's MIGRATE action (the way off a box to another Fleet Server without
+/// touching the agent's host); its ack unenrolls the agent here (fleet-protocol.md §4.4).
+#[test]
+fn migrate_sends_the_target_and_token_and_its_ack_unenrolls_the_agent() {
+    let server = FleetEdge::start(&["--checkin-long-poll", "1s", "--checkin-jitter", "0s"]);
+    let (_, out, _) = cli(&server, &["tokens", "list"]);
+    let token = json_of(&out)["items"][0]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut agent, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let (_, body) = agent.checkin();
+    agent.apply_policy(only_action(&body));
+    agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
+
+    let (code, _, err) = cli(
+        &server,
+        &[
+            "migrate",
+            &agent.id,
+            "--uri",
+            "fleet.example",
+            "--enrollment-token",
+            "t",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("http(s) URL"), "{err}");
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "migrate",
+            &agent.id,
+            "--uri",
+            "https://fleet.example.com:8220",
+            "--enrollment-token",
+            "a2liYW5hLXRva2Vu",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let action_id = json_of(&out)["item"]["action_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = agent.checkin();
+    let action = only_action(&body);
+    assert_eq!(action["type"], "MIGRATE", "{body}");
+    assert_eq!(
+        action["data"]["target_uri"],
+        "https://fleet.example.com:8220"
+    );
+    assert_eq!(action["data"]["enrollment_token"], "a2liYW5hLXRva2Vu");
+    agent.ack(&[(action_id.as_str(), "MIGRATE")]);
+    let (resp, _) = agent.checkin();
+    assert_eq!(resp.status, 401, "a migrated agent is unenrolled here");
+}

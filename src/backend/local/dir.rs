@@ -28,8 +28,13 @@ pub(super) const LOCK_FILE: &str = "LOCK";
 /// The format marker file name.
 pub(super) const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_TMP: &str = "FORMAT.tmp";
-/// The on-disk format this build reads and writes (marker and `meta.format_version`).
-pub(super) const FORMAT_VERSION: i64 = 1;
+/// The on-disk format this build writes (marker and `meta.format_version`); it reads this one and
+/// migrates every older one (`schema::migrate`), and refuses a newer one.
+///
+/// 1. the tables of `schema` without `info`;
+/// 2. adds `info` (`written_by`: the fleet-edge version that last opened the store), so that an
+///    older fleet-edge can name the version a store needs.
+pub(super) const FORMAT_VERSION: i64 = 2;
 const MARKER_PREFIX: &str = "fleet-edge local store\nformat ";
 
 /// Paths of one store directory.
@@ -174,8 +179,8 @@ fn lock(path: &Path) -> Result<DirLock, LocalError> {
     Ok(DirLock { _file: file })
 }
 
-/// `Some(())` when the marker exists and names this format; errors when it names another or is
-/// not a marker at all.
+/// `Some(())` when the marker exists and names this format or an older one (migrated at open);
+/// errors when it names a newer one or is not a marker at all.
 fn read_marker(path: &Path) -> Result<Option<()>, LocalError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -192,14 +197,30 @@ fn read_marker(path: &Path) -> Result<Option<()>, LocalError> {
             reason: format!("{FORMAT_FILE} is not a fleet-edge format marker"),
         });
     };
-    if version.parse::<i64>() != Ok(FORMAT_VERSION) {
-        return Err(LocalError::FormatMismatch {
+    match version.parse::<i64>() {
+        Ok(found) if found > FORMAT_VERSION => Err(LocalError::FormatNewer {
+            path: path.to_path_buf(),
+            found,
+            written_by: "a newer fleet-edge".to_owned(),
+            ours: env!("CARGO_PKG_VERSION"),
+            expected: FORMAT_VERSION,
+        }),
+        Ok(found) if found >= 1 => Ok(Some(())),
+        _ => Err(LocalError::FormatMismatch {
             path: path.to_path_buf(),
             found: version.chars().take(40).collect(),
             expected: FORMAT_VERSION,
-        });
+        }),
     }
-    Ok(Some(()))
+}
+
+/// Rewrites the marker when it names an older format (after a migration committed).
+pub(super) fn refresh_marker(layout: &Layout) -> Result<(), LocalError> {
+    let current = format!("{MARKER_PREFIX}{FORMAT_VERSION}\n");
+    match fs::read_to_string(&layout.format) {
+        Ok(text) if text == current => Ok(()),
+        _ => write_marker(layout),
+    }
 }
 
 /// The marker, atomically: a reader sees no marker or a complete one.

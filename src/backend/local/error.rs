@@ -29,6 +29,21 @@ pub enum LocalError {
         /// What was found.
         reason: String,
     },
+    /// The store was written by a newer fleet-edge, in a format this one does not know: run that
+    /// version (or newer), or restore a backup made by this one. Nothing was changed.
+    #[error("{path}: the store is in format {found}, written by {written_by}; this fleet-edge {ours} reads formats up to {expected}; nothing was changed: run that fleet-edge version or newer, or restore a backup made with this one")]
+    FormatNewer {
+        /// The marker or database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+        /// `fleet-edge X.Y.Z`, or `a newer fleet-edge` when the store does not say.
+        written_by: String,
+        /// This build's version.
+        ours: &'static str,
+        /// The newest format this build reads.
+        expected: i64,
+    },
     /// The store was written in a format this version does not read (a newer or older fleet-edge):
     /// run the matching fleet-edge version. Nothing was changed.
     #[error("{path}: store format {found} is not the format {expected} this fleet-edge reads; nothing was changed: run the fleet-edge version that wrote it")]

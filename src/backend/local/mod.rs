@@ -32,6 +32,7 @@ mod dir;
 mod error;
 mod schema;
 mod secrets;
+mod snapshot;
 mod store;
 
 #[cfg(test)]
@@ -81,7 +82,28 @@ impl LocalStore {
     /// before serving; a second process, a foreign or corrupt directory, or another format
     /// version is an error naming the path, and nothing is recreated.
     pub fn open(data_dir: &Path) -> Result<LocalStore, LocalError> {
-        let (layout, lock, state) = dir::prepare(data_dir)?;
+        let (layout, lock, state) = match dir::prepare(data_dir) {
+            Err(LocalError::FormatNewer {
+                path,
+                found,
+                ours,
+                expected,
+                ..
+            }) => {
+                // Name the version the store needs, when the store says.
+                let db = data_dir.join(dir::STORE_DIR).join(dir::DB_FILE);
+                let written_by =
+                    schema::written_by_file(&db).unwrap_or_else(|| "a newer fleet-edge".to_owned());
+                return Err(LocalError::FormatNewer {
+                    path,
+                    found,
+                    written_by,
+                    ours,
+                    expected,
+                });
+            }
+            other => other?,
+        };
         let db = open_database(&layout, state)?;
         let feed = {
             let txn = db
@@ -92,6 +114,7 @@ impl LocalStore {
                 .map_err(|e| database_error(&layout, e.into()))?;
             feed
         };
+        dir::refresh_marker(&layout)?;
         let shared = Arc::new(Shared::new(feed));
         let db = Arc::new(db);
         let committer = Committer::start(Arc::clone(&db), Arc::clone(&shared))
@@ -109,6 +132,12 @@ impl LocalStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes a consistent copy of the store, as of one commit, into the new file `dest`
+    /// (mode 0600) while the store keeps serving.
+    pub fn snapshot(&self, dest: &Path) -> Result<(), LocalError> {
+        snapshot::write(&self.db, dest)
     }
 
     /// The latest output-health document of `output`, if any was written since opening.
@@ -182,6 +211,13 @@ fn schema_error(layout: &Layout, problem: SchemaProblem) -> LocalError {
         SchemaProblem::Unversioned => LocalError::NotAStore {
             path: layout.db.clone(),
             reason: "the database holds data but no format version".into(),
+        },
+        SchemaProblem::Newer(found, written_by) => LocalError::FormatNewer {
+            path: layout.db.clone(),
+            found,
+            written_by: written_by.unwrap_or_else(|| "a newer fleet-edge".to_owned()),
+            ours: env!("CARGO_PKG_VERSION"),
+            expected: dir::FORMAT_VERSION,
         },
         SchemaProblem::Version(found) => LocalError::FormatMismatch {
             path: layout.db.clone(),

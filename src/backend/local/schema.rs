@@ -16,6 +16,10 @@
 //! | `policies`        | policy `seq`           | `PolicyDoc` JSON (every revision)              |
 //! | `policy_latest`   | policy id              | (`seq`, `revision_idx`) of its highest revision |
 //! | `secrets`         | secret id              | the value (policies reference it; served as is) |
+//! | `info`            | name                   | `written_by`: `fleet-edge X.Y.Z` (format 2)    |
+//!
+//! An older format is migrated in the opening write transaction ([`migrate`], one step per
+//! version), so a crash leaves either the old store or the migrated one.
 
 use std::time::SystemTime;
 
@@ -58,6 +62,11 @@ pub(super) const POLICY_LATEST: TableDefinition<&str, (i64, i64)> =
 /// Fleet secrets (`$co.elastic.secret{<id>}` values) by id.
 pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 
+/// Which fleet-edge last opened the store (format 2).
+pub(super) const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
+/// `info` key naming the fleet-edge version that last opened the store.
+pub(super) const WRITTEN_BY: &str = "written_by";
+
 /// `meta` key of the on-disk format version.
 pub(super) const FORMAT_KEY: &str = "format_version";
 /// `meta` key of the last action `seq_no`.
@@ -65,7 +74,8 @@ pub(super) const ACTION_SEQ: &str = "action_seq";
 /// `meta` key of the last policy sequence.
 pub(super) const POLICY_SEQ: &str = "policy_seq";
 
-const TABLE_NAMES: [&str; 12] = [
+const TABLE_NAMES: [&str; 13] = [
+    "info",
     "meta",
     "api_keys",
     "enrollment_keys",
@@ -111,8 +121,10 @@ pub(super) enum SchemaProblem {
     ForeignTable(String),
     /// Data without a format version.
     Unversioned,
-    /// Another format version.
+    /// An older format version this build cannot migrate.
     Version(i64),
+    /// A newer format version, and who wrote it (when the store says).
+    Newer(i64, Option<String>),
     /// redb failed.
     Storage(redb::Error),
 }
@@ -137,6 +149,14 @@ pub(super) fn ensure(txn: &WriteTransaction) -> Result<Cursor, SchemaProblem> {
     let version = meta.get(FORMAT_KEY)?.map(|v| v.value());
     match version {
         Some(FORMAT_VERSION) => {}
+        Some(newer) if newer > FORMAT_VERSION => {
+            drop(meta);
+            return Err(SchemaProblem::Newer(newer, written_by(txn)?));
+        }
+        Some(older) if older >= 1 => {
+            migrate(txn, older)?;
+            meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
+        }
         Some(other) => return Err(SchemaProblem::Version(other)),
         None if existing.iter().any(|n| n != "meta") || meta.len()? > 0 => {
             return Err(SchemaProblem::Unversioned)
@@ -163,7 +183,57 @@ pub(super) fn ensure(txn: &WriteTransaction) -> Result<Cursor, SchemaProblem> {
     txn.open_table(POLICIES)?;
     txn.open_table(POLICY_LATEST)?;
     txn.open_table(SECRETS)?;
+    let mut info = txn.open_table(INFO)?;
+    let us = concat!("fleet-edge ", env!("CARGO_PKG_VERSION"));
+    if info
+        .get(WRITTEN_BY)?
+        .map(|v| v.value().to_owned())
+        .as_deref()
+        != Some(us)
+    {
+        info.insert(WRITTEN_BY, us)?;
+    }
     Ok(cursor)
+}
+
+/// Brings a store of format `from` to [`FORMAT_VERSION`], one step per version, inside the
+/// opening transaction.
+fn migrate(txn: &WriteTransaction, from: i64) -> Result<(), SchemaProblem> {
+    for version in from..FORMAT_VERSION {
+        match version {
+            // 1 -> 2: the `info` table, filled by `ensure` right after.
+            1 => {
+                txn.open_table(INFO)?;
+            }
+            other => return Err(SchemaProblem::Version(other)),
+        }
+        log::info!(
+            "migrated the local store from format {version} to format {}",
+            version + 1
+        );
+    }
+    Ok(())
+}
+
+/// The `written_by` of a store, when it has an `info` table.
+fn written_by(txn: &WriteTransaction) -> Result<Option<String>, SchemaProblem> {
+    let has_info = txn.list_tables()?.any(|t| t.name() == "info");
+    if !has_info {
+        return Ok(None);
+    }
+    let info = txn.open_table(INFO)?;
+    let by = info.get(WRITTEN_BY)?.map(|v| v.value().to_owned());
+    Ok(by)
+}
+
+/// The `written_by` of a store file opened read-only (for the message refusing a newer store).
+pub(super) fn written_by_file(path: &std::path::Path) -> Option<String> {
+    use redb::ReadableDatabase;
+    let db = redb::ReadOnlyDatabase::open(path).ok()?;
+    let txn = db.begin_read().ok()?;
+    let info = txn.open_table(INFO).ok()?;
+    let by = info.get(WRITTEN_BY).ok()??.value().to_owned();
+    Some(by)
 }
 
 /// JSON bytes of a value to store; fails before anything is written.

@@ -159,6 +159,7 @@ impl Server {
         };
         let setup = now.saturating_duration_since(inflight.started);
         let hold = poll_duration(&poll, start.poll_timeout, setup, random);
+        log::debug!("checkin of agent {agent_id} parked for {hold:?}");
         inflight.checkin = Some(CheckinWait {
             agent_id,
             parked_until: Some(now + hold),

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod accept;
 mod fleet;
+mod reload;
 mod reserve;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
@@ -163,6 +164,8 @@ pub struct Server {
     pool: BufPool,
     scratch: Box<[u8]>,
     signals: Signals,
+    /// SIGHUP: reloading certificates, admin token, log level (`reload`).
+    reload: reload::ReloadState,
     backend: Option<Backend<ReplyTo>>,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
@@ -253,7 +256,7 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -311,6 +314,7 @@ impl Server {
             pool: BufPool::new(64, READ_CHUNK),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             signals,
+            reload: reload::ReloadState::default(),
             backend,
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
@@ -430,6 +434,7 @@ impl Server {
                     self.start_drain(now);
                 }
                 self.on_backend(now);
+                self.finish_reload();
             }
             for slot in ready.drain(..) {
                 self.drive(slot, now);
@@ -452,7 +457,10 @@ impl Server {
 
     fn on_signals(&mut self, now: Instant) {
         let received: Vec<i32> = self.signals.pending().collect();
-        if received.is_empty() {
+        if received.contains(&SIGHUP) {
+            self.start_reload();
+        }
+        if received.iter().all(|s| *s == SIGHUP) {
             return;
         }
         self.signalled = true;

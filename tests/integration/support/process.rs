@@ -176,6 +176,35 @@ impl FleetEdge {
         assert!(status.success());
     }
 
+    /// Sends SIGHUP (a reload).
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log.text.lock().unwrap().matches(needle).count()
+    }
+
+    /// Waits until `count` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut text = self.log.text.lock().unwrap();
+        loop {
+            if text.matches(needle).count() >= count {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            text = self.log.changed.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
     /// Waits for the process to exit, up to `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;

@@ -121,17 +121,31 @@ fn database_without_marker_is_refused() {
 }
 
 #[test]
-fn another_format_version_is_refused() {
+fn a_newer_or_unknown_format_marker_is_refused() {
     let Fresh { store, dir } = Fresh::new("local-format");
     drop(store);
     let marker = dir.path().join("store/FORMAT");
-    std::fs::write(&marker, "fleet-edge local store\nformat 2\n").unwrap();
+    std::fs::write(&marker, "fleet-edge local store\nformat 3\n").unwrap();
     let err = open_err(dir.path());
     assert!(
-        matches!(&err, LocalError::FormatMismatch { found, expected: 1, .. } if found == "2"),
+        matches!(
+            &err,
+            LocalError::FormatNewer {
+                found: 3,
+                expected: 2,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("FORMAT"), "{err}");
+    // The database names the version that wrote it.
+    let written_by = concat!("written by fleet-edge ", env!("CARGO_PKG_VERSION"));
+    assert!(err.to_string().contains(written_by), "{err}");
+    std::fs::write(&marker, "fleet-edge local store\nformat 0\n").unwrap();
+    assert!(matches!(
+        open_err(dir.path()),
+        LocalError::FormatMismatch { .. }
+    ));
     std::fs::write(&marker, "something else\n").unwrap();
     assert!(matches!(open_err(dir.path()), LocalError::NotAStore { .. }));
 }

@@ -31,6 +31,7 @@ impl TestStore for LocalStore {
 mod crash;
 mod directory;
 mod group_commit;
+mod migration;
 mod persistence;
 
 use crate::tls::test_support::TempDir;
