@@ -5,7 +5,8 @@
 //! Files: `settings.rs` (the one table everything is generated from), `args.rs` (precedence and
 //! argument handling), `values.rs` (value syntaxes), `build.rs` (typed [`Config`], loading
 //! certificates and keys through [`crate::tls`]), `render.rs` (help and print-config). A leaf:
-//! depends only on `tls`. `main` calls [`from_process`], prints [`ConfigErrors`] and exits 2.
+//! depends only on `tls` (and `build_info` for the version line). `main` calls [`from_process`],
+//! prints [`ConfigErrors`] and exits 2.
 //!
 //! After bootstrap the Fleet Server policy may override exactly the settings whose
 //! [`SettingSpec::policy_overridable`] is true (applied elsewhere; this module only records it).
@@ -283,9 +284,9 @@ pub fn from_process() -> Result<Command, ConfigErrors> {
     Ok(command)
 }
 
-/// The `--version` line.
+/// The `--version` line, newline included (see [`crate::build_info::version_line`]).
 pub fn version() -> String {
-    format!("fleet-edge {}", env!("CARGO_PKG_VERSION"))
+    crate::build_info::version_line()
 }
 
 /// This machine's host name, if the OS tells it.
