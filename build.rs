@@ -26,7 +26,12 @@ fn main() {
 
 /// Runs git in `dir`; its trimmed output when it succeeded and printed something.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
     let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (out.status.success() && !text.is_empty()).then_some(text)
 }
@@ -40,7 +45,13 @@ fn watch_git_head(root: &Path) {
     };
     let git_dir = PathBuf::from(git_dir);
     let common = git(root, &["rev-parse", "--git-common-dir"])
-        .map(|c| if Path::new(&c).is_absolute() { PathBuf::from(c) } else { root.join(c) })
+        .map(|c| {
+            if Path::new(&c).is_absolute() {
+                PathBuf::from(c)
+            } else {
+                root.join(c)
+            }
+        })
         .unwrap_or_else(|| git_dir.clone());
     let mut watched = vec![git_dir.join("HEAD"), common.join("packed-refs")];
     if let Some(head_ref) = git(root, &["symbolic-ref", "-q", "HEAD"]) {

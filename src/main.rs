@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         }
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

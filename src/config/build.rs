@@ -19,7 +19,11 @@ use super::{
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, ConfigErrors> {
-    let mut b = Builder { raw, errors };
+    let mut b = Builder {
+        raw,
+        errors,
+        warnings: Vec::new(),
+    };
 
     let es_insecure = b.boolean(Id::EsInsecure);
     let insecure_http = b.boolean(Id::InsecureHttp);
@@ -120,7 +124,14 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
             .unwrap_or_default(),
     };
 
-    let es = b.es_settings(es_insecure);
+    // Without hosts the Elasticsearch settings are not parsed: one sentence per setting given
+    // says it does not apply, rather than a second complaint about its value.
+    let es = if b.is_set(Id::EsHosts) {
+        b.es_settings(es_insecure)
+    } else {
+        b.elasticsearch_only_settings(es_insecure);
+        None
+    };
     let policy_id = b
         .value(Id::PolicyId)
         .map(|s| s.trim().to_string())
@@ -152,6 +163,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         log_level,
         log_format,
         settings: b.shown(),
+        warnings: b.warnings,
     })
 }
 
@@ -179,6 +191,7 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 struct Builder {
     raw: Vec<Raw>,
     errors: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Builder {
@@ -439,6 +452,46 @@ impl Builder {
             service_token,
             headers,
         })
+    }
+
+    /// Embedded mode (no Elasticsearch hosts): a setting that only configures the connection to
+    /// Elasticsearch would be silently ignored, and usually means the hosts variable is missing
+    /// or misspelled, so it is an error. Two container variables are only warned about: the
+    /// Elastic Agent container also reads `ELASTICSEARCH_CA` (as the Kibana and enrollment CA)
+    /// and `FLEET_HEADER(S)` (as enrollment headers), so an environment shared with an agent
+    /// container may set them without meaning Elasticsearch.
+    fn elasticsearch_only_settings(&mut self, es_insecure: bool) {
+        const ES_ONLY: &[Id] = &[
+            Id::EsCa,
+            Id::EsCaTrustedFingerprint,
+            Id::EsCert,
+            Id::EsCertKey,
+            Id::EsInsecure,
+            Id::ServiceToken,
+            Id::ServiceTokenPath,
+            Id::EsHeaders,
+            Id::PolicyId,
+        ];
+        const SHARED_WITH_AGENT_CONTAINER: &[&str] =
+            &["ELASTICSEARCH_CA", "FLEET_HEADER", "FLEET_HEADERS"];
+        for &id in ES_ONLY {
+            let origin = self.origin(id);
+            let given = matches!(origin, Origin::Flag(_) | Origin::Env(_)) && self.is_set(id);
+            if !given || (id == Id::EsInsecure && !es_insecure) {
+                continue;
+            }
+            let who = self.who(id);
+            match origin {
+                Origin::Env(name) if SHARED_WITH_AGENT_CONTAINER.contains(&name) => {
+                    self.warnings.push(format!(
+                        "{who} is ignored: it applies only with --fleet-server-es, and is accepted in embedded mode only because the Elastic Agent container also reads it; set FLEET_SERVER_ELASTICSEARCH_HOST to use Elasticsearch, or remove it"
+                    ));
+                }
+                _ => self.push(format!(
+                    "{who} applies only with --fleet-server-es; set FLEET_SERVER_ELASTICSEARCH_HOST or remove it"
+                )),
+            }
+        }
     }
 
     fn service_token(&mut self) -> Option<Secret> {

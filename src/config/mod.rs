@@ -13,6 +13,7 @@
 
 mod args;
 mod build;
+mod environment;
 mod render;
 mod settings;
 mod values;
@@ -27,6 +28,7 @@ use rustls::pki_types::CertificateDer;
 use crate::tls::{ClientAuth, Fingerprint, TlsMaterial};
 
 pub use args::Origin;
+pub use environment::{closest, unknown_variable_warnings, IGNORED_CONTAINER_VARIABLES};
 pub use settings::{spec, Kind, Section, SettingId, SettingSpec, COMMAND_FLAGS, SETTINGS};
 pub use values::{parse_duration, parse_http_url, GoDuration, HttpUrl};
 
@@ -120,6 +122,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
+    /// Problems that do not stop the server, one sentence each; `main` logs them at startup.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -273,6 +277,12 @@ pub fn from_process() -> Result<Command, ConfigErrors> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut command = parse(args, &|name| std::env::var(name).ok())?;
     if let Command::Run(config) = &mut command {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        config
+            .warnings
+            .extend(unknown_variable_warnings(names.iter().map(String::as_str)));
         if let ServerTls::SelfSigned { hosts } = &mut config.server.tls {
             if let Some(name) = system_hostname() {
                 if crate::tls::self_signed::is_valid_host(&name) && !hosts.contains(&name) {
