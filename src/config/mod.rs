@@ -294,6 +294,11 @@ pub fn from_process() -> Result<Command, ConfigErrors> {
     Ok(command)
 }
 
+/// The server's `--help` text (flags, environment variables, defaults).
+pub fn help_text() -> String {
+    render::help()
+}
+
 /// The `--version` line, newline included (see [`crate::build_info::version_line`]).
 pub fn version() -> String {
     crate::build_info::version_line()
