@@ -82,3 +82,19 @@ fn rfc3339_utc(epoch: i64) -> String {
         secs % 60
     )
 }
+
+// Not run by cargo (build scripts have no test harness); `rustc --test build.rs` runs them.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn epoch_seconds_format_as_rfc3339_utc() {
+        for (epoch, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_764_723_723, "2025-12-03T01:02:03Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+        ] {
+            assert_eq!(super::rfc3339_utc(epoch), text);
+        }
+    }
+}

@@ -212,5 +212,14 @@ fn the_management_api_requires_the_admin_token() {
 fn cli_without_a_running_server_says_so() {
     let (status, _, err) = run_to_exit(&["agents", "--data-dir", "/nonexistent/fleet-edge"], &[]);
     assert_eq!(status.code(), Some(1));
-    assert!(err.contains("is fleet-edge running"), "{err}");
+    assert!(
+        err.contains(
+            "Is fleet-edge running in embedded mode with --data-dir /nonexistent/fleet-edge?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("in Elasticsearch mode (--fleet-server-es) agents are managed with Kibana's Fleet UI or API"),
+        "{err}"
+    );
 }
