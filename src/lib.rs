@@ -35,6 +35,7 @@
 pub mod api;
 pub mod backend;
 pub mod bootstrap;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -13,20 +13,20 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args
         .first()
-        .is_some_and(|a| fleet_edge::cli::COMMANDS.contains(&a.as_str()))
+        .is_some_and(|a| fleet_edge::cli::is_subcommand(a))
     {
         return match fleet_edge::cli::run(args, std::env::var("FLEET_EDGE_DATA_DIR").ok()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("fleet-edge: {e}");
-                ExitCode::from(1)
+                ExitCode::from(e.exit_code())
             }
         };
     }
     let config = match config::from_process() {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help(text)) => {
-            print!("{text}\n{}", fleet_edge::cli::USAGE);
+            print!("{text}\n{}", fleet_edge::cli::management_help());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version(text) | Command::PrintConfig(text)) => {
@@ -40,6 +40,9 @@ fn main() -> ExitCode {
     };
     fleet_edge::logging::init(config.log_level, config.log_format.into());
     fleet_edge::panics::install();
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::fmt;
 
-use super::settings::{Kind, SettingId, SETTINGS};
+use super::settings::{Kind, SettingId, COMMAND_FLAGS, SETTINGS};
 
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,14 @@ pub(super) fn collect(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>)
             continue;
         }
         if text.starts_with('-') {
-            errors.push(format!(
-                "{text} is not a fleet-edge flag (see --help for the list)."
-            ));
+            let known = SETTINGS
+                .iter()
+                .filter_map(|s| s.flag)
+                .chain(COMMAND_FLAGS.iter().map(|(flag, _, _)| *flag));
+            errors.push(match super::environment::closest(key, known) {
+                Some(flag) => format!("{key} is not a fleet-edge flag; did you mean {flag}?"),
+                None => format!("{key} is not a fleet-edge flag (see --help for the list)."),
+            });
         } else {
             errors.push(format!(
                 "unexpected argument \"{text}\": fleet-edge takes only flags (see --help)."

@@ -22,7 +22,11 @@ mod output;
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, ConfigErrors> {
-    let mut b = Builder { raw, errors };
+    let mut b = Builder {
+        raw,
+        errors,
+        warnings: Vec::new(),
+    };
 
     let es_insecure = b.boolean(Id::EsInsecure);
     let insecure_http = b.boolean(Id::InsecureHttp);
@@ -133,10 +137,17 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
     let server_version = b
         .parsed(Id::ServerVersion, ServerVersion::parse_override)
         .unwrap_or(BUILT_IN);
-    let es = b.es_settings(es_insecure).map(|es| EsSettings {
-        server_version,
-        ..es
-    });
+    // Without hosts the Elasticsearch settings are not parsed: one sentence per setting given
+    // says it does not apply, rather than a second complaint about its value.
+    let es = if b.is_set(Id::EsHosts) {
+        b.es_settings(es_insecure).map(|es| EsSettings {
+            server_version,
+            ..es
+        })
+    } else {
+        b.elasticsearch_only_settings(es_insecure);
+        None
+    };
     let default_output = b.default_output(es.is_none());
     if es.is_none() {
         management_off_loopback(&mut b, &mut server);
@@ -174,6 +185,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         server_version,
         default_output,
         settings: b.shown(),
+        warnings: b.warnings,
     })
 }
 
@@ -201,6 +213,7 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 struct Builder {
     raw: Vec<Raw>,
     errors: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Builder {
@@ -462,6 +475,46 @@ impl Builder {
             headers,
             server_version: BUILT_IN,
         })
+    }
+
+    /// Embedded mode (no Elasticsearch hosts): a setting that only configures the connection to
+    /// Elasticsearch would be silently ignored, and usually means the hosts variable is missing
+    /// or misspelled, so it is an error. Two container variables are only warned about: the
+    /// Elastic Agent container also reads `ELASTICSEARCH_CA` (as the Kibana and enrollment CA)
+    /// and `FLEET_HEADER(S)` (as enrollment headers), so an environment shared with an agent
+    /// container may set them without meaning Elasticsearch.
+    fn elasticsearch_only_settings(&mut self, es_insecure: bool) {
+        const ES_ONLY: &[Id] = &[
+            Id::EsCa,
+            Id::EsCaTrustedFingerprint,
+            Id::EsCert,
+            Id::EsCertKey,
+            Id::EsInsecure,
+            Id::ServiceToken,
+            Id::ServiceTokenPath,
+            Id::EsHeaders,
+            Id::PolicyId,
+        ];
+        const SHARED_WITH_AGENT_CONTAINER: &[&str] =
+            &["ELASTICSEARCH_CA", "FLEET_HEADER", "FLEET_HEADERS"];
+        for &id in ES_ONLY {
+            let origin = self.origin(id);
+            let given = matches!(origin, Origin::Flag(_) | Origin::Env(_)) && self.is_set(id);
+            if !given || (id == Id::EsInsecure && !es_insecure) {
+                continue;
+            }
+            let who = self.who(id);
+            match origin {
+                Origin::Env(name) if SHARED_WITH_AGENT_CONTAINER.contains(&name) => {
+                    self.warnings.push(format!(
+                        "{who} is ignored: it applies only with --fleet-server-es, and is accepted in embedded mode only because the Elastic Agent container also reads it; set FLEET_SERVER_ELASTICSEARCH_HOST to use Elasticsearch, or remove it"
+                    ));
+                }
+                _ => self.push(format!(
+                    "{who} applies only with --fleet-server-es; set FLEET_SERVER_ELASTICSEARCH_HOST or remove it"
+                )),
+            }
+        }
     }
 
     fn service_token(&mut self) -> Option<Secret> {

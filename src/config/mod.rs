@@ -5,13 +5,15 @@
 //! Files: `settings.rs` (the one table everything is generated from), `args.rs` (precedence and
 //! argument handling), `values.rs` (value syntaxes), `build.rs` (typed [`Config`], loading
 //! certificates and keys through [`crate::tls`]), `render.rs` (help and print-config). A leaf:
-//! depends only on `tls`. `main` calls [`from_process`], prints [`ConfigErrors`] and exits 2.
+//! depends only on `tls` (and `build_info` for the version line). `main` calls [`from_process`],
+//! prints [`ConfigErrors`] and exits 2.
 //!
 //! After bootstrap the Fleet Server policy may override exactly the settings whose
 //! [`SettingSpec::policy_overridable`] is true (applied elsewhere; this module only records it).
 
 mod args;
 mod build;
+mod environment;
 mod render;
 mod settings;
 mod values;
@@ -26,6 +28,7 @@ use rustls::pki_types::CertificateDer;
 use crate::tls::{ClientAuth, Fingerprint, TlsMaterial};
 
 pub use args::Origin;
+pub use environment::{closest, unknown_variable_warnings, IGNORED_CONTAINER_VARIABLES};
 pub use settings::{spec, Kind, Section, SettingId, SettingSpec, COMMAND_FLAGS, SETTINGS};
 pub use values::{parse_duration, parse_http_url, GoDuration, HttpUrl};
 
@@ -126,6 +129,8 @@ pub struct Config {
     pub default_output: Option<DefaultOutput>,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
+    /// Problems that do not stop the server, one sentence each; `main` logs them at startup.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -334,6 +339,12 @@ pub fn from_process() -> Result<Command, ConfigErrors> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut command = parse(args, &|name| std::env::var(name).ok())?;
     if let Command::Run(config) = &mut command {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        config
+            .warnings
+            .extend(unknown_variable_warnings(names.iter().map(String::as_str)));
         if let ServerTls::SelfSigned { hosts } = &mut config.server.tls {
             if let Some(name) = system_hostname() {
                 if crate::tls::self_signed::is_valid_host(&name) && !hosts.contains(&name) {
@@ -345,9 +356,14 @@ pub fn from_process() -> Result<Command, ConfigErrors> {
     Ok(command)
 }
 
-/// The `--version` line.
+/// The server's `--help` text (flags, environment variables, defaults).
+pub fn help_text() -> String {
+    render::help()
+}
+
+/// The `--version` line, newline included (see [`crate::build_info::version_line`]).
 pub fn version() -> String {
-    format!("fleet-edge {}", env!("CARGO_PKG_VERSION"))
+    crate::build_info::version_line()
 }
 
 /// This machine's host name, if the OS tells it.

@@ -22,7 +22,7 @@ environment variables are true for 1, true, yes or y and false for 0, false, no 
 
 /// The `--help` text.
 pub(super) fn help() -> String {
-    let mut out = format!("{}\n\n{INTRO}", super::version());
+    let mut out = format!("{}\n{INTRO}", super::version());
     for section in [Section::Elasticsearch, Section::Agents, Section::Runtime] {
         let _ = write!(out, "\n{}:\n", section.title());
         for s in SETTINGS.iter().filter(|s| s.section == section) {

@@ -113,7 +113,11 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
             }
         }
     };
-    Ok(AdminRequest { route, body })
+    Ok(AdminRequest {
+        route,
+        body,
+        pending_checkins: Default::default(),
+    })
 }
 
 /// Kibana's error body shape: `{"statusCode","error","message"}`.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::Route;
 use crate::backend::ops::uuid_v4;
@@ -49,6 +49,36 @@ pub struct AdminRequest {
     pub route: Route,
     /// The JSON body (`null` when empty).
     pub body: Value,
+    /// Checkin state the event loop has not written yet (it batches checkin writes), per agent:
+    /// agent listings merge it over the store's documents so a checkin shows at once. Filled by
+    /// the event loop for [`Route::ListAgents`] and [`Route::GetAgent`].
+    pub pending_checkins: HashMap<String, Map<String, Value>>,
+}
+
+impl AdminRequest {
+    /// Whether the answer shows agents' checkin state (and so needs [`Self::pending_checkins`]).
+    pub fn reads_checkin_state(&self) -> bool {
+        matches!(self.route, Route::ListAgents | Route::GetAgent(_))
+    }
+}
+
+/// The agent as it will be once the pending checkin state is written (the store's partial
+/// update semantics); unchanged when there is none or the merge does not make an agent.
+fn with_pending(agent: Agent, pending: &HashMap<String, Map<String, Value>>) -> Agent {
+    let Some(fields) = pending.get(&agent.id) else {
+        return agent;
+    };
+    let Ok(Value::Object(mut source)) = serde_json::to_value(&agent) else {
+        return agent;
+    };
+    crate::backend::memory::merge(&mut source, fields);
+    match serde_json::from_value::<Agent>(Value::Object(source)) {
+        Ok(mut merged) => {
+            merged.id = agent.id;
+            merged
+        }
+        Err(_) => agent,
+    }
 }
 
 /// Runs a management request: status and body.
@@ -177,8 +207,11 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
             let problems = policy_problems(admin)?;
             let items: Vec<Value> = admin
                 .list_agents()?
-                .iter()
-                .map(|a| with_problems(summary(a, now), a, &problems))
+                .into_iter()
+                .map(|a| {
+                    let a = with_pending(a, &req.pending_checkins);
+                    with_problems(summary(&a, now), &a, &problems)
+                })
                 .collect();
             Ok((200, json!({"total": items.len(), "items": items})))
         }
@@ -187,6 +220,7 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .store()
                 .agent(id)?
                 .ok_or_else(|| Failure::NotFound(format!("agent {id} not found")))?;
+            let agent = with_pending(agent, &req.pending_checkins);
             let problems = policy_problems(admin)?;
             Ok((
                 200,
@@ -316,6 +350,9 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .iter()
                 .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
                 .collect();
+            if items.is_empty() && admin.store().action(action_id)?.is_none() {
+                return Err(Failure::NotFound(format!("action {action_id} not found")));
+            }
             Ok((200, json!({"total": items.len(), "items": items})))
         }
     }
@@ -345,5 +382,34 @@ mod tests {
         assert_eq!(summary(&a, now)["status"], "offline");
         a.active = false;
         assert_eq!(summary(&a, now)["status"], "unenrolled");
+    }
+
+    #[test]
+    fn pending_checkin_state_shows_before_it_is_written() {
+        let now = SystemTime::now();
+        let stored = Agent {
+            id: "a".into(),
+            active: true,
+            policy_id: "p".into(),
+            ..Agent::default()
+        };
+        assert_eq!(summary(&stored, now)["status"], "offline");
+        let mut pending = HashMap::new();
+        let state = json!({"last_checkin": rfc3339_seconds(now), "last_checkin_status": "online"});
+        let Value::Object(state) = state else {
+            unreachable!()
+        };
+        pending.insert("a".to_owned(), state);
+        let shown = summary(&with_pending(stored.clone(), &pending), now);
+        assert_eq!(shown["status"], "online");
+        assert_eq!(shown["id"], "a");
+        assert_eq!(shown["policy_id"], "p");
+        assert_eq!(shown["last_checkin"], rfc3339_seconds(now));
+        // Other agents' state does not leak.
+        let other = Agent {
+            id: "b".into(),
+            ..stored
+        };
+        assert_eq!(with_pending(other.clone(), &pending), other);
     }
 }

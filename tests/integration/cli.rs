@@ -1,10 +1,15 @@
 //! The command line as operators meet it: `--help` covers every flag and environment variable of
-//! the seeds' tables, `--print-config` shows values with their origin and hides secrets, and
-//! configuration that cannot work fails at startup with every problem listed and exit code 2.
+//! the seeds' tables, `--print-config` shows values with their origin and hides secrets,
+//! configuration that cannot work fails at startup with every problem listed and exit code 2,
+//! `--version` names the build, and the management subcommands refuse what they do not know,
+//! carry every option, and show a checkin at once.
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::support::{run_to_exit, TempDir};
+use crate::management::{cli, json_of, only_action, roots};
+use crate::support::agent::Agent;
+use crate::support::{run_to_exit, FleetEdge, TempDir};
 
 /// Flags and environment variables of the tables in seeds/000 (used when ../shared is absent).
 const BUILT_IN: &[&str] = &[
@@ -87,7 +92,13 @@ fn help_lists_every_flag_and_variable_of_the_seeds_tables() {
 #[test]
 fn print_config_shows_origins_and_redacts_the_service_token() {
     let (status, out, err) = run_to_exit(
-        &["--print-config", "--fleet-server-host", "10.1.2.3"],
+        &[
+            "--print-config",
+            "--fleet-server-host",
+            "10.1.2.3",
+            "--fleet-server-es",
+            "http://127.0.0.1:9",
+        ],
         &[
             ("FLEET_SERVER_PORT", "9443"),
             (
@@ -145,6 +156,8 @@ fn invalid_configuration_lists_every_problem_and_exits_2() {
 fn token_and_token_path_together_exit_2() {
     let (status, _out, err) = run_to_exit(
         &[
+            "--fleet-server-es",
+            "http://127.0.0.1:9",
             "--fleet-server-service-token",
             "x",
             "--fleet-server-service-token-path",
@@ -154,6 +167,7 @@ fn token_and_token_path_together_exit_2() {
     );
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("--fleet-server-service-token-path"), "{err}");
+    assert!(err.contains("are both set"), "{err}");
 }
 
 #[test]
@@ -192,4 +206,168 @@ fn the_claimed_server_version_is_printed_and_checked() {
             "{bad}: {err}"
         );
     }
+}
+
+#[test]
+fn version_names_commit_target_build_time_and_fleet_server_version() {
+    let (status, out, err) = run_to_exit(&["--version"], &[]);
+    assert_eq!(status.code(), Some(0), "{err}");
+    let line = out
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no trailing newline: {out:?}"));
+    assert!(!line.contains('\n'), "{out:?}");
+    let rest = line
+        .strip_prefix(&format!("fleet-edge {} (", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (inside, tail) = rest.split_once(')').unwrap();
+    let parts: Vec<&str> = inside.split(", ").collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    // Built from a git checkout: a 12-digit commit and the commit's date.
+    if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.git")).exists() {
+        assert_eq!(parts[0].len(), 12, "{line}");
+        assert!(parts[0].chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+        assert!(parts[2].ends_with('Z') && parts[2].len() == 20, "{line}");
+    }
+    assert!(
+        parts[1].matches('-').count() >= 2,
+        "a target triple: {line}"
+    );
+    assert!(tail.starts_with(", Fleet Server compatible "), "{line}");
+    let claimed = tail.trim_start_matches(", Fleet Server compatible ");
+    assert_eq!(claimed.split('.').count(), 3, "{line}");
+}
+
+#[test]
+fn misspelled_commands_and_options_exit_2_with_a_suggestion() {
+    let (status, _, err) = run_to_exit(&["agnets"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("did you mean 'agents'?"), "{err}");
+    let (status, _, err) = run_to_exit(&["tokens", "create", "--policy", "p", "--nmae", "x"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("did you mean '--name'?"), "{err}");
+    let (status, _, err) = run_to_exit(&["--fleet-server-prot", "8220"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("did you mean --fleet-server-port?"), "{err}");
+    for args in [
+        &["help"][..],
+        &["--help"],
+        &["help", "agents"],
+        &["agents", "--help"],
+    ] {
+        let (status, out, err) = run_to_exit(args, &[]);
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(out.contains("Usage: fleet-edge"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn embedded_mode_refuses_an_elasticsearch_only_setting() {
+    let data = TempDir::new("esonly");
+    // The host variable is misspelled: without the check this would start an empty embedded server.
+    let (status, _, err) = run_to_exit(
+        &["--data-dir", data.path().to_str().unwrap()],
+        &[
+            ("FLEET_SERVER_ELASTICSEARCH_HOTS", "https://es:9200"),
+            ("FLEET_SERVER_SERVICE_TOKEN", "AAEAAWVsYXN0aWM"),
+        ],
+    );
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("env FLEET_SERVER_SERVICE_TOKEN applies only with --fleet-server-es; set FLEET_SERVER_ELASTICSEARCH_HOST or remove it."),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_fleet_variables_are_warned_about_with_the_closest_name() {
+    let data = TempDir::new("unknownenv");
+    let server = FleetEdge::start_in(
+        data.path(),
+        &[],
+        &[
+            ("FLEET_SERVER_ELASTICSEARCH_HOTS", "https://es:9200"),
+            ("FLEET_ENROLL", "1"),
+        ],
+    );
+    let line = server
+        .wait_for_log("FLEET_SERVER_ELASTICSEARCH_HOTS", Duration::from_secs(10))
+        .expect("a warning naming the variable");
+    assert!(
+        line.contains("environment variable FLEET_SERVER_ELASTICSEARCH_HOTS is not read by fleet-edge; did you mean FLEET_SERVER_ELASTICSEARCH_HOST?"),
+        "{line}"
+    );
+    assert!(line.contains("WARN") || line.contains("warn"), "{line}");
+    // FLEET_ENROLL belongs to the Elastic Agent container: known, ignored, not warned about.
+    assert!(server
+        .wait_for_log("FLEET_ENROLL", Duration::ZERO)
+        .is_none());
+}
+
+/// Just after a checkin the agent lists online with its checkin time, though the checkin state
+/// is written in batches; `upgrade --source-uri` reaches the agent's UPGRADE action; results of
+/// an unknown action are exit 1.
+#[test]
+fn management_commands_read_their_writes_and_carry_every_option() {
+    let server = FleetEdge::start(&["--checkin-long-poll", "30s", "--checkin-jitter", "0s"]);
+    server
+        .wait_for_log("management API on", Duration::from_secs(20))
+        .expect("management API announced");
+    let (code, out, err) = cli(
+        &server,
+        &["tokens", "create", "--policy", "fleet-edge-default"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = json_of(&out)["item"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut agent, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let (_, body) = agent.checkin();
+    let (code, out, err) = cli(&server, &["agents"]);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&agent.id))
+        .unwrap_or_else(|| panic!("agent not listed:\n{out}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells[1], "online",
+        "listed at once after its checkin:\n{out}"
+    );
+    assert!(cells[5].ends_with('Z'), "last checkin shown:\n{out}");
+
+    agent.apply_policy(only_action(&body));
+    agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
+    let uri = "https://artifacts.example.com/downloads/";
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "upgrade",
+            &agent.id,
+            "--version",
+            "9.2.0",
+            "--source-uri",
+            uri,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let action_id = json_of(&out)["item"]["action_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = agent.checkin();
+    let action = only_action(&body);
+    assert_eq!(action["type"], "UPGRADE", "{body}");
+    assert_eq!(action["id"], action_id.as_str(), "{body}");
+    assert_eq!(action["data"]["version"], "9.2.0", "{body}");
+    assert_eq!(action["data"]["source_uri"], uri, "{body}");
+
+    let (code, out, _) = cli(&server, &["results", &action_id]);
+    assert_eq!(code, 0, "a known action without results yet: {out}");
+    let (code, _, err) = cli(&server, &["results", "no-such-action"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("action no-such-action not found"), "{err}");
+    let (code, _, err) = cli(&server, &["unenroll", "no-such-agent"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("agent no-such-agent not found"), "{err}");
 }

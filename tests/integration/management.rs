@@ -10,7 +10,7 @@ use crate::support::agent::{body_json, enroll_body, once, raw_request, Agent, VE
 use crate::support::client::tls_config;
 use crate::support::{run_to_exit, Client, FleetEdge};
 
-fn cli(server: &FleetEdge, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cli(server: &FleetEdge, args: &[&str]) -> (i32, String, String) {
     let dir = server.data_dir.to_str().unwrap().to_owned();
     let mut full: Vec<&str> = args.to_vec();
     full.extend(["--data-dir", &dir]);
@@ -18,11 +18,11 @@ fn cli(server: &FleetEdge, args: &[&str]) -> (i32, String, String) {
     (status.code().unwrap_or(-1), out, err)
 }
 
-fn json_of(out: &str) -> Value {
+pub(crate) fn json_of(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-fn roots(server: &FleetEdge) -> Arc<rustls::ClientConfig> {
+pub(crate) fn roots(server: &FleetEdge) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(server.data_dir.join("certs/ca.crt")).unwrap();
     tls_config(
@@ -31,7 +31,7 @@ fn roots(server: &FleetEdge) -> Arc<rustls::ClientConfig> {
     )
 }
 
-fn only_action(body: &Value) -> &Value {
+pub(crate) fn only_action(body: &Value) -> &Value {
     &body["actions"]
         .as_array()
         .unwrap_or_else(|| panic!("no actions: {body}"))[0]
@@ -212,7 +212,16 @@ fn the_management_api_requires_the_admin_token() {
 fn cli_without_a_running_server_says_so() {
     let (status, _, err) = run_to_exit(&["agents", "--data-dir", "/nonexistent/fleet-edge"], &[]);
     assert_eq!(status.code(), Some(1));
-    assert!(err.contains("is fleet-edge running"), "{err}");
+    assert!(
+        err.contains(
+            "Is fleet-edge running in embedded mode with --data-dir /nonexistent/fleet-edge?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("in Elasticsearch mode (--fleet-server-es) agents are managed with Kibana's Fleet UI or API"),
+        "{err}"
+    );
 }
 
 /// `migrate` sends Fleet's MIGRATE action (the way off a box to another Fleet Server without

@@ -174,7 +174,14 @@ fn boolean_flags_take_no_value() {
     );
     assert!(c.es.unwrap().insecure);
     // A boolean flag does not swallow the next argument.
-    let e = one_error(&["--fleet-server-es-insecure", "true"], &[]);
+    let e = one_error(
+        &[
+            "--fleet-server-es=http://es:9200",
+            "--fleet-server-es-insecure",
+            "true",
+        ],
+        &[],
+    );
     assert!(e.contains("unexpected argument \"true\""), "{e}");
     let e = one_error(&[], &[("FLEET_SERVER_INSECURE_HTTP", "sure")]);
     assert!(
@@ -316,7 +323,11 @@ fn service_token_is_read_from_its_file_and_trimmed() {
     assert_eq!(c.es.unwrap().service_token.unwrap().expose(), "the-token");
     let empty = dir.write("empty", "\n");
     let e = one_error(
-        &["--fleet-server-service-token-path", empty.to_str().unwrap()],
+        &[
+            "--fleet-server-es=http://es:9200",
+            "--fleet-server-service-token-path",
+            empty.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(
@@ -381,7 +392,7 @@ fn help_and_version_win_over_everything() {
     for args in [&["--version"][..], &["-V"]] {
         match run(args, &[]) {
             Ok(Command::Version(v)) => {
-                assert_eq!(v, format!("fleet-edge {}", env!("CARGO_PKG_VERSION")))
+                assert_eq!(v, crate::build_info::version_line())
             }
             other => panic!("{other:?}"),
         }

@@ -9,7 +9,10 @@ type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 #[test]
 fn token_and_token_path_together_is_an_error() {
     let e = one_error(
-        &["--fleet-server-service-token=abc"],
+        &[
+            "--fleet-server-es=http://es:9200",
+            "--fleet-server-service-token=abc",
+        ],
         &[("FLEET_SERVER_SERVICE_TOKEN_PATH", "/run/secrets/token")],
     );
     assert_eq!(
@@ -103,11 +106,19 @@ fn unreadable_files_name_the_setting_and_the_path() {
             "--certificate-authorities: cannot read certificate authority file",
         ),
         (
-            vec!["--fleet-server-es-ca", m],
+            vec![
+                "--fleet-server-es=http://es:9200",
+                "--fleet-server-es-ca",
+                m,
+            ],
             "--fleet-server-es-ca: cannot read certificate authority file",
         ),
         (
-            vec!["--fleet-server-service-token-path", m],
+            vec![
+                "--fleet-server-es=http://es:9200",
+                "--fleet-server-service-token-path",
+                m,
+            ],
             "--fleet-server-service-token-path: cannot read the service token file",
         ),
     ];
@@ -232,7 +243,10 @@ fn bad_scalar_values_are_reported() {
             "env FLEET_SERVER_PORT: \"70000\" is not a port number (0 to 65535).",
         ),
         (
-            vec!["--fleet-server-es-ca-trusted-fingerprint=abc"],
+            vec![
+                "--fleet-server-es=http://es:9200",
+                "--fleet-server-es-ca-trusted-fingerprint=abc",
+            ],
             vec![],
             "--fleet-server-es-ca-trusted-fingerprint: \"abc\" is not a SHA-256 fingerprint",
         ),
@@ -307,7 +321,7 @@ fn bad_scalar_values_are_reported() {
             "--fleet-server-host: \"not a host\" is not an IP address or host name",
         ),
         (
-            vec!["--header=novalue"],
+            vec!["--fleet-server-es=http://es:9200", "--header=novalue"],
             vec![],
             "--header: \"novalue\" is not a header (expected NAME=VALUE).",
         ),
@@ -359,7 +373,7 @@ fn insecure_http_with_a_certificate_is_an_error() {
 fn unknown_flags_stray_arguments_missing_values_and_repeats_are_errors() {
     assert_eq!(
         one_error(&["--fleet-server-bogus"], &[]),
-        "--fleet-server-bogus is not a fleet-edge flag (see --help for the list)."
+        "--fleet-server-bogus is not a fleet-edge flag; did you mean --fleet-server-es?"
     );
     assert_eq!(
         one_error(&["serve"], &[]),
@@ -385,6 +399,7 @@ fn every_problem_is_reported_at_once() {
             "--fleet-server-client-auth=required",
             "--fleet-server-cert=/nonexistent/cert.pem",
             "--log-level=chatty",
+            "--fleet-server-es=http://es:9200",
             "--fleet-server-es-ca-trusted-fingerprint=zz",
             "--unknown",
         ],
@@ -486,4 +501,113 @@ fn default_output_settings_are_checked_together() {
         &[],
     );
     assert!(e.contains("embedded mode"), "{e}");
+}
+
+#[test]
+fn elasticsearch_only_settings_in_embedded_mode_are_errors() {
+    let sentence =
+        " applies only with --fleet-server-es; set FLEET_SERVER_ELASTICSEARCH_HOST or remove it.";
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--fleet-server-es-ca=/ca.pem"],
+            vec![],
+            "--fleet-server-es-ca",
+        ),
+        (
+            vec![],
+            vec![("FLEET_SERVER_ELASTICSEARCH_CA_TRUSTED_FINGERPRINT", "zz")],
+            "env FLEET_SERVER_ELASTICSEARCH_CA_TRUSTED_FINGERPRINT",
+        ),
+        (
+            vec!["--fleet-server-es-cert=/c.pem"],
+            vec![],
+            "--fleet-server-es-cert",
+        ),
+        (
+            vec![],
+            vec![("FLEET_SERVER_ES_CERT_KEY", "/k.pem")],
+            "env FLEET_SERVER_ES_CERT_KEY",
+        ),
+        (
+            vec!["--fleet-server-es-insecure"],
+            vec![],
+            "--fleet-server-es-insecure",
+        ),
+        (
+            vec![],
+            vec![("FLEET_SERVER_SERVICE_TOKEN", "t")],
+            "env FLEET_SERVER_SERVICE_TOKEN",
+        ),
+        (
+            vec!["--fleet-server-service-token-path=/t"],
+            vec![],
+            "--fleet-server-service-token-path",
+        ),
+        (vec!["--header=X-A=b"], vec![], "--header"),
+        (
+            vec![],
+            vec![("FLEET_SERVER_POLICY_ID", "p")],
+            "env FLEET_SERVER_POLICY_ID",
+        ),
+    ];
+    for (args, env, who) in cases {
+        // The misspelled host variable is the case this catches.
+        let mut env = env;
+        env.push(("FLEET_SERVER_ELASTICSEARCH_HOTS", "http://es:9200"));
+        assert_eq!(
+            one_error(&args, &env),
+            format!("{who}{sentence}"),
+            "{args:?} {env:?}"
+        );
+    }
+    // A boolean explicitly false configures nothing.
+    let c = config(&[], &[("FLEET_SERVER_ELASTICSEARCH_INSECURE", "false")]);
+    assert!(c.es.is_none() && c.warnings.is_empty());
+    // With Elasticsearch they are accepted.
+    let c = config(
+        &[
+            "--fleet-server-es=http://es:9200",
+            "--fleet-server-policy=p",
+        ],
+        &[("FLEET_SERVER_SERVICE_TOKEN", "t")],
+    );
+    assert!(c.es.is_some() && c.warnings.is_empty());
+}
+
+#[test]
+fn container_variables_the_elastic_agent_also_reads_only_warn_in_embedded_mode() {
+    let c = config(
+        &[],
+        &[("ELASTICSEARCH_CA", "/ca.pem"), ("FLEET_HEADERS", "X-A=b")],
+    );
+    assert!(c.es.is_none());
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    for (w, who) in c
+        .warnings
+        .iter()
+        .zip(["env ELASTICSEARCH_CA", "env FLEET_HEADERS"])
+    {
+        assert!(
+            w.starts_with(&format!(
+                "{who} is ignored: it applies only with --fleet-server-es"
+            )),
+            "{w}"
+        );
+    }
+}
+
+#[test]
+fn unknown_flags_get_the_closest_flag() {
+    assert_eq!(
+        one_error(&["--fleet-server-prot=8220"], &[]),
+        "--fleet-server-prot is not a fleet-edge flag; did you mean --fleet-server-port?"
+    );
+    assert_eq!(
+        one_error(&["--print-confg"], &[]),
+        "--print-confg is not a fleet-edge flag; did you mean --print-config?"
+    );
+    assert_eq!(
+        one_error(&["--zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"], &[]),
+        "--zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz is not a fleet-edge flag (see --help for the list)."
+    );
 }

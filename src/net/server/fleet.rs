@@ -60,6 +60,7 @@ impl Server {
                         self.bulk.entry(id).or_insert(state);
                     }
                 }
+                self.release_admin_waiting(now);
                 if self.drain_deadline.is_some() {
                     self.flush_checkins();
                 }

@@ -24,6 +24,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod accept;
+mod admin;
 mod fleet;
 mod reload;
 mod reserve;
@@ -182,6 +183,8 @@ pub struct Server {
     /// Checkin state waiting for the next bulk write, latest per agent.
     bulk: HashMap<String, CheckinWrite>,
     bulk_inflight: bool,
+    /// Management requests showing checkin state, waiting for the in-flight checkin write.
+    admin_waiting: Vec<(ConnKey, crate::mgmt::AdminRequest)>,
     jobs: Vec<Job>,
     limits: RouteLimits,
     late_replies: u64,
@@ -325,6 +328,7 @@ impl Server {
             early: HashMap::new(),
             bulk: HashMap::new(),
             bulk_inflight: false,
+            admin_waiting: Vec::new(),
             jobs: Vec::new(),
             limits,
             late_replies: 0,
@@ -542,6 +546,13 @@ impl Server {
         }
         if let Some(key) = self.key_of(slot) {
             for job in jobs {
+                let job = match job {
+                    Job::Admin(request) => {
+                        self.submit_admin(key, request, now);
+                        continue;
+                    }
+                    other => other,
+                };
                 match &job {
                     Job::CheckinStart(input) => {
                         self.starting.insert(input.agent_id.clone(), key);

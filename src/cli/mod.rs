@@ -1,0 +1,379 @@
+//! The operator's subcommands, thin clients of the management API of a running fleet-edge in
+//! embedded mode (grammar and help: `parse.rs`, from one table):
+//!
+//! ```text
+//! fleet-edge agents                          [--data-dir D]
+//! fleet-edge tokens list | create --policy ID [--name N] | revoke ID
+//! fleet-edge policy list | apply FILE
+//! fleet-edge unenroll AGENT_ID
+//! fleet-edge upgrade AGENT_ID --version V [--source-uri URL]
+//! fleet-edge diagnostics AGENT_ID
+//! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
+//! fleet-edge results ACTION_ID
+//! fleet-edge backup FILE | restore FILE
+//! fleet-edge help [COMMAND]                  (or --help anywhere)
+//! ```
+//!
+//! The server's address and bearer token are read from the data dir (`management-url`,
+//! `admin-token`), so the CLI needs no flags beyond `--data-dir` (or `FLEET_EDGE_DATA_DIR`).
+//! Exit codes ([`CliError::exit_code`]): 2 for a bad command line, 1 for anything else that
+//! failed, not-found included.
+
+mod output;
+mod parse;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+pub use parse::{
+    command_names, management_help, top_level_help, CommandSpec, Invocation, Parsed, Usage, SPECS,
+};
+
+/// Whether the binary should hand its arguments to the CLI: the first one is a word (a command,
+/// `help`, or a misspelling of one, which the CLI reports), not a server flag.
+pub fn is_subcommand(first: &str) -> bool {
+    !first.starts_with('-')
+}
+
+/// Why a command failed: one sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad command line.
+    #[error("{}\n(see '{}')", .0.problem, .0.see)]
+    Usage(Usage),
+    /// A file named on the command line cannot be used.
+    #[error("{0}")]
+    Input(String),
+    /// The server's files are missing (not running, other data dir, or Elasticsearch mode).
+    #[error("cannot read {path}: {source}. Is fleet-edge running in embedded mode with --data-dir {data_dir}? These commands manage embedded mode; in Elasticsearch mode (--fleet-server-es) agents are managed with Kibana's Fleet UI or API")]
+    NotRunning {
+        /// The file.
+        path: PathBuf,
+        /// The data dir used.
+        data_dir: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the management API at {url}: {source}; is fleet-edge running?")]
+    Unreachable {
+        /// Its URL.
+        url: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A backup or restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::embedded::backup::BackupError),
+    /// The server answered an error (404: no such agent, token or action).
+    #[error("{message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl CliError {
+    /// 2 for a bad command line (as for bad server configuration), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs a subcommand line; `args` excludes the program name. Output goes to stdout.
+pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliError> {
+    let invocation = match parse::parse(args).map_err(CliError::Usage)? {
+        Parsed::Help(text) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Parsed::Run(invocation) => invocation,
+    };
+    let data_dir = invocation
+        .option("--data-dir")
+        .map(str::to_owned)
+        .or(env_data_dir)
+        .unwrap_or_else(|| "fleet-edge-data".to_owned());
+    match invocation.words {
+        ["backup"] => return backup(&data_dir, Path::new(&invocation.args[0])),
+        ["restore"] => {
+            let file = &invocation.args[0];
+            let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
+            println!("restored {file} into {data_dir} ({files} files); start fleet-edge with --data-dir {data_dir}");
+            return Ok(());
+        }
+        _ => {}
+    }
+    let (method, path, body) = request_for(&invocation)?;
+    let answer = request(
+        Path::new(&data_dir),
+        &data_dir,
+        method,
+        &path,
+        body.as_ref(),
+    )?;
+    print!("{}", output::render(invocation.words, &answer));
+    Ok(())
+}
+
+/// The management API request a parsed subcommand makes.
+fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>), CliError> {
+    let arg = |i: usize| inv.args.get(i).map(String::as_str).unwrap_or_default();
+    Ok(match inv.words {
+        ["agents"] => ("GET", "/api/fleet/agents".to_owned(), None),
+        ["tokens", "list"] => ("GET", "/api/fleet/enrollment_api_keys".to_owned(), None),
+        ["tokens", "create"] => (
+            "POST",
+            "/api/fleet/enrollment_api_keys".to_owned(),
+            Some(json!({
+                "policy_id": inv.option("--policy").unwrap_or_default(),
+                "name": inv.option("--name").unwrap_or("Default"),
+            })),
+        ),
+        ["tokens", "revoke"] => (
+            "DELETE",
+            format!("/api/fleet/enrollment_api_keys/{}", arg(0)),
+            None,
+        ),
+        ["policy", "list"] => ("GET", "/api/fleet/agent_policies".to_owned(), None),
+        ["policy", "apply"] => {
+            let (id, data) = read_policy(arg(0))?;
+            ("PUT", format!("/api/fleet/agent_policies/{id}"), Some(data))
+        }
+        ["unenroll"] => (
+            "POST",
+            format!("/api/fleet/agents/{}/unenroll", arg(0)),
+            Some(json!({})),
+        ),
+        ["upgrade"] => {
+            // Kibana's body: {"version", "source_uri", "force"}; fleet-edge checks no
+            // upgradeability, so there is nothing to force.
+            let mut body = json!({"version": inv.option("--version").unwrap_or_default()});
+            if let Some(uri) = inv.option("--source-uri") {
+                crate::config::parse_http_url(uri, None).map_err(|e| {
+                    CliError::Usage(Usage {
+                        problem: format!("--source-uri: {e}"),
+                        see: "fleet-edge help upgrade".into(),
+                    })
+                })?;
+                body["source_uri"] = json!(uri);
+            }
+            (
+                "POST",
+                format!("/api/fleet/agents/{}/upgrade", arg(0)),
+                Some(body),
+            )
+        }
+        ["diagnostics"] => (
+            "POST",
+            format!("/api/fleet/agents/{}/request_diagnostics", arg(0)),
+            Some(json!({})),
+        ),
+        ["migrate"] => (
+            "POST",
+            format!("/api/fleet/agents/{}/migrate", arg(0)),
+            Some(json!({
+                "uri": inv.option("--uri").unwrap_or_default(),
+                "enrollment_token": inv.option("--enrollment-token").unwrap_or_default(),
+            })),
+        ),
+        ["results"] => (
+            "GET",
+            format!("/api/fleet/actions/{}/results", arg(0)),
+            None,
+        ),
+        other => {
+            return Err(CliError::Usage(Usage {
+                problem: format!("'{}' has no request", other.join(" ")),
+                see: "fleet-edge help".into(),
+            }))
+        }
+    })
+}
+
+/// A policy file: its id (the `id` field, else the file name) and content.
+fn read_policy(file: &str) -> Result<(String, Value), CliError> {
+    let text =
+        std::fs::read(file).map_err(|e| CliError::Input(format!("cannot read {file}: {e}")))?;
+    let data: Value = serde_json::from_slice(&text).map_err(|e| {
+        CliError::Input(format!(
+            "{file} is not JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            Path::new(file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    Ok((id, data))
+}
+
+/// `backup FILE`: the running server writes the store copy (or, with none running, this process
+/// does), then the data dir is archived around it.
+fn backup(data_dir: &str, out: &Path) -> Result<(), CliError> {
+    use crate::embedded::backup;
+    let dir = Path::new(data_dir);
+    let snapshot_path = "/api/fleet/fleet_edge/snapshot";
+    let (snapshot, online) = match request(dir, data_dir, "POST", snapshot_path, Some(&json!({}))) {
+        Ok(answer) => {
+            let path = PathBuf::from(answer["snapshot"].as_str().unwrap_or_default());
+            // Only a snapshot file of this data dir is read and then removed.
+            let ours = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".backup-"))
+                && path.parent().and_then(|p| std::fs::canonicalize(p).ok())
+                    == std::fs::canonicalize(dir).ok();
+            if !ours {
+                return Err(CliError::Refused {
+                    status: 200,
+                    message: format!(
+                        "the server named a snapshot outside {data_dir}: {}",
+                        path.display()
+                    ),
+                });
+            }
+            (path, true)
+        }
+        Err(CliError::NotRunning { .. } | CliError::Unreachable { .. }) => {
+            (backup::snapshot_offline(dir)?, false)
+        }
+        Err(e) => return Err(e),
+    };
+    let files = backup::write_archive(dir, &snapshot, out)?;
+    println!(
+        "backup of {data_dir} written to {} ({files} files; store copied {})",
+        out.display(),
+        if online {
+            "by the running server"
+        } else {
+            "with no server running"
+        }
+    );
+    Ok(())
+}
+
+fn read_file(dir: &Path, data_dir: &str, name: &str) -> Result<String, CliError> {
+    let path = dir.join(name);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| CliError::NotRunning {
+            path,
+            data_dir: data_dir.to_owned(),
+            source,
+        })
+}
+
+fn request(
+    dir: &Path,
+    data_dir: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, CliError> {
+    let url = read_file(dir, data_dir, "management-url")?;
+    let token = read_file(dir, data_dir, "admin-token")?;
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
+    let unreachable = |source| CliError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    );
+    // Plain HTTP on loopback, TLS (trusting <data-dir>/management-ca.crt) off it.
+    let raw = crate::mgmt::tls::exchange(dir, &url, format!("{head}{payload}").as_bytes())
+        .map_err(unreachable)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if status != 200 {
+        let message = json
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or(body)
+            .to_owned();
+        return Err(CliError::Refused { status, message });
+    }
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn line(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn exit_codes_are_2_for_usage_and_1_otherwise() {
+        let err = run(line("agnets"), None).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("did you mean 'agents'?"), "{err}");
+        let err = run(line("agents --data-dir /nonexistent-fleet-edge"), None).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "Is fleet-edge running in embedded mode with --data-dir /nonexistent-fleet-edge?"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Kibana's Fleet UI or API"), "{text}");
+        assert_eq!(
+            run(line("policy apply /nonexistent/p.json"), None)
+                .unwrap_err()
+                .exit_code(),
+            1
+        );
+    }
+
+    #[test]
+    fn upgrade_carries_the_source_uri_and_checks_it() {
+        let inv = match parse::parse(line(
+            "upgrade a1 --version 9.2.0 --source-uri https://artifacts.example/downloads/",
+        )) {
+            Ok(Parsed::Run(inv)) => inv,
+            other => panic!("{other:?}"),
+        };
+        let (method, path, body) = request_for(&inv).unwrap();
+        assert_eq!(
+            (method, path.as_str()),
+            ("POST", "/api/fleet/agents/a1/upgrade")
+        );
+        assert_eq!(
+            body.unwrap(),
+            json!({"version": "9.2.0", "source_uri": "https://artifacts.example/downloads/"})
+        );
+        let err = run(
+            line("upgrade a1 --version 9.2.0 --source-uri ftp://x"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+}

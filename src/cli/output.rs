@@ -1,0 +1,160 @@
+//! What the subcommands print: `agents` as a table whose columns are as wide as their widest
+//! cell, everything else as the management API's JSON, pretty-printed (scripts parse it).
+
+use serde_json::Value;
+
+/// The text printed for a command's answer, ending with a newline.
+pub fn render(words: &[&str], answer: &Value) -> String {
+    match words {
+        ["agents"] => agents_table(answer),
+        _ => format!(
+            "{}\n",
+            serde_json::to_string_pretty(answer).unwrap_or_default()
+        ),
+    }
+}
+
+fn agents_table(answer: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "-".to_owned(),
+    };
+    let rows: Vec<Vec<String>> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            vec![
+                text(&a["id"]),
+                text(&a["status"]),
+                text(&a["policy_id"]),
+                text(&a["policy_revision"]),
+                text(&a["version"]),
+                text(&a["last_checkin"]),
+                problems(&a["problems"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("ID", Align::Left),
+            ("STATUS", Align::Left),
+            ("POLICY", Align::Left),
+            ("REVISION", Align::Right),
+            ("VERSION", Align::Left),
+            ("LAST CHECKIN", Align::Left),
+            ("PROBLEMS", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+/// The policy output problems of an agent (`core::output_check`), `-` when there are none.
+fn problems(list: &Value) -> String {
+    let problems: Vec<&str> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if problems.is_empty() {
+        "-".to_owned()
+    } else {
+        problems.join("; ")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Columns separated by two spaces, each as wide as its widest cell (header included); the last
+/// column is not padded, so lines carry no trailing blanks.
+fn table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (header, _))| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([header.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let headers: Vec<String> = columns.iter().map(|(h, _)| (*h).to_owned()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&headers).chain(rows) {
+        let mut line = String::new();
+        for (i, ((_, align), width)) in columns.iter().zip(&widths).enumerate() {
+            let cell = row.get(i).map(String::as_str).unwrap_or_default();
+            let last = i + 1 == columns.len();
+            if i > 0 {
+                line.push_str("  ");
+            }
+            match (align, last) {
+                (Align::Right, _) => line.push_str(&format!("{cell:>width$}")),
+                (Align::Left, false) => line.push_str(&format!("{cell:<width$}")),
+                (Align::Left, true) => line.push_str(cell),
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn columns_are_as_wide_as_their_content_and_line_up() {
+        let answer = json!({"items": [
+            {"id": "a-very-long-agent-identifier-0123456789", "status": "online", "policy_id": "p",
+             "policy_revision": 12345678901u64, "version": "9.2.1", "last_checkin": "2026-01-01T00:00:00Z"},
+            {"id": "b", "status": "unenrolled", "policy_id": "a-long-policy-name-for-the-edge",
+             "policy_revision": 3, "version": "", "last_checkin": ""},
+        ]});
+        let out = render(&["agents"], &answer);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        // Every column starts at the same offset on every line.
+        for header in ["STATUS", "POLICY", "VERSION", "LAST CHECKIN"] {
+            let at = lines[0].find(header).unwrap();
+            for line in &lines[1..] {
+                assert_eq!(
+                    &line[at - 2..at],
+                    "  ",
+                    "column {header} misaligned:\n{out}"
+                );
+                assert_ne!(
+                    line.as_bytes()[at],
+                    b' ',
+                    "column {header} misaligned:\n{out}"
+                );
+            }
+        }
+        // The revision is right-aligned: numbers end where the header ends.
+        let end = lines[0].find("REVISION").unwrap() + "REVISION".len();
+        assert_eq!(&lines[1][end - 11..end], "12345678901", "{out}");
+        assert_eq!(&lines[2][end - 1..end], "3", "{out}");
+        assert!(lines[2].ends_with("  -"), "empty cells show '-': {out}");
+        assert!(out.lines().all(|l| l == l.trim_end()), "{out:?}");
+    }
+
+    #[test]
+    fn other_answers_are_pretty_json() {
+        let out = render(&["results"], &json!({"total": 0, "items": []}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            json!({"total": 0, "items": []})
+        );
+        assert!(out.ends_with("}\n"));
+    }
+}

@@ -1,0 +1,634 @@
+//! The operator subcommands' grammar as one table ([`SPECS`]) and the parser and help generated
+//! from it. Nothing is silently ignored: an unknown command, subcommand or option, a missing or
+//! extra argument, or a repeated option is a usage error (exit 2) with the closest known name.
+//! Tokens are split by pico-args (`--opt VALUE`, `--opt=VALUE`), as for the server's flags;
+//! clap would do the same job at ~210 KB of binary (README, dependency table).
+
+use std::ffi::OsString;
+
+use crate::config::closest;
+
+/// One option of a subcommand; every option takes a value.
+#[derive(Debug)]
+pub struct OptSpec {
+    /// `--name`.
+    pub flag: &'static str,
+    /// The value's placeholder in help (`ID`).
+    pub value: &'static str,
+    /// Whether the command cannot run without it.
+    pub required: bool,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// One runnable subcommand.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Its words after `fleet-edge` (`["tokens", "create"]`).
+    pub words: &'static [&'static str],
+    /// Its positional arguments' placeholders, all required.
+    pub args: &'static [&'static str],
+    /// Its options (`--data-dir` and `--help` are common to all).
+    pub options: &'static [OptSpec],
+    /// One line saying what it does.
+    pub summary: &'static str,
+}
+
+const fn opt(
+    flag: &'static str,
+    value: &'static str,
+    required: bool,
+    help: &'static str,
+) -> OptSpec {
+    OptSpec {
+        flag,
+        value,
+        required,
+        help,
+    }
+}
+
+/// Every subcommand. A first word shared by several rows is a group (`tokens`, `policy`); the
+/// group alone runs its `list`.
+pub const SPECS: &[CommandSpec] = &[
+    CommandSpec {
+        words: &["agents"],
+        args: &[],
+        options: &[],
+        summary: "list agents with status, policy revision, version and last checkin",
+    },
+    CommandSpec {
+        words: &["tokens", "list"],
+        args: &[],
+        options: &[],
+        summary: "list enrollment tokens",
+    },
+    CommandSpec {
+        words: &["tokens", "create"],
+        args: &[],
+        options: &[
+            opt(
+                "--policy",
+                "ID",
+                true,
+                "the policy agents enrolled with it get",
+            ),
+            opt(
+                "--name",
+                "NAME",
+                false,
+                "a name for the token (default: Default)",
+            ),
+        ],
+        summary: "create an enrollment token for a policy",
+    },
+    CommandSpec {
+        words: &["tokens", "revoke"],
+        args: &["TOKEN_ID"],
+        options: &[],
+        summary: "revoke an enrollment token (its id, as listed)",
+    },
+    CommandSpec {
+        words: &["policy", "list"],
+        args: &[],
+        options: &[],
+        summary: "list policies and their latest revision",
+    },
+    CommandSpec {
+        words: &["policy", "apply"],
+        args: &["FILE"],
+        options: &[],
+        summary: "install a policy JSON file as the policy's next revision",
+    },
+    CommandSpec {
+        words: &["unenroll"],
+        args: &["AGENT_ID"],
+        options: &[],
+        summary: "send UNENROLL to an agent",
+    },
+    CommandSpec {
+        words: &["upgrade"],
+        args: &["AGENT_ID"],
+        options: &[
+            opt(
+                "--version",
+                "VERSION",
+                true,
+                "the Elastic Agent version to upgrade to",
+            ),
+            opt(
+                "--source-uri",
+                "URL",
+                false,
+                "where the agent downloads the artifact (default: the agent's own setting)",
+            ),
+        ],
+        summary: "send UPGRADE to an agent",
+    },
+    CommandSpec {
+        words: &["diagnostics"],
+        args: &["AGENT_ID"],
+        options: &[],
+        summary: "send REQUEST_DIAGNOSTICS to an agent",
+    },
+    CommandSpec {
+        words: &["results"],
+        args: &["ACTION_ID"],
+        options: &[],
+        summary: "list an action's results",
+    },
+    CommandSpec {
+        words: &["migrate"],
+        args: &["AGENT_ID"],
+        options: &[
+            opt(
+                "--uri",
+                "URL",
+                true,
+                "the Fleet Server the agent moves to",
+            ),
+            opt(
+                "--enrollment-token",
+                "TOKEN",
+                true,
+                "an enrollment token of that Fleet",
+            ),
+        ],
+        summary: "send MIGRATE (agents 9.1+) to move an agent to another Fleet Server",
+    },
+    CommandSpec {
+        words: &["backup"],
+        args: &["FILE"],
+        options: &[],
+        summary: "write the data dir and a consistent store copy to FILE (.tar.gz), server running or not",
+    },
+    CommandSpec {
+        words: &["restore"],
+        args: &["FILE"],
+        options: &[],
+        summary: "unpack a backup into an empty or absent --data-dir",
+    },
+];
+
+/// The options every subcommand takes.
+const COMMON: &[OptSpec] = &[opt(
+    "--data-dir",
+    "DIR",
+    false,
+    "the server's data dir (default: $FLEET_EDGE_DATA_DIR or fleet-edge-data)",
+)];
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Print this help and exit 0.
+    Help(String),
+    /// Run this subcommand.
+    Run(Invocation),
+}
+
+/// A subcommand with its arguments, checked against its [`CommandSpec`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// Its words (`["upgrade"]`).
+    pub words: &'static [&'static str],
+    /// Its positional arguments, as many as the spec names.
+    pub args: Vec<String>,
+    /// Options given, `(flag, value)`.
+    pub options: Vec<(&'static str, String)>,
+}
+
+impl Invocation {
+    /// The value of an option, if given.
+    pub fn option(&self, flag: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A usage error: what is wrong, and the help command that shows the right usage.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// One sentence.
+    pub problem: String,
+    /// `fleet-edge help ...` for the command concerned.
+    pub see: String,
+}
+
+/// The first words of all commands (the binary hands these, and `help`, to the CLI).
+pub fn command_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = SPECS.iter().map(|s| s.words[0]).collect();
+    names.dedup();
+    names
+}
+
+fn group(first: &str) -> Vec<&'static CommandSpec> {
+    SPECS
+        .iter()
+        .filter(|s| s.words[0] == first && s.words.len() > 1)
+        .collect()
+}
+
+fn did_you_mean(word: &str, known: &[&'static str]) -> String {
+    match closest(word, known.iter().copied()) {
+        Some(k) => format!("; did you mean '{k}'?"),
+        None => format!(" (one of: {})", known.join(", ")),
+    }
+}
+
+/// Where `words` lead: a command, a group, or a usage error naming the unknown word.
+enum Target {
+    Command(&'static CommandSpec),
+    Group(&'static str),
+}
+
+fn resolve(words: &[String]) -> Result<(Target, usize), Usage> {
+    let names = command_names();
+    let Some(first) = words.first() else {
+        return Err(Usage {
+            problem: "no command given".into(),
+            see: "fleet-edge help".into(),
+        });
+    };
+    let Some(&name) = names.iter().find(|n| **n == first.as_str()) else {
+        return Err(Usage {
+            problem: format!(
+                "'{first}' is not a fleet-edge command{}",
+                did_you_mean(first, &names)
+            ),
+            see: "fleet-edge help".into(),
+        });
+    };
+    let subs = group(name);
+    if subs.is_empty() {
+        let spec = SPECS.iter().find(|s| s.words == [name]);
+        return match spec {
+            Some(spec) => Ok((Target::Command(spec), 1)),
+            None => Err(Usage {
+                problem: format!("'{name}' has no definition"),
+                see: "fleet-edge help".into(),
+            }),
+        };
+    }
+    match words.get(1).filter(|w| !w.starts_with('-')) {
+        Some(sub) => match subs.iter().find(|s| s.words[1] == sub.as_str()) {
+            Some(spec) => Ok((Target::Command(spec), 2)),
+            None => {
+                let known: Vec<&'static str> = subs.iter().map(|s| s.words[1]).collect();
+                Err(Usage {
+                    problem: format!(
+                        "'{sub}' is not a '{name}' command{}",
+                        did_you_mean(sub, &known)
+                    ),
+                    see: format!("fleet-edge help {name}"),
+                })
+            }
+        },
+        None => Ok((Target::Group(name), 1)),
+    }
+}
+
+/// Parses a subcommand line (`args` without the program name, starting with the command or
+/// `help`).
+pub fn parse(args: Vec<String>) -> Result<Parsed, Usage> {
+    if args.first().map(String::as_str) == Some("help") {
+        let words: Vec<String> = args[1..]
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .cloned()
+            .collect();
+        if words.is_empty() {
+            return Ok(Parsed::Help(top_level_help()));
+        }
+        let (target, used) = resolve(&words)?;
+        if let Some(extra) = words.get(used) {
+            return Err(Usage {
+                problem: format!("unexpected '{extra}' after the command name"),
+                see: "fleet-edge help".into(),
+            });
+        }
+        return Ok(Parsed::Help(match target {
+            Target::Command(spec) => command_help(spec),
+            Target::Group(name) => group_help(name),
+        }));
+    }
+    let (target, used) = resolve(&args)?;
+    let rest: Vec<OsString> = args[used..].iter().map(OsString::from).collect();
+    let mut pargs = pico_args::Arguments::from_vec(rest);
+    let wants_help = pargs.contains(["-h", "--help"]);
+    let spec = match target {
+        Target::Group(name) if wants_help => return Ok(Parsed::Help(group_help(name))),
+        Target::Group(name) => match group(name).into_iter().find(|s| s.words[1] == "list") {
+            Some(list) => list,
+            None => {
+                return Err(Usage {
+                    problem: format!("'{name}' needs a command"),
+                    see: format!("fleet-edge help {name}"),
+                })
+            }
+        },
+        Target::Command(spec) => spec,
+    };
+    if wants_help {
+        return Ok(Parsed::Help(command_help(spec)));
+    }
+    let see = format!("fleet-edge help {}", spec.words.join(" "));
+    let usage = |problem: String| Usage {
+        problem,
+        see: see.clone(),
+    };
+    let mut options = Vec::new();
+    for o in spec.options.iter().chain(COMMON) {
+        let first: Option<String> = pargs
+            .opt_value_from_str(o.flag)
+            .map_err(|e| usage(option_problem(o, &e)))?;
+        let Some(value) = first else { continue };
+        if value.starts_with("--") {
+            return Err(usage(format!(
+                "{} needs a value, but was followed by {value}",
+                o.flag
+            )));
+        }
+        if !matches!(pargs.opt_value_from_str::<_, String>(o.flag), Ok(None)) {
+            return Err(usage(format!("{} was given more than once", o.flag)));
+        }
+        options.push((o.flag, value));
+    }
+    let leftovers: Vec<String> = pargs
+        .finish()
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(unknown) = leftovers.iter().find(|a| a.starts_with('-') && a.len() > 1) {
+        let key = unknown.split_once('=').map_or(unknown.as_str(), |(k, _)| k);
+        let known: Vec<&'static str> = spec
+            .options
+            .iter()
+            .chain(COMMON)
+            .map(|o| o.flag)
+            .chain(["--help"])
+            .collect();
+        return Err(usage(format!(
+            "{key} is not an option of 'fleet-edge {}'{}",
+            spec.words.join(" "),
+            did_you_mean(key, &known)
+        )));
+    }
+    if leftovers.len() > spec.args.len() {
+        return Err(usage(format!(
+            "unexpected argument '{}'",
+            leftovers[spec.args.len()]
+        )));
+    }
+    if let Some(missing) = spec.args.get(leftovers.len()) {
+        return Err(usage(format!("{missing} is missing")));
+    }
+    if let Some(o) = spec
+        .options
+        .iter()
+        .find(|o| o.required && !options.iter().any(|(f, _)| *f == o.flag))
+    {
+        return Err(usage(format!("{} {} is required", o.flag, o.value)));
+    }
+    Ok(Parsed::Run(Invocation {
+        words: spec.words,
+        args: leftovers,
+        options,
+    }))
+}
+
+fn option_problem(o: &OptSpec, e: &pico_args::Error) -> String {
+    match e {
+        pico_args::Error::OptionWithoutAValue(_) => {
+            format!("{} needs a value ({} {})", o.flag, o.flag, o.value)
+        }
+        pico_args::Error::NonUtf8Argument => format!("{} has a value that is not UTF-8", o.flag),
+        other => format!("{}: {other}", o.flag),
+    }
+}
+
+/// `fleet-edge upgrade AGENT_ID --version VERSION [--source-uri URL] [--data-dir DIR]`.
+pub fn usage_line(spec: &CommandSpec) -> String {
+    let mut line = format!("fleet-edge {}", spec.words.join(" "));
+    for a in spec.args {
+        line.push_str(&format!(" {a}"));
+    }
+    for o in spec.options {
+        match o.required {
+            true => line.push_str(&format!(" {} {}", o.flag, o.value)),
+            false => line.push_str(&format!(" [{} {}]", o.flag, o.value)),
+        }
+    }
+    line
+}
+
+/// `fleet-edge help COMMAND` / `fleet-edge COMMAND --help`.
+pub fn command_help(spec: &CommandSpec) -> String {
+    let mut out = format!(
+        "Usage: {} [--data-dir DIR]\n\n{}.\n\nOptions:\n",
+        usage_line(spec),
+        capitalised(spec.summary)
+    );
+    let width = spec
+        .options
+        .iter()
+        .chain(COMMON)
+        .map(|o| o.flag.len() + 1 + o.value.len())
+        .max()
+        .unwrap_or(0)
+        .max("-h, --help".len());
+    for o in spec.options.iter().chain(COMMON) {
+        let head = format!("{} {}", o.flag, o.value);
+        out.push_str(&format!("  {head:<width$}  {}\n", o.help));
+    }
+    out.push_str(&format!("  {:<width$}  print this help\n", "-h, --help"));
+    out
+}
+
+/// `fleet-edge help tokens` / `fleet-edge tokens --help`.
+pub fn group_help(name: &str) -> String {
+    let mut out = format!("Usage: fleet-edge {name} <command> [--data-dir DIR]\n\nCommands:\n");
+    out.push_str(&commands_table(&group(name)));
+    out.push_str(&format!(
+        "\n'fleet-edge {name}' alone runs 'fleet-edge {name} list'; 'fleet-edge help {name} <command>' shows a command's options.\n"
+    ));
+    out
+}
+
+/// The management section of `fleet-edge help` / `--help`.
+pub fn management_help() -> String {
+    let all: Vec<&CommandSpec> = SPECS.iter().collect();
+    format!(
+        "Management commands (clients of a running fleet-edge in embedded mode; in Elasticsearch\nmode Kibana's Fleet UI and API manage agents):\n{}\nEach takes --data-dir DIR (default $FLEET_EDGE_DATA_DIR or fleet-edge-data) and --help;\n'fleet-edge help COMMAND' shows its options. Exit codes: 0 done, 1 failed or not found,\n2 bad command line.\n",
+        commands_table(&all)
+    )
+}
+
+/// `fleet-edge help` / `fleet-edge --help`: the server's flags, then the management commands.
+pub fn top_level_help() -> String {
+    format!("{}\n{}", crate::config::help_text(), management_help())
+}
+
+fn commands_table(specs: &[&CommandSpec]) -> String {
+    let lines: Vec<(String, &str)> = specs.iter().map(|s| (usage_line(s), s.summary)).collect();
+    let width = lines.iter().map(|(u, _)| u.len()).max().unwrap_or(0);
+    lines
+        .iter()
+        .map(|(u, s)| format!("  {u:<width$}  {s}\n"))
+        .collect()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<Parsed, Usage> {
+        parse(line.split_whitespace().map(str::to_owned).collect())
+    }
+
+    fn usage_error(line: &str) -> String {
+        match parse_line(line) {
+            Err(u) => u.problem,
+            Ok(p) => panic!("{line}: expected a usage error, got {p:?}"),
+        }
+    }
+
+    fn run(line: &str) -> Invocation {
+        match parse_line(line) {
+            Ok(Parsed::Run(inv)) => inv,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn help(line: &str) -> String {
+        match parse_line(line) {
+            Ok(Parsed::Help(text)) => text,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn misspelled_commands_and_options_get_a_suggestion() {
+        assert_eq!(
+            usage_error("agnets"),
+            "'agnets' is not a fleet-edge command; did you mean 'agents'?"
+        );
+        assert_eq!(
+            usage_error("tokens crate --policy p"),
+            "'crate' is not a 'tokens' command; did you mean 'create'?"
+        );
+        assert_eq!(
+            usage_error("tokens create --policy p --nmae x"),
+            "--nmae is not an option of 'fleet-edge tokens create'; did you mean '--name'?"
+        );
+        assert_eq!(
+            usage_error("upgrade a1 --version 9.2.0 --source-url=http://x"),
+            "--source-url is not an option of 'fleet-edge upgrade'; did you mean '--source-uri'?"
+        );
+        let far = usage_error("agents --frobnicate-everything");
+        assert!(far.starts_with("--frobnicate-everything is not an option of 'fleet-edge agents' (one of: --data-dir, --help)"), "{far}");
+    }
+
+    #[test]
+    fn arguments_are_counted_and_required_options_checked() {
+        assert_eq!(usage_error("results"), "ACTION_ID is missing");
+        assert_eq!(usage_error("unenroll a b"), "unexpected argument 'b'");
+        assert_eq!(usage_error("agents extra"), "unexpected argument 'extra'");
+        assert_eq!(usage_error("upgrade a1"), "--version VERSION is required");
+        assert_eq!(usage_error("tokens create"), "--policy ID is required");
+        assert_eq!(
+            usage_error("upgrade a1 --version"),
+            "--version needs a value (--version VERSION)"
+        );
+        assert_eq!(
+            usage_error("upgrade a1 --version 1 --version=2"),
+            "--version was given more than once"
+        );
+        assert_eq!(
+            usage_error("upgrade a1 --version --source-uri http://x"),
+            "--version needs a value, but was followed by --source-uri"
+        );
+    }
+
+    #[test]
+    fn a_full_command_line_keeps_every_value() {
+        let inv = run(
+            "upgrade a1 --version 9.2.0 --source-uri=https://artifacts.example/dl --data-dir /d",
+        );
+        assert_eq!(inv.words, ["upgrade"]);
+        assert_eq!(inv.args, ["a1"]);
+        assert_eq!(inv.option("--version"), Some("9.2.0"));
+        assert_eq!(
+            inv.option("--source-uri"),
+            Some("https://artifacts.example/dl")
+        );
+        assert_eq!(inv.option("--data-dir"), Some("/d"));
+        let inv = run("tokens create --name site-7 --policy p");
+        assert_eq!(inv.words, ["tokens", "create"]);
+        assert_eq!(inv.option("--name"), Some("site-7"));
+        // A group alone is its list.
+        assert_eq!(run("tokens").words, ["tokens", "list"]);
+        assert_eq!(run("policy --data-dir /d").words, ["policy", "list"]);
+    }
+
+    #[test]
+    fn help_at_every_level() {
+        let top = help("help");
+        assert!(top.contains("--fleet-server-es") && top.contains("fleet-edge tokens create"));
+        for line in ["help agents", "agents --help", "agents -h"] {
+            assert!(
+                help(line).starts_with("Usage: fleet-edge agents [--data-dir DIR]"),
+                "{line}"
+            );
+        }
+        for line in ["help tokens", "tokens --help"] {
+            let text = help(line);
+            assert!(
+                text.starts_with("Usage: fleet-edge tokens <command>"),
+                "{line}"
+            );
+            assert!(text.contains("fleet-edge tokens revoke TOKEN_ID"), "{line}");
+        }
+        for line in ["help upgrade", "upgrade --help", "upgrade a1 --help"] {
+            let text = help(line);
+            assert!(text.contains("--source-uri URL"), "{line}: {text}");
+        }
+        assert!(help("tokens create --help").contains("--policy ID"));
+        assert!(help("help tokens create").contains("--policy ID"));
+        assert_eq!(
+            usage_error("help agnets"),
+            "'agnets' is not a fleet-edge command; did you mean 'agents'?"
+        );
+        assert_eq!(
+            usage_error("help agents list"),
+            "unexpected 'list' after the command name"
+        );
+    }
+
+    #[test]
+    fn every_spec_has_help_and_a_unique_name() {
+        for spec in SPECS {
+            let text = command_help(spec);
+            for o in spec.options {
+                assert!(text.contains(o.flag), "{text}");
+            }
+            assert_eq!(
+                SPECS.iter().filter(|s| s.words == spec.words).count(),
+                1,
+                "{:?}",
+                spec.words
+            );
+        }
+    }
+}
