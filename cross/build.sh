@@ -8,7 +8,7 @@
 #   (target/ is $CARGO_TARGET_DIR when set.) Fails unless file(1) says static and stripped and the
 #   size is within SIZE_BUDGET bytes (default 4000000).
 #
-# How (see ../shared/cross.md, verified on Debian bookworm amd64): rustup cannot download rust-std
+# How (pitfalls P1-P11 in cross/README.md, verified on Debian bookworm amd64): rustup cannot download rust-std
 # for other targets here, so every target is built with Debian's own compiler (rustc-web /
 # cargo-web, bookworm-security) and std rebuilt from Debian's rust-web-src through -Zbuild-std
 # (RUSTC_BOOTSTRAP=1 lets that stable compiler accept -Z flags). Linkers: Debian's musl-gcc
@@ -46,7 +46,7 @@ rustc_web_ok() {   # Debian's rustc is new enough and rust-web-src is exactly it
 # libunwind.a that rustup's musl rust-std ships. Use the cross gcc's libgcc_eh.a under that name,
 # plus a shim where Debian's gcc 12 (built for glibc >= 2.35) calls glibc's _dl_find_object() and
 # only weakly references pthread_* (NULL in a static musl link => SIGSEGV on the first backtrace).
-# armv7 (ARM EHABI) libgcc_eh needs no shim. cross.md P1.3.
+# armv7 (ARM EHABI) libgcc_eh needs no shim. cross/README.md P1.3.
 make_musl_unwind() {
     local src=$UNWIND_DIR/dl_find_object.c spec t musl_cc gnu_cc dir eh
     mkdir -p "$UNWIND_DIR"
@@ -112,7 +112,7 @@ EOF
         eh=$("$gnu_cc" -print-file-name=libgcc_eh.a)
         [ -f "$eh" ] || die "libgcc_eh.a not found for $gnu_cc"
         cp "$eh" "$dir/libunwind.a.tmp"
-        # (no `nm | grep -q` under pipefail: grep -q exits early, nm gets SIGPIPE; cross.md P10)
+        # (no `nm | grep -q` under pipefail: grep -q exits early, nm gets SIGPIPE; cross/README.md P10)
         if nm "$eh" 2>/dev/null | grep ' U _dl_find_object' >/dev/null; then
             "$musl_cc" -O2 -fPIC -c "$src" -o "$dir/dl_find_object.o"
             ar rs "$dir/libunwind.a.tmp" "$dir/dl_find_object.o" 2>/dev/null
@@ -124,7 +124,7 @@ EOF
 
 have_debian_toolchain() {
     if command -v rustup >/dev/null; then
-        # (no grep -q under pipefail: cross.md P10)
+        # (no grep -q under pipefail: cross/README.md P10)
         rustup toolchain list | grep '^debian' >/dev/null || return 1
     fi
     return 0

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The cross part of CI (called by .ci/run): static builds for aarch64 and armv7, the library's
-# unit tests on 32-bit armv7 under qemu, and the qemu smoke test of each built binary.
+# The cross part of CI (called by .ci/run): static builds for x86_64, aarch64 and armv7 (the
+# binaries packaging/build.sh packages next), the library's unit tests on 32-bit armv7 under qemu,
+# and the smoke test of each built binary (qemu for the ARM ones).
 #
-#   bash cross/ci.sh                          # default targets: aarch64 armv7
-#   CROSS_CI_TARGETS="x86_64 aarch64 armv7" bash cross/ci.sh
+#   bash cross/ci.sh                          # default targets: x86_64 aarch64 armv7
+#   CROSS_CI_TARGETS="aarch64" bash cross/ci.sh
 #
 # Heavy steps first, the (sub-second) smoke tests last. Fails on the first failing step.
 # Runs as root on a fresh machine: cross/build.sh installs everything it needs.
@@ -11,7 +12,7 @@ set -euo pipefail
 # shellcheck source=cross/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 here=$(dirname "${BASH_SOURCE[0]}")
-read -r -a targets <<<"${CROSS_CI_TARGETS:-aarch64 armv7}"
+read -r -a targets <<<"${CROSS_CI_TARGETS:-x86_64 aarch64 armv7}"
 
 t_all=$(date +%s)
 step() {   # step NAME CMD...: run, time, report

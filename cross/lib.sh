@@ -10,7 +10,7 @@ SELF=cross/$(basename "$0")
 die() { echo "$SELF: $*" >&2; exit 1; }
 log() { echo "$SELF: $*" >&2; }
 
-# short name -> target triple (musl everywhere: smallest, no glibc/NSS caveats; cross.md §0)
+# short name -> target triple (musl everywhere: smallest, no glibc/NSS caveats; cross/README.md)
 triple_of() {
     case $1 in
         x86_64)  echo x86_64-unknown-linux-musl ;;
@@ -21,7 +21,7 @@ triple_of() {
 }
 
 # short name -> how to run its binaries on this amd64 machine (binfmt_misc is not registered
-# here, cross.md P6, so qemu-user is called explicitly). Empty = native.
+# here, cross/README.md P6, so qemu-user is called explicitly). Empty = native.
 qemu_of() {
     case $1 in
         x86_64)  echo "" ;;
@@ -33,7 +33,7 @@ qemu_of() {
 
 # Debian's cargo/rustc 1.96 (linked into rustup as toolchain `debian` by `cross/build.sh setup`)
 # with -Z flags allowed, for the cross targets. RUSTFLAGS would *replace* the
-# [target.<triple>].rustflags of .cargo/config.toml (cross.md P1.4), so it is dropped.
+# [target.<triple>].rustflags of .cargo/config.toml (cross/README.md P1.4), so it is dropped.
 cross_cargo() {
     (
         unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
@@ -61,7 +61,7 @@ apt_update() {
     [ -z "$APT_UPDATED" ] || return 0
     local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
     if ! "${apt[@]}" update; then
-        # cross.md P2: a broken foreign-arch index of bookworm-security (armhf, seen on this
+        # cross/README.md P2: a broken foreign-arch index of bookworm-security (armhf, seen on this
         # mirror) makes apt drop *all* of that suite's new indexes, hiding rustc-web 1.96.
         # Nothing here needs armhf security packages: limit that suite to amd64 + arm64, retry.
         local f=/etc/apt/sources.list.d/debian.sources

@@ -1,6 +1,7 @@
 //! fleet-edge integration tests: the real binary, real sockets on 127.0.0.1, real TLS with
 //! certificates generated at test time. One test binary; its modules are the table of contents:
 //!
+//! * `docs`: the README configuration table and the packaged env file against the settings.
 //! * `cli`: `--help` against the seeds' flag tables, `--print-config`, startup errors (exit 2).
 //! * `tls_modes`: one-way TLS, mTLS required/optional, encrypted keys, self-signed generation and
 //!   reuse, plain HTTP.
@@ -51,6 +52,7 @@ mod backup;
 mod bodies;
 mod cli;
 mod default_policy;
+mod docs;
 mod embedded;
 mod es_tls;
 mod hardening;
