@@ -42,4 +42,5 @@ pub mod logging;
 pub mod mgmt;
 pub mod model;
 pub mod net;
+pub mod opamp;
 pub mod tls;

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod opamp;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -50,6 +51,8 @@ pub enum Route<'a> {
     Acks(&'a str),
     /// `POST /api/fleet/agents/{id}/audit/unenroll`.
     AuditUnenroll(&'a str),
+    /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
+    OpAmp,
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -63,6 +66,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let found = match path {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
         "/api/fleet/agents/enroll" => (post, Route::Enroll, "POST"),
+        opamp::PATH => (true, Route::OpAmp, ""),
         _ => match path
             .strip_prefix("/api/fleet/agents/")
             .map(|rest| rest.split('/').collect::<Vec<_>>())
@@ -93,6 +97,7 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
+        Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
         Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
@@ -125,6 +130,12 @@ pub enum PendingKind {
     Audit,
     /// Management API.
     Admin,
+    /// A plain-HTTP OpAMP message.
+    OpAmp,
+    /// The token check of an OpAMP WebSocket upgrade.
+    OpAmpUpgrade,
+    /// A message on an OpAMP WebSocket (no HTTP response).
+    OpAmpMessage,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -156,10 +167,15 @@ impl Pending {
             JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid),
+            JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
+            JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
+                opamp::refusal(&refusal)
+            }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
                 errors::respond(&e)
             }
             JobOutput::CheckinStarted(_)
+            | JobOutput::OpAmpConnected(Ok(_))
             | JobOutput::OutputKeys(_)
             | JobOutput::CheckinsWritten { .. } => {
                 errors::respond(&ApiError::Internal("unexpected backend reply".into()))
@@ -177,7 +193,7 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Checkin(_) => Some(LimitedRoute::Checkin),
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
-        Route::WrongMethod(_) | Route::NotFound => None,
+        Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
 
@@ -239,6 +255,18 @@ fn dispatch(
         Route::NotFound => return Decision::Respond(Response::text(404, "404 page not found")),
         Route::WrongMethod(allowed) => {
             return Decision::Respond(Response::new(405).with_header("Allow", allowed))
+        }
+        // Outside Fleet's API router: no Elastic-Api-Version negotiation.
+        Route::OpAmp if !ctx.has_store => {
+            return Decision::Respond(errors::respond(&ApiError::StoreUnavailable))
+        }
+        Route::OpAmp => {
+            return opamp::handle(req, |kind| Pending {
+                kind,
+                request_id: request_id.clone(),
+                api_version: version::DEFAULT,
+                limited,
+            })
         }
         Route::Status
         | Route::Enroll
@@ -328,7 +356,7 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => {
+        Route::Status | Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => {
             respond(Response::text(404, "404 page not found"))
         }
     }

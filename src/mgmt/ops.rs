@@ -268,6 +268,7 @@ mod tests {
             agent: Some(AgentInfo {
                 id: "a".into(),
                 version: "9.2.1".into(),
+                kind: String::new(),
             }),
             ..Agent::default()
         };

@@ -43,6 +43,7 @@ mod es_tls;
 mod http_wire;
 mod lifecycle;
 mod management;
+mod opamp;
 mod production;
 mod protocol;
 mod races;

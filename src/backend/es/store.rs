@@ -357,7 +357,10 @@ impl Store for EsStore {
         }
         let ops: Vec<_> = updates
             .iter()
-            .map(|(id, fields)| BulkOp::new(Op::Update, id, AGENTS, Some(json!({ "doc": fields }))))
+            .map(|(id, fields)| {
+                let body = super::opamp_script::update_body(fields);
+                BulkOp::new(Op::Update, id, AGENTS, Some(body))
+            })
             .collect();
         Ok(self.bulk(false, &ops)?.iter().map(update_result).collect())
     }

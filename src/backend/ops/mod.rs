@@ -7,6 +7,7 @@ pub mod ack;
 pub mod audit;
 pub mod checkin;
 pub mod enroll;
+pub mod opamp;
 pub mod outputs;
 pub mod replace_token;
 
@@ -123,6 +124,7 @@ pub(crate) mod testkit {
                 agent: Some(AgentInfo {
                     id: id.into(),
                     version: "9.2.1".into(),
+                    kind: String::new(),
                 }),
                 policy_id: "p".into(),
                 policy_revision_idx: 1,

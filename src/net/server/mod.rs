@@ -26,6 +26,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod fleet;
+mod opamp;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;

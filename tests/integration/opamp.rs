@@ -1,0 +1,301 @@
+//! OpAMP collectors on `/v1/opamp` (fleet-protocol.md §8 "OpAMP") against every store, driven by
+//! real OpAMP clients from the npm registry (`tests/opamp-client`): Elastic's
+//! `@elastic/opamp-client-node` over HTTPS, and messages encoded by the same package's protobuf
+//! schema sent over HTTPS and over WebSocket (`ws`). The stored documents are checked member by
+//! member; the error rows (bad token, bad uid, bad protobuf, oversized message) each get their
+//! answer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::protocol::{checks, policy, start, Fixture};
+use crate::support::inproc::InProc;
+
+fn client_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opamp-client")
+}
+
+/// Installs the npm packages once (`npm ci` from the committed lock file) when CI has not.
+fn ensure_client() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let dir = client_dir();
+        if dir.join("node_modules/@elastic/opamp-client-node").exists() {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("the OpAMP client tests need node and npm (bash .ci/run installs them)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    });
+}
+
+/// Runs `node client.js <args>` and returns its JSON lines.
+fn node(args: &[&str]) -> Vec<Value> {
+    ensure_client();
+    let output = Command::new("node")
+        .arg("client.js")
+        .args(args)
+        .current_dir(client_dir())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn endpoint(server: &InProc, scheme: &str) -> String {
+    format!("{scheme}://127.0.0.1:{}/v1/opamp", server.addr.port())
+}
+
+fn ca(server: &InProc) -> String {
+    server.pki.ca_path.to_str().unwrap().to_owned()
+}
+
+/// Runs message steps over `transport` ("http" or "ws").
+fn raw(server: &InProc, transport: &str, token: &str, steps: &Value) -> Vec<Value> {
+    let file = crate::support::TempDir::new("opamp-steps");
+    let path = file.join("steps.json");
+    std::fs::write(&path, serde_json::to_vec(steps).unwrap()).unwrap();
+    let scheme = if transport == "ws" { "wss" } else { "https" };
+    node(&[
+        "raw",
+        transport,
+        &endpoint(server, scheme),
+        token,
+        &ca(server),
+        path.to_str().unwrap(),
+    ])
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn uid_hex(b64_uid: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64_uid)
+        .unwrap();
+    fleet_edge::opamp::uid_text(&bytes).unwrap()
+}
+
+/// The stored agent document (its source, as the store returns it), once `ready` holds.
+fn wait_for_doc(fixture: &dyn Fixture, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let agent = fixture.store().agent(id).unwrap();
+        let doc = agent.map(|a| serde_json::to_value(&a).unwrap());
+        match doc {
+            Some(doc) if ready(&doc) => return doc,
+            doc => assert!(
+                Instant::now() < deadline,
+                "document {id} never got ready: {doc:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kv(key: &str, value: &str) -> Value {
+    json!({"key": key, "value": {"stringValue": value}})
+}
+
+fn description() -> Value {
+    json!({
+        "identifyingAttributes": [kv("service.name", "edot-collector"), kv("service.version", "9.4.0"),
+            {"key": "service.instance.id", "value": {"intValue": "42"}}],
+        "nonIdentifyingAttributes": [kv("host.name", "gw-7"), kv("os.type", "linux"), kv("tags", "edge, site-a,edge")]
+    })
+}
+
+const CONFIG_V1: &str = "receivers:\n  otlp:\n    protocols:\n      grpc: {}\nexporters:\n  elasticsearch:\n    endpoint: https://user:pw@es.example:9200\n    api_key: s3cr3t\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [elasticsearch]}\n    metrics: {receivers: [otlp], exporters: [elasticsearch]}\n";
+const CONFIG_V2: &str =
+    "receivers:\n  otlp: {}\nservice:\n  pipelines:\n    traces: {receivers: [otlp]}\n";
+
+fn effective_config(yaml: &str) -> Value {
+    json!({"configMap": {"configMap": {"": {"body": b64(yaml.as_bytes()), "contentType": "text/yaml"}}}})
+}
+
+/// Elastic's node client enrolls over TLS with an enrollment token and keeps checking in.
+fn elastic_client_enrolls(fixture: Box<dyn Fixture>) {
+    fixture.add_policy(policy("collectors", 1, checks()));
+    let token = fixture.add_token("collectors").encoded();
+    let server = start(&*fixture, "2s");
+    let desc = json!({
+        "identifyingAttributes": {"service.name": "edot-collector", "service.version": "9.4.0"},
+        "nonIdentifyingAttributes": {"host.name": "gw-1", "os.type": "linux", "tags": "edge,site-a"}
+    });
+    let lines = node(&[
+        "elastic",
+        &endpoint(&server, "https"),
+        &token,
+        &ca(&server),
+        "3",
+        &desc.to_string(),
+    ]);
+    let result = &lines[0];
+    assert_eq!(result["failures"], json!([]), "{result}");
+    let first = &result["replies"][0];
+    assert_eq!(first["flags"], "1", "ReportFullState: {first}");
+    assert_eq!(
+        first["capabilities"], "5",
+        "AcceptsStatus|AcceptsEffectiveConfig"
+    );
+    assert!(first.get("agentIdentification").is_none());
+    let hex = result["instance_uid"].as_str().unwrap();
+    let id = fleet_edge::opamp::uid_text(&hex_bytes(hex)).unwrap();
+    let doc = wait_for_doc(&*fixture, &id, |d| d["sequence_num"].as_u64() >= Some(2));
+    assert_eq!(doc["type"], "OPAMP");
+    assert_eq!(doc["active"], true);
+    assert_eq!(doc["policy_id"], "collectors");
+    assert_eq!(doc["policy_revision_idx"], 1);
+    assert_eq!(
+        doc["agent"],
+        json!({"id": id, "version": "9.4.0", "type": "edot-collector"})
+    );
+    assert_eq!(
+        doc["local_metadata"],
+        json!({"elastic": {"agent": {"id": id, "version": "9.4.0", "name": "edot-collector"}},
+               "host": {"hostname": "gw-1", "name": "gw-1"}, "os": {"platform": "linux"}})
+    );
+    assert_eq!(
+        doc["identifying_attributes"],
+        json!({"service.name": "edot-collector", "service.version": "9.4.0"})
+    );
+    assert_eq!(
+        doc["non_identifying_attributes"],
+        json!({"host.name": "gw-1", "os.type": "linux"})
+    );
+    assert_eq!(doc["tags"], json!(["edot-collector", "edge", "site-a"]));
+    assert_eq!(doc["last_checkin_status"], "online");
+    assert_eq!(
+        doc["capabilities"],
+        json!(["ReportsStatus", "ReportsHeartbeat"])
+    );
+    assert!(fleet_edge::model::time::parse_rfc3339(doc["enrolled_at"].as_str().unwrap()).is_some());
+    assert!(doc.get("health").is_none() && doc.get("effective_config").is_none());
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A collector asking for an instance uid, then reporting health and effective config.
+fn reports_health_and_effective_config(fixture: &dyn Fixture, transport: &str) {
+    fixture.add_policy(policy("collectors", 1, checks()));
+    let token = fixture.add_token("collectors").encoded();
+    let server = start(fixture, "2s");
+    let asked = b64(&[0x11; 16]);
+    let steps = json!([
+        {"message": {"instanceUid": asked, "sequenceNum": "1", "flags": "1",
+            "capabilities": "6149", "agentDescription": description(),
+            "health": {"healthy": true, "status": "StatusOK", "startTimeUnixNano": "1700000000000000000",
+                "componentHealthMap": {"pipeline:traces": {"healthy": true, "status": "StatusOK"}}},
+            "effectiveConfig": effective_config(CONFIG_V1)}},
+    ]);
+    let first = raw(&server, transport, &token, &steps);
+    let reply = &first.last().unwrap()["reply"];
+    assert_eq!(reply["instanceUid"], asked, "{first:?}");
+    assert_eq!(reply["flags"], "1");
+    assert_eq!(reply["capabilities"], "5");
+    let new_uid = reply["agentIdentification"]["newInstanceUid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no new uid: {reply}"));
+    let id = uid_hex(new_uid);
+    assert_eq!(&id[14..15], "7", "a UUIDv7: {id}");
+    let doc = wait_for_doc(fixture, &id, |d| d["sequence_num"] == 1);
+    assert_eq!(doc["last_checkin_status"], "online");
+    assert_eq!(doc["last_checkin_message"], "StatusOK");
+    assert_eq!(
+        doc["health"],
+        json!({"healthy": true, "status": "StatusOK", "start_time_unix_nano": 1_700_000_000_000_000_000u64,
+               "component_health_map": {"pipeline:traces": {"healthy": true, "status": "StatusOK"}}})
+    );
+    assert_eq!(
+        doc["capabilities"],
+        json!([
+            "ReportsStatus",
+            "ReportsEffectiveConfig",
+            "ReportsHealth",
+            "ReportsRemoteConfig"
+        ])
+    );
+    assert_eq!(
+        doc["effective_config"],
+        json!({
+            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+            "exporters": {"elasticsearch": {"endpoint": "https://REDACTED:REDACTED@es.example:9200", "api_key": "REDACTED"}},
+            "service": {"pipelines": {
+                "traces": {"receivers": ["otlp"], "exporters": ["elasticsearch"]},
+                "metrics": {"receivers": ["otlp"], "exporters": ["elasticsearch"]}}}
+        })
+    );
+    assert_eq!(doc["tags"], json!(["edot-collector", "edge", "site-a"]));
+    assert_eq!(doc["identifying_attributes"]["service.instance.id"], 42);
+    assert!(
+        fixture.store().agent(&uid_hex(&asked)).unwrap().is_none(),
+        "the asked-for uid got no document"
+    );
+
+    // Unhealthy, a smaller configuration (replaced whole), then recoverable, then disconnect.
+    let steps = json!([
+        {"message": {"instanceUid": new_uid, "sequenceNum": "2", "capabilities": "6149",
+            "health": {"healthy": false, "status": "StatusPermanentError", "lastError": "exporter down"},
+            "effectiveConfig": effective_config(CONFIG_V2)}},
+    ]);
+    let second = raw(&server, transport, &token, &steps);
+    let reply = &second.last().unwrap()["reply"];
+    assert!(reply.get("agentIdentification").is_none(), "{reply}");
+    // The stored status is online now: capabilities are not repeated.
+    assert!(reply.get("capabilities").is_none(), "{reply}");
+    let doc = wait_for_doc(fixture, &id, |d| d["sequence_num"] == 2);
+    assert_eq!(doc["last_checkin_status"], "error");
+    assert_eq!(doc["last_checkin_message"], "exporter down");
+    assert_eq!(
+        doc["effective_config"],
+        json!({"receivers": {"otlp": {}}, "service": {"pipelines": {"traces": {"receivers": ["otlp"]}}}}),
+        "replaced, not merged"
+    );
+    let steps = json!([
+        {"message": {"instanceUid": new_uid, "sequenceNum": "3",
+            "health": {"healthy": true, "status": "StatusRecoverableError"}}},
+        {"message": {"instanceUid": new_uid, "sequenceNum": "4", "agentDisconnect": {}}},
+    ]);
+    let third = raw(&server, transport, &token, &steps);
+    assert_eq!(third.last().unwrap()["reply"]["instanceUid"], new_uid);
+    let doc = wait_for_doc(fixture, &id, |d| d["last_checkin_status"] == "disconnected");
+    // Health and configuration stay as last reported.
+    assert_eq!(doc["health"]["last_error"], "exporter down");
+    assert_eq!(doc["effective_config"]["receivers"], json!({"otlp": {}}));
+}
+
+fn reports_over_http(fixture: Box<dyn Fixture>) {
+    reports_health_and_effective_config(&*fixture, "http");
+}
+
+fn reports_over_websocket(fixture: Box<dyn Fixture>) {
+    reports_health_and_effective_config(&*fixture, "ws");
+}
+
+on_every_store!(
+    elastic_client_enrolls,
+    reports_over_http,
+    reports_over_websocket
+);
