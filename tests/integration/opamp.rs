@@ -299,3 +299,90 @@ on_every_store!(
     reports_over_http,
     reports_over_websocket
 );
+
+/// The error rows: bad token, bad uid, bad protobuf, oversized message, on both transports.
+fn error_rows(fixture: Box<dyn Fixture>) {
+    fixture.add_policy(policy("collectors", 1, checks()));
+    let token = fixture.add_token("collectors").encoded();
+    let server = start(&*fixture, "2s");
+    let bad_token = b64(b"unknown-id:wrong-secret");
+    let good =
+        |seq: &str| json!({"message": {"instanceUid": b64(&[0x22; 16]), "sequenceNum": seq}});
+    let short_uid = json!({"message": {"instanceUid": b64(&[0x22; 15]), "sequenceNum": "1"}});
+    let not_protobuf = b64(&[0xff, 0xff, 0xff, 0xff]);
+    let oversized = b64(&vec![0u8; 3 * 1024 * 1024 + 1]);
+
+    // Plain HTTP.
+    let refused = raw(&server, "http", &bad_token, &json!([good("1")]));
+    assert_eq!(
+        refused[0],
+        json!({"status": 401, "content_type": "application/x-protobuf", "body_length": 0})
+    );
+    let answers = raw(
+        &server,
+        "http",
+        &token,
+        &json!([short_uid, {"raw": not_protobuf}, {"raw": oversized}, good("1")]),
+    );
+    let error = &answers[0]["reply"]["errorResponse"];
+    assert_eq!(answers[0]["status"], 200, "{answers:?}");
+    assert_eq!(
+        error["type"], "ServerErrorResponseType_BadRequest",
+        "{error}"
+    );
+    assert_eq!(error["errorMessage"], "failed to parse instance_uid");
+    assert_eq!(answers[1]["status"], 400, "{answers:?}");
+    assert_eq!(answers[1]["body_length"], 0);
+    assert_eq!(answers[2]["status"], 413, "{answers:?}");
+    assert_eq!(
+        answers[3]["status"], 200,
+        "a good message still works: {answers:?}"
+    );
+
+    // WebSocket.
+    let refused = raw(&server, "ws", &bad_token, &json!([good("1")]));
+    assert_eq!(refused[0]["upgrade"]["status"], 401, "{refused:?}");
+    let short_uid = json!({"message": {"instanceUid": b64(&[0x33; 15]), "sequenceNum": "1"}});
+    let answers = raw(
+        &server,
+        "ws",
+        &token,
+        &json!([
+            short_uid,
+            {"raw": b64(&[0, 0xff, 0xff, 0xff]), "ping_after": "dropped"},
+            {"raw": b64(&[1, 0x0a, 0x00]), "ping_after": "bad header"},
+            good("1"),
+            {"ping": "alive"},
+            {"raw": oversized},
+        ]),
+    );
+    assert_eq!(answers[0]["upgrade"]["status"], 101);
+    assert_eq!(answers[1]["header"], 0);
+    assert_eq!(
+        answers[1]["reply"]["errorResponse"]["errorMessage"],
+        "failed to parse instance_uid"
+    );
+    assert_eq!(
+        answers[2],
+        json!({"pong": "dropped"}),
+        "bad protobuf: no answer"
+    );
+    assert_eq!(
+        answers[3],
+        json!({"pong": "bad header"}),
+        "bad header: no answer"
+    );
+    assert_eq!(answers[4]["reply"]["flags"], "1", "{answers:?}");
+    assert_eq!(answers[5], json!({"pong": "alive"}));
+    assert_eq!(answers[6], json!({"closed": 1009}), "message too big");
+}
+
+#[test]
+fn error_rows_memory() {
+    error_rows(crate::support::stores::memory());
+}
+
+#[test]
+fn error_rows_es() {
+    error_rows(crate::protocol::es());
+}

@@ -7,7 +7,8 @@
 //       Sends AgentToServer messages encoded by @bufbuild/protobuf with the client's generated
 //       OpAMP schema, over HTTP POST (undici) or WebSocket (ws, one-byte header): prints one
 //       result per step. A step is {"message": <AgentToServer proto3 JSON>}, {"raw": <base64>}
-//       (bytes sent as they are), {"ping": "<text>"} or {"close": true}.
+//       (bytes sent as they are), {"ping": "<text>"} or {"close": true}; "ping_after" on a
+//       message step sends a ping right behind it.
 //   node client.js park <ws-endpoint> <token> <ca-file> <count>
 //       Opens <count> WebSocket collectors, each enrolled by one message, prints
 //       {"parked": n} and keeps them open until stdin closes.
@@ -167,6 +168,8 @@ async function rawWs(endpoint, token, caFile, steps) {
             ws.close(1000);
         } else if (ws.readyState === WebSocket.OPEN) {
             ws.send(encodeStep(step, true), {binary: true});
+            // A ping right behind a message: its pong arrives first if the message got no answer.
+            if (step.ping_after !== undefined) ws.ping(Buffer.from(step.ping_after));
         }
         out(await take(5000));
     }
