@@ -250,13 +250,14 @@ fn request(
 fn print_answer(command: &str, answer: &Value) {
     if command == "agents" {
         println!(
-            "{:<38} {:<11} {:<24} {:>8} {:<8} LAST CHECKIN",
-            "ID", "STATUS", "POLICY", "REVISION", "VERSION"
+            "{:<38} {:<10} {:<11} {:<24} {:>8} {:<8} LAST CHECKIN",
+            "ID", "TYPE", "STATUS", "POLICY", "REVISION", "VERSION"
         );
         for a in answer["items"].as_array().into_iter().flatten() {
             println!(
-                "{:<38} {:<11} {:<24} {:>8} {:<8} {}",
+                "{:<38} {:<10} {:<11} {:<24} {:>8} {:<8} {}",
                 a["id"].as_str().unwrap_or(""),
+                a["type"].as_str().unwrap_or(""),
                 a["status"].as_str().unwrap_or(""),
                 a["policy_id"].as_str().unwrap_or(""),
                 a["policy_revision"],

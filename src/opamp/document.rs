@@ -407,3 +407,18 @@ pub fn disconnect_state(last_checkin: &str) -> Map<String, Value> {
     s.insert("sequence_num".into(), json!(0));
     s
 }
+
+/// Whether a collector said goodbye (`agent_disconnect`): the operator sees it offline.
+pub fn is_disconnected(agent: &Agent) -> bool {
+    agent.agent_type == "OPAMP" && agent.last_checkin_status == "disconnected"
+}
+
+/// The OpAMP members the operator sees for a collector (management API, `fleet-edge agents`):
+/// its health tree, effective configuration, capabilities and message sequence number.
+pub fn operator_view(agent: &Agent) -> Map<String, Value> {
+    ["health", "effective_config", "capabilities", "sequence_num"]
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), agent.other.get(*k)?.clone())))
+        .filter(|(_, v)| !v.is_null())
+        .collect()
+}

@@ -68,6 +68,10 @@ fn ca(server: &InProc) -> String {
 
 /// Runs message steps over `transport` ("http" or "ws").
 fn raw(server: &InProc, transport: &str, token: &str, steps: &Value) -> Vec<Value> {
+    raw_at(server.addr.port(), &ca(server), transport, token, steps)
+}
+
+fn raw_at(port: u16, ca: &str, transport: &str, token: &str, steps: &Value) -> Vec<Value> {
     let file = crate::support::TempDir::new("opamp-steps");
     let path = file.join("steps.json");
     std::fs::write(&path, serde_json::to_vec(steps).unwrap()).unwrap();
@@ -75,9 +79,9 @@ fn raw(server: &InProc, transport: &str, token: &str, steps: &Value) -> Vec<Valu
     node(&[
         "raw",
         transport,
-        &endpoint(server, scheme),
+        &format!("{scheme}://127.0.0.1:{port}/v1/opamp"),
         token,
-        &ca(server),
+        ca,
         path.to_str().unwrap(),
     ])
 }
@@ -385,4 +389,83 @@ fn error_rows_memory() {
 #[test]
 fn error_rows_es() {
     error_rows(crate::protocol::es());
+}
+
+/// Collectors appear to the operator: `fleet-edge agents` lists them with type OPAMP, and the
+/// management API returns their health tree and effective configuration (real binary, embedded
+/// store, the CLI's own token).
+#[test]
+fn collectors_are_visible_to_the_operator() {
+    use crate::support::{run_to_exit, FleetEdge};
+    let server = FleetEdge::start(&["--checkin-jitter", "0s"]);
+    server
+        .wait_for_log("management API on", Duration::from_secs(20))
+        .expect("management API announced");
+    let dir = server.data_dir.to_str().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend(["--data-dir", &dir]);
+        let (status, out, err) = run_to_exit(&full, &[]);
+        assert!(status.success(), "{args:?}: {err}");
+        out
+    };
+    let created: Value = serde_json::from_str(&cli(&[
+        "tokens",
+        "create",
+        "--policy",
+        "fleet-edge-default",
+    ]))
+    .unwrap();
+    let token = created["item"]["api_key"].as_str().unwrap().to_owned();
+    let uid = [0x44u8; 16];
+    let id = fleet_edge::opamp::uid_text(&uid).unwrap();
+    let ca = server.data_dir.join("certs/ca.crt");
+    let steps = json!([{"message": {"instanceUid": b64(&uid), "sequenceNum": "1",
+        "capabilities": "2053", "agentDescription": description(),
+        "health": {"healthy": true, "status": "StatusOK"},
+        "effectiveConfig": effective_config(CONFIG_V2)}}]);
+    let answers = raw_at(
+        server.addr.port(),
+        ca.to_str().unwrap(),
+        "ws",
+        &token,
+        &steps,
+    );
+    assert_eq!(answers[1]["reply"]["flags"], "1", "{answers:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let out = cli(&["agents"]);
+        if let Some(line) = out
+            .lines()
+            .find(|l| l.starts_with(&id) && l.contains("online"))
+        {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "collector never listed:\n{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(line.contains("OPAMP") && line.contains("9.4.0"), "{line}");
+    let url = std::fs::read_to_string(server.data_dir.join("management-url")).unwrap();
+    let addr: std::net::SocketAddr = url.trim().trim_start_matches("http://").parse().unwrap();
+    let admin = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    let mut client = crate::support::Client::plain(addr).unwrap();
+    let request = format!(
+        "GET /api/fleet/agents/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        admin.trim()
+    );
+    let item = client.request(request.as_bytes()).unwrap().json()["item"].clone();
+    assert_eq!(item["type"], "OPAMP");
+    assert_eq!(
+        item["health"],
+        json!({"healthy": true, "status": "StatusOK"})
+    );
+    assert_eq!(
+        item["effective_config"],
+        json!({"receivers": {"otlp": {}}, "service": {"pipelines": {"traces": {"receivers": ["otlp"]}}}})
+    );
+    assert_eq!(
+        item["capabilities"],
+        json!(["ReportsStatus", "ReportsEffectiveConfig", "ReportsHealth"])
+    );
+    assert_eq!(item["hostname"], "gw-7");
 }
