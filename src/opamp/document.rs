@@ -422,3 +422,137 @@ pub fn operator_view(agent: &Agent) -> Map<String, Value> {
         .filter(|(_, v)| !v.is_null())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opamp::proto::{AgentConfigFile, AgentConfigMap, ArrayValue, KeyValueList};
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+        }
+    }
+
+    fn health(healthy: bool, status: &str, last_error: &str) -> ComponentHealth {
+        ComponentHealth {
+            healthy,
+            status: status.into(),
+            last_error: last_error.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_follows_health_as_fleet_server_maps_it() {
+        let mut m = AgentToServer::default();
+        assert_eq!(status_of(&m), ("online", String::new()));
+        m.health = Some(health(false, "StatusPermanentError", "boom"));
+        assert_eq!(status_of(&m), ("error", "boom".into()));
+        m.health = Some(health(true, "StatusRecoverableError", ""));
+        assert_eq!(status_of(&m), ("degraded", "StatusRecoverableError".into()));
+        m.health = Some(health(true, "StatusOK", ""));
+        assert_eq!(status_of(&m), ("online", "StatusOK".into()));
+    }
+
+    #[test]
+    fn attributes_render_every_value_kind() {
+        use any_value::Value as V;
+        let kvs = vec![
+            kv("s", V::StringValue("x".into())),
+            kv("b", V::BoolValue(true)),
+            kv("i", V::IntValue(-3)),
+            kv("d", V::DoubleValue(1.5)),
+            kv("bytes", V::BytesValue(vec![1, 2])),
+            kv(
+                "a",
+                V::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(V::IntValue(1)),
+                    }],
+                }),
+            ),
+            kv(
+                "kv",
+                V::KvlistValue(KeyValueList {
+                    values: vec![kv("n", V::StringValue("y".into()))],
+                }),
+            ),
+            KeyValue {
+                key: "skipped".into(),
+                value: None,
+            },
+            KeyValue {
+                key: "empty".into(),
+                value: Some(AnyValue { value: None }),
+            },
+        ];
+        assert_eq!(
+            attributes_json(&kvs).unwrap(),
+            json!({"s": "x", "b": true, "i": -3, "d": 1.5, "bytes": "AQI=", "a": [1],
+                   "kv": {"n": "y"}, "empty": null})
+        );
+        assert!(attributes_json(&[kv("nan", V::DoubleValue(f64::NAN))]).is_err());
+    }
+
+    #[test]
+    fn health_attributes_keep_go_struct_shape() {
+        let mut h = health(true, "", "");
+        h.attributes = vec![kv("k", any_value::Value::StringValue("v".into()))];
+        assert_eq!(
+            health_json(&h).unwrap(),
+            json!({"healthy": true, "attributes": [{"key": "k", "value": {"Value": {"string_value": "v"}}}]})
+        );
+        assert_eq!(health_json(&health(false, "", "")).unwrap(), json!({}));
+    }
+
+    fn config(body: &str) -> EffectiveConfig {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(
+            String::new(),
+            AgentConfigFile {
+                body: body.as_bytes().to_vec(),
+                content_type: "text/yaml".into(),
+            },
+        );
+        EffectiveConfig {
+            config_map: Some(AgentConfigMap { config_map: map }),
+        }
+    }
+
+    #[test]
+    fn effective_config_is_yaml_mapping_only() {
+        assert_eq!(
+            effective_config_json(&config("a: 1\nb: [x, 2.5, true, ~]\n")).unwrap(),
+            Some(json!({"a": 1, "b": ["x", 2.5, true, null]}))
+        );
+        assert_eq!(
+            effective_config_json(&config("# only a comment\n")).unwrap(),
+            Some(json!({}))
+        );
+        assert_eq!(effective_config_json(&config("")).unwrap(), None);
+        assert_eq!(
+            effective_config_json(&EffectiveConfig::default()).unwrap(),
+            None
+        );
+        assert!(effective_config_json(&config("- a\n- b\n")).is_err());
+        assert!(effective_config_json(&config("1: x\n")).is_err());
+        assert!(effective_config_json(&config("a: [\n")).is_err());
+    }
+
+    #[test]
+    fn enroll_document_without_description_keeps_fleet_defaults() {
+        let doc = enroll_document("u1", None, "p", &[], "2026-01-01T00:00:00Z").unwrap();
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(v["type"], "OPAMP");
+        assert_eq!(v["agent"], json!({"id": "u1"}));
+        assert_eq!(
+            v["local_metadata"],
+            json!({"elastic": {"agent": {"id": "u1"}}, "host": {}, "os": {}})
+        );
+        // Go prepends the (empty) service name to the tags.
+        assert_eq!(v["tags"], json!([""]));
+        assert!(v.get("identifying_attributes").is_none());
+    }
+}

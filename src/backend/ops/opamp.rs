@@ -268,3 +268,84 @@ fn mark_reenrolled(store: &dyn Store, id: &str, now: SystemTime) {
         log::warn!("opamp {id}: failed to mark the previous doc as reenrolled: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ops::testkit::store_with_policy;
+    use prost::Message;
+
+    fn input(key: &ApiKey, message: &AgentToServer) -> OpAmpInput {
+        OpAmpInput {
+            key: key.clone(),
+            authenticate: true,
+            body: message.encode_to_vec(),
+            websocket: false,
+        }
+    }
+
+    fn message(uid: u8, seq: u64, flags: u64) -> AgentToServer {
+        AgentToServer {
+            instance_uid: vec![uid; 16],
+            sequence_num: seq,
+            flags,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn disconnect_of_an_unknown_collector_is_a_bad_request() {
+        let (store, key) = store_with_policy("p");
+        let mut m = message(1, 1, 0);
+        m.agent_disconnect = Some(Default::default());
+        let out = opamp_message(&*store, &input(&key, &m), SystemTime::now()).unwrap();
+        let err = out.reply.error_response.unwrap();
+        assert_eq!(err.r#type, ERROR_BAD_REQUEST);
+        assert!(out.checkin.is_none());
+    }
+
+    #[test]
+    fn asking_for_a_new_uid_marks_the_old_document_reenrolled() {
+        let (store, key) = store_with_policy("p");
+        let now = SystemTime::now();
+        let first = opamp_message(&*store, &input(&key, &message(2, 1, 0)), now).unwrap();
+        assert_eq!(
+            first.checkin.as_ref().unwrap().0,
+            uid_text(&[2; 16]).unwrap()
+        );
+        let again = opamp_message(
+            &*store,
+            &input(&key, &message(2, 2, FLAG_REQUEST_INSTANCE_UID)),
+            now,
+        )
+        .unwrap();
+        let new_uid = again.reply.agent_identification.unwrap().new_instance_uid;
+        let new_id = uid_text(&new_uid).unwrap();
+        assert_ne!(new_id, uid_text(&[2; 16]).unwrap());
+        assert!(store.agent(&new_id).unwrap().is_some());
+        let old = store.agent(&uid_text(&[2; 16]).unwrap()).unwrap().unwrap();
+        assert_eq!(old.audit_unenrolled_reason, REENROLLED);
+    }
+
+    #[test]
+    fn bad_token_and_bad_protobuf_are_refused_before_any_document() {
+        let (store, key) = store_with_policy("p");
+        let wrong = ApiKey {
+            id: key.id.clone(),
+            secret: "wrong".into(),
+        };
+        let refused = opamp_message(
+            &*store,
+            &input(&wrong, &message(3, 1, 0)),
+            SystemTime::now(),
+        );
+        assert_eq!(refused.unwrap_err(), OpAmpRefusal::Unauthorized);
+        let mut bad = input(&key, &message(3, 1, 0));
+        bad.body = vec![0xff; 4];
+        assert!(matches!(
+            opamp_message(&*store, &bad, SystemTime::now()),
+            Err(OpAmpRefusal::BadMessage(_))
+        ));
+        assert!(store.agent(&uid_text(&[3; 16]).unwrap()).unwrap().is_none());
+    }
+}
