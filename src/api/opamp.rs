@@ -32,6 +32,7 @@ pub fn handle(req: &Request, pending: impl Fn(PendingKind) -> Pending) -> Decisi
                 authenticate: true,
                 body: req.body.clone(),
                 websocket: false,
+                remote_configs: Vec::new(),
             }),
             pending(PendingKind::OpAmp),
         );

@@ -416,11 +416,17 @@ pub fn is_disconnected(agent: &Agent) -> bool {
 /// The OpAMP members the operator sees for a collector (management API, `fleet-edge agents`):
 /// its health tree, effective configuration, capabilities and message sequence number.
 pub fn operator_view(agent: &Agent) -> Map<String, Value> {
-    ["health", "effective_config", "capabilities", "sequence_num"]
-        .iter()
-        .filter_map(|k| Some(((*k).to_owned(), agent.other.get(*k)?.clone())))
-        .filter(|(_, v)| !v.is_null())
-        .collect()
+    [
+        "health",
+        "effective_config",
+        "capabilities",
+        "sequence_num",
+        "remote_config_status",
+    ]
+    .iter()
+    .filter_map(|k| Some(((*k).to_owned(), agent.other.get(*k)?.clone())))
+    .filter(|(_, v)| !v.is_null())
+    .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod document;
 pub mod proto;
 pub mod redact;
+pub mod remote_config;
 
 use prost::Message;
 

@@ -301,7 +301,8 @@ fn reports_over_websocket(fixture: Box<dyn Fixture>) {
 on_every_store!(
     elastic_client_enrolls,
     reports_over_http,
-    reports_over_websocket
+    reports_over_websocket,
+    remote_config_from_the_policy
 );
 
 /// The error rows: bad token, bad uid, bad protobuf, oversized message, on both transports.
@@ -468,4 +469,81 @@ fn collectors_are_visible_to_the_operator() {
         json!(["ReportsStatus", "ReportsEffectiveConfig", "ReportsHealth"])
     );
     assert_eq!(item["hostname"], "gw-7");
+}
+
+/// Beyond Fleet Server: a policy's `opamp.config` is offered to collectors that accept remote
+/// configuration, until they report its hash; their applied / failed status is recorded.
+fn remote_config_from_the_policy(fixture: Box<dyn Fixture>) {
+    let mut doc = policy("collectors", 1, checks());
+    doc.data["opamp"] = json!({"config": {"": CONFIG_V2}});
+    fixture.add_policy(doc);
+    let token = fixture.add_token("collectors").encoded();
+    let server = start(&*fixture, "2s");
+    let uid = b64(&[0x55; 16]);
+    // AcceptsRemoteConfig | ReportsRemoteConfig | ReportsStatus.
+    let hello =
+        json!([{"message": {"instanceUid": uid, "sequenceNum": "1", "capabilities": "4099"}}]);
+    // The policy reaches the server's cache through the change feed: ask until it is offered.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let reply = loop {
+        let answers = raw(&server, "http", &token, &hello);
+        let reply = answers[0]["reply"].clone();
+        if reply.get("remoteConfig").is_some() {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "never offered: {reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        reply["capabilities"], "7",
+        "OffersRemoteConfig added: {reply}"
+    );
+    let file = &reply["remoteConfig"]["config"]["configMap"][""];
+    assert_eq!(file["body"], b64(CONFIG_V2.as_bytes()));
+    assert_eq!(file["contentType"], "text/yaml");
+    let hash = reply["remoteConfig"]["configHash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Applied: not offered again, status recorded; then a failure with its message.
+    let steps = json!([
+        {"message": {"instanceUid": uid, "sequenceNum": "2", "capabilities": "4099",
+            "remoteConfigStatus": {"lastRemoteConfigHash": hash, "status": "RemoteConfigStatuses_APPLIED"}}},
+    ]);
+    let answers = raw(&server, "ws", &token, &steps);
+    assert!(
+        answers[1]["reply"].get("remoteConfig").is_none(),
+        "{answers:?}"
+    );
+    let id = uid_hex(&uid);
+    let hex_hash: String = base64::engine::general_purpose::STANDARD
+        .decode(&hash)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let doc = wait_for_doc(&*fixture, &id, |d| d["sequence_num"] == 2);
+    assert_eq!(
+        doc["remote_config_status"],
+        json!({"last_remote_config_hash": hex_hash, "status": "APPLIED", "error_message": ""})
+    );
+    // A heartbeat without a status: the stored hash is current, nothing offered.
+    let steps = json!([{"message": {"instanceUid": uid, "sequenceNum": "3", "capabilities": "4099",
+        "effectiveConfig": effective_config(CONFIG_V2),
+        "remoteConfigStatus": {"lastRemoteConfigHash": hash, "status": "RemoteConfigStatuses_FAILED", "errorMessage": "bad pipeline"}}},
+        {"message": {"instanceUid": uid, "sequenceNum": "4", "capabilities": "4099"}}]);
+    let answers = raw(&server, "http", &token, &steps);
+    assert!(
+        answers[0]["reply"].get("remoteConfig").is_none(),
+        "{answers:?}"
+    );
+    let doc = wait_for_doc(&*fixture, &id, |d| d["sequence_num"] == 4);
+    assert_eq!(doc["remote_config_status"]["status"], "FAILED");
+    assert_eq!(doc["remote_config_status"]["error_message"], "bad pipeline");
+    assert!(
+        answers[1]["reply"].get("remoteConfig").is_none(),
+        "{answers:?}"
+    );
+    assert_eq!(doc["effective_config"]["receivers"], json!({"otlp": {}}));
 }

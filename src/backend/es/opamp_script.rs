@@ -37,6 +37,12 @@ if (params.SeqNoSet) {
 }
 "#;
 
+/// The assignment fleet-edge appends to S2 for a collector's remote-configuration status.
+const REMOTE_CONFIG_STATUS: &str = r#"if (params.OpAMPRemoteConfigStatus != null) {
+  ctx._source.remote_config_status = params.OpAMPRemoteConfigStatus;
+}
+"#;
+
 /// The update body for one checkin-state entry: S2 when it carries `effective_config` (and
 /// nothing S2 cannot write), the partial document otherwise.
 pub fn update_body(fields: &Map<String, Value>) -> Value {
@@ -50,6 +56,7 @@ pub fn update_body(fields: &Map<String, Value>) -> Value {
         "health",
         "capabilities",
         "effective_config",
+        "remote_config_status",
     ];
     let scripted = fields.contains_key("effective_config")
         && fields.keys().all(|k| S2_FIELDS.contains(&k.as_str()));
@@ -57,6 +64,13 @@ pub fn update_body(fields: &Map<String, Value>) -> Value {
         return json!({ "doc": fields });
     }
     let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
+    // fleet-edge's remote configuration (beyond Fleet Server) adds one assignment to S2; traffic
+    // without it sends Fleet Server's script verbatim.
+    let source = if fields.contains_key("remote_config_status") {
+        format!("{CHECKIN_WITH_EFFECTIVE_CONFIG}{REMOTE_CONFIG_STATUS}")
+    } else {
+        CHECKIN_WITH_EFFECTIVE_CONFIG.to_owned()
+    };
     json!({"script": {
         "lang": "painless",
         "params": {
@@ -76,8 +90,9 @@ pub fn update_body(fields: &Map<String, Value>) -> Value {
             "OpAMPHealth": get("health"),
             "OpAMPCapabilities": get("capabilities"),
             "OpAMPEffectiveConfig": get("effective_config"),
+            "OpAMPRemoteConfigStatus": get("remote_config_status"),
         },
-        "source": CHECKIN_WITH_EFFECTIVE_CONFIG,
+        "source": source,
     }})
 }
 

@@ -5,6 +5,7 @@
 //! the event loop hands to the bulk writer. Transport-independent: the loop wraps the answer in
 //! an HTTP response or a WebSocket message.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -17,9 +18,13 @@ use crate::opamp::document::{checkin_state, disconnect_state, enroll_document};
 use crate::opamp::proto::{
     AgentIdentification, AgentToServer, ServerErrorResponse, ServerToAgent, ERROR_BAD_REQUEST,
     ERROR_UNAVAILABLE, FLAG_REPORT_FULL_STATE, FLAG_REQUEST_INSTANCE_UID,
-    SERVER_ACCEPTS_EFFECTIVE_CONFIG, SERVER_ACCEPTS_STATUS,
+    SERVER_ACCEPTS_EFFECTIVE_CONFIG, SERVER_ACCEPTS_STATUS, SERVER_OFFERS_REMOTE_CONFIG,
 };
+use crate::opamp::remote_config::{hex, status_json, RemoteConfig};
 use crate::opamp::{decode, decode_ws, uid_bytes, uid_text, uuid_v7};
+
+/// `AgentCapabilities_AcceptsRemoteConfig`.
+const ACCEPTS_REMOTE_CONFIG: u64 = 0x2;
 
 /// Audit reason written on the document a re-enrolling collector leaves behind.
 const REENROLLED: &str = "reenrolled";
@@ -35,6 +40,8 @@ pub struct OpAmpInput {
     pub body: Vec<u8>,
     /// Whether `body` came over WebSocket.
     pub websocket: bool,
+    /// Remote configurations by policy id (filled by the event loop from its policy cache).
+    pub remote_configs: Vec<(String, Arc<RemoteConfig>)>,
 }
 
 /// Why a message gets no `ServerToAgent`.
@@ -131,7 +138,7 @@ pub fn opamp_message(
             checkin: Some((uid_string, disconnect_state(&last_checkin))),
         });
     }
-    let (agent_id, clear_audit, send_capabilities) = match &found {
+    let (agent_id, policy_id, clear_audit, send_capabilities) = match &found {
         Some(agent) if !enroll_request => {
             let inactive = !matches!(
                 agent.last_checkin_status.as_str(),
@@ -146,13 +153,14 @@ pub fn opamp_message(
             }
             (
                 uid_string.clone(),
+                agent.policy_id.clone(),
                 !agent.audit_unenrolled_reason.is_empty(),
                 inactive,
             )
         }
         _ => {
-            let id = match enroll(store, input, &message, &uid_string, now) {
-                Ok(id) => id,
+            let (id, policy_id) = match enroll(store, input, &message, &uid_string, now) {
+                Ok(enrolled) => enrolled,
                 Err(e) => {
                     log::warn!("opamp {uid_string}: failed to enroll agent: {e}");
                     return Ok(error_reply(
@@ -168,10 +176,10 @@ pub fn opamp_message(
                     mark_reenrolled(store, &uid_string, now);
                 }
             }
-            (id, false, true)
+            (id, policy_id, false, true)
         }
     };
-    let state = match checkin_state(&message, &last_checkin, clear_audit) {
+    let mut state = match checkin_state(&message, &last_checkin, clear_audit) {
         Ok(state) => state,
         Err(e) => {
             log::warn!("opamp {uid_string}: failed to update agent: {e}");
@@ -182,6 +190,29 @@ pub fn opamp_message(
             ));
         }
     };
+    // Beyond Fleet Server: the policy's remote configuration, until the collector has it.
+    let offered = input
+        .remote_configs
+        .iter()
+        .find(|(policy, _)| *policy == policy_id)
+        .map(|(_, config)| config);
+    if let Some(status) = &message.remote_config_status {
+        state.insert("remote_config_status".into(), status_json(status));
+    }
+    let known_hash = match &message.remote_config_status {
+        Some(status) => Some(hex(&status.last_remote_config_hash)),
+        None => found
+            .as_ref()
+            .filter(|_| !enroll_request)
+            .and_then(|a| a.other.get("remote_config_status"))
+            .and_then(|s| s.get("last_remote_config_hash"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    let remote_config = offered
+        .filter(|_| message.capabilities & ACCEPTS_REMOTE_CONFIG != 0)
+        .filter(|config| known_hash.as_deref() != Some(hex(&config.hash).as_str()))
+        .map(|config| config.to_proto());
     let agent_identification = if enroll_request {
         uid_bytes(&agent_id).map(|b| AgentIdentification {
             new_instance_uid: b.to_vec(),
@@ -193,11 +224,16 @@ pub fn opamp_message(
         reply: ServerToAgent {
             instance_uid: uid.to_vec(),
             flags: FLAG_REPORT_FULL_STATE,
-            capabilities: if send_capabilities {
-                SERVER_ACCEPTS_STATUS | SERVER_ACCEPTS_EFFECTIVE_CONFIG
-            } else {
-                0
+            capabilities: match (send_capabilities || remote_config.is_some(), offered) {
+                (false, _) => 0,
+                (true, None) => SERVER_ACCEPTS_STATUS | SERVER_ACCEPTS_EFFECTIVE_CONFIG,
+                (true, Some(_)) => {
+                    SERVER_ACCEPTS_STATUS
+                        | SERVER_ACCEPTS_EFFECTIVE_CONFIG
+                        | SERVER_OFFERS_REMOTE_CONFIG
+                }
             },
+            remote_config,
             agent_identification,
             ..Default::default()
         },
@@ -209,14 +245,15 @@ fn agent_sequence(agent: &crate::model::Agent) -> Option<i64> {
     agent.other.get("sequence_num").and_then(Value::as_i64)
 }
 
-/// `enrollAgent`: creates the document; returns the id (a new UUIDv7 when one was requested).
+/// `enrollAgent`: creates the document; returns the id (a new UUIDv7 when one was requested)
+/// and the policy.
 fn enroll(
     store: &dyn Store,
     input: &OpAmpInput,
     message: &AgentToServer,
     uid: &str,
     now: SystemTime,
-) -> Result<String, String> {
+) -> Result<(String, String), String> {
     let id = if message.flags & FLAG_REQUEST_INSTANCE_UID != 0 {
         new_uid(now)
     } else {
@@ -238,7 +275,7 @@ fn enroll(
         StoreError::Conflict => "version conflict: the document exists".to_owned(),
         e => e.to_string(),
     })?;
-    Ok(id)
+    Ok((id, record.policy_id))
 }
 
 fn new_uid(now: SystemTime) -> String {
@@ -281,6 +318,7 @@ mod tests {
             authenticate: true,
             body: message.encode_to_vec(),
             websocket: false,
+            remote_configs: Vec::new(),
         }
     }
 

@@ -88,6 +88,7 @@ impl Conn {
                     authenticate: false,
                     body,
                     websocket: true,
+                    remote_configs: Vec::new(),
                 }));
             }
             // opamp-go logs a non-binary message and reads on.

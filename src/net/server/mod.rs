@@ -518,7 +518,10 @@ impl Server {
             return;
         }
         if let Some(key) = self.key_of(slot) {
-            for job in jobs {
+            for mut job in jobs {
+                if let Job::OpAmp(input) = &mut job {
+                    input.remote_configs = self.cache.opamp_configs();
+                }
                 match &job {
                     Job::CheckinStart(input) => {
                         self.starting.insert(input.agent_id.clone(), key);

@@ -20,9 +20,14 @@ impl Server {
     ) {
         if let Ok(outcome) = &mut result {
             if let Some((agent_id, state)) = outcome.checkin.take() {
-                // A newer message of the same collector replaces the pending one, as Fleet
-                // Server's checkin bulker does.
-                self.bulk.insert(agent_id, state);
+                // Two messages within one flush: the newer one's members win, the older one's
+                // others stay, as if both updates had been written in order.
+                match self.bulk.get_mut(&agent_id) {
+                    Some(pending) => pending.extend(state),
+                    None => {
+                        self.bulk.insert(agent_id, state);
+                    }
+                }
             }
         }
         let health = self.current_health();
