@@ -290,7 +290,7 @@ pub fn effective_config_json(config: &EffectiveConfig) -> Result<Option<Value>, 
     let mut value = match docs.first() {
         // Only comments: Go leaves the target map empty.
         None | Some(Yaml::Null) => Value::Object(Map::new()),
-        Some(doc @ Yaml::Hash(_)) => yaml_json(doc)?,
+        Some(doc @ Yaml::Hash(_)) => yaml_json(doc, 0)?,
         Some(_) => {
             return Err(DocumentError::EffectiveConfig(
                 "the document is not a mapping".into(),
@@ -301,7 +301,14 @@ pub fn effective_config_json(config: &EffectiveConfig) -> Result<Option<Value>, 
     Ok(Some(value))
 }
 
-fn yaml_json(y: &Yaml) -> Result<Value, DocumentError> {
+/// Deepest YAML nesting stored: deeper documents are refused before any recursion over them
+/// (serializing, redacting, storing) can exhaust a worker thread's stack.
+const MAX_YAML_DEPTH: usize = 100;
+
+fn yaml_json(y: &Yaml, depth: usize) -> Result<Value, DocumentError> {
+    if depth > MAX_YAML_DEPTH {
+        return Err(DocumentError::EffectiveConfig("nested too deeply".into()));
+    }
     Ok(match y {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => json!(b),
@@ -313,7 +320,12 @@ fn yaml_json(y: &Yaml) -> Result<Value, DocumentError> {
             float(parsed)?
         }
         Yaml::String(s) => json!(s),
-        Yaml::Array(items) => Value::Array(items.iter().map(yaml_json).collect::<Result<_, _>>()?),
+        Yaml::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| yaml_json(item, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         Yaml::Hash(h) => {
             let mut out = Map::new();
             for (k, v) in h {
@@ -323,7 +335,7 @@ fn yaml_json(y: &Yaml) -> Result<Value, DocumentError> {
                         "a mapping key is not a string".into(),
                     ));
                 };
-                out.insert(key.clone(), yaml_json(v)?);
+                out.insert(key.clone(), yaml_json(v, depth + 1)?);
             }
             Value::Object(out)
         }
@@ -545,6 +557,10 @@ mod tests {
         assert!(effective_config_json(&config("- a\n- b\n")).is_err());
         assert!(effective_config_json(&config("1: x\n")).is_err());
         assert!(effective_config_json(&config("a: [\n")).is_err());
+        let deep = format!("a: {}1{}\n", "[".repeat(150), "]".repeat(150));
+        assert!(effective_config_json(&config(&deep)).is_err());
+        let fine = format!("a: {}1{}\n", "[".repeat(50), "]".repeat(50));
+        assert!(effective_config_json(&config(&fine)).is_ok());
     }
 
     #[test]
