@@ -16,7 +16,7 @@ dir="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 log="$dir/server.log"
 target/release/fleet-edge --data-dir "$dir/data" --fleet-server-host 127.0.0.1 \
-    --fleet-server-port "$port" --max-connections 4096 >"$log" 2>&1 &
+    --fleet-server-port "$port" --management-port "$((port + 1))" --max-connections 4096 >"$log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -332,7 +332,7 @@ mod tests {
     fn rfc_sample_accept_value() {
         assert_eq!(
             accept_value("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiX0zHjWl5gZ+N7a5vPrw="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
