@@ -144,6 +144,31 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_with_a_bad_opamp_section_is_refused_and_a_good_one_kept() {
+        use crate::core::policy::{PolicyError, PreparedPolicy};
+        let mut doc = crate::model::PolicyDoc {
+            policy_id: "p".into(),
+            revision_idx: 1,
+            data: json!({
+                "id": "p", "revision": 1,
+                "outputs": {"default": {"type": "elasticsearch", "hosts": ["https://es:9200"]}},
+                "output_permissions": {"default": {"_elastic_agent_checks": {"cluster": ["monitor"]}}},
+                "inputs": [],
+                "opamp": {"config": 3}
+            }),
+            ..Default::default()
+        };
+        let secrets = std::collections::HashMap::new();
+        assert!(matches!(
+            PreparedPolicy::prepare(&doc, &secrets),
+            Err(PolicyError::OpAmp { .. })
+        ));
+        doc.data["opamp"] = json!({"config": {"": "a: 1\n"}});
+        let prepared = PreparedPolicy::prepare(&doc, &secrets).unwrap();
+        assert_eq!(prepared.opamp.unwrap().files.len(), 1);
+    }
+
+    #[test]
     fn status_names() {
         let s = RemoteConfigStatus {
             last_remote_config_hash: vec![0xab, 0x01],
