@@ -193,7 +193,8 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Checkin(_) => Some(LimitedRoute::Checkin),
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
-        Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => None,
+        Route::OpAmp => Some(LimitedRoute::OpAmp),
+        Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
 
@@ -508,6 +509,22 @@ mod tests {
         );
         assert!(limited.header("elastic-api-version").is_none());
         assert!(limited.header("x-request-id").is_some());
+    }
+
+    #[test]
+    fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
+        use crate::core::limits::SIZING_TABLES;
+        assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
+        let spec = LimitedRoute::OpAmp.default_spec();
+        assert_eq!(
+            (spec.interval, spec.burst, spec.max),
+            (std::time::Duration::from_millis(1), 1000, 0)
+        );
+        for table in SIZING_TABLES {
+            assert_eq!(table.spec(LimitedRoute::OpAmp), spec, "{}", table.name);
+        }
+        assert_eq!(route(&Method::Get, "/v1/opamp"), Route::OpAmp);
+        assert_eq!(route(&Method::Post, "/v1/opamp/"), Route::NotFound);
     }
 
     #[test]
