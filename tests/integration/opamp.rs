@@ -302,7 +302,8 @@ on_every_store!(
     elastic_client_enrolls,
     reports_over_http,
     reports_over_websocket,
-    remote_config_from_the_policy
+    remote_config_from_the_policy,
+    elastic_client_applies_remote_config
 );
 
 /// The error rows: bad token, bad uid, bad protobuf, oversized message, on both transports.
@@ -546,4 +547,49 @@ fn remote_config_from_the_policy(fixture: Box<dyn Fixture>) {
         "{answers:?}"
     );
     assert_eq!(doc["effective_config"]["receivers"], json!({"otlp": {}}));
+}
+
+/// Elastic's node client accepts the policy's remote configuration, applies it and reports it
+/// APPLIED; the server stops offering it and records the status.
+fn elastic_client_applies_remote_config(fixture: Box<dyn Fixture>) {
+    let mut doc = policy("collectors", 1, checks());
+    doc.data["opamp"] = json!({"config": {"": CONFIG_V2}});
+    fixture.add_policy(doc);
+    let token = fixture.add_token("collectors").encoded();
+    let server = start(&*fixture, "2s");
+    let desc = json!({"identifyingAttributes": {"service.name": "edot-collector"}});
+    let lines = node(&[
+        "elastic",
+        &endpoint(&server, "https"),
+        &token,
+        &ca(&server),
+        "2",
+        &desc.to_string(),
+        "remote",
+    ]);
+    let result = &lines[0];
+    assert_eq!(result["failures"], json!([]), "{result}");
+    assert_eq!(
+        result["applied"]["files"],
+        json!({"": CONFIG_V2}),
+        "{result}"
+    );
+    let hash = result["applied"]["hash"].as_str().unwrap().to_owned();
+    let last = result["replies"].as_array().unwrap().last().unwrap();
+    assert!(last.get("remoteConfig").is_none(), "offered again: {last}");
+    let id =
+        fleet_edge::opamp::uid_text(&hex_bytes(result["instance_uid"].as_str().unwrap())).unwrap();
+    let doc = wait_for_doc(&*fixture, &id, |d| {
+        d["remote_config_status"]["status"] == "APPLIED"
+    });
+    assert_eq!(doc["remote_config_status"]["last_remote_config_hash"], hash);
+    assert_eq!(
+        doc["capabilities"],
+        json!([
+            "ReportsStatus",
+            "AcceptsRemoteConfig",
+            "ReportsRemoteConfig",
+            "ReportsHeartbeat"
+        ])
+    );
 }

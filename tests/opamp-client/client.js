@@ -2,7 +2,9 @@
 //
 //   node client.js elastic <endpoint> <token> <ca-file> <successes> <description-json>
 //       Elastic's @elastic/opamp-client-node (HTTP transport) until it has had <successes>
-//       answered messages (or a failure): prints {instance_uid, replies, failures}.
+//       answered messages (or a failure): prints {instance_uid, replies, failures, applied}.
+//       A 7th argument `remote` makes it accept remote configuration, apply what it is offered
+//       and report APPLIED; it then also waits for that report to be answered.
 //   node client.js raw <http|ws> <endpoint> <token> <ca-file> <steps-json-file>
 //       Sends AgentToServer messages encoded by @bufbuild/protobuf with the client's generated
 //       OpAMP schema, over HTTP POST (undici) or WebSocket (ws, one-byte header): prints one
@@ -38,16 +40,28 @@ function s2aJson(bytes) {
     return toJson(ServerToAgentSchema, fromBinary(ServerToAgentSchema, bytes));
 }
 
-async function elastic(endpoint, token, caFile, successes, description) {
-    const {createOpAMPClient, DIAG_CH_SEND_SUCCESS, DIAG_CH_SEND_FAIL} = require('@elastic/opamp-client-node');
+async function elastic(endpoint, token, caFile, successes, description, remote) {
+    const {
+        createOpAMPClient,
+        DIAG_CH_SEND_SUCCESS,
+        DIAG_CH_SEND_FAIL,
+        AgentCapabilities,
+        RemoteConfigStatuses,
+    } = require('@elastic/opamp-client-node');
     const {subscribe} = require('diagnostics_channel');
     const replies = [];
     const failures = [];
     let client;
+    // With `remote`: the configuration the server offered, applied and reported back.
+    let applied = null;
+    let reported = false;
     const done = new Promise((resolve) => {
         subscribe(DIAG_CH_SEND_SUCCESS, (m) => {
             replies.push(toJson(ServerToAgentSchema, m.s2a));
-            if (replies.length >= successes) resolve();
+            if (applied && m.a2s.remoteConfigStatus && m.a2s.remoteConfigStatus.status === RemoteConfigStatuses.RemoteConfigStatuses_APPLIED) {
+                reported = true;
+            }
+            if (replies.length >= successes && (!remote || reported)) resolve();
         });
         subscribe(DIAG_CH_SEND_FAIL, (m) => {
             failures.push(String(m.err));
@@ -60,7 +74,30 @@ async function elastic(endpoint, token, caFile, successes, description) {
         connect: {ca: fs.readFileSync(caFile)},
         heartbeatIntervalSeconds: 0.1,
         diagEnabled: true,
-        logger: undefined,
+        ...(remote
+            ? {
+                  capabilities: BigInt(
+                      AgentCapabilities.AgentCapabilities_AcceptsRemoteConfig |
+                          AgentCapabilities.AgentCapabilities_ReportsRemoteConfig
+                  ),
+                  onMessage: ({remoteConfig}) => {
+                      if (!remoteConfig) return;
+                      applied = {
+                          hash: Buffer.from(remoteConfig.configHash).toString('hex'),
+                          files: Object.fromEntries(
+                              Object.entries(remoteConfig.config.configMap).map(([k, f]) => [
+                                  k,
+                                  Buffer.from(f.body).toString('utf8'),
+                              ])
+                          ),
+                      };
+                      client.setRemoteConfigStatus({
+                          status: RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
+                          lastRemoteConfigHash: remoteConfig.configHash,
+                      });
+                  },
+              }
+            : {}),
     });
     client.setAgentDescription(description);
     // The client unrefs its timers so it never keeps a process alive; this run must wait for it.
@@ -70,7 +107,7 @@ async function elastic(endpoint, token, caFile, successes, description) {
     clearInterval(keepAlive);
     const uid = Buffer.from(client.getInstanceUid()).toString('hex');
     await client.shutdown();
-    out({instance_uid: uid, replies, failures});
+    out({instance_uid: uid, replies, failures, applied});
 }
 
 function encodeStep(step, withHeader) {
@@ -218,8 +255,8 @@ async function park(endpoint, token, caFile, count) {
 async function main() {
     const [mode, ...args] = process.argv.slice(2);
     if (mode === 'elastic') {
-        const [endpoint, token, ca, successes, description] = args;
-        await elastic(endpoint, token, ca, Number(successes), JSON.parse(description));
+        const [endpoint, token, ca, successes, description, remote] = args;
+        await elastic(endpoint, token, ca, Number(successes), JSON.parse(description), remote === 'remote');
     } else if (mode === 'raw') {
         const [transport, endpoint, token, ca, stepsFile] = args;
         const steps = JSON.parse(fs.readFileSync(stepsFile, 'utf8'));
