@@ -46,6 +46,7 @@ pub mod logging;
 pub mod mgmt;
 pub mod model;
 pub mod net;
+pub mod opamp;
 pub mod panics;
 pub mod server_version;
 pub mod tls;

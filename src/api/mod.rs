@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod errors;
 pub mod json_body;
+pub mod opamp;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -56,6 +57,8 @@ pub enum Route<'a> {
     Acks(&'a str),
     /// `POST /api/fleet/agents/{id}/audit/unenroll`.
     AuditUnenroll(&'a str),
+    /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
+    OpAmp,
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -69,6 +72,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let found = match path {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
         "/api/fleet/agents/enroll" => (post, Route::Enroll, "POST"),
+        opamp::PATH => (true, Route::OpAmp, ""),
         _ => match path
             .strip_prefix("/api/fleet/agents/")
             .map(|rest| rest.split('/').collect::<Vec<_>>())
@@ -99,6 +103,7 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
+        Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
         Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
@@ -131,6 +136,12 @@ pub enum PendingKind {
     Audit,
     /// Management API.
     Admin,
+    /// A plain-HTTP OpAMP message.
+    OpAmp,
+    /// The token check of an OpAMP WebSocket upgrade.
+    OpAmpUpgrade,
+    /// A message on an OpAMP WebSocket (no HTTP response).
+    OpAmpMessage,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -182,11 +193,16 @@ impl Pending {
             JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
+            JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
+            JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
+                opamp::refusal(&refusal)
+            }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
             JobOutput::CheckinStarted(_)
+            | JobOutput::OpAmpConnected(Ok(_))
             | JobOutput::OutputKeys(_)
             | JobOutput::CheckinsWritten { .. } => {
                 errors::respond(&ApiError::Internal("unexpected backend reply".into()))
@@ -204,6 +220,7 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Checkin(_) => Some(LimitedRoute::Checkin),
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
+        Route::OpAmp => Some(LimitedRoute::OpAmp),
         Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
@@ -272,6 +289,20 @@ fn dispatch(
         Route::NotFound => return Decision::Respond(not_found()),
         Route::WrongMethod(allowed) => {
             return Decision::Respond(Response::new(405).with_header("Allow", allowed))
+        }
+        // Outside Fleet's API router: no Elastic-Api-Version negotiation.
+        Route::OpAmp if !ctx.has_store => {
+            return Decision::Respond(errors::respond(&ApiError::StoreUnavailable))
+        }
+        Route::OpAmp => {
+            return opamp::handle(req, |kind| Pending {
+                kind,
+                request_id: request_id.clone(),
+                api_version: version::DEFAULT,
+                limited,
+                server_version: ctx.server_version,
+                refused_agent_version: None,
+            })
         }
         Route::Status
         | Route::Enroll
@@ -378,7 +409,9 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => respond(not_found()),
+        Route::Status | Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => {
+            respond(not_found())
+        }
     }
 }
 
@@ -532,6 +565,22 @@ mod tests {
         );
         assert!(limited.header("elastic-api-version").is_none());
         assert!(limited.header("x-request-id").is_some());
+    }
+
+    #[test]
+    fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
+        use crate::core::limits::SIZING_TABLES;
+        assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
+        let spec = LimitedRoute::OpAmp.default_spec();
+        assert_eq!(
+            (spec.interval, spec.burst, spec.max),
+            (std::time::Duration::from_millis(1), 1000, 0)
+        );
+        for table in SIZING_TABLES {
+            assert_eq!(table.spec(LimitedRoute::OpAmp), spec, "{}", table.name);
+        }
+        assert_eq!(route(&Method::Get, "/v1/opamp"), Route::OpAmp);
+        assert_eq!(route(&Method::Post, "/v1/opamp/"), Route::NotFound);
     }
 
     #[test]

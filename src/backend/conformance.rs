@@ -90,6 +90,7 @@ fn agent(id: &str) -> Agent {
         agent: Some(AgentInfo {
             id: id.into(),
             version: "9.2.1".into(),
+            kind: String::new(),
         }),
         policy_id: "p1".into(),
         ..Agent::default()

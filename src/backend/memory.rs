@@ -488,14 +488,31 @@ impl Store for MemoryStore {
 /// reader treats null as absent).
 pub fn merge(source: &mut Map<String, Value>, fields: &Map<String, Value>) {
     for (k, v) in fields {
-        match (source.get_mut(k), v) {
-            (_, Value::Null) => {
-                source.remove(k);
+        // Fleet Server replaces a collector's effective configuration whole (its checkin script
+        // S2 assigns the field): keys the collector dropped must not survive a merge.
+        if k == REPLACED_WHOLE && v.is_object() {
+            source.insert(k.clone(), v.clone());
+            continue;
+        }
+        merge_field(source, k, v);
+    }
+}
+
+/// The top-level agent field an update replaces instead of merging.
+const REPLACED_WHOLE: &str = "effective_config";
+
+fn merge_field(source: &mut Map<String, Value>, k: &String, v: &Value) {
+    match (source.get_mut(k), v) {
+        (_, Value::Null) => {
+            source.remove(k);
+        }
+        (Some(Value::Object(existing)), Value::Object(update)) => {
+            for (k, v) in update {
+                merge_field(existing, k, v);
             }
-            (Some(Value::Object(existing)), Value::Object(update)) => merge(existing, update),
-            _ => {
-                source.insert(k.clone(), v.clone());
-            }
+        }
+        _ => {
+            source.insert(k.clone(), v.clone());
         }
     }
 }

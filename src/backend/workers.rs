@@ -50,6 +50,15 @@ pub enum Job {
     WriteCheckins(Vec<(String, CheckinWrite)>),
     /// A management API request.
     Admin(crate::mgmt::AdminRequest),
+    /// One OpAMP message (`backend::ops::opamp`).
+    OpAmp(super::ops::opamp::OpAmpInput),
+    /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
+    OpAmpConnect {
+        /// The enrollment token.
+        key: ApiKey,
+        /// The `Sec-WebSocket-Accept` value of the upgrade.
+        accept: String,
+    },
 }
 
 /// A job's result.
@@ -69,6 +78,10 @@ pub enum JobOutput {
     Audited(Result<(), ApiError>),
     /// From [`Job::Authenticate`]: whether the key is valid and enabled.
     Authenticated(bool),
+    /// From [`Job::OpAmp`].
+    OpAmp(Result<super::ops::opamp::OpAmpOutcome, super::ops::opamp::OpAmpRefusal>),
+    /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
+    OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
@@ -253,6 +266,10 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         }
         Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
         Job::WriteCheckins(batch) => write_checkins(store, batch),
+        Job::OpAmp(input) => JobOutput::OpAmp(super::ops::opamp::opamp_message(store, &input, now)),
+        Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
+            super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
+        ),
         Job::Admin(_) => JobOutput::Admin(
             404,
             serde_json::json!({"statusCode": 404, "error": "Not Found", "message": "this store has no management API"}),

@@ -27,6 +27,7 @@ fn agents_table(answer: &Value) -> String {
         .map(|a| {
             vec![
                 text(&a["id"]),
+                text(&a["type"]),
                 text(&a["status"]),
                 text(&a["policy_id"]),
                 text(&a["policy_revision"]),
@@ -39,6 +40,7 @@ fn agents_table(answer: &Value) -> String {
     table(
         &[
             ("ID", Align::Left),
+            ("TYPE", Align::Left),
             ("STATUS", Align::Left),
             ("POLICY", Align::Left),
             ("REVISION", Align::Right),

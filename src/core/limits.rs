@@ -106,6 +106,9 @@ pub enum LimitedRoute {
     Status,
     /// `audit_unenroll_limit`: 10ms / 50 / 100.
     AuditUnenroll,
+    /// `opamp_limit`: 1ms / 1000 / unlimited, from the code defaults only (the sizing tables
+    /// never set it, §10.2).
+    OpAmp,
 }
 
 impl LimitedRoute {
@@ -137,6 +140,11 @@ impl LimitedRoute {
                 interval: ms(10),
                 burst: 50,
                 max: 100,
+            },
+            LimitedRoute::OpAmp => LimitSpec {
+                interval: ms(1),
+                burst: 1000,
+                max: 0,
             },
         }
     }
@@ -289,6 +297,7 @@ impl SizingTable {
             LimitedRoute::Ack => 2,
             LimitedRoute::Status => 3,
             LimitedRoute::AuditUnenroll => 4,
+            LimitedRoute::OpAmp => return route.default_spec(),
         };
         self.specs
             .get(i)
@@ -305,6 +314,7 @@ pub struct RouteLimits {
     ack: Limiter,
     status: Limiter,
     audit: Limiter,
+    opamp: Limiter,
 }
 
 impl Default for RouteLimits {
@@ -322,6 +332,7 @@ impl RouteLimits {
             ack: Limiter::new(spec(LimitedRoute::Ack)),
             status: Limiter::new(spec(LimitedRoute::Status)),
             audit: Limiter::new(spec(LimitedRoute::AuditUnenroll)),
+            opamp: Limiter::new(spec(LimitedRoute::OpAmp)),
         }
     }
 
@@ -333,6 +344,7 @@ impl RouteLimits {
             LimitedRoute::Ack => &mut self.ack,
             LimitedRoute::Status => &mut self.status,
             LimitedRoute::AuditUnenroll => &mut self.audit,
+            LimitedRoute::OpAmp => &mut self.opamp,
         }
     }
 }

@@ -41,6 +41,14 @@ impl PolicyCache {
         self.policies.get(policy_id)
     }
 
+    /// The policies that offer a remote configuration to OpAMP collectors.
+    pub fn opamp_configs(&self) -> Vec<(String, Arc<crate::opamp::remote_config::RemoteConfig>)> {
+        self.policies
+            .values()
+            .filter_map(|p| Some((p.policy_id.clone(), Arc::clone(p.opamp.as_ref()?))))
+            .collect()
+    }
+
     /// Number of cached policies.
     pub fn len(&self) -> usize {
         self.policies.len()

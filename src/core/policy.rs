@@ -41,6 +41,14 @@ const DELIVERED_KEYS: &[&str] = &[
 /// Why a policy revision cannot be served; the previous revision stays in service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// The `opamp` section cannot be served.
+    #[error("policy {policy}: {reason}")]
+    OpAmp {
+        /// Policy id.
+        policy: String,
+        /// Why.
+        reason: String,
+    },
     /// `data` is not an object.
     #[error("policy {0}: data is not an object")]
     NotAnObject(String),
@@ -118,6 +126,8 @@ pub struct PreparedPolicy {
     pub es_outputs: Vec<EsOutput>,
     /// Whether the policy has a `fleet-server` input.
     pub has_fleet_server_input: bool,
+    /// The remote configuration offered to the policy's OpAMP collectors (`opamp.config`).
+    pub opamp: Option<Arc<crate::opamp::remote_config::RemoteConfig>>,
     segments: Vec<Segment>,
 }
 
@@ -304,9 +314,16 @@ impl PreparedPolicy {
         });
         let text = serde_json::to_string(&action).unwrap_or_default();
         let segments = split_holes(&text, &holes);
+        let opamp = crate::opamp::remote_config::RemoteConfig::from_policy(&doc.data)
+            .map_err(|e| PolicyError::OpAmp {
+                policy: pid.clone(),
+                reason: e.to_string(),
+            })?
+            .map(Arc::new);
         Ok(PreparedPolicy {
             policy_id: doc.policy_id.clone(),
             revision: doc.revision_idx,
+            opamp,
             es_outputs,
             has_fleet_server_input,
             segments,

@@ -34,6 +34,8 @@ pub struct Decoder {
     limits: Limits,
     state: State,
     expect_continue: bool,
+    /// The path of the request the last error refused, when its head was decoded.
+    failed_path: Option<String>,
     /// Capacity of the last gunzip output buffer (for the gzip-bomb test).
     #[cfg(test)]
     pub(crate) last_gunzip_capacity: usize,
@@ -86,6 +88,7 @@ impl Decoder {
             limits,
             state: State::fresh(false),
             expect_continue: false,
+            failed_path: None,
             #[cfg(test)]
             last_gunzip_capacity: 0,
         }
@@ -107,6 +110,9 @@ impl Decoder {
     ) -> Result<Option<Request>, HttpError> {
         let result = self.decode_inner(buf, body_limits);
         if result.is_err() {
+            if let State::Body(in_progress) = &self.state {
+                self.failed_path = Some(in_progress.request.path.clone());
+            }
             self.state = State::fresh(false);
             self.expect_continue = false;
         }
@@ -117,6 +123,12 @@ impl Decoder {
     /// bytes of a started head in the buffer (i.e. the connection is between requests).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head { pending: false, .. })
+    }
+
+    /// The path of the request the last error refused, when its head had been decoded (so a
+    /// route can answer its own way, e.g. OpAMP's 413 for a body above its cap).
+    pub fn failed_path(&self) -> Option<&str> {
+        self.failed_path.as_deref()
     }
 
     /// True when the head is complete and the body is still arriving.
@@ -225,6 +237,7 @@ impl Decoder {
             Framing::Empty => BodyReader::Length { remaining: 0 },
             Framing::Length(n) => {
                 if limits.max_body != 0 && n > limits.max_body {
+                    self.failed_path = Some(request.path.clone());
                     return Err(HttpError::BodyTooLarge);
                 }
                 BodyReader::Length { remaining: n }

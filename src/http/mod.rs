@@ -45,6 +45,7 @@ mod error;
 mod gzip;
 mod head;
 mod request;
+pub mod websocket;
 
 #[cfg(test)]
 mod proptests;

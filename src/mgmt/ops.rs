@@ -119,14 +119,17 @@ impl From<StoreError> for Failure {
 pub fn summary(agent: &Agent, now: SystemTime) -> Value {
     let status = if !agent.active {
         "unenrolled"
+    } else if crate::opamp::document::is_disconnected(agent) {
+        "offline"
     } else {
         match parse_rfc3339(&agent.last_checkin) {
             Some(t) if now.duration_since(t).unwrap_or_default() <= OFFLINE_AFTER => "online",
             _ => "offline",
         }
     };
-    json!({
+    let mut view = json!({
         "id": agent.id,
+        "type": agent.agent_type,
         "active": agent.active,
         "status": status,
         "policy_id": agent.policy_id,
@@ -138,7 +141,11 @@ pub fn summary(agent: &Agent, now: SystemTime) -> Value {
         "version": agent.version(),
         "tags": agent.tags,
         "hostname": agent.local_metadata.as_ref().and_then(|m| m.pointer("/host/hostname")).cloned().unwrap_or(Value::Null),
-    })
+    });
+    if let Value::Object(members) = &mut view {
+        members.extend(crate::opamp::document::operator_view(agent));
+    }
+    view
 }
 
 /// Each policy's output problems (newest revision), by policy id.
@@ -372,6 +379,7 @@ mod tests {
             agent: Some(AgentInfo {
                 id: "a".into(),
                 version: "9.2.1".into(),
+                kind: String::new(),
             }),
             ..Agent::default()
         };

@@ -13,6 +13,9 @@ pub struct AgentInfo {
     /// Normalised version, e.g. `9.2.1`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// An OpAMP collector's `service.name` (Fleet Server's `agent.type`); empty for Elastic Agents.
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
 }
 
 /// A key retired after a permissions change or an output removal; invalidated after the agent

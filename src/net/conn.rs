@@ -12,6 +12,8 @@ use mio::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod websocket;
+
 use super::pool::BufPool;
 use super::transport::{ReadOutcome, Transport};
 use crate::api::{self, Decision, Pending};
@@ -153,6 +155,8 @@ pub struct Conn {
     pub reserve: bool,
     /// The armed timer, if any, and its ticket.
     pub timer: Option<(Ticket, TimerKind)>,
+    /// Set once the connection switched to WebSocket framing (an OpAMP collector).
+    ws: Option<Box<websocket::WsSession>>,
 }
 
 impl Conn {
@@ -182,6 +186,7 @@ impl Conn {
             inflight: None,
             management: false,
             reserve: false,
+            ws: None,
         }
     }
 
@@ -213,6 +218,9 @@ impl Conn {
                 .as_ref()
                 .is_some_and(|c| c.parked_until.is_some());
             parked.then_some(TimerKind::LongPoll)
+        } else if self.ws.is_some() {
+            // A parked collector waits without a timer; a frame that stalls halfway does not.
+            (!self.rbuf.is_empty()).then_some(TimerKind::Body)
         } else if self.decoder.in_body() {
             Some(TimerKind::Body)
         } else if self.rbuf.is_empty() && self.decoder.is_idle() {
@@ -257,7 +265,11 @@ impl Conn {
             if self.lingering {
                 return self.discard_input(ctx.scratch);
             }
-            if !self.transport.is_handshaking() && self.inflight.is_none() {
+            if self.ws.is_some() {
+                if self.inflight.is_none() && self.websocket_step(ctx) {
+                    continue;
+                }
+            } else if !self.transport.is_handshaking() && self.inflight.is_none() {
                 let decoded = self.decoder.decode(&mut self.rbuf, &|m: &Method, p: &str| {
                     api::body_limits(m, p)
                 });
@@ -274,13 +286,21 @@ impl Conn {
                     }
                     Err(err) => {
                         log::debug!("closing connection after HTTP error: {err}");
+                        let response = match (&err, self.decoder.failed_path()) {
+                            (
+                                crate::http::HttpError::BodyTooLarge
+                                | crate::http::HttpError::DecompressedTooLarge,
+                                Some(api::opamp::PATH),
+                            ) => api::opamp::too_large(),
+                            _ => err.to_response(),
+                        };
                         let opts = ResponseOptions {
                             keep_alive: false,
                             gzip: false,
                             head: false,
                             date: ctx.date,
                         };
-                        self.queue(&err.to_response(), opts, ctx.pool);
+                        self.queue(&response, opts, ctx.pool);
                         continue;
                     }
                 }

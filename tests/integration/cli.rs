@@ -330,11 +330,18 @@ fn management_commands_read_their_writes_and_carry_every_option() {
         .find(|l| l.starts_with(&agent.id))
         .unwrap_or_else(|| panic!("agent not listed:\n{out}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
+    // Columns found by their header ("LAST CHECKIN" is two words; no cell before it has blanks).
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
     assert_eq!(
-        cells[1], "online",
+        cells[column("STATUS")],
+        "online",
         "listed at once after its checkin:\n{out}"
     );
-    assert!(cells[5].ends_with('Z'), "last checkin shown:\n{out}");
+    assert!(
+        cells[column("LAST")].ends_with('Z'),
+        "last checkin shown:\n{out}"
+    );
 
     agent.apply_policy(only_action(&body));
     agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);

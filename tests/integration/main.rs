@@ -21,6 +21,9 @@
 //!   answer), the management API off loopback over TLS only, a worker panic.
 //! * `secrets`: a whole session at trace level (Elasticsearch and embedded modes, the
 //!   management token) logs no secret, in text, hex or split hex dumps.
+//! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
+//!   WebSocket): enrollment, documents member by member on every store, error rows, remote
+//!   configuration, the operator's view.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -59,6 +62,7 @@ mod hardening;
 mod http_wire;
 mod lifecycle;
 mod management;
+mod opamp;
 mod production;
 mod protocol;
 mod races;

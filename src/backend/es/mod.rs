@@ -14,6 +14,7 @@ mod client;
 mod connect;
 mod feed;
 mod keys;
+mod opamp_script;
 pub mod remote;
 mod scripts;
 mod store;

@@ -365,7 +365,13 @@ impl Store for EsStore {
         let mut ops = Vec::with_capacity(updates.len());
         let mut owner = Vec::with_capacity(updates.len());
         for (n, (id, write)) in updates.iter().enumerate() {
-            for body in scripts::checkin_updates(write) {
+            // An OpAMP collector's effective configuration is replaced whole (S2).
+            let bodies = if write.clear_audit {
+                scripts::checkin_updates(write)
+            } else {
+                vec![super::opamp_script::update_body(&write.fields)]
+            };
+            for body in bodies {
                 ops.push(BulkOp::new(Op::Update, id, AGENTS, Some(body)));
                 owner.push(n);
             }

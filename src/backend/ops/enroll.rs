@@ -189,6 +189,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                 agent: Some(AgentInfo {
                     id: agent_id.clone(),
                     version: version.clone(),
+                    kind: String::new(),
                 }),
                 agent_type: body.enroll_type.clone(),
                 enrolled_at: enrolled_at.clone(),

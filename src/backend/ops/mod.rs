@@ -10,6 +10,7 @@ pub mod audit;
 mod body_tests;
 pub mod checkin;
 pub mod enroll;
+pub mod opamp;
 pub mod outputs;
 pub mod replace_token;
 pub mod rollbacks;
@@ -127,6 +128,7 @@ pub(crate) mod testkit {
                 agent: Some(AgentInfo {
                     id: id.into(),
                     version: "9.2.1".into(),
+                    kind: String::new(),
                 }),
                 policy_id: "p".into(),
                 policy_revision_idx: 1,

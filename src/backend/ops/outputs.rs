@@ -372,6 +372,7 @@ mod tests {
             agent: Some(AgentInfo {
                 id: "a1".into(),
                 version: "9.2.1".into(),
+                kind: String::new(),
             }),
             ..Agent::default()
         };

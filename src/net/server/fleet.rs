@@ -85,6 +85,12 @@ impl Server {
             (PendingKind::Checkin, JobOutput::OutputKeys(result)) => {
                 self.keys_ready(key, result, now)
             }
+            (PendingKind::OpAmp | PendingKind::OpAmpMessage, JobOutput::OpAmp(result)) => {
+                self.opamp_answered(key, result, now)
+            }
+            (PendingKind::OpAmpUpgrade, JobOutput::OpAmpConnected(Ok((accept, token)))) => {
+                self.opamp_upgraded(key, &accept, token, now)
+            }
             (_, output) => {
                 if inflight.pending.kind == PendingKind::Enroll {
                     self.enrolling.retain(|_, k| *k != key);

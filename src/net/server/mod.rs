@@ -26,6 +26,7 @@ use slab::Slab;
 mod accept;
 mod admin;
 mod fleet;
+mod opamp;
 mod reload;
 mod reserve;
 
@@ -545,7 +546,10 @@ impl Server {
             return;
         }
         if let Some(key) = self.key_of(slot) {
-            for job in jobs {
+            for mut job in jobs {
+                if let Job::OpAmp(input) = &mut job {
+                    input.remote_configs = self.cache.opamp_configs();
+                }
                 let job = match job {
                     Job::Admin(request) => {
                         self.submit_admin(key, request, now);
