@@ -22,6 +22,9 @@ set -euo pipefail
 UNWIND_DIR=/opt/rust-cross/musl-unwind   # also named in .cargo/config.toml
 MIN_RUSTC_MINOR=88                       # rcgen 0.14 needs Rust 1.88
 SIZE_BUDGET=${SIZE_BUDGET:-4000000}      # bytes per binary (issue 8: <= 4 MB); fails the build
+# std built for size (smaller sort/format paths; cross/README.md "Release profile"): what keeps the
+# x86_64 binary under the budget since OpAMP. BUILD_STD_FEATURES= (empty) builds std as it comes.
+BUILD_STD_FEATURES=${BUILD_STD_FEATURES-optimize_for_size}
 
 # shellcheck source=cross/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
