@@ -11,7 +11,7 @@
 //! put a secret in the log. Their warnings and errors still come through.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The two line formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl log::Log for Logger {
 }
 
 fn format_record(format: Format, now: SystemTime, record: &log::Record) -> String {
-    let ts = rfc3339_millis(now);
+    let ts = crate::model::time::rfc3339_millis(now);
     let level = record.level();
     match format {
         Format::Text => format!("{ts} {level:<5} {}: {}\n", record.target(), record.args()),
@@ -105,47 +105,27 @@ fn format_record(format: Format, now: SystemTime, record: &log::Record) -> Strin
     }
 }
 
-/// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-22T19:54:00.123Z`.
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_known_instants() {
-        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            crate::model::time::rfc3339_millis(UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
         let t = UNIX_EPOCH + Duration::from_millis(1_795_377_240_123);
-        assert_eq!(rfc3339_millis(t), "2026-11-22T19:54:00.123Z");
+        assert_eq!(
+            crate::model::time::rfc3339_millis(t),
+            "2026-11-22T19:54:00.123Z"
+        );
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            crate::model::time::rfc3339_millis(leap),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]

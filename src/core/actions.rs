@@ -66,7 +66,7 @@ pub fn rollout_start_time(action: &Action, index: usize, total: usize) -> Option
     let start = crate::model::time::parse_rfc3339(&action.start_time)?;
     let offset = (rollout * index as f64 / total as f64).floor();
     let shifted = start.checked_add(std::time::Duration::from_secs_f64(offset))?;
-    Some(crate::logging::rfc3339_millis(shifted))
+    Some(crate::model::time::rfc3339_millis(shifted))
 }
 
 #[derive(Clone, Copy)]

@@ -233,7 +233,7 @@ impl PolicyFiles {
         let revision = previous.map_or(1, |p| p.revision_idx + 1);
         obj.insert("revision".into(), Value::from(revision));
         let doc = PolicyDoc {
-            timestamp: crate::logging::rfc3339_millis(SystemTime::now()),
+            timestamp: crate::model::time::rfc3339_millis(SystemTime::now()),
             policy_id: id.clone(),
             revision_idx: revision,
             data,

@@ -24,7 +24,7 @@ impl HttpDate {
         ];
         let days = secs / 86_400;
         let of_day = secs % 86_400;
-        let (year, month, day) = civil_from_days(days);
+        let (year, month, day) = crate::model::time::civil_from_days(days);
         let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
         // 1970-01-01 was a Thursday.
         out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
@@ -95,21 +95,6 @@ fn unix_seconds(now: SystemTime) -> u64 {
 fn two_digits(out: &mut [u8], value: u64) {
     out[0] = b'0' + (value / 10 % 10) as u8;
     out[1] = b'0' + (value % 10) as u8;
-}
-
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01, proleptic Gregorian
-/// (H. Hinnant's `civil_from_days`, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

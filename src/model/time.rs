@@ -8,9 +8,24 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-22T19:54:00.123Z`.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
 /// `2026-11-22T19:54:00Z`.
 pub fn rfc3339_seconds(t: SystemTime) -> String {
-    let full = crate::logging::rfc3339_millis(t);
+    let full = rfc3339_millis(t);
     // "YYYY-MM-DDTHH:MM:SS.mmmZ" → drop ".mmm"
     match full.split_once('.') {
         Some((head, _)) => format!("{head}Z"),
@@ -80,6 +95,22 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> Option<i64> {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     Some(era * 146_097 + doe - 719_468)
+}
+
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01, proleptic Gregorian (Howard
+/// Hinnant's `civil_from_days`, for non-negative day counts): the one date conversion of the log
+/// lines, the HTTP `Date` and the RFC 3339 formatting here.
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Go's `time.RFC3339` layout, named in its parse errors.

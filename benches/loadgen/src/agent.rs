@@ -193,7 +193,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// The ack body: one ACTION_RESULT/ACKNOWLEDGED event per action, keys in the agent's order.
 pub fn ack_body(agent_id: &str, actions: &[(String, String)]) -> Vec<u8> {
-    let timestamp = fleet_edge::logging::rfc3339_millis(SystemTime::now());
+    let timestamp = fleet_edge::model::time::rfc3339_millis(SystemTime::now());
     let events: Vec<String> = actions
         .iter()
         .map(|(id, kind)| {
