@@ -29,6 +29,7 @@ const ROOT: &[u8] = br#"{"name":"standin","cluster_name":"fuzz","version":{"numb
 
 fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
+    stream.set_nodelay(true)?;
     let mut writer = stream;
     loop {
         let mut request_line = String::new();
@@ -56,12 +57,15 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         } else {
             ANSWER.lock().map(|a| a.clone()).unwrap_or_default()
         };
-        let head = format!(
+        // One write per answer: a head and body in two segments would meet the client's
+        // delayed ACK (40 ms per request).
+        let mut out = format!(
             "HTTP/1.1 {status} X\r\nX-Elastic-Product: Elasticsearch\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             answer.len()
-        );
-        writer.write_all(head.as_bytes())?;
-        writer.write_all(&answer)?;
+        )
+        .into_bytes();
+        out.extend_from_slice(&answer);
+        writer.write_all(&out)?;
         writer.flush()?;
     }
 }
