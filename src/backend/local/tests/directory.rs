@@ -31,6 +31,22 @@ fn open_err(dir: &Path) -> LocalError {
     }
 }
 
+/// `open_err` after this test dropped its store. The store's lock is an `flock`: a process
+/// another test forks in the same instant shares the descriptor until it execs (close-on-exec
+/// acts only then), so the lock can outlive the drop by that window. Waits, with a deadline, for
+/// the lock to be free rather than failing on that race (seen once under a loaded CI machine).
+fn reopen_err(dir: &Path) -> LocalError {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_err(dir) {
+            LocalError::Locked { .. } if std::time::Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            err => return err,
+        }
+    }
+}
+
 fn agent(id: &str) -> Agent {
     Agent {
         id: id.into(),
@@ -75,7 +91,7 @@ fn corrupt_database_is_an_error_and_left_untouched() {
     std::fs::write(&path, &bytes).unwrap();
     let before = snapshot(dir.path());
 
-    let err = open_err(dir.path());
+    let err = reopen_err(dir.path());
     assert!(matches!(err, LocalError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains(&path.display().to_string()));
     let after = snapshot(dir.path());
@@ -93,7 +109,7 @@ fn a_file_that_is_not_a_database_is_corrupt() {
     drop(store);
     std::fs::write(&path, b"definitely not a redb file, but some bytes").unwrap();
     let before = snapshot(dir.path());
-    let err = open_err(dir.path());
+    let err = reopen_err(dir.path());
     assert!(matches!(err, LocalError::Corrupt { .. }), "{err:?}");
     assert_eq!(before.get(&path), snapshot(dir.path()).get(&path));
 }
@@ -116,7 +132,7 @@ fn database_without_marker_is_refused() {
     store.create_agent(&agent("a")).unwrap();
     drop(store);
     std::fs::remove_file(dir.path().join("store/FORMAT")).unwrap();
-    let err = open_err(dir.path());
+    let err = reopen_err(dir.path());
     assert!(matches!(err, LocalError::NotAStore { .. }), "{err:?}");
 }
 
@@ -126,7 +142,7 @@ fn a_newer_or_unknown_format_marker_is_refused() {
     drop(store);
     let marker = dir.path().join("store/FORMAT");
     std::fs::write(&marker, "fleet-edge local store\nformat 3\n").unwrap();
-    let err = open_err(dir.path());
+    let err = reopen_err(dir.path());
     assert!(
         matches!(
             &err,
@@ -143,11 +159,14 @@ fn a_newer_or_unknown_format_marker_is_refused() {
     assert!(err.to_string().contains(written_by), "{err}");
     std::fs::write(&marker, "fleet-edge local store\nformat 0\n").unwrap();
     assert!(matches!(
-        open_err(dir.path()),
+        reopen_err(dir.path()),
         LocalError::FormatMismatch { .. }
     ));
     std::fs::write(&marker, "something else\n").unwrap();
-    assert!(matches!(open_err(dir.path()), LocalError::NotAStore { .. }));
+    assert!(matches!(
+        reopen_err(dir.path()),
+        LocalError::NotAStore { .. }
+    ));
 }
 
 #[test]
@@ -157,7 +176,7 @@ fn missing_database_is_not_recreated() {
     store.create_agent(&agent("a")).unwrap();
     drop(store);
     std::fs::remove_file(&path).unwrap();
-    let err = open_err(dir.path());
+    let err = reopen_err(dir.path());
     assert!(matches!(err, LocalError::DatabaseMissing { .. }), "{err:?}");
     assert!(!path.exists(), "no empty database was created");
 }
