@@ -10,6 +10,7 @@ pub mod errors;
 pub mod json_body;
 pub mod opamp;
 pub mod status;
+pub mod uploads;
 pub mod user_agent;
 pub mod version;
 
@@ -59,6 +60,12 @@ pub enum Route<'a> {
     AuditUnenroll(&'a str),
     /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
     OpAmp,
+    /// `POST /api/fleet/uploads`.
+    UploadBegin,
+    /// `PUT /api/fleet/uploads/{id}/{chunkNum}` (the number as written).
+    UploadChunk(&'a str, &'a str),
+    /// `POST /api/fleet/uploads/{id}`.
+    UploadComplete(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -68,6 +75,9 @@ pub enum Route<'a> {
 /// Classifies a request the way the Go server's router does: exact paths, no trailing-slash
 /// folding.
 pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    if let Some(route) = uploads::route(method, path) {
+        return route;
+    }
     let post = *method == Method::Post;
     let found = match path {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
@@ -104,6 +114,9 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
         Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
+        Route::UploadBegin => (uploads::BEGIN_MAX_BODY, uploads::BEGIN_MAX_BODY),
+        Route::UploadChunk(..) => (uploads::CHUNK_MAX_BODY, uploads::CHUNK_MAX_BODY),
+        Route::UploadComplete(_) => (uploads::COMPLETE_MAX_BODY, uploads::COMPLETE_MAX_BODY),
         Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
@@ -142,6 +155,8 @@ pub enum PendingKind {
     OpAmpUpgrade,
     /// A message on an OpAMP WebSocket (no HTTP response).
     OpAmpMessage,
+    /// An upload begin, chunk or complete.
+    Upload,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -194,10 +209,14 @@ impl Pending {
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
+            JobOutput::Upload(Ok(answer)) => uploads::answer(answer),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
             }
-            JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+            JobOutput::Enrolled(Err(e))
+            | JobOutput::Acked(Err(e))
+            | JobOutput::Audited(Err(e))
+            | JobOutput::Upload(Err(e)) => {
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
@@ -221,6 +240,9 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::OpAmp => Some(LimitedRoute::OpAmp),
+        Route::UploadBegin => Some(LimitedRoute::UploadStart),
+        Route::UploadChunk(..) => Some(LimitedRoute::UploadChunk),
+        Route::UploadComplete(_) => Some(LimitedRoute::UploadEnd),
         Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
@@ -308,7 +330,10 @@ fn dispatch(
         | Route::Enroll
         | Route::Checkin(_)
         | Route::Acks(_)
-        | Route::AuditUnenroll(_) => {}
+        | Route::AuditUnenroll(_)
+        | Route::UploadBegin
+        | Route::UploadChunk(..)
+        | Route::UploadComplete(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
@@ -349,6 +374,18 @@ fn dispatch(
     }
     if !ctx.has_store {
         return respond(errors::respond(&ApiError::StoreUnavailable));
+    }
+    let upload = match route {
+        Route::UploadBegin => Some(uploads::begin(req)),
+        Route::UploadChunk(id, n) => Some(uploads::chunk(req, id, n)),
+        Route::UploadComplete(id) => Some(uploads::complete(req, id)),
+        _ => None,
+    };
+    if let Some(upload) = upload {
+        return match upload {
+            Ok(job) => Decision::Job(job, pending(PendingKind::Upload)),
+            Err(e) => respond(errors::respond(&e)),
+        };
     }
     let key = match auth::api_key(req) {
         Ok(key) => key,
@@ -409,9 +446,13 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => {
-            respond(not_found())
-        }
+        Route::Status
+        | Route::OpAmp
+        | Route::UploadBegin
+        | Route::UploadChunk(..)
+        | Route::UploadComplete(_)
+        | Route::WrongMethod(_)
+        | Route::NotFound => respond(not_found()),
     }
 }
 

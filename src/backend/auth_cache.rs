@@ -273,6 +273,10 @@ impl Store for CachedAuth {
         self.inner.mints_output_keys()
     }
 
+    fn files(&self) -> Option<&dyn super::files::FileStore> {
+        self.inner.files()
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         let digest = digest(&key.secret);
         let epoch = {

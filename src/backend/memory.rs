@@ -50,6 +50,7 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     changed: Condvar,
     health: HealthBoard,
+    files: super::files::MemoryFiles,
 }
 
 /// Output-health documents as a store without Elasticsearch keeps them: the latest per output,
@@ -208,6 +209,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn files(&self) -> Option<&dyn super::files::FileStore> {
+        Some(&self.files)
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         let inner = self.lock()?;
         Ok(inner

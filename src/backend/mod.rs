@@ -12,6 +12,7 @@
 
 pub mod auth_cache;
 pub mod es;
+pub mod files;
 pub mod local;
 pub mod memory;
 pub mod ops;
@@ -193,6 +194,11 @@ pub trait Store: Send + Sync {
     /// written in the policy.
     fn mints_output_keys(&self) -> bool {
         true
+    }
+
+    /// File transfer storage (uploads, file delivery), when this store has it.
+    fn files(&self) -> Option<&dyn files::FileStore> {
+        None
     }
 
     /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401).

@@ -52,6 +52,12 @@ pub enum Job {
     Admin(crate::mgmt::AdminRequest),
     /// One OpAMP message (`backend::ops::opamp`).
     OpAmp(super::ops::opamp::OpAmpInput),
+    /// An upload begin (`backend::ops::uploads`).
+    UploadBegin(super::ops::uploads::BeginInput),
+    /// An upload chunk.
+    UploadChunk(super::ops::uploads::ChunkInput),
+    /// An upload complete.
+    UploadComplete(super::ops::uploads::CompleteInput),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
     OpAmpConnect {
         /// The enrollment token.
@@ -82,6 +88,8 @@ pub enum JobOutput {
     OpAmp(Result<super::ops::opamp::OpAmpOutcome, super::ops::opamp::OpAmpRefusal>),
     /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
     OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
+    /// From the upload jobs.
+    Upload(Result<super::ops::uploads::UploadAnswer, ApiError>),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
@@ -145,6 +153,8 @@ pub struct BackendSettings {
     pub remote: RemoteSettings,
     /// The API-key cache every worker authenticates through.
     pub auth_cache: AuthCacheSettings,
+    /// File transfer (uploads) settings.
+    pub files: super::files::FileSettings,
 }
 
 impl Default for BackendSettings {
@@ -155,6 +165,7 @@ impl Default for BackendSettings {
             feed_wait: Duration::from_secs(30),
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
+            files: super::files::FileSettings::default(),
         }
     }
 }
@@ -211,7 +222,7 @@ impl<T: Send + 'static> Backend<T> {
                             };
                             JobOutput::Admin(status, body)
                         }
-                        (job, _) => run(&*store, &remotes, job, SystemTime::now()),
+                        (job, _) => run(&*store, &remotes, job, &settings.files, SystemTime::now()),
                     };
                     if reply_tx.send(Reply { to, output }).is_err() {
                         return;
@@ -247,7 +258,13 @@ impl<T: Send + 'static> Backend<T> {
 }
 
 /// Runs one job against the store (and the remote clusters of remote outputs).
-pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTime) -> JobOutput {
+pub fn run(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    job: Job,
+    files: &super::files::FileSettings,
+    now: SystemTime,
+) -> JobOutput {
     match job {
         Job::Enroll(input) => JobOutput::Enrolled(enroll(store, &input, now)),
         Job::CheckinStart(input) => {
@@ -267,6 +284,15 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
         Job::WriteCheckins(batch) => write_checkins(store, batch),
         Job::OpAmp(input) => JobOutput::OpAmp(super::ops::opamp::opamp_message(store, &input, now)),
+        Job::UploadBegin(input) => {
+            JobOutput::Upload(super::ops::uploads::begin(store, &input, files, now))
+        }
+        Job::UploadChunk(input) => {
+            JobOutput::Upload(super::ops::uploads::chunk(store, &input, now))
+        }
+        Job::UploadComplete(input) => {
+            JobOutput::Upload(super::ops::uploads::complete(store, &input, now))
+        }
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),

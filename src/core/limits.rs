@@ -109,6 +109,12 @@ pub enum LimitedRoute {
     /// `opamp_limit`: 1ms / 1000 / unlimited, from the code defaults only (the sizing tables
     /// never set it, §10.2).
     OpAmp,
+    /// `upload_start_limit`: 2s / 5 / 10.
+    UploadStart,
+    /// `upload_chunk_limit`: 3ms / 5 / 10.
+    UploadChunk,
+    /// `upload_end_limit`: 2s / 5 / 10.
+    UploadEnd,
 }
 
 impl LimitedRoute {
@@ -145,6 +151,16 @@ impl LimitedRoute {
                 interval: ms(1),
                 burst: 1000,
                 max: 0,
+            },
+            LimitedRoute::UploadStart | LimitedRoute::UploadEnd => LimitSpec {
+                interval: ms(2000),
+                burst: 5,
+                max: 10,
+            },
+            LimitedRoute::UploadChunk => LimitSpec {
+                interval: ms(3),
+                burst: 5,
+                max: 10,
             },
         }
     }
@@ -298,11 +314,45 @@ impl SizingTable {
             LimitedRoute::Status => 3,
             LimitedRoute::AuditUnenroll => 4,
             LimitedRoute::OpAmp => return route.default_spec(),
+            LimitedRoute::UploadStart | LimitedRoute::UploadEnd | LimitedRoute::UploadChunk => {
+                return self.upload_spec(route)
+            }
         };
         self.specs
             .get(i)
             .copied()
             .unwrap_or_else(|| route.default_spec())
+    }
+}
+
+/// Burst and max of the upload limiters (start, end and chunk alike) per sizing table,
+/// fleet-protocol.md §10.3; intervals are 2 s (start, end) and 3 ms (chunk) in every table.
+const UPLOAD_BURST_MAX: [(&str, u32, u32); 8] = [
+    ("lte0500", 5, 5),
+    ("lte1000", 5, 10),
+    ("lte2500", 10, 20),
+    ("lte5000", 20, 40),
+    ("lte10000", 40, 80),
+    ("lte20000", 40, 80),
+    ("lte40000", 40, 80),
+    ("max", 40, 80),
+];
+
+impl SizingTable {
+    /// The upload limiters of this table.
+    fn upload_spec(&self, route: LimitedRoute) -> LimitSpec {
+        let default = route.default_spec();
+        match UPLOAD_BURST_MAX
+            .iter()
+            .find(|(name, ..)| *name == self.name)
+        {
+            Some(&(_, burst, max)) => LimitSpec {
+                burst,
+                max,
+                ..default
+            },
+            None => default,
+        }
     }
 }
 
@@ -315,6 +365,9 @@ pub struct RouteLimits {
     status: Limiter,
     audit: Limiter,
     opamp: Limiter,
+    upload_start: Limiter,
+    upload_chunk: Limiter,
+    upload_end: Limiter,
 }
 
 impl Default for RouteLimits {
@@ -333,6 +386,9 @@ impl RouteLimits {
             status: Limiter::new(spec(LimitedRoute::Status)),
             audit: Limiter::new(spec(LimitedRoute::AuditUnenroll)),
             opamp: Limiter::new(spec(LimitedRoute::OpAmp)),
+            upload_start: Limiter::new(spec(LimitedRoute::UploadStart)),
+            upload_chunk: Limiter::new(spec(LimitedRoute::UploadChunk)),
+            upload_end: Limiter::new(spec(LimitedRoute::UploadEnd)),
         }
     }
 
@@ -345,6 +401,9 @@ impl RouteLimits {
             LimitedRoute::Status => &mut self.status,
             LimitedRoute::AuditUnenroll => &mut self.audit,
             LimitedRoute::OpAmp => &mut self.opamp,
+            LimitedRoute::UploadStart => &mut self.upload_start,
+            LimitedRoute::UploadChunk => &mut self.upload_chunk,
+            LimitedRoute::UploadEnd => &mut self.upload_end,
         }
     }
 }

@@ -286,12 +286,16 @@ impl Conn {
                     }
                     Err(err) => {
                         log::debug!("closing connection after HTTP error: {err}");
-                        let response = match (&err, self.decoder.failed_path()) {
-                            (
-                                crate::http::HttpError::BodyTooLarge
-                                | crate::http::HttpError::DecompressedTooLarge,
-                                Some(api::opamp::PATH),
-                            ) => api::opamp::too_large(),
+                        let too_large = matches!(
+                            err,
+                            crate::http::HttpError::BodyTooLarge
+                                | crate::http::HttpError::DecompressedTooLarge
+                        );
+                        let response = match (too_large, self.decoder.failed_path()) {
+                            (true, Some(api::opamp::PATH)) => api::opamp::too_large(),
+                            (true, Some(path)) => {
+                                api::uploads::too_large(path).unwrap_or_else(|| err.to_response())
+                            }
                             _ => err.to_response(),
                         };
                         let opts = ResponseOptions {

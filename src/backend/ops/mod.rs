@@ -14,6 +14,7 @@ pub mod opamp;
 pub mod outputs;
 pub mod replace_token;
 pub mod rollbacks;
+pub mod uploads;
 
 use super::{ApiKey, ApiKeyInfo, Store, StoreError};
 use crate::api::ApiError;

@@ -1,0 +1,382 @@
+//! File transfer storage (fleet-protocol.md §8 "Uploads", es-contract.md §2.9): what an upload
+//! is ([`UploadInfo`], read back from its metadata document as Fleet Server's `file.GetInfo`
+//! reads it), its chunks ([`ChunkInfo`]), its status, and the [`FileStore`] operations every
+//! store implements: Elasticsearch in `es/files.rs` (metadata and CBOR chunk documents in the
+//! `.fleet-fileds-*` data streams), the embedded store in `local/files.rs` (chunks as files under
+//! the data directory, metadata in redb), and [`MemoryFiles`] here (the reference semantics).
+//!
+//! The upload endpoints' decisions live in `ops/uploads.rs`; these are only the storage steps.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::StoreError;
+
+/// `file.MaxChunkSize`: every chunk but the last is exactly this long.
+pub const CHUNK_SIZE: u64 = 4_194_304;
+
+/// How long an upload accepts chunks after it began (`maxUploadTimer`).
+pub const UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// File-transfer settings (configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileSettings {
+    /// `server.limits.max_file_storage_size`: `None` unlimited, `Some(0)` uploads disabled,
+    /// else the largest `file.size` accepted.
+    pub max_file_size: Option<u64>,
+    /// Embedded store: completed (and failed) uploads are removed this long after they began.
+    pub retention: Duration,
+    /// Embedded store: the most bytes of uploads kept at once; a new upload that would pass it
+    /// is refused (`ErrFileSizeTooLarge`) instead of filling the disk. `None`: no cap.
+    pub total_cap: Option<u64>,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            max_file_size: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            total_cap: Some(DEFAULT_TOTAL_CAP),
+        }
+    }
+}
+
+/// The embedded store's default total cap on stored uploads: 1 GiB.
+pub const DEFAULT_TOTAL_CAP: u64 = 1 << 30;
+
+/// `file.Status`: the only values the storage spec allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileStatus {
+    /// `AWAITING_UPLOAD`: begun, chunks welcome.
+    Awaiting,
+    /// `UPLOADING` (written by other uploaders; chunks still welcome).
+    Uploading,
+    /// `READY`: complete, transit hash verified.
+    Ready,
+    /// `UPLOAD_ERROR`: validation failed, chunks deleted.
+    Failed,
+    /// `DELETED`.
+    Deleted,
+}
+
+impl FileStatus {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Awaiting => "AWAITING_UPLOAD",
+            FileStatus::Uploading => "UPLOADING",
+            FileStatus::Ready => "READY",
+            FileStatus::Failed => "UPLOAD_ERROR",
+            FileStatus::Deleted => "DELETED",
+        }
+    }
+
+    /// Parses a wire value; anything unknown reads as still open, as Go's `StatusCanUpload`
+    /// treats every value other than the three final ones.
+    pub fn parse(s: &str) -> FileStatus {
+        match s {
+            "READY" => FileStatus::Ready,
+            "UPLOAD_ERROR" => FileStatus::Failed,
+            "DELETED" => FileStatus::Deleted,
+            "UPLOADING" => FileStatus::Uploading,
+            _ => FileStatus::Awaiting,
+        }
+    }
+
+    /// Whether more chunks may come (`StatusCanUpload`).
+    pub fn can_upload(self) -> bool {
+        !matches!(
+            self,
+            FileStatus::Ready | FileStatus::Failed | FileStatus::Deleted
+        )
+    }
+}
+
+/// An upload as its metadata document describes it (`file.Info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// `upload_id`: the id agents use in the chunk and complete paths.
+    pub upload_id: String,
+    /// The metadata document's `_id` (`<action_id>.<agent_id>`), the chunks' `bid`.
+    pub doc_id: String,
+    /// `src`: the integration uploading (`agent`, `endpoint`); names the data streams.
+    pub source: String,
+    /// `agent_id`.
+    pub agent_id: String,
+    /// `action_id`.
+    pub action_id: String,
+    /// `file.size`.
+    pub size: u64,
+    /// `file.ChunkSize`.
+    pub chunk_size: u64,
+    /// `upload_start`, epoch milliseconds.
+    pub start_ms: i64,
+    /// `file.Status`.
+    pub status: FileStatus,
+}
+
+impl UploadInfo {
+    /// Reads the members Go's `MetaDoc` reads; `None` when the document lacks the ones an upload
+    /// cannot do without (a size, a positive chunk size, an upload id).
+    pub fn from_doc(doc_id: &str, doc: &Map<String, Value>) -> Option<UploadInfo> {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+        let file = doc.get("file")?.as_object()?;
+        let size = file.get("size")?.as_u64()?;
+        let chunk_size = file.get("ChunkSize")?.as_u64().filter(|c| *c > 0)?;
+        Some(UploadInfo {
+            upload_id: text(doc.get("upload_id")),
+            doc_id: doc_id.to_owned(),
+            source: text(doc.get("src")),
+            agent_id: text(doc.get("agent_id")),
+            action_id: text(doc.get("action_id")),
+            size,
+            chunk_size,
+            start_ms: doc.get("upload_start").and_then(Value::as_i64).unwrap_or(0),
+            status: FileStatus::parse(file.get("Status").and_then(Value::as_str).unwrap_or("")),
+        })
+    }
+
+    /// How many chunks the file has: `ceil(size / chunk_size)`.
+    pub fn chunk_count(&self) -> u64 {
+        self.size.div_ceil(self.chunk_size.max(1))
+    }
+
+    /// Whether the upload is older than [`UPLOAD_EXPIRY`] at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        epoch_millis(now)
+            > self
+                .start_ms
+                .saturating_add(UPLOAD_EXPIRY.as_millis() as i64)
+    }
+}
+
+/// Milliseconds since the epoch (0 before it).
+pub fn epoch_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What is known about one stored chunk without its bytes (`file.ChunkInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Position in the file, from the chunk's id.
+    pub pos: u64,
+    /// `last`.
+    pub last: bool,
+    /// `sha2`: lowercase hex SHA-256 of the chunk.
+    pub sha2: String,
+    /// Length of `data` in bytes.
+    pub size: u64,
+}
+
+/// One chunk to store.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkWrite<'a> {
+    /// Position.
+    pub pos: u64,
+    /// Whether it is the final chunk.
+    pub last: bool,
+    /// Hex SHA-256 the agent sent (already checked against `data`).
+    pub sha2: &'a str,
+    /// The bytes.
+    pub data: &'a [u8],
+    /// `@timestamp`, epoch milliseconds.
+    pub timestamp_ms: i64,
+}
+
+/// Storage of uploads. Blocking; run only on backend threads.
+pub trait FileStore: Send + Sync {
+    /// Writes a new metadata document under `info.doc_id` (made visible at once, Fleet Server's
+    /// `create` with refresh); `Conflict` when that id exists.
+    fn create_upload(&self, info: &UploadInfo, doc: &Map<String, Value>) -> Result<(), StoreError>;
+    /// The upload with this `upload_id` (Q10), freshly read.
+    fn upload(&self, upload_id: &str) -> Result<Option<UploadInfo>, StoreError>;
+    /// Stores one chunk (`<doc_id>.<pos>`); `Conflict` when it exists.
+    fn write_chunk(&self, info: &UploadInfo, chunk: &ChunkWrite<'_>) -> Result<(), StoreError>;
+    /// Every stored chunk of the upload (Q11, after a refresh), any order.
+    fn chunk_infos(&self, info: &UploadInfo) -> Result<Vec<ChunkInfo>, StoreError>;
+    /// Sets `file.Status`, and `transithash.sha256` when `hash` is given (script S8).
+    fn set_upload_status(
+        &self,
+        info: &UploadInfo,
+        status: FileStatus,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Deletes every chunk of the upload; absent is fine.
+    fn delete_chunks(&self, info: &UploadInfo) -> Result<(), StoreError>;
+    /// Housekeeping before a new upload of `size` bytes, and whether it fits: the embedded
+    /// store removes uploads past their expiry and files past `settings.retention`, then checks
+    /// `settings.total_cap`. Elasticsearch keeps its data streams with its own lifecycle, so
+    /// stores without a cap of their own say yes.
+    fn admit(
+        &self,
+        _size: u64,
+        _settings: &FileSettings,
+        _now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Metadata documents of uploads (of one agent when given), with `_id` added, newest first.
+    fn list_uploads(&self, agent_id: Option<&str>) -> Result<Vec<Map<String, Value>>, StoreError>;
+    /// The metadata document with this `_id` (`None` when absent).
+    fn upload_doc(&self, doc_id: &str) -> Result<Option<Map<String, Value>>, StoreError>;
+    /// The bytes of one chunk (`None` when absent).
+    fn read_chunk(&self, info: &UploadInfo, pos: u64) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A stored chunk of [`MemoryFiles`].
+#[derive(Debug)]
+struct MemoryChunk {
+    last: bool,
+    sha2: String,
+    data: Vec<u8>,
+}
+
+/// Uploads in memory: the reference semantics, used by [`super::memory::MemoryStore`].
+#[derive(Debug, Default)]
+pub struct MemoryFiles {
+    inner: Mutex<MemoryFilesInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryFilesInner {
+    /// Metadata documents by `_id`.
+    docs: BTreeMap<String, Map<String, Value>>,
+    /// Chunks by (`bid`, position).
+    chunks: BTreeMap<(String, u64), MemoryChunk>,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("file store lock poisoned".into())
+}
+
+impl MemoryFiles {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryFilesInner>, StoreError> {
+        self.inner.lock().map_err(poisoned)
+    }
+}
+
+/// Sets `file.Status` (and `transithash`) in a metadata document, as script S8 does.
+pub fn apply_status(doc: &mut Map<String, Value>, status: FileStatus, hash: Option<&str>) {
+    if let Some(file) = doc.get_mut("file").and_then(Value::as_object_mut) {
+        file.insert("Status".into(), Value::from(status.as_str()));
+    }
+    if let Some(hash) = hash.filter(|h| !h.is_empty()) {
+        doc.insert("transithash".into(), serde_json::json!({ "sha256": hash }));
+    }
+}
+
+/// Newest first by `upload_start`, with `_id` added: what the operator's listing shows.
+pub fn listing(
+    docs: impl IntoIterator<Item = (String, Map<String, Value>)>,
+) -> Vec<Map<String, Value>> {
+    let mut out: Vec<Map<String, Value>> = docs
+        .into_iter()
+        .map(|(id, mut doc)| {
+            doc.insert("_id".into(), Value::from(id));
+            doc
+        })
+        .collect();
+    out.sort_by_key(|d| std::cmp::Reverse(d.get("upload_start").and_then(Value::as_i64)));
+    out
+}
+
+impl FileStore for MemoryFiles {
+    fn create_upload(&self, info: &UploadInfo, doc: &Map<String, Value>) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.docs.contains_key(&info.doc_id) {
+            return Err(StoreError::Conflict);
+        }
+        inner.docs.insert(info.doc_id.clone(), doc.clone());
+        Ok(())
+    }
+
+    fn upload(&self, upload_id: &str) -> Result<Option<UploadInfo>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .docs
+            .iter()
+            .filter(|(_, d)| d.get("upload_id").and_then(Value::as_str) == Some(upload_id))
+            .find_map(|(id, d)| UploadInfo::from_doc(id, d)))
+    }
+
+    fn write_chunk(&self, info: &UploadInfo, chunk: &ChunkWrite<'_>) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let key = (info.doc_id.clone(), chunk.pos);
+        if inner.chunks.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        inner.chunks.insert(
+            key,
+            MemoryChunk {
+                last: chunk.last,
+                sha2: chunk.sha2.to_owned(),
+                data: chunk.data.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    fn chunk_infos(&self, info: &UploadInfo) -> Result<Vec<ChunkInfo>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .chunks
+            .range((info.doc_id.clone(), 0)..=(info.doc_id.clone(), u64::MAX))
+            .map(|((_, pos), c)| ChunkInfo {
+                pos: *pos,
+                last: c.last,
+                sha2: c.sha2.clone(),
+                size: c.data.len() as u64,
+            })
+            .collect())
+    }
+
+    fn set_upload_status(
+        &self,
+        info: &UploadInfo,
+        status: FileStatus,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let doc = inner
+            .docs
+            .get_mut(&info.doc_id)
+            .ok_or(StoreError::NotFound)?;
+        apply_status(doc, status, hash);
+        Ok(())
+    }
+
+    fn delete_chunks(&self, info: &UploadInfo) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner.chunks.retain(|(bid, _), _| *bid != info.doc_id);
+        Ok(())
+    }
+
+    fn list_uploads(&self, agent_id: Option<&str>) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let inner = self.lock()?;
+        Ok(listing(
+            inner
+                .docs
+                .iter()
+                .filter(|(_, d)| {
+                    agent_id.is_none_or(|a| d.get("agent_id").and_then(Value::as_str) == Some(a))
+                })
+                .map(|(id, d)| (id.clone(), d.clone())),
+        ))
+    }
+
+    fn upload_doc(&self, doc_id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+        Ok(self.lock()?.docs.get(doc_id).cloned())
+    }
+
+    fn read_chunk(&self, info: &UploadInfo, pos: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()?
+            .chunks
+            .get(&(info.doc_id.clone(), pos))
+            .map(|c| c.data.clone()))
+    }
+}
