@@ -30,6 +30,7 @@ mod admin;
 mod committer;
 mod dir;
 mod error;
+mod files;
 mod schema;
 mod secrets;
 mod snapshot;
@@ -65,6 +66,8 @@ pub struct LocalStore {
     /// Output health is kept in memory (latest per output), not in the database: it is a log of
     /// remote outputs' state, rewritten on the next state change after a restart.
     health: crate::backend::memory::HealthBoard,
+    /// `<data_dir>/files`: upload chunks (`files.rs`).
+    files_dir: PathBuf,
     _lock: DirLock,
 }
 
@@ -125,6 +128,7 @@ impl LocalStore {
             shared,
             path: layout.db,
             health: crate::backend::memory::HealthBoard::default(),
+            files_dir: data_dir.join(files::FILES_DIR),
             _lock: lock,
         })
     }

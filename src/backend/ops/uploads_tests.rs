@@ -6,8 +6,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::*;
+use crate::backend::local::LocalStore;
 use crate::backend::memory::MemoryStore;
-use crate::backend::ops::testkit::store_with_agent;
+use crate::backend::NewApiKey;
+use crate::model::{Agent, AgentInfo};
+use crate::tls::test_support::TempDir;
 
 const MIB: usize = 1024 * 1024;
 
@@ -21,7 +24,7 @@ fn payload(size: u64) -> Map<String, Value> {
 }
 
 fn begin_with(
-    store: &MemoryStore,
+    store: &dyn Store,
     key: &ApiKey,
     p: Map<String, Value>,
     settings: &FileSettings,
@@ -41,7 +44,7 @@ fn begin_with(
 }
 
 fn put(
-    store: &MemoryStore,
+    store: &dyn Store,
     key: &ApiKey,
     id: &str,
     n: i64,
@@ -51,7 +54,7 @@ fn put(
 }
 
 fn put_at(
-    store: &MemoryStore,
+    store: &dyn Store,
     key: &ApiKey,
     id: &str,
     n: i64,
@@ -71,12 +74,7 @@ fn put_at(
     )
 }
 
-fn finish(
-    store: &MemoryStore,
-    key: &ApiKey,
-    id: &str,
-    body: &str,
-) -> Result<UploadAnswer, ApiError> {
+fn finish(store: &dyn Store, key: &ApiKey, id: &str, body: &str) -> Result<UploadAnswer, ApiError> {
     complete(
         store,
         &CompleteInput {
@@ -97,7 +95,7 @@ fn transit(chunks: &[&[u8]]) -> String {
     hex(ctx.finish().as_ref())
 }
 
-fn doc(store: &MemoryStore) -> Map<String, Value> {
+fn doc(store: &dyn Store) -> Map<String, Value> {
     store
         .files()
         .unwrap()
@@ -106,18 +104,59 @@ fn doc(store: &MemoryStore) -> Map<String, Value> {
         .unwrap()
 }
 
+/// An active agent `id` with its access key, in any store.
+fn seed(store: &dyn Store, id: &str) -> ApiKey {
+    let key = store
+        .create_api_key(&NewApiKey {
+            name: id.into(),
+            role_descriptors: json!({}),
+            metadata: json!({}),
+        })
+        .unwrap();
+    store
+        .create_agent(&Agent {
+            id: id.into(),
+            active: true,
+            access_api_key_id: key.id.clone(),
+            agent: Some(AgentInfo {
+                id: id.into(),
+                version: "9.2.1".into(),
+                kind: String::new(),
+            }),
+            policy_id: "p".into(),
+            policy_revision_idx: 1,
+            ..Agent::default()
+        })
+        .unwrap();
+    key
+}
+
+/// Runs `check` on a memory store and on an embedded store, each with agent `a1`.
+fn on_every_store(check: impl Fn(&dyn Store, &ApiKey)) {
+    let memory = MemoryStore::new();
+    let key = seed(&memory, "a1");
+    check(&memory, &key);
+    let dir = TempDir::new("uploads-ops");
+    let local = LocalStore::open(dir.path()).unwrap();
+    let key = seed(&local, "a1");
+    check(&local, &key);
+}
+
 #[test]
 fn the_agents_sequence_ends_ready_with_the_transit_hash() {
-    let (store, key) = store_with_agent("a1");
+    on_every_store(agents_sequence);
+}
+
+fn agents_sequence(store: &dyn Store, key: &ApiKey) {
     let data: Vec<u8> = (0..9 * MIB).map(|i| (i % 251) as u8).collect();
     let id = begin_with(
-        &store,
-        &key,
+        store,
+        key,
         payload(data.len() as u64),
         &FileSettings::default(),
     )
     .unwrap();
-    let d = doc(&store);
+    let d = doc(store);
     assert_eq!(d["file"]["Status"], "AWAITING_UPLOAD");
     assert_eq!(d["file"]["ChunkSize"], 4_194_304);
     assert_eq!(d["upload_id"], id.as_str());
@@ -128,16 +167,13 @@ fn the_agents_sequence_ends_ready_with_the_transit_hash() {
     assert_eq!(parts.len(), 3);
     for (n, part) in parts.iter().enumerate() {
         assert_eq!(
-            put(&store, &key, &id, n as i64, part),
+            put(store, key, &id, n as i64, part),
             Ok(UploadAnswer::Stored)
         );
     }
     let body = format!(r#"{{"transithash":{{"sha256":"{}"}}}}"#, transit(&parts));
-    assert_eq!(
-        finish(&store, &key, &id, &body),
-        Ok(UploadAnswer::Completed)
-    );
-    let d = doc(&store);
+    assert_eq!(finish(store, key, &id, &body), Ok(UploadAnswer::Completed));
+    let d = doc(store);
     assert_eq!(d["file"]["Status"], "READY");
     assert_eq!(d["transithash"]["sha256"], transit(&parts).as_str());
     let files = store.files().unwrap();
@@ -149,23 +185,26 @@ fn the_agents_sequence_ends_ready_with_the_transit_hash() {
     assert_eq!(joined, data);
     // Row 41: a completed upload takes no second complete; row 38: nor chunks.
     assert_eq!(
-        finish(&store, &key, &id, &body),
+        finish(store, key, &id, &body),
         Err(ApiError::StatusNoUploads)
     );
     assert_eq!(
-        put(&store, &key, &id, 0, parts[0]),
+        put(store, key, &id, 0, parts[0]),
         Err(ApiError::UploadStopped)
     );
 }
 
 #[test]
 fn begin_validation_rows() {
-    let (store, key) = store_with_agent("a1");
+    on_every_store(begin_validation_rows_on);
+}
+
+fn begin_validation_rows_on(store: &dyn Store, key: &ApiKey) {
     let s = FileSettings::default();
     let mut p = payload(10);
     p.remove("src");
     assert_eq!(
-        begin_with(&store, &key, p, &s),
+        begin_with(store, key, p, &s),
         Err(ApiError::FieldRequired(
             "src is required: field required".into()
         ))
@@ -175,16 +214,16 @@ fn begin_validation_rows() {
         .as_object_mut()
         .unwrap()
         .insert("name".into(), json!(" "));
-    let e = begin_with(&store, &key, p, &s).unwrap_err();
+    let e = begin_with(store, key, p, &s).unwrap_err();
     assert_eq!(e.to_string(), "file.name is required: field required");
     assert_eq!(e.wire(), (400, "ErrFieldRequired".into()));
     let mut p = payload(10);
     p["file"].as_object_mut().unwrap().remove("size");
     assert_eq!(
-        begin_with(&store, &key, p, &s),
+        begin_with(store, key, p, &s),
         Err(ApiError::FileSizeRequired)
     );
-    let e = begin_with(&store, &key, payload(0), &s).unwrap_err();
+    let e = begin_with(store, key, payload(0), &s).unwrap_err();
     assert_eq!(e.to_string(), "file.size: 0: invalid filesize");
     assert_eq!(e.wire(), (400, "ErrInvalidFileSize".into()));
     let limited = FileSettings {
@@ -192,15 +231,15 @@ fn begin_validation_rows() {
         ..FileSettings::default()
     };
     assert_eq!(
-        begin_with(&store, &key, payload(101), &limited),
+        begin_with(store, key, payload(101), &limited),
         Err(ApiError::FileSizeTooLarge)
     );
-    assert!(begin_with(&store, &key, payload(100), &limited).is_ok());
+    assert!(begin_with(store, key, payload(100), &limited).is_ok());
     let disabled = FileSettings {
         max_file_size: Some(0),
         ..FileSettings::default()
     };
-    let e = begin_with(&store, &key, payload(1), &disabled).unwrap_err();
+    let e = begin_with(store, key, payload(1), &disabled).unwrap_err();
     assert_eq!(e.wire(), (403, "ErrFileFeatureDisable".into()));
     // Row 42: a `null` payload (unreachable over HTTP: agent_id is checked first).
     assert_eq!(
@@ -211,17 +250,20 @@ fn begin_validation_rows() {
     let mut p = payload(10);
     p.insert("agent_id".into(), json!("someone-else"));
     assert!(matches!(
-        begin_with(&store, &key, p, &s),
+        begin_with(store, key, p, &s),
         Err(ApiError::AgentIdentity | ApiError::AgentNotFound)
     ));
 }
 
 #[test]
 fn chunk_rows() {
-    let (store, key) = store_with_agent("a1");
-    let id = begin_with(&store, &key, payload(10), &FileSettings::default()).unwrap();
+    on_every_store(chunk_rows_on);
+}
+
+fn chunk_rows_on(store: &dyn Store, key: &ApiKey) {
+    let id = begin_with(store, key, payload(10), &FileSettings::default()).unwrap();
     assert_eq!(
-        put(&store, &key, "nope", 0, b"x"),
+        put(store, key, "nope", 0, b"x"),
         Err(ApiError::InvalidFileId)
     );
     assert_eq!(
@@ -229,16 +271,16 @@ fn chunk_rows() {
         (400, "ErrInvalidFileID".into())
     );
     assert_eq!(
-        put(&store, &key, &id, 1, b"x"),
+        put(store, key, &id, 1, b"x"),
         Err(ApiError::InvalidChunkNum)
     );
     assert_eq!(
-        put(&store, &key, &id, -1, b"x"),
+        put(store, key, &id, -1, b"x"),
         Err(ApiError::InvalidChunkNum)
     );
     let later = SystemTime::now() + Duration::from_secs(24 * 3600 + 5);
     assert_eq!(
-        put_at(&store, &key, &id, 0, b"0123456789", later),
+        put_at(store, key, &id, 0, b"0123456789", later),
         Err(ApiError::UploadExpired)
     );
     let bad = ChunkInput {
@@ -249,7 +291,7 @@ fn chunk_rows() {
         body: b"0123456789".to_vec(),
     };
     assert_eq!(
-        chunk(&store, &bad, SystemTime::now()),
+        chunk(store, &bad, SystemTime::now()),
         Err(ApiError::HashMismatch)
     );
     let info = store.files().unwrap().upload(&id).unwrap().unwrap();
@@ -268,52 +310,52 @@ fn chunk_rows() {
         ..bad
     };
     assert_eq!(
-        chunk(&store, &upper, SystemTime::now()),
+        chunk(store, &upper, SystemTime::now()),
         Ok(UploadAnswer::Stored)
     );
 }
 
 #[test]
 fn complete_rows() {
-    let (store, key) = store_with_agent("a1");
+    on_every_store(complete_rows_on);
+}
+
+fn complete_rows_on(store: &dyn Store, key: &ApiKey) {
     let size = 4 * MIB + 5;
-    let id = begin_with(&store, &key, payload(size as u64), &FileSettings::default()).unwrap();
+    let id = begin_with(store, key, payload(size as u64), &FileSettings::default()).unwrap();
     assert_eq!(
-        finish(&store, &key, &id, "{}"),
+        finish(store, key, &id, "{}"),
         Err(ApiError::TransitHashRequired)
     );
     assert_eq!(
-        finish(&store, &key, &id, r#"{"transithash":{"sha256":"  "}}"#),
+        finish(store, key, &id, r#"{"transithash":{"sha256":"  "}}"#),
         Err(ApiError::TransitHashRequired)
     );
     assert!(matches!(
-        finish(&store, &key, &id, r#"{"transithash":1}"#),
+        finish(store, key, &id, r#"{"transithash":1}"#),
         Err(ApiError::BadRequest(_))
     ));
     assert_eq!(
-        finish(&store, &key, "nope", r#"{"transithash":{"sha256":"ab"}}"#),
+        finish(store, key, "nope", r#"{"transithash":{"sha256":"ab"}}"#),
         Err(ApiError::InvalidFileId)
     );
     let first = vec![7u8; 4 * MIB];
-    put(&store, &key, &id, 0, &first).unwrap();
+    put(store, key, &id, 0, &first).unwrap();
     let body = format!(
         r#"{{"transithash":{{"sha256":"{}"}}}}"#,
         transit(&[&first, b"12345"])
     );
-    assert_eq!(
-        finish(&store, &key, &id, &body),
-        Err(ApiError::MissingChunks)
-    );
-    put(&store, &key, &id, 1, b"12345").unwrap();
+    assert_eq!(finish(store, key, &id, &body), Err(ApiError::MissingChunks));
+    put(store, key, &id, 1, b"12345").unwrap();
     let wrong = format!(
         r#"{{"transithash":{{"sha256":"{}"}}}}"#,
         transit(&[b"12345"])
     );
     assert_eq!(
-        finish(&store, &key, &id, &wrong),
+        finish(store, key, &id, &wrong),
         Err(ApiError::FailValidation)
     );
-    let d = doc(&store);
+    let d = doc(store);
     assert_eq!(d["file"]["Status"], "UPLOAD_ERROR");
     let info = store.files().unwrap().upload(&id).unwrap().unwrap();
     assert!(store
@@ -323,31 +365,34 @@ fn complete_rows() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        finish(&store, &key, &id, &body),
+        finish(store, key, &id, &body),
         Err(ApiError::StatusNoUploads)
     );
 }
 
 #[test]
 fn short_middle_chunks_fail_validation() {
-    let (store, key) = store_with_agent("a1");
+    on_every_store(short_middle_chunks_fail_validation_on);
+}
+
+fn short_middle_chunks_fail_validation_on(store: &dyn Store, key: &ApiKey) {
     let id = begin_with(
-        &store,
-        &key,
+        store,
+        key,
         payload(4 * MIB as u64 + 1),
         &FileSettings::default(),
     )
     .unwrap();
     // Two chunks whose total is right but whose first is short.
     let first = vec![1u8; 4 * MIB - 1];
-    put(&store, &key, &id, 0, &first).unwrap();
-    put(&store, &key, &id, 1, b"ab").unwrap();
+    put(store, key, &id, 0, &first).unwrap();
+    put(store, key, &id, 1, b"ab").unwrap();
     let body = format!(
         r#"{{"transithash":{{"sha256":"{}"}}}}"#,
         transit(&[&first, b"ab"])
     );
     assert_eq!(
-        finish(&store, &key, &id, &body),
+        finish(store, key, &id, &body),
         Err(ApiError::FailValidation)
     );
 }

@@ -30,6 +30,7 @@ impl TestStore for LocalStore {
 
 mod crash;
 mod directory;
+mod files;
 mod group_commit;
 mod migration;
 mod persistence;
