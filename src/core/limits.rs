@@ -413,6 +413,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn upload_limits_follow_the_code_defaults_and_the_tables() {
+        let ms = Duration::from_millis;
+        let start = LimitedRoute::UploadStart.default_spec();
+        assert_eq!((start.interval, start.burst, start.max), (ms(2000), 5, 10));
+        let chunk = LimitedRoute::UploadChunk.default_spec();
+        assert_eq!((chunk.interval, chunk.burst, chunk.max), (ms(3), 5, 10));
+        let lte0500 = &SIZING_TABLES[0];
+        assert_eq!(lte0500.spec(LimitedRoute::UploadEnd).max, 5);
+        let lte10000 = &SIZING_TABLES[4];
+        let chunk = lte10000.spec(LimitedRoute::UploadChunk);
+        assert_eq!((chunk.interval, chunk.burst, chunk.max), (ms(3), 40, 80));
+        assert_eq!(
+            SIZING_TABLES[2].spec(LimitedRoute::UploadStart),
+            LimitSpec {
+                interval: ms(2000),
+                burst: 10,
+                max: 20
+            }
+        );
+    }
+
+    #[test]
     fn available_refills_without_taking() {
         let t0 = Instant::now();
         let mut l = Limiter::new(LimitSpec {

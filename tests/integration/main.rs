@@ -25,6 +25,8 @@
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
+//!   error row over the wire, the upload limiters.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -72,3 +74,4 @@ mod rollout;
 mod secrets;
 mod stored_documents;
 mod tls_modes;
+mod uploads;
