@@ -210,6 +210,7 @@ impl Pending {
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
             JobOutput::Upload(Ok(answer)) => uploads::answer(answer),
+            JobOutput::File(response) => response,
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
             }

@@ -90,6 +90,8 @@ pub enum JobOutput {
     OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
     /// From the upload jobs.
     Upload(Result<super::ops::uploads::UploadAnswer, ApiError>),
+    /// A complete response (a file download of the management API).
+    File(crate::http::Response),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
@@ -210,6 +212,11 @@ impl<T: Send + 'static> Backend<T> {
                     #[cfg(debug_assertions)]
                     crate::panics::failpoint(&job);
                     let output = match (job, &admin) {
+                        (Job::Admin(req), Some(admin))
+                            if matches!(req.route, crate::mgmt::Route::DownloadFile { .. }) =>
+                        {
+                            JobOutput::File(crate::mgmt::files::answer(&**admin, &req.route))
+                        }
                         (Job::Admin(req), Some(admin)) => {
                             let execute =
                                 || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());

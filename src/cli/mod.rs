@@ -7,7 +7,8 @@
 //! fleet-edge policy list | apply FILE
 //! fleet-edge unenroll AGENT_ID
 //! fleet-edge upgrade AGENT_ID --version V [--source-uri URL]
-//! fleet-edge diagnostics AGENT_ID
+//! fleet-edge diagnostics AGENT_ID [--wait DURATION [--output FILE]]
+//! fleet-edge files list [--agent ID] | get FILE_ID --output FILE
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE | restore FILE
@@ -19,6 +20,7 @@
 //! Exit codes ([`CliError::exit_code`]): 2 for a bad command line, 1 for anything else that
 //! failed, not-found included.
 
+mod files;
 mod output;
 mod parse;
 
@@ -106,6 +108,23 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             let file = &invocation.args[0];
             let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
             println!("restored {file} into {data_dir} ({files} files); start fleet-edge with --data-dir {data_dir}");
+            return Ok(());
+        }
+        ["diagnostics"] => return files::diagnostics(&invocation, Path::new(&data_dir), &data_dir),
+        ["files", "list"] => {
+            let answer = files::list(
+                Path::new(&data_dir),
+                &data_dir,
+                invocation.option("--agent"),
+            )?;
+            print!("{}", output::render(invocation.words, &answer));
+            return Ok(());
+        }
+        ["files", "get"] => {
+            let out = invocation.option("--output").unwrap_or_default();
+            let file_id = &invocation.args[0];
+            let size = files::download(Path::new(&data_dir), &data_dir, file_id, Path::new(out))?;
+            println!("{out} ({size} bytes, file {file_id})");
             return Ok(());
         }
         _ => {}

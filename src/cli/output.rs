@@ -7,6 +7,7 @@ use serde_json::Value;
 pub fn render(words: &[&str], answer: &Value) -> String {
     match words {
         ["agents"] => agents_table(answer),
+        ["files", "list"] => files_table(answer),
         _ => format!(
             "{}\n",
             serde_json::to_string_pretty(answer).unwrap_or_default()
@@ -47,6 +48,45 @@ fn agents_table(answer: &Value) -> String {
             ("VERSION", Align::Left),
             ("LAST CHECKIN", Align::Left),
             ("PROBLEMS", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+fn files_table(answer: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "-".to_owned(),
+    };
+    let rows: Vec<Vec<String>> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            [
+                "id",
+                "agentId",
+                "actionId",
+                "name",
+                "size",
+                "status",
+                "createTime",
+            ]
+            .iter()
+            .map(|k| text(&f[*k]))
+            .collect()
+        })
+        .collect();
+    table(
+        &[
+            ("ID", Align::Left),
+            ("AGENT", Align::Left),
+            ("ACTION", Align::Left),
+            ("NAME", Align::Left),
+            ("SIZE", Align::Right),
+            ("STATUS", Align::Left),
+            ("TIME", Align::Left),
         ],
         &rows,
     )

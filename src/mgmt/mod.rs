@@ -7,6 +7,7 @@
 //! `handle` is the pure routing and authentication step on the event loop; the operations run on
 //! backend workers through [`Admin`] (they touch the store).
 
+pub mod files;
 pub mod ops;
 pub mod tls;
 pub mod token;
@@ -49,6 +50,18 @@ pub enum Route {
     ActionResults(String),
     /// `POST /api/fleet/fleet_edge/snapshot`: a consistent copy of the store for a backup.
     Snapshot,
+    /// `GET /api/fleet/agents/{id}/uploads`: an agent's uploaded files.
+    AgentUploads(String),
+    /// `GET /api/fleet/fleet_edge/files`: every uploaded file.
+    ListFiles,
+    /// `GET /api/fleet/agents/files/{fileId}/{fileName}`: a file's bytes, with the request's
+    /// `Range` header if any.
+    DownloadFile {
+        /// The metadata document's `_id`.
+        id: String,
+        /// The `Range` header.
+        range: Option<String>,
+    },
 }
 
 /// Classifies a management request.
@@ -72,6 +85,12 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Put, ["agent_policies", p]) => Route::PutPolicy(id(p)),
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
         (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
+        (Method::Get, ["agents", "files", f, _name]) => Route::DownloadFile {
+            id: id(f),
+            range: None,
+        },
+        (Method::Get, ["agents", a, "uploads"]) => Route::AgentUploads(id(a)),
+        (Method::Get, ["fleet_edge", "files"]) => Route::ListFiles,
         _ => return None,
     })
 }
@@ -96,9 +115,12 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
             "a valid admin bearer token is required",
         ));
     }
-    let Some(route) = route(&req.method, &req.path) else {
+    let Some(mut route) = route(&req.method, &req.path) else {
         return Err(error(404, "Not Found", "no such management endpoint"));
     };
+    if let Route::DownloadFile { range, .. } = &mut route {
+        *range = req.header_str("range").map(str::to_owned);
+    }
     let body = if req.body.is_empty() {
         Value::Null
     } else {

@@ -347,6 +347,11 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 .map_err(Failure::Invalid)?;
             Ok((200, json!({"item": {"id": id, "revision": revision}})))
         }
+        Route::AgentUploads(id) => Ok(super::files::list(admin, Some(id))),
+        Route::ListFiles => Ok(super::files::list(admin, None)),
+        Route::DownloadFile { .. } => Err(Failure::Invalid(
+            "a file download is answered by super::files::download".into(),
+        )),
         Route::Snapshot => {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))

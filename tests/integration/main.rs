@@ -27,6 +27,8 @@
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
 //!   error row over the wire, the upload limiters.
+//! * `uploads_cli`: the diagnostics workflow through the binary (`diagnostics --wait`, `files`,
+//!   the management API's listing and download) and a kill -9 during an upload.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -75,3 +77,4 @@ mod secrets;
 mod stored_documents;
 mod tls_modes;
 mod uploads;
+mod uploads_cli;

@@ -1,9 +1,10 @@
 //! File transfer in the embedded store: upload metadata documents in the `uploads` table, chunk
 //! bytes as files under `<data_dir>/files/<upload_id>/<n>` (not in the B-tree, not in memory).
 //!
-//! Crash safety. A chunk is written to `<n>.part` (created exclusively), fsynced, renamed to
-//! `<n>` and the directory fsynced, so a chunk file either holds every byte the agent sent or
-//! does not exist (a leftover `.part` is never read). Complete reads the chunk files back and
+//! Crash safety. A chunk is written to `<n>.<uuid>.part` (created exclusively), fsynced, linked
+//! to `<n>` (a link never replaces: the first complete copy wins) and the directory fsynced, so
+//! a chunk file either holds every byte the agent sent or does not exist (a leftover `.part` is
+//! never read, and goes with its upload's directory). Complete reads the chunk files back and
 //! computes each chunk's SHA-256 from the bytes on disk, so READY is committed only for bytes
 //! that match the transit hash. A kill at any point leaves either a READY file or an upload that
 //! is still AWAITING_UPLOAD, which the agent may finish and which is removed after the 24 h
@@ -198,37 +199,33 @@ impl FileStore for LocalStore {
         if done.exists() {
             return Err(StoreError::Conflict);
         }
-        let part = dir.join(format!("{}.part", chunk.pos));
-        let mut file = match OpenOptions::new()
+        // A part name of its own per write: a part left by a crash is never in the way, and
+        // two writers of one chunk race only at the link below.
+        let part = dir.join(format!(
+            "{}.{}.part",
+            chunk.pos,
+            crate::backend::ops::uuid_v4()
+        ));
+        let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&part)
-        {
-            Ok(f) => f,
-            // Another request is writing this chunk now (or a crash left its part behind:
-            // then the chunk was never stored, and the stale part goes with the upload).
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let stale = fs::metadata(&part)
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() > 600));
-                if !stale {
-                    return Err(StoreError::Conflict);
-                }
-                fs::remove_file(&part).map_err(io_error(&part))?;
-                return self.write_chunk(info, chunk);
-            }
-            Err(e) => return Err(io_error(&part)(e)),
-        };
+            .map_err(io_error(&part))?;
         let written = file.write_all(chunk.data).and_then(|()| file.sync_all());
+        drop(file);
         if let Err(e) = written {
             let _ = fs::remove_file(&part);
             return Err(io_error(&part)(e));
         }
-        drop(file);
-        fs::rename(&part, &done).map_err(io_error(&done))?;
-        sync_dir(&dir).map_err(io_error(&dir))?;
-        Ok(())
+        // `link` never replaces: the first complete copy of a chunk wins, atomically.
+        let linked = fs::hard_link(&part, &done);
+        let _ = fs::remove_file(&part);
+        match linked {
+            Ok(()) => sync_dir(&dir).map_err(io_error(&dir)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Conflict),
+            Err(e) => Err(io_error(&done)(e)),
+        }
     }
 
     fn chunk_infos(&self, info: &UploadInfo) -> Result<Vec<ChunkInfo>, StoreError> {

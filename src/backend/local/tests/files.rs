@@ -81,6 +81,7 @@ fn chunks_survive_a_reopen_and_a_part_file_is_not_a_chunk() {
     // What a kill during the write of chunk 2 leaves behind.
     let chunk_dir = dir.path().join("files").join(&up.upload_id);
     std::fs::write(chunk_dir.join("2.part"), b"i").unwrap();
+    std::fs::write(chunk_dir.join("2.0f0e-stale.part"), b"i").unwrap();
     let store = LocalStore::open(dir.path()).unwrap();
     let found = store.upload(&up.upload_id).unwrap().unwrap();
     assert_eq!(found, up);

@@ -1,0 +1,156 @@
+//! Uploaded files for the operator, on Kibana's paths: `GET /api/fleet/agents/{id}/uploads`
+//! (an agent's diagnostics bundles, Kibana's `AgentDiagnostics` items), `GET
+//! /api/fleet/fleet_edge/files` (every upload, fleet-edge's own), and `GET
+//! /api/fleet/agents/files/{fileId}/{fileName}` (the bytes).
+//!
+//! Downloads honour one `Range: bytes=...` (206 with `Content-Range`; several ranges or one
+//! outside the file: 416), so a client can take a file a chunk at a time: the server then
+//! holds one chunk per request. The CLI does so. Without `Range` the whole file is answered in
+//! one body, read chunk by chunk into it: the event loop has no streaming response body, so
+//! such a request holds the file's size in memory until it is written (README, "File
+//! transfer").
+
+use serde_json::{json, Map, Value};
+
+use crate::backend::files::{read_range, ByteRange, FileStatus, FileStore, UploadInfo};
+use crate::http::Response;
+
+use super::ops::Admin;
+
+/// One listing item (Kibana's `AgentDiagnostics` plus size and agent).
+pub fn item(doc: &Map<String, Value>) -> Value {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+    let id = text(doc.get("_id"));
+    let file = doc.get("file").and_then(Value::as_object);
+    let name = text(file.and_then(|f| f.get("name")));
+    let status = text(file.and_then(|f| f.get("Status")));
+    let start = doc.get("upload_start").and_then(Value::as_i64).unwrap_or(0);
+    let created = crate::model::time::rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(start.max(0).unsigned_abs()),
+    );
+    json!({
+        "id": id,
+        "name": name,
+        "filePath": format!("/api/fleet/agents/files/{id}/{name}"),
+        "actionId": text(doc.get("action_id")),
+        "agentId": text(doc.get("agent_id")),
+        "uploadId": text(doc.get("upload_id")),
+        "status": status,
+        "size": file.and_then(|f| f.get("size")).cloned().unwrap_or(Value::Null),
+        "createTime": created,
+    })
+}
+
+fn files(admin: &dyn Admin) -> Result<&dyn FileStore, (u16, Value)> {
+    admin.store().files().ok_or_else(|| {
+        (
+            404,
+            json!({"statusCode": 404, "error": "Not Found", "message": "this store keeps no files"}),
+        )
+    })
+}
+
+/// The uploads of one agent, or of all: `{"items": [...]}`.
+pub fn list(admin: &dyn Admin, agent_id: Option<&str>) -> (u16, Value) {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    match files.list_uploads(agent_id) {
+        Ok(docs) => {
+            let items: Vec<Value> = docs.iter().map(item).collect();
+            (200, json!({"total": items.len(), "items": items}))
+        }
+        Err(e) => (
+            503,
+            json!({"statusCode": 503, "error": "Service Unavailable", "message": e.to_string()}),
+        ),
+    }
+}
+
+fn refusal(status: u16, error: &str, message: &str) -> Response {
+    crate::http::error_response(status, error, message)
+}
+
+/// The answer to a [`super::Route::DownloadFile`] request (any other route: 404).
+pub fn answer(admin: &dyn Admin, route: &super::Route) -> Response {
+    match route {
+        super::Route::DownloadFile { id, range } => download(admin, id, range.as_deref()),
+        _ => refusal(404, "Not Found", "no such file endpoint"),
+    }
+}
+
+/// The bytes of READY file `file_id` (the metadata document's `_id`), whole or one range.
+pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Response {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err((status, body)) => return Response::json(status, &body),
+    };
+    let unavailable =
+        |e: crate::backend::StoreError| refusal(503, "Service Unavailable", &e.to_string());
+    let doc = match files.upload_doc(file_id) {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return refusal(404, "Not Found", &format!("file {file_id} not found")),
+        Err(e) => return unavailable(e),
+    };
+    let Some(info) = UploadInfo::from_doc(file_id, &doc) else {
+        return refusal(
+            500,
+            "Internal Server Error",
+            "the file's metadata is unreadable",
+        );
+    };
+    if info.status != FileStatus::Ready {
+        return refusal(
+            409,
+            "Conflict",
+            &format!("file {file_id} is {}, not READY", info.status.as_str()),
+        );
+    }
+    let mime = doc
+        .get("file")
+        .and_then(|f| f.get("mime_type"))
+        .and_then(Value::as_str)
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let wanted = match range.map(|r| ByteRange::parse(r, info.size)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(message)) => {
+            return refusal(416, "Requested Range Not Satisfiable", message)
+                .with_header("Content-Range", format!("bytes */{}", info.size))
+        }
+    };
+    let (status, span) = match wanted {
+        Some(r) => (206, r),
+        None => (
+            200,
+            ByteRange {
+                start: 0,
+                end: info.size.saturating_sub(1),
+            },
+        ),
+    };
+    let body = match read_range(files, &info, span) {
+        Ok(body) => body,
+        Err(e) => return unavailable(e),
+    };
+    let mut response = Response::new(status)
+        .with_header("Content-Type", mime)
+        .with_header("Accept-Ranges", "bytes");
+    if status == 206 {
+        response = response.with_header(
+            "Content-Range",
+            format!("bytes {}-{}/{}", span.start, span.end, info.size),
+        );
+    }
+    if let Some(hash) = doc
+        .get("transithash")
+        .and_then(|t| t.get("sha256"))
+        .and_then(Value::as_str)
+    {
+        response = response.with_header("X-Transit-SHA2", hash.to_owned());
+    }
+    response.body = crate::http::Body::Bytes(body);
+    response
+}
