@@ -121,7 +121,16 @@ fn stored_bytes(fixture: &dyn Fixture, upload_id: &str) -> (Value, Vec<u8>) {
     let store = fixture.store();
     let files = store.files().expect("the store keeps files");
     let info = files.upload(upload_id).unwrap().expect("upload found");
-    let doc = files.upload_doc(&info.doc_id).unwrap().unwrap();
+    // Elasticsearch shows the status written by `_update_by_query` to searches after its next
+    // refresh (1 s): wait for it, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let doc = loop {
+        let doc = files.upload_doc(&info.doc_id).unwrap().unwrap();
+        if doc["file"]["Status"] == "READY" || std::time::Instant::now() > deadline {
+            break doc;
+        }
+        std::thread::yield_now();
+    };
     let mut bytes = Vec::new();
     for n in 0..info.chunk_count() {
         bytes.extend(files.read_chunk(&info, n).unwrap().expect("chunk"));
@@ -160,6 +169,13 @@ mod local_store {
     #[test]
     fn diagnostics_bundle_upload() {
         super::diagnostics_bundle_upload(crate::support::stores::local())
+    }
+}
+
+mod es_store {
+    #[test]
+    fn diagnostics_bundle_upload() {
+        super::diagnostics_bundle_upload(crate::support::stores::es())
     }
 }
 

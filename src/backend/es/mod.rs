@@ -13,6 +13,7 @@ mod bodies;
 mod client;
 mod connect;
 mod feed;
+mod files;
 mod keys;
 mod opamp_script;
 pub mod remote;

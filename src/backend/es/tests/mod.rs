@@ -165,6 +165,9 @@ pub fn latest_output_health(es: &StandIn, output: &str) -> Option<crate::model::
 }
 
 impl Store for EsTestStore {
+    fn files(&self) -> Option<&dyn crate::backend::files::FileStore> {
+        self.store.files()
+    }
     fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.store.agent_by_enrollment_id(id)
     }
