@@ -183,6 +183,8 @@ pub struct ServerSettings {
     pub timeouts: Timeouts,
     /// `server.limits.max_agents`: which sizing table the route limits use (0: by memory).
     pub max_agents: i64,
+    /// File transfer: `max_file_storage_size`, and the embedded store's retention and cap.
+    pub files: crate::backend::files::FileSettings,
     /// Management API bind host (embedded mode).
     pub management_host: String,
     /// Management API port (0: a free one).

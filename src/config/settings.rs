@@ -59,6 +59,12 @@ pub enum SettingId {
     MaxConnections,
     /// `--max-agents`
     MaxAgents,
+    /// `--max-file-storage-size`
+    MaxFileStorageSize,
+    /// `--file-retention`
+    FileRetention,
+    /// `--file-storage-cap`
+    FileStorageCap,
     /// `--management-host`
     ManagementHost,
     /// `--management-port`
@@ -488,6 +494,42 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "N",
         default: Some("0"),
         help: "Fleet size the route limits are sized for (server.limits.max_agents): N > 0 picks Fleet Server's table for N agents, 0 picks by available memory, negative uses the code defaults.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::MaxFileStorageSize,
+        flag: Some("--max-file-storage-size"),
+        envs: &["FLEET_EDGE_MAX_FILE_STORAGE_SIZE"],
+        value_name: "BYTES",
+        default: None,
+        help: "Largest file an agent may upload (server.limits.max_file_storage_size): unset is unlimited, 0 disables uploads (403).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::FileRetention,
+        flag: Some("--file-retention"),
+        envs: &["FLEET_EDGE_FILE_RETENTION"],
+        value_name: "DURATION",
+        default: Some("720h"),
+        help: "Embedded mode: how long uploaded files are kept after their upload began (unfinished uploads go after 24h).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::FileStorageCap,
+        flag: Some("--file-storage-cap"),
+        envs: &["FLEET_EDGE_FILE_STORAGE_CAP"],
+        value_name: "BYTES",
+        default: Some("1073741824"),
+        help: "Embedded mode: most bytes of uploaded files kept at once; an upload that would pass it is refused (400 ErrFileSizeTooLarge). 0: no cap.",
         kind: Value,
         policy_overridable: false,
         secret: false,

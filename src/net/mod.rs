@@ -116,6 +116,7 @@ pub fn settings(config: &Config) -> Settings {
                 server_version: config.server_version,
                 ..Default::default()
             },
+            files: server.files,
             ..BackendSettings::default()
         },
         limits_table,

@@ -255,3 +255,19 @@ fn kill_9_during_an_upload_leaves_a_finishable_upload() {
         "the leftover part stays until its upload goes"
     );
 }
+
+#[test]
+fn max_file_storage_size_reaches_the_uploads() {
+    for (setting, size, status, error) in [
+        ("0", 10, 403, "ErrFileFeatureDisable"),
+        ("100", 101, 400, "ErrFileSizeTooLarge"),
+    ] {
+        let server = FleetEdge::start(&["--max-file-storage-size", setting]);
+        let (mut agent, _) = Agent::enroll(server.addr, roots(&server), &token(&server), &[]);
+        let id = agent.id.clone();
+        let begin = serde_json::to_vec(&crate::uploads::begin_body("a", &id, size)).unwrap();
+        let resp = post(&mut agent, "/api/fleet/uploads", &begin);
+        assert_eq!(resp.status, status);
+        assert_eq!(body_json(&resp)["error"], error);
+    }
+}
