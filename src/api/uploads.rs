@@ -144,8 +144,8 @@ pub fn answer(answer: UploadAnswer) -> Response {
     match answer {
         UploadAnswer::Begun(body) => Response::json(200, &body),
         UploadAnswer::Stored => Response::new(200),
-        // Written as bytes in Go, without a Content-Type of its own.
-        UploadAnswer::Completed => Response::json(200, &serde_json::json!({"status": "ok"})),
+        // Go writes these bytes without setting a Content-Type; net/http sniffs them as text.
+        UploadAnswer::Completed => Response::text(200, r#"{"status":"ok"}"#),
     }
 }
 
@@ -245,6 +245,19 @@ mod tests {
         );
         let r = req(Method::Put, "/x", &[("X-Chunk-Sha2", "ab")], b"");
         assert_eq!(chunk(&r, "u", "-1").unwrap_err(), ApiError::NoAuthHeader);
+    }
+
+    #[test]
+    fn answers_are_fleet_servers_bytes() {
+        let r = answer(UploadAnswer::Completed);
+        assert_eq!(r.body_bytes(), br#"{"status":"ok"}"#);
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        let r = answer(UploadAnswer::Stored);
+        assert_eq!((r.status, r.body_bytes()), (200, &b""[..]));
+        let r = answer(UploadAnswer::Begun(
+            serde_json::json!({"upload_id": "u", "chunk_size": 4194304}),
+        ));
+        assert_eq!(r.header("content-type"), Some("application/json"));
     }
 
     #[test]
