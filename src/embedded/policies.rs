@@ -329,6 +329,20 @@ pub fn apply(store: &LocalStore, dir: &Path, id: &str, mut data: Value) -> Resul
         .ok_or_else(|| format!("policy {id} was not installed"))
 }
 
+/// Removes policy `id`: its file (when there is one), then its place among the served policies.
+pub fn delete(store: &LocalStore, dir: &Path, id: &str) -> Result<(), String> {
+    if id.is_empty() || id.contains(['/', '\\', '.']) {
+        return Err(format!("{id:?} cannot be a policy file name"));
+    }
+    let path = dir.join(format!("{id}.json"));
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+    }
+    store.remove_policy(id).map_err(|e| e.to_string())
+}
+
 enum InstallError {
     Store(StoreError),
     Invalid(String),
