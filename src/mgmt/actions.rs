@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::ops::{page_of, Admin, AdminRequest, Answer, Failure};
+use super::ops::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::core::actions::to_wire;
@@ -199,6 +199,7 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
     let positions: HashMap<String, i64> = admin
         .list_agents()?
         .into_iter()
+        .map(|a| with_pending(a, &req.pending_checkins))
         .map(|a| (a.id.clone(), a.action_seq()))
         .collect();
     let cancels: HashMap<String, String> = actions

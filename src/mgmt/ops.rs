@@ -62,7 +62,7 @@ impl AdminRequest {
     pub fn reads_checkin_state(&self) -> bool {
         matches!(
             self.route,
-            Route::ListAgents | Route::GetAgent(_) | Route::AgentStatusCounts
+            Route::ListAgents | Route::GetAgent(_) | Route::AgentStatusCounts | Route::ActionStatus
         )
     }
 }

@@ -14,9 +14,13 @@
 //!    stored as sent, so `failed` counts as `error`) → `error` / `degraded`;
 //! 9. otherwise `online`.
 //!
-//! One deliberate addition: an agent whose `upgrade_details` says it is downloading, extracting,
-//! ... (any state but `UPG_FAILED`) is `updating` too — Kibana's UI shows those agents as
-//! upgrading from the same member; a failed upgrade is reported by [`upgrade_failure`].
+//! Two deliberate additions, both `updating`: an agent whose `upgrade_details` says it is
+//! downloading, extracting, ... (any state but `UPG_FAILED`) — Kibana's UI shows those agents
+//! as upgrading from the same member; a failed upgrade is reported by [`upgrade_failure`] — and
+//! an agent that reports running another policy (`agent_policy_id`) than the one it is assigned
+//! (`policy_id`), as after a reassign: Kibana clears the revision on reassign, but the agent's
+//! next checkin reports the old policy's revision again, which would show it `online` on a
+//! policy it does not run yet.
 
 use std::time::{Duration, SystemTime};
 
@@ -144,7 +148,13 @@ pub fn agent_status(
         return AgentStatus::Offline;
     }
     let upgrading = member("upgrade_started_at").is_some() && member("upgraded_at").is_none();
-    if agent.policy_revision_idx == 0 || upgrading || upgrade_in_progress(agent) {
+    let runs_another_policy =
+        !agent.agent_policy_id.is_empty() && agent.agent_policy_id != agent.policy_id;
+    if agent.policy_revision_idx == 0
+        || upgrading
+        || upgrade_in_progress(agent)
+        || runs_another_policy
+    {
         return AgentStatus::Updating;
     }
     if agent.last_checkin.is_empty() {
@@ -267,6 +277,17 @@ mod tests {
         assert_eq!(status(&failed), AgentStatus::Online);
         assert_eq!(upgrade_failure(&failed).as_deref(), Some("no space left"));
         assert_eq!(upgrade_failure(&downloading), None);
+        let reassigned = Agent {
+            policy_id: "new".into(),
+            agent_policy_id: "old".into(),
+            ..a.clone()
+        };
+        assert_eq!(status(&reassigned), AgentStatus::Updating);
+        let moved = Agent {
+            agent_policy_id: "new".into(),
+            ..reassigned
+        };
+        assert_eq!(status(&moved), AgentStatus::Online);
         let unenrolling = with(
             a.clone(),
             json!({"unenrollment_started_at": "2027-01-01T00:00:00Z"}),

@@ -60,6 +60,7 @@ mod embedded;
 mod es_tls;
 mod hardening;
 mod http_wire;
+mod kibana_api;
 mod lifecycle;
 mod management;
 mod opamp;
