@@ -49,10 +49,10 @@ pub(super) fn create_action(admin: &dyn Admin, action: Action) -> Result<Action,
     }
     let action = admin.add_action(action)?;
     log::info!(
-        "action {} {} sent to {} agent(s)",
-        action.action_type,
+        "audit: event.action=fleet-action-{} event.outcome=success user.name=admin fleet.action.id={} fleet.agent.id={}",
+        action.action_type.to_ascii_lowercase(),
         action.action_id,
-        action.agents.len()
+        action.agents.join(",")
     );
     Ok(action)
 }

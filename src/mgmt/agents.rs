@@ -340,9 +340,10 @@ fn unenroll(
             &fields(json!({"active": false, "unenrolled_at": stamp, "updated_at": stamp})),
         )?;
         log::info!(
-            "agent {} unenrolled by the operator ({})",
+            "audit: event.action=agent-unenroll event.outcome=success user.name=admin fleet.agent.id={} fleet.policy.id={} ({})",
             agent.id,
-            if revoke { "keys revoked" } else { "forced" }
+            agent.policy_id,
+            if revoke { "forced, keys revoked" } else { "forced" }
         );
         return Ok(None);
     }
@@ -580,7 +581,9 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
                     .invalidate_api_keys(std::slice::from_ref(&agent.access_api_key_id))?;
             }
             admin.store().delete_agent(id)?;
-            log::info!("agent {id} deleted by the operator");
+            log::info!(
+                "audit: event.action=agent-delete event.outcome=success user.name=admin fleet.agent.id={id}"
+            );
             Ok((200, json!({"action": "deleted"})))
         }
         Route::Reassign(id) => {

@@ -164,6 +164,16 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
 
     let online = settled(&server, &token, &["site-1"]);
     api.wait_status(&online.id, "online");
+    let enrolled = format!(
+        "event.action=agent-enroll event.outcome=success fleet.agent.id={} fleet.policy.id=fleet-edge-default host.name=gw-01",
+        online.id
+    );
+    assert!(
+        server
+            .wait_for_log(&enrolled, Duration::from_secs(10))
+            .is_some(),
+        "no audit line {enrolled}"
+    );
 
     let mut degraded = settled(&server, &token, &[]);
     degraded.checkin_with(json!({"status": "DEGRADED", "message": "1 unit degraded",
@@ -217,6 +227,16 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
     assert_eq!(action["id"], answer["actionId"]);
     leaving.ack(&[(action["id"].as_str().unwrap(), "UNENROLL")]);
     api.wait_status(&leaving.id, "unenrolled");
+    let unenrolled = format!(
+        "event.action=agent-unenroll event.outcome=success fleet.agent.id={}",
+        leaving.id
+    );
+    assert!(
+        server
+            .wait_for_log(&unenrolled, Duration::from_secs(10))
+            .is_some(),
+        "{unenrolled}"
+    );
 
     // force and revoke: at once, and the agent is refused from then on.
     let mut dead = settled(&server, &token, &[]);
