@@ -681,4 +681,82 @@ fn operator_actions_are_delivered_acked_and_tracked() {
         line.contains("SETTINGS") && line.contains("COMPLETE"),
         "{line}"
     );
+
+    // The other bulk operations, by id: upgrade, reassign, unenroll with revoke; then delete.
+    let mut c = settled(&server, &token, &[]);
+    let mut d = settled(&server, &token, &[]);
+    let ids = json!([c.id, d.id]);
+    let upgrade = api.call(
+        "POST",
+        "/api/fleet/agents/bulk_upgrade",
+        json!({"agents": ids, "version": "9.3.0"}),
+    );
+    for agent in [&mut c, &mut d] {
+        assert_eq!(api.status_of(&agent.id), "updating");
+        let got = receive(agent, "UPGRADE");
+        assert_eq!(
+            (got["id"].as_str(), got["data"]["version"].as_str()),
+            (upgrade["actionId"].as_str(), Some("9.3.0"))
+        );
+    }
+    let moved = api.call(
+        "POST",
+        "/api/fleet/agents/bulk_reassign",
+        json!({"agents": [c.id], "policy_id": other}),
+    );
+    let got = receive(&mut c, "POLICY_REASSIGN");
+    assert_eq!(got["id"], moved["actionId"]);
+    api.call(
+        "POST",
+        "/api/fleet/agents/bulk_unenroll",
+        json!({"agents": ids, "revoke": true}),
+    );
+    for agent in [&mut c, &mut d] {
+        assert_eq!(api.status_of(&agent.id), "unenrolled");
+        assert_eq!(agent.checkin().0.status, 401);
+    }
+    let (code, answer) = api.send("DELETE", &format!("/api/fleet/agents/{}", d.id), None, true);
+    assert_eq!((code, answer), (200, json!({"action": "deleted"})));
+    assert_eq!(
+        api.send("GET", &format!("/api/fleet/agents/{}", d.id), None, false)
+            .0,
+        404
+    );
+}
+
+/// The conformance table (docs/kibana-fleet-api.md) and the router agree: every path it lists is
+/// routed, with its method.
+#[test]
+fn conformance_table_matches_the_router() {
+    let table = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kibana-fleet-api.md"),
+    )
+    .unwrap();
+    let mut rows = 0;
+    let methods = ["| GET", "| POST", "| PUT", "| DELETE"];
+    for line in table
+        .lines()
+        .filter(|l| methods.iter().any(|m| l.starts_with(m)))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let method = match cells[1] {
+            "GET" => fleet_edge::http::Method::Get,
+            "POST" => fleet_edge::http::Method::Post,
+            "PUT" => fleet_edge::http::Method::Put,
+            _ => fleet_edge::http::Method::Delete,
+        };
+        let path = cells[2].trim_matches('`');
+        let concrete: Vec<&str> = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x1" } else { part })
+            .collect();
+        assert!(
+            fleet_edge::mgmt::route(&method, &format!("/api/fleet{}", concrete.join("/")))
+                .is_some(),
+            "{} {path} is in the table but not routed",
+            cells[1]
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, 33, "rows of the table");
 }
