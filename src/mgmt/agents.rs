@@ -259,6 +259,23 @@ fn counts(agents: &[(Agent, AgentStatus)]) -> BTreeMap<&'static str, usize> {
     by
 }
 
+/// Agents by status right now (the monitoring endpoint's figure); every status present.
+pub fn status_counts(
+    admin: &dyn Admin,
+    now: SystemTime,
+) -> Result<BTreeMap<&'static str, usize>, String> {
+    let facts = PolicyFacts::read(admin).map_err(|_| "the store cannot answer".to_owned())?;
+    let agents = admin.list_agents().map_err(|e| e.to_string())?;
+    let with_status: Vec<(Agent, AgentStatus)> = agents
+        .into_iter()
+        .map(|a| {
+            let s = facts.status(&a, now);
+            (a, s)
+        })
+        .collect();
+    Ok(counts(&with_status))
+}
+
 /// Kibana's `agent_status` results from the counts (`error` is error + degraded, `updating`
 /// includes enrolling and unenrolling, `active` is all but inactive and unenrolled), plus
 /// fleet-edge's `by_status` with every status apart.

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod agents;
+pub mod monitor;
 pub mod ops;
 pub mod policies;
 pub mod query;

@@ -63,6 +63,7 @@ mod http_wire;
 mod kibana_api;
 mod lifecycle;
 mod management;
+mod monitoring;
 mod opamp;
 mod production;
 mod protocol;
