@@ -307,17 +307,13 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// A policy file: its id (the `id` field, else the file name) and content.
+/// A policy file (JSON, or YAML for `.yml`/`.yaml`): its id (the `id` field, else the file
+/// name) and content.
 fn read_policy(file: &str) -> Result<(String, Value), CliError> {
     let text =
         std::fs::read(file).map_err(|e| CliError::Input(format!("cannot read {file}: {e}")))?;
-    let data: Value = serde_json::from_slice(&text).map_err(|e| {
-        CliError::Input(format!(
-            "{file} is not JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let data: Value = crate::embedded::policy_format::parse(Path::new(file), &text)
+        .map_err(|e| CliError::Input(format!("{file}: {e}")))?;
     let id = data
         .get("id")
         .and_then(Value::as_str)

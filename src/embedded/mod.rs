@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod policies;
+pub mod policy_format;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -760,3 +760,40 @@ fn conformance_table_matches_the_router() {
     }
     assert_eq!(rows, 33, "rows of the table");
 }
+
+/// Item 4: the example policies (standalone `elastic-agent.yml` shape, YAML) load through
+/// `fleet-edge policy apply`, and variables reach the agent untouched.
+#[test]
+fn example_policies_load_and_reach_agents_with_variables_untouched() {
+    let server = server();
+    let api = Api::of(&server);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in [
+        "system-to-elasticsearch",
+        "system-to-logstash",
+        "monitoring-off",
+    ] {
+        let file = examples.join(format!("{name}.yml"));
+        let (code, out, err) = cli(&server, &["policy", "apply", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(json_of(&out)["item"]["revision"], 1, "{name}");
+    }
+    let broken = server.data_dir.join("broken.yml");
+    std::fs::write(&broken, "id: broken\noutputs:\n  default: [\n").unwrap();
+    let (code, _, err) = cli(&server, &["policy", "apply", broken.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("line") && err.contains("column"), "{err}");
+
+    let token = token_for(&api, "system-to-elasticsearch");
+    let (mut agent, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let (_, body) = agent.checkin();
+    let policy = &only_action(&body)["data"]["policy"];
+    assert_eq!(policy["outputs"]["default"]["username"], "${ES_USERNAME}");
+    assert_eq!(
+        policy["inputs"][0]["streams"][0]["paths"][0],
+        "/var/log/auth.log*"
+    );
+    let listed = api.get("/api/fleet/agent_policies/monitoring-off");
+    assert_eq!(listed["item"]["monitoring_enabled"], json!([]));
+    assert_eq!(listed["item"]["name"], "Metrics only, agent monitoring off");
+}
