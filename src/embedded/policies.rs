@@ -163,8 +163,9 @@ impl PolicyFiles {
             let data: Value = match super::policy_format::parse(&path, &bytes) {
                 Ok(v) => v,
                 Err(e) => {
+                    let how = if e.starts_with("line ") { " at" } else { ":" };
                     log::error!(
-                        "policy file {} rejected, {e}; the previous revision stays in service",
+                        "policy file {} rejected{how} {e}; the previous revision stays in service",
                         path.display()
                     );
                     continue;

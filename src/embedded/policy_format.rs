@@ -19,15 +19,19 @@ pub fn is_policy_file(path: &Path) -> bool {
 }
 
 /// Parses a policy file's content by its extension (YAML for `.yml`/`.yaml`, JSON otherwise);
-/// one sentence with the line and column when it does not parse.
+/// when it does not parse, one sentence starting `line L column C:` (or saying what is wrong
+/// with the whole file).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Value, String> {
     let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
     if !yaml {
         return serde_json::from_slice(bytes)
-            .map_err(|e| format!("not JSON at line {} column {}: {e}", e.line(), e.column()));
+            .map_err(|e| format!("line {} column {}: {e}", e.line(), e.column()));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let docs = YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let docs = YamlLoader::load_from_str(text).map_err(|e| {
+        let at = e.marker();
+        format!("line {} column {}: {}", at.line(), at.col() + 1, e.info())
+    })?;
     match docs.as_slice() {
         [doc @ Yaml::Hash(_)] => to_json(doc, 0),
         [] => Err("the file is empty".into()),
@@ -91,7 +95,7 @@ mod tests {
         let err = parse(yml, b"outputs:\n  default: [\n").unwrap_err();
         assert!(err.contains("line") && err.contains("column"), "{err}");
         let err = parse(Path::new("p.json"), b"{\n  \"a\": ,\n}").unwrap_err();
-        assert!(err.contains("line 2 column"), "{err}");
+        assert!(err.starts_with("line 2 column"), "{err}");
         assert!(parse(yml, b"- a\n").is_err());
         assert_eq!(
             parse(yml, b"a: &x 1\nb: *x\n").unwrap()["b"],
