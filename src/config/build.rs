@@ -132,6 +132,11 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         management_port: b
             .parsed(Id::ManagementPort, values::parse_port)
             .unwrap_or_default(),
+        http_enabled: b.boolean(Id::HttpEnabled),
+        http_host: b
+            .parsed(Id::HttpHost, values::parse_bind_host)
+            .unwrap_or_else(|| "localhost".into()),
+        http_port: b.parsed(Id::HttpPort, values::parse_port).unwrap_or(5066),
     };
 
     let server_version = b

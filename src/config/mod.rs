@@ -187,6 +187,12 @@ pub struct ServerSettings {
     pub management_host: String,
     /// Management API port (0: a free one).
     pub management_port: u16,
+    /// Whether the monitoring endpoint is served.
+    pub http_enabled: bool,
+    /// Monitoring endpoint bind host.
+    pub http_host: String,
+    /// Monitoring endpoint port (0: a free one).
+    pub http_port: u16,
 }
 
 impl ServerSettings {

@@ -63,6 +63,12 @@ pub enum SettingId {
     ManagementHost,
     /// `--management-port`
     ManagementPort,
+    /// `--http-enabled`: the monitoring endpoint (`/stats`, `/metrics`, `/state`).
+    HttpEnabled,
+    /// `--http-host`.
+    HttpHost,
+    /// `--http-port`.
+    HttpPort,
     /// `--max-header-bytes`
     MaxHeaderBytes,
     /// `--handshake-timeout`
@@ -512,6 +518,42 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "PORT",
         default: Some("8222"),
         help: "Port of the management API; 0 picks a free port (the CLI finds it in <data-dir>/management-url).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpEnabled,
+        flag: Some("--http-enabled"),
+        envs: &["FLEET_SERVER_HTTP_ENABLED"],
+        value_name: "",
+        default: Some("false"),
+        help: "Serve the monitoring endpoint (Elastic's http.enabled): GET /stats (libbeat-shaped JSON), /metrics (Prometheus text) and /state, plain HTTP, no authentication.",
+        kind: Bool,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpHost,
+        flag: Some("--http-host"),
+        envs: &["FLEET_SERVER_HTTP_HOST"],
+        value_name: "HOST",
+        default: Some("localhost"),
+        help: "Address of the monitoring endpoint (Elastic's http.host).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpPort,
+        flag: Some("--http-port"),
+        envs: &["FLEET_SERVER_HTTP_PORT"],
+        value_name: "PORT",
+        default: Some("5066"),
+        help: "Port of the monitoring endpoint (Elastic's http.port); 0 picks a free one (logged).",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod policies;
+pub mod policy_format;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +84,12 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     }
     fn add_action(&self, action: crate::model::Action) -> Result<crate::model::Action, StoreError> {
         self.store.add_action(action)
+    }
+    fn list_actions(&self) -> Result<Vec<crate::model::Action>, StoreError> {
+        self.store.list_actions()
+    }
+    fn delete_policy(&self, id: &str) -> Result<(), String> {
+        policies::delete(&self.store, &self.policies_dir, id)
     }
     fn action_results(
         &self,

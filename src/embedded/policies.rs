@@ -1,5 +1,6 @@
-//! Policies as files: `<data-dir>/policies/*.json`, each a Kibana full agent policy (`id`,
-//! `outputs`, `output_permissions`, `inputs`, `agent`, `fleet`, ...). A file whose content
+//! Policies as files: `<data-dir>/policies/*.json` (or `.yml`/`.yaml`, `policy_format.rs`), each
+//! a Kibana full agent policy (`id`, `outputs`, `output_permissions`, `inputs`, `agent`,
+//! `fleet`, ...) or a standalone `elastic-agent.yml`. A file whose content
 //! changed becomes the policy's next revision (and wakes its parked agents through the store's
 //! change feed); a file that does not parse is rejected with a log line naming the file and the
 //! position, and the last good revision stays in service. The directory is re-scanned every two
@@ -28,7 +29,7 @@ pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+                .filter(|p| super::policy_format::is_policy_file(p) && p.is_file())
                 .collect()
         })
         .unwrap_or_default();
@@ -159,14 +160,13 @@ impl PolicyFiles {
                 continue;
             }
             self.seen.insert(path.clone(), (stamp.0, stamp.1, digest));
-            let data: Value = match serde_json::from_slice(&bytes) {
+            let data: Value = match super::policy_format::parse(&path, &bytes) {
                 Ok(v) => v,
                 Err(e) => {
+                    let how = if e.starts_with("line ") { " at" } else { ":" };
                     log::error!(
-                        "policy file {} rejected at line {} column {}: {e}; the previous revision stays in service",
-                        path.display(),
-                        e.line(),
-                        e.column()
+                        "policy file {} rejected{how} {e}; the previous revision stays in service",
+                        path.display()
                     );
                     continue;
                 }
@@ -327,6 +327,22 @@ pub fn apply(store: &LocalStore, dir: &Path, id: &str, mut data: Value) -> Resul
         .find(|p| p.policy_id == id)
         .map(|p| p.revision_idx)
         .ok_or_else(|| format!("policy {id} was not installed"))
+}
+
+/// Removes policy `id`: its file (when there is one), then its place among the served policies.
+pub fn delete(store: &LocalStore, dir: &Path, id: &str) -> Result<(), String> {
+    if id.is_empty() || id.contains(['/', '\\', '.']) {
+        return Err(format!("{id:?} cannot be a policy file name"));
+    }
+    for ext in ["json", "yml", "yaml"] {
+        let path = dir.join(format!("{id}.{ext}"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+        }
+    }
+    store.remove_policy(id).map_err(|e| e.to_string())
 }
 
 enum InstallError {

@@ -185,6 +185,7 @@ pub fn bind(
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
 ) -> Result<(Server, Listening), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
+    let monitored_admin = admin.clone();
     let management = match admin {
         None => None,
         Some(admin) => Some(management(
@@ -211,6 +212,9 @@ pub fn bind(
     )
     .map_err(StartupError::Poll)?;
     server.on_reload(reloader);
+    if config.server.http_enabled {
+        monitoring(config, &server, monitored_admin)?;
+    }
     match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",
@@ -220,6 +224,34 @@ pub fn bind(
         None => log::info!("route limits: Fleet Server's code defaults"),
     }
     Ok((server, listening))
+}
+
+/// Binds the monitoring endpoint (`--http-enabled`) and serves it on its own thread
+/// (`mgmt::monitor`).
+fn monitoring(
+    config: &Config,
+    server: &Server,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
+) -> Result<(), StartupError> {
+    let addr = listen::resolve(&config.server.http_host, config.server.http_port)?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(StartupError::Poll)?;
+    let store_dir = admin.as_ref().map(|_| config.data_dir.join("store"));
+    crate::mgmt::monitor::spawn(
+        listener,
+        crate::mgmt::monitor::Sources {
+            stats: server.stats(),
+            admin,
+            store_dir,
+            started: std::time::Instant::now(),
+        },
+    )
+    .map_err(StartupError::Poll)?;
+    log::info!("monitoring endpoint on http://{bound} (/stats, /metrics, /state)");
+    Ok(())
 }
 
 /// Binds the management listener, loads (or creates) its admin token, and records its URL in
