@@ -5,13 +5,16 @@
 //! Its methods block, so they only ever run on backend worker threads, never on the event loop.
 //! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
-//! match, used by unit and scenario tests. `auth_cache` wraps any of them with the API-key cache
-//! the server runs in front of `authenticate`. `remote` reaches the clusters of
+//! match, used by unit and scenario tests; `hooks` are its test hooks (a test double is a hook,
+//! not a wrapper). `layer` forwards every operation once for the one wrapper, `auth_cache`, the
+//! API-key cache the server runs in front of `authenticate`. `remote` reaches the clusters of
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
 pub mod auth_cache;
 pub mod es;
+pub mod hooks;
+pub mod layer;
 pub mod local;
 pub mod memory;
 pub mod ops;
