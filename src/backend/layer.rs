@@ -117,6 +117,15 @@ impl<L: Layer> Store for L {
     ) -> Result<Changes, StoreError> {
         self.inner().changes(since, now, wait)
     }
+    fn follow(&self, sink: std::sync::Arc<dyn super::relay::FeedSink>) -> bool {
+        self.inner().follow(sink)
+    }
+    fn unfollow(&self) {
+        self.inner().unfollow()
+    }
+    fn catch_up(&self) {
+        self.inner().catch_up()
+    }
 }
 
 #[cfg(test)]

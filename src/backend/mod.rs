@@ -18,6 +18,7 @@ pub mod layer;
 pub mod local;
 pub mod memory;
 pub mod ops;
+pub mod relay;
 pub mod remote;
 pub mod workers;
 
@@ -277,4 +278,21 @@ pub trait Store: Send + Sync {
         now: SystemTime,
         wait: Duration,
     ) -> Result<Changes, StoreError>;
+
+    /// Delivers the change feed to `sink` from follower threads of the store's own
+    /// (Elasticsearch's checkpoint followers): every policy, then what changes; false when the
+    /// store has none, and the backend follows [`Store::changes`] on a thread instead. One sink
+    /// at a time.
+    fn follow(&self, sink: std::sync::Arc<dyn relay::FeedSink>) -> bool {
+        let _ = sink;
+        false
+    }
+
+    /// Stops delivering to the sink of [`Store::follow`]: nothing reaches it after this returns.
+    fn unfollow(&self) {}
+
+    /// Delivers to the sink of [`Store::follow`] what it has not had yet, without waiting for a
+    /// change (the backend runs it on a worker right after `follow`: followers already in a long
+    /// poll would otherwise deliver only when it returns).
+    fn catch_up(&self) {}
 }

@@ -1,10 +1,11 @@
 //! Tests of the Elasticsearch store against the es-standin: the shared conformance suite (a
 //! fresh stand-in per store, seeded over REST as Kibana would), exact calls, and (in the
-//! submodules) the TLS matrix, faults and failover, and the mapping conformance of every
-//! document the store writes.
+//! submodules) the TLS matrix, faults and failover, the followers' own delivery of the feed,
+//! and the mapping conformance of every document the store writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod faults;
+mod follow;
 mod mapping;
 mod remote;
 mod tls;
