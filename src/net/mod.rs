@@ -123,14 +123,15 @@ pub fn settings(config: &Config) -> Settings {
     }
 }
 
-/// Backend worker threads by store kind (the thread budget of `lib.rs`): an Elasticsearch
-/// request can block for a network round trip or a long retry, so four overlap; the embedded
-/// store answers from local disk in microseconds to milliseconds, so one is enough.
+/// Backend worker threads: `--backend-workers`, else by store kind (the thread budget of
+/// `lib.rs`): an Elasticsearch request can block for a network round trip or a long retry, so
+/// four overlap; the embedded store answers from local disk in microseconds to milliseconds, so
+/// one is enough.
 pub fn backend_workers(config: &Config) -> usize {
-    if config.es.is_some() {
-        4
-    } else {
-        1
+    match (config.server.backend_workers, &config.es) {
+        (Some(n), _) => n,
+        (None, Some(_)) => 4,
+        (None, None) => 1,
     }
 }
 
