@@ -433,6 +433,33 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn shutdown_joins_every_thread_after_the_queued_work() {
+        let store = Arc::new(MemoryStore::new());
+        let backend = Backend::<u32>::start(
+            Arc::clone(&store) as Arc<dyn Store>,
+            None,
+            Arc::new(|| {}),
+            BackendSettings {
+                workers: 2,
+                ..BackendSettings::default()
+            },
+        )
+        .unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        assert!(backend.submit_task(Arc::new(move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst)
+        })));
+        backend.shutdown();
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "queued work ran"
+        );
+        // The workers and the monitor each held the store: all of them have ended.
+        assert_eq!(Arc::strong_count(&store), 1);
+    }
+
+    #[test]
     fn live_actions_get_inline_secrets_resolved() {
         let store = MemoryStore::new();
         store.add_secret("tok", "s3cret").unwrap();
