@@ -71,7 +71,9 @@ impl Feed {
 
     /// Detaches the sink; nothing reaches it after this returns.
     pub fn detach(&self) {
-        *lock(self.delivery()) = Delivery::default();
+        let detached = std::mem::take(&mut *lock(self.delivery()));
+        // Dropped after the lock: the sink may hold the last reference to a store.
+        drop(detached);
     }
 
     /// Brings the attached sink up to the current checkpoints now (both indices).
