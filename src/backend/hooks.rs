@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::ApiKey;
 
+/// The longest a call waits at a shut gate.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
 /// The store methods a test can hold at a gate (after they have read their answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -76,8 +79,10 @@ impl Gate {
         true
     }
 
-    /// Blocks the calling (backend) thread while the gate is shut.
+    /// Blocks the calling (backend) thread while the gate is shut, at most [`HOLD_LIMIT`]: a
+    /// test that fails before opening it must not leave a backend that cannot be joined.
     fn pass(&self) {
+        let deadline = Instant::now() + HOLD_LIMIT;
         let mut state = self.lock();
         if !state.0 {
             return;
@@ -85,9 +90,12 @@ impl Gate {
         state.1 += 1;
         self.changed.notify_all();
         while state.0 {
-            state = match self.changed.wait(state) {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            state = match self.changed.wait_timeout(state, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
             };
         }
         state.1 -= 1;
