@@ -13,7 +13,7 @@ use crate::support::client::tls_config;
 use crate::support::FleetEdge;
 
 /// The names of the process's threads (`comm` of each task).
-fn threads(pid: u32) -> Vec<String> {
+pub fn threads(pid: u32) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .map(|task| {
