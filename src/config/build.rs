@@ -113,6 +113,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         max_connections: b
             .parsed(Id::MaxConnections, |s| values::parse_count(s, 1, 1_000_000))
             .unwrap_or(1),
+        backend_workers: b.parsed_opt(Id::BackendWorkers, |s| values::parse_count(s, 1, 64)),
         max_header_bytes: b
             .parsed(Id::MaxHeaderBytes, |s| {
                 values::parse_count(s, 1024, 1_048_576)

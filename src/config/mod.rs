@@ -177,6 +177,8 @@ pub struct ServerSettings {
     pub tls_files: TlsFiles,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// `--backend-workers` (`None`: by store kind, `net::backend_workers`).
+    pub backend_workers: Option<usize>,
     /// Largest accepted request head, in bytes.
     pub max_header_bytes: usize,
     /// Connection and long-poll timeouts.

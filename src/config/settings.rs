@@ -57,6 +57,8 @@ pub enum SettingId {
     LogFormat,
     /// `--max-connections`
     MaxConnections,
+    /// `--backend-workers`
+    BackendWorkers,
     /// `--max-agents`
     MaxAgents,
     /// `--management-host`
@@ -566,6 +568,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "N",
         default: Some("10000"),
         help: "Most simultaneous agent connections; above it new connections get 429 with Retry-After.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::BackendWorkers,
+        flag: Some("--backend-workers"),
+        envs: &["FLEET_EDGE_BACKEND_WORKERS"],
+        value_name: "N",
+        default: None,
+        help: "Threads running blocking store calls (1 to 64); default 1 with the embedded store, 4 with Elasticsearch.",
         kind: Value,
         policy_overridable: false,
         secret: false,

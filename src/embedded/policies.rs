@@ -3,9 +3,10 @@
 //! `fleet`, ...) or a standalone `elastic-agent.yml`. A file whose content
 //! changed becomes the policy's next revision (and wakes its parked agents through the store's
 //! change feed); a file that does not parse is rejected with a log line naming the file and the
-//! position, and the last good revision stays in service. The directory is re-scanned every two
-//! seconds by a background thread (no platform file-notification API needed; a scan is a few
-//! `stat`s).
+//! position, and the last good revision stays in service. The directory is re-scanned every
+//! [`SCAN_INTERVAL`] on a backend worker, a timer of the event loop (`main.rs` registers
+//! [`Rescan::now`]; no thread of its own and no platform file-notification API; a scan is a few
+//! `stat`s), so an edit reaches parked agents within a second.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,9 @@ use crate::backend::{Store, StoreError};
 use crate::config::DefaultOutput;
 use crate::model::PolicyDoc;
 
-/// How often the directory is re-scanned.
-pub const SCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the directory is re-scanned: an edit is installed at most this long after it is
+/// written, then reaches parked agents through the change feed (well under a second in all).
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The `*.json` files of a directory, sorted.
 pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
@@ -244,30 +246,17 @@ impl PolicyFiles {
         Ok(true)
     }
 
-    /// Re-scans every [`SCAN_INTERVAL`] on a background thread for the process lifetime; the
-    /// returned handle scans at once (a reload).
-    pub fn spawn(self, store: Arc<LocalStore>) -> Rescan {
-        let rescan = Rescan {
+    /// The handle that scans (every [`SCAN_INTERVAL`] from the loop's timer, and at once on
+    /// SIGHUP).
+    pub fn rescan(self, store: Arc<LocalStore>) -> Rescan {
+        Rescan {
             files: Arc::new(Mutex::new(self)),
             store,
-        };
-        let background = rescan.clone();
-        let spawned = std::thread::Builder::new()
-            .name("fleet-edge-policy-files".into())
-            .spawn(move || loop {
-                std::thread::sleep(SCAN_INTERVAL);
-                if let Err(e) = background.now() {
-                    log::warn!("policy files: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start the policy-file watcher: {e}");
         }
-        rescan
     }
 }
 
-/// Scans the policy files now, between the watcher's periodic scans (SIGHUP).
+/// Scans the policy files: the loop's periodic chore, and SIGHUP.
 #[derive(Clone)]
 pub struct Rescan {
     files: Arc<Mutex<PolicyFiles>>,

@@ -108,6 +108,7 @@ pub fn settings(config: &Config) -> Settings {
         pbkdf2_iterations: DEFAULT_ITERATIONS,
         server_version: config.server_version,
         backend: BackendSettings {
+            workers: backend_workers(config),
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
@@ -119,6 +120,18 @@ pub fn settings(config: &Config) -> Settings {
             ..BackendSettings::default()
         },
         limits_table,
+    }
+}
+
+/// Backend worker threads: `--backend-workers`, else by store kind (the thread budget of
+/// `lib.rs`): an Elasticsearch request can block for a network round trip or a long retry, so
+/// four overlap; the embedded store answers from local disk in microseconds to milliseconds, so
+/// one is enough.
+pub fn backend_workers(config: &Config) -> usize {
+    match (config.server.backend_workers, &config.es) {
+        (Some(n), _) => n,
+        (None, Some(_)) => 4,
+        (None, None) => 1,
     }
 }
 

@@ -26,6 +26,7 @@ use slab::Slab;
 mod accept;
 mod admin;
 mod fleet;
+mod housekeeping;
 mod opamp;
 mod reload;
 mod reserve;
@@ -143,6 +144,8 @@ enum TimerKey {
     CheckinTimestamp,
     AcceptRetry,
     Rollout,
+    /// A periodic chore (`housekeeping.rs`), by number.
+    Housekeeping(usize),
 }
 
 /// The event loop and everything it owns.
@@ -169,6 +172,7 @@ pub struct Server {
     /// SIGHUP: reloading certificates, admin token, log level (`reload`).
     reload: reload::ReloadState,
     backend: Option<Backend<ReplyTo>>,
+    chores: housekeeping::Chores,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
     /// New revisions still waking their parked agents, at the [`Pacer`]'s pace.
@@ -320,6 +324,7 @@ impl Server {
             signals,
             reload: reload::ReloadState::default(),
             backend,
+            chores: housekeeping::Chores::default(),
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
             rollouts: Vec::new(),
@@ -646,6 +651,7 @@ impl Server {
             match key {
                 TimerKey::Drain => self.drain_expired = true,
                 TimerKey::Rollout => self.pace_rollouts(now),
+                TimerKey::Housekeeping(chore) => self.run_chore(chore, now),
                 TimerKey::AcceptRetry => {
                     self.accept_paused = false;
                     self.management_ready = self.management.is_some();
@@ -743,7 +749,8 @@ fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
         | TimerKey::BulkFlush
         | TimerKey::CheckinTimestamp
         | TimerKey::AcceptRetry
-        | TimerKey::Rollout => true,
+        | TimerKey::Rollout
+        | TimerKey::Housekeeping(_) => true,
         TimerKey::Conn(ConnKey { slot, generation }) => conns
             .get(slot)
             .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),
