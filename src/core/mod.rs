@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod deadlines;
+pub mod fleet;
 pub mod gojson;
 pub mod health;
 pub mod ids;

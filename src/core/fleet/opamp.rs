@@ -1,0 +1,51 @@
+//! OpAMP replies: a handled message's checkin state joins the bulk writer (the same writer as
+//! agent checkins), then the answer goes back as an HTTP response or a WebSocket message; an
+//! accepted upgrade switches the connection to WebSocket framing.
+
+use super::{ConnKey, Fleet, Output};
+use crate::api::PendingKind;
+use crate::backend::ops::opamp::{OpAmpOutcome, OpAmpRefusal};
+use crate::backend::workers::JobOutput;
+use crate::backend::ApiKey;
+
+impl Fleet {
+    /// A message handled by the backend.
+    pub(super) fn opamp_answered(
+        &mut self,
+        conn: ConnKey,
+        mut result: Result<OpAmpOutcome, OpAmpRefusal>,
+    ) {
+        if let Ok(outcome) = &mut result {
+            if let Some((agent_id, state)) = outcome.checkin.take() {
+                self.writer.merge(agent_id, state);
+            }
+        }
+        let Some(inflight) = self.inflight.get(&conn) else {
+            return;
+        };
+        if inflight.pending.kind == PendingKind::OpAmpMessage {
+            if let Err(refusal) = &result {
+                log::debug!("opamp: dropped a WebSocket message: {refusal}");
+            }
+            self.take_inflight(conn);
+            let reply = result.ok().map(|o| o.reply);
+            self.emit(Output::Message { conn, reply });
+        } else {
+            let response = inflight
+                .pending
+                .finish(JobOutput::OpAmp(result), self.health());
+            self.finish(conn, response);
+        }
+    }
+
+    /// An upgrade whose token was accepted.
+    pub(super) fn opamp_upgraded(&mut self, conn: ConnKey, accept: String, token: ApiKey) {
+        if self.take_inflight(conn).is_some() {
+            self.emit(Output::Upgrade {
+                conn,
+                accept,
+                token,
+            });
+        }
+    }
+}
