@@ -49,7 +49,6 @@ impl Fleet {
         let start = match result {
             Ok(start) => start,
             Err(e) => {
-                self.starting.retain(|_, k| *k != key);
                 if let Some(inflight) = self.inflight.get(&key) {
                     inflight.pending.log_refusal(&e);
                 }

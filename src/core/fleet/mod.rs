@@ -20,6 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 mod checkin;
 mod opamp;
 mod rollout;
+#[cfg(test)]
+mod scenarios;
+pub mod testing;
 mod writer;
 
 use super::deadlines::{Deadlines, Ticket};
@@ -495,14 +498,7 @@ impl Fleet {
             self.outputs.retain(|o| answer_for(o) != Some(conn));
         }
         self.writer.forget(conn);
-        if let Some(inflight) = self.take_inflight(conn) {
-            if let Some(agent) = &inflight.starting {
-                if self.starting.get(agent) == Some(&conn) {
-                    self.starting.remove(agent);
-                    self.early.remove(agent);
-                }
-            }
-        }
+        self.take_inflight(conn);
     }
 
     /// The backend refused `job` (queue full, or no store): a connection's request is answered
@@ -609,6 +605,12 @@ impl Fleet {
     fn take_inflight(&mut self, conn: ConnKey) -> Option<Inflight> {
         let inflight = self.inflight.remove(&conn)?;
         self.waiters.remove(conn);
+        if let Some(agent) = &inflight.starting {
+            if self.starting.get(agent) == Some(&conn) {
+                self.starting.remove(agent);
+                self.early.remove(agent);
+            }
+        }
         if let Some(id) = &inflight.enrolling {
             if self.enrolling.get(id) == Some(&conn) {
                 self.enrolling.remove(id);

@@ -25,7 +25,7 @@ pub(super) struct Writer {
     /// Checkin state waiting for the next bulk write, latest per agent.
     bulk: HashMap<String, CheckinWrite>,
     /// A batch is being written.
-    inflight: bool,
+    pub(super) inflight: bool,
     /// Management requests showing checkin state, waiting for the batch in flight.
     admin_waiting: Vec<(ConnKey, AdminRequest)>,
 }
