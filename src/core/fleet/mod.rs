@@ -11,7 +11,8 @@
 //! * `rollout.rs`: new policy revisions and their paced wake-up of parked agents.
 //! * `writer.rs`: the checkin bulk writer and the management API's read-your-writes rule.
 //! * `opamp.rs`: OpAMP replies (HTTP answers, WebSocket messages, upgrades).
-//! * `testing.rs`: the scenario harness (virtual clock, scripted backend, invariants).
+//! * `testing.rs`: the scenario harness (virtual clock, scripted backend, invariants);
+//!   `replay.rs`: arbitrary operation sequences through it (the `core_ops` fuzz target).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod checkin;
 mod opamp;
+pub mod replay;
 mod rollout;
 #[cfg(test)]
 mod scenarios;

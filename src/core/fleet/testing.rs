@@ -290,7 +290,10 @@ impl Scenario {
     }
 
     /// Takes the oldest job `pick` accepts.
-    pub fn take_job(&mut self, pick: impl Fn(&ReplyTo, &Job) -> bool) -> Option<(ReplyTo, Job)> {
+    pub fn take_job(
+        &mut self,
+        mut pick: impl FnMut(&ReplyTo, &Job) -> bool,
+    ) -> Option<(ReplyTo, Job)> {
         let index = self.jobs.iter().position(|(to, job)| pick(to, job))?;
         self.jobs.remove(index)
     }

@@ -1,15 +1,19 @@
-//! The event loop (DESIGN.md §3). One thread owns the listener, every connection, every timer,
-//! the policy cache and the parked long polls. Each iteration: poll with the earliest deadline as
-//! timeout; note readiness (listener → accept-ready, signals → drain, waker → backend replies and
-//! store events, connection → readable); drive the connections that had events; fire expired
-//! deadlines; accept while under the connection limits.
+//! The event loop (DESIGN.md §3). One thread owns the listeners, every connection, every I/O
+//! timer and the Fleet engine ([`Fleet`]). Each iteration: poll with the earliest deadline (the
+//! loop's or the engine's) as timeout; note readiness (listener → accept-ready, signals → drain,
+//! waker → backend replies and store events for the engine, connection → readable); drive the
+//! connections that had events, handing each decoded request to the engine; fire expired
+//! deadlines; accept while under the connection limits. After each of these steps the loop
+//! carries out the engine's outputs (`pump`): answers written on their connections, jobs
+//! submitted to the backend. What a request means, what parks and what a reply or event
+//! changes is the engine's business; this module knows sockets, TLS, framing and time.
 //!
 //! Connection gate: up to `max_connections` connections are served normally; up to
 //! `gate_reserve` more are accepted only to be answered `429` with `Retry-After` and closed; past
 //! that, new connections wait in the kernel's backlog instead of being reset.
 //!
-//! Backend replies carry the connection's `(slot, generation)`: a reply for a connection that has
-//! gone (slot reused) is dropped and counted.
+//! Connections are named by `(slot, generation)` ([`ConnKey`]): an answer or a reply for a
+//! connection that has gone (slot reused) never reaches its successor.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
