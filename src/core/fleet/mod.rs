@@ -422,7 +422,7 @@ impl Fleet {
     /// A backend job's result.
     pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
         let key = match reply.to {
-            ReplyTo::Writer => return self.checkins_written(reply.output, now, wall),
+            ReplyTo::Writer => return self.checkins_written(reply.output, wall),
             ReplyTo::Conn(key) => key,
         };
         let Some(inflight) = self.inflight.get(&key) else {
@@ -505,13 +505,13 @@ impl Fleet {
 
     /// The backend refused `job` (queue full, or no store): a connection's request is answered
     /// 503 at once; a checkin batch goes back to the pending state.
-    pub fn handle_refused(&mut self, to: ReplyTo, job: Job, now: Instant) {
+    pub fn handle_refused(&mut self, to: ReplyTo, job: Job) {
         match to {
             ReplyTo::Conn(conn) => {
                 log::warn!("backend queue full: answering 503");
                 self.respond(conn, errors::respond(&ApiError::StoreUnavailable));
             }
-            ReplyTo::Writer => self.batch_refused(job, now),
+            ReplyTo::Writer => self.batch_refused(job),
         }
     }
 

@@ -388,7 +388,7 @@ impl Scenario {
                         if to == ReplyTo::Writer {
                             self.batches -= 1;
                         }
-                        self.fleet.handle_refused(to, job, self.now);
+                        self.fleet.handle_refused(to, job);
                     } else {
                         self.jobs.push_back((to, job));
                     }

@@ -9,7 +9,7 @@
 //! which the operation merges over the stored documents.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
@@ -99,7 +99,7 @@ impl Fleet {
     }
 
     /// The batch in flight was written (entries that must be retried come back).
-    pub(super) fn checkins_written(&mut self, output: JobOutput, _now: Instant, wall: SystemTime) {
+    pub(super) fn checkins_written(&mut self, output: JobOutput, wall: SystemTime) {
         self.writer.inflight = false;
         if let JobOutput::CheckinsWritten { retry, error } = output {
             if let Some(e) = error {
@@ -117,7 +117,7 @@ impl Fleet {
     }
 
     /// The backend refused the batch: it waits for the next flush.
-    pub(super) fn batch_refused(&mut self, job: Job, _now: Instant) {
+    pub(super) fn batch_refused(&mut self, job: Job) {
         self.writer.inflight = false;
         if let Job::WriteCheckins(batch) = job {
             self.take_back(batch);

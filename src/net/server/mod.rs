@@ -513,7 +513,7 @@ impl Server {
                         None => Some(job),
                     };
                     if let Some(job) = refused {
-                        self.fleet.handle_refused(to, job, now);
+                        self.fleet.handle_refused(to, job);
                     }
                     continue;
                 }
