@@ -351,6 +351,19 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_replay_cleanly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/core_ops");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let input = std::fs::read(&path).unwrap();
+            replay(&input).unwrap_or_else(|v| panic!("{}: {v}", path.display()));
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "seeds in {}", dir.display());
+    }
+
+    #[test]
     fn a_lost_request_is_caught() {
         // The check is not vacuous: a connection left waiting fails the replay's final check.
         let mut s = Scenario::default();
