@@ -318,6 +318,14 @@ impl Conn {
         }
     }
 
+    /// The awaited request went to a job: its answer is written in full even for a HEAD
+    /// request (only immediate answers drop the body of a HEAD).
+    pub fn answer_later(&mut self) {
+        if let Some(awaiting) = self.awaiting.as_mut() {
+            awaiting.head = false;
+        }
+    }
+
     /// Writes `response` (headers complete) as the answer to the awaited request.
     pub fn complete(
         &mut self,

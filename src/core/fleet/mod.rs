@@ -320,6 +320,11 @@ impl Fleet {
         self.writer.idle()
     }
 
+    /// Whether the engine holds a request of `conn` (a job running, or parked).
+    pub fn in_flight(&self, conn: ConnKey) -> bool {
+        self.inflight.contains_key(&conn)
+    }
+
     /// Agents whose checkin state is not written yet.
     pub fn pending_writes(&self) -> usize {
         self.writer.pending()

@@ -492,6 +492,12 @@ impl Server {
                 Step::Request(req) => {
                     let origin = origin(conn);
                     self.fleet.handle_request(key, origin, &req, now);
+                    if self.fleet.in_flight(key) {
+                        // Answers that wait for a job are written in full (as they always were).
+                        if let Some(conn) = self.conns.get_mut(slot) {
+                            conn.answer_later();
+                        }
+                    }
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
             }
