@@ -430,12 +430,19 @@ impl Fleet {
             ReplyTo::Writer => return self.checkins_written(reply.output, wall),
             ReplyTo::Conn(key) => key,
         };
+        let mut output = reply.output;
+        if let JobOutput::OpAmp(Ok(outcome)) = &mut output {
+            // A handled message's state is written whether or not its connection is still there.
+            if let Some((agent_id, state)) = outcome.checkin.take() {
+                self.writer.merge(agent_id, state);
+            }
+        }
         let Some(inflight) = self.inflight.get(&key) else {
             self.late_replies += 1;
             return;
         };
         let kind = inflight.pending.kind;
-        match (kind, reply.output) {
+        match (kind, output) {
             (PendingKind::Checkin, JobOutput::CheckinStarted(result)) => {
                 self.checkin_started(key, *result, now)
             }

@@ -1,5 +1,5 @@
 //! OpAMP replies: a handled message's checkin state joins the bulk writer (the same writer as
-//! agent checkins), then the answer goes back as an HTTP response or a WebSocket message; an
+//! agent checkins; `Fleet::handle_reply` hands it over first), then the answer goes back as an HTTP response or a WebSocket message; an
 //! accepted upgrade switches the connection to WebSocket framing.
 
 use super::{ConnKey, Fleet, Output};
@@ -9,17 +9,12 @@ use crate::backend::workers::JobOutput;
 use crate::backend::ApiKey;
 
 impl Fleet {
-    /// A message handled by the backend.
+    /// A message handled by the backend (its checkin state is already with the writer).
     pub(super) fn opamp_answered(
         &mut self,
         conn: ConnKey,
-        mut result: Result<OpAmpOutcome, OpAmpRefusal>,
+        result: Result<OpAmpOutcome, OpAmpRefusal>,
     ) {
-        if let Ok(outcome) = &mut result {
-            if let Some((agent_id, state)) = outcome.checkin.take() {
-                self.writer.merge(agent_id, state);
-            }
-        }
         let Some(inflight) = self.inflight.get(&conn) else {
             return;
         };

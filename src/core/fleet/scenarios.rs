@@ -537,3 +537,24 @@ fn a_store_error_of_the_checkin_is_answered_and_forgets_the_start() {
     assert_eq!(s.fleet.early_actions(), 0);
     s.check().unwrap();
 }
+
+#[test]
+fn an_opamp_messages_state_is_written_even_when_its_collector_has_gone() {
+    let mut s = Scenario::default();
+    let conn = s.connect();
+    s.message(conn, vec![1, 2, 3]);
+    let Some(Job::OpAmp(input)) = s.take_job_of(conn) else {
+        panic!("the message goes to the backend");
+    };
+    assert!(input.websocket && !input.authenticate);
+    s.close(conn);
+    let state = [("last_checkin_status".to_owned(), json!("online"))];
+    let outcome = crate::backend::ops::opamp::OpAmpOutcome {
+        reply: Default::default(),
+        checkin: Some(("collector-1".into(), state.into_iter().collect())),
+    };
+    s.reply(ReplyTo::Conn(conn), JobOutput::OpAmp(Ok(outcome)));
+    assert_eq!(s.fleet.late_replies(), 1);
+    assert_eq!(s.fleet.pending_writes(), 1);
+    s.check().unwrap();
+}
