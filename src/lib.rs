@@ -17,7 +17,8 @@
 //!   rustls server configuration with client authentication.
 //! * [`http`]: sans-IO HTTP/1.1 decoding and encoding, gzip, the JSON error body.
 //! * [`api`]: one file per endpoint; pure functions from request and state to a response.
-//! * [`core`]: sans-IO building blocks shared by the loop: the deadline heap, health state.
+//! * [`core`]: sans-IO Fleet logic: the engine ([`core::fleet::Fleet`], the only owner of Fleet
+//!   state, driven by the loop with `handle_*`/`poll_*`), the long-poll rules, the deadline heap.
 //! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
 //! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
 //! * [`embedded`]: single-box mode: the local store, policy files, the quick start.

@@ -1,8 +1,9 @@
 //! The thin I/O shell: the only module that touches sockets, TLS sessions and signals.
 //!
 //! * `listen`: certificate resolution (given / self-signed / none) and binding.
-//! * `server`: the mio event loop, connection slab, deadline firing, accept gate, drain.
-//! * `conn`: one connection's state machine (TLS, decode, respond, graceful close).
+//! * `server`: the mio event loop, connection slab, I/O deadlines, accept gate, drain; it feeds
+//!   `core::fleet::Fleet` and carries out its outputs.
+//! * `conn`: one connection's state machine (TLS, decode, write the answer, graceful close).
 //! * `transport`: plain TCP or rustls under a connection.
 //! * `pool`: reusable read/write buffers.
 //! * `reload`: what SIGHUP reads again (certificates, admin token, log level).

@@ -83,12 +83,12 @@ impl Server {
         match outcome {
             Ok(reloaded) => {
                 if let Some(tls) = reloaded.tls {
-                    if self.tls.is_some() {
-                        self.tls = Some(tls);
+                    if self.gate.tls.is_some() {
+                        self.gate.tls = Some(tls);
                     }
                 }
-                if reloaded.admin_token.is_some() && self.admin_token.is_some() {
-                    self.admin_token = reloaded.admin_token;
+                if let Some(token) = reloaded.admin_token {
+                    self.fleet.set_admin_token(token);
                 }
                 log::info!("{}", reloaded.summary);
             }
