@@ -75,7 +75,7 @@ fn refusal(status: u16, error: &str, message: &str) -> Response {
 /// The answer to a [`super::Route::DownloadFile`] request (any other route: 404).
 pub fn answer(admin: &dyn Admin, route: &super::Route) -> Response {
     match route {
-        super::Route::DownloadFile { id, range } => download(admin, id, range.as_deref()),
+        super::Route::DownloadFile(file) => download(admin, &file.id, file.range.as_deref()),
         _ => refusal(404, "Not Found", "no such file endpoint"),
     }
 }

@@ -25,6 +25,8 @@
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
+//!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
 //!   error row over the wire, the upload limiters.
 //! * `uploads_cli`: the diagnostics workflow through the binary (`diagnostics --wait`, `files`,
@@ -64,8 +66,10 @@ mod embedded;
 mod es_tls;
 mod hardening;
 mod http_wire;
+mod kibana_api;
 mod lifecycle;
 mod management;
+mod monitoring;
 mod opamp;
 mod production;
 mod protocol;
@@ -75,6 +79,7 @@ mod remote_outputs;
 mod rollout;
 mod secrets;
 mod stored_documents;
+mod threads;
 mod tls_modes;
 mod uploads;
 mod uploads_cli;
