@@ -131,6 +131,21 @@ pub enum ApiError {
     /// `file.ErrInvalidID`; row #32's `ErrInvalidUploadID` is declared but never returned).
     #[error("ErrInvalidID")]
     InvalidFileId,
+    /// §1.7 #48: a file for delivery has no chunks (or no metadata for this agent).
+    #[error("file not found")]
+    NoFile,
+    /// §1.7 #49: a `Range` that cannot be served.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable,
+    /// §1.7 #50: several ranges in one `Range`.
+    #[error("Multipart ranges not satisfiable")]
+    MultipartRange,
+    /// §1.7 #52: a library file asked for by a client that is not allow-listed.
+    #[error("client forbidden")]
+    ClientFileForbidden,
+    /// §1.7 #53: the file for delivery could not be looked up.
+    #[error("file not found")]
+    FileForDeliveryNotFound,
     /// §1.7 #56: an upload begin or complete body over its route's cap.
     #[error("the request body exceeds the maximum allowed size")]
     PayloadSizeTooLarge,
@@ -195,6 +210,10 @@ impl ApiError {
             InvalidFileSize(_) => (400, "ErrInvalidFileSize"),
             FieldRequired(_) => (400, "ErrFieldRequired"),
             InvalidFileId => (400, "ErrInvalidFileID"),
+            NoFile => (404, "ErrNoFile"),
+            RangeNotSatisfiable | MultipartRange => (416, "ErrRangeNotSatisfiable"),
+            ClientFileForbidden => (403, "ErrClientFileForbidden"),
+            FileForDeliveryNotFound => (404, "ErrFileForDeliveryNotFound"),
             PayloadSizeTooLarge => (413, "ErrPayloadSizeTooLarge"),
             BadRequest(_) => (400, "BadRequest"),
             StoreFailed(detail) => return (503, detail.clone()),

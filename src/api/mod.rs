@@ -6,6 +6,7 @@
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
 pub mod auth;
+pub mod delivery;
 pub mod errors;
 pub mod json_body;
 pub mod opamp;
@@ -66,6 +67,8 @@ pub enum Route<'a> {
     UploadChunk(&'a str, &'a str),
     /// `POST /api/fleet/uploads/{id}`.
     UploadComplete(&'a str),
+    /// `GET /api/fleet/file/{id}`.
+    FileDelivery(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -76,6 +79,9 @@ pub enum Route<'a> {
 /// folding.
 pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     if let Some(route) = uploads::route(method, path) {
+        return route;
+    }
+    if let Some(route) = delivery::route(method, path) {
         return route;
     }
     let post = *method == Method::Post;
@@ -117,7 +123,9 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::UploadBegin => (uploads::BEGIN_MAX_BODY, uploads::BEGIN_MAX_BODY),
         Route::UploadChunk(..) => (uploads::CHUNK_MAX_BODY, uploads::CHUNK_MAX_BODY),
         Route::UploadComplete(_) => (uploads::COMPLETE_MAX_BODY, uploads::COMPLETE_MAX_BODY),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
+        Route::Status | Route::FileDelivery(_) | Route::WrongMethod(_) | Route::NotFound => {
+            (64 * KIB, 64 * KIB)
+        }
     };
     BodyLimits {
         max_body,
@@ -222,6 +230,7 @@ impl Pending {
                 errors::respond(&e)
             }
             JobOutput::CheckinStarted(_)
+            | JobOutput::Part(_)
             | JobOutput::OpAmpConnected(Ok(_))
             | JobOutput::OutputKeys(_)
             | JobOutput::CheckinsWritten { .. } => {
@@ -244,6 +253,7 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::UploadBegin => Some(LimitedRoute::UploadStart),
         Route::UploadChunk(..) => Some(LimitedRoute::UploadChunk),
         Route::UploadComplete(_) => Some(LimitedRoute::UploadEnd),
+        Route::FileDelivery(_) => Some(LimitedRoute::FileDelivery),
         Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
@@ -334,7 +344,8 @@ fn dispatch(
         | Route::AuditUnenroll(_)
         | Route::UploadBegin
         | Route::UploadChunk(..)
-        | Route::UploadComplete(_) => {}
+        | Route::UploadComplete(_)
+        | Route::FileDelivery(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
@@ -380,6 +391,7 @@ fn dispatch(
         Route::UploadBegin => Some(uploads::begin(req)),
         Route::UploadChunk(id, n) => Some(uploads::chunk(req, id, n)),
         Route::UploadComplete(id) => Some(uploads::complete(req, id)),
+        Route::FileDelivery(id) => Some(delivery::deliver(req, id)),
         _ => None,
     };
     if let Some(upload) = upload {
@@ -452,6 +464,7 @@ fn dispatch(
         | Route::UploadBegin
         | Route::UploadChunk(..)
         | Route::UploadComplete(_)
+        | Route::FileDelivery(_)
         | Route::WrongMethod(_)
         | Route::NotFound => respond(not_found()),
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::delivery::{DeliveryBytes, DeliveryFrom, MemoryPlaced};
 use super::StoreError;
 
 /// `file.MaxChunkSize`: every chunk but the last is exactly this long.
@@ -225,6 +226,53 @@ pub trait FileStore: Send + Sync {
     fn upload_doc(&self, doc_id: &str) -> Result<Option<Map<String, Value>>, StoreError>;
     /// The bytes of one chunk (`None` when absent).
     fn read_chunk(&self, info: &UploadInfo, pos: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The metadata document of a file for delivery that `from` may see (`None`: no match).
+    fn delivery_meta(
+        &self,
+        _file_id: &str,
+        _from: DeliveryFrom<'_>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        Ok(None)
+    }
+    /// Where a delivery file's bytes are.
+    fn delivery_bytes(
+        &self,
+        _file_id: &str,
+        _from: DeliveryFrom<'_>,
+    ) -> Result<DeliveryBytes, StoreError> {
+        Ok(DeliveryBytes::Chunks(Vec::new()))
+    }
+    /// The bytes of the chunk a [`DeliveryBytes::Chunks`] locator names.
+    fn read_part(&self, _locator: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::NotFound)
+    }
+    /// The operator places a file for agents (stores without Kibana): a document from
+    /// [`super::delivery::placed_doc`] under a new id; `Conflict` when it exists.
+    fn place_begin(&self, _id: &str, _doc: &Map<String, Value>) -> Result<(), StoreError> {
+        Err(not_here())
+    }
+    /// Part `n` (from 0, every part but the last [`CHUNK_SIZE`] bytes) of a placed file.
+    fn place_part(&self, _id: &str, _n: u64, _bytes: &[u8]) -> Result<(), StoreError> {
+        Err(not_here())
+    }
+    /// Completes a placed file (size and digest checked): its READY document.
+    fn place_complete(&self, _id: &str) -> Result<Map<String, Value>, StoreError> {
+        Err(not_here())
+    }
+    /// Documents of the placed files, with `_id`.
+    fn list_placed(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Placing files is for the stores without Kibana (Kibana and Endpoint place them in
+/// Elasticsearch).
+fn not_here() -> StoreError {
+    StoreError::Failed {
+        status: 400,
+        detail: "files for agents are placed with Kibana in Elasticsearch mode".into(),
+    }
 }
 
 /// A stored chunk of [`MemoryFiles`].
@@ -239,6 +287,7 @@ struct MemoryChunk {
 #[derive(Debug, Default)]
 pub struct MemoryFiles {
     inner: Mutex<MemoryFilesInner>,
+    placed: MemoryPlaced,
 }
 
 #[derive(Debug, Default)]
@@ -378,6 +427,42 @@ impl FileStore for MemoryFiles {
             .chunks
             .get(&(info.doc_id.clone(), pos))
             .map(|c| c.data.clone()))
+    }
+
+    fn delivery_meta(
+        &self,
+        file_id: &str,
+        from: DeliveryFrom<'_>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.placed.meta(file_id, from)
+    }
+
+    fn delivery_bytes(
+        &self,
+        file_id: &str,
+        _from: DeliveryFrom<'_>,
+    ) -> Result<DeliveryBytes, StoreError> {
+        self.placed.chunks(file_id)
+    }
+
+    fn read_part(&self, locator: &str) -> Result<Vec<u8>, StoreError> {
+        self.placed.read(locator)
+    }
+
+    fn place_begin(&self, id: &str, doc: &Map<String, Value>) -> Result<(), StoreError> {
+        self.placed.begin(id, doc)
+    }
+
+    fn place_part(&self, id: &str, n: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.placed.part(id, n, bytes)
+    }
+
+    fn place_complete(&self, id: &str) -> Result<Map<String, Value>, StoreError> {
+        self.placed.complete(id)
+    }
+
+    fn list_placed(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
+        self.placed.list()
     }
 }
 

@@ -66,6 +66,9 @@ impl<L: Layer> Store for L {
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner().agent_by_enrollment_id(enrollment_id)
     }
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        self.inner().agent_by_access_key(api_key_id)
+    }
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         self.inner().create_agent(agent)
     }

@@ -321,6 +321,23 @@ impl Store for MemoryStore {
         Ok(Some(agent))
     }
 
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        let id = {
+            let inner = self.lock()?;
+            inner
+                .agents
+                .iter()
+                .find(|(_, src)| {
+                    src.get("access_api_key_id").and_then(Value::as_str) == Some(api_key_id)
+                })
+                .map(|(id, _)| id.clone())
+        };
+        match id {
+            Some(id) => self.agent(&id),
+            None => Ok(None),
+        }
+    }
+
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         let id = {
             let inner = self.lock()?;

@@ -12,6 +12,7 @@
 //! live.
 
 pub mod auth_cache;
+pub mod delivery;
 pub mod es;
 pub mod files;
 pub mod hooks;
@@ -228,6 +229,9 @@ pub trait Store: Send + Sync {
     /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes
     /// visible to search.
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError>;
+    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how file
+    /// deliveries find their agent (fleet-protocol.md §1.4, §8).
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError>;
     /// Creates an agent; `Conflict` when the id exists. Durable when it returns.
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// Merges `fields` into an agent document the way Elasticsearch's partial update does:

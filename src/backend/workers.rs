@@ -61,6 +61,10 @@ pub enum Job {
     UploadChunk(super::ops::uploads::ChunkInput),
     /// An upload complete.
     UploadComplete(super::ops::uploads::CompleteInput),
+    /// One part of a streamed body (a file chunk), read from the store's files.
+    ReadPart(crate::http::BodyPart),
+    /// A file delivery to an agent (`GET /api/fleet/file/{id}`).
+    Deliver(super::ops::delivery::DeliverInput),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
     OpAmpConnect {
         /// The enrollment token.
@@ -93,8 +97,10 @@ pub enum JobOutput {
     OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
     /// From the upload jobs.
     Upload(Result<super::ops::uploads::UploadAnswer, ApiError>),
-    /// A complete response (a file download of the management API).
+    /// A complete response (a file download: its body streams from the store).
     File(crate::http::Response),
+    /// From [`Job::ReadPart`]: the part's bytes (exactly its `take`), or why not.
+    Part(Result<Vec<u8>, String>),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
@@ -379,6 +385,8 @@ pub fn run(
         Job::UploadComplete(input) => {
             JobOutput::Upload(super::ops::uploads::complete(store, &input, now))
         }
+        Job::ReadPart(part) => JobOutput::Part(super::delivery::read_part(store, &part)),
+        Job::Deliver(input) => JobOutput::File(super::ops::delivery::deliver(store, &input)),
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),

@@ -1,4 +1,5 @@
-//! The file-transfer commands: `files list [--agent ID]`, `files get FILE_ID --output FILE`, and
+//! The file-transfer commands: `files list [--agent ID]`, `files get FILE_ID --output FILE`,
+//! `files send --agent ID FILE` (placed in 4 MiB parts, its SHA-256 checked by the server), and
 //! `diagnostics AGENT_ID --wait DURATION [--output FILE]` (request the bundle, wait for the
 //! agent's result naming its upload, download it).
 //!
@@ -239,4 +240,121 @@ pub fn diagnostics(inv: &Invocation, dir: &Path, data_dir: &str) -> Result<(), C
     let size = download(dir, data_dir, file_id, &out)?;
     println!("{} ({size} bytes, file {file_id})", out.display());
     Ok(())
+}
+
+/// `files send`: places `file` for `agents` through the management API, one 4 MiB part per
+/// request (neither side holds more); returns the file id agents fetch.
+pub fn send(
+    dir: &Path,
+    data_dir: &str,
+    file: &Path,
+    agents: &[String],
+    name: Option<&str>,
+    mime_type: Option<&str>,
+) -> Result<String, CliError> {
+    let io = |e: std::io::Error| CliError::Input(format!("cannot read {}: {e}", file.display()));
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; CHUNK_SIZE as usize];
+    let mut size = 0u64;
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    loop {
+        let n = read_full(&mut f, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        digest.update(buf.get(..n).unwrap_or_default());
+        size += n as u64;
+    }
+    let default_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut begin = json!({
+        "name": name.unwrap_or(&default_name),
+        "agents": agents,
+        "size": size,
+        "sha256": crate::backend::ops::uploads::hex(digest.finish().as_ref()),
+    });
+    if let Some(m) = mime_type {
+        begin["mime_type"] = json!(m);
+    }
+    let answer = super::request(dir, data_dir, "POST", crate::mgmt::DELIVERIES, Some(&begin))?;
+    let id = answer
+        .pointer("/item/id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::Refused {
+            status: 200,
+            message: "the management API named no file id".into(),
+        })?
+        .to_owned();
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    let mut n = 0u64;
+    loop {
+        let len = read_full(&mut f, &mut buf).map_err(io)?;
+        if len == 0 {
+            break;
+        }
+        let path = format!("{}/{id}/{n}", crate::mgmt::DELIVERIES);
+        let (status, _, body) = put(dir, data_dir, &path, buf.get(..len).unwrap_or_default())?;
+        if status != 200 {
+            return Err(refused(status, &body));
+        }
+        n += 1;
+    }
+    super::request(
+        dir,
+        data_dir,
+        "POST",
+        &format!("{}/{id}", crate::mgmt::DELIVERIES),
+        Some(&json!({})),
+    )?;
+    Ok(id)
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match f.read(rest)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// A raw `PUT` of `body` to the management API.
+fn put(dir: &Path, data_dir: &str, path: &str, body: &[u8]) -> Result<Answer, CliError> {
+    let url = read_file(dir, data_dir, "management-url")?;
+    let token = read_file(dir, data_dir, "admin-token")?;
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
+    let mut raw = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nkbn-xsrf: fleet-edge\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    let answer =
+        crate::mgmt::tls::exchange(dir, &url, &raw).map_err(|source| CliError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let status = String::from_utf8_lossy(answer.get(..split).unwrap_or_default())
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        Vec::new(),
+        answer.get(split + 4..).unwrap_or_default().to_vec(),
+    ))
 }

@@ -123,6 +123,27 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             print!("{}", output::render(invocation.words, &answer, false));
             return Ok(());
         }
+        ["files", "send"] => {
+            let file = &invocation.args[0];
+            let agents: Vec<String> = invocation
+                .option("--agent")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let id = files::send(
+                Path::new(&data_dir),
+                &data_dir,
+                Path::new(file),
+                &agents,
+                invocation.option("--name"),
+                invocation.option("--mime-type"),
+            )?;
+            println!("{id}");
+            return Ok(());
+        }
         ["files", "get"] => {
             let out = invocation.option("--output").unwrap_or_default();
             let file_id = &invocation.args[0];
@@ -401,7 +422,7 @@ fn read_file(dir: &Path, data_dir: &str, name: &str) -> Result<String, CliError>
         })
 }
 
-fn request(
+pub(super) fn request(
     dir: &Path,
     data_dir: &str,
     method: &str,

@@ -237,6 +237,26 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "download an uploaded file (its id, as listed)",
     },
     CommandSpec {
+        words: &["files", "send"],
+        args: &["FILE"],
+        options: &[
+            opt(
+                "--agent",
+                "ID[,ID...]",
+                true,
+                "the agents that may fetch it (GET /api/fleet/file/{id})",
+            ),
+            opt("--name", "NAME", false, "the file's name (default: FILE's)"),
+            opt(
+                "--mime-type",
+                "TYPE",
+                false,
+                "its Content-Type for agents (default application/octet-stream)",
+            ),
+        ],
+        summary: "place a file for agents to fetch (embedded mode); prints its id",
+    },
+    CommandSpec {
         words: &["results"],
         args: &["ACTION_ID"],
         options: &[],

@@ -115,6 +115,8 @@ pub enum LimitedRoute {
     UploadChunk,
     /// `upload_end_limit`: 2s / 5 / 10.
     UploadEnd,
+    /// `file_delivery_limit`: 100ms / 5 / 10.
+    FileDelivery,
 }
 
 impl LimitedRoute {
@@ -159,6 +161,11 @@ impl LimitedRoute {
             },
             LimitedRoute::UploadChunk => LimitSpec {
                 interval: ms(3),
+                burst: 5,
+                max: 10,
+            },
+            LimitedRoute::FileDelivery => LimitSpec {
+                interval: ms(100),
                 burst: 5,
                 max: 10,
             },
@@ -314,9 +321,10 @@ impl SizingTable {
             LimitedRoute::Status => 3,
             LimitedRoute::AuditUnenroll => 4,
             LimitedRoute::OpAmp => return route.default_spec(),
-            LimitedRoute::UploadStart | LimitedRoute::UploadEnd | LimitedRoute::UploadChunk => {
-                return self.upload_spec(route)
-            }
+            LimitedRoute::UploadStart
+            | LimitedRoute::UploadEnd
+            | LimitedRoute::UploadChunk
+            | LimitedRoute::FileDelivery => return self.upload_spec(route),
         };
         self.specs
             .get(i)
@@ -325,8 +333,9 @@ impl SizingTable {
     }
 }
 
-/// Burst and max of the upload limiters (start, end and chunk alike) per sizing table,
-/// fleet-protocol.md §10.3; intervals are 2 s (start, end) and 3 ms (chunk) in every table.
+/// Burst and max of the upload limiters (start, end and chunk alike) and of `file_delivery_limit`
+/// (the same numbers) per sizing table, fleet-protocol.md §10.3; intervals are 2 s (start, end),
+/// 3 ms (chunk) and 100 ms (file delivery) in every table.
 const UPLOAD_BURST_MAX: [(&str, u32, u32); 8] = [
     ("lte0500", 5, 5),
     ("lte1000", 5, 10),
@@ -368,6 +377,7 @@ pub struct RouteLimits {
     upload_start: Limiter,
     upload_chunk: Limiter,
     upload_end: Limiter,
+    file_delivery: Limiter,
 }
 
 impl Default for RouteLimits {
@@ -389,6 +399,7 @@ impl RouteLimits {
             upload_start: Limiter::new(spec(LimitedRoute::UploadStart)),
             upload_chunk: Limiter::new(spec(LimitedRoute::UploadChunk)),
             upload_end: Limiter::new(spec(LimitedRoute::UploadEnd)),
+            file_delivery: Limiter::new(spec(LimitedRoute::FileDelivery)),
         }
     }
 
@@ -404,6 +415,7 @@ impl RouteLimits {
             LimitedRoute::UploadStart => &mut self.upload_start,
             LimitedRoute::UploadChunk => &mut self.upload_chunk,
             LimitedRoute::UploadEnd => &mut self.upload_end,
+            LimitedRoute::FileDelivery => &mut self.file_delivery,
         }
     }
 }

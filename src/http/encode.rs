@@ -23,15 +23,82 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A body shared between many responses (one serialized policy sent to many agents).
     Shared(Arc<[u8]>),
+    /// A byte range of an open file. The encoder writes only its `Content-Length`; the connection
+    /// streams the bytes from the file as the socket drains (never reading it whole), and sends
+    /// none for `HEAD`. Never gzipped.
+    File(FileBody),
+    /// Bytes fetched part by part from a store (file chunks in Elasticsearch): the encoder writes
+    /// only the `Content-Length`; the connection asks for the next part only once the socket
+    /// took the previous one, so it holds at most one part. Never gzipped.
+    Parts(PartsBody),
+}
+
+/// The open file and byte range of a [`Body::File`].
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    /// The file, read with positional reads (no shared cursor).
+    pub file: Arc<std::fs::File>,
+    /// First byte sent.
+    pub offset: u64,
+    /// Bytes sent from `offset`: the response's `Content-Length`.
+    pub len: u64,
+}
+
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.offset == other.offset && self.len == other.len
+    }
+}
+
+impl Eq for FileBody {}
+
+/// The parts of a [`Body::Parts`], in order; their `take`s add up to the `Content-Length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsBody {
+    /// The parts still to send, first first.
+    pub parts: std::collections::VecDeque<BodyPart>,
+}
+
+impl PartsBody {
+    /// Bytes the parts add up to.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.take).sum()
+    }
+
+    /// No bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One part of a [`Body::Parts`]: where the store finds it (opaque here) and which of its
+/// bytes are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPart {
+    /// The store's name for the part (a chunk document, say).
+    pub locator: String,
+    /// Bytes of the part skipped before the first one sent.
+    pub skip: u64,
+    /// Bytes sent.
+    pub take: u64,
 }
 
 impl Body {
-    /// The body's bytes.
+    /// The body's bytes (none for a streamed body, whose bytes are not in memory).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Body::Empty => &[],
+            Body::Empty | Body::File(_) | Body::Parts(_) => &[],
             Body::Bytes(b) => b,
             Body::Shared(b) => b,
+        }
+    }
+
+    /// The length of a streamed body ([`Body::File`], [`Body::Parts`]).
+    pub fn streamed_len(&self) -> Option<u64> {
+        match self {
+            Body::File(f) => Some(f.len),
+            Body::Parts(p) => Some(p.len()),
+            _ => None,
         }
     }
 }
@@ -194,7 +261,8 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         push_header(out, "Vary", "Accept-Encoding");
     }
     if !bodiless_status {
-        push_header(out, "Content-Length", &body.len().to_string());
+        let len = resp.body.streamed_len().unwrap_or(body.len() as u64);
+        push_header(out, "Content-Length", &len.to_string());
     }
     if !opts.keep_alive {
         push_header(out, "Connection", "close");

@@ -154,3 +154,110 @@ pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Respon
     response.body = crate::http::Body::Bytes(body);
     response
 }
+
+fn store_refusal(e: crate::backend::StoreError) -> (u16, Value) {
+    use crate::backend::StoreError;
+    let (status, error) = match &e {
+        StoreError::NotFound => (404, "Not Found"),
+        StoreError::Conflict => (409, "Conflict"),
+        StoreError::Failed { status: 400, .. } => (400, "Bad Request"),
+        StoreError::Failed { status: 409, .. } => (409, "Conflict"),
+        _ => (503, "Service Unavailable"),
+    };
+    let message = match e {
+        StoreError::Failed { detail, .. } => detail,
+        other => other.to_string(),
+    };
+    (
+        status,
+        json!({"statusCode": status, "error": error, "message": message}),
+    )
+}
+
+fn bad_request(message: &str) -> (u16, Value) {
+    (
+        400,
+        json!({"statusCode": 400, "error": "Bad Request", "message": message}),
+    )
+}
+
+/// Places a file for agents: `{name, agents, size, mime_type?, sha256?}` → `{item: {id,
+/// chunk_size}}`; the parts follow with [`place_part`].
+pub fn place_begin(admin: &dyn Admin, body: &Value, now: std::time::SystemTime) -> (u16, Value) {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    let name = body["name"].as_str().filter(|n| !n.is_empty());
+    let agents: Vec<String> = body["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let (Some(name), Some(size)) = (name, body["size"].as_u64()) else {
+        return bad_request("name and size are required");
+    };
+    if agents.is_empty() {
+        return bad_request("agents must name at least one agent");
+    }
+    let mut doc =
+        crate::backend::delivery::placed_doc(name, size, body["mime_type"].as_str(), &agents, now);
+    if let Some(sha) = body["sha256"].as_str() {
+        if let Some(file) = doc.get_mut("file").and_then(Value::as_object_mut) {
+            file.insert("hash".into(), json!({"sha256": sha.to_ascii_lowercase()}));
+        }
+    }
+    let id = crate::backend::ops::uuid_v4();
+    match files.place_begin(&id, &doc) {
+        Ok(()) => (
+            200,
+            json!({"item": {"id": id, "chunk_size": crate::backend::files::CHUNK_SIZE}}),
+        ),
+        Err(e) => store_refusal(e),
+    }
+}
+
+/// One part of a placed file.
+pub fn place_part(admin: &dyn Admin, part: &super::PlacedPart) -> (u16, Value) {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    let Ok(n) = part.n.parse::<u64>() else {
+        return bad_request("the part number must be a non-negative integer");
+    };
+    match files.place_part(&part.id, n, &part.bytes) {
+        Ok(()) => (200, json!({"id": part.id, "part": n})),
+        Err(e) => store_refusal(e),
+    }
+}
+
+/// Completes a placed file: `{item: <its document>}`.
+pub fn place_complete(admin: &dyn Admin, id: &str) -> (u16, Value) {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    match files.place_complete(id) {
+        Ok(mut doc) => {
+            doc.insert("_id".into(), json!(id));
+            (200, json!({"item": doc}))
+        }
+        Err(e) => store_refusal(e),
+    }
+}
+
+/// The placed files: `{total, items}`.
+pub fn list_placed(admin: &dyn Admin) -> (u16, Value) {
+    let files = match files(admin) {
+        Ok(f) => f,
+        Err(answer) => return answer,
+    };
+    match files.list_placed() {
+        Ok(docs) => (200, json!({"total": docs.len(), "items": docs})),
+        Err(e) => store_refusal(e),
+    }
+}

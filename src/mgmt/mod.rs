@@ -112,6 +112,50 @@ pub enum Route {
     /// `GET /api/fleet/agents/files/{fileId}/{fileName}`: a file's bytes, with the request's
     /// `Range` header if any (boxed: it keeps every route, and so each job, small).
     DownloadFile(Box<FileDownload>),
+    /// `POST /api/fleet/fleet_edge/deliveries` with `{name, agents, size, mime_type?, sha256?}`:
+    /// the operator places a file for agents (embedded store); the answer names its id.
+    PlaceBegin,
+    /// `PUT /api/fleet/fleet_edge/deliveries/{id}/{n}` with part `n`'s raw bytes (4 MiB each but
+    /// the last, in order).
+    PlacePart(Box<PlacedPart>),
+    /// `POST /api/fleet/fleet_edge/deliveries/{id}`: the file is complete (size and SHA-256
+    /// checked); agents may fetch it from `GET /api/fleet/file/{id}`.
+    PlaceComplete(String),
+    /// `GET /api/fleet/fleet_edge/deliveries`: the placed files.
+    ListPlaced,
+}
+
+/// One part of a placed file ([`Route::PlacePart`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedPart {
+    /// The file id.
+    pub id: String,
+    /// The part's number as written in the path.
+    pub n: String,
+    /// The raw body.
+    pub bytes: Vec<u8>,
+}
+
+/// The path of the placed files.
+pub const DELIVERIES: &str = "/api/fleet/fleet_edge/deliveries";
+
+/// Body caps of management requests: a placed file's part is up to 4 MiB; everything else as
+/// the agent API caps an unrouted path.
+pub fn body_limits(method: &Method, path: &str) -> crate::http::BodyLimits {
+    let part = *method == Method::Put
+        && path
+            .strip_prefix(DELIVERIES)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| r.contains('/'));
+    if part {
+        let max = crate::backend::files::CHUNK_SIZE as usize;
+        crate::http::BodyLimits {
+            max_body: max,
+            max_decompressed: max,
+        }
+    } else {
+        crate::api::body_limits(method, path)
+    }
 }
 
 /// Which file a [`Route::DownloadFile`] asks for.
@@ -176,6 +220,16 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         }
         (Method::Get, ["agents", a, "uploads"]) => Route::AgentUploads(id(a)),
         (Method::Get, ["fleet_edge", "files"]) => Route::ListFiles,
+        (Method::Post, ["fleet_edge", "deliveries"]) => Route::PlaceBegin,
+        (Method::Get, ["fleet_edge", "deliveries"]) => Route::ListPlaced,
+        (Method::Put, ["fleet_edge", "deliveries", f, n]) => {
+            Route::PlacePart(Box::new(PlacedPart {
+                id: id(f),
+                n: id(n),
+                bytes: Vec::new(),
+            }))
+        }
+        (Method::Post, ["fleet_edge", "deliveries", f]) => Route::PlaceComplete(id(f)),
         _ => return None,
     })
 }
@@ -214,7 +268,10 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
             "Request must contain a kbn-xsrf header.",
         ));
     }
-    let body = if req.body.is_empty() {
+    if let Route::PlacePart(part) = &mut route {
+        part.bytes = req.body.clone();
+    }
+    let body = if req.body.is_empty() || matches!(route, Route::PlacePart(_)) {
         Value::Null
     } else {
         match serde_json::from_slice(&req.body) {

@@ -248,6 +248,10 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
         }
         Route::AgentUploads(id) => Ok(super::files::list(admin, Some(id))),
         Route::ListFiles => Ok(super::files::list(admin, None)),
+        Route::PlaceBegin => Ok(super::files::place_begin(admin, &req.body, now)),
+        Route::PlacePart(part) => Ok(super::files::place_part(admin, part)),
+        Route::PlaceComplete(id) => Ok(super::files::place_complete(admin, id)),
+        Route::ListPlaced => Ok(super::files::list_placed(admin)),
         Route::DownloadFile(_) => Err(Failure::Invalid(
             "a file download is answered by super::files::download".into(),
         )),

@@ -25,6 +25,8 @@
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `delivery`: file delivery to agents (`GET /api/fleet/file/{id}`) on every store, whole and
+//!   in ranges, and every error row of the endpoint.
 //! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
 //!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
@@ -61,6 +63,7 @@ mod backup;
 mod bodies;
 mod cli;
 mod default_policy;
+mod delivery;
 mod docs;
 mod embedded;
 mod es_tls;

@@ -200,6 +200,11 @@ pub fn bulk_update_api_key(id: &str, role_descriptors: &Value) -> Value {
     json!({"ids": [id], "role_descriptors": role_descriptors})
 }
 
+/// Q1 by access key: the agent whose access API key has this id.
+pub fn q_agent_by_access_key(api_key_id: &str) -> Value {
+    json!({"query": {"bool": {"filter": [{"term": {"access_api_key_id": api_key_id}}]}}, "version": true})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,8 @@ pub struct Req<'a> {
     pub api_key: Option<&'a ApiKey>,
     /// Send `Accept: application/json` (the secrets API does).
     pub accept_json: bool,
+    /// Send `Accept: application/cbor` (the file delivery chunk read does).
+    pub accept_cbor: bool,
     /// The body's `Content-Type` when it is not JSON (`application/cbor` for upload chunks).
     pub content_type: Option<&'static str>,
     /// A long poll: the long-poll agent, no retries on statuses.
@@ -78,6 +80,7 @@ impl<'a> Req<'a> {
             body: None,
             api_key: None,
             accept_json: false,
+            accept_cbor: false,
             content_type: None,
             long_poll: false,
             retries: true,
@@ -433,6 +436,8 @@ impl Client {
         }
         if req.accept_json {
             b = b.header("Accept", "application/json");
+        } else if req.accept_cbor {
+            b = b.header("Accept", "application/cbor");
         }
         let agent = if req.long_poll {
             &self.poll

@@ -299,6 +299,26 @@ impl FileStore for EsStore {
             .map(Some)
             .map_err(|e| decode_failed("chunk data", e))
     }
+
+    fn delivery_meta(
+        &self,
+        file_id: &str,
+        from: crate::backend::delivery::DeliveryFrom<'_>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.delivery_meta_es(file_id, from)
+    }
+
+    fn delivery_bytes(
+        &self,
+        file_id: &str,
+        from: crate::backend::delivery::DeliveryFrom<'_>,
+    ) -> Result<crate::backend::delivery::DeliveryBytes, StoreError> {
+        self.delivery_bytes_es(file_id, from)
+    }
+
+    fn read_part(&self, locator: &str) -> Result<Vec<u8>, StoreError> {
+        self.read_part_es(locator)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 mod bodies;
 mod client;
 mod connect;
+mod delivery;
 mod feed;
 mod files;
 mod follow;

@@ -301,6 +301,19 @@ impl Store for EsStore {
         Ok(Some(agent))
     }
 
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            AGENTS,
+            Header::Plain,
+            &bodies::q_agent_by_access_key(api_key_id),
+        )?;
+        match hits.first().and_then(|h| h["_id"].as_str()) {
+            Some(id) => self.agent(id),
+            None => Ok(None),
+        }
+    }
+
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         // §2.3: an index refresh before the search, so a just-created agent is found.
         self.client.call(

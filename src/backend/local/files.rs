@@ -29,6 +29,7 @@ use super::error::unavailable;
 use super::schema::{decode, encode, UPLOADS};
 use super::store::table;
 use super::LocalStore;
+use crate::backend::delivery::{DeliveryBytes, DeliveryFrom};
 use crate::backend::files::{
     apply_status, epoch_millis, listing, ChunkInfo, ChunkWrite, FileSettings, FileStatus,
     FileStore, UploadInfo,
@@ -319,5 +320,37 @@ impl FileStore for LocalStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(&path)(e)),
         }
+    }
+
+    fn delivery_meta(
+        &self,
+        file_id: &str,
+        from: DeliveryFrom<'_>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.placed.meta(file_id, from)
+    }
+
+    fn delivery_bytes(
+        &self,
+        file_id: &str,
+        _from: DeliveryFrom<'_>,
+    ) -> Result<DeliveryBytes, StoreError> {
+        self.placed.bytes(file_id)
+    }
+
+    fn place_begin(&self, id: &str, doc: &Map<String, Value>) -> Result<(), StoreError> {
+        self.placed.begin(id, doc)
+    }
+
+    fn place_part(&self, id: &str, n: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.placed.part(id, n, bytes)
+    }
+
+    fn place_complete(&self, id: &str) -> Result<Map<String, Value>, StoreError> {
+        self.placed.complete(id)
+    }
+
+    fn list_placed(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
+        self.placed.list()
     }
 }

@@ -69,6 +69,8 @@ pub struct LocalStore {
     health: crate::backend::memory::HealthBoard,
     /// `<data_dir>/files`: upload chunks (`files.rs`).
     files_dir: PathBuf,
+    /// Files the operator placed for agents (`<data-dir>/files-tohost`).
+    placed: crate::backend::delivery::DiskPlaced,
     _lock: DirLock,
 }
 
@@ -130,6 +132,7 @@ impl LocalStore {
             path: layout.db,
             health: crate::backend::memory::HealthBoard::default(),
             files_dir: data_dir.join(files::FILES_DIR),
+            placed: crate::backend::delivery::DiskPlaced::new(data_dir.join("files-tohost")),
             _lock: lock,
         })
     }

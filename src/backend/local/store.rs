@@ -196,6 +196,13 @@ impl Store for LocalStore {
 
     /// A scan of the agents table: enrollment ids are rare (agents do not send them today) and
     /// a single box holds few agents; no index is kept for them.
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        Ok(self
+            .list_agents()?
+            .into_iter()
+            .find(|a| a.access_api_key_id == api_key_id))
+    }
+
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         Ok(self
             .list_agents()?

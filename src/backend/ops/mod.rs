@@ -9,6 +9,7 @@ pub mod audit;
 #[cfg(test)]
 mod body_tests;
 pub mod checkin;
+pub mod delivery;
 pub mod enroll;
 pub mod opamp;
 pub mod outputs;

@@ -71,6 +71,8 @@ pub enum ReplyTo {
     Conn(ConnKey),
     /// The checkin bulk writer.
     Writer,
+    /// A part of a streamed body on a connection, announced as this many bytes.
+    Part(ConnKey, u64),
 }
 
 /// Which listener, and which side of the connection gate, a request arrived on.
@@ -112,6 +114,16 @@ pub enum Output {
         accept: String,
         /// The enrollment token checked for the upgrade (its messages carry it).
         token: ApiKey,
+    },
+    /// Hand the connection the next part of the body it is streaming (or why there is none:
+    /// the connection then closes, its `Content-Length` unmet).
+    Part {
+        /// The connection.
+        conn: ConnKey,
+        /// The bytes announced for the part.
+        expected: u64,
+        /// The part's bytes.
+        bytes: Result<Vec<u8>, String>,
     },
     /// Hand `job` to the backend; a refusal (queue full, no store) comes back through
     /// [`Fleet::handle_refused`].
@@ -428,6 +440,7 @@ impl Fleet {
     pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
         let key = match reply.to {
             ReplyTo::Writer => return self.checkins_written(reply.output, wall),
+            ReplyTo::Part(conn, expected) => return self.part_read(conn, expected, reply.output),
             ReplyTo::Conn(key) => key,
         };
         let mut output = reply.output;
@@ -524,7 +537,30 @@ impl Fleet {
                 self.respond(conn, errors::respond(&ApiError::StoreUnavailable));
             }
             ReplyTo::Writer => self.batch_refused(job),
+            ReplyTo::Part(conn, expected) => self.outputs.push_back(Output::Part {
+                conn,
+                expected,
+                bytes: Err("the backend queue is full".into()),
+            }),
         }
+    }
+
+    /// A connection streaming a [`crate::http::Body::Parts`] body needs its next part: a job
+    /// reads it (the connection holds one part at a time, asked for as its socket drains).
+    pub fn handle_part(&mut self, conn: ConnKey, part: crate::http::BodyPart) {
+        self.submit(ReplyTo::Part(conn, part.take), Job::ReadPart(part));
+    }
+
+    fn part_read(&mut self, conn: ConnKey, expected: u64, output: JobOutput) {
+        let bytes = match output {
+            JobOutput::Part(bytes) => bytes,
+            other => Err(format!("unexpected reply to a part read: {other:?}")),
+        };
+        self.outputs.push_back(Output::Part {
+            conn,
+            expected,
+            bytes,
+        });
     }
 
     /// Shutdown begins (§3.2: parked long polls are answered 200 with no actions); pending
@@ -681,6 +717,6 @@ fn answer_for(output: &Output) -> Option<ConnKey> {
         Output::Respond { conn, .. }
         | Output::Message { conn, .. }
         | Output::Upgrade { conn, .. } => Some(*conn),
-        Output::Submit { .. } => None,
+        Output::Submit { .. } | Output::Part { .. } => None,
     }
 }

@@ -397,6 +397,8 @@ impl Scenario {
                 Output::Respond { conn, response } => (conn, Answer::Response(response)),
                 Output::Message { conn, reply } => (conn, Answer::Message(reply)),
                 Output::Upgrade { conn, .. } => (conn, Answer::Upgrade),
+                // A streamed body's part goes to the connection, not to the engine's checks.
+                Output::Part { .. } => continue,
             };
             match self.conns.get(&conn) {
                 Some(ConnState::Open(true)) => {

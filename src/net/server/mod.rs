@@ -504,6 +504,7 @@ impl Server {
                     }
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
+                Step::NeedPart(part) => self.fleet.handle_part(key, part),
             }
         }
         self.update_timer(slot, now);
@@ -530,6 +531,16 @@ impl Server {
                 Output::Respond { conn, response } => {
                     if let Some(c) = conn_of(&mut self.conns, conn) {
                         c.complete(&response, draining, date, pool);
+                    }
+                    conn
+                }
+                Output::Part {
+                    conn,
+                    expected,
+                    bytes,
+                } => {
+                    if let Some(c) = conn_of(&mut self.conns, conn) {
+                        c.feed_part(bytes, expected, pool);
                     }
                     conn
                 }

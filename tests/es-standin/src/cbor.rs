@@ -189,6 +189,80 @@ pub fn decode(bytes: &[u8]) -> EsResult<Value> {
     Ok(v)
 }
 
+/// A get answer as CBOR (`Accept: application/cbor`): `fields.data` values (the binary chunk
+/// field, base64 in the stored JSON) become byte strings, as Elasticsearch renders them.
+pub fn encode_get(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put(&mut out, v, false);
+    out
+}
+
+fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend([m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend((n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend(n.to_be_bytes());
+        }
+    }
+}
+
+fn put(out: &mut Vec<u8>, v: &Value, binary: bool) {
+    match v {
+        Value::Null => out.push(0xf6),
+        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => head(out, 0, u),
+            (None, Some(i)) => head(out, 1, (-1 - i) as u64),
+            _ => {
+                out.push(0xfb);
+                out.extend(n.as_f64().unwrap_or_default().to_be_bytes());
+            }
+        },
+        Value::String(s) if binary => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .unwrap_or_else(|_| s.as_bytes().to_vec());
+            head(out, 2, bytes.len() as u64);
+            out.extend(bytes);
+        }
+        Value::String(s) => {
+            head(out, 3, s.len() as u64);
+            out.extend(s.as_bytes());
+        }
+        Value::Array(a) => {
+            head(out, 4, a.len() as u64);
+            for x in a {
+                put(out, x, binary);
+            }
+        }
+        Value::Object(m) => {
+            head(out, 5, m.len() as u64);
+            for (k, x) in m {
+                head(out, 3, k.len() as u64);
+                out.extend(k.as_bytes());
+                let binary = binary || k == "data" && out_is_fields(m);
+                put(out, x, binary);
+            }
+        }
+    }
+}
+
+/// Whether a map is a `fields` map (it holds arrays only): its `data` is the binary field.
+fn out_is_fields(m: &serde_json::Map<String, Value>) -> bool {
+    m.values().all(Value::is_array)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
