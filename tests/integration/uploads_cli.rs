@@ -2,7 +2,8 @@
 //! `fleet-edge diagnostics AGENT --wait --output FILE` while an agent-like client receives the
 //! REQUEST_DIAGNOSTICS action, uploads a 9 MiB bundle as the agent's uploader does and acks with
 //! `data.upload_id`; then `files list`, `files get` and the management API's download (whole and
-//! by range). And a kill -9 in the middle of an upload: the store reopens with the chunks that
+//! by range); `files send` placing a file an agent then fetches. And a kill -9 in the middle of
+//! an upload: the store reopens with the chunks that
 //! were acknowledged, the upload finishes READY with the right bytes, and a half-written chunk is
 //! never taken for one.
 
@@ -270,4 +271,72 @@ fn max_file_storage_size_reaches_the_uploads() {
         assert_eq!(resp.status, status);
         assert_eq!(body_json(&resp)["error"], error);
     }
+}
+
+/// The operator places a 9 MiB file for one agent with `files send`; that agent fetches it
+/// whole and by range (`GET /api/fleet/file/{id}`, streamed from the embedded store's file);
+/// another agent gets 404; the management API lists it READY with its SHA-256.
+#[test]
+fn a_file_sent_by_the_operator_reaches_its_agent() {
+    let server = FleetEdge::start(&["--checkin-long-poll", "2s", "--checkin-jitter", "0s"]);
+    server
+        .wait_for_log("management API on", Duration::from_secs(20))
+        .expect("management API announced");
+    let token = token(&server);
+    let (mut agent, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let (mut other, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let data = bundle(9 * MIB + 7);
+    let file = server.data_dir.join("../to-send.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "files",
+            "send",
+            "--agent",
+            &agent.id,
+            "--mime-type",
+            "application/x-tar",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim().to_owned();
+    assert!(!id.is_empty());
+
+    let key = agent.access_key.clone();
+    let path = format!("/api/fleet/file/{id}");
+    let r = agent.send(&crate::uploads::agent_request("GET", &path, &key, &[], b""));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.body == data, "delivered bytes differ");
+    assert_eq!(r.header("content-type"), Some("application/x-tar"));
+    let sum = crate::uploads::hex(&crate::uploads::sha256(&data));
+    assert_eq!(r.header("x-file-sha2"), Some(sum.as_str()));
+    let r = agent.send(&crate::uploads::agent_request(
+        "GET",
+        &path,
+        &key,
+        &[("Range", "bytes=4194300-4194400")],
+        b"",
+    ));
+    assert_eq!(r.status, 206);
+    assert!(r.body == data[4_194_300..=4_194_400]);
+    let other_key = other.access_key.clone();
+    let r = other.send(&crate::uploads::agent_request(
+        "GET",
+        &path,
+        &other_key,
+        &[],
+        b"",
+    ));
+    assert_eq!(r.status, 404);
+
+    let (status, _, body) = mgmt_get(&server, "/api/fleet/fleet_edge/deliveries", None);
+    assert_eq!(status, 200);
+    let listing: Value = serde_json::from_slice(&body).unwrap();
+    let item = &listing["items"][0];
+    assert_eq!(item["_id"], id.as_str());
+    assert_eq!(item["file"]["Status"], "READY");
+    assert_eq!(item["file"]["hash"]["sha256"], sum.as_str());
+    assert_eq!(item["file"]["Meta"]["target_agents"], json!([agent.id]));
 }
