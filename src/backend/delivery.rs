@@ -55,12 +55,40 @@ fn failed(status: u16, detail: impl Into<String>) -> StoreError {
     }
 }
 
+/// The prefix of [`upload_locator`]s.
+const UPLOAD_PART: &str = "upload\u{1f}";
+
+/// The locator of chunk `pos` of the upload whose metadata document is `doc_id` (a download of
+/// an uploaded file streams these).
+pub fn upload_locator(doc_id: &str, pos: u64) -> String {
+    format!("{UPLOAD_PART}{pos}\u{1f}{doc_id}")
+}
+
 /// One part of a streamed body: the chunk its locator names, cut to `skip..skip + take`.
 pub fn read_part(store: &dyn Store, part: &BodyPart) -> Result<Vec<u8>, String> {
     let files = store
         .files()
         .ok_or_else(|| "this store keeps no files".to_owned())?;
-    let mut bytes = files.read_part(&part.locator).map_err(|e| e.to_string())?;
+    let read = match part.locator.strip_prefix(UPLOAD_PART) {
+        Some(rest) => {
+            let (pos, doc_id) = rest.split_once('\u{1f}').unwrap_or(("", rest));
+            let pos: u64 = pos
+                .parse()
+                .map_err(|_| format!("bad locator {}", part.locator))?;
+            let doc = files
+                .upload_doc(doc_id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("file {doc_id} is gone"))?;
+            let info = super::files::UploadInfo::from_doc(doc_id, &doc)
+                .ok_or_else(|| format!("file {doc_id}: unreadable metadata"))?;
+            files
+                .read_chunk(&info, pos)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("chunk {pos} of {doc_id} is missing"))
+        }
+        None => files.read_part(&part.locator).map_err(|e| e.to_string()),
+    };
+    let mut bytes = read?;
     let skip = usize::try_from(part.skip).map_err(|e| e.to_string())?;
     let take = usize::try_from(part.take).map_err(|e| e.to_string())?;
     if skip.checked_add(take).is_none_or(|end| end > bytes.len()) {

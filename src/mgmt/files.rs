@@ -4,15 +4,12 @@
 //! /api/fleet/agents/files/{fileId}/{fileName}` (the bytes).
 //!
 //! Downloads honour one `Range: bytes=...` (206 with `Content-Range`; several ranges or one
-//! outside the file: 416), so a client can take a file a chunk at a time: the server then
-//! holds one chunk per request. The CLI does so. Without `Range` the whole file is answered in
-//! one body, read chunk by chunk into it: the event loop has no streaming response body, so
-//! such a request holds the file's size in memory until it is written (README, "File
-//! transfer").
+//! outside the file: 416). The body streams: it names the chunks it covers and the connection
+//! fetches them one at a time as its socket drains, so a download holds at most one chunk.
 
 use serde_json::{json, Map, Value};
 
-use crate::backend::files::{read_range, ByteRange, FileStatus, FileStore, UploadInfo};
+use crate::backend::files::{ByteRange, FileStatus, FileStore, UploadInfo};
 use crate::http::Response;
 
 use super::ops::Admin;
@@ -131,10 +128,20 @@ pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Respon
             },
         ),
     };
-    let body = match read_range(files, &info, span) {
-        Ok(body) => body,
-        Err(e) => return unavailable(e),
-    };
+    let chunk = info.chunk_size.max(1);
+    let parts = (span.start / chunk..=span.end / chunk)
+        .map(|pos| {
+            let base = pos * chunk;
+            let from = span.start.max(base) - base;
+            let to = span.end.min(base + chunk - 1) - base + 1;
+            crate::http::BodyPart {
+                locator: crate::backend::delivery::upload_locator(&info.doc_id, pos),
+                skip: from,
+                take: to - from,
+            }
+        })
+        .collect();
+    let body = crate::http::Body::Parts(crate::http::PartsBody { parts });
     let mut response = Response::new(status)
         .with_header("Content-Type", mime)
         .with_header("Accept-Ranges", "bytes");
@@ -151,7 +158,7 @@ pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Respon
     {
         response = response.with_header("X-Transit-SHA2", hash.to_owned());
     }
-    response.body = crate::http::Body::Bytes(body);
+    response.body = body;
     response
 }
 
