@@ -36,7 +36,6 @@ const ALLOWED_EDGES: &[(&str, &str, &str)] = &[
         "backend/ops builds ApiError and parses bodies",
     ),
     ("backend", "mgmt", "workers.rs runs management requests"),
-    ("panics", "backend", "the worker failpoint names Job"),
 ];
 
 /// File groups allowed to form one cycle (review §C2: "no cycle remains among `src/` files

@@ -197,7 +197,9 @@ impl<T: Send + 'static> Backend<T> {
                     };
                     let Ok((to, job)) = next else { return };
                     #[cfg(debug_assertions)]
-                    crate::panics::failpoint(&job);
+                    if matches!(job, Job::Enroll(_)) {
+                        crate::panics::failpoint("worker-panic-on-enroll");
+                    }
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
                             let execute =
