@@ -19,6 +19,8 @@
 //! * [`api`]: one file per endpoint; pure functions from request and state to a response.
 //! * [`core`]: sans-IO building blocks shared by the loop: the deadline heap, health state.
 //! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
+//! * [`transform`]: stateless Fleet transforms (policy preparation, action shaping, secrets,
+//!   Go-compatible JSON), shared by `backend`, `core`, `api` and `mgmt`.
 //! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
 //! * [`embedded`]: single-box mode: the local store, policy files, the quick start.
 //! * [`mgmt`]: the management API of single-box mode (agents, tokens, policies, actions).
@@ -50,3 +52,4 @@ pub mod opamp;
 pub mod panics;
 pub mod server_version;
 pub mod tls;
+pub mod transform;
