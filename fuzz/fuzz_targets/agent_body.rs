@@ -23,7 +23,7 @@ use fleet_edge::backend::remote::{
     Connect, ConnectError, KeyCluster, RemoteClusters, RemoteSettings,
 };
 use fleet_edge::backend::{ApiKey, NewApiKey, Store};
-use fleet_edge::core::remote::RemoteEs;
+use fleet_edge::transform::remote::RemoteEs;
 use fleet_edge::model::{Agent, AgentInfo, PolicyDoc};
 use libfuzzer_sys::fuzz_target;
 

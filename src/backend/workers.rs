@@ -22,9 +22,9 @@ use super::ops::{authenticate, store_error};
 use super::remote::{RemoteClusters, RemoteSettings};
 use super::{ApiKey, CheckinWrite, Cursor, Store, StoreError};
 use crate::api::ApiError;
-use crate::core::policy::PreparedPolicy;
-use crate::core::secrets::referenced_ids;
 use crate::model::{Action, PolicyDoc};
+use crate::transform::prepared_policy::PreparedPolicy;
+use crate::transform::secrets::referenced_ids;
 
 /// Work for a backend thread.
 #[derive(Debug)]
@@ -345,7 +345,7 @@ pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
             Err(e) => log::warn!("action {}: reading secret {id}: {e}", action.action_id),
         }
     }
-    crate::core::secrets::resolve_inline(&mut action.data, &secrets);
+    crate::transform::secrets::resolve_inline(&mut action.data, &secrets);
     action
 }
 

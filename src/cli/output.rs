@@ -52,7 +52,7 @@ fn agents_table(answer: &Value) -> String {
     )
 }
 
-/// The policy output problems of an agent (`core::output_check`), `-` when there are none.
+/// The policy output problems of an agent (`transform::output_check`), `-` when there are none.
 fn problems(list: &Value) -> String {
     let problems: Vec<&str> = list
         .as_array()

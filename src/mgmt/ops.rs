@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::backend::{ApiKey, Store, StoreError};
-use crate::core::output_check::output_problems;
 use crate::model::time::{parse_rfc3339, rfc3339_seconds};
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey};
+use crate::transform::output_check::output_problems;
 
 /// Agents whose last checkin is older than this show as `offline` (two default long polls).
 pub const OFFLINE_AFTER: Duration = Duration::from_secs(600);

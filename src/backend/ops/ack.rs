@@ -501,7 +501,7 @@ mod tests {
         token: &str,
         revision: i64,
     ) -> std::collections::BTreeMap<String, String> {
-        let policy = crate::core::policy::PreparedPolicy::prepare(
+        let policy = crate::transform::prepared_policy::PreparedPolicy::prepare(
             &crate::model::PolicyDoc {
                 policy_id: "p".into(),
                 revision_idx: revision,

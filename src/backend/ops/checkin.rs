@@ -16,9 +16,9 @@ use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
 use crate::backend::{ApiKey, CheckinWrite, Store};
-use crate::core::actions::{is_delivered_type, to_wire};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
+use crate::transform::actions::{is_delivered_type, to_wire};
 
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
@@ -466,7 +466,7 @@ mod tests {
     fn an_inactive_agents_remote_keys_are_invalidated_on_their_cluster() {
         let (store, key, id) = enrolled();
         let (clusters, remotes) = crate::backend::remote::testkit::registry();
-        let policy = crate::core::policy::PreparedPolicy::prepare(
+        let policy = crate::transform::prepared_policy::PreparedPolicy::prepare(
             &crate::model::PolicyDoc {
                 policy_id: "p".into(),
                 revision_idx: 2,

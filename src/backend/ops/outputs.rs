@@ -24,9 +24,9 @@ use super::store_error;
 use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
-use crate::core::policy::{EsOutput, PreparedPolicy};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, OutputKey, RetiredKey};
+use crate::transform::prepared_policy::{EsOutput, PreparedPolicy};
 
 /// Ensures `agent` has current keys for every Elasticsearch output of `policy`; returns output
 /// name → `id:secret` (without the outputs whose remote cluster could not make a key), and
