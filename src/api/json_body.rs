@@ -9,7 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use super::ApiError;
+use crate::backend::OpError;
 
 /// Go's names for one request body: what a type error names (`json: cannot unmarshal string
 /// into Go struct field CheckinRequest.status of type api.CheckinRequestStatus`).
@@ -87,10 +87,11 @@ impl GoField {
     }
 }
 
-/// Decodes the first JSON value of `body` as `T`; on failure the 400 carries Go's cause.
-pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, ApiError> {
+/// Decodes the first JSON value of `body` as `T`; on failure the 400 carries Go's cause (an
+/// [`OpError::Invalid`]: it rides to the worker, which answers it after checking the key).
+pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, OpError> {
     let bad = |cause: String| {
-        ApiError::BadRequest(format!(
+        OpError::Invalid(format!(
             "unable to decode {} request: {cause}",
             names.request
         ))

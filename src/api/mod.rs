@@ -17,6 +17,7 @@ use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
+use crate::backend::OpError;
 use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
 use crate::core::{Health, RequestIds};
 use crate::http::{BodyLimits, Method, Request, Response};
@@ -198,6 +199,7 @@ impl Pending {
                 opamp::refusal(&refusal)
             }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                let e = ApiError::from(&e);
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
@@ -326,8 +328,8 @@ fn dispatch(
     };
     let agent_version = || match &ua_check {
         Some(Ok(v)) => Ok(v.clone()),
-        Some(Err(refusal)) => Err(refusal.error()),
-        None => Err(ApiError::InvalidUserAgent),
+        Some(Err(refusal)) => Err(refusal.op_error()),
+        None => Err(OpError::InvalidUserAgent),
     };
     let pending = |kind| Pending {
         kind,

@@ -11,6 +11,7 @@
 //! live.
 
 pub mod auth_cache;
+pub mod error;
 pub mod es;
 pub mod local;
 pub mod memory;
@@ -20,6 +21,8 @@ pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
+
+pub use error::{OpError, Why};
 
 use std::time::{Duration, SystemTime};
 

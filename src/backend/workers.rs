@@ -15,12 +15,12 @@ use serde_json::Value;
 
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::{ack, AckInput, AckOutcome};
+use super::ops::authenticate;
 use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
 use super::ops::enroll::{enroll, EnrollInput};
 use super::ops::outputs::ensure_output_keys;
-use super::ops::{authenticate, store_error};
 use super::remote::{RemoteClusters, RemoteSettings};
-use super::{ApiKey, CheckinWrite, Cursor, Store, StoreError};
+use super::{ApiKey, CheckinWrite, Cursor, OpError, Store, StoreError};
 use crate::api::ApiError;
 use crate::model::{Action, PolicyDoc};
 use crate::transform::prepared_policy::PreparedPolicy;
@@ -65,17 +65,18 @@ pub enum Job {
 #[derive(Debug)]
 pub enum JobOutput {
     /// From [`Job::Enroll`]: the 200 body.
-    Enrolled(Result<Value, ApiError>),
-    /// From [`Job::CheckinStart`].
+    Enrolled(Result<Value, OpError>),
+    /// From [`Job::CheckinStart`]. Still the wire error: the event loop's checkin code decodes
+    /// it (`net/server/fleet.rs`, moving to `core::Fleet`); it becomes `OpError` with that move.
     CheckinStarted(Box<Result<CheckinStart, ApiError>>),
-    /// From [`Job::OutputKeys`]: output name → `id:secret`.
+    /// From [`Job::OutputKeys`]: output name → `id:secret`. The wire error, as above.
     OutputKeys(Result<BTreeMap<String, String>, ApiError>),
     /// From [`Job::Ack`].
-    Acked(Result<AckOutcome, ApiError>),
+    Acked(Result<AckOutcome, OpError>),
     /// From [`Job::Admin`]: status and body.
     Admin(u16, Value),
     /// From [`Job::AuditUnenroll`]: an empty 200 when `Ok`.
-    Audited(Result<(), ApiError>),
+    Audited(Result<(), OpError>),
     /// From [`Job::Authenticate`]: whether the key is valid and enabled.
     Authenticated(bool),
     /// From [`Job::OpAmp`].
@@ -252,15 +253,16 @@ impl<T: Send + 'static> Backend<T> {
 pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTime) -> JobOutput {
     match job {
         Job::Enroll(input) => JobOutput::Enrolled(enroll(store, &input, now)),
-        Job::CheckinStart(input) => {
-            JobOutput::CheckinStarted(Box::new(checkin_start(store, remotes, &input, now)))
-        }
+        Job::CheckinStart(input) => JobOutput::CheckinStarted(Box::new(
+            checkin_start(store, remotes, &input, now).map_err(ApiError::from),
+        )),
         Job::OutputKeys { agent_id, policy } => JobOutput::OutputKeys(
             store
                 .agent(&agent_id)
-                .map_err(store_error)
-                .and_then(|agent| agent.ok_or(ApiError::AgentNotFound))
-                .and_then(|agent| ensure_output_keys(store, remotes, &agent, &policy, now)),
+                .map_err(OpError::from)
+                .and_then(|agent| agent.ok_or(OpError::AgentNotFound))
+                .and_then(|agent| ensure_output_keys(store, remotes, &agent, &policy, now))
+                .map_err(ApiError::from),
         ),
         Job::Ack(input) => JobOutput::Acked(ack(store, remotes, &input, now)),
         Job::AuditUnenroll(input) => {

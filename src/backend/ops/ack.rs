@@ -11,11 +11,11 @@ use serde_json::{json, Map, Value};
 
 use super::ack_event::{Event, RawEvent, View};
 
+use super::authenticate_agent;
 use super::outputs::{invalidate_keys, is_stale};
-use super::{authenticate_agent, store_error};
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
+use crate::backend::OpError;
 use crate::backend::{ApiKey, PolicyAck, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
@@ -87,7 +87,7 @@ pub fn ack(
     remotes: &RemoteClusters,
     input: &AckInput,
     now: SystemTime,
-) -> Result<AckOutcome, ApiError> {
+) -> Result<AckOutcome, OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
     let body: AckBody = decode(&input.body, &ACK_BODY)?;
     let mut items: Vec<(u16, String)> = Vec::with_capacity(body.events.len());
@@ -147,7 +147,7 @@ pub fn ack(
     }
     if unenroll {
         if let Err(e) = deactivate(store, remotes, &agent, now) {
-            return Err(store_error(e));
+            return Err(e.into());
         }
     }
 

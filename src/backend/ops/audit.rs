@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{authenticate_agent, store_error};
+use super::authenticate_agent;
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store};
 use crate::model::time::{rfc3339_seconds, GoTime};
 
@@ -46,7 +46,7 @@ const AUDIT_BODY: GoBody = GoBody {
 
 /// `time.Time`'s `UnmarshalJSON`: absent or `null` is the zero time, a string must be RFC 3339,
 /// anything else is not a JSON string. The error is part of the decode error, as in Go.
-fn audit_time(value: Option<&Value>) -> Result<GoTime, ApiError> {
+fn audit_time(value: Option<&Value>) -> Result<GoTime, OpError> {
     let cause = match value {
         None | Some(Value::Null) => return Ok(GoTime::ZERO),
         Some(Value::String(s)) => match GoTime::parse(s) {
@@ -55,7 +55,7 @@ fn audit_time(value: Option<&Value>) -> Result<GoTime, ApiError> {
         },
         Some(_) => "Time.UnmarshalJSON: input is not a JSON string".to_owned(),
     };
-    Err(ApiError::BadRequest(format!(
+    Err(OpError::Invalid(format!(
         "unable to decode {} request: {cause}",
         AUDIT_BODY.request
     )))
@@ -66,7 +66,7 @@ pub fn audit_unenroll(
     store: &dyn Store,
     input: &AuditInput,
     now: SystemTime,
-) -> Result<(), ApiError> {
+) -> Result<(), OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
     let body: AuditBody = decode(&input.body, &AUDIT_BODY)?;
     let timestamp = audit_time(body.timestamp.as_ref())?;
@@ -74,12 +74,12 @@ pub fn audit_unenroll(
         body.reason.as_str(),
         "uninstall" | "orphaned" | "key_revoked" | "migrated"
     ) {
-        return Err(ApiError::BadRequest(
+        return Err(OpError::Invalid(
             "audit/unenroll request invalid reason".into(),
         ));
     }
     if agent.audit_unenrolled_reason == "orphaned" {
-        return Err(ApiError::AuditReasonConflict);
+        return Err(OpError::AuditConflict);
     }
     let mut fields = Map::new();
     fields.insert("updated_at".into(), json!(rfc3339_seconds(now)));
@@ -89,7 +89,9 @@ pub fn audit_unenroll(
         json!(timestamp.rfc3339_nano()),
     );
     fields.insert("audit_unenrolled_reason".into(), json!(body.reason));
-    store.update_agent(&agent.id, &fields).map_err(store_error)
+    store
+        .update_agent(&agent.id, &fields)
+        .map_err(OpError::from)
 }
 
 #[cfg(test)]
@@ -133,7 +135,7 @@ mod tests {
                 ),
                 SystemTime::now()
             ),
-            Err(ApiError::AuditReasonConflict)
+            Err(OpError::AuditConflict)
         );
     }
 
@@ -146,7 +148,7 @@ mod tests {
         ] {
             assert!(matches!(
                 audit_unenroll(&store, &input(&key, body), SystemTime::now()),
-                Err(ApiError::BadRequest(_))
+                Err(OpError::Invalid(_))
             ));
         }
     }

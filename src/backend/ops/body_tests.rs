@@ -11,12 +11,12 @@ use super::audit::{audit_unenroll, AuditInput};
 use super::checkin::{checkin_start, CheckinInput};
 use super::enroll::{enroll, EnrollInput};
 use super::testkit::{remotes, store_with_agent, store_with_policy};
-use crate::api::ApiError;
 use crate::backend::memory::MemoryStore;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store};
 use crate::model::Action;
 
-fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Value), ApiError> {
+fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Value), OpError> {
     let input = AckInput {
         key: key.clone(),
         agent_id: "a1".into(),
@@ -25,7 +25,7 @@ fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Valu
     ack(store, &remotes(), &input, SystemTime::now()).map(|o| (o.status, o.body))
 }
 
-fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), ApiError> {
+fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), OpError> {
     let input = CheckinInput {
         key: key.clone(),
         agent_id: "a1".into(),
@@ -35,7 +35,7 @@ fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), Ap
     checkin_start(store, &remotes(), &input, SystemTime::now()).map(|_| ())
 }
 
-fn enroll_body(body: &[u8]) -> Result<Value, ApiError> {
+fn enroll_body(body: &[u8]) -> Result<Value, OpError> {
     let (store, token) = store_with_policy("p");
     let input = EnrollInput {
         key: token,
@@ -47,7 +47,7 @@ fn enroll_body(body: &[u8]) -> Result<Value, ApiError> {
     enroll(&*store, &input, SystemTime::now())
 }
 
-fn audit_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), ApiError> {
+fn audit_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), OpError> {
     let input = AuditInput {
         key: key.clone(),
         agent_id: "a1".into(),
@@ -146,7 +146,7 @@ fn checkin_accepts_null_wherever_go_does() {
     // `status: null` is the empty status Go refuses after decoding.
     assert_eq!(
         checkin_body(&store, &key, br#"{"status":null}"#),
-        Err(ApiError::BadRequest("checkin status missing".into()))
+        Err(OpError::Invalid("checkin status missing".into()))
     );
 }
 
@@ -180,7 +180,7 @@ fn enroll_accepts_null_wherever_go_does() {
     for body in [r#"{"type":null}"#, "{}"] {
         assert_eq!(
             enroll_body(body.as_bytes()),
-            Err(ApiError::Internal("unknown enroll request type".into())),
+            Err(OpError::Refused("unknown enroll request type".into())),
             "{body}"
         );
     }
@@ -199,7 +199,7 @@ fn audit_accepts_null_wherever_go_does() {
             &key,
             br#"{"reason":null,"timestamp":"2026-05-01T10:00:00Z"}"#
         ),
-        Err(ApiError::BadRequest(
+        Err(OpError::Invalid(
             "audit/unenroll request invalid reason".into()
         ))
     );
@@ -255,7 +255,7 @@ fn agent_timestamps_are_stored_as_go_re_formats_them() {
 #[test]
 fn decode_errors_use_each_endpoints_prefix_and_gos_words() {
     let (store, key) = store_with_agent("a1");
-    let bad = |m: &str| ApiError::BadRequest(m.into());
+    let bad = |m: &str| OpError::Invalid(m.into());
     assert_eq!(
         ack_body(&store, &key, br#"{"events":{}}"#).unwrap_err(),
         bad("unable to decode ack request: json: cannot unmarshal object into Go struct field AckRequest.events of type []api.AckRequest_Events_Item")

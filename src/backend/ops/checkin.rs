@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::authenticate_agent;
 use super::outputs::invalidate_keys;
 use super::rollbacks::rollbacks_to_write;
-use super::{authenticate_agent, store_error};
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, CheckinWrite, Store};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
@@ -31,7 +31,7 @@ pub struct CheckinInput {
     /// Agent id from the path.
     pub agent_id: String,
     /// The User-Agent check's outcome.
-    pub agent_version: Result<String, ApiError>,
+    pub agent_version: Result<String, OpError>,
     /// The raw (decompressed) body.
     pub body: Vec<u8>,
 }
@@ -114,26 +114,26 @@ pub fn checkin_start(
     remotes: &RemoteClusters,
     input: &CheckinInput,
     now: SystemTime,
-) -> Result<CheckinStart, ApiError> {
+) -> Result<CheckinStart, OpError> {
     let agent = match authenticate_agent(store, &input.key, &input.agent_id) {
         Ok(agent) => agent,
-        Err(ApiError::AgentInactive) => {
+        Err(OpError::AgentInactive) => {
             invalidate_remote_keys_of_inactive(store, remotes, &input.agent_id);
-            return Err(ApiError::AgentInactive);
+            return Err(OpError::AgentInactive);
         }
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
     let body: CheckinBody = decode(&input.body, &CHECKIN_BODY)?;
     if body.status.is_empty() {
-        return Err(ApiError::BadRequest("checkin status missing".into()));
+        return Err(OpError::Invalid("checkin status missing".into()));
     }
     let poll_timeout = match body.poll_timeout.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => match crate::config::parse_duration(text) {
             Ok(crate::config::GoDuration::Positive(d)) => Some(d).filter(|d| !d.is_zero()),
             Ok(_) => None,
-            Err(e) => return Err(ApiError::BadRequest(format!("poll_timeout: {e}"))),
+            Err(e) => return Err(OpError::Invalid(format!("poll_timeout: {e}"))),
         },
     };
     if let Some(details) = &body.upgrade_details {
@@ -145,12 +145,12 @@ pub fn checkin_start(
         "" => agent.action_seq(),
         token => store
             .action_seq_no(token)
-            .map_err(store_error)?
+            .map_err(OpError::from)?
             .unwrap_or_else(|| agent.action_seq()),
     };
     let pending = store
         .pending_actions(&agent.id, resolved_seq, now, PENDING_LIMIT)
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
     let mut actions = Vec::new();
     let mut ack_token = String::new();
     let mut position = resolved_seq;
@@ -358,7 +358,7 @@ fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool)
 }
 
 /// §3.10 validation by state.
-fn validate_upgrade_details(details: &Value) -> Result<(), ApiError> {
+fn validate_upgrade_details(details: &Value) -> Result<(), OpError> {
     let state = details.get("state").and_then(Value::as_str).unwrap_or("");
     let meta = details.get("metadata");
     let has = |k: &str| {
@@ -366,10 +366,10 @@ fn validate_upgrade_details(details: &Value) -> Result<(), ApiError> {
             .is_some_and(|v| !v.is_null() && *v != json!("") && *v != json!(0))
     };
     match state {
-        "UPG_FAILED" if !has("error_msg") => Err(ApiError::Internal(
+        "UPG_FAILED" if !has("error_msg") => Err(OpError::Refused(
             "invalid upgrade_details: UPG_FAILED requires metadata.error_msg".into(),
         )),
-        "UPG_SCHEDULED" if !has("scheduled_at") => Err(ApiError::Internal(
+        "UPG_SCHEDULED" if !has("scheduled_at") => Err(OpError::Refused(
             "invalid upgrade_details: UPG_SCHEDULED requires metadata.scheduled_at".into(),
         )),
         _ => Ok(()),
@@ -434,7 +434,7 @@ mod tests {
                 &input(&key, "other-agent", body.clone()),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentIdentity)
+            Err(OpError::AgentIdentity)
         );
         let (store2, token) = store_with_policy("q");
         let _ = store2;
@@ -446,7 +446,7 @@ mod tests {
                 &enroll_key_on_checkin,
                 SystemTime::now()
             ),
-            Err(ApiError::Unauthorized)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown))
         );
         let mut off = Map::new();
         off.insert("active".into(), json!(false));
@@ -458,7 +458,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentInactive)
+            Err(OpError::AgentInactive)
         );
     }
 
@@ -523,7 +523,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentInactive)
+            Err(OpError::AgentInactive)
         );
         assert!(!remote.authenticate(&remote_key).unwrap().unwrap().enabled);
         assert!(
@@ -537,7 +537,7 @@ mod tests {
         let (store, key, id) = enrolled();
         assert!(matches!(checkin_start(
             &*store,
-            &remotes(), &input(&key, &id, json!({})), SystemTime::now()), Err(ApiError::BadRequest(m)) if m == "checkin status missing"));
+            &remotes(), &input(&key, &id, json!({})), SystemTime::now()), Err(OpError::Invalid(m)) if m == "checkin status missing"));
         assert!(matches!(
             checkin_start(
                 &*store,
@@ -549,7 +549,7 @@ mod tests {
                 ),
                 SystemTime::now()
             ),
-            Err(ApiError::BadRequest(_))
+            Err(OpError::Invalid(_))
         ));
         let ok = checkin_start(
             &*store,
@@ -560,10 +560,10 @@ mod tests {
         .unwrap();
         assert_eq!(ok.poll_timeout, Some(Duration::from_secs(180)));
         let mut bad_ua = input(&key, &id, json!({"status": "online"}));
-        bad_ua.agent_version = Err(ApiError::UnsupportedVersion);
+        bad_ua.agent_version = Err(OpError::UnsupportedVersion);
         assert_eq!(
             checkin_start(&*store, &remotes(), &bad_ua, SystemTime::now()),
-            Err(ApiError::UnsupportedVersion)
+            Err(OpError::UnsupportedVersion)
         );
     }
 
@@ -755,7 +755,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::Internal(_))
+            Err(OpError::Refused(_))
         ));
     }
 }

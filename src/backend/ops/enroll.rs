@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{authenticate, replace_token, store_error, uuid_v4};
+use super::{authenticate, replace_token, uuid_v4};
 use crate::api::json_body::{decode, null_as_default, null_strings, GoBody, GoField};
-use crate::api::ApiError;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, AgentInfo};
@@ -20,7 +20,7 @@ pub struct EnrollInput {
     /// The enrollment token presented.
     pub key: ApiKey,
     /// The User-Agent check's outcome (checked after the key, as the spec orders it).
-    pub agent_version: Result<String, ApiError>,
+    pub agent_version: Result<String, OpError>,
     /// The raw (decompressed) body.
     pub body: Vec<u8>,
     /// PBKDF2 iterations for replace tokens.
@@ -74,19 +74,19 @@ const ENROLL_BODY: GoBody = GoBody {
 };
 
 /// Enrolls an agent; returns the 200 body.
-pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, ApiError> {
+pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, OpError> {
     authenticate(store, &input.key)?;
     let version = input.agent_version.clone()?;
     let record = store
         .enrollment_key(&input.key.id)
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::Internal("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
+        .map_err(OpError::from)?
+        .ok_or_else(|| OpError::Refused("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
     let body: EnrollBody = decode(&input.body, &ENROLL_BODY)?;
     if !matches!(
         body.enroll_type.as_str(),
         "PERMANENT" | "EPHEMERAL" | "TEMPORARY"
     ) {
-        return Err(ApiError::Internal("unknown enroll request type".into()));
+        return Err(OpError::Refused("unknown enroll request type".into()));
     }
     let metadata = body.metadata.unwrap_or_default();
     let mut tags = metadata.tags;
@@ -101,10 +101,10 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     let agent_id = match &requested_id {
         None => uuid_v4(),
         Some(id) => {
-            match store.agent(id).map_err(store_error)? {
+            match store.agent(id).map_err(OpError::from)? {
                 None => {}
                 Some(existing) if !existing.active => {
-                    store.delete_agent(id).map_err(store_error)?
+                    store.delete_agent(id).map_err(OpError::from)?
                 }
                 Some(existing) => {
                     let allowed = !existing.replace_token.is_empty()
@@ -113,7 +113,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                             .is_some_and(|t| replace_token::verify(t, &existing.replace_token))
                         && existing.policy_id == record.policy_id;
                     if !allowed {
-                        return Err(ApiError::AgentNotReplaceable);
+                        return Err(OpError::NotReplaceable);
                     }
                     replaced = Some(existing);
                 }
@@ -126,13 +126,13 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     if let Some(enrollment_id) = body.enrollment_id.as_deref().filter(|e| !e.is_empty()) {
         if let Some(stale) = store
             .agent_by_enrollment_id(enrollment_id)
-            .map_err(store_error)?
+            .map_err(OpError::from)?
         {
             if stale.last_checkin.is_empty() && stale.id != agent_id {
                 store
                     .invalidate_api_keys(std::slice::from_ref(&stale.access_api_key_id))
-                    .map_err(store_error)?;
-                store.delete_agent(&stale.id).map_err(store_error)?;
+                    .map_err(OpError::from)?;
+                store.delete_agent(&stale.id).map_err(OpError::from)?;
                 log::info!(
                     "enrollment {enrollment_id}: replaced agent {} that never checked in",
                     stale.id
@@ -149,7 +149,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                 {"application": "fleet", "privileges": ["no-privileges"], "resources": ["*"]}]}}),
             metadata: json!({"agent_id": agent_id, "managed": true, "managed_by": "fleet-server", "type": "access"}),
         })
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
 
     let written = match &replaced {
         Some(old) => {
@@ -214,7 +214,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     };
     if let Err(e) = written {
         let _ = store.invalidate_api_keys(std::slice::from_ref(&access.id));
-        return Err(store_error(e));
+        return Err(e.into());
     }
 
     let (enrolled_at, agent_type, policy_id, user_provided) = match &replaced {
@@ -431,28 +431,28 @@ mod tests {
         };
         assert_eq!(
             enroll(&*store, &input(&bogus, real_body()), SystemTime::now()),
-            Err(ApiError::Unauthorized)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown))
         );
         let mut bad_ua = input(&token, real_body());
-        bad_ua.agent_version = Err(ApiError::InvalidUserAgent);
+        bad_ua.agent_version = Err(OpError::InvalidUserAgent);
         assert_eq!(
             enroll(&*store, &bad_ua, SystemTime::now()),
-            Err(ApiError::InvalidUserAgent)
+            Err(OpError::InvalidUserAgent)
         );
         let mut bad_json = input(&token, real_body());
         bad_json.body = b"{not json".to_vec();
         assert!(
-            matches!(enroll(&*store, &bad_json, SystemTime::now()), Err(ApiError::BadRequest(m)) if m.starts_with("unable to decode enroll request"))
+            matches!(enroll(&*store, &bad_json, SystemTime::now()), Err(OpError::Invalid(m)) if m.starts_with("unable to decode enroll request"))
         );
         let wrong_type = input(&token, json!({"type": "SOMETHING"}));
         assert_eq!(
             enroll(&*store, &wrong_type, SystemTime::now()),
-            Err(ApiError::Internal("unknown enroll request type".into()))
+            Err(OpError::Refused("unknown enroll request type".into()))
         );
         store.revoke_enrollment_key(&token.id).unwrap();
         assert_eq!(
             enroll(&*store, &input(&token, real_body()), SystemTime::now()),
-            Err(ApiError::ApiKeyNotEnabled)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyDisabled))
         );
     }
 
@@ -463,7 +463,7 @@ mod tests {
         let access = access_key(&resp);
         assert!(matches!(
             enroll(&*store, &input(&access, real_body()), SystemTime::now()),
-            Err(ApiError::Internal(_))
+            Err(OpError::Refused(_))
         ));
     }
 
@@ -496,13 +496,13 @@ mod tests {
         wrong["replace_token"] = json!("nope");
         assert_eq!(
             enroll(&*store, &input(&token, wrong), SystemTime::now()),
-            Err(ApiError::AgentNotReplaceable)
+            Err(OpError::NotReplaceable)
         );
         let mut missing = body.clone();
         missing["replace_token"] = json!("");
         assert_eq!(
             enroll(&*store, &input(&token, missing), SystemTime::now()),
-            Err(ApiError::AgentNotReplaceable)
+            Err(OpError::NotReplaceable)
         );
 
         let second = enroll(&*store, &input(&token, body), SystemTime::now()).unwrap();
@@ -546,7 +546,7 @@ mod tests {
         store.set_failure(Some(StoreError::Unavailable("down".into())));
         assert_eq!(
             enroll(&*store, &input(&token, real_body()), SystemTime::now()),
-            Err(ApiError::StoreUnavailable)
+            Err(OpError::Unavailable)
         );
     }
 }
