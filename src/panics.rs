@@ -38,6 +38,10 @@ pub fn install() {
 /// release build): panics when `FLEET_EDGE_FAILPOINT` names `name`, so the tests can check what
 /// a panic at that site does (the backend worker calls `worker-panic-on-enroll` on enroll jobs).
 #[cfg(debug_assertions)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a debug-build failpoint, armed by the tests through the environment"
+)]
 pub fn failpoint(name: &str) {
     if std::env::var("FLEET_EDGE_FAILPOINT").is_ok_and(|v| v == name) {
         #[allow(clippy::panic)]

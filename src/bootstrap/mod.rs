@@ -75,6 +75,10 @@ impl Shared {
 
 /// Runs agent mode until SIGTERM/SIGINT: `store` is connected with the bootstrap settings of
 /// `config`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: the self-monitor's ticks read the clock"
+)]
 pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::StartupError> {
     let Some(es) = config.es.clone() else {
         return crate::net::run(config, Some(store), None, |_| {});
@@ -199,6 +203,10 @@ fn bootstrap_plan(shared: &Shared) -> Plan {
 /// The plan for a policy revision's overrides; `None` when it would change nothing in use.
 /// Logs what the policy sets, ignores and cannot use. Blocks while connecting to a new
 /// Elasticsearch (monitor thread or startup, never the event loop).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: it times the Elasticsearch retry"
+)]
 fn plan_for(shared: &Shared, o: &Overrides) -> Option<Plan> {
     let (applied, es_in_use, store_in_use, es_failed) = {
         let inner = shared.lock();
@@ -268,6 +276,10 @@ fn same_connection(a: &EsSettings, b: &EsSettings) -> bool {
     a.hosts == b.hosts && a.ca_certs == b.ca_certs && chain(a) == chain(b)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: the self-monitor thread reads the clock"
+)]
 fn monitor_loop(shared: &Shared, mut monitor: SelfMonitor, stopped: &mpsc::Receiver<()>) {
     loop {
         let store = Arc::clone(&shared.lock().store);
