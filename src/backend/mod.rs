@@ -13,6 +13,7 @@
 pub mod auth_cache;
 pub mod error;
 pub mod es;
+pub mod interface;
 pub mod local;
 pub mod memory;
 pub mod ops;

@@ -6,7 +6,7 @@
 //! the loop can answer 503 instead of blocking. Workers and monitor share one [`CachedAuth`] over
 //! the store, so API keys are checked against the store once per TTL, not once per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,112 +14,21 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
-use super::ops::ack::{ack, AckInput, AckOutcome};
+use super::ops::ack::ack;
 use super::ops::authenticate;
-use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
-use super::ops::enroll::{enroll, EnrollInput};
+use super::ops::checkin::checkin_start;
+use super::ops::enroll::enroll;
 use super::ops::outputs::ensure_output_keys;
 use super::remote::{RemoteClusters, RemoteSettings};
-use super::{ApiKey, CheckinWrite, Cursor, OpError, Store, StoreError};
+use super::{CheckinWrite, Cursor, OpError, Store, StoreError};
 use crate::api::ApiError;
 use crate::model::{Action, PolicyDoc};
 use crate::transform::prepared_policy::PreparedPolicy;
+
+// The interface types live in `interface.rs`; their old paths stay for the branches developed
+// alongside the move. To be removed: import `backend::interface`.
+pub use super::interface::{Event, Job, JobOutput, Reply};
 use crate::transform::secrets::referenced_ids;
-
-/// Work for a backend thread.
-#[derive(Debug)]
-pub enum Job {
-    /// Enroll an agent.
-    Enroll(EnrollInput),
-    /// The store part of a checkin.
-    CheckinStart(CheckinInput),
-    /// Make the agent's output keys current for a policy revision.
-    OutputKeys {
-        /// Agent id.
-        agent_id: String,
-        /// The revision about to be delivered.
-        policy: Arc<PreparedPolicy>,
-    },
-    /// Process acks.
-    Ack(AckInput),
-    /// Record an uninstall/orphan audit.
-    AuditUnenroll(super::ops::audit::AuditInput),
-    /// Check any API key (status long form).
-    Authenticate(ApiKey),
-    /// Flush checkin state (the bulk writer).
-    WriteCheckins(Vec<(String, CheckinWrite)>),
-    /// A management API request.
-    Admin(crate::mgmt::AdminRequest),
-    /// One OpAMP message (`backend::ops::opamp`).
-    OpAmp(super::ops::opamp::OpAmpInput),
-    /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
-    OpAmpConnect {
-        /// The enrollment token.
-        key: ApiKey,
-        /// The `Sec-WebSocket-Accept` value of the upgrade.
-        accept: String,
-    },
-}
-
-/// A job's result.
-#[derive(Debug)]
-pub enum JobOutput {
-    /// From [`Job::Enroll`]: the 200 body.
-    Enrolled(Result<Value, OpError>),
-    /// From [`Job::CheckinStart`]. Still the wire error: the event loop's checkin code decodes
-    /// it (`net/server/fleet.rs`, moving to `core::Fleet`); it becomes `OpError` with that move.
-    CheckinStarted(Box<Result<CheckinStart, ApiError>>),
-    /// From [`Job::OutputKeys`]: output name → `id:secret`. The wire error, as above.
-    OutputKeys(Result<BTreeMap<String, String>, ApiError>),
-    /// From [`Job::Ack`].
-    Acked(Result<AckOutcome, OpError>),
-    /// From [`Job::Admin`]: status and body.
-    Admin(u16, Value),
-    /// From [`Job::AuditUnenroll`]: an empty 200 when `Ok`.
-    Audited(Result<(), OpError>),
-    /// From [`Job::Authenticate`]: whether the key is valid and enabled.
-    Authenticated(bool),
-    /// From [`Job::OpAmp`].
-    OpAmp(Result<super::ops::opamp::OpAmpOutcome, super::ops::opamp::OpAmpRefusal>),
-    /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
-    OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
-    /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
-    CheckinsWritten {
-        /// Entries not written (the store was down); written back into the pending map.
-        retry: Vec<(String, CheckinWrite)>,
-        /// Why, if anything failed.
-        error: Option<StoreError>,
-    },
-}
-
-/// A result and where it goes (an opaque tag chosen by the submitter).
-#[derive(Debug)]
-pub struct Reply<T> {
-    /// The submitter's tag (a connection key, for instance).
-    pub to: T,
-    /// The result.
-    pub output: JobOutput,
-}
-
-/// Something that changed in the store.
-#[derive(Debug)]
-pub enum Event {
-    /// A new policy revision, prepared for delivery.
-    Policy(Arc<PreparedPolicy>),
-    /// A revision that cannot be served (the previous one stays).
-    PolicyRejected {
-        /// Policy id.
-        policy_id: String,
-        /// Its revision.
-        revision: i64,
-        /// Why.
-        reason: String,
-    },
-    /// New action documents, `seq_no` ascending.
-    Actions(Vec<Action>),
-    /// Whether the store is reachable (sent on changes only).
-    StoreReachable(bool),
-}
 
 /// Callback that wakes the event loop.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;

@@ -6,6 +6,10 @@
 
 use std::time::SystemTime;
 
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::{AckInput, AckOutcome};
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -16,20 +20,9 @@ use super::outputs::{invalidate_keys, is_stale};
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::OpError;
-use crate::backend::{ApiKey, PolicyAck, Store, StoreError};
+use crate::backend::{PolicyAck, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
-
-/// What the ack operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct AckInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-}
 
 /// `AckRequest`: `events` may be absent or `null` (no events).
 #[derive(Debug, Deserialize)]
@@ -48,17 +41,6 @@ const ACK_BODY: GoBody = GoBody {
         "[]api.AckRequest_Events_Item",
     )],
 };
-
-/// The ack outcome: HTTP status and body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AckOutcome {
-    /// The highest item status (200 when all succeeded).
-    pub status: u16,
-    /// `{"action":"acks","items":[...],"errors":true?}`.
-    pub body: Value,
-    /// Whether the agent was unenrolled by this request (the loop drops its caches).
-    pub unenrolled: bool,
-}
 
 fn reason(status: u16) -> &'static str {
     match status {
@@ -381,6 +363,7 @@ fn deactivate(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
     use crate::model::Action;
 
     fn setup() -> (MemoryStore, ApiKey) {

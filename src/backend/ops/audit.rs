@@ -4,25 +4,18 @@
 
 use std::time::SystemTime;
 
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::AuditInput;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::authenticate_agent;
 use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::backend::OpError;
-use crate::backend::{ApiKey, Store};
+use crate::backend::Store;
 use crate::model::time::{rfc3339_seconds, GoTime};
-
-/// What the audit operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct AuditInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The raw body.
-    pub body: Vec<u8>,
-}
 
 /// `AuditUnenrollRequest`: `reason` a string, `timestamp` a Go `time.Time` (checked below).
 #[derive(Debug, Deserialize)]
@@ -98,6 +91,7 @@ pub fn audit_unenroll(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
 
     fn setup() -> (MemoryStore, ApiKey) {
         super::super::testkit::store_with_agent("a")

@@ -4,72 +4,27 @@
 //! compute the checkin-state update for the bulk writer. Whether to answer now or
 //! park, and with which POLICY_CHANGE, is decided on the event loop from what this returns.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde::Deserialize;
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::{CheckinBody, CheckinInput, CheckinStart};
+
 use serde_json::{json, Map, Value};
 
 use super::authenticate_agent;
 use super::outputs::invalidate_keys;
 use super::rollbacks::rollbacks_to_write;
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
+use crate::api::json_body::{decode, GoBody, GoField};
 use crate::backend::remote::RemoteClusters;
 use crate::backend::OpError;
-use crate::backend::{ApiKey, CheckinWrite, Store};
+use crate::backend::{CheckinWrite, Store};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
 use crate::transform::actions::{is_delivered_type, to_wire};
 
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
-
-/// What the checkin operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct CheckinInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The User-Agent check's outcome.
-    pub agent_version: Result<String, OpError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-}
-
-/// The checkin body fields this server interprets (§3.1).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct CheckinBody {
-    /// Agent state; required non-empty.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub status: String,
-    /// Status message.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub message: String,
-    /// Token from the previous response.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub ack_token: String,
-    /// Local metadata.
-    #[serde(default)]
-    pub local_metadata: Option<Value>,
-    /// Component states.
-    #[serde(default)]
-    pub components: Option<Value>,
-    /// Requested hold time (Go duration).
-    #[serde(default)]
-    pub poll_timeout: Option<String>,
-    /// Upgrade progress.
-    #[serde(default)]
-    pub upgrade_details: Option<Value>,
-    /// Policy the agent runs (9.2+).
-    #[serde(default)]
-    pub agent_policy_id: Option<String>,
-    /// Revision it runs (9.2+).
-    #[serde(default)]
-    pub policy_revision_idx: Option<i64>,
-    /// Available rollbacks.
-    #[serde(default)]
-    pub upgrade: Option<Value>,
-}
 
 /// Go's names for the checkin body's typed members (`CheckinRequest`; the raw-JSON members
 /// `local_metadata`, `components`, `upgrade` take any value).
@@ -85,28 +40,6 @@ const CHECKIN_BODY: GoBody = GoBody {
         GoField::integer("policy_revision_idx", "CheckinRequest", "int64"),
     ],
 };
-
-/// What the loop needs to finish the checkin.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckinStart {
-    /// The agent document as read.
-    pub agent: Agent,
-    /// The parsed body.
-    pub body: CheckinBody,
-    /// Requested hold time, already parsed (`None`: server default).
-    pub poll_timeout: Option<Duration>,
-    /// Pending actions in wire form; non-empty means answer now.
-    pub actions: Vec<Value>,
-    /// The ack token to answer with (`""` when no action passed the type filter).
-    pub ack_token: String,
-    /// The checkin-state update for the bulk writer (`updated_at` added at flush).
-    pub state: CheckinWrite,
-    /// The members of `state` a later flush of the same, still parked, checkin writes again.
-    pub repeat: Map<String, Value>,
-    /// The agent's position in the action sequence after this answer: actions at or below it
-    /// were delivered (a live copy of one of them is not delivered again).
-    pub position: i64,
-}
 
 /// Runs the store part of a checkin.
 pub fn checkin_start(
@@ -382,8 +315,10 @@ mod tests {
     use super::super::testkit::{remotes, store_with_policy};
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
     use crate::backend::AUDIT_MEMBERS;
     use crate::model::Action;
+    use std::time::Duration;
 
     fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
         let (store, token) = store_with_policy("p");

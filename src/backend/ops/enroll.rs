@@ -4,30 +4,19 @@
 
 use std::time::SystemTime;
 
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::EnrollInput;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{authenticate, replace_token, uuid_v4};
 use crate::api::json_body::{decode, null_as_default, null_strings, GoBody, GoField};
 use crate::backend::OpError;
-use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
+use crate::backend::{NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, AgentInfo};
-
-/// What the enroll operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct EnrollInput {
-    /// The enrollment token presented.
-    pub key: ApiKey,
-    /// The User-Agent check's outcome (checked after the key, as the spec orders it).
-    pub agent_version: Result<String, OpError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-    /// PBKDF2 iterations for replace tokens.
-    pub pbkdf2_iterations: u32,
-    /// The body's `enrollment_id`, when given (the loop de-duplicates concurrent enrolls on it).
-    pub enrollment_id: Option<String>,
-}
 
 #[derive(Debug, Default, Deserialize)]
 struct Metadata {
@@ -267,6 +256,7 @@ fn rewrite_agent_id(mut local: Value, agent_id: &str) -> Value {
 mod tests {
     use super::super::testkit::store_with_policy;
     use super::*;
+    use crate::backend::ApiKey;
 
     fn input(key: &ApiKey, body: Value) -> EnrollInput {
         EnrollInput {
