@@ -5,7 +5,10 @@
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
+pub mod audit;
 pub mod auth;
+pub mod checkin;
+pub mod enroll;
 pub mod errors;
 pub mod json_body;
 pub mod opamp;
@@ -361,7 +364,7 @@ fn dispatch(
             Job::Enroll(EnrollInput {
                 key,
                 agent_version: agent_version(),
-                body: req.body.clone(),
+                body: enroll::parse(&req.body),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
                 enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
                     .ok()
@@ -390,7 +393,7 @@ fn dispatch(
                     key,
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
-                    body: req.body.clone(),
+                    body: checkin::parse(&req.body),
                 }),
                 pending(PendingKind::Checkin),
             )
@@ -407,7 +410,7 @@ fn dispatch(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: audit::parse(&req.body),
             }),
             pending(PendingKind::Audit),
         ),

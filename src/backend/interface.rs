@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::ops::opamp::{OpAmpInput, OpAmpOutcome, OpAmpRefusal};
 use super::{ApiKey, CheckinWrite, OpError, StoreError};
 use crate::api::ApiError;
+use crate::model::time::GoTime;
 use crate::model::{Action, Agent};
 use crate::transform::gojson::null_as_default;
 use crate::transform::prepared_policy::PreparedPolicy;
@@ -120,8 +121,9 @@ pub struct EnrollInput {
     pub key: ApiKey,
     /// The User-Agent check's outcome (checked after the key, as the spec orders it).
     pub agent_version: Result<String, OpError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
+    /// The body as `api::enroll::parse` read it; its refusal is answered after the key check
+    /// and the enrollment record lookup, as Fleet Server orders them.
+    pub body: Result<Box<EnrollRequest>, OpError>,
     /// PBKDF2 iterations for replace tokens.
     pub pbkdf2_iterations: u32,
     /// The body's `enrollment_id`, when given (the loop de-duplicates concurrent enrolls on it).
@@ -137,8 +139,17 @@ pub struct CheckinInput {
     pub agent_id: String,
     /// The User-Agent check's outcome.
     pub agent_version: Result<String, OpError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
+    /// The body as `api::checkin::parse` read it; its refusal is answered after the key check.
+    pub body: Result<Box<CheckinRequest>, OpError>,
+}
+
+/// A checkin body that passed the endpoint's validation (§3.1, §3.10).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckinRequest {
+    /// The body's members.
+    pub body: CheckinBody,
+    /// Requested hold time, parsed (`None`: server default).
+    pub poll_timeout: Option<Duration>,
 }
 
 /// The checkin body fields this server interprets (§3.1).
@@ -227,6 +238,32 @@ pub struct AuditInput {
     pub key: ApiKey,
     /// Agent id from the path.
     pub agent_id: String,
-    /// The raw body.
-    pub body: Vec<u8>,
+    /// The body as `api::audit::parse` read it; its refusal is answered after the key check.
+    pub body: Result<AuditRequest, OpError>,
+}
+
+/// An audit/unenroll body that passed the endpoint's validation (§8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRequest {
+    /// `uninstall`, `orphaned`, `key_revoked` or `migrated`.
+    pub reason: String,
+    /// When the agent says it happened (Go's zero time when absent).
+    pub timestamp: GoTime,
+}
+
+/// An enroll body that passed the endpoint's validation (§2.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollRequest {
+    /// `PERMANENT`, `EPHEMERAL` or `TEMPORARY`.
+    pub enroll_type: String,
+    /// A caller-chosen agent id, as sent.
+    pub id: Option<String>,
+    /// The token that lets this enroll replace an active agent, as sent.
+    pub replace_token: Option<String>,
+    /// The enrollment id, as sent.
+    pub enrollment_id: Option<String>,
+    /// `metadata.local`.
+    pub local_metadata: Option<Value>,
+    /// `metadata.tags`, sorted and without duplicates.
+    pub tags: Vec<String>,
 }

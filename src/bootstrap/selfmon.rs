@@ -266,7 +266,7 @@ impl SelfMonitor {
         let input = EnrollInput {
             key,
             agent_version: Ok(self.server_version.to_string()),
-            body: body.to_string().into_bytes(),
+            body: crate::api::enroll::parse(body.to_string().as_bytes()),
             pbkdf2_iterations: DEFAULT_ITERATIONS,
             enrollment_id: None,
         };

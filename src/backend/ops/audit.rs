@@ -8,51 +8,13 @@ use std::time::SystemTime;
 // To be removed.
 pub use crate::backend::interface::AuditInput;
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use super::authenticate_agent;
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
+use crate::backend::interface::AuditRequest;
 use crate::backend::OpError;
 use crate::backend::Store;
-use crate::model::time::{rfc3339_seconds, GoTime};
-
-/// `AuditUnenrollRequest`: `reason` a string, `timestamp` a Go `time.Time` (checked below).
-#[derive(Debug, Deserialize)]
-struct AuditBody {
-    #[serde(default, deserialize_with = "null_as_default")]
-    reason: String,
-    #[serde(default)]
-    timestamp: Option<Value>,
-}
-
-/// Go's names for the audit body's typed members.
-const AUDIT_BODY: GoBody = GoBody {
-    request: "audit/unenroll",
-    go_type: "api.AuditUnenrollRequest",
-    fields: &[GoField::member(
-        "reason",
-        "AuditUnenrollRequest",
-        "api.AuditUnenrollRequestReason",
-    )],
-};
-
-/// `time.Time`'s `UnmarshalJSON`: absent or `null` is the zero time, a string must be RFC 3339,
-/// anything else is not a JSON string. The error is part of the decode error, as in Go.
-fn audit_time(value: Option<&Value>) -> Result<GoTime, OpError> {
-    let cause = match value {
-        None | Some(Value::Null) => return Ok(GoTime::ZERO),
-        Some(Value::String(s)) => match GoTime::parse(s) {
-            Ok(t) => return Ok(t),
-            Err(e) => e,
-        },
-        Some(_) => "Time.UnmarshalJSON: input is not a JSON string".to_owned(),
-    };
-    Err(OpError::Invalid(format!(
-        "unable to decode {} request: {cause}",
-        AUDIT_BODY.request
-    )))
-}
+use crate::model::time::rfc3339_seconds;
 
 /// Records the audit; `Ok(())` is the empty 200.
 pub fn audit_unenroll(
@@ -61,16 +23,7 @@ pub fn audit_unenroll(
     now: SystemTime,
 ) -> Result<(), OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AuditBody = decode(&input.body, &AUDIT_BODY)?;
-    let timestamp = audit_time(body.timestamp.as_ref())?;
-    if !matches!(
-        body.reason.as_str(),
-        "uninstall" | "orphaned" | "key_revoked" | "migrated"
-    ) {
-        return Err(OpError::Invalid(
-            "audit/unenroll request invalid reason".into(),
-        ));
-    }
+    let AuditRequest { reason, timestamp } = input.body.clone()?;
     if agent.audit_unenrolled_reason == "orphaned" {
         return Err(OpError::AuditConflict);
     }
@@ -81,7 +34,7 @@ pub fn audit_unenroll(
         "audit_unenrolled_time".into(),
         json!(timestamp.rfc3339_nano()),
     );
-    fields.insert("audit_unenrolled_reason".into(), json!(body.reason));
+    fields.insert("audit_unenrolled_reason".into(), json!(reason));
     store
         .update_agent(&agent.id, &fields)
         .map_err(OpError::from)
@@ -101,7 +54,7 @@ mod tests {
         AuditInput {
             key: key.clone(),
             agent_id: "a".into(),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::audit::parse(&serde_json::to_vec(&body).unwrap()),
         }
     }
 

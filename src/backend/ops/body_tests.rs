@@ -30,7 +30,7 @@ fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), Op
         key: key.clone(),
         agent_id: "a1".into(),
         agent_version: Ok("9.2.1".into()),
-        body: body.to_vec(),
+        body: crate::api::checkin::parse(body),
     };
     checkin_start(store, &remotes(), &input, SystemTime::now()).map(|_| ())
 }
@@ -40,7 +40,7 @@ fn enroll_body(body: &[u8]) -> Result<Value, OpError> {
     let input = EnrollInput {
         key: token,
         agent_version: Ok("9.2.1".into()),
-        body: body.to_vec(),
+        body: crate::api::enroll::parse(body),
         pbkdf2_iterations: 1000,
         enrollment_id: None,
     };
@@ -51,7 +51,7 @@ fn audit_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), OpEr
     let input = AuditInput {
         key: key.clone(),
         agent_id: "a1".into(),
-        body: body.to_vec(),
+        body: crate::api::audit::parse(body),
     };
     audit_unenroll(store, &input, SystemTime::now())
 }
@@ -292,4 +292,27 @@ fn decode_errors_use_each_endpoints_prefix_and_gos_words() {
         audit_body(&store, &key, br#"{"reason":7}"#).unwrap_err(),
         bad("unable to decode audit/unenroll request: json: cannot unmarshal number into Go struct field AuditUnenrollRequest.reason of type api.AuditUnenrollRequestReason")
     );
+}
+
+/// "401 before 400" (fleet-protocol.md §1.7): the endpoint parses the body on the event loop,
+/// and its refusal rides to the worker, which answers the key first.
+#[test]
+fn a_bad_key_is_answered_before_a_bad_body() {
+    let (store, _) = store_with_agent("a1");
+    let stranger = ApiKey {
+        id: "nobody".into(),
+        secret: "x".into(),
+    };
+    let unknown = Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown));
+    assert_eq!(checkin_body(&store, &stranger, b"{"), unknown);
+    assert_eq!(audit_body(&store, &stranger, b"{"), unknown);
+    let input = EnrollInput {
+        key: stranger,
+        agent_version: Ok("9.2.1".into()),
+        body: crate::api::enroll::parse(b"{"),
+        pbkdf2_iterations: 1000,
+        enrollment_id: None,
+    };
+    assert!(input.body.is_err(), "the body itself is refused");
+    assert_eq!(enroll(&store, &input, SystemTime::now()).map(drop), unknown);
 }

@@ -1,6 +1,6 @@
 //! The store part of `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §3.2 steps 2-9):
 //! bind the access key to the agent (an inactive agent's remote-output keys are invalidated on
-//! their clusters, §1.4), validate the body, resolve the ack token, read pending actions, and
+//! their clusters, §1.4), answer the body's refusal (`api::checkin` parsed it), resolve the ack token, read pending actions, and
 //! compute the checkin-state update for the bulk writer. Whether to answer now or
 //! park, and with which POLICY_CHANGE, is decided on the event loop from what this returns.
 
@@ -8,14 +8,13 @@ use std::time::SystemTime;
 
 // Moved to `backend::interface`; this path stays for the branches developed alongside the move.
 // To be removed.
-pub use crate::backend::interface::{CheckinBody, CheckinInput, CheckinStart};
+pub use crate::backend::interface::{CheckinBody, CheckinInput, CheckinRequest, CheckinStart};
 
 use serde_json::{json, Map, Value};
 
 use super::authenticate_agent;
 use super::outputs::invalidate_keys;
 use super::rollbacks::rollbacks_to_write;
-use crate::api::json_body::{decode, GoBody, GoField};
 use crate::backend::remote::RemoteClusters;
 use crate::backend::OpError;
 use crate::backend::{CheckinWrite, Store};
@@ -25,21 +24,6 @@ use crate::transform::actions::{is_delivered_type, to_wire};
 
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
-
-/// Go's names for the checkin body's typed members (`CheckinRequest`; the raw-JSON members
-/// `local_metadata`, `components`, `upgrade` take any value).
-const CHECKIN_BODY: GoBody = GoBody {
-    request: "checkin",
-    go_type: "api.CheckinRequest",
-    fields: &[
-        GoField::member("status", "CheckinRequest", "api.CheckinRequestStatus"),
-        GoField::member("message", "CheckinRequest", "string"),
-        GoField::member("ack_token", "CheckinRequest", "string"),
-        GoField::member("poll_timeout", "CheckinRequest", "string"),
-        GoField::member("agent_policy_id", "CheckinRequest", "string"),
-        GoField::integer("policy_revision_idx", "CheckinRequest", "int64"),
-    ],
-};
 
 /// Runs the store part of a checkin.
 pub fn checkin_start(
@@ -57,21 +41,7 @@ pub fn checkin_start(
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
-    let body: CheckinBody = decode(&input.body, &CHECKIN_BODY)?;
-    if body.status.is_empty() {
-        return Err(OpError::Invalid("checkin status missing".into()));
-    }
-    let poll_timeout = match body.poll_timeout.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => match crate::config::parse_duration(text) {
-            Ok(crate::config::GoDuration::Positive(d)) => Some(d).filter(|d| !d.is_zero()),
-            Ok(_) => None,
-            Err(e) => return Err(OpError::Invalid(format!("poll_timeout: {e}"))),
-        },
-    };
-    if let Some(details) = &body.upgrade_details {
-        validate_upgrade_details(details)?;
-    }
+    let CheckinRequest { body, poll_timeout } = *input.body.clone()?;
 
     // §3.4: the token names the last action document delivered; unknown → stored position.
     let resolved_seq = match body.ack_token.as_str() {
@@ -290,25 +260,6 @@ fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool)
     }
 }
 
-/// §3.10 validation by state.
-fn validate_upgrade_details(details: &Value) -> Result<(), OpError> {
-    let state = details.get("state").and_then(Value::as_str).unwrap_or("");
-    let meta = details.get("metadata");
-    let has = |k: &str| {
-        meta.and_then(|m| m.get(k))
-            .is_some_and(|v| !v.is_null() && *v != json!("") && *v != json!(0))
-    };
-    match state {
-        "UPG_FAILED" if !has("error_msg") => Err(OpError::Refused(
-            "invalid upgrade_details: UPG_FAILED requires metadata.error_msg".into(),
-        )),
-        "UPG_SCHEDULED" if !has("scheduled_at") => Err(OpError::Refused(
-            "invalid upgrade_details: UPG_SCHEDULED requires metadata.scheduled_at".into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::enroll::{enroll, EnrollInput};
@@ -327,7 +278,7 @@ mod tests {
             &EnrollInput {
                 key: token,
                 agent_version: Ok("9.2.1".into()),
-                body: br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#.to_vec(),
+                body: crate::api::enroll::parse(br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#),
                 pbkdf2_iterations: 1000,
                 enrollment_id: None,
             },
@@ -354,7 +305,7 @@ mod tests {
             key: key.clone(),
             agent_id: agent.into(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::checkin::parse(&serde_json::to_vec(&body).unwrap()),
         }
     }
 

@@ -1,5 +1,5 @@
 //! `POST /api/fleet/agents/enroll` against the store (fleet-protocol.md §2.2-§2.6): validate the
-//! enrollment token, resolve its record, create or replace the agent, mint its access key, and
+//! enrollment token, resolve its record, answer the body's refusal (`api::enroll` parsed it), create or replace the agent, mint its access key, and
 //! answer the §2.6 body. A failure after the key was minted invalidates it again.
 
 use std::time::SystemTime;
@@ -8,59 +8,13 @@ use std::time::SystemTime;
 // To be removed.
 pub use crate::backend::interface::EnrollInput;
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{authenticate, replace_token, uuid_v4};
-use crate::api::json_body::{decode, null_as_default, null_strings, GoBody, GoField};
 use crate::backend::OpError;
 use crate::backend::{NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, AgentInfo};
-
-#[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    local: Option<Value>,
-    #[serde(default, deserialize_with = "null_strings")]
-    tags: Vec<String>,
-}
-
-/// `EnrollRequest`: a missing or `null` `type` is `""`, which Go refuses as an unknown type
-/// (500), not as a decode error.
-#[derive(Debug, Deserialize)]
-struct EnrollBody {
-    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
-    enroll_type: String,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    replace_token: Option<String>,
-    #[serde(default)]
-    enrollment_id: Option<String>,
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    /// Deprecated and ignored, but typed in Go (a wrong type is a decode error there too).
-    #[serde(default, rename = "shared_id")]
-    _shared_id: Option<String>,
-}
-
-/// Go's names for the enroll body's typed members (`metadata.local` and
-/// `metadata.user_provided` are raw JSON and take any value).
-const ENROLL_BODY: GoBody = GoBody {
-    request: "enroll",
-    go_type: "api.EnrollRequest",
-    fields: &[
-        GoField::member("type", "EnrollRequest", "api.EnrollRequestType"),
-        GoField::member("id", "EnrollRequest", "string"),
-        GoField::member("replace_token", "EnrollRequest", "string"),
-        GoField::member("enrollment_id", "EnrollRequest", "string"),
-        GoField::member("shared_id", "EnrollRequest", "string"),
-        GoField::member("metadata", "EnrollRequest", "api.EnrollMetadata"),
-        GoField::member("metadata.tags", "EnrollMetadata", "[]string"),
-        GoField::elements("metadata.tags", "EnrollMetadata", "string"),
-    ],
-};
 
 /// Enrolls an agent; returns the 200 body.
 pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, OpError> {
@@ -70,17 +24,8 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
         .enrollment_key(&input.key.id)
         .map_err(OpError::from)?
         .ok_or_else(|| OpError::Refused("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
-    let body: EnrollBody = decode(&input.body, &ENROLL_BODY)?;
-    if !matches!(
-        body.enroll_type.as_str(),
-        "PERMANENT" | "EPHEMERAL" | "TEMPORARY"
-    ) {
-        return Err(OpError::Refused("unknown enroll request type".into()));
-    }
-    let metadata = body.metadata.unwrap_or_default();
-    let mut tags = metadata.tags;
-    tags.sort();
-    tags.dedup();
+    let body = *input.body.clone()?;
+    let tags = body.tags;
     let requested_id = body.id.filter(|id| !id.is_empty());
     let replace = body.replace_token.filter(|t| !t.is_empty());
     let enrolled_at = rfc3339_seconds(now);
@@ -129,7 +74,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
             }
         }
     }
-    let local_metadata = metadata.local.map(|m| rewrite_agent_id(m, &agent_id));
+    let local_metadata = body.local_metadata.map(|m| rewrite_agent_id(m, &agent_id));
 
     let access = store
         .create_api_key(&NewApiKey {
@@ -262,7 +207,7 @@ mod tests {
         EnrollInput {
             key: key.clone(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
         }
@@ -430,7 +375,7 @@ mod tests {
             Err(OpError::InvalidUserAgent)
         );
         let mut bad_json = input(&token, real_body());
-        bad_json.body = b"{not json".to_vec();
+        bad_json.body = crate::api::enroll::parse(b"{not json");
         assert!(
             matches!(enroll(&*store, &bad_json, SystemTime::now()), Err(OpError::Invalid(m)) if m.starts_with("unable to decode enroll request"))
         );

@@ -145,7 +145,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &EnrollInput {
             key: token,
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
         },
@@ -168,7 +168,7 @@ fn agent_life(t: &EsTestStore) -> String {
             key: key.clone(),
             agent_id: id.clone(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&checkin).unwrap(),
+            body: crate::api::checkin::parse(&serde_json::to_vec(&checkin).unwrap()),
         },
         now,
     )
