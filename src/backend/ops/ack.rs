@@ -13,7 +13,7 @@ pub use crate::backend::interface::{AckInput, AckOutcome};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::ack_event::{Event, RawEvent, View};
+use crate::transform::ack_event::{Event, RawEvent, View};
 
 use super::authenticate_agent;
 use super::outputs::{invalidate_keys, is_stale};

@@ -8,7 +8,6 @@
 #![cfg_attr(not(test), warn(clippy::disallowed_methods))]
 
 pub mod ack;
-mod ack_event;
 pub mod audit;
 #[cfg(test)]
 mod body_tests;
