@@ -5,7 +5,7 @@
 //! `poll_timeout`, `upgrade_details`, ack events of every type, audit reason and timestamp) and
 //! what the operation does with a body that passes. No input may panic; every refusal must be an
 //! `OpError` whose `ApiError` renders to a response. The enroll, checkin and audit bodies are
-//! parsed by `api::{enroll, checkin, audit}::parse` first, as the server does.
+//! parsed by `api::{enroll, checkin, ack, audit}::parse` first, as the server does.
 //!
 //! Input layout: byte 0 picks the endpoint (enroll, checkin, ack, audit/unenroll); the rest is
 //! the (decompressed) body.
@@ -136,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
                 &AckInput {
                     key: access,
                     agent_id: AGENT.into(),
-                    body: body.to_vec(),
+                    body: fleet_edge::api::ack::parse(body),
                 },
                 now,
             )

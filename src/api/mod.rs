@@ -5,6 +5,7 @@
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
+pub mod ack;
 pub mod audit;
 pub mod auth;
 pub mod checkin;
@@ -402,7 +403,7 @@ fn dispatch(
             Job::Ack(AckInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: ack::parse(&req.body),
             }),
             pending(PendingKind::Ack),
         ),

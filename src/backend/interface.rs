@@ -16,6 +16,7 @@ use super::{ApiKey, CheckinWrite, OpError, StoreError};
 use crate::api::ApiError;
 use crate::model::time::GoTime;
 use crate::model::{Action, Agent};
+use crate::transform::ack_event::RawEvent;
 use crate::transform::gojson::null_as_default;
 use crate::transform::prepared_policy::PreparedPolicy;
 
@@ -216,8 +217,9 @@ pub struct AckInput {
     pub key: ApiKey,
     /// Agent id from the path.
     pub agent_id: String,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
+    /// The body's events as `api::ack::parse` read them; its refusal is answered after the key
+    /// check.
+    pub body: Result<Vec<RawEvent>, OpError>,
 }
 
 /// The ack outcome: HTTP status and body.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::model::time::GoTime;
 
 /// One event as sent: its members in text order (empty when the event is not an object).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawEvent(Vec<(String, Value)>);
 
 /// Which Go struct the event is read into (by the action's stored type).

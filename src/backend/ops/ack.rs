@@ -10,37 +10,17 @@ use std::time::SystemTime;
 // To be removed.
 pub use crate::backend::interface::{AckInput, AckOutcome};
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::transform::ack_event::{Event, RawEvent, View};
 
 use super::authenticate_agent;
 use super::outputs::{invalidate_keys, is_stale};
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
 use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::OpError;
 use crate::backend::{PolicyAck, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
-
-/// `AckRequest`: `events` may be absent or `null` (no events).
-#[derive(Debug, Deserialize)]
-struct AckBody {
-    #[serde(default, deserialize_with = "null_as_default")]
-    events: Vec<RawEvent>,
-}
-
-/// Go's names for the ack body's typed members (`events` must be an array).
-const ACK_BODY: GoBody = GoBody {
-    request: "ack",
-    go_type: "api.AckRequest",
-    fields: &[GoField::member(
-        "events",
-        "AckRequest",
-        "[]api.AckRequest_Events_Item",
-    )],
-};
 
 fn reason(status: u16) -> &'static str {
     match status {
@@ -71,12 +51,12 @@ pub fn ack(
     now: SystemTime,
 ) -> Result<AckOutcome, OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AckBody = decode(&input.body, &ACK_BODY)?;
-    let mut items: Vec<(u16, String)> = Vec::with_capacity(body.events.len());
+    let events = input.body.as_ref().map_err(OpError::clone)?;
+    let mut items: Vec<(u16, String)> = Vec::with_capacity(events.len());
     let mut policy_events: Vec<(usize, String, i64)> = Vec::new();
     let mut unenroll = false;
 
-    for (n, raw) in body.events.iter().enumerate() {
+    for (n, raw) in events.iter().enumerate() {
         let event = raw.view(View::Generic);
         if !event.agent_id.is_empty() && event.agent_id != agent.id {
             items.push((400, reason(400).into()));
@@ -377,7 +357,9 @@ mod tests {
             &AckInput {
                 key: key.clone(),
                 agent_id: "a1".into(),
-                body: serde_json::to_vec(&json!({"events": events})).unwrap(),
+                body: crate::api::ack::parse(
+                    &serde_json::to_vec(&json!({"events": events})).unwrap(),
+                ),
             },
             SystemTime::now(),
         )
@@ -537,7 +519,9 @@ mod tests {
             &AckInput {
                 key: key.clone(),
                 agent_id: "a1".into(),
-                body: serde_json::to_vec(&json!({"events": events})).unwrap(),
+                body: crate::api::ack::parse(
+                    &serde_json::to_vec(&json!({"events": events})).unwrap(),
+                ),
             },
             SystemTime::now(),
         )

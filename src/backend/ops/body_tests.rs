@@ -20,7 +20,7 @@ fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Valu
     let input = AckInput {
         key: key.clone(),
         agent_id: "a1".into(),
-        body: body.to_vec(),
+        body: crate::api::ack::parse(body),
     };
     ack(store, &remotes(), &input, SystemTime::now()).map(|o| (o.status, o.body))
 }

@@ -219,7 +219,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &AckInput {
             key: key.clone(),
             agent_id: id.clone(),
-            body: serde_json::to_vec(&events).unwrap(),
+            body: crate::api::ack::parse(&serde_json::to_vec(&events).unwrap()),
         },
         now,
     )
@@ -239,7 +239,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &AckInput {
             key,
             agent_id: id.clone(),
-            body: serde_json::to_vec(&events).unwrap(),
+            body: crate::api::ack::parse(&serde_json::to_vec(&events).unwrap()),
         },
         now,
     )
