@@ -11,7 +11,10 @@ pub mod auth;
 pub mod checkin;
 pub mod enroll;
 pub mod errors;
+pub mod health;
+pub mod ids;
 pub mod json_body;
+pub mod limits;
 pub mod opamp;
 pub mod status;
 pub mod user_agent;
@@ -22,10 +25,11 @@ use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
 use crate::backend::OpError;
-use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
-use crate::core::{Health, RequestIds};
 use crate::http::{BodyLimits, Method, Request, Response};
 use crate::server_version::ServerVersion;
+use health::Health;
+use ids::RequestIds;
+use limits::{LimitedRoute, Refusal, RouteLimits};
 
 pub use errors::ApiError;
 
@@ -538,7 +542,7 @@ mod tests {
 
     #[test]
     fn route_limits_answer_the_spec_429_without_api_version() {
-        use crate::core::limits::LimitSpec;
+        use crate::api::limits::LimitSpec;
         let mut ids = RequestIds::new(1);
         let mut limits = RouteLimits::with(|_| LimitSpec {
             interval: std::time::Duration::from_secs(3600),
@@ -575,7 +579,7 @@ mod tests {
 
     #[test]
     fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
-        use crate::core::limits::SIZING_TABLES;
+        use crate::api::limits::SIZING_TABLES;
         assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
         let spec = LimitedRoute::OpAmp.default_spec();
         assert_eq!(
