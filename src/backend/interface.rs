@@ -1,8 +1,8 @@
 //! The narrow interface between the event loop and the backend threads (DESIGN.md §1, §5): the
 //! work a backend thread is given ([`Job`]), what comes back ([`JobOutput`] in a [`Reply`]),
 //! what the change feed reports ([`Event`]), and the inputs and outcomes of the Fleet
-//! operations. Names no `api` or `mgmt` implementation module beyond what the event loop still
-//! decodes (see [`JobOutput::CheckinStarted`]); `workers.rs` runs these, `ops/` implements them.
+//! operations. Failures are [`OpError`]s, named for the caller's decision; `api/errors.rs` maps
+//! them to the wire. Names no `api` module; `workers.rs` runs these, `ops/` implements them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 
 use super::ops::opamp::{OpAmpInput, OpAmpOutcome, OpAmpRefusal};
 use super::{ApiKey, CheckinWrite, OpError, StoreError};
-use crate::api::ApiError;
 use crate::model::time::GoTime;
 use crate::model::{Action, Agent};
 use crate::transform::ack_event::RawEvent;
@@ -60,11 +59,10 @@ pub enum Job {
 pub enum JobOutput {
     /// From [`Job::Enroll`]: the 200 body.
     Enrolled(Result<Value, OpError>),
-    /// From [`Job::CheckinStart`]. Still the wire error: the event loop's checkin code decodes
-    /// it (`net/server/fleet.rs`, moving to `core::Fleet`); it becomes `OpError` with that move.
-    CheckinStarted(Box<Result<CheckinStart, ApiError>>),
-    /// From [`Job::OutputKeys`]: output name → `id:secret`. The wire error, as above.
-    OutputKeys(Result<BTreeMap<String, String>, ApiError>),
+    /// From [`Job::CheckinStart`].
+    CheckinStarted(Box<Result<CheckinStart, OpError>>),
+    /// From [`Job::OutputKeys`]: output name → `id:secret`.
+    OutputKeys(Result<BTreeMap<String, String>, OpError>),
     /// From [`Job::Ack`].
     Acked(Result<AckOutcome, OpError>),
     /// From [`Job::Admin`]: status and body.

@@ -21,7 +21,7 @@ use crate::backend::ops::checkin::{checkin_start, CheckinInput};
 use crate::backend::ops::enroll::{enroll, EnrollInput};
 use crate::backend::ops::outputs::ensure_output_keys;
 use crate::backend::ops::testkit::remotes;
-use crate::backend::workers::prepare_policy;
+use crate::backend::relay::prepare_policy;
 use crate::backend::{ApiKey, Store};
 use crate::model::Action;
 
