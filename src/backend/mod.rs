@@ -12,8 +12,10 @@
 //! live.
 
 pub mod auth_cache;
+pub mod error;
 pub mod es;
 pub mod hooks;
+pub mod interface;
 pub mod layer;
 pub mod local;
 pub mod memory;
@@ -24,6 +26,8 @@ pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
+
+pub use error::{OpError, Why};
 
 use std::time::{Duration, SystemTime};
 

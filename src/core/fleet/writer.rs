@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::{ConnKey, Fleet, ReplyTo};
-use crate::backend::workers::{Job, JobOutput};
+use crate::backend::interface::{Job, JobOutput};
 use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
 use crate::model::time::rfc3339_seconds;
