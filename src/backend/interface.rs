@@ -42,7 +42,7 @@ pub enum Job {
     /// Flush checkin state (the bulk writer).
     WriteCheckins(Vec<(String, CheckinWrite)>),
     /// A management API request.
-    Admin(crate::mgmt::AdminRequest),
+    Admin(Box<dyn super::admin::AdminWork>),
     /// One OpAMP message (`backend::ops::opamp`).
     OpAmp(OpAmpInput),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.

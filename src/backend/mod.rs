@@ -11,6 +11,7 @@
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod admin;
 pub mod auth_cache;
 pub mod error;
 pub mod es;

@@ -84,7 +84,7 @@ impl<T: Send + 'static> Backend<T> {
     /// Starts the workers and the monitor over `store`, behind the API-key cache.
     pub fn start(
         store: Arc<dyn Store>,
-        admin: Option<Arc<dyn crate::mgmt::Admin>>,
+        admin: Option<Arc<dyn super::admin::Admin>>,
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
@@ -137,15 +137,12 @@ impl<T: Send + 'static> Backend<T> {
                         crate::panics::failpoint("worker-panic-on-enroll");
                     }
                     let output = match (job, &admin) {
-                        (Job::Admin(req), Some(admin)) => {
-                            let execute =
-                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                        (Job::Admin(work), Some(admin)) => {
+                            let run = || work.run(&**admin, SystemTime::now());
                             // Revoking a token invalidates its key behind the cache's back.
-                            let (status, body) = match &req.route {
-                                crate::mgmt::Route::RevokeToken(id) => {
-                                    cache.invalidating(std::slice::from_ref(id), execute)
-                                }
-                                _ => execute(),
+                            let (status, body) = match work.revokes() {
+                                Some(id) => cache.invalidating(&[id.to_owned()], run),
+                                None => run(),
                             };
                             JobOutput::Admin(status, body)
                         }

@@ -9,38 +9,10 @@ use serde_json::{json, Map, Value};
 
 use super::query::Params;
 use super::Route;
-use crate::backend::{ApiKey, Store, StoreError};
-use crate::model::{Action, ActionResult, Agent, EnrollmentKey};
+use crate::backend::StoreError;
+use crate::model::Agent;
 
-/// What the management API needs beyond the agent-facing [`Store`].
-pub trait Admin: Send + Sync {
-    /// The store itself (agents, policies).
-    fn store(&self) -> &dyn Store;
-    /// Every agent.
-    fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
-    /// Every enrollment token record.
-    fn list_enrollment_keys(&self) -> Result<Vec<EnrollmentKey>, StoreError>;
-    /// Mints an enrollment token for a policy.
-    fn add_enrollment_key(&self, policy_id: &str, name: &str) -> Result<ApiKey, StoreError>;
-    /// Revokes an enrollment token (its record and its key).
-    fn revoke_enrollment_key(&self, api_key_id: &str) -> Result<(), StoreError>;
-    /// Creates an action.
-    fn add_action(&self, action: Action) -> Result<Action, StoreError>;
-    /// Every action document, oldest first.
-    fn list_actions(&self) -> Result<Vec<Action>, StoreError>;
-    /// Results written for an action.
-    fn action_results(&self, action_id: &str) -> Result<Vec<ActionResult>, StoreError>;
-    /// Installs `data` as the next revision of policy `id` (and keeps its file in step); returns
-    /// the revision, or why the policy is refused.
-    fn apply_policy(&self, id: &str, data: Value) -> Result<i64, String>;
-    /// Removes policy `id` (its file and its place among the served policies).
-    fn delete_policy(&self, id: &str) -> Result<(), String>;
-    /// Writes a consistent copy of the store into a new file of the data dir (for `fleet-edge
-    /// backup`, which archives and removes it); its path.
-    fn snapshot(&self) -> Result<std::path::PathBuf, String> {
-        Err("this server has no local store to back up".into())
-    }
-}
+pub use crate::backend::admin::Admin;
 
 /// One management request, authenticated and routed.
 #[derive(Clone, Debug, PartialEq)]

@@ -135,3 +135,16 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
         }
     }
 }
+
+impl crate::backend::admin::AdminWork for AdminRequest {
+    fn revokes(&self) -> Option<&str> {
+        match &self.route {
+            Route::RevokeToken(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn run(&self, admin: &dyn Admin, now: SystemTime) -> (u16, Value) {
+        execute(admin, self, now)
+    }
+}

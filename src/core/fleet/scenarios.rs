@@ -489,9 +489,13 @@ fn an_agent_listing_waits_for_the_batch_in_flight_and_carries_what_is_pending() 
             error: None,
         },
     );
-    let Some(Job::Admin(request)) = s.take_job_of(admin) else {
+    let Some(Job::Admin(work)) = s.take_job_of(admin) else {
         panic!("released by the write");
     };
+    let work: &dyn std::any::Any = &*work;
+    let request = work
+        .downcast_ref::<crate::mgmt::AdminRequest>()
+        .expect("the engine submits the management request");
     assert_eq!(request.pending_checkins.keys().collect::<Vec<_>>(), ["a2"]);
     s.reply(
         ReplyTo::Conn(admin),

@@ -160,7 +160,7 @@ impl Fleet {
                 _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
             };
         }
-        self.submit(ReplyTo::Conn(conn), Job::Admin(request));
+        self.submit(ReplyTo::Conn(conn), Job::Admin(Box::new(request)));
     }
 
     /// The checkin write finished (or failed and its state is back in the pending map): the
