@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
@@ -23,30 +23,7 @@ use super::files::{epoch_millis, FileStatus, CHUNK_SIZE};
 use super::{Store, StoreError};
 use crate::http::BodyPart;
 
-/// Where a file for delivery is looked up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryFrom<'a> {
-    /// `.fleet-fileds-tohost-*`: the file must name this agent in `file.Meta.target_agents` and
-    /// be `READY`.
-    Agent(&'a str),
-    /// An integration's library (`?source=`): `.<integration>-fleetfiles-<source>-meta|data`.
-    Library {
-        /// The integration (`endpoint`).
-        integration: &'a str,
-        /// The sanitized `source`.
-        source: &'a str,
-    },
-}
-
-/// Where a delivery file's bytes are.
-#[derive(Debug)]
-pub enum DeliveryBytes {
-    /// One file on disk holding them all, streamed with positional reads.
-    File(Arc<File>),
-    /// Chunks in position order, each named by a locator for [`super::files::FileStore::read_part`]
-    /// (empty: the file has no chunks).
-    Chunks(Vec<String>),
-}
+pub use super::files::{DeliveryBytes, DeliveryFrom};
 
 fn failed(status: u16, detail: impl Into<String>) -> StoreError {
     StoreError::Failed {
@@ -454,7 +431,7 @@ impl DiskPlaced {
             return Ok(DeliveryBytes::Chunks(Vec::new()));
         }
         match File::open(self.path(id, "")?) {
-            Ok(f) => Ok(DeliveryBytes::File(Arc::new(f))),
+            Ok(f) => Ok(DeliveryBytes::File(std::sync::Arc::new(f))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(DeliveryBytes::Chunks(Vec::new()))
             }

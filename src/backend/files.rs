@@ -7,13 +7,10 @@
 //!
 //! The upload endpoints' decisions live in `ops/uploads.rs`; these are only the storage steps.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use super::delivery::{DeliveryBytes, DeliveryFrom, MemoryPlaced};
 use super::StoreError;
 
 /// `file.MaxChunkSize`: every chunk but the last is exactly this long.
@@ -22,31 +19,7 @@ pub const CHUNK_SIZE: u64 = 4_194_304;
 /// How long an upload accepts chunks after it began (`maxUploadTimer`).
 pub const UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
-/// File-transfer settings (configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileSettings {
-    /// `server.limits.max_file_storage_size`: `None` unlimited, `Some(0)` uploads disabled,
-    /// else the largest `file.size` accepted.
-    pub max_file_size: Option<u64>,
-    /// Embedded store: completed (and failed) uploads are removed this long after they began.
-    pub retention: Duration,
-    /// Embedded store: the most bytes of uploads kept at once; a new upload that would pass it
-    /// is refused (`ErrFileSizeTooLarge`) instead of filling the disk. `None`: no cap.
-    pub total_cap: Option<u64>,
-}
-
-impl Default for FileSettings {
-    fn default() -> Self {
-        FileSettings {
-            max_file_size: None,
-            retention: Duration::from_secs(30 * 24 * 3600),
-            total_cap: Some(DEFAULT_TOTAL_CAP),
-        }
-    }
-}
-
-/// The embedded store's default total cap on stored uploads: 1 GiB.
-pub const DEFAULT_TOTAL_CAP: u64 = 1 << 30;
+pub use crate::config::file_settings::{FileSettings, DEFAULT_TOTAL_CAP};
 
 /// `file.Status`: the only values the storage spec allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +161,31 @@ pub struct ChunkWrite<'a> {
     pub timestamp_ms: i64,
 }
 
+/// Where a file for delivery is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryFrom<'a> {
+    /// `.fleet-fileds-tohost-*`: the file must name this agent in `file.Meta.target_agents` and
+    /// be `READY`.
+    Agent(&'a str),
+    /// An integration's library (`?source=`): `.<integration>-fleetfiles-<source>-meta|data`.
+    Library {
+        /// The integration (`endpoint`).
+        integration: &'a str,
+        /// The sanitized `source`.
+        source: &'a str,
+    },
+}
+
+/// Where a delivery file's bytes are.
+#[derive(Debug)]
+pub enum DeliveryBytes {
+    /// One file on disk holding them all, streamed with positional reads.
+    File(std::sync::Arc<std::fs::File>),
+    /// Chunks in position order, each named by a locator for [`super::files::FileStore::read_part`]
+    /// (empty: the file has no chunks).
+    Chunks(Vec<String>),
+}
+
 /// Storage of uploads. Blocking; run only on backend threads.
 pub trait FileStore: Send + Sync {
     /// Writes a new metadata document under `info.doc_id` (made visible at once, Fleet Server's
@@ -275,39 +273,6 @@ fn not_here() -> StoreError {
     }
 }
 
-/// A stored chunk of [`MemoryFiles`].
-#[derive(Debug)]
-struct MemoryChunk {
-    last: bool,
-    sha2: String,
-    data: Vec<u8>,
-}
-
-/// Uploads in memory: the reference semantics, used by [`super::memory::MemoryStore`].
-#[derive(Debug, Default)]
-pub struct MemoryFiles {
-    inner: Mutex<MemoryFilesInner>,
-    placed: MemoryPlaced,
-}
-
-#[derive(Debug, Default)]
-struct MemoryFilesInner {
-    /// Metadata documents by `_id`.
-    docs: BTreeMap<String, Map<String, Value>>,
-    /// Chunks by (`bid`, position).
-    chunks: BTreeMap<(String, u64), MemoryChunk>,
-}
-
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("file store lock poisoned".into())
-}
-
-impl MemoryFiles {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryFilesInner>, StoreError> {
-        self.inner.lock().map_err(poisoned)
-    }
-}
-
 /// Sets `file.Status` (and `transithash`) in a metadata document, as script S8 does.
 pub fn apply_status(doc: &mut Map<String, Value>, status: FileStatus, hash: Option<&str>) {
     if let Some(file) = doc.get_mut("file").and_then(Value::as_object_mut) {
@@ -331,139 +296,6 @@ pub fn listing(
         .collect();
     out.sort_by_key(|d| std::cmp::Reverse(d.get("upload_start").and_then(Value::as_i64)));
     out
-}
-
-impl FileStore for MemoryFiles {
-    fn create_upload(&self, info: &UploadInfo, doc: &Map<String, Value>) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        if inner.docs.contains_key(&info.doc_id) {
-            return Err(StoreError::Conflict);
-        }
-        inner.docs.insert(info.doc_id.clone(), doc.clone());
-        Ok(())
-    }
-
-    fn upload(&self, upload_id: &str) -> Result<Option<UploadInfo>, StoreError> {
-        let inner = self.lock()?;
-        Ok(inner
-            .docs
-            .iter()
-            .filter(|(_, d)| d.get("upload_id").and_then(Value::as_str) == Some(upload_id))
-            .find_map(|(id, d)| UploadInfo::from_doc(id, d)))
-    }
-
-    fn write_chunk(&self, info: &UploadInfo, chunk: &ChunkWrite<'_>) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        let key = (info.doc_id.clone(), chunk.pos);
-        if inner.chunks.contains_key(&key) {
-            return Err(StoreError::Conflict);
-        }
-        inner.chunks.insert(
-            key,
-            MemoryChunk {
-                last: chunk.last,
-                sha2: chunk.sha2.to_owned(),
-                data: chunk.data.to_vec(),
-            },
-        );
-        Ok(())
-    }
-
-    fn chunk_infos(&self, info: &UploadInfo) -> Result<Vec<ChunkInfo>, StoreError> {
-        let inner = self.lock()?;
-        Ok(inner
-            .chunks
-            .range((info.doc_id.clone(), 0)..=(info.doc_id.clone(), u64::MAX))
-            .map(|((_, pos), c)| ChunkInfo {
-                pos: *pos,
-                last: c.last,
-                sha2: c.sha2.clone(),
-                size: c.data.len() as u64,
-            })
-            .collect())
-    }
-
-    fn set_upload_status(
-        &self,
-        info: &UploadInfo,
-        status: FileStatus,
-        hash: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        let doc = inner
-            .docs
-            .get_mut(&info.doc_id)
-            .ok_or(StoreError::NotFound)?;
-        apply_status(doc, status, hash);
-        Ok(())
-    }
-
-    fn delete_chunks(&self, info: &UploadInfo) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        inner.chunks.retain(|(bid, _), _| *bid != info.doc_id);
-        Ok(())
-    }
-
-    fn list_uploads(&self, agent_id: Option<&str>) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let inner = self.lock()?;
-        Ok(listing(
-            inner
-                .docs
-                .iter()
-                .filter(|(_, d)| {
-                    agent_id.is_none_or(|a| d.get("agent_id").and_then(Value::as_str) == Some(a))
-                })
-                .map(|(id, d)| (id.clone(), d.clone())),
-        ))
-    }
-
-    fn upload_doc(&self, doc_id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
-        Ok(self.lock()?.docs.get(doc_id).cloned())
-    }
-
-    fn read_chunk(&self, info: &UploadInfo, pos: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .lock()?
-            .chunks
-            .get(&(info.doc_id.clone(), pos))
-            .map(|c| c.data.clone()))
-    }
-
-    fn delivery_meta(
-        &self,
-        file_id: &str,
-        from: DeliveryFrom<'_>,
-    ) -> Result<Option<Map<String, Value>>, StoreError> {
-        self.placed.meta(file_id, from)
-    }
-
-    fn delivery_bytes(
-        &self,
-        file_id: &str,
-        _from: DeliveryFrom<'_>,
-    ) -> Result<DeliveryBytes, StoreError> {
-        self.placed.chunks(file_id)
-    }
-
-    fn read_part(&self, locator: &str) -> Result<Vec<u8>, StoreError> {
-        self.placed.read(locator)
-    }
-
-    fn place_begin(&self, id: &str, doc: &Map<String, Value>) -> Result<(), StoreError> {
-        self.placed.begin(id, doc)
-    }
-
-    fn place_part(&self, id: &str, n: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.placed.part(id, n, bytes)
-    }
-
-    fn place_complete(&self, id: &str) -> Result<Map<String, Value>, StoreError> {
-        self.placed.complete(id)
-    }
-
-    fn list_placed(&self) -> Result<Vec<Map<String, Value>>, StoreError> {
-        self.placed.list()
-    }
 }
 
 /// One byte range of a file, both ends included.
@@ -552,6 +384,7 @@ pub fn read_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::files_memory::MemoryFiles;
 
     #[test]
     fn ranges_parse_like_go_http() {

@@ -51,7 +51,7 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     changed: Condvar,
     health: HealthBoard,
-    files: super::files::MemoryFiles,
+    files: super::files_memory::MemoryFiles,
     hooks: Hooks,
 }
 

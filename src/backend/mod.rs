@@ -11,11 +11,15 @@
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod admin;
 pub mod auth_cache;
 pub mod delivery;
+pub mod error;
 pub mod es;
 pub mod files;
+pub mod files_memory;
 pub mod hooks;
+pub mod interface;
 pub mod layer;
 pub mod local;
 pub mod memory;
@@ -26,6 +30,8 @@ pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
+
+pub use error::{FileRefusal, OpError, Why};
 
 use std::time::{Duration, SystemTime};
 

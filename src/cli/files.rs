@@ -162,6 +162,10 @@ fn wait_for(inv: &Invocation) -> Result<Option<Duration>, CliError> {
 }
 
 /// `diagnostics AGENT_ID [--wait D] [--output FILE]`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the operator's client process polls the management API until its --wait deadline"
+)]
 pub fn diagnostics(inv: &Invocation, dir: &Path, data_dir: &str) -> Result<(), CliError> {
     let agent = inv.args.first().map(String::as_str).unwrap_or_default();
     let wait = wait_for(inv)?;

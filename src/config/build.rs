@@ -127,7 +127,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
                     .map_err(|_| format!("{v:?} is not a whole number"))
             })
             .unwrap_or_default(),
-        files: crate::backend::files::FileSettings {
+        files: super::file_settings::FileSettings {
             max_file_size: b.parsed_opt(Id::MaxFileStorageSize, parse_bytes),
             retention: b.duration(Id::FileRetention, false),
             total_cap: b

@@ -14,6 +14,7 @@
 mod args;
 mod build;
 mod environment;
+pub mod file_settings;
 mod render;
 mod setting_id;
 mod settings;
@@ -187,7 +188,7 @@ pub struct ServerSettings {
     /// `server.limits.max_agents`: which sizing table the route limits use (0: by memory).
     pub max_agents: i64,
     /// File transfer: `max_file_storage_size`, and the embedded store's retention and cap.
-    pub files: crate::backend::files::FileSettings,
+    pub files: file_settings::FileSettings,
     /// Management API bind host (embedded mode).
     pub management_host: String,
     /// Management API port (0: a free one).
@@ -346,6 +347,10 @@ pub fn parse(
 
 /// [`parse`] with the process's arguments and environment; adds the machine's host name to the
 /// self-signed certificate's hosts.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place the process environment is read"
+)]
 pub fn from_process() -> Result<Command, ConfigErrors> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut command = parse(args, &|name| std::env::var(name).ok())?;

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::backend::files::{ByteRange, FileStatus, FileStore, UploadInfo};
 use crate::http::Response;
 
-use super::ops::Admin;
+use crate::backend::admin::Admin;
 
 /// One listing item (Kibana's `AgentDiagnostics` plus size and agent).
 pub fn item(doc: &Map<String, Value>) -> Value {

@@ -25,11 +25,11 @@ use std::collections::VecDeque;
 
 use serde_json::{Map, Value};
 
-use super::{authenticate, store_error};
-use crate::api::errors::respond;
-use crate::api::ApiError;
+use super::authenticate;
 use crate::backend::delivery::{DeliveryBytes, DeliveryFrom};
+use crate::backend::error::FileRefusal;
 use crate::backend::files::CHUNK_SIZE;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store};
 use crate::http::{Body, BodyPart, FileBody, PartsBody, Response};
 
@@ -66,23 +66,24 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// The answer, whole: a streamed 200/206, or an error response.
-pub fn deliver(store: &dyn Store, input: &DeliverInput) -> Response {
-    match answer(store, input) {
-        Ok(response) => response,
-        Err(Refusal { error, headers }) => headers
-            .into_iter()
-            .fold(respond(&error), |r, (n, v)| r.with_header(n, v)),
-    }
+/// The answer: a streamed 200/206, or the refusal with the headers its response carries
+/// (`api::Pending::finish` words it).
+pub fn deliver(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> {
+    answer(store, input)
 }
 
-struct Refusal {
-    error: ApiError,
-    headers: Vec<(&'static str, String)>,
+/// A refused delivery: why, and the headers its response carries (`Accept-Ranges`,
+/// `Content-Range`).
+#[derive(Debug)]
+pub struct Refusal {
+    /// Why.
+    pub error: OpError,
+    /// Headers of the error response.
+    pub headers: Vec<(&'static str, String)>,
 }
 
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Self {
+impl From<OpError> for Refusal {
+    fn from(error: OpError) -> Self {
         Refusal {
             error,
             headers: Vec::new(),
@@ -91,35 +92,37 @@ impl From<ApiError> for Refusal {
 }
 
 /// `authAgent` without an agent id: the key, then the agent by key.
-fn agent_id(store: &dyn Store, key: &ApiKey) -> Result<String, ApiError> {
+fn agent_id(store: &dyn Store, key: &ApiKey) -> Result<String, OpError> {
     authenticate(store, key)?;
     let agent = store
         .agent_by_access_key(&key.id)
-        .map_err(store_error)?
-        .ok_or(ApiError::AgentNotFound)?;
+        .map_err(OpError::from)?
+        .ok_or(OpError::AgentNotFound)?;
     if agent.agent.is_none() {
-        return Err(ApiError::AgentCorrupted);
+        return Err(OpError::AgentCorrupted);
     }
     if !agent.active {
-        return Err(ApiError::AgentInactive);
+        return Err(OpError::AgentInactive);
     }
     Ok(agent.id)
 }
 
 fn answer(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> {
     let agent = agent_id(store, &input.key)?;
-    let files = store.files().ok_or(ApiError::FileForDeliveryNotFound)?;
+    let files = store
+        .files()
+        .ok_or(OpError::File(FileRefusal::FileForDeliveryNotFound))?;
     let from = if input.source.is_empty() {
         DeliveryFrom::Agent(&agent)
     } else {
         if input.product_origin.is_empty() {
-            return Err(ApiError::ClientFileForbidden.into());
+            return Err(OpError::File(FileRefusal::ClientFileForbidden).into());
         }
         let integration = LIBRARY_CLIENTS
             .iter()
             .find(|(client, _)| *client == input.product_origin)
             .map(|(_, integration)| *integration)
-            .ok_or(ApiError::ClientFileForbidden)?;
+            .ok_or(OpError::File(FileRefusal::ClientFileForbidden))?;
         DeliveryFrom::Library {
             integration,
             source: &input.source,
@@ -127,19 +130,19 @@ fn answer(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> 
     };
     let meta = match files.delivery_meta(&input.file_id, from) {
         Ok(Some(meta)) => meta,
-        Ok(None) => return Err(ApiError::NoFile.into()),
+        Ok(None) => return Err(OpError::File(FileRefusal::NoFile).into()),
         Err(e) => {
             log::info!("file {} for delivery: lookup failed: {e}", input.file_id);
-            return Err(ApiError::FileForDeliveryNotFound.into());
+            return Err(OpError::File(FileRefusal::FileForDeliveryNotFound).into());
         }
     };
     let file = FileMeta::read(&meta);
     let bytes = files
         .delivery_bytes(&input.file_id, from)
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
     if matches!(&bytes, DeliveryBytes::Chunks(c) if c.is_empty()) {
         log::warn!("chunk documents not found for file {}", input.file_id);
-        return Err(ApiError::NoFile.into());
+        return Err(OpError::File(FileRefusal::NoFile).into());
     }
     let size = file.size;
     let accept_ranges = ("Accept-Ranges", "bytes".to_owned());
@@ -147,7 +150,7 @@ fn answer(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> 
         Ok(r) => r,
         Err(RangeRefused) => {
             return Err(Refusal {
-                error: ApiError::RangeNotSatisfiable,
+                error: OpError::File(FileRefusal::RangeNotSatisfiable),
                 headers: vec![accept_ranges, ("Content-Range", format!("bytes */{size}"))],
             })
         }
@@ -171,7 +174,7 @@ fn answer(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> 
         [] => (200, whole(&bytes, size, file.chunk_size)),
         [(start, length)] => {
             let body = ranged(&bytes, *start, *length, file.chunk_size)
-                .ok_or_else(|| refuse(ApiError::RangeNotSatisfiable))?;
+                .ok_or_else(|| refuse(OpError::File(FileRefusal::RangeNotSatisfiable)))?;
             response = response.with_header("Content-Type", content_type.clone());
             response = response.with_header(
                 "Content-Range",
@@ -179,7 +182,7 @@ fn answer(store: &dyn Store, input: &DeliverInput) -> Result<Response, Refusal> 
             );
             (206, body)
         }
-        _ => return Err(refuse(ApiError::MultipartRange)),
+        _ => return Err(refuse(OpError::File(FileRefusal::MultipartRange))),
     };
     if status == 200 {
         response = response.with_header("Content-Type", content_type);

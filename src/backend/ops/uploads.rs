@@ -12,12 +12,13 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::{authenticate_agent, store_error, uuid_v4};
-use crate::api::ApiError;
+use super::{authenticate_agent, uuid_v4};
+use crate::backend::error::FileRefusal;
 use crate::backend::files::{
     epoch_millis, ChunkInfo, ChunkWrite, FileSettings, FileStatus, FileStore, UploadInfo,
     CHUNK_SIZE,
 };
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store, StoreError};
 
 /// `POST /api/fleet/uploads`, after the body decoded and named an agent.
@@ -68,23 +69,26 @@ pub enum UploadAnswer {
     Completed,
 }
 
-fn files(store: &dyn Store) -> Result<&dyn FileStore, ApiError> {
+fn files(store: &dyn Store) -> Result<&dyn FileStore, OpError> {
     store
         .files()
-        .ok_or_else(|| ApiError::Internal("file transfer is not available with this store".into()))
+        .ok_or_else(|| OpError::Refused("file transfer is not available with this store".into()))
 }
 
 /// A create that hit an existing document, as Elasticsearch words it.
-fn conflict(doc: &str) -> ApiError {
-    ApiError::StoreFailed(format!(
-        "elastic fail 409: version_conflict_engine_exception: [{doc}]: version conflict, document already exists"
-    ))
+fn conflict(doc: &str) -> OpError {
+    OpError::StoreFailed {
+        status: 409,
+        detail: format!(
+            "version_conflict_engine_exception: [{doc}]: version conflict, document already exists"
+        ),
+    }
 }
 
-fn store_err(doc: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+fn store_err(doc: &str) -> impl Fn(StoreError) -> OpError + '_ {
     move |e| match e {
         StoreError::Conflict => conflict(doc),
-        other => store_error(other),
+        other => OpError::from(other),
     }
 }
 
@@ -108,12 +112,12 @@ fn file_size(payload: &Map<String, Value>) -> Option<i64> {
 pub fn validate_begin(
     payload: Option<&Map<String, Value>>,
     settings: &FileSettings,
-) -> Result<u64, ApiError> {
+) -> Result<u64, OpError> {
     if settings.max_file_size == Some(0) {
-        return Err(ApiError::FileFeatureDisabled);
+        return Err(OpError::File(FileRefusal::FileFeatureDisabled));
     }
     let Some(payload) = payload else {
-        return Err(ApiError::PayloadRequired);
+        return Err(OpError::File(FileRefusal::PayloadRequired));
     };
     for path in [
         &["file", "name"][..],
@@ -123,21 +127,22 @@ pub fn validate_begin(
         &["src"],
     ] {
         if string_at(payload, path).is_none_or(|v| v.trim().is_empty()) {
-            return Err(ApiError::FieldRequired(format!(
+            return Err(FileRefusal::FieldRequired(format!(
                 "{} is required: field required",
                 path.join(".")
-            )));
+            ))
+            .into());
         }
     }
-    let size = file_size(payload).ok_or(ApiError::FileSizeRequired)?;
+    let size = file_size(payload).ok_or(OpError::File(FileRefusal::FileSizeRequired))?;
     if size <= 0 {
-        return Err(ApiError::InvalidFileSize(format!(
-            "file.size: {size}: invalid filesize"
-        )));
+        return Err(
+            FileRefusal::InvalidFileSize(format!("file.size: {size}: invalid filesize")).into(),
+        );
     }
     let size = size.unsigned_abs();
     if settings.max_file_size.is_some_and(|max| size > max) {
-        return Err(ApiError::FileSizeTooLarge);
+        return Err(OpError::File(FileRefusal::FileSizeTooLarge));
     }
     Ok(size)
 }
@@ -149,13 +154,13 @@ pub fn begin(
     input: &BeginInput,
     settings: &FileSettings,
     now: SystemTime,
-) -> Result<UploadAnswer, ApiError> {
+) -> Result<UploadAnswer, OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
     let size = validate_begin(input.payload.as_ref(), settings)?;
     let mut doc = input.payload.clone().unwrap_or_default();
     let files = files(store)?;
-    if !files.admit(size, settings, now).map_err(store_error)? {
-        return Err(ApiError::FileSizeTooLarge);
+    if !files.admit(size, settings, now).map_err(OpError::from)? {
+        return Err(OpError::File(FileRefusal::FileSizeTooLarge));
     }
     let upload_id = uuid_v4();
     let text = |path: &[&str]| string_at(&doc, path).unwrap_or("").to_owned();
@@ -200,11 +205,11 @@ pub fn begin(
 }
 
 /// `GetUploadInfo`: an unknown id is `file.ErrInvalidID`.
-fn find_upload(files: &dyn FileStore, upload_id: &str) -> Result<UploadInfo, ApiError> {
+fn find_upload(files: &dyn FileStore, upload_id: &str) -> Result<UploadInfo, OpError> {
     files
         .upload(upload_id)
-        .map_err(store_error)?
-        .ok_or(ApiError::InvalidFileId)
+        .map_err(OpError::from)?
+        .ok_or(OpError::File(FileRefusal::InvalidFileId))
 }
 
 /// Hex SHA-256 of `data`, lowercase.
@@ -222,26 +227,26 @@ pub fn chunk(
     store: &dyn Store,
     input: &ChunkInput,
     now: SystemTime,
-) -> Result<UploadAnswer, ApiError> {
+) -> Result<UploadAnswer, OpError> {
     let files = files(store)?;
     let info = find_upload(files, &input.upload_id)?;
     if info.expired(now) {
-        return Err(ApiError::UploadExpired);
+        return Err(OpError::File(FileRefusal::UploadExpired));
     }
     if !info.status.can_upload() {
-        return Err(ApiError::UploadStopped);
+        return Err(OpError::File(FileRefusal::UploadStopped));
     }
     let count = info.chunk_count();
     let pos = u64::try_from(input.chunk)
         .ok()
         .filter(|n| *n < count)
-        .ok_or(ApiError::InvalidChunkNum)?;
+        .ok_or(OpError::File(FileRefusal::InvalidChunkNum))?;
     authenticate_agent(store, &input.key, &info.agent_id)?;
     // The body was read whole under the route's 4 MiB cap; Fleet Server writes it and deletes
     // it again on a mismatch, this checks before writing: the same answer, nothing left behind.
     let sum = sha256_hex(&input.body);
     if !sum.eq_ignore_ascii_case(&input.sha2) {
-        return Err(ApiError::HashMismatch);
+        return Err(OpError::File(FileRefusal::HashMismatch));
     }
     let chunk_id = format!("{}.{pos}", info.doc_id);
     files
@@ -260,8 +265,8 @@ pub fn chunk(
 }
 
 /// Go's `UploadCompleteRequest`: only `transithash.sha256` is read.
-fn transit_hash(body: &[u8]) -> Result<String, ApiError> {
-    let bad = || ApiError::BadRequest("unable to decode upload complete request".into());
+fn transit_hash(body: &[u8]) -> Result<String, OpError> {
+    let bad = || OpError::Invalid("unable to decode upload complete request".into());
     let value: Value = match serde_json::Deserializer::from_slice(body)
         .into_iter::<Value>()
         .next()
@@ -284,7 +289,7 @@ fn transit_hash(body: &[u8]) -> Result<String, ApiError> {
     };
     match hash.as_deref().map(str::trim) {
         Some(h) if !h.is_empty() => Ok(h.to_owned()),
-        _ => Err(ApiError::TransitHashRequired),
+        _ => Err(OpError::File(FileRefusal::TransitHashRequired)),
     }
 }
 
@@ -293,7 +298,7 @@ pub fn complete(
     store: &dyn Store,
     input: &CompleteInput,
     _now: SystemTime,
-) -> Result<UploadAnswer, ApiError> {
+) -> Result<UploadAnswer, OpError> {
     let files = files(store)?;
     let info = find_upload(files, &input.upload_id)?;
     authenticate_agent(store, &input.key, &info.agent_id)?;
@@ -301,9 +306,9 @@ pub fn complete(
     // Fresh, not cached: the status decides.
     let info = find_upload(files, &input.upload_id)?;
     if !info.status.can_upload() {
-        return Err(ApiError::StatusNoUploads);
+        return Err(OpError::File(FileRefusal::StatusNoUploads));
     }
-    let mut chunks = files.chunk_infos(&info).map_err(store_error)?;
+    let mut chunks = files.chunk_infos(&info).map_err(OpError::from)?;
     chunks.sort_by_key(|c| c.pos);
     let count = info.chunk_count();
     let complete =
@@ -315,7 +320,7 @@ pub fn complete(
             info.agent_id,
             chunks.len()
         );
-        return Err(ApiError::MissingChunks);
+        return Err(OpError::File(FileRefusal::MissingChunks));
     }
     if let Err(why) = verify_chunks(&info, &chunks, &hash) {
         log::warn!(
@@ -332,11 +337,11 @@ pub fn complete(
         if let Err(e) = files.delete_chunks(&info) {
             log::warn!("upload {}: deleting its chunks failed: {e}", info.upload_id);
         }
-        return Err(ApiError::FailValidation);
+        return Err(OpError::File(FileRefusal::FailValidation));
     }
     files
         .set_upload_status(&info, FileStatus::Ready, Some(&hash))
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
     log::info!(
         "upload {} of agent {} is READY ({} bytes)",
         info.upload_id,

@@ -28,7 +28,7 @@ fn begin_with(
     key: &ApiKey,
     p: Map<String, Value>,
     settings: &FileSettings,
-) -> Result<String, ApiError> {
+) -> Result<String, OpError> {
     let input = BeginInput {
         key: key.clone(),
         agent_id: p["agent_id"].as_str().unwrap_or("").to_owned(),
@@ -49,7 +49,7 @@ fn put(
     id: &str,
     n: i64,
     data: &[u8],
-) -> Result<UploadAnswer, ApiError> {
+) -> Result<UploadAnswer, OpError> {
     put_at(store, key, id, n, data, SystemTime::now())
 }
 
@@ -60,7 +60,7 @@ fn put_at(
     n: i64,
     data: &[u8],
     now: SystemTime,
-) -> Result<UploadAnswer, ApiError> {
+) -> Result<UploadAnswer, OpError> {
     chunk(
         store,
         &ChunkInput {
@@ -74,7 +74,7 @@ fn put_at(
     )
 }
 
-fn finish(store: &dyn Store, key: &ApiKey, id: &str, body: &str) -> Result<UploadAnswer, ApiError> {
+fn finish(store: &dyn Store, key: &ApiKey, id: &str, body: &str) -> Result<UploadAnswer, OpError> {
     complete(
         store,
         &CompleteInput {
@@ -186,11 +186,11 @@ fn agents_sequence(store: &dyn Store, key: &ApiKey) {
     // Row 41: a completed upload takes no second complete; row 38: nor chunks.
     assert_eq!(
         finish(store, key, &id, &body),
-        Err(ApiError::StatusNoUploads)
+        Err(OpError::File(FileRefusal::StatusNoUploads))
     );
     assert_eq!(
         put(store, key, &id, 0, parts[0]),
-        Err(ApiError::UploadStopped)
+        Err(OpError::File(FileRefusal::UploadStopped))
     );
 }
 
@@ -205,9 +205,9 @@ fn begin_validation_rows_on(store: &dyn Store, key: &ApiKey) {
     p.remove("src");
     assert_eq!(
         begin_with(store, key, p, &s),
-        Err(ApiError::FieldRequired(
+        Err(OpError::File(FileRefusal::FieldRequired(
             "src is required: field required".into()
-        ))
+        )))
     );
     let mut p = payload(10);
     p["file"]
@@ -215,24 +215,36 @@ fn begin_validation_rows_on(store: &dyn Store, key: &ApiKey) {
         .unwrap()
         .insert("name".into(), json!(" "));
     let e = begin_with(store, key, p, &s).unwrap_err();
-    assert_eq!(e.to_string(), "file.name is required: field required");
-    assert_eq!(e.wire(), (400, "ErrFieldRequired".into()));
+    assert_eq!(
+        crate::api::ApiError::from(&e).to_string(),
+        "file.name is required: field required"
+    );
+    assert_eq!(
+        crate::api::ApiError::from(&e).wire(),
+        (400, "ErrFieldRequired".into())
+    );
     let mut p = payload(10);
     p["file"].as_object_mut().unwrap().remove("size");
     assert_eq!(
         begin_with(store, key, p, &s),
-        Err(ApiError::FileSizeRequired)
+        Err(OpError::File(FileRefusal::FileSizeRequired))
     );
     let e = begin_with(store, key, payload(0), &s).unwrap_err();
-    assert_eq!(e.to_string(), "file.size: 0: invalid filesize");
-    assert_eq!(e.wire(), (400, "ErrInvalidFileSize".into()));
+    assert_eq!(
+        crate::api::ApiError::from(&e).to_string(),
+        "file.size: 0: invalid filesize"
+    );
+    assert_eq!(
+        crate::api::ApiError::from(&e).wire(),
+        (400, "ErrInvalidFileSize".into())
+    );
     let limited = FileSettings {
         max_file_size: Some(100),
         ..FileSettings::default()
     };
     assert_eq!(
         begin_with(store, key, payload(101), &limited),
-        Err(ApiError::FileSizeTooLarge)
+        Err(OpError::File(FileRefusal::FileSizeTooLarge))
     );
     assert!(begin_with(store, key, payload(100), &limited).is_ok());
     let disabled = FileSettings {
@@ -240,18 +252,21 @@ fn begin_validation_rows_on(store: &dyn Store, key: &ApiKey) {
         ..FileSettings::default()
     };
     let e = begin_with(store, key, payload(1), &disabled).unwrap_err();
-    assert_eq!(e.wire(), (403, "ErrFileFeatureDisable".into()));
+    assert_eq!(
+        crate::api::ApiError::from(&e).wire(),
+        (403, "ErrFileFeatureDisable".into())
+    );
     // Row 42: a `null` payload (unreachable over HTTP: agent_id is checked first).
     assert_eq!(
         validate_begin(None, &FileSettings::default()),
-        Err(ApiError::PayloadRequired)
+        Err(OpError::File(FileRefusal::PayloadRequired))
     );
     // Row 19: the key's agent must be the body's.
     let mut p = payload(10);
     p.insert("agent_id".into(), json!("someone-else"));
     assert!(matches!(
         begin_with(store, key, p, &s),
-        Err(ApiError::AgentIdentity | ApiError::AgentNotFound)
+        Err(OpError::AgentIdentity | OpError::AgentNotFound)
     ));
 }
 
@@ -264,24 +279,24 @@ fn chunk_rows_on(store: &dyn Store, key: &ApiKey) {
     let id = begin_with(store, key, payload(10), &FileSettings::default()).unwrap();
     assert_eq!(
         put(store, key, "nope", 0, b"x"),
-        Err(ApiError::InvalidFileId)
+        Err(OpError::File(FileRefusal::InvalidFileId))
     );
     assert_eq!(
-        ApiError::InvalidFileId.wire(),
+        crate::api::ApiError::from(&OpError::File(FileRefusal::InvalidFileId)).wire(),
         (400, "ErrInvalidFileID".into())
     );
     assert_eq!(
         put(store, key, &id, 1, b"x"),
-        Err(ApiError::InvalidChunkNum)
+        Err(OpError::File(FileRefusal::InvalidChunkNum))
     );
     assert_eq!(
         put(store, key, &id, -1, b"x"),
-        Err(ApiError::InvalidChunkNum)
+        Err(OpError::File(FileRefusal::InvalidChunkNum))
     );
     let later = SystemTime::now() + Duration::from_secs(24 * 3600 + 5);
     assert_eq!(
         put_at(store, key, &id, 0, b"0123456789", later),
-        Err(ApiError::UploadExpired)
+        Err(OpError::File(FileRefusal::UploadExpired))
     );
     let bad = ChunkInput {
         key: key.clone(),
@@ -292,7 +307,7 @@ fn chunk_rows_on(store: &dyn Store, key: &ApiKey) {
     };
     assert_eq!(
         chunk(store, &bad, SystemTime::now()),
-        Err(ApiError::HashMismatch)
+        Err(OpError::File(FileRefusal::HashMismatch))
     );
     let info = store.files().unwrap().upload(&id).unwrap().unwrap();
     assert!(
@@ -325,19 +340,19 @@ fn complete_rows_on(store: &dyn Store, key: &ApiKey) {
     let id = begin_with(store, key, payload(size as u64), &FileSettings::default()).unwrap();
     assert_eq!(
         finish(store, key, &id, "{}"),
-        Err(ApiError::TransitHashRequired)
+        Err(OpError::File(FileRefusal::TransitHashRequired))
     );
     assert_eq!(
         finish(store, key, &id, r#"{"transithash":{"sha256":"  "}}"#),
-        Err(ApiError::TransitHashRequired)
+        Err(OpError::File(FileRefusal::TransitHashRequired))
     );
     assert!(matches!(
         finish(store, key, &id, r#"{"transithash":1}"#),
-        Err(ApiError::BadRequest(_))
+        Err(OpError::Invalid(_))
     ));
     assert_eq!(
         finish(store, key, "nope", r#"{"transithash":{"sha256":"ab"}}"#),
-        Err(ApiError::InvalidFileId)
+        Err(OpError::File(FileRefusal::InvalidFileId))
     );
     let first = vec![7u8; 4 * MIB];
     put(store, key, &id, 0, &first).unwrap();
@@ -345,7 +360,10 @@ fn complete_rows_on(store: &dyn Store, key: &ApiKey) {
         r#"{{"transithash":{{"sha256":"{}"}}}}"#,
         transit(&[&first, b"12345"])
     );
-    assert_eq!(finish(store, key, &id, &body), Err(ApiError::MissingChunks));
+    assert_eq!(
+        finish(store, key, &id, &body),
+        Err(OpError::File(FileRefusal::MissingChunks))
+    );
     put(store, key, &id, 1, b"12345").unwrap();
     let wrong = format!(
         r#"{{"transithash":{{"sha256":"{}"}}}}"#,
@@ -353,7 +371,7 @@ fn complete_rows_on(store: &dyn Store, key: &ApiKey) {
     );
     assert_eq!(
         finish(store, key, &id, &wrong),
-        Err(ApiError::FailValidation)
+        Err(OpError::File(FileRefusal::FailValidation))
     );
     let d = doc(store);
     assert_eq!(d["file"]["Status"], "UPLOAD_ERROR");
@@ -366,7 +384,7 @@ fn complete_rows_on(store: &dyn Store, key: &ApiKey) {
         .is_empty());
     assert_eq!(
         finish(store, key, &id, &body),
-        Err(ApiError::StatusNoUploads)
+        Err(OpError::File(FileRefusal::StatusNoUploads))
     );
 }
 
@@ -393,7 +411,7 @@ fn short_middle_chunks_fail_validation_on(store: &dyn Store, key: &ApiKey) {
     );
     assert_eq!(
         finish(store, key, &id, &body),
-        Err(ApiError::FailValidation)
+        Err(OpError::File(FileRefusal::FailValidation))
     );
 }
 
