@@ -101,7 +101,7 @@ fn fuzz_begin(store: &MemoryStore, key: &ApiKey, body: &[u8], now: SystemTime) {
             assert_eq!(Some(info.size), size);
         }
         Ok(other) => panic!("begin answered {other:?}"),
-        Err(e) => rendered(&e),
+        Err(e) => rendered(&ApiError::from(&e)),
     }
 }
 
@@ -154,7 +154,7 @@ fn fuzz_complete(store: &MemoryStore, key: &ApiKey, body: &[u8], now: SystemTime
             let info = files.upload(&upload_id).expect("readable").expect("stored");
             assert_eq!(info.status.as_str(), "READY");
         }
-        Err(e) => rendered(&e),
+        Err(e) => rendered(&ApiError::from(&e)),
     }
 }
 
