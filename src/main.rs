@@ -56,6 +56,9 @@ fn main() -> ExitCode {
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     // Before anything reads or writes it: the data dir holds keys, tokens and credentials.
     fleet_edge::fsmode::secure_data_dir(&config.data_dir)?;
+    if let Some(mirror) = &config.files.mirror_dir {
+        fleet_edge::files::prepare_mirror(mirror)?;
+    }
     if let Some(es) = &config.es {
         // Production mode: the state lives in Elasticsearch; several instances may share it.
         let store = fleet_edge::backend::es::EsStore::connect(es, config.startup_timeout)?;

@@ -6,9 +6,11 @@
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
 pub mod auth;
+pub mod downloads;
 pub mod errors;
 pub mod json_body;
 pub mod opamp;
+pub mod pgp;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -42,6 +44,10 @@ pub struct Context<'a> {
     pub limits: &'a mut RouteLimits,
     /// The loop's clock reading.
     pub now: std::time::Instant,
+    /// The request came over TLS (the PGP key endpoint requires it).
+    pub tls: bool,
+    /// The mirror and PGP key directories.
+    pub files: &'a crate::files::FileServing,
 }
 
 /// The endpoints this server routes, classified from method and path.
@@ -59,6 +65,10 @@ pub enum Route<'a> {
     AuditUnenroll(&'a str),
     /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
     OpAmp,
+    /// `GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key`; carries the version.
+    PgpKey(&'a str),
+    /// `GET`/`HEAD /downloads/...`, the artifact mirror; carries the whole path.
+    Download(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -73,6 +83,16 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
         "/api/fleet/agents/enroll" => (post, Route::Enroll, "POST"),
         opamp::PATH => (true, Route::OpAmp, ""),
+        _ if path.starts_with(downloads::PREFIX) => (
+            matches!(method, Method::Get | Method::Head),
+            Route::Download(path),
+            "GET, HEAD",
+        ),
+        _ if pgp::version_segment(path).is_some() => (
+            *method == Method::Get,
+            Route::PgpKey(pgp::version_segment(path).unwrap_or_default()),
+            "GET",
+        ),
         _ => match path
             .strip_prefix("/api/fleet/agents/")
             .map(|rest| rest.split('/').collect::<Vec<_>>())
@@ -104,7 +124,11 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
         Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
+        Route::Status
+        | Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::WrongMethod(_)
+        | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
         max_body,
@@ -142,6 +166,10 @@ pub enum PendingKind {
     OpAmpUpgrade,
     /// A message on an OpAMP WebSocket (no HTTP response).
     OpAmpMessage,
+    /// The upgrade PGP key.
+    PgpKey,
+    /// A file of the artifact mirror.
+    Download,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -165,9 +193,12 @@ pub struct Pending {
 impl Pending {
     /// Adds the headers every routed response carries.
     pub fn decorate(&self, response: Response) -> Response {
-        response
-            .with_header("Elastic-Api-Version", self.api_version)
-            .with_header("X-Request-Id", self.request_id.clone())
+        // The mirror is outside Fleet's API router: no API version on its answers.
+        let response = match self.kind {
+            PendingKind::Download => response,
+            _ => response.with_header("Elastic-Api-Version", self.api_version),
+        };
+        response.with_header("X-Request-Id", self.request_id.clone())
     }
 
     /// Logs a refusal for the agent's version: the agent version, the version this server
@@ -193,6 +224,8 @@ impl Pending {
             JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
+            JobOutput::PgpKey(key) => pgp::answer(key),
+            JobOutput::Download(response) => *response,
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
@@ -221,7 +254,7 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::OpAmp => Some(LimitedRoute::OpAmp),
-        Route::WrongMethod(_) | Route::NotFound => None,
+        Route::PgpKey(_) | Route::Download(_) | Route::WrongMethod(_) | Route::NotFound => None,
     }
 }
 
@@ -304,11 +337,29 @@ fn dispatch(
                 refused_agent_version: None,
             })
         }
+        // The mirror is a static file site, outside Fleet's API router.
+        Route::Download(_) => {
+            let Some(root) = &ctx.files.mirror else {
+                return Decision::Respond(not_found());
+            };
+            return Decision::Job(
+                Job::Download(downloads::DownloadRequest::new(req, root.clone())),
+                Pending {
+                    kind: PendingKind::Download,
+                    request_id: request_id.clone(),
+                    api_version: version::DEFAULT,
+                    limited,
+                    server_version: ctx.server_version,
+                    refused_agent_version: None,
+                },
+            );
+        }
         Route::Status
         | Route::Enroll
         | Route::Checkin(_)
         | Route::Acks(_)
-        | Route::AuditUnenroll(_) => {}
+        | Route::AuditUnenroll(_)
+        | Route::PgpKey(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
@@ -340,6 +391,19 @@ fn dispatch(
     let respond = |response: Response| {
         Decision::Respond(response.with_header("Elastic-Api-Version", api_version))
     };
+    if let Route::PgpKey(version) = route {
+        // The binder's parameter check runs before the handler's TLS check.
+        if let Err(refused) = pgp::check_version(version) {
+            return respond(refused);
+        }
+        if !ctx.tls {
+            return respond(pgp::tls_required());
+        }
+        return Decision::Job(
+            Job::PgpKey(std::sync::Arc::clone(&ctx.files.pgp)),
+            pending(PendingKind::PgpKey),
+        );
+    }
     if let Route::Status = route {
         // The long form needs the key checked by the store; any auth failure is the short form.
         return match (ctx.has_store, auth::api_key(req)) {
@@ -409,9 +473,12 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => {
-            respond(not_found())
-        }
+        Route::Status
+        | Route::OpAmp
+        | Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::WrongMethod(_)
+        | Route::NotFound => respond(not_found()),
     }
 }
 
@@ -447,6 +514,8 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now: std::time::Instant::now(),
+                tls: true,
+                files: &crate::files::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,
@@ -550,6 +619,8 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now,
+                tls: true,
+                files: &crate::files::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,

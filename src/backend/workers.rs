@@ -52,6 +52,10 @@ pub enum Job {
     Admin(crate::mgmt::AdminRequest),
     /// One OpAMP message (`backend::ops::opamp`).
     OpAmp(super::ops::opamp::OpAmpInput),
+    /// Read (or fetch upstream) the upgrade PGP key (`files::pgp`).
+    PgpKey(Arc<crate::files::pgp::PgpSource>),
+    /// Look up a file of the artifact mirror (`files::mirror`).
+    Download(crate::api::downloads::DownloadRequest),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
     OpAmpConnect {
         /// The enrollment token.
@@ -82,6 +86,10 @@ pub enum JobOutput {
     OpAmp(Result<super::ops::opamp::OpAmpOutcome, super::ops::opamp::OpAmpRefusal>),
     /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
     OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
+    /// From [`Job::PgpKey`]: the armored key, or why it cannot be served.
+    PgpKey(Result<Vec<u8>, String>),
+    /// From [`Job::Download`]: the response (its body streams from the open file).
+    Download(Box<crate::http::Response>),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.
@@ -270,6 +278,11 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),
+        Job::PgpKey(source) => JobOutput::PgpKey(crate::api::pgp::lookup(&source)),
+        Job::Download(request) => {
+            let found = crate::files::mirror::open(&request.root, &request.path);
+            JobOutput::Download(Box::new(crate::api::downloads::answer(&request, found)))
+        }
         Job::Admin(_) => JobOutput::Admin(
             404,
             serde_json::json!({"statusCode": 404, "error": "Not Found", "message": "this store has no management API"}),

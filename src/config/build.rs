@@ -170,6 +170,17 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         .parsed(Id::LogFormat, parse_log_format)
         .unwrap_or(LogFormat::Text);
 
+    let files = super::FilesSettings {
+        mirror_dir: b.path(Id::DownloadsDir).or_else(|| {
+            // Embedded mode serves a mirror by default; with Elasticsearch only when asked.
+            es.is_none().then(|| data_dir.join("downloads"))
+        }),
+        pgp_dir: b.path(Id::PgpDir).unwrap_or_else(|| data_dir.join("pgp")),
+        pgp_upstream_url: b
+            .value(Id::PgpUpstreamUrl)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+    };
     if !b.errors.is_empty() {
         return Err(ConfigErrors(b.errors));
     }
@@ -184,6 +195,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         log_format,
         server_version,
         default_output,
+        files,
         settings: b.shown(),
         warnings: b.warnings,
     })

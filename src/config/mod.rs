@@ -127,6 +127,8 @@ pub struct Config {
     /// embedded mode; `None` when no hosts were given (the output is then written not
     /// configured).
     pub default_output: Option<DefaultOutput>,
+    /// The artifact mirror and the PGP key directory (issue 17).
+    pub files: FilesSettings,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
     /// Problems that do not stop the server, one sentence each; `main` logs them at startup.
@@ -146,6 +148,18 @@ impl Config {
             .find(|s| s.id == id)
             .map_or(Origin::Default, |s| s.origin)
     }
+}
+
+/// What the agent listener serves from disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilesSettings {
+    /// `--downloads-dir`: the artifact mirror (`None`: off; embedded mode defaults it to
+    /// `<data-dir>/downloads`).
+    pub mirror_dir: Option<PathBuf>,
+    /// `--pgp-dir` (`<data-dir>/pgp` unless given).
+    pub pgp_dir: PathBuf,
+    /// `--pgp-upstream-url`.
+    pub pgp_upstream_url: String,
 }
 
 /// One setting's effective value as shown by `--print-config`.

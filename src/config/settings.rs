@@ -95,6 +95,12 @@ pub enum SettingId {
     DefaultOutputSslCert,
     /// `--default-output-ssl-key`
     DefaultOutputSslKey,
+    /// `--downloads-dir`
+    DownloadsDir,
+    /// `--pgp-dir`
+    PgpDir,
+    /// `--pgp-upstream-url`
+    PgpUpstreamUrl,
 }
 
 /// How a setting's value is given.
@@ -716,6 +722,42 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "PATH",
         default: None,
         help: "Embedded mode, first start only: unencrypted private key (PEM) of --default-output-ssl-certificate; embedded as ssl.key, so the policy file is written mode 0600.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::DownloadsDir,
+        flag: Some("--downloads-dir"),
+        envs: &["FLEET_EDGE_DOWNLOADS_DIR"],
+        value_name: "PATH",
+        default: None,
+        help: "Artifact mirror served read-only at /downloads/ on the agent listener, laid out as artifacts.elastic.co (fill it with `fleet-edge artifacts import`). Embedded mode: <data-dir>/downloads unless given (created at start); Elasticsearch mode: off unless given.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::PgpDir,
+        flag: Some("--pgp-dir"),
+        envs: &["FLEET_EDGE_PGP_DIR"],
+        value_name: "PATH",
+        default: None,
+        help: "server.pgp.dir: directory of default.pgp (mode 0600), the key served to agents at /api/agents/upgrades/<version>/pgp-public-key; <data-dir>/pgp unless given (install one with `fleet-edge pgp import FILE`).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::PgpUpstreamUrl,
+        flag: Some("--pgp-upstream-url"),
+        envs: &["FLEET_EDGE_PGP_UPSTREAM_URL"],
+        value_name: "URL",
+        default: Some("https://artifacts.elastic.co/GPG-KEY-elastic-agent"),
+        help: "server.pgp.upstream_url: where the PGP key is fetched (then written to the PGP dir) when default.pgp is absent.",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod file;
 mod websocket;
 
 use super::pool::BufPool;
@@ -65,6 +66,8 @@ pub struct Inflight {
     pub started: Instant,
     /// Checkin progress, for checkins.
     pub checkin: Option<CheckinWait>,
+    /// The request was `HEAD`: its answer carries headers only.
+    pub head: bool,
 }
 
 /// Where a checkin is after its store part.
@@ -115,6 +118,8 @@ pub struct DriveCtx<'a> {
     pub limits: &'a mut crate::core::limits::RouteLimits,
     /// The management API's bearer token (when it is enabled).
     pub admin_token: Option<&'a str>,
+    /// The mirror and PGP key directories.
+    pub files: &'a crate::files::FileServing,
 }
 
 /// How one response is written on this connection.
@@ -157,6 +162,8 @@ pub struct Conn {
     pub timer: Option<(Ticket, TimerKind)>,
     /// Set once the connection switched to WebSocket framing (an OpAMP collector).
     ws: Option<Box<websocket::WsSession>>,
+    /// The rest of a file body being sent (refills `out` as the socket drains).
+    file_out: Option<file::FileStream>,
 }
 
 impl Conn {
@@ -187,11 +194,12 @@ impl Conn {
             management: false,
             reserve: false,
             ws: None,
+            file_out: None,
         }
     }
 
     fn output_pending(&self) -> bool {
-        self.out_pos < self.out.len() || self.transport.wants_write()
+        self.out_pos < self.out.len() || self.transport.wants_write() || self.file_out.is_some()
     }
 
     /// True between requests: nothing buffered, nothing to send, handshake done.
@@ -375,6 +383,8 @@ impl Conn {
                     server_version: ctx.server_version,
                     limits: ctx.limits,
                     now: ctx.now,
+                    tls: !matches!(self.transport, Transport::Plain),
+                    files: ctx.files,
                 },
             )
         };
@@ -396,6 +406,7 @@ impl Conn {
                     accepts_gzip: req.accepts_gzip(),
                     started: ctx.now,
                     checkin: None,
+                    head,
                 });
                 ctx.jobs.push(job);
             }
@@ -416,7 +427,7 @@ impl Conn {
         let opts = ResponseOptions {
             keep_alive: inflight.keep_alive && !draining,
             gzip: inflight.accepts_gzip,
-            head: false,
+            head: inflight.head,
             date,
         };
         self.queue(response, opts, pool);
@@ -440,6 +451,9 @@ impl Conn {
             date: Some(opts.date),
         };
         encode_response(response, &encode, &mut self.out);
+        if let (crate::http::Body::File(body), false) = (&response.body, opts.head) {
+            self.file_out = Some(file::FileStream::new(body));
+        }
         if !opts.keep_alive {
             self.close_after_flush = true;
         }
@@ -456,6 +470,7 @@ impl Conn {
     fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
         loop {
             let mut moved = false;
+            self.refill_from_file(pool)?;
             if let Some(rest) = self.out.get(self.out_pos..) {
                 if !rest.is_empty() {
                     let n = self.transport.write_plaintext(&mut self.sock, rest)?;
@@ -473,6 +488,26 @@ impl Conn {
                 return Ok(());
             }
         }
+    }
+
+    /// Once `out` is drained, puts the next chunk of a file body in it.
+    fn refill_from_file(&mut self, pool: &mut BufPool) -> io::Result<()> {
+        let Some(stream) = self.file_out.as_mut() else {
+            return Ok(());
+        };
+        if self.out_pos < self.out.len() {
+            return Ok(());
+        }
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        let refilled = stream.refill(&mut self.out, file::FILE_CHUNK);
+        if refilled.is_err() || stream.is_done() {
+            self.file_out = None;
+        }
+        refilled
     }
 
     fn discard_input(&mut self, scratch: &mut [u8]) -> Step {

@@ -24,6 +24,8 @@
 //! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
+//! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
+//!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -50,6 +52,7 @@ macro_rules! on_every_store {
 
 mod agent_behaviours;
 mod agent_mode;
+mod airgap;
 mod auth_cache;
 mod backup;
 mod bodies;

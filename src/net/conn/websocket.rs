@@ -84,6 +84,7 @@ impl Conn {
                     accepts_gzip: false,
                     started: ctx.now,
                     checkin: None,
+                    head: false,
                 });
                 ctx.jobs.push(Job::OpAmp(OpAmpInput {
                     key,

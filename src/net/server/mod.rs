@@ -103,6 +103,8 @@ pub struct Settings {
     pub backend: BackendSettings,
     /// The sizing table the route limits come from (`None`: the code defaults).
     pub limits_table: Option<&'static crate::core::limits::SizingTable>,
+    /// The artifact mirror and PGP key directories.
+    pub files: crate::files::FileServing,
 }
 
 impl Settings {
@@ -538,6 +540,7 @@ impl Server {
             jobs: &mut self.jobs,
             limits: &mut self.limits,
             admin_token: self.admin_token.as_deref(),
+            files: &self.settings.files,
         };
         let step = conn.drive(&mut ctx);
         let jobs = std::mem::take(&mut self.jobs);
