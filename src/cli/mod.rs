@@ -11,6 +11,8 @@
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE | restore FILE
+//! fleet-edge artifacts [list] | import FILE... [--downloads-dir D]
+//! fleet-edge pgp import FILE [--pgp-dir D]
 //! fleet-edge help [COMMAND]                  (or --help anywhere)
 //! ```
 //!
@@ -102,6 +104,9 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         .unwrap_or_else(|| "fleet-edge-data".to_owned());
     match invocation.words {
         ["backup"] => return backup(&data_dir, Path::new(&invocation.args[0])),
+        ["artifacts", "list"] | ["artifacts", "import"] | ["pgp", "import"] => {
+            return files(&invocation, Path::new(&data_dir))
+        }
         ["restore"] => {
             let file = &invocation.args[0];
             let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
@@ -119,6 +124,55 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         body.as_ref(),
     )?;
     print!("{}", output::render(invocation.words, &answer));
+    Ok(())
+}
+
+/// The air-gap commands: they work on the data dir's files, server running or not.
+fn files(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
+    let input = |e: crate::files::import::ImportError| CliError::Input(e.to_string());
+    let mirror = inv
+        .option("--downloads-dir")
+        .map_or_else(|| data_dir.join("downloads"), PathBuf::from);
+    match inv.words {
+        ["pgp", "import"] => {
+            let pgp_dir = inv
+                .option("--pgp-dir")
+                .map_or_else(|| data_dir.join("pgp"), PathBuf::from);
+            let path = crate::files::import::import_pgp_key(&pgp_dir, Path::new(&inv.args[0]))
+                .map_err(input)?;
+            println!(
+                "installed {} (mode 0600): served at /api/agents/upgrades/<version>/pgp-public-key",
+                path.display()
+            );
+        }
+        ["artifacts", "import"] => {
+            for file in &inv.args {
+                for imported in
+                    crate::files::import::import(&mirror, Path::new(file)).map_err(input)?
+                {
+                    let how = if imported.verified {
+                        " (SHA-512 verified)"
+                    } else {
+                        ""
+                    };
+                    println!("/downloads/{}{how}", imported.path);
+                }
+            }
+        }
+        _ => {
+            let listed = crate::files::mirror::list(&mirror)
+                .map_err(|e| CliError::Input(format!("cannot list {}: {e}", mirror.display())))?;
+            if listed.is_empty() {
+                println!(
+                    "the artifact mirror {} is empty; add packages with 'fleet-edge artifacts import FILE...'",
+                    mirror.display()
+                );
+            }
+            for file in listed {
+                println!("{:>12}  /downloads/{}", file.size, file.path);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -157,6 +157,29 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "send MIGRATE (agents 9.1+) to move an agent to another Fleet Server",
     },
     CommandSpec {
+        words: &["artifacts", "list"],
+        args: &[],
+        options: &[DOWNLOADS_DIR],
+        summary: "list the packages of the artifact mirror served at /downloads/",
+    },
+    CommandSpec {
+        words: &["artifacts", "import"],
+        args: &["FILE..."],
+        options: &[DOWNLOADS_DIR],
+        summary: "copy packages (with their .sha512 and .asc beside them) into the artifact mirror where Elastic's artifact site keeps them, verifying each against its .sha512",
+    },
+    CommandSpec {
+        words: &["pgp", "import"],
+        args: &["FILE"],
+        options: &[opt(
+            "--pgp-dir",
+            "DIR",
+            false,
+            "the server's --pgp-dir (default: <data-dir>/pgp)",
+        )],
+        summary: "install the ASCII-armored PGP key agents verify upgrades with (default.pgp, mode 0600)",
+    },
+    CommandSpec {
         words: &["backup"],
         args: &["FILE"],
         options: &[],
@@ -169,6 +192,13 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "unpack a backup into an empty or absent --data-dir",
     },
 ];
+
+const DOWNLOADS_DIR: OptSpec = opt(
+    "--downloads-dir",
+    "DIR",
+    false,
+    "the server's --downloads-dir (default: <data-dir>/downloads)",
+);
 
 /// The options every subcommand takes.
 const COMMON: &[OptSpec] = &[opt(
@@ -376,7 +406,9 @@ pub fn parse(args: Vec<String>) -> Result<Parsed, Usage> {
             did_you_mean(key, &known)
         )));
     }
-    if leftovers.len() > spec.args.len() {
+    // A last placeholder ending in `...` takes one or more arguments.
+    let variadic = spec.args.last().is_some_and(|a| a.ends_with("..."));
+    if leftovers.len() > spec.args.len() && !variadic {
         return Err(usage(format!(
             "unexpected argument '{}'",
             leftovers[spec.args.len()]

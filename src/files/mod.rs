@@ -5,6 +5,7 @@
 //! `api::pgp` and `api::downloads`, and the connection streams a mirror file with
 //! `http::Body::File` (`net/conn/file.rs`).
 
+pub mod import;
 pub mod mirror;
 pub mod pgp;
 

@@ -9,6 +9,8 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::management::{cli, json_of, only_action};
+use crate::support::agent::Agent;
 use crate::support::client::tls_config;
 use crate::support::{Client, FleetEdge, TempDir};
 
@@ -377,4 +379,130 @@ fn mirror_streams_a_large_file_to_a_slow_reader_in_bounded_memory() {
         grew < 16 * 1024,
         "server RSS grew {grew} KiB while streaming a 200 MiB file (baseline {baseline} KiB)"
     );
+}
+
+fn sha512_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA512, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The air-gap walk-through: `pgp import`, `artifacts import` (verified against its `.sha512`;
+/// a mismatch imports nothing), `artifacts` lists, an UPGRADE whose `source_uri` is the mirror,
+/// and the agent downloading from it the package, its `.sha512` and the PGP key.
+#[test]
+fn import_upgrade_and_download_from_the_mirror() {
+    let server = FleetEdge::start(&["--checkin-long-poll", "30s", "--checkin-jitter", "0s"]);
+    server
+        .wait_for_log("management API on", std::time::Duration::from_secs(20))
+        .expect("management API announced");
+    let staging = TempDir::new("staging");
+
+    // PGP key: a file that is not a key is refused; a key is installed 0600 and served.
+    std::fs::write(staging.join("junk.txt"), b"not a key").unwrap();
+    let (code, _, err) = cli(
+        &server,
+        &["pgp", "import", staging.join("junk.txt").to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{err}");
+    std::fs::write(staging.join("GPG-KEY-elastic-agent"), KEY).unwrap();
+    let key_file = staging.join("GPG-KEY-elastic-agent");
+    let (code, out, err) = cli(&server, &["pgp", "import", key_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("default.pgp"), "{out}");
+    let installed = server.data_dir.join("pgp/default.pgp");
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A package whose .sha512 does not match is refused and leaves nothing.
+    let name = "elastic-agent-9.6.0-linux-x86_64.tar.gz";
+    let data = package_bytes();
+    let package = staging.join(name);
+    std::fs::write(&package, &data).unwrap();
+    let checksum = staging.join(&format!("{name}.sha512"));
+    std::fs::write(&checksum, format!("{}  {name}\n", sha512_hex(b"other"))).unwrap();
+    let (code, _, err) = cli(&server, &["artifacts", "import", package.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    let (code, out, _) = cli(&server, &["artifacts"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("is empty"), "nothing imported: {out}");
+
+    std::fs::write(&checksum, format!("{}  {name}\n", sha512_hex(&data))).unwrap();
+    std::fs::write(staging.join(&format!("{name}.asc")), b"signature").unwrap();
+    let (code, out, err) = cli(&server, &["artifacts", "import", package.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "/downloads/beats/elastic-agent/{name} (SHA-512 verified)"
+        )),
+        "{out}"
+    );
+    let (_, listed, _) = cli(&server, &["artifacts", "list"]);
+    for suffix in ["", ".sha512", ".asc"] {
+        assert!(
+            listed.contains(&format!("/downloads/beats/elastic-agent/{name}{suffix}\n")),
+            "{listed}"
+        );
+    }
+    let (code, _, err) = cli(&server, &["artifacts", "import", "--bogus", "x"]);
+    assert_eq!(code, 2, "unknown options are usage errors: {err}");
+
+    // The operator points the upgrade at the mirror; the agent gets it in its UPGRADE action
+    // and downloads from there as Elastic Agent does (<source_uri>beats/elastic-agent/<file>).
+    let (code, out, err) = cli(
+        &server,
+        &["tokens", "create", "--policy", "fleet-edge-default"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = json_of(&out)["item"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut agent, _) = Agent::enroll(server.addr, ca_roots(&server), &token, &[]);
+    let (_, body) = agent.checkin();
+    agent.apply_policy(only_action(&body));
+    agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
+    let source_uri = format!("https://localhost:{}/downloads/", server.addr.port());
+    let (code, _, err) = cli(
+        &server,
+        &[
+            "upgrade",
+            &agent.id,
+            "--version",
+            "9.6.0",
+            "--source-uri",
+            &source_uri,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, body) = agent.checkin();
+    let action = only_action(&body);
+    assert_eq!(action["type"], "UPGRADE", "{body}");
+    let uri = action["data"]["source_uri"].as_str().unwrap();
+    assert_eq!(uri, source_uri);
+    let path = uri
+        .split_once(&format!(":{}", server.addr.port()))
+        .unwrap()
+        .1;
+    let mut c = client(&server);
+    let package = c
+        .request(&get(&format!("{path}beats/elastic-agent/{name}"), ""))
+        .unwrap();
+    assert_eq!(package.status, 200);
+    assert!(package.body == data);
+    let sum = c
+        .request(&get(
+            &format!("{path}beats/elastic-agent/{name}.sha512"),
+            "",
+        ))
+        .unwrap();
+    assert_eq!(sum.status, 200);
+    assert!(String::from_utf8_lossy(&sum.body).starts_with(&sha512_hex(&package.body)));
+    let key = c.request(&get(PGP_PATH, "")).unwrap();
+    assert_eq!((key.status, key.body.as_slice()), (200, KEY));
 }
