@@ -87,6 +87,15 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         &fleet_edge::embedded::FirstStart {
             fleet_url: &url,
             output: config.default_output.as_ref(),
+            download: config.files.mirror_dir.as_ref().map(|_| {
+                fleet_edge::embedded::policies::DownloadSource {
+                    source_uri: format!("{}/downloads/", url.trim_end_matches('/')),
+                    ca_pem: listening
+                        .generated_ca
+                        .as_ref()
+                        .and_then(|(path, _)| std::fs::read_to_string(path).ok()),
+                }
+            }),
         },
     )?;
     // SIGHUP also scans the policy files at once.
@@ -154,6 +163,13 @@ fn quick_start(
         "  Policies:           {} (edit a file to roll out a new revision)",
         embedded.policies_dir.display()
     );
+    if let Some(mirror) = &config.files.mirror_dir {
+        println!(
+            "  Artifact mirror:    {}/downloads/ from {} (fleet-edge artifacts import FILE...)",
+            url.trim_end_matches('/'),
+            mirror.display()
+        );
+    }
     if !embedded.output_problems.is_empty() {
         println!(
             "  Output:             {}: agents send no data until you edit outputs in {} (or first start with --default-output-hosts)",

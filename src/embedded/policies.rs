@@ -57,6 +57,28 @@ pub fn default_policy(id: &str, fleet_url: &str, output: Option<&DefaultOutput>)
     })
 }
 
+/// Points a policy's `agent.download` at the artifact mirror (issue 17): `sourceURI` and, when
+/// the server's certificate comes from a CA it generated, that CA as
+/// `ssl.certificate_authorities` (PEM inline), as Kibana writes an agent binary download source.
+pub fn download_from(policy: &mut Value, source: &DownloadSource) {
+    let mut download = json!({"sourceURI": source.source_uri});
+    if let Some(ca) = &source.ca_pem {
+        download["ssl"] = json!({"certificate_authorities": [ca]});
+    }
+    if let Some(agent) = policy.get_mut("agent").and_then(Value::as_object_mut) {
+        agent.insert("download".into(), download);
+    }
+}
+
+/// Where agents of the default policy download upgrades from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadSource {
+    /// `agent.download.sourceURI` (fleet-edge's URL + `/downloads/`).
+    pub source_uri: String,
+    /// The CA agents need to trust it, PEM.
+    pub ca_pem: Option<String>,
+}
+
 /// The `outputs.default` member: Kibana's full-policy shape for the configured type (PEM text
 /// inline under `ssl`), or the not-configured marker (no hosts).
 fn default_output(output: Option<&DefaultOutput>) -> Value {

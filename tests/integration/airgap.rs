@@ -506,3 +506,22 @@ fn import_upgrade_and_download_from_the_mirror() {
     let key = c.request(&get(PGP_PATH, "")).unwrap();
     assert_eq!((key.status, key.body.as_slice()), (200, KEY));
 }
+
+/// Issue 17 item 3: the default policy written on the first start downloads upgrades from the
+/// mirror, trusting the CA the agents already trust.
+#[test]
+fn the_default_policy_points_agent_downloads_at_the_mirror() {
+    let server = FleetEdge::start(&[]);
+    let text =
+        std::fs::read_to_string(server.data_dir.join("policies/fleet-edge-default.json")).unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fleet_url = policy["fleet"]["hosts"][0].as_str().unwrap();
+    let download = &policy["agent"]["download"];
+    assert_eq!(
+        download["sourceURI"],
+        format!("{fleet_url}/downloads/"),
+        "{policy}"
+    );
+    let ca = std::fs::read_to_string(server.data_dir.join("certs/ca.crt")).unwrap();
+    assert_eq!(download["ssl"]["certificate_authorities"][0], ca.as_str());
+}
