@@ -6,7 +6,8 @@
 //! fleet-edge tokens list | create --policy ID [--name N] | revoke ID
 //! fleet-edge policy list | apply FILE
 //! fleet-edge unenroll AGENT_ID
-//! fleet-edge upgrade AGENT_ID --version V [--source-uri URL]
+//! fleet-edge upgrade [AGENT_ID...] [--policy ID | --all] --version V [--source-uri URL]
+//!                    [--rollout-duration D] [--start-time T] [--force]
 //! fleet-edge diagnostics AGENT_ID
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
@@ -176,6 +177,68 @@ fn files(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Whether an `upgrade` line needs Kibana's bulk upgrade (anything but one agent, now).
+fn bulk_upgrade(inv: &Invocation) -> bool {
+    inv.args.len() != 1
+        || ["--policy", "--all", "--rollout-duration", "--start-time"]
+            .iter()
+            .any(|o| inv.option(o).is_some())
+}
+
+/// `POST /api/fleet/agents/bulk_upgrade`'s body (Kibana's members) for an `upgrade` line.
+fn bulk_upgrade_body(inv: &Invocation) -> Result<Value, CliError> {
+    let usage = |problem: String| {
+        CliError::Usage(Usage {
+            problem,
+            see: "fleet-edge help upgrade".into(),
+        })
+    };
+    let agents = match (
+        inv.args.is_empty(),
+        inv.option("--policy"),
+        inv.option("--all"),
+    ) {
+        (false, None, None) => json!(inv.args),
+        (true, Some(policy), None) => json!(format!("policy_id:{policy}")),
+        (true, None, Some(_)) => json!("*"),
+        _ => {
+            return Err(usage(
+                "name the agents with exactly one of: AGENT_ID..., --policy ID, --all".into(),
+            ))
+        }
+    };
+    let mut body =
+        json!({"agents": agents, "version": inv.option("--version").unwrap_or_default()});
+    if let Some(uri) = inv.option("--source-uri") {
+        crate::config::parse_http_url(uri, None)
+            .map_err(|e| usage(format!("--source-uri: {e}")))?;
+        body["source_uri"] = json!(uri);
+    }
+    if let Some(duration) = inv.option("--rollout-duration") {
+        let seconds = match crate::config::parse_duration(duration) {
+            Ok(crate::config::GoDuration::Positive(d)) if d.as_secs() > 0 => d.as_secs(),
+            _ => {
+                return Err(usage(format!(
+                    "--rollout-duration {duration:?} is not a positive duration (e.g. 30m, 2h)"
+                )))
+            }
+        };
+        body["rollout_duration_seconds"] = json!(seconds);
+    }
+    if let Some(start) = inv.option("--start-time") {
+        if crate::model::time::parse_rfc3339(start).is_none() {
+            return Err(usage(format!(
+                "--start-time {start:?} is not an RFC 3339 time (e.g. 2026-12-24T22:00:00Z)"
+            )));
+        }
+        body["start_time"] = json!(start);
+    }
+    if inv.option("--force").is_some() {
+        body["force"] = json!(true);
+    }
+    Ok(body)
+}
+
 /// The management API request a parsed subcommand makes.
 fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>), CliError> {
     let arg = |i: usize| inv.args.get(i).map(String::as_str).unwrap_or_default();
@@ -204,6 +267,11 @@ fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>)
             "POST",
             format!("/api/fleet/agents/{}/unenroll", arg(0)),
             Some(json!({})),
+        ),
+        ["upgrade"] if bulk_upgrade(inv) => (
+            "POST",
+            "/api/fleet/agents/bulk_upgrade".to_owned(),
+            Some(bulk_upgrade_body(inv)?),
         ),
         ["upgrade"] => {
             // Kibana's body: {"version", "source_uri", "force"}; fleet-edge checks no

@@ -8,12 +8,12 @@ use std::ffi::OsString;
 
 use crate::config::closest;
 
-/// One option of a subcommand; every option takes a value.
+/// One option of a subcommand: it takes a value, or is a flag when `value` is empty.
 #[derive(Debug)]
 pub struct OptSpec {
     /// `--name`.
     pub flag: &'static str,
-    /// The value's placeholder in help (`ID`).
+    /// The value's placeholder in help (`ID`); empty for a flag (`--all`).
     pub value: &'static str,
     /// Whether the command cannot run without it.
     pub required: bool,
@@ -108,7 +108,7 @@ pub const SPECS: &[CommandSpec] = &[
     },
     CommandSpec {
         words: &["upgrade"],
-        args: &["AGENT_ID"],
+        args: &["[AGENT_ID...]"],
         options: &[
             opt(
                 "--version",
@@ -120,10 +120,35 @@ pub const SPECS: &[CommandSpec] = &[
                 "--source-uri",
                 "URL",
                 false,
-                "where the agent downloads the artifact (default: the agent's own setting)",
+                "where the agent downloads the artifact (default: the agent's own setting, the mirror in the default policy)",
+            ),
+            opt(
+                "--policy",
+                "ID",
+                false,
+                "upgrade every enrolled agent of this policy",
+            ),
+            opt("--all", "", false, "upgrade every enrolled agent"),
+            opt(
+                "--rollout-duration",
+                "DURATION",
+                false,
+                "spread the agents' start times over this long (e.g. 1h), as Kibana's bulk upgrade",
+            ),
+            opt(
+                "--start-time",
+                "TIME",
+                false,
+                "earliest start, RFC 3339 (default: now)",
+            ),
+            opt(
+                "--force",
+                "",
+                false,
+                "accepted as Kibana's force (fleet-edge checks no upgradeability)",
             ),
         ],
-        summary: "send UPGRADE to an agent",
+        summary: "send UPGRADE to one agent, a list, a policy's agents or all",
     },
     CommandSpec {
         words: &["diagnostics"],
@@ -371,6 +396,15 @@ pub fn parse(args: Vec<String>) -> Result<Parsed, Usage> {
     };
     let mut options = Vec::new();
     for o in spec.options.iter().chain(COMMON) {
+        if o.value.is_empty() {
+            if pargs.contains(o.flag) {
+                if pargs.contains(o.flag) {
+                    return Err(usage(format!("{} was given more than once", o.flag)));
+                }
+                options.push((o.flag, "true".to_owned()));
+            }
+            continue;
+        }
         let first: Option<String> = pargs
             .opt_value_from_str(o.flag)
             .map_err(|e| usage(option_problem(o, &e)))?;
@@ -407,14 +441,22 @@ pub fn parse(args: Vec<String>) -> Result<Parsed, Usage> {
         )));
     }
     // A last placeholder ending in `...` takes one or more arguments.
-    let variadic = spec.args.last().is_some_and(|a| a.ends_with("..."));
+    let variadic = spec
+        .args
+        .last()
+        .is_some_and(|a| a.trim_end_matches(']').ends_with("..."));
     if leftovers.len() > spec.args.len() && !variadic {
         return Err(usage(format!(
             "unexpected argument '{}'",
             leftovers[spec.args.len()]
         )));
     }
-    if let Some(missing) = spec.args.get(leftovers.len()) {
+    // A placeholder in brackets (`[AGENT_ID...]`) is optional.
+    if let Some(missing) = spec
+        .args
+        .get(leftovers.len())
+        .filter(|a| !a.starts_with('['))
+    {
         return Err(usage(format!("{missing} is missing")));
     }
     if let Some(o) = spec
@@ -448,9 +490,10 @@ pub fn usage_line(spec: &CommandSpec) -> String {
         line.push_str(&format!(" {a}"));
     }
     for o in spec.options {
+        let option = format!("{} {}", o.flag, o.value);
         match o.required {
-            true => line.push_str(&format!(" {} {}", o.flag, o.value)),
-            false => line.push_str(&format!(" [{} {}]", o.flag, o.value)),
+            true => line.push_str(&format!(" {}", option.trim_end())),
+            false => line.push_str(&format!(" [{}]", option.trim_end())),
         }
     }
     line
@@ -472,7 +515,7 @@ pub fn command_help(spec: &CommandSpec) -> String {
         .unwrap_or(0)
         .max("-h, --help".len());
     for o in spec.options.iter().chain(COMMON) {
-        let head = format!("{} {}", o.flag, o.value);
+        let head = format!("{} {}", o.flag, o.value).trim_end().to_owned();
         out.push_str(&format!("  {head:<width$}  {}\n", o.help));
     }
     out.push_str(&format!("  {:<width$}  print this help\n", "-h, --help"));

@@ -7,6 +7,7 @@
 //! and renamed into place, so an agent never downloads half a package.
 
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Why an import failed: one sentence for the operator.
@@ -125,12 +126,23 @@ fn copy_hashed(source: &Path, dest: &Path) -> Result<(PathBuf, String), ImportEr
         path: tmp.clone(),
         source: e,
     };
-    std::fs::create_dir_all(parent).map_err(|e| ImportError::Write {
-        path: parent.to_owned(),
-        source: e,
-    })?;
+    // Private modes, as the data dir they usually live in is kept (`fsmode`).
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(parent)
+        .map_err(|e| ImportError::Write {
+            path: parent.to_owned(),
+            source: e,
+        })?;
     let mut input = std::fs::File::open(source).map_err(read_err)?;
-    let mut output = std::fs::File::create(&tmp).map_err(write_err)?;
+    let mut output = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(write_err)?;
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA512);
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -21,15 +21,16 @@ pub struct FileServing {
     pub pgp: Arc<pgp::PgpSource>,
 }
 
-/// Creates the mirror directory when it does not exist yet (mode 0755: the artifacts are public),
-/// or uses it as found.
+/// Creates the mirror directory when it does not exist yet, or uses it as found. Mode 0700 like
+/// the rest of the data dir (whose modes are tightened at every start, `fsmode`): the server
+/// reads it as its owner, and nothing else on the box needs to.
 pub fn prepare_mirror(dir: &std::path::Path) -> Result<(), MirrorDirError> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
     }
     std::fs::DirBuilder::new()
-        .mode(0o755)
+        .mode(0o700)
         .recursive(true)
         .create(dir)
         .map_err(|source| MirrorDirError {

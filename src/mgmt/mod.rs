@@ -10,6 +10,7 @@
 pub mod ops;
 pub mod tls;
 pub mod token;
+pub mod upgrade;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,8 @@ pub enum Route {
     Unenroll(String),
     /// `POST /api/fleet/agents/{id}/upgrade` with `{"version": ...}`.
     Upgrade(String),
+    /// `POST /api/fleet/agents/bulk_upgrade` (Kibana's body; see `upgrade.rs`).
+    BulkUpgrade,
     /// `POST /api/fleet/agents/{id}/request_diagnostics`.
     RequestDiagnostics(String),
     /// `POST /api/fleet/agents/{id}/migrate` with `{"uri", "enrollment_token", "settings"?}`
@@ -63,6 +66,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Get, ["agents", a]) => Route::GetAgent(id(a)),
         (Method::Post, ["agents", a, "unenroll"]) => Route::Unenroll(id(a)),
         (Method::Post, ["agents", a, "upgrade"]) => Route::Upgrade(id(a)),
+        (Method::Post, ["agents", "bulk_upgrade"]) => Route::BulkUpgrade,
         (Method::Post, ["agents", a, "request_diagnostics"]) => Route::RequestDiagnostics(id(a)),
         (Method::Post, ["agents", a, "migrate"]) => Route::Migrate(id(a)),
         (Method::Get, ["enrollment_api_keys"]) => Route::ListTokens,

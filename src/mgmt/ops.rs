@@ -140,6 +140,7 @@ pub fn summary(agent: &Agent, now: SystemTime) -> Value {
         "last_checkin_message": agent.last_checkin_message,
         "version": agent.version(),
         "tags": agent.tags,
+        "upgrade_details": agent.upgrade_details,
         "hostname": agent.local_metadata.as_ref().and_then(|m| m.pointer("/host/hostname")).cloned().unwrap_or(Value::Null),
     });
     if let Value::Object(members) = &mut view {
@@ -249,6 +250,19 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
                 data["source_uri"] = json!(uri);
             }
             action_for(admin, id, "UPGRADE", data, now)
+        }
+        Route::BulkUpgrade => {
+            let action = super::upgrade::bulk_action(&admin.list_agents()?, &req.body, now)
+                .map_err(|e| match e {
+                    super::upgrade::BulkError::NotFound(m) => Failure::NotFound(m),
+                    super::upgrade::BulkError::Invalid(m) => Failure::Invalid(m),
+                })?;
+            let agents = action.agents.len();
+            let action = admin.add_action(action)?;
+            Ok((
+                200,
+                json!({"actionId": action.action_id, "item": {"action_id": action.action_id, "type": "UPGRADE", "agents": agents}}),
+            ))
         }
         Route::Migrate(id) => {
             let text = |name: &str| {

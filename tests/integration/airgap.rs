@@ -525,3 +525,127 @@ fn the_default_policy_points_agent_downloads_at_the_mirror() {
     let ca = std::fs::read_to_string(server.data_dir.join("certs/ca.crt")).unwrap();
     assert_eq!(download["ssl"]["certificate_authorities"][0], ca.as_str());
 }
+
+/// Issue 17 item 4: one UPGRADE action for a policy's agents with Kibana's rollout fields, the
+/// progress an agent reports shown by `fleet-edge agents`, and the CLI's refusals.
+#[test]
+fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
+    let server = FleetEdge::start(&["--checkin-long-poll", "30s", "--checkin-jitter", "0s"]);
+    server
+        .wait_for_log("management API on", std::time::Duration::from_secs(20))
+        .expect("management API announced");
+    let (code, out, err) = cli(
+        &server,
+        &["tokens", "create", "--policy", "fleet-edge-default"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = json_of(&out)["item"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut agents: Vec<Agent> = (0..2)
+        .map(|_| {
+            let (mut agent, _) = Agent::enroll(server.addr, ca_roots(&server), &token, &[]);
+            let (_, body) = agent.checkin();
+            agent.apply_policy(only_action(&body));
+            agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
+            agent
+        })
+        .collect();
+
+    for bad in [
+        &["upgrade", "--version", "9.6.0"][..],
+        &["upgrade", "x", "--all", "--version", "9.6.0"],
+        &[
+            "upgrade",
+            "--all",
+            "--version",
+            "9.6.0",
+            "--rollout-duration",
+            "soon",
+        ],
+        &[
+            "upgrade",
+            "--all",
+            "--version",
+            "9.6.0",
+            "--start-time",
+            "tomorrow",
+        ],
+        &["upgrade", "--all", "--all", "--version", "9.6.0"],
+        &["upgrade", "--all", "--version", "9.6.0", "--bogus"],
+    ] {
+        let (code, _, err) = cli(&server, bad);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    let (code, _, err) = cli(
+        &server,
+        &["upgrade", "no-such-agent", "other", "--version", "9.6.0"],
+    );
+    assert_eq!(code, 1, "{err}");
+
+    let start = "2026-12-24T22:00:00Z";
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "upgrade",
+            "--policy",
+            "fleet-edge-default",
+            "--version",
+            "9.6.0",
+            "--rollout-duration",
+            "1h",
+            "--start-time",
+            start,
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let answer = json_of(&out);
+    assert_eq!(answer["item"]["agents"], 2, "{answer}");
+    let action_id = answer["actionId"].as_str().unwrap().to_owned();
+    for agent in &mut agents {
+        let (_, body) = agent.checkin();
+        let action = only_action(&body);
+        assert_eq!(action["type"], "UPGRADE", "{body}");
+        assert_eq!(action["id"], action_id.as_str(), "{body}");
+        assert_eq!(action["data"]["version"], "9.6.0", "{body}");
+        assert_eq!(action["start_time"], "2026-12-24T22:00:00.000Z", "{body}");
+    }
+
+    // The agent reports its progress at checkin; the operator sees it.
+    let agent = &mut agents[0];
+    let mut body = agent.checkin_body("online");
+    body["upgrade_details"] = serde_json::json!({
+        "target_version": "9.6.0", "action_id": action_id, "state": "UPG_DOWNLOADING",
+        "metadata": {"download_percent": 37.0}
+    });
+    let raw = crate::support::agent::raw_request(
+        "POST",
+        &format!("/api/fleet/agents/{}/checkin", agent.id),
+        Some(&agent.access_key.clone()),
+        &serde_json::to_vec(&body).unwrap(),
+        false,
+        &format!("Elastic Agent v{}", crate::support::agent::VERSION),
+    );
+    // The checkin parks (nothing to deliver); its state is listed at once.
+    let mut parked = client(&server);
+    parked.send(&raw).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, out, err) = cli(&server, &["agents"]);
+        assert_eq!(code, 0, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&agent.id))
+            .unwrap()
+            .to_owned();
+        if line.contains("UPG_DOWNLOADING->9.6.0 37%") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "progress not listed:\n{out}"
+        );
+    }
+}
