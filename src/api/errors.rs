@@ -92,6 +92,15 @@ pub enum ApiError {
     /// text as message, e.g. `unknown enroll request type`.
     #[error("{0}")]
     Internal(String),
+    /// Rows 8–9: an Endpoint artifact the agent's policy does not list, or no policy.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Row 7: generic not found (an Endpoint artifact).
+    #[error("not found")]
+    NotFound,
+    /// Row 10: the artifact fetch throttle.
+    #[error("too many requests")]
+    TooManyRequests,
 }
 
 impl ApiError {
@@ -127,6 +136,9 @@ impl ApiError {
             StoreFailed(detail) => return (503, detail.clone()),
             StoreUnavailable => (503, "ServiceUnavailable"),
             Internal(_) => (500, "BadRequest"),
+            Forbidden(_) => (403, "Forbidden"),
+            NotFound => (404, "NotFound"),
+            TooManyRequests => (429, "TooManyRequests"),
         };
         (status, error.to_owned())
     }

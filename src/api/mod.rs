@@ -65,6 +65,8 @@ pub enum Route<'a> {
     AuditUnenroll(&'a str),
     /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
     OpAmp,
+    /// `GET /api/fleet/artifacts/{id}/{sha2}` (Elastic Defend); carries both.
+    Artifact(&'a str, &'a str),
     /// `GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key`; carries the version.
     PgpKey(&'a str),
     /// `GET`/`HEAD /downloads/...`, the artifact mirror; carries the whole path.
@@ -93,6 +95,17 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
             Route::PgpKey(pgp::version_segment(path).unwrap_or_default()),
             "GET",
         ),
+        _ if path.starts_with("/api/fleet/artifacts/") => match path
+            .trim_start_matches("/api/fleet/artifacts/")
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [id, sha2] if !id.is_empty() && !sha2.is_empty() => {
+                (*method == Method::Get, Route::Artifact(id, sha2), "GET")
+            }
+            _ => return Route::NotFound,
+        },
         _ => match path
             .strip_prefix("/api/fleet/agents/")
             .map(|rest| rest.split('/').collect::<Vec<_>>())
@@ -127,6 +140,7 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Status
         | Route::PgpKey(_)
         | Route::Download(_)
+        | Route::Artifact(..)
         | Route::WrongMethod(_)
         | Route::NotFound => (64 * KIB, 64 * KIB),
     };
@@ -170,6 +184,8 @@ pub enum PendingKind {
     PgpKey,
     /// A file of the artifact mirror.
     Download,
+    /// An Elastic Defend artifact.
+    Artifact,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -225,6 +241,11 @@ impl Pending {
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
             JobOutput::PgpKey(key) => pgp::answer(key),
+            // The decoded (still compressed) bytes, no explicit Content-Type (§8).
+            JobOutput::Artifact(Ok(bytes)) => {
+                Response::new(200).with_body(crate::http::Body::Bytes(bytes))
+            }
+            JobOutput::Artifact(Err(e)) => errors::respond(&e),
             JobOutput::Download(response) => *response,
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
@@ -254,7 +275,11 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::OpAmp => Some(LimitedRoute::OpAmp),
-        Route::PgpKey(_) | Route::Download(_) | Route::WrongMethod(_) | Route::NotFound => None,
+        Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::Artifact(..)
+        | Route::WrongMethod(_)
+        | Route::NotFound => None,
     }
 }
 
@@ -359,6 +384,7 @@ fn dispatch(
         | Route::Checkin(_)
         | Route::Acks(_)
         | Route::AuditUnenroll(_)
+        | Route::Artifact(..)
         | Route::PgpKey(_) => {}
     }
     let api_version = match version::negotiate(req) {
@@ -464,6 +490,17 @@ fn dispatch(
                 body: req.body.clone(),
             }),
             pending(PendingKind::Ack),
+        ),
+        Route::Artifact(identifier, sha2) => Decision::Job(
+            Job::Artifact(
+                crate::backend::ops::artifacts::ArtifactInput {
+                    key,
+                    identifier: identifier.to_owned(),
+                    sha2: sha2.to_owned(),
+                },
+                std::sync::Arc::clone(&ctx.files.endpoint_artifacts),
+            ),
+            pending(PendingKind::Artifact),
         ),
         Route::AuditUnenroll(agent_id) => Decision::Job(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {

@@ -54,6 +54,11 @@ pub enum Job {
     OpAmp(super::ops::opamp::OpAmpInput),
     /// Read (or fetch upstream) the upgrade PGP key (`files::pgp`).
     PgpKey(Arc<crate::files::pgp::PgpSource>),
+    /// An Elastic Defend artifact download (`ops::artifacts`).
+    Artifact(
+        super::ops::artifacts::ArtifactInput,
+        Arc<super::ops::artifacts::ArtifactCache>,
+    ),
     /// Look up a file of the artifact mirror (`files::mirror`).
     Download(crate::api::downloads::DownloadRequest),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
@@ -88,6 +93,8 @@ pub enum JobOutput {
     OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
     /// From [`Job::PgpKey`]: the armored key, or why it cannot be served.
     PgpKey(Result<Vec<u8>, String>),
+    /// From [`Job::Artifact`]: the encoded artifact bytes.
+    Artifact(Result<Vec<u8>, ApiError>),
     /// From [`Job::Download`]: the response (its body streams from the open file).
     Download(Box<crate::http::Response>),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
@@ -278,6 +285,14 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),
+        Job::Artifact(input, cache) => {
+            JobOutput::Artifact(super::ops::artifacts::artifact_download(
+                store,
+                &cache,
+                &input,
+                std::time::Instant::now(),
+            ))
+        }
         Job::PgpKey(source) => JobOutput::PgpKey(crate::api::pgp::lookup(&source)),
         Job::Download(request) => {
             let found = crate::files::mirror::open(&request.root, &request.path);

@@ -12,7 +12,7 @@
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE | restore FILE
-//! fleet-edge artifacts [list] | import FILE... [--downloads-dir D]
+//! fleet-edge artifacts [list] | import FILE... [--downloads-dir D] | add-endpoint FILE...
 //! fleet-edge pgp import FILE [--pgp-dir D]
 //! fleet-edge help [COMMAND]                  (or --help anywhere)
 //! ```
@@ -105,9 +105,10 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         .unwrap_or_else(|| "fleet-edge-data".to_owned());
     match invocation.words {
         ["backup"] => return backup(&data_dir, Path::new(&invocation.args[0])),
-        ["artifacts", "list"] | ["artifacts", "import"] | ["pgp", "import"] => {
-            return files(&invocation, Path::new(&data_dir))
-        }
+        ["artifacts", "list"]
+        | ["artifacts", "import"]
+        | ["artifacts", "add-endpoint"]
+        | ["pgp", "import"] => return files(&invocation, Path::new(&data_dir)),
         ["restore"] => {
             let file = &invocation.args[0];
             let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
@@ -145,6 +146,14 @@ fn files(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
                 "installed {} (mode 0600): served at /api/agents/upgrades/<version>/pgp-public-key",
                 path.display()
             );
+        }
+        ["artifacts", "add-endpoint"] => {
+            let dir = data_dir.join(crate::backend::local::ENDPOINT_ARTIFACTS_DIR);
+            for file in &inv.args {
+                let path = crate::files::endpoint::add(&dir, Path::new(file))
+                    .map_err(|e| CliError::Input(e.to_string()))?;
+                println!("installed {}", path.display());
+            }
         }
         ["artifacts", "import"] => {
             for file in &inv.args {

@@ -194,6 +194,12 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "copy packages (with their .sha512 and .asc beside them) into the artifact mirror where Elastic's artifact site keeps them, verifying each against its .sha512",
     },
     CommandSpec {
+        words: &["artifacts", "add-endpoint"],
+        args: &["FILE..."],
+        options: &[],
+        summary: "embedded mode: install Elastic Defend artifacts (.fleet-artifacts documents as Kibana writes them, JSON) for GET /api/fleet/artifacts/{id}/{sha2}, checking body and digests",
+    },
+    CommandSpec {
         words: &["pgp", "import"],
         args: &["FILE"],
         options: &[opt(

@@ -5,6 +5,7 @@
 //! `api::pgp` and `api::downloads`, and the connection streams a mirror file with
 //! `http::Body::File` (`net/conn/file.rs`).
 
+pub mod endpoint;
 pub mod import;
 pub mod mirror;
 pub mod pgp;
@@ -19,6 +20,8 @@ pub struct FileServing {
     pub mirror: Option<PathBuf>,
     /// Where the upgrade PGP key comes from.
     pub pgp: Arc<pgp::PgpSource>,
+    /// Elastic Defend artifact documents (24 h) and the fetch throttle, shared by the workers.
+    pub endpoint_artifacts: Arc<crate::backend::ops::artifacts::ArtifactCache>,
 }
 
 /// Creates the mirror directory when it does not exist yet, or uses it as found. Mode 0700 like

@@ -125,6 +125,7 @@ pub fn settings(config: &Config) -> Settings {
                 config.files.pgp_dir.clone(),
                 config.files.pgp_upstream_url.clone(),
             )),
+            endpoint_artifacts: Arc::default(),
         },
     }
 }

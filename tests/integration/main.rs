@@ -26,6 +26,8 @@
 //!   configuration, the operator's view.
 //! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
 //!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
+//! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
+//!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -60,6 +62,7 @@ mod cli;
 mod default_policy;
 mod docs;
 mod embedded;
+mod endpoint_artifacts;
 mod es_tls;
 mod hardening;
 mod http_wire;

@@ -149,6 +149,19 @@ impl Store for Gated {
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
         self.inner.latest_policies()
     }
+    fn agent_by_access_key(
+        &self,
+        api_key_id: &str,
+    ) -> Result<Option<fleet_edge::model::Agent>, StoreError> {
+        self.inner.agent_by_access_key(api_key_id)
+    }
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<fleet_edge::model::Artifact>, StoreError> {
+        self.inner.artifact(identifier, decoded_sha256)
+    }
     fn changes(
         &self,
         since: Cursor,

@@ -5,6 +5,7 @@
 
 pub mod ack;
 mod ack_event;
+pub mod artifacts;
 pub mod audit;
 #[cfg(test)]
 mod body_tests;

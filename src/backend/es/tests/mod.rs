@@ -237,6 +237,16 @@ impl Store for EsTestStore {
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
         self.store.latest_policies()
     }
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        self.store.agent_by_access_key(api_key_id)
+    }
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError> {
+        self.store.artifact(identifier, decoded_sha256)
+    }
     fn changes(
         &self,
         since: Cursor,
