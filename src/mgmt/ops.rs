@@ -366,15 +366,21 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Result<(u16, V
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
         Route::ActionResults(action_id) => {
-            let items: Vec<Value> = admin
-                .action_results(action_id)?
+            let results = admin.action_results(action_id)?;
+            let items: Vec<Value> = results
                 .iter()
                 .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
                 .collect();
-            if items.is_empty() && admin.store().action(action_id)?.is_none() {
+            let action = admin.store().action(action_id)?;
+            if items.is_empty() && action.is_none() {
                 return Err(Failure::NotFound(format!("action {action_id} not found")));
             }
-            Ok((200, json!({"total": items.len(), "items": items})))
+            let targets = action.map(|a| a.agents).unwrap_or_default();
+            let summary = super::upgrade::results_summary(&targets, &results);
+            Ok((
+                200,
+                json!({"total": items.len(), "items": items, "summary": summary}),
+            ))
         }
     }
 }

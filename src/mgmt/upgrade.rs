@@ -127,6 +127,19 @@ pub fn bulk_action(agents: &[Agent], body: &Value, now: SystemTime) -> Result<Ac
     Ok(action)
 }
 
+/// An action's progress over its target agents: results without an error succeeded, with one
+/// failed, and targets without a result are still in progress.
+pub fn results_summary(targets: &[String], results: &[crate::model::ActionResult]) -> Value {
+    let failed = results.iter().filter(|r| !r.error.is_empty()).count();
+    let answered: std::collections::HashSet<&str> =
+        results.iter().map(|r| r.agent_id.as_str()).collect();
+    let in_progress = targets
+        .iter()
+        .filter(|t| !answered.contains(t.as_str()))
+        .count();
+    json!({"succeeded": results.len() - failed, "failed": failed, "in_progress": in_progress})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +151,24 @@ mod tests {
             active,
             ..Agent::default()
         }
+    }
+
+    #[test]
+    fn results_summarise_succeeded_failed_and_in_progress() {
+        let result = |agent: &str, error: &str| crate::model::ActionResult {
+            agent_id: agent.into(),
+            error: error.into(),
+            ..Default::default()
+        };
+        let targets: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(
+            results_summary(&targets, &[result("a", ""), result("b", "download failed")]),
+            json!({"succeeded": 1, "failed": 1, "in_progress": 2})
+        );
+        assert_eq!(
+            results_summary(&targets, &[]),
+            json!({"succeeded": 0, "failed": 0, "in_progress": 4})
+        );
     }
 
     #[test]

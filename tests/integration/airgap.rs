@@ -613,6 +613,22 @@ fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
         assert_eq!(action["start_time"], "2026-12-24T22:00:00.000Z", "{body}");
     }
 
+    // The action's results summarise the rollout.
+    let summary = |server: &FleetEdge| {
+        let (code, out, err) = cli(server, &["results", &action_id]);
+        assert_eq!(code, 0, "{err}");
+        json_of(&out)["summary"].clone()
+    };
+    assert_eq!(
+        summary(&server),
+        serde_json::json!({"succeeded": 0, "failed": 0, "in_progress": 2})
+    );
+    agents[1].ack(&[(&action_id, "UPGRADE")]);
+    assert_eq!(
+        summary(&server),
+        serde_json::json!({"succeeded": 1, "failed": 0, "in_progress": 1})
+    );
+
     // The agent reports its progress at checkin; the operator sees it.
     let agent = &mut agents[0];
     let mut body = agent.checkin_body("online");
