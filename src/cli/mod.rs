@@ -117,6 +117,9 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         }
         _ => {}
     }
+    if invocation.words == ["upgrade"] {
+        refuse_what_the_mirror_lacks(&invocation, Path::new(&data_dir))?;
+    }
     let (method, path, body) = request_for(&invocation)?;
     let answer = request(
         Path::new(&data_dir),
@@ -184,6 +187,48 @@ fn files(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// An upgrade whose source is this server's artifact mirror (the `agent.download.sourceURI` the
+/// default policy was written with) to a version the mirror has no Elastic Agent package of would
+/// fail on every agent: refused before any action is made (exit 1).
+fn refuse_what_the_mirror_lacks(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
+    let (Some(source), Some(version)) = (inv.option("--source-uri"), inv.option("--version"))
+    else {
+        return Ok(());
+    };
+    let policy_file = data_dir
+        .join("policies")
+        .join(format!("{}.json", crate::embedded::DEFAULT_POLICY_ID));
+    let mirror_uri = std::fs::read(policy_file)
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+        .and_then(|p| {
+            p.pointer("/agent/download/sourceURI")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let is_mirror =
+        mirror_uri.is_some_and(|m| m.trim_end_matches('/') == source.trim_end_matches('/'));
+    if !is_mirror {
+        return Ok(());
+    }
+    let mirror = inv
+        .option("--downloads-dir")
+        .map_or_else(|| data_dir.join("downloads"), PathBuf::from);
+    let prefix = format!("elastic-agent-{version}-");
+    let held = std::fs::read_dir(mirror.join("beats/elastic-agent"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+    if held {
+        return Ok(());
+    }
+    Err(CliError::Input(format!(
+        "the artifact mirror {} has no Elastic Agent {version} package (beats/elastic-agent/{prefix}*): import it first with 'fleet-edge artifacts import', or upgrade from another --source-uri",
+        mirror.display()
+    )))
 }
 
 /// Whether an `upgrade` line needs Kibana's bulk upgrade (anything but one agent, now).

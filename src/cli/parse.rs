@@ -147,6 +147,7 @@ pub const SPECS: &[CommandSpec] = &[
                 false,
                 "accepted as Kibana's force (fleet-edge checks no upgradeability)",
             ),
+            DOWNLOADS_DIR,
         ],
         summary: "send UPGRADE to one agent, a list, a policy's agents or all",
     },

@@ -467,7 +467,28 @@ fn import_upgrade_and_download_from_the_mirror() {
     let (_, body) = agent.checkin();
     agent.apply_policy(only_action(&body));
     agent.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
-    let source_uri = format!("https://localhost:{}/downloads/", server.addr.port());
+    // The mirror's URL as the default policy names it.
+    let policy_text =
+        std::fs::read_to_string(server.data_dir.join("policies/fleet-edge-default.json")).unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&policy_text).unwrap();
+    let source_uri = policy["agent"]["download"]["sourceURI"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A version the mirror does not hold is refused before any action is made.
+    let (code, _, err) = cli(
+        &server,
+        &[
+            "upgrade",
+            &agent.id,
+            "--version",
+            "9.7.0",
+            "--source-uri",
+            &source_uri,
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has no Elastic Agent 9.7.0 package"), "{err}");
     let (code, _, err) = cli(
         &server,
         &[
