@@ -44,8 +44,6 @@ pub struct Context<'a> {
     pub limits: &'a mut RouteLimits,
     /// The loop's clock reading.
     pub now: std::time::Instant,
-    /// The request came over TLS (the PGP key endpoint requires it).
-    pub tls: bool,
     /// The mirror and PGP key directories.
     pub files: &'a crate::files::FileServing,
 }
@@ -422,7 +420,7 @@ fn dispatch(
         if let Err(refused) = pgp::check_version(version) {
             return respond(refused);
         }
-        if !ctx.tls {
+        if !req.tls {
             return respond(pgp::tls_required());
         }
         return Decision::Job(
@@ -525,6 +523,7 @@ mod tests {
 
     fn get(path: &str, headers: &[(&str, &str)]) -> Request {
         Request {
+            tls: true,
             method: Method::Get,
             path: path.to_owned(),
             query: None,
@@ -551,7 +550,6 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now: std::time::Instant::now(),
-                tls: true,
                 files: &crate::files::FileServing::default(),
             },
         ) {
@@ -656,7 +654,6 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now,
-                tls: true,
                 files: &crate::files::FileServing::default(),
             },
         ) {

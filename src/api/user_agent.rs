@@ -80,6 +80,7 @@ mod tests {
     fn ua_with(value: &str, server: ServerVersion) -> Result<String, ApiError> {
         agent_version(
             &Request {
+                tls: false,
                 method: Method::Post,
                 path: "/".into(),
                 query: None,
@@ -111,6 +112,7 @@ mod tests {
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
         let missing = agent_version(
             &Request {
+                tls: false,
                 method: Method::Post,
                 path: "/".into(),
                 query: None,
@@ -150,6 +152,7 @@ mod tests {
             Err(ApiError::UnsupportedVersion)
         );
         let req = |v: &str| Request {
+            tls: false,
             method: Method::Post,
             path: "/".into(),
             query: None,

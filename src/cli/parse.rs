@@ -8,12 +8,12 @@ use std::ffi::OsString;
 
 use crate::config::closest;
 
-/// One option of a subcommand: it takes a value, or is a flag when `value` is empty.
+/// One option of a subcommand; every option takes a value but flags (an empty `value`).
 #[derive(Debug)]
 pub struct OptSpec {
     /// `--name`.
     pub flag: &'static str,
-    /// The value's placeholder in help (`ID`); empty for a flag (`--all`).
+    /// The value's placeholder in help (`ID`); empty for a flag (`--force`), which takes none.
     pub value: &'static str,
     /// Whether the command cannot run without it.
     pub required: bool,
@@ -52,10 +52,72 @@ const fn opt(
 /// group alone runs its `list`.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
-        words: &["agents"],
+        words: &["agents", "list"],
         args: &[],
+        options: &[
+            opt(
+                "--status",
+                "STATUS",
+                false,
+                "only agents in this status (online, error, degraded, offline, updating, ...; comma-separated)",
+            ),
+            opt("--policy", "ID", false, "only agents of this policy"),
+            opt("--tag", "TAG", false, "only agents with this tag"),
+            opt(
+                "--query",
+                "TEXT",
+                false,
+                "only agents whose id or host name contains TEXT",
+            ),
+            OUTPUT,
+        ],
+        summary: "list agents with status (as Kibana computes it), unhealthy reason, policy revision, version and last checkin",
+    },
+    CommandSpec {
+        words: &["agents", "show"],
+        args: &["AGENT_ID"],
+        options: &[OUTPUT],
+        summary: "show one agent: status, health per component and unit, upgrade progress, tags, policy and revision, last message",
+    },
+    CommandSpec {
+        words: &["tags"],
+        args: &["AGENT_ID"],
+        options: &[opt(
+            "--set",
+            "TAGS",
+            true,
+            "the agent's tags, comma-separated (empty: none)",
+        )],
+        summary: "replace an agent's tags",
+    },
+    CommandSpec {
+        words: &["reassign"],
+        args: &["AGENT_ID"],
+        options: &[opt("--policy", "ID", true, "the policy the agent moves to")],
+        summary: "move an agent to another policy (POLICY_REASSIGN)",
+    },
+    CommandSpec {
+        words: &["settings"],
+        args: &["AGENT_ID"],
+        options: &[opt(
+            "--log-level",
+            "LEVEL",
+            true,
+            "the agent's log level: trace, debug, info, warning or error",
+        )],
+        summary: "send SETTINGS (the agent's log level) to an agent",
+    },
+    CommandSpec {
+        words: &["cancel"],
+        args: &["ACTION_ID"],
         options: &[],
-        summary: "list agents with status, policy revision, version and last checkin",
+        summary: "send CANCEL for an action to the agents it targets",
+    },
+    CommandSpec {
+        words: &["actions"],
+        args: &[],
+        options: &[OUTPUT],
+        summary: "list actions with their progress (agents targeted, sent, acked, failed, errors)",
     },
     CommandSpec {
         words: &["tokens", "list"],
@@ -103,8 +165,21 @@ pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         words: &["unenroll"],
         args: &["AGENT_ID"],
-        options: &[],
-        summary: "send UNENROLL to an agent",
+        options: &[
+            opt(
+                "--force",
+                "",
+                false,
+                "deactivate the agent now, without waiting for it to acknowledge (a dead or uninstalled agent)",
+            ),
+            opt(
+                "--revoke",
+                "",
+                false,
+                "deactivate now and invalidate the agent's API keys",
+            ),
+        ],
+        summary: "unenroll an agent (UNENROLL, acknowledged by the agent; or at once with --force / --revoke)",
     },
     CommandSpec {
         words: &["upgrade"],
@@ -230,6 +305,14 @@ const DOWNLOADS_DIR: OptSpec = opt(
     "DIR",
     false,
     "the server's --downloads-dir (default: <data-dir>/downloads)",
+);
+
+/// `--output`, on the listing commands.
+const OUTPUT: OptSpec = opt(
+    "--output",
+    "FORMAT",
+    false,
+    "table (default) or json (the management API's answer)",
 );
 
 /// The options every subcommand takes.
@@ -497,10 +580,10 @@ pub fn usage_line(spec: &CommandSpec) -> String {
         line.push_str(&format!(" {a}"));
     }
     for o in spec.options {
-        let option = format!("{} {}", o.flag, o.value);
+        let head = format!("{} {}", o.flag, o.value);
         match o.required {
-            true => line.push_str(&format!(" {}", option.trim_end())),
-            false => line.push_str(&format!(" [{}]", option.trim_end())),
+            true => line.push_str(&format!(" {}", head.trim_end())),
+            false => line.push_str(&format!(" [{}]", head.trim_end())),
         }
     }
     line
@@ -571,146 +654,4 @@ fn capitalised(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-    use super::*;
-
-    fn parse_line(line: &str) -> Result<Parsed, Usage> {
-        parse(line.split_whitespace().map(str::to_owned).collect())
-    }
-
-    fn usage_error(line: &str) -> String {
-        match parse_line(line) {
-            Err(u) => u.problem,
-            Ok(p) => panic!("{line}: expected a usage error, got {p:?}"),
-        }
-    }
-
-    fn run(line: &str) -> Invocation {
-        match parse_line(line) {
-            Ok(Parsed::Run(inv)) => inv,
-            other => panic!("{line}: {other:?}"),
-        }
-    }
-
-    fn help(line: &str) -> String {
-        match parse_line(line) {
-            Ok(Parsed::Help(text)) => text,
-            other => panic!("{line}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn misspelled_commands_and_options_get_a_suggestion() {
-        assert_eq!(
-            usage_error("agnets"),
-            "'agnets' is not a fleet-edge command; did you mean 'agents'?"
-        );
-        assert_eq!(
-            usage_error("tokens crate --policy p"),
-            "'crate' is not a 'tokens' command; did you mean 'create'?"
-        );
-        assert_eq!(
-            usage_error("tokens create --policy p --nmae x"),
-            "--nmae is not an option of 'fleet-edge tokens create'; did you mean '--name'?"
-        );
-        assert_eq!(
-            usage_error("upgrade a1 --version 9.2.0 --source-url=http://x"),
-            "--source-url is not an option of 'fleet-edge upgrade'; did you mean '--source-uri'?"
-        );
-        let far = usage_error("agents --frobnicate-everything");
-        assert!(far.starts_with("--frobnicate-everything is not an option of 'fleet-edge agents' (one of: --data-dir, --help)"), "{far}");
-    }
-
-    #[test]
-    fn arguments_are_counted_and_required_options_checked() {
-        assert_eq!(usage_error("results"), "ACTION_ID is missing");
-        assert_eq!(usage_error("unenroll a b"), "unexpected argument 'b'");
-        assert_eq!(usage_error("agents extra"), "unexpected argument 'extra'");
-        assert_eq!(usage_error("upgrade a1"), "--version VERSION is required");
-        assert_eq!(usage_error("tokens create"), "--policy ID is required");
-        assert_eq!(
-            usage_error("upgrade a1 --version"),
-            "--version needs a value (--version VERSION)"
-        );
-        assert_eq!(
-            usage_error("upgrade a1 --version 1 --version=2"),
-            "--version was given more than once"
-        );
-        assert_eq!(
-            usage_error("upgrade a1 --version --source-uri http://x"),
-            "--version needs a value, but was followed by --source-uri"
-        );
-    }
-
-    #[test]
-    fn a_full_command_line_keeps_every_value() {
-        let inv = run(
-            "upgrade a1 --version 9.2.0 --source-uri=https://artifacts.example/dl --data-dir /d",
-        );
-        assert_eq!(inv.words, ["upgrade"]);
-        assert_eq!(inv.args, ["a1"]);
-        assert_eq!(inv.option("--version"), Some("9.2.0"));
-        assert_eq!(
-            inv.option("--source-uri"),
-            Some("https://artifacts.example/dl")
-        );
-        assert_eq!(inv.option("--data-dir"), Some("/d"));
-        let inv = run("tokens create --name site-7 --policy p");
-        assert_eq!(inv.words, ["tokens", "create"]);
-        assert_eq!(inv.option("--name"), Some("site-7"));
-        // A group alone is its list.
-        assert_eq!(run("tokens").words, ["tokens", "list"]);
-        assert_eq!(run("policy --data-dir /d").words, ["policy", "list"]);
-    }
-
-    #[test]
-    fn help_at_every_level() {
-        let top = help("help");
-        assert!(top.contains("--fleet-server-es") && top.contains("fleet-edge tokens create"));
-        for line in ["help agents", "agents --help", "agents -h"] {
-            assert!(
-                help(line).starts_with("Usage: fleet-edge agents [--data-dir DIR]"),
-                "{line}"
-            );
-        }
-        for line in ["help tokens", "tokens --help"] {
-            let text = help(line);
-            assert!(
-                text.starts_with("Usage: fleet-edge tokens <command>"),
-                "{line}"
-            );
-            assert!(text.contains("fleet-edge tokens revoke TOKEN_ID"), "{line}");
-        }
-        for line in ["help upgrade", "upgrade --help", "upgrade a1 --help"] {
-            let text = help(line);
-            assert!(text.contains("--source-uri URL"), "{line}: {text}");
-        }
-        assert!(help("tokens create --help").contains("--policy ID"));
-        assert!(help("help tokens create").contains("--policy ID"));
-        assert_eq!(
-            usage_error("help agnets"),
-            "'agnets' is not a fleet-edge command; did you mean 'agents'?"
-        );
-        assert_eq!(
-            usage_error("help agents list"),
-            "unexpected 'list' after the command name"
-        );
-    }
-
-    #[test]
-    fn every_spec_has_help_and_a_unique_name() {
-        for spec in SPECS {
-            let text = command_help(spec);
-            for o in spec.options {
-                assert!(text.contains(o.flag), "{text}");
-            }
-            assert_eq!(
-                SPECS.iter().filter(|s| s.words == spec.words).count(),
-                1,
-                "{:?}",
-                spec.words
-            );
-        }
-    }
-}
+mod tests;

@@ -4,104 +4,7 @@
 //! argument/environment resolution (`args.rs`) and `--print-config` are all generated from it,
 //! so they cannot drift. Defaults are strings parsed by the same code as user input.
 
-/// Identifies one setting of [`SETTINGS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SettingId {
-    /// `--fleet-server-es`
-    EsHosts,
-    /// `--fleet-server-es-ca`
-    EsCa,
-    /// `--fleet-server-es-ca-trusted-fingerprint`
-    EsCaTrustedFingerprint,
-    /// `--fleet-server-es-cert`
-    EsCert,
-    /// `--fleet-server-es-cert-key`
-    EsCertKey,
-    /// `--fleet-server-es-insecure`
-    EsInsecure,
-    /// `--fleet-server-service-token`
-    ServiceToken,
-    /// `--fleet-server-service-token-path`
-    ServiceTokenPath,
-    /// `--header` / `FLEET_HEADERS` / `FLEET_HEADER`
-    EsHeaders,
-    /// `--fleet-server-policy`
-    PolicyId,
-    /// `--fleet-server-cert`
-    Cert,
-    /// `--fleet-server-cert-key`
-    CertKey,
-    /// `--fleet-server-cert-key-passphrase`
-    CertKeyPassphrase,
-    /// `--certificate-authorities`
-    CertificateAuthorities,
-    /// `--fleet-server-client-auth`
-    ClientAuth,
-    /// `--fleet-server-host`
-    Host,
-    /// `--fleet-server-port`
-    Port,
-    /// `--fleet-server-timeout`
-    StartupTimeout,
-    /// `FLEET_URL` (environment only)
-    FleetUrl,
-    /// `--fleet-server-insecure-http`
-    InsecureHttp,
-    /// `FLEET_SERVER_ENABLE` (environment only, accepted for container compatibility)
-    Enable,
-    /// `--data-dir`
-    DataDir,
-    /// `--log-level`
-    LogLevel,
-    /// `--log-format`
-    LogFormat,
-    /// `--max-connections`
-    MaxConnections,
-    /// `--max-agents`
-    MaxAgents,
-    /// `--management-host`
-    ManagementHost,
-    /// `--management-port`
-    ManagementPort,
-    /// `--max-header-bytes`
-    MaxHeaderBytes,
-    /// `--handshake-timeout`
-    HandshakeTimeout,
-    /// `--header-timeout`
-    HeaderTimeout,
-    /// `--idle-timeout`
-    IdleTimeout,
-    /// `--write-stall-timeout`
-    WriteStallTimeout,
-    /// `--drain-timeout`
-    DrainTimeout,
-    /// `--checkin-long-poll`
-    CheckinLongPoll,
-    /// `--checkin-jitter`
-    CheckinJitter,
-    /// `--checkin-max-poll`
-    CheckinMaxPoll,
-    /// `--server-version`
-    ServerVersion,
-    /// `--default-output-type`
-    DefaultOutputType,
-    /// `--default-output-hosts`
-    DefaultOutputHosts,
-    /// `--default-output-api-key`
-    DefaultOutputApiKey,
-    /// `--default-output-ssl-certificate-authorities`
-    DefaultOutputSslCas,
-    /// `--default-output-ssl-certificate`
-    DefaultOutputSslCert,
-    /// `--default-output-ssl-key`
-    DefaultOutputSslKey,
-    /// `--downloads-dir`
-    DownloadsDir,
-    /// `--pgp-dir`
-    PgpDir,
-    /// `--pgp-upstream-url`
-    PgpUpstreamUrl,
-}
+pub use super::ids::SettingId;
 
 /// How a setting's value is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,12 +427,60 @@ pub static SETTINGS: &[SettingSpec] = &[
         section: Runtime,
     },
     SettingSpec {
+        id: Id::HttpEnabled,
+        flag: Some("--http-enabled"),
+        envs: &["FLEET_SERVER_HTTP_ENABLED"],
+        value_name: "",
+        default: Some("false"),
+        help: "Serve the monitoring endpoint (Elastic's http.enabled): GET /stats (libbeat-shaped JSON), /metrics (Prometheus text) and /state, plain HTTP, no authentication.",
+        kind: Bool,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpHost,
+        flag: Some("--http-host"),
+        envs: &["FLEET_SERVER_HTTP_HOST"],
+        value_name: "HOST",
+        default: Some("localhost"),
+        help: "Address of the monitoring endpoint (Elastic's http.host).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpPort,
+        flag: Some("--http-port"),
+        envs: &["FLEET_SERVER_HTTP_PORT"],
+        value_name: "PORT",
+        default: Some("5066"),
+        help: "Port of the monitoring endpoint (Elastic's http.port); 0 picks a free one (logged).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
         id: Id::MaxConnections,
         flag: Some("--max-connections"),
         envs: &["FLEET_EDGE_MAX_CONNECTIONS"],
         value_name: "N",
         default: Some("10000"),
         help: "Most simultaneous agent connections; above it new connections get 429 with Retry-After.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::BackendWorkers,
+        flag: Some("--backend-workers"),
+        envs: &["FLEET_EDGE_BACKEND_WORKERS"],
+        value_name: "N",
+        default: None,
+        help: "Threads running blocking store calls (1 to 64); default 1 with the embedded store, 4 with Elasticsearch.",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -623,7 +623,11 @@ fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
     );
     assert_eq!(code, 0, "{err}");
     let answer = json_of(&out);
-    assert_eq!(answer["item"]["agents"], 2, "{answer}");
+    assert_eq!(
+        answer["agents"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
     let action_id = answer["actionId"].as_str().unwrap().to_owned();
     for agent in &mut agents {
         let (_, body) = agent.checkin();
@@ -685,4 +689,18 @@ fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
             "progress not listed:\n{out}"
         );
     }
+
+    // --all is every enrolled agent (Kibana's empty kuery).
+    let (code, out, err) = cli(&server, &["upgrade", "--all", "--version", "9.6.1"]);
+    assert_eq!(code, 0, "{err}");
+    let mut targets: Vec<String> = json_of(&out)["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    targets.sort();
+    let mut ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    ids.sort();
+    assert_eq!(targets, ids);
 }

@@ -29,6 +29,8 @@
 //! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
 //!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
+//!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -66,8 +68,10 @@ mod endpoint_artifacts;
 mod es_tls;
 mod hardening;
 mod http_wire;
+mod kibana_api;
 mod lifecycle;
 mod management;
+mod monitoring;
 mod opamp;
 mod production;
 mod protocol;
@@ -77,4 +81,5 @@ mod remote_outputs;
 mod rollout;
 mod secrets;
 mod stored_documents;
+mod threads;
 mod tls_modes;
