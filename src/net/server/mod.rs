@@ -452,13 +452,12 @@ impl Server {
         self.pump(now);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let step = match self.conns.get_mut(slot) {
-                Some(conn) => conn.begin_drain(),
-                None => continue,
-            };
-            match step {
-                Step::Close => self.close(slot),
-                _ => self.drive(slot, now),
+            // Read what has already arrived first: the signal may be handled before the
+            // readiness of a connection whose request sits in its socket buffer, and that
+            // request is in flight, not an idle keep-alive to close.
+            self.drive(slot, now);
+            if let Some(Step::Close) = self.conns.get(slot).map(Conn::begin_drain) {
+                self.close(slot);
             }
         }
     }
