@@ -73,6 +73,23 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let opened = fleet_edge::embedded::open(&config.data_dir)?;
+    // --self-signed-key-type auto: RSA when a policy has Elastic Defend (it needs RSA).
+    let mut config = config.clone();
+    config.server.defend_policy =
+        fleet_edge::embedded::policies::defend_policy(opened.policies_dir());
+    if let Some(file) = &config.server.defend_policy {
+        if matches!(
+            config.server.tls,
+            fleet_edge::config::ServerTls::SelfSigned { .. }
+        ) && config.server.self_signed_key == fleet_edge::tls::self_signed::SelfSignedKey::Auto
+        {
+            log::info!(
+                "{} has an Elastic Defend integration: a CA generated now is RSA (--self-signed-key-type auto)",
+                file.display()
+            );
+        }
+    }
+    let config = &config;
     let store: Arc<dyn fleet_edge::backend::Store> = opened.store().clone();
     let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
         store: opened.store().clone(),
@@ -166,7 +183,14 @@ fn quick_start(
         embedded.token, embedded.token_policy
     );
     if let Some((path, fingerprint)) = &listening.generated_ca {
-        println!("  CA certificate:     {}", path.display());
+        let key = match listening.generated_key {
+            Some(fleet_edge::tls::self_signed::KeyAlgorithm::Rsa2048) => "RSA".to_owned(),
+            Some(other) => format!(
+                "{other}; Elastic Defend needs RSA: --self-signed-key-type rsa, see README \"Elastic Defend\""
+            ),
+            None => String::new(),
+        };
+        println!("  CA certificate:     {} ({key})", path.display());
         println!("  CA fingerprint:     {fingerprint} (SHA-256)");
     }
     println!(

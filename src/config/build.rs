@@ -103,11 +103,16 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         passphrase: b.path(Id::CertKeyPassphrase),
         client_cas: ca_paths,
     };
+    let self_signed_key = b
+        .parsed(Id::SelfSignedKeyType, |s| s.parse())
+        .unwrap_or_default();
     let mut server = ServerSettings {
         host,
         port,
         tls,
         client_auth,
+        self_signed_key,
+        defend_policy: None,
         client_cas,
         tls_files,
         max_connections: b

@@ -30,6 +30,8 @@ pub enum SettingId {
     CertKey,
     /// `--fleet-server-cert-key-passphrase`
     CertKeyPassphrase,
+    /// `--self-signed-key-type`
+    SelfSignedKeyType,
     /// `--certificate-authorities`
     CertificateAuthorities,
     /// `--fleet-server-client-auth`

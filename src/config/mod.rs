@@ -186,6 +186,11 @@ pub struct ServerSettings {
     pub tls: ServerTls,
     /// Client certificate authentication of agents.
     pub client_auth: ClientAuth,
+    /// `--self-signed-key-type`: the key type of generated certificates.
+    pub self_signed_key: crate::tls::self_signed::SelfSignedKey,
+    /// A policy file with an Elastic Defend integration, found by embedded mode at start (with
+    /// `auto`, generated certificates are then RSA).
+    pub defend_policy: Option<PathBuf>,
     /// Authorities client certificates must chain to (`--certificate-authorities`).
     pub client_cas: Vec<CertificateDer<'static>>,
     /// The files `tls` and `client_cas` were loaded from, which SIGHUP re-reads.

@@ -258,6 +258,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         section: Agents,
     },
     SettingSpec {
+        id: Id::SelfSignedKeyType,
+        flag: Some("--self-signed-key-type"),
+        envs: &["FLEET_EDGE_SELF_SIGNED_KEY_TYPE"],
+        value_name: "auto|ecdsa|rsa",
+        default: Some("auto"),
+        help: "Key type of the CA and server certificate generated when no --fleet-server-cert is given: ecdsa (P-256), rsa (2048 bits; Elastic Defend needs RSA), or auto: ecdsa unless a policy has an Elastic Defend integration (embedded mode, when the CA is generated). A CA already in <data-dir>/certs keeps its type.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Agents,
+    },
+    SettingSpec {
         id: Id::CertificateAuthorities,
         flag: Some("--certificate-authorities"),
         envs: &["FLEET_CA"],

@@ -39,6 +39,25 @@ pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The first policy file of `dir` with an Elastic Defend integration: an input of type
+/// `endpoint` or from the `endpoint` package (Kibana's `meta.package.name`). Files that do not
+/// parse are skipped here (the policy loader reports them).
+pub fn defend_policy(dir: &Path) -> Option<PathBuf> {
+    policy_files(dir).into_iter().find(|path| {
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let Ok(policy) = super::policy_format::parse(path, &bytes) else {
+            return false;
+        };
+        policy["inputs"].as_array().is_some_and(|inputs| {
+            inputs.iter().any(|input| {
+                input["type"] == "endpoint" || input["meta"]["package"]["name"] == "endpoint"
+            })
+        })
+    })
+}
+
 /// The policy written on first start: `fleet.hosts` is the URL agents reach this server at (the
 /// one the quick start prints; the agent checks it with `GET /api/status` before it acks), the
 /// output is the operator's `--default-output-*` or, without them, an Elasticsearch output with no

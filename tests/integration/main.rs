@@ -79,6 +79,7 @@ mod races;
 mod reload;
 mod remote_outputs;
 mod rollout;
+mod rsa_certs;
 mod secrets;
 mod stored_documents;
 mod threads;
