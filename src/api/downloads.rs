@@ -9,39 +9,22 @@
 
 use std::path::PathBuf;
 
+pub use crate::files::mirror::DownloadRequest;
 use crate::files::mirror::{MirrorError, Opened};
 use crate::http::{Body, FileBody, HttpDate, Method, Request, Response};
 
 /// The URL prefix of the mirror on the agent listener.
 pub const PREFIX: &str = "/downloads/";
 
-/// What a worker needs to answer one mirror request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DownloadRequest {
-    /// The mirror directory.
-    pub root: PathBuf,
-    /// The raw path after [`PREFIX`] (percent-decoded by the lookup).
-    pub path: String,
-    /// `Range`, if sent.
-    pub range: Option<String>,
-    /// `If-Range`, if sent.
-    pub if_range: Option<String>,
-    /// `If-None-Match`, if sent.
-    pub if_none_match: Option<String>,
-}
-
-impl DownloadRequest {
-    /// The mirror request of `req` (whose path starts with [`PREFIX`]) against `root`.
-    pub fn new(req: &Request, root: PathBuf) -> Self {
-        let header = |name| req.header_str(name).map(str::to_owned);
-        Self {
-            root,
-            path: req.path.strip_prefix(PREFIX).unwrap_or_default().to_owned(),
-            range: header("range")
-                .filter(|_| req.method == Method::Get || req.method == Method::Head),
-            if_range: header("if-range"),
-            if_none_match: header("if-none-match"),
-        }
+/// The mirror request of `req` (whose path starts with [`PREFIX`]) against `root`.
+pub fn request(req: &Request, root: PathBuf) -> DownloadRequest {
+    let header = |name| req.header_str(name).map(str::to_owned);
+    DownloadRequest {
+        root,
+        path: req.path.strip_prefix(PREFIX).unwrap_or_default().to_owned(),
+        range: header("range").filter(|_| req.method == Method::Get || req.method == Method::Head),
+        if_range: header("if-range"),
+        if_none_match: header("if-none-match"),
     }
 }
 

@@ -5,12 +5,20 @@
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
+pub mod ack;
+pub mod audit;
 pub mod auth;
+pub mod checkin;
 pub mod downloads;
+pub mod enroll;
 pub mod errors;
+pub mod health;
+pub mod ids;
 pub mod json_body;
+pub mod limits;
 pub mod opamp;
 pub mod pgp;
+pub mod serving;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -19,10 +27,12 @@ use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
-use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
-use crate::core::{Health, RequestIds};
+use crate::backend::OpError;
 use crate::http::{BodyLimits, Method, Request, Response};
 use crate::server_version::ServerVersion;
+use health::Health;
+use ids::RequestIds;
+use limits::{LimitedRoute, Refusal, RouteLimits};
 
 pub use errors::ApiError;
 
@@ -45,7 +55,7 @@ pub struct Context<'a> {
     /// The loop's clock reading.
     pub now: std::time::Instant,
     /// The mirror and PGP key directories.
-    pub files: &'a crate::files::FileServing,
+    pub files: &'a crate::api::serving::FileServing,
 }
 
 /// The endpoints this server routes, classified from method and path.
@@ -243,13 +253,17 @@ impl Pending {
             JobOutput::Artifact(Ok(bytes)) => {
                 Response::new(200).with_body(crate::http::Body::Bytes(bytes))
             }
-            JobOutput::Artifact(Err(e)) => errors::respond(&e),
-            JobOutput::Download(response) => *response,
+            JobOutput::Artifact(Err(e)) => errors::respond(&ApiError::from(&e)),
+            JobOutput::Download(found) => {
+                let (request, found) = *found;
+                downloads::answer(&request, found)
+            }
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
             }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                let e = ApiError::from(&e);
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
@@ -366,7 +380,7 @@ fn dispatch(
                 return Decision::Respond(not_found());
             };
             return Decision::Job(
-                Job::Download(downloads::DownloadRequest::new(req, root.clone())),
+                Job::Download(downloads::request(req, root.clone())),
                 Pending {
                     kind: PendingKind::Download,
                     request_id: request_id.clone(),
@@ -401,8 +415,8 @@ fn dispatch(
     };
     let agent_version = || match &ua_check {
         Some(Ok(v)) => Ok(v.clone()),
-        Some(Err(refusal)) => Err(refusal.error()),
-        None => Err(ApiError::InvalidUserAgent),
+        Some(Err(refusal)) => Err(refusal.op_error()),
+        None => Err(OpError::InvalidUserAgent),
     };
     let pending = |kind| Pending {
         kind,
@@ -447,7 +461,7 @@ fn dispatch(
             Job::Enroll(EnrollInput {
                 key,
                 agent_version: agent_version(),
-                body: req.body.clone(),
+                body: enroll::parse(&req.body),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
                 enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
                     .ok()
@@ -476,7 +490,7 @@ fn dispatch(
                     key,
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
-                    body: req.body.clone(),
+                    body: checkin::parse(&req.body),
                 }),
                 pending(PendingKind::Checkin),
             )
@@ -485,7 +499,7 @@ fn dispatch(
             Job::Ack(AckInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: ack::parse(&req.body),
             }),
             pending(PendingKind::Ack),
         ),
@@ -504,7 +518,7 @@ fn dispatch(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: audit::parse(&req.body),
             }),
             pending(PendingKind::Audit),
         ),
@@ -550,7 +564,7 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now: std::time::Instant::now(),
-                files: &crate::files::FileServing::default(),
+                files: &crate::api::serving::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,
@@ -636,7 +650,7 @@ mod tests {
 
     #[test]
     fn route_limits_answer_the_spec_429_without_api_version() {
-        use crate::core::limits::LimitSpec;
+        use crate::api::limits::LimitSpec;
         let mut ids = RequestIds::new(1);
         let mut limits = RouteLimits::with(|_| LimitSpec {
             interval: std::time::Duration::from_secs(3600),
@@ -654,7 +668,7 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now,
-                files: &crate::files::FileServing::default(),
+                files: &crate::api::serving::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,
@@ -674,7 +688,7 @@ mod tests {
 
     #[test]
     fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
-        use crate::core::limits::SIZING_TABLES;
+        use crate::api::limits::SIZING_TABLES;
         assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
         let spec = LimitedRoute::OpAmp.default_spec();
         assert_eq!(

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+/// What a worker needs to answer one mirror request (`api::downloads::request` makes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRequest {
+    /// The mirror directory.
+    pub root: PathBuf,
+    /// The raw path after `/downloads/` (percent-decoded by the lookup).
+    pub path: String,
+    /// `Range`, if sent.
+    pub range: Option<String>,
+    /// `If-Range`, if sent.
+    pub if_range: Option<String>,
+    /// `If-None-Match`, if sent.
+    pub if_none_match: Option<String>,
+}
+
 /// Why a mirror path is not served.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {

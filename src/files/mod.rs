@@ -11,18 +11,6 @@ pub mod mirror;
 pub mod pgp;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-
-/// What the agent listener serves from disk.
-#[derive(Debug, Clone, Default)]
-pub struct FileServing {
-    /// The artifact mirror's root directory; `None`: `/downloads/` is not served.
-    pub mirror: Option<PathBuf>,
-    /// Where the upgrade PGP key comes from.
-    pub pgp: Arc<pgp::PgpSource>,
-    /// Elastic Defend artifact documents (24 h) and the fetch throttle, shared by the workers.
-    pub endpoint_artifacts: Arc<crate::backend::ops::artifacts::ArtifactCache>,
-}
 
 /// Creates the mirror directory when it does not exist yet, or uses it as found. Mode 0700 like
 /// the rest of the data dir (whose modes are tightened at every start, `fsmode`): the server

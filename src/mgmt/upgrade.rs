@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::actions::new_action;
-use super::ops::Failure;
-use crate::model::time::{parse_rfc3339, rfc3339_millis};
+use super::admin::Failure;
+use crate::backend::ops::uuid_v4;
+use crate::model::time::{parse_rfc3339, rfc3339_millis, rfc3339_seconds};
 use crate::model::{Action, ActionResult};
 
 /// UPGRADE data from `{version, source_uri?}`: the version is required, a source URI must be
@@ -61,8 +61,16 @@ pub(super) fn bulk_action(
         }
         None => rollout.map(|_| rfc3339_millis(now)),
     };
-    let mut action = new_action("UPGRADE", agents, data, now);
-    action.start_time = start_time.unwrap_or_default();
+    // As `actions::new_action` makes them (which uses this file, so not called from here).
+    let mut action = Action {
+        action_id: uuid_v4(),
+        action_type: "UPGRADE".into(),
+        agents,
+        timestamp: rfc3339_seconds(now),
+        start_time: start_time.unwrap_or_default(),
+        data,
+        ..Action::default()
+    };
     if let Some(seconds) = rollout {
         action
             .other

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{authenticate, store_error};
-use crate::api::ApiError;
-use crate::backend::{ApiKey, Store};
+use super::authenticate;
+use crate::backend::{ApiKey, OpError, Store};
 use crate::model::Artifact;
 
 /// `ttl_artifact` (§10.4).
@@ -73,7 +72,7 @@ impl ArtifactCache {
         identifier: &str,
         sha2: &str,
         now: Instant,
-    ) -> Result<Artifact, ApiError> {
+    ) -> Result<Artifact, OpError> {
         let key = (identifier.to_owned(), sha2.to_owned());
         if let Some(doc) = self.cached(&key, now) {
             return Ok(doc);
@@ -82,16 +81,16 @@ impl ArtifactCache {
             let mut fetching = self
                 .fetching
                 .lock()
-                .map_err(|_| ApiError::Internal("artifact throttle poisoned".into()))?;
+                .map_err(|_| OpError::Refused("artifact throttle poisoned".into()))?;
             if fetching.len() >= MAX_PARALLEL || !fetching.insert(sha2.to_owned()) {
-                return Err(ApiError::TooManyRequests);
+                return Err(OpError::Throttled);
             }
         }
         let fetched = store.artifact(identifier, sha2);
         if let Ok(mut fetching) = self.fetching.lock() {
             fetching.remove(sha2);
         }
-        let doc = fetched.map_err(store_error)?.ok_or(ApiError::NotFound)?;
+        let doc = fetched.map_err(OpError::from)?.ok_or(OpError::NotFound)?;
         self.keep(key, doc.clone(), now);
         Ok(doc)
     }
@@ -116,25 +115,25 @@ pub fn artifact_download(
     cache: &ArtifactCache,
     input: &ArtifactInput,
     now: Instant,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, OpError> {
     authenticate(store, &input.key)?;
     let agent = store
         .agent_by_access_key(&input.key.id)
-        .map_err(store_error)?
-        .ok_or(ApiError::AgentNotFound)?;
+        .map_err(OpError::from)?
+        .ok_or(OpError::AgentNotFound)?;
     if !agent.active {
-        return Err(ApiError::AgentInactive);
+        return Err(OpError::AgentInactive);
     }
     if !crate::files::endpoint::is_sha256_hex(&input.sha2) {
-        return Err(ApiError::Internal("malformed sha256".into()));
+        return Err(OpError::Refused("malformed sha256".into()));
     }
     let policy_id = [&agent.policy_id, &agent.agent_policy_id]
         .into_iter()
         .find(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::Forbidden("agent has no policy ID".into()))?;
+        .ok_or_else(|| OpError::Forbidden("agent has no policy ID".into()))?;
     let listed = store
         .latest_policies()
-        .map_err(store_error)?
+        .map_err(OpError::from)?
         .iter()
         .any(|p| {
             p.policy_id == *policy_id && policy_lists(&p.data, &input.identifier, &input.sha2)
@@ -146,15 +145,15 @@ pub fn artifact_download(
             input.identifier,
             input.sha2
         );
-        return Err(ApiError::Forbidden(
+        return Err(OpError::Forbidden(
             "agent not authorized for artifact".into(),
         ));
     }
     let doc = cache.document(store, &input.identifier, &input.sha2, now)?;
     if doc.identifier != input.identifier || doc.decoded_sha256 != input.sha2 {
-        return Err(ApiError::Internal("artifact record mismatch".into()));
+        return Err(OpError::Refused("artifact record mismatch".into()));
     }
-    crate::files::endpoint::encoded_bytes(&doc).map_err(ApiError::Internal)
+    crate::files::endpoint::encoded_bytes(&doc).map_err(OpError::Refused)
 }
 
 #[cfg(test)]
@@ -178,12 +177,12 @@ mod tests {
             .lock()
             .unwrap()
             .insert(doc.decoded_sha256.clone());
-        assert_eq!(fetch(&cache, now), Err(ApiError::TooManyRequests));
+        assert_eq!(fetch(&cache, now), Err(OpError::Throttled));
         cache.fetching.lock().unwrap().clear();
         for i in 0..MAX_PARALLEL {
             cache.fetching.lock().unwrap().insert(format!("other-{i}"));
         }
-        assert_eq!(fetch(&cache, now), Err(ApiError::TooManyRequests));
+        assert_eq!(fetch(&cache, now), Err(OpError::Throttled));
         cache.fetching.lock().unwrap().clear();
         assert_eq!(fetch(&cache, now).unwrap(), doc);
         assert!(
@@ -195,7 +194,7 @@ mod tests {
             cache.fetching.lock().unwrap().insert(format!("other-{i}"));
         }
         assert_eq!(fetch(&cache, now + Duration::from_secs(3600)).unwrap(), doc);
-        assert_eq!(fetch(&cache, now + TTL), Err(ApiError::TooManyRequests));
+        assert_eq!(fetch(&cache, now + TTL), Err(OpError::Throttled));
     }
 
     #[test]
