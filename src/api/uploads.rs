@@ -155,6 +155,7 @@ mod tests {
 
     fn req(method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
         Request {
+            tls: true,
             method,
             path: path.to_owned(),
             query: None,

@@ -235,9 +235,6 @@ pub trait Store: Send + Sync {
     /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes
     /// visible to search.
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError>;
-    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how file
-    /// deliveries find their agent (fleet-protocol.md §1.4, §8).
-    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError>;
     /// Creates an agent; `Conflict` when the id exists. Durable when it returns.
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError>;
     /// Merges `fields` into an agent document the way Elasticsearch's partial update does:
@@ -285,6 +282,16 @@ pub trait Store: Send + Sync {
 
     /// The newest revision of every policy.
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;
+
+    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how file
+    /// deliveries and Endpoint artifact downloads find their agent (fleet-protocol.md §1.4, §8).
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError>;
+    /// The first `.fleet-artifacts` document with this identifier and decoded SHA-256 (Q9).
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError>;
 
     /// Blocks up to `wait` for policy or action documents newer than `since`; returns at once
     /// when there are some. An empty result with `cursor: None` means nothing changed.

@@ -226,6 +226,7 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         && !opts.head_request
         && !bodiless_status
         && !already_encoded
+        && resp.body.streamed_len().is_none()
         && raw.len() > opts.gzip_threshold;
     let compressed = if compress { gzip::compress(raw) } else { None };
     let body: &[u8] = compressed.as_deref().unwrap_or(raw);
@@ -563,6 +564,27 @@ mod tests {
         let (_, _, hs, body) = parse(&out);
         assert_eq!(body, &shared[..]);
         assert_eq!(find(&hs, "content-length"), Some("12"));
+    }
+
+    #[test]
+    fn file_body_announces_its_range_length_and_writes_no_bytes_nor_gzip() {
+        let file = std::sync::Arc::new(std::fs::File::open("Cargo.toml").unwrap());
+        let resp = Response::new(206).with_body(Body::File(FileBody {
+            file,
+            offset: 10,
+            len: 5000,
+        }));
+        let mut out = Vec::new();
+        let opts = EncodeOptions {
+            accepts_gzip: true,
+            ..opts()
+        };
+        encode_response(&resp, &opts, &mut out);
+        let (status, _, headers, body) = parse(&out);
+        assert_eq!(status, 206);
+        assert_eq!(find(&headers, "content-length"), Some("5000"));
+        assert_eq!(find(&headers, "content-encoding"), None);
+        assert!(body.is_empty(), "the connection streams the file itself");
     }
 
     #[test]

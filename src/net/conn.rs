@@ -276,7 +276,8 @@ impl Conn {
                     }
                 });
                 match decoded {
-                    Ok(Some(req)) => {
+                    Ok(Some(mut req)) => {
+                        req.tls = !matches!(self.transport, Transport::Plain);
                         self.awaiting = Some(Awaiting {
                             keep_alive: req.keep_alive && !ctx.draining && !self.over_capacity,
                             accepts_gzip: req.accepts_gzip(),
@@ -348,14 +349,6 @@ impl Conn {
                     return Step::Close;
                 }
             }
-        }
-    }
-
-    /// The awaited request went to a job: its answer is written in full even for a HEAD
-    /// request (only immediate answers drop the body of a HEAD).
-    pub fn answer_later(&mut self) {
-        if let Some(awaiting) = self.awaiting.as_mut() {
-            awaiting.head = false;
         }
     }
 
@@ -494,11 +487,14 @@ impl Conn {
             }
             if self.out.is_empty() && !self.transport.wants_write() {
                 if let Some(Stream::File(file)) = &mut self.stream {
-                    self.out = pool.take();
-                    file.refill(&mut self.out, file::FILE_CHUNK)?;
-                    if file.is_done() {
+                    if self.out.capacity() == 0 {
+                        self.out = pool.take();
+                    }
+                    let refilled = file.refill(&mut self.out, file::FILE_CHUNK);
+                    if refilled.is_err() || file.is_done() {
                         self.stream = None;
                     }
+                    refilled?;
                     continue;
                 }
             }

@@ -24,6 +24,10 @@
 //! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
+//! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
+//!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
+//! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
+//!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //! * `delivery`: file delivery to agents (`GET /api/fleet/file/{id}`) on every store, whole and
 //!   in ranges, and every error row of the endpoint.
@@ -60,6 +64,7 @@ macro_rules! on_every_store {
 
 mod agent_behaviours;
 mod agent_mode;
+mod airgap;
 mod auth_cache;
 mod backup;
 mod bodies;
@@ -68,6 +73,7 @@ mod default_policy;
 mod delivery;
 mod docs;
 mod embedded;
+mod endpoint_artifacts;
 mod es_tls;
 mod hardening;
 mod http_wire;
@@ -82,6 +88,7 @@ mod races;
 mod reload;
 mod remote_outputs;
 mod rollout;
+mod rsa_certs;
 mod secrets;
 mod stored_documents;
 mod threads;

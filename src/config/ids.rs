@@ -1,7 +1,7 @@
-//! The names of the settings of [`super::settings::SETTINGS`], one variant per row of the table
-//! (kept apart from the table so each file stays readable).
+//! The names of the settings of [`SETTINGS`](super::settings::SETTINGS), one per flag or
+//! environment variable.
 
-/// Identifies one setting of [`SETTINGS`].
+/// Identifies one setting of [`SETTINGS`](super::settings::SETTINGS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SettingId {
     /// `--fleet-server-es`
@@ -30,6 +30,8 @@ pub enum SettingId {
     CertKey,
     /// `--fleet-server-cert-key-passphrase`
     CertKeyPassphrase,
+    /// `--self-signed-key-type`
+    SelfSignedKeyType,
     /// `--certificate-authorities`
     CertificateAuthorities,
     /// `--fleet-server-client-auth`
@@ -106,4 +108,10 @@ pub enum SettingId {
     DefaultOutputSslCert,
     /// `--default-output-ssl-key`
     DefaultOutputSslKey,
+    /// `--downloads-dir`
+    DownloadsDir,
+    /// `--pgp-dir`
+    PgpDir,
+    /// `--pgp-upstream-url`
+    PgpUpstreamUrl,
 }
