@@ -11,6 +11,7 @@
 //! live.
 
 pub mod auth_cache;
+pub mod deadline;
 pub mod es;
 pub mod local;
 pub mod memory;

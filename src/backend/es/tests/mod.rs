@@ -4,6 +4,7 @@
 //! document the store writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod deadlines;
 mod faults;
 mod mapping;
 mod remote;
