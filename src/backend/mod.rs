@@ -10,6 +10,7 @@
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod admission;
 pub mod auth_cache;
 pub mod deadline;
 pub mod es;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -125,7 +125,9 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// Handle held by the event loop.
 pub struct Backend<T> {
-    jobs: SyncSender<(T, Job)>,
+    jobs: SyncSender<(T, Job, Instant)>,
+    admission: Arc<super::admission::Admission>,
+    job_timeout: Duration,
     /// Job results.
     pub replies: Receiver<Reply<T>>,
     /// Store changes.
@@ -145,6 +147,8 @@ pub struct BackendSettings {
     pub remote: RemoteSettings,
     /// The API-key cache every worker authenticates through.
     pub auth_cache: AuthCacheSettings,
+    /// Deadline of a job submitted without one (`--backend-timeout`).
+    pub job_timeout: Duration,
 }
 
 impl Default for BackendSettings {
@@ -155,6 +159,7 @@ impl Default for BackendSettings {
             feed_wait: Duration::from_secs(30),
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
+            job_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -169,7 +174,8 @@ impl<T: Send + 'static> Backend<T> {
     ) -> std::io::Result<Self> {
         let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
         let store: Arc<dyn Store> = cache.clone();
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job, Instant)>(settings.queue);
+        let admission = Arc::new(super::admission::Admission::new(settings.workers.max(1)));
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
@@ -188,6 +194,7 @@ impl<T: Send + 'static> Backend<T> {
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
             let notify = Arc::clone(&notify);
+            let admission = Arc::clone(&admission);
             std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
                 .spawn(move || loop {
@@ -195,9 +202,26 @@ impl<T: Send + 'static> Backend<T> {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok((to, job)) = next else { return };
+                    let Ok((to, job, deadline)) = next else {
+                        return;
+                    };
                     #[cfg(debug_assertions)]
                     crate::panics::failpoint(&job);
+                    admission.started();
+                    let began = Instant::now();
+                    // Past its deadline already: answered 503 without touching the store.
+                    let job = match super::admission::expired(job, began >= deadline) {
+                        Ok(output) => {
+                            admission.finished(None);
+                            if reply_tx.send(Reply { to, output }).is_err() {
+                                return;
+                            }
+                            notify();
+                            continue;
+                        }
+                        Err(job) => *job,
+                    };
+                    let _deadline = super::deadline::Scope::enter(deadline);
                     let output = match (job, &admin) {
                         (Job::Admin(req), Some(admin)) => {
                             let execute =
@@ -213,6 +237,7 @@ impl<T: Send + 'static> Backend<T> {
                         }
                         (job, _) => run(&*store, &remotes, job, SystemTime::now()),
                     };
+                    admission.finished(Some(began.elapsed()));
                     if reply_tx.send(Reply { to, output }).is_err() {
                         return;
                     }
@@ -233,16 +258,37 @@ impl<T: Send + 'static> Backend<T> {
             })?;
         Ok(Self {
             jobs: jobs_tx,
+            admission,
+            job_timeout: settings.job_timeout,
             replies,
             events,
         })
     }
 
-    /// Queues a job; gives it back when the queue is full or the workers are gone.
+    /// Queues a job due within the backend timeout; gives it back when it is refused.
     pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
-        self.jobs.try_send((to, job)).map_err(|e| match e {
-            TrySendError::Full(v) | TrySendError::Disconnected(v) => Box::new(v),
+        self.submit_by(to, job, Instant::now() + self.job_timeout)
+    }
+
+    /// Queues a job that must be answered by `deadline`; gives it back when the queue is full,
+    /// the workers are gone, or the jobs ahead of it cannot drain before `deadline`.
+    pub fn submit_by(&self, to: T, job: Job, deadline: Instant) -> Result<(), Box<(T, Job)>> {
+        if !self.admission.admit(Instant::now(), deadline) {
+            return Err(Box::new((to, job)));
+        }
+        self.jobs.try_send((to, job, deadline)).map_err(|e| {
+            self.admission.withdraw();
+            match e {
+                TrySendError::Full((to, job, _)) | TrySendError::Disconnected((to, job, _)) => {
+                    Box::new((to, job))
+                }
+            }
         })
+    }
+
+    /// Deadline of a job submitted without one.
+    pub fn job_timeout(&self) -> Duration {
+        self.job_timeout
     }
 }
 
@@ -347,6 +393,9 @@ pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
     action
 }
 
+/// Longest a store probe takes, and longest pause between two, while the store is away.
+const PROBE_BUDGET: Duration = Duration::from_secs(1);
+
 fn monitor(
     store: &dyn Store,
     remotes: &RemoteClusters,
@@ -359,7 +408,21 @@ fn monitor(
     let mut backoff = Duration::from_millis(500);
     loop {
         let since = cursor.unwrap_or(Cursor::START);
-        let changes = match store.changes(since, SystemTime::now(), wait) {
+        // While the store is away, each look is a short probe that returns as soon as it
+        // answers (no long wait, retries bounded), so recovery is seen within about a second.
+        let read = || {
+            store.changes(
+                since,
+                SystemTime::now(),
+                if reachable { wait } else { Duration::ZERO },
+            )
+        };
+        let result = if reachable {
+            read()
+        } else {
+            super::deadline::within(Instant::now() + PROBE_BUDGET, read)
+        };
+        let changes = match result {
             Ok(c) => c,
             Err(e) => {
                 if reachable {
@@ -372,7 +435,7 @@ fn monitor(
                 }
                 // The monitor thread may wait: it owns nothing the loop needs.
                 std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(PROBE_BUDGET);
                 continue;
             }
         };

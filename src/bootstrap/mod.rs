@@ -290,7 +290,7 @@ fn monitor_loop(shared: &Shared, mut monitor: SelfMonitor, stopped: &mpsc::Recei
         if let Some(state) = monitor.state() {
             shared.health.set(state.health);
         }
-        match stopped.recv_timeout(MONITOR_EVERY) {
+        match stopped.recv_timeout(monitor.next_round_in(MONITOR_EVERY)) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }

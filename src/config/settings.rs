@@ -75,6 +75,8 @@ pub enum SettingId {
     WriteStallTimeout,
     /// `--drain-timeout`
     DrainTimeout,
+    /// `--backend-timeout`
+    BackendTimeout,
     /// `--checkin-long-poll`
     CheckinLongPoll,
     /// `--checkin-jitter`
@@ -596,6 +598,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         value_name: "DURATION",
         default: Some("10s"),
         help: "Graceful shutdown: how long to wait for in-flight requests.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::BackendTimeout,
+        flag: Some("--backend-timeout"),
+        envs: &["FLEET_EDGE_BACKEND_TIMEOUT"],
+        value_name: "DURATION",
+        default: Some("10s"),
+        help: "Longest an enroll, ack or audit waits for the store (Elasticsearch retries included) before it is answered 503 with Retry-After; checkins wait up to their long poll.",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -46,6 +46,9 @@ pub enum TimerKind {
     Linger,
     /// A parked checkin: answered with no actions when it fires.
     LongPoll,
+    /// A request waiting for its backend job: answered 503 when the job's deadline passed
+    /// without a reply (issue 15 §1: every request gets an answer in bounded time).
+    Backend,
 }
 
 /// Pipelined bytes a connection may buffer while its request is in flight; more waits in the
@@ -65,6 +68,8 @@ pub struct Inflight {
     pub started: Instant,
     /// Checkin progress, for checkins.
     pub checkin: Option<CheckinWait>,
+    /// By when its backend jobs must be answered (set by the first job submitted for it).
+    pub deadline: Option<Instant>,
 }
 
 /// Where a checkin is after its store part.
@@ -217,7 +222,11 @@ impl Conn {
                 .checkin
                 .as_ref()
                 .is_some_and(|c| c.parked_until.is_some());
-            parked.then_some(TimerKind::LongPoll)
+            if parked {
+                Some(TimerKind::LongPoll)
+            } else {
+                inflight.deadline.map(|_| TimerKind::Backend)
+            }
         } else if self.ws.is_some() {
             // A parked collector waits without a timer; a frame that stalls halfway does not.
             (!self.rbuf.is_empty()).then_some(TimerKind::Body)
@@ -396,6 +405,7 @@ impl Conn {
                     accepts_gzip: req.accepts_gzip(),
                     started: ctx.now,
                     checkin: None,
+                    deadline: None,
                 });
                 ctx.jobs.push(job);
             }

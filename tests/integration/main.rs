@@ -24,6 +24,8 @@
 //! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
+//! * `outage`: Elasticsearch hanging or down: every request answered by its deadline (503 +
+//!   jittered `Retry-After`), `/api/status` HEALTHY within 3 s of the cluster coming back.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
@@ -63,6 +65,7 @@ mod http_wire;
 mod lifecycle;
 mod management;
 mod opamp;
+mod outage;
 mod production;
 mod protocol;
 mod races;

@@ -83,6 +83,7 @@ impl Conn {
                     keep_alive: true,
                     accepts_gzip: false,
                     started: ctx.now,
+                    deadline: None,
                     checkin: None,
                 });
                 ctx.jobs.push(Job::OpAmp(OpAmpInput {

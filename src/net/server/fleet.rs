@@ -95,7 +95,10 @@ impl Server {
                 if inflight.pending.kind == PendingKind::Enroll {
                     self.enrolling.retain(|_, k| *k != key);
                 }
-                let response = inflight.pending.finish(output, health);
+                let response = crate::api::errors::jitter_retry_after(
+                    inflight.pending.finish(output, health),
+                    self.ids.next_unit(),
+                );
                 if let Some(limited) =
                     conn.complete(&response, draining, self.date.current(), &mut self.pool)
                 {

@@ -27,6 +27,7 @@ mod accept;
 mod admin;
 mod fleet;
 mod opamp;
+mod overdue;
 mod reload;
 mod reserve;
 
@@ -115,6 +116,7 @@ impl Settings {
             TimerKind::WriteStall => self.write_stall_timeout,
             TimerKind::Linger => self.linger_timeout,
             TimerKind::LongPoll => self.poll.long_poll,
+            TimerKind::Backend => self.backend.job_timeout,
         }
     }
 }
@@ -578,14 +580,21 @@ impl Server {
         self.update_timer(slot, now);
     }
 
-    /// Sends a job for a connection; a full queue is answered 503 at once.
+    /// Sends a job for a connection, due by its request's deadline; a job refused (full queue,
+    /// or the queue ahead cannot drain in time) is answered 503 at once.
     fn submit(&mut self, key: ConnKey, job: Job, now: Instant) {
+        let deadline = conn_of(&mut self.conns, key)
+            .and_then(|c| c.inflight.as_mut())
+            .and_then(|inflight| request_deadline(inflight, &self.settings))
+            .unwrap_or_else(|| now + self.settings.backend.job_timeout);
         let refused = match &self.backend {
-            Some(backend) => backend.submit(ReplyTo::Conn(key), job).is_err(),
+            Some(backend) => backend
+                .submit_by(ReplyTo::Conn(key), job, deadline)
+                .is_err(),
             None => true,
         };
         if refused {
-            log::warn!("backend queue full: answering 503");
+            log::debug!("backend queue cannot take the job in time: answering 503");
             self.answer(key, errors::respond(&ApiError::StoreUnavailable), now);
         }
     }
@@ -599,7 +608,8 @@ impl Server {
         let Some(inflight) = conn.inflight.as_ref() else {
             return;
         };
-        let response = inflight.pending.decorate(response);
+        let response =
+            errors::jitter_retry_after(inflight.pending.decorate(response), self.ids.next_unit());
         if let Some(limited) =
             conn.complete(&response, draining, self.date.current(), &mut self.pool)
         {
@@ -627,9 +637,11 @@ impl Server {
         let parked_until = conn.parked_until();
         let had_timer = conn.timer.is_some();
         let settings = &self.settings;
+        let backend_deadline = conn.inflight.as_ref().and_then(|i| i.deadline);
         conn.timer = desired.map(|kind| {
-            let at = match (kind, parked_until) {
-                (TimerKind::LongPoll, Some(until)) => until,
+            let at = match (kind, parked_until, backend_deadline) {
+                (TimerKind::LongPoll, Some(until), _) => until,
+                (TimerKind::Backend, _, Some(due)) => due + BACKEND_GRACE,
                 _ => now + settings.timeout(kind),
             };
             (self.deadlines.arm(key, at), kind)
@@ -679,6 +691,10 @@ impl Server {
                         self.answer(conn_key, checkin_response(empty_body()), now);
                         continue;
                     }
+                    if kind == Some(TimerKind::Backend) {
+                        self.backend_overdue(conn_key, now);
+                        continue;
+                    }
                     log::debug!("closing connection {}: {kind:?} timeout", conn_key.slot);
                     self.close(conn_key.slot);
                 }
@@ -718,6 +734,23 @@ impl Server {
         // The descriptor just freed goes back to the reserve first, if it was drawn on.
         self.reserve.refill();
     }
+}
+
+/// How long past a job's deadline the loop waits for its reply before answering 503 itself (the
+/// worker answers at the deadline; this only covers a job stuck outside the store's calls).
+const BACKEND_GRACE: Duration = Duration::from_millis(250);
+
+/// The deadline of an agent request's backend jobs: its long poll for a checkin, the backend
+/// timeout for the others; fixed by the first job. Management requests and OpAmp WebSocket
+/// messages have none here (their jobs get the backend timeout from the worker side only).
+fn request_deadline(inflight: &mut super::conn::Inflight, settings: &Settings) -> Option<Instant> {
+    use crate::api::PendingKind;
+    let budget = match inflight.pending.kind {
+        PendingKind::Checkin => settings.poll.long_poll,
+        PendingKind::Admin | PendingKind::OpAmpMessage => return None,
+        _ => settings.backend.job_timeout,
+    };
+    Some(*inflight.deadline.get_or_insert(inflight.started + budget))
 }
 
 /// Shortest pause between two paced rollout steps (batches, not one timer per agent).
