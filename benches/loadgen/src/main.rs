@@ -57,6 +57,7 @@ OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
   --outage-long-poll SECS  the server's --checkin-long-poll (default 20)
   --backend-timeout SECS   the server's --backend-timeout (default 10)
   --agent-timeout SECS  a request unanswered after this counts as no answer (default 60)
+  --enforce             exit 1 on any request with no answer, any 401, any lost ack (CI)
 ";
 
 fn default_server() -> PathBuf {
@@ -183,6 +184,7 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
                 .map_err(e)?
                 .unwrap_or(10),
         ),
+        enforce: args.contains("--enforce"),
         agent_timeout: secs(
             args.opt_value_from_str("--agent-timeout")
                 .map_err(e)?

@@ -564,5 +564,10 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
     server.stop(Duration::from_secs(15));
     drop(probe);
     drop(es);
+    if opts.enforce && (total_no_answer > 0 || total_401 > 0 || total_lost > 0) {
+        return Err(format!(
+            "outage goals missed: {total_no_answer} request(s) with no answer, {total_401} × 401, {total_lost} acked result(s) lost"
+        ));
+    }
     Ok(())
 }

@@ -98,6 +98,8 @@ pub struct Options {
     pub backend_timeout: Duration,
     /// outage: a request with no answer after this counts as unanswered.
     pub agent_timeout: Duration,
+    /// outage: fail the run on any unanswered request, 401 or lost ack (CI).
+    pub enforce: bool,
 }
 
 pub(crate) fn mib(kib: u64) -> f64 {

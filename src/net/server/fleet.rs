@@ -170,6 +170,9 @@ impl Server {
         let setup = now.saturating_duration_since(inflight.started);
         let hold = poll_duration(&poll, start.poll_timeout, setup, random);
         log::debug!("checkin of agent {agent_id} parked for {hold:?}");
+        // An agent's own poll_timeout may hold it past the default long poll: its jobs (output
+        // keys on a new revision) are due by the end of the hold.
+        inflight.deadline = inflight.deadline.map(|due| due.max(now + hold));
         inflight.checkin = Some(CheckinWait {
             agent_id,
             parked_until: Some(now + hold),

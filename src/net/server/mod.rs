@@ -740,13 +740,14 @@ impl Server {
 /// worker answers at the deadline; this only covers a job stuck outside the store's calls).
 const BACKEND_GRACE: Duration = Duration::from_millis(250);
 
-/// The deadline of an agent request's backend jobs: its long poll for a checkin, the backend
-/// timeout for the others; fixed by the first job. Management requests and OpAmp WebSocket
-/// messages have none here (their jobs get the backend timeout from the worker side only).
+/// The deadline of an agent request's backend jobs: its long poll for a checkin (at least the
+/// backend timeout: a very short long poll leaves the store part the time any request has),
+/// the backend timeout for the others; fixed by the first job. Management requests and OpAmp
+/// WebSocket messages have none here (their jobs get the backend timeout from the worker side).
 fn request_deadline(inflight: &mut super::conn::Inflight, settings: &Settings) -> Option<Instant> {
     use crate::api::PendingKind;
     let budget = match inflight.pending.kind {
-        PendingKind::Checkin => settings.poll.long_poll,
+        PendingKind::Checkin => settings.poll.long_poll.max(settings.backend.job_timeout),
         PendingKind::Admin | PendingKind::OpAmpMessage => return None,
         _ => settings.backend.job_timeout,
     };
