@@ -1,6 +1,7 @@
 //! `loadgen`: N simulated Elastic Agents in one event-driven process against a fleet-edge it
 //! starts itself (release binary, embedded mode, 127.0.0.1, free port, temporary data dir), and
-//! the issue-7 scenarios: `idle`, `rollout`, `reconnect`, `enroll`, `steady`, or `all`. Prints a
+//! the issue-7 scenarios: `idle`, `rollout`, `reconnect`, `enroll`, `steady`, or `all`; and
+//! `outage` (issue 15: Elasticsearch mode against an es-standin process, `outage.rs`). Prints a
 //! Markdown table (and writes it with a JSON twin under `--out`), then stops the server. Only
 //! loopback traffic; every phase is bounded by `--phase-deadline`.
 //!
