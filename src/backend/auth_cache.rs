@@ -316,6 +316,9 @@ impl Store for CachedAuth {
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner.agent(id)
     }
+    fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.inner.agent_for_request(id)
+    }
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner.agent_by_enrollment_id(enrollment_id)
     }

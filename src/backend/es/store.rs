@@ -80,6 +80,28 @@ fn strip_nulls(source: &mut Map<String, Value>) {
 }
 
 impl EsStore {
+    /// One agent through `path` (`/_mget` with or without a source filter); the `_source` is
+    /// taken out of the response, not copied.
+    fn read_agent(&self, id: &str, path: &str) -> Result<Option<Agent>, StoreError> {
+        let req = Req::new(Method::Post, path).raw(bodies::mget(AGENTS, id));
+        let mut v = self.client.call(&req, &[])?.json();
+        let mut doc = v
+            .pointer_mut("/docs/0")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        if doc["found"].as_bool() != Some(true) {
+            return Ok(None);
+        }
+        let Some(Value::Object(mut source)) = doc.get_mut("_source").map(Value::take) else {
+            return Err(decode_failed("agent", "no _source"));
+        };
+        strip_nulls(&mut source);
+        let mut agent: Agent = serde_json::from_value(Value::Object(source))
+            .map_err(|e| decode_failed(&format!("agent {id}"), e))?;
+        agent.id = id.to_owned();
+        Ok(Some(agent))
+    }
+
     fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
         let mut body = String::new();
         for BulkOp {
@@ -278,23 +300,12 @@ impl Store for EsStore {
     }
 
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let req = Req::new(Method::Post, "/_mget").raw(bodies::mget(AGENTS, id));
-        let mut v = self.client.call(&req, &[])?.json();
-        let doc = v
-            .pointer_mut("/docs/0")
-            .map(Value::take)
-            .unwrap_or(Value::Null);
-        if doc["found"].as_bool() != Some(true) {
-            return Ok(None);
-        }
-        let Some(Value::Object(mut source)) = doc.get("_source").cloned() else {
-            return Err(decode_failed("agent", "no _source"));
-        };
-        strip_nulls(&mut source);
-        let mut agent: Agent = serde_json::from_value(Value::Object(source))
-            .map_err(|e| decode_failed(&format!("agent {id}"), e))?;
-        agent.id = id.to_owned();
-        Ok(Some(agent))
+        self.read_agent(id, "/_mget")
+    }
+
+    fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        // Elasticsearch leaves the member out: it is neither sent nor parsed here.
+        self.read_agent(id, "/_mget?_source_excludes=last_checkin_message")
     }
 
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {

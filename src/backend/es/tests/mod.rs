@@ -6,6 +6,7 @@
 
 mod deadlines;
 mod faults;
+mod lean;
 mod mapping;
 mod remote;
 mod tls;
