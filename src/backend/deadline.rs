@@ -12,6 +12,11 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+/// While the store is away, the longest one reachability probe of a change-feed follower (or
+/// the monitor) takes, and the longest pause between two: recovery is seen within about a
+/// second (issue 15 §1: `/api/status` is HEALTHY within 3 s of Elasticsearch answering again).
+pub const PROBE_BUDGET: Duration = Duration::from_secs(1);
+
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }

@@ -64,6 +64,8 @@ pub struct SelfMonitor {
     identity: Option<Identity>,
     state: Option<State>,
     last_checkin: Option<Instant>,
+    /// When the last round began.
+    last_round: Option<Instant>,
     /// The revision of the policy this server runs, reported as the own agent's
     /// `policy_revision_idx` (the implicit ack of §3.2).
     applied_revision: Option<i64>,
@@ -95,6 +97,7 @@ impl SelfMonitor {
             identity,
             state: None,
             last_checkin: None,
+            last_round: None,
             applied_revision: None,
             server_version: crate::server_version::BUILT_IN,
         }
@@ -125,11 +128,19 @@ impl SelfMonitor {
         }
     }
 
+    /// Whether a round is due at `at`: none ran yet, or [`next_round_in`](Self::next_round_in)
+    /// has passed since the last one began.
+    pub fn round_due(&self, at: Instant, regular: Duration) -> bool {
+        self.last_round
+            .is_none_or(|last| at >= last + self.next_round_in(regular))
+    }
+
     /// One round: find the policy, enroll when needed, decide the state, check in when due.
     /// Returns the Fleet Server policy (with a `fleet-server` input) when there is one. The
     /// round's store calls (retries included) end by [`HEALTHY_ROUND_BUDGET`] while HEALTHY,
     /// by [`RECHECK_EVERY`] otherwise.
     pub fn tick(&mut self, store: &dyn Store, now: SystemTime, at: Instant) -> Option<PolicyDoc> {
+        self.last_round = Some(at);
         let healthy = self
             .state
             .as_ref()

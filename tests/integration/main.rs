@@ -27,6 +27,8 @@
 //! * `outage`: Elasticsearch hanging or down: every request answered by its deadline (503 +
 //!   jittered `Retry-After`), `/api/status` HEALTHY within 3 s of the cluster coming back.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
+//!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -62,8 +64,10 @@ mod embedded;
 mod es_tls;
 mod hardening;
 mod http_wire;
+mod kibana_api;
 mod lifecycle;
 mod management;
+mod monitoring;
 mod opamp;
 mod outage;
 mod production;
@@ -74,4 +78,5 @@ mod remote_outputs;
 mod rollout;
 mod secrets;
 mod stored_documents;
+mod threads;
 mod tls_modes;

@@ -196,8 +196,13 @@ fn a_busy_store_keeps_the_state_and_an_unhealthy_one_is_rechecked_soon() {
     store.add_enrollment_key("fs").unwrap();
     let mut m = SelfMonitor::new(None, dir.path());
     let every = Duration::from_secs(5);
+    assert!(
+        m.round_due(Instant::now(), every),
+        "the first round is due at once"
+    );
     assert_eq!(tick(&mut m, &store).0, Health::Healthy);
     assert_eq!(m.next_round_in(every), every);
+    assert!(!m.round_due(Instant::now() + RECHECK_EVERY, every));
     // Elasticsearch answering 429 (busy, often with this server's own retries) is not FAILED.
     store.set_failure(Some(StoreError::TooManyRequests));
     assert_eq!(tick(&mut m, &store).0, Health::Healthy);
@@ -205,6 +210,7 @@ fn a_busy_store_keeps_the_state_and_an_unhealthy_one_is_rechecked_soon() {
     assert_eq!(tick(&mut m, &store).0, Health::Failed);
     // Failed: the next round comes within the recheck interval, not the regular one.
     assert_eq!(m.next_round_in(every), RECHECK_EVERY);
+    assert!(m.round_due(Instant::now() + RECHECK_EVERY, every));
     store.set_failure(None);
     assert_eq!(tick(&mut m, &store).0, Health::Healthy);
     assert_eq!(m.next_round_in(every), every);
