@@ -99,7 +99,7 @@ const MIB: usize = 1024 * KIB;
 /// URL cannot be used to make the server buffer a large body.
 pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
     let (max_body, max_decompressed) = match route(method, path) {
-        Route::Checkin(_) => (MIB, 20 * MIB),
+        Route::Checkin(_) => (MIB, CHECKIN_MAX_DECOMPRESSED),
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
@@ -109,8 +109,13 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
     BodyLimits {
         max_body,
         max_decompressed,
+        // A checkin's body is gunzipped by the worker that runs its store part.
+        defer_gzip: matches!(route(method, path), Route::Checkin(_)),
     }
 }
+
+/// Most bytes a checkin body may gunzip to (fleet-protocol.md §3.1, `max_body_decompressed`).
+pub const CHECKIN_MAX_DECOMPRESSED: usize = 20 * MIB;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -389,6 +394,7 @@ fn dispatch(
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
                     body: req.body.clone(),
+                    gzip_cap: req.gzip_encoded().then_some(CHECKIN_MAX_DECOMPRESSED),
                 }),
                 pending(PendingKind::Checkin),
             )

@@ -161,6 +161,7 @@ fn limits(_: &Method, _: &str) -> BodyLimits {
     BodyLimits {
         max_body: 4096,
         max_decompressed: 4096,
+        defer_gzip: false,
     }
 }
 

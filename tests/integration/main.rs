@@ -65,6 +65,7 @@ mod es_tls;
 mod hardening;
 mod http_wire;
 mod kibana_api;
+mod large_checkins;
 mod lifecycle;
 mod management;
 mod monitoring;

@@ -105,6 +105,12 @@ impl<'a> Req<'a> {
         self.body = Some(body.into_bytes());
         self
     }
+
+    /// With a raw body already in bytes (NDJSON serialised in place).
+    pub fn raw_bytes(mut self, body: Vec<u8>) -> Req<'a> {
+        self.body = Some(body);
+        self
+    }
 }
 
 /// A response with any status.

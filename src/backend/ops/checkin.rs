@@ -12,13 +12,18 @@ use serde_json::{json, Map, Value};
 use super::outputs::invalidate_keys;
 use super::rollbacks::rollbacks_to_write;
 use super::{authenticate_agent, store_error};
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
+use crate::api::json_body::{null_as_default, GoBody, GoField};
 use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
 use crate::backend::{ApiKey, CheckinWrite, Store};
 use crate::core::actions::{is_delivered_type, to_wire};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
+
+mod large;
+
+pub use large::LARGE_MESSAGE;
+use large::{read_body, write_large_state};
 
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
@@ -32,8 +37,11 @@ pub struct CheckinInput {
     pub agent_id: String,
     /// The User-Agent check's outcome.
     pub agent_version: Result<String, ApiError>,
-    /// The raw (decompressed) body.
+    /// The body as received: still gzip when `gzip_cap` is set (the decoder defers a checkin's
+    /// gunzip to the worker: `http::BodyLimits::defer_gzip`).
     pub body: Vec<u8>,
+    /// `Some(cap)`: `body` is gzip, to be gunzipped to at most `cap` bytes.
+    pub gzip_cap: Option<usize>,
 }
 
 /// The checkin body fields this server interprets (§3.1).
@@ -124,7 +132,7 @@ pub fn checkin_start(
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
-    let body: CheckinBody = decode(&input.body, &CHECKIN_BODY)?;
+    let mut body = read_body(input)?;
     if body.status.is_empty() {
         return Err(ApiError::BadRequest("checkin status missing".into()));
     }
@@ -170,11 +178,21 @@ pub fn checkin_start(
         }
     }
 
-    let state = checkin_state(&agent, &body, &version, resolved_seq, now);
+    let message = std::mem::take(&mut body.message);
+    let large = message.len() > LARGE_MESSAGE;
+    let state = checkin_state(&agent, &body, message, &version, resolved_seq, now);
+    // A parked agent's periodic refresh writes these members again; a large message stays what
+    // the checkin's own write stored, instead of being held (and copied) for the refresh.
     let repeat = REPEATED
         .iter()
+        .filter(|k| !(large && **k == "last_checkin_message"))
         .filter_map(|k| Some(((*k).to_owned(), state.fields.get(*k)?.clone())))
         .collect();
+    let state = if large && !state.clear_audit {
+        write_large_state(store, &agent.id, state)
+    } else {
+        state
+    };
     Ok(CheckinStart {
         agent,
         body,
@@ -237,6 +255,7 @@ const REPEATED: [&str; 4] = [
 fn checkin_state(
     agent: &Agent,
     body: &CheckinBody,
+    message: String,
     version: &str,
     seq: i64,
     now: SystemTime,
@@ -245,7 +264,7 @@ fn checkin_state(
     let mut s = Map::new();
     s.insert("last_checkin".into(), json!(rfc3339_seconds(now)));
     s.insert("last_checkin_status".into(), json!(body.status));
-    s.insert("last_checkin_message".into(), json!(body.message));
+    s.insert("last_checkin_message".into(), Value::String(message));
     if !clear_audit {
         s.insert("sequence_num".into(), json!(0));
     }
@@ -385,7 +404,7 @@ mod tests {
     use crate::backend::AUDIT_MEMBERS;
     use crate::model::Action;
 
-    fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
+    pub(super) fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
         let (store, token) = store_with_policy("p");
         let resp = enroll(
             &*store,
@@ -420,6 +439,7 @@ mod tests {
             agent_id: agent.into(),
             agent_version: Ok("9.2.1".into()),
             body: serde_json::to_vec(&body).unwrap(),
+            gzip_cap: None,
         }
     }
 
