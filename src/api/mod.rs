@@ -5,22 +5,32 @@
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
+pub mod ack;
+pub mod audit;
 pub mod auth;
+pub mod checkin;
+pub mod enroll;
 pub mod errors;
+pub mod health;
+pub mod ids;
 pub mod json_body;
+pub mod limits;
 pub mod opamp;
 pub mod status;
 pub mod user_agent;
 pub mod version;
 
+use crate::backend::interface::DeferredBody;
 use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
-use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
-use crate::core::{Health, RequestIds};
+use crate::backend::OpError;
 use crate::http::{BodyLimits, Method, Request, Response};
 use crate::server_version::ServerVersion;
+use health::Health;
+use ids::RequestIds;
+use limits::{LimitedRoute, Refusal, RouteLimits};
 
 pub use errors::ApiError;
 
@@ -99,7 +109,7 @@ const MIB: usize = 1024 * KIB;
 /// URL cannot be used to make the server buffer a large body.
 pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
     let (max_body, max_decompressed) = match route(method, path) {
-        Route::Checkin(_) => (MIB, CHECKIN_MAX_DECOMPRESSED),
+        Route::Checkin(_) => (MIB, checkin::MAX_DECOMPRESSED),
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
@@ -113,9 +123,6 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         defer_gzip: matches!(route(method, path), Route::Checkin(_)),
     }
 }
-
-/// Most bytes a checkin body may gunzip to (fleet-protocol.md §3.1, `max_body_decompressed`).
-pub const CHECKIN_MAX_DECOMPRESSED: usize = 20 * MIB;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -203,6 +210,7 @@ impl Pending {
                 opamp::refusal(&refusal)
             }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                let e = ApiError::from(&e);
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
@@ -331,8 +339,8 @@ fn dispatch(
     };
     let agent_version = || match &ua_check {
         Some(Ok(v)) => Ok(v.clone()),
-        Some(Err(refusal)) => Err(refusal.error()),
-        None => Err(ApiError::InvalidUserAgent),
+        Some(Err(refusal)) => Err(refusal.op_error()),
+        None => Err(OpError::InvalidUserAgent),
     };
     let pending = |kind| Pending {
         kind,
@@ -364,7 +372,7 @@ fn dispatch(
             Job::Enroll(EnrollInput {
                 key,
                 agent_version: agent_version(),
-                body: req.body.clone(),
+                body: enroll::parse(&req.body),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
                 enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
                     .ok()
@@ -388,13 +396,25 @@ fn dispatch(
                     ))));
                 }
             }
+            let gzip = crate::http::gzip_encoded(req) && !req.body.is_empty();
             Decision::Job(
                 Job::CheckinStart(CheckinInput {
                     key,
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
-                    body: req.body.clone(),
-                    gzip_cap: req.gzip_encoded().then_some(CHECKIN_MAX_DECOMPRESSED),
+                    // A gzip body stays compressed until the worker (issue 15 §3); `body` is
+                    // then not read.
+                    body: if gzip {
+                        Err(OpError::Invalid("gzip body parsed by the worker".into()))
+                    } else {
+                        checkin::parse(&req.body)
+                    },
+                    deferred: gzip.then(|| {
+                        Box::new(DeferredBody {
+                            gzip: req.body.clone(),
+                            parse: checkin::parse_gzip,
+                        })
+                    }),
                 }),
                 pending(PendingKind::Checkin),
             )
@@ -403,7 +423,7 @@ fn dispatch(
             Job::Ack(AckInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: ack::parse(&req.body),
             }),
             pending(PendingKind::Ack),
         ),
@@ -411,7 +431,7 @@ fn dispatch(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: audit::parse(&req.body),
             }),
             pending(PendingKind::Audit),
         ),
@@ -538,7 +558,7 @@ mod tests {
 
     #[test]
     fn route_limits_answer_the_spec_429_without_api_version() {
-        use crate::core::limits::LimitSpec;
+        use crate::api::limits::LimitSpec;
         let mut ids = RequestIds::new(1);
         let mut limits = RouteLimits::with(|_| LimitSpec {
             interval: std::time::Duration::from_secs(3600),
@@ -575,7 +595,7 @@ mod tests {
 
     #[test]
     fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
-        use crate::core::limits::SIZING_TABLES;
+        use crate::api::limits::SIZING_TABLES;
         assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
         let spec = LimitedRoute::OpAmp.default_spec();
         assert_eq!(

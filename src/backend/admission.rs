@@ -12,9 +12,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::workers::{Job, JobOutput};
-use super::StoreError;
-use crate::api::ApiError;
+use super::interface::{Job, JobOutput};
+use super::{OpError, StoreError};
 
 /// Weight of the newest measurement in the moving average, as 1/N.
 const AVERAGE_OVER: u64 = 4;
@@ -104,13 +103,11 @@ pub fn expired(job: Job, late: bool) -> Result<JobOutput, Box<Job>> {
         return Err(Box::new(job));
     }
     Ok(match job {
-        Job::Enroll(_) => JobOutput::Enrolled(Err(ApiError::StoreUnavailable)),
-        Job::CheckinStart(_) => {
-            JobOutput::CheckinStarted(Box::new(Err(ApiError::StoreUnavailable)))
-        }
-        Job::OutputKeys { .. } => JobOutput::OutputKeys(Err(ApiError::StoreUnavailable)),
-        Job::Ack(_) => JobOutput::Acked(Err(ApiError::StoreUnavailable)),
-        Job::AuditUnenroll(_) => JobOutput::Audited(Err(ApiError::StoreUnavailable)),
+        Job::Enroll(_) => JobOutput::Enrolled(Err(OpError::Unavailable)),
+        Job::CheckinStart(_) => JobOutput::CheckinStarted(Box::new(Err(OpError::Unavailable))),
+        Job::OutputKeys { .. } => JobOutput::OutputKeys(Err(OpError::Unavailable)),
+        Job::Ack(_) => JobOutput::Acked(Err(OpError::Unavailable)),
+        Job::AuditUnenroll(_) => JobOutput::Audited(Err(OpError::Unavailable)),
         Job::WriteCheckins(retry) => JobOutput::CheckinsWritten {
             retry,
             error: Some(StoreError::Unavailable(

@@ -11,11 +11,14 @@
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod admin;
 pub mod admission;
 pub mod auth_cache;
 pub mod deadline;
+pub mod error;
 pub mod es;
 pub mod hooks;
+pub mod interface;
 pub mod layer;
 pub mod local;
 pub mod memory;
@@ -26,6 +29,8 @@ pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
+
+pub use error::{OpError, Why};
 
 use std::time::{Duration, SystemTime};
 

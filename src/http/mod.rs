@@ -50,6 +50,7 @@ pub mod websocket;
 #[cfg(test)]
 mod proptests;
 
+pub use body::gzip_encoded;
 pub use date::{DateCache, HttpDate};
 pub use decode::{Decoder, CONTINUE_RESPONSE};
 pub use encode::{encode_response, Body, EncodeOptions, Response};

@@ -32,7 +32,7 @@ pub struct BodyLimits {
     pub max_decompressed: usize,
     /// Leave a gzip body compressed (its consumer gunzips it, within `max_decompressed`, where
     /// and when it has the memory for it): the request's `body` is then as received, and
-    /// [`Request::gzip_encoded`] says it is gzip. A checkin's 20 MiB is decoded on a backend
+    /// `http::gzip_encoded` says it is gzip. A checkin's 20 MiB is decoded on a backend
     /// worker, not on the event loop, so requests waiting for a worker hold their compressed
     /// bodies only (issue 15 §3).
     pub defer_gzip: bool,
@@ -109,15 +109,6 @@ pub struct Request {
 }
 
 impl Request {
-    /// Whether the body is announced as gzip (`Content-Encoding`, as the decoder reads it): of a
-    /// route that defers gzip ([`BodyLimits::defer_gzip`]), the body is then still compressed.
-    pub fn gzip_encoded(&self) -> bool {
-        matches!(
-            super::body::coding(&self.headers),
-            Ok(super::body::Coding::Gzip)
-        )
-    }
-
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
@@ -234,42 +225,6 @@ fn is_zero_qvalue(q: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_route_deferring_gzip_gets_its_body_as_received() {
-        use std::io::Write;
-        let body = br#"{"status":"online"}"#;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(body).unwrap();
-        let z = enc.finish().unwrap();
-        let raw = |path: &str| {
-            let mut raw = format!(
-                "POST {path} HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-                z.len()
-            )
-            .into_bytes();
-            raw.extend_from_slice(&z);
-            raw
-        };
-        let limits = |_: &Method, path: &str| BodyLimits {
-            max_body: 1024,
-            max_decompressed: 8,
-            defer_gzip: path == "/deferred",
-        };
-        let decode = |raw: Vec<u8>| {
-            let mut buf = raw;
-            super::super::Decoder::new(Limits::default()).decode(&mut buf, &limits)
-        };
-        // Deferred: compressed as received, however far it expands (its consumer applies the cap).
-        let deferred = decode(raw("/deferred")).unwrap().unwrap();
-        assert_eq!(deferred.body, z);
-        assert!(deferred.gzip_encoded());
-        // Not deferred: gunzipped here, within the cap.
-        assert_eq!(
-            decode(raw("/other")).unwrap_err(),
-            super::super::HttpError::DecompressedTooLarge
-        );
-    }
 
     fn req(minor: u8, headers: &[(&str, &str)]) -> Request {
         let headers: Vec<(String, Vec<u8>)> = headers

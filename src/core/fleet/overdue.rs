@@ -120,7 +120,6 @@ mod tests {
     use serde_json::json;
 
     use super::OVERDUE_GRACE;
-    use crate::api::ApiError;
     use crate::backend::ops::ack::AckOutcome;
     use crate::backend::workers::{Event, Job, JobOutput};
     use crate::core::fleet::testing::{
@@ -303,7 +302,7 @@ mod tests {
         s.advance(BACKEND_TIMEOUT);
         s.reply(
             ReplyTo::Conn(conn),
-            JobOutput::Enrolled(Err(ApiError::StoreUnavailable)),
+            JobOutput::Enrolled(Err(crate::backend::OpError::Unavailable)),
         );
         assert_retry_later(&s.take_answer(conn).unwrap());
         assert!(s.idle(conn));

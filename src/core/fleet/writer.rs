@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use super::{ConnKey, Fleet, Output, ReplyTo};
-use crate::backend::workers::{Job, JobOutput};
+use crate::backend::interface::{Job, JobOutput};
 use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
 use crate::model::time::rfc3339_seconds;
@@ -165,7 +165,7 @@ impl Fleet {
                 _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
             };
         }
-        self.submit(conn, Job::Admin(request));
+        self.submit(conn, Job::Admin(Box::new(request)));
     }
 
     /// The checkin write finished (or failed and its state is back in the pending map): the
