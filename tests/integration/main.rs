@@ -26,6 +26,10 @@
 //!   configuration, the operator's view.
 //! * `outage`: Elasticsearch hanging or down: every request answered by its deadline (503 +
 //!   jittered `Retry-After`), `/api/status` HEALTHY within 3 s of the cluster coming back.
+//! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
+//!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
+//! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
+//!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
 //!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
@@ -56,6 +60,7 @@ macro_rules! on_every_store {
 
 mod agent_behaviours;
 mod agent_mode;
+mod airgap;
 mod auth_cache;
 mod backup;
 mod bodies;
@@ -63,6 +68,7 @@ mod cli;
 mod default_policy;
 mod docs;
 mod embedded;
+mod endpoint_artifacts;
 mod es_tls;
 mod hardening;
 mod http_wire;
@@ -79,6 +85,7 @@ mod races;
 mod reload;
 mod remote_outputs;
 mod rollout;
+mod rsa_certs;
 mod secrets;
 mod stored_documents;
 mod threads;

@@ -158,6 +158,8 @@ pub struct FleetSettings {
     /// How long an agent request other than a checkin may wait for its backend jobs
     /// (`--backend-timeout`; a checkin has its long poll, at least this).
     pub backend_timeout: Duration,
+    /// The artifact mirror, the PGP key and the Elastic Defend artifact cache.
+    pub files: crate::api::serving::FileServing,
 }
 
 /// A request handed to the backend (or parked), waiting for its answer.
@@ -438,6 +440,7 @@ impl Fleet {
                     server_version: self.settings.server_version,
                     limits: &mut self.limits,
                     now,
+                    files: &self.settings.files,
                 },
             ),
         };

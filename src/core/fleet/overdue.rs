@@ -43,7 +43,10 @@ pub(super) fn request_deadline(
         | PendingKind::Status
         | PendingKind::Audit
         | PendingKind::OpAmp
-        | PendingKind::OpAmpUpgrade => settings.backend_timeout,
+        | PendingKind::OpAmpUpgrade
+        | PendingKind::PgpKey
+        | PendingKind::Download
+        | PendingKind::Artifact => settings.backend_timeout,
     };
     Some(started + budget)
 }

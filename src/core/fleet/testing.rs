@@ -117,6 +117,7 @@ impl Scenario {
             admin_token: Some("admin-token".into()),
             seed: 7,
             backend_timeout: Duration::from_secs(10),
+            files: crate::api::serving::FileServing::default(),
         }
     }
 
@@ -471,6 +472,7 @@ pub fn agent_request(path: &str, body: &Value) -> Request {
         ],
         body: serde_json::to_vec(body).unwrap_or_default(),
         keep_alive: true,
+        tls: true,
     }
 }
 
