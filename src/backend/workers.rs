@@ -11,7 +11,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::ack;
@@ -33,7 +33,8 @@ pub type Task = Arc<dyn Fn() + Send + Sync>;
 
 /// What the job queue carries.
 enum Work<T> {
-    Job(T, Job),
+    /// A job, where its reply goes, and by when it must be answered.
+    Job(T, Job, Instant),
     Task(Task),
 }
 
@@ -41,6 +42,8 @@ enum Work<T> {
 pub struct Backend<T> {
     /// `None` once shut down: the workers finish the queue and exit.
     jobs: Option<SyncSender<Work<T>>>,
+    admission: Arc<super::admission::Admission>,
+    job_timeout: Duration,
     /// Job results.
     pub replies: Receiver<Reply<T>>,
     /// Store changes.
@@ -66,6 +69,8 @@ pub struct BackendSettings {
     pub remote: RemoteSettings,
     /// The API-key cache every worker authenticates through.
     pub auth_cache: AuthCacheSettings,
+    /// Deadline of a job submitted without one (`--backend-timeout`).
+    pub job_timeout: Duration,
 }
 
 impl Default for BackendSettings {
@@ -76,6 +81,7 @@ impl Default for BackendSettings {
             feed_wait: Duration::from_secs(1),
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
+            job_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -91,6 +97,7 @@ impl<T: Send + 'static> Backend<T> {
         let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
         let store: Arc<dyn Store> = cache.clone();
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Work<T>>(settings.queue);
+        let admission = Arc::new(super::admission::Admission::new(settings.workers.max(1)));
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
@@ -103,6 +110,8 @@ impl<T: Send + 'static> Backend<T> {
         ));
         let mut backend = Self {
             jobs: Some(jobs_tx),
+            admission: Arc::clone(&admission),
+            job_timeout: settings.job_timeout,
             replies,
             events,
             store: Arc::clone(&store),
@@ -117,6 +126,7 @@ impl<T: Send + 'static> Backend<T> {
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
             let notify = Arc::clone(&notify);
+            let admission = Arc::clone(&admission);
             let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
                 .spawn(move || loop {
@@ -124,8 +134,8 @@ impl<T: Send + 'static> Backend<T> {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let (to, job) = match next {
-                        Ok(Work::Job(to, job)) => (to, job),
+                    let (to, job, deadline) = match next {
+                        Ok(Work::Job(to, job, deadline)) => (to, job, deadline),
                         Ok(Work::Task(task)) => {
                             task();
                             continue;
@@ -136,6 +146,21 @@ impl<T: Send + 'static> Backend<T> {
                     if matches!(job, Job::Enroll(_)) {
                         crate::panics::failpoint("worker-panic-on-enroll");
                     }
+                    admission.started();
+                    let began = Instant::now();
+                    // Past its deadline already: answered 503 without touching the store.
+                    let job = match super::admission::expired(job, began >= deadline) {
+                        Ok(output) => {
+                            admission.finished(None);
+                            if reply_tx.send(Reply { to, output }).is_err() {
+                                return;
+                            }
+                            notify();
+                            continue;
+                        }
+                        Err(job) => *job,
+                    };
+                    let _deadline = super::deadline::Scope::enter(deadline);
                     let output = match (job, &admin) {
                         (Job::Admin(work), Some(admin)) => {
                             let run = || work.run(&**admin, SystemTime::now());
@@ -148,6 +173,7 @@ impl<T: Send + 'static> Backend<T> {
                         }
                         (job, _) => run(&*store, &remotes, job, SystemTime::now()),
                     };
+                    admission.finished(Some(began.elapsed()));
                     if reply_tx.send(Reply { to, output }).is_err() {
                         return;
                     }
@@ -178,19 +204,36 @@ impl<T: Send + 'static> Backend<T> {
         Ok(backend)
     }
 
-    /// Queues a job; gives it back when the queue is full or the workers are gone.
+    /// Queues a job due within the backend timeout; gives it back when it is refused.
     pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
+        self.submit_by(to, job, Instant::now() + self.job_timeout)
+    }
+
+    /// Queues a job that must be answered by `deadline`; gives it back when the queue is full,
+    /// the workers are gone, or the jobs ahead of it cannot drain before `deadline`.
+    pub fn submit_by(&self, to: T, job: Job, deadline: Instant) -> Result<(), Box<(T, Job)>> {
         let Some(jobs) = &self.jobs else {
             return Err(Box::new((to, job)));
         };
-        match jobs.try_send(Work::Job(to, job)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => match work {
-                Work::Job(to, job) => Err(Box::new((to, job))),
-                // What was sent is a job: a task cannot come back from this send.
-                Work::Task(_) => Ok(()),
-            },
+        if !self.admission.admit(Instant::now(), deadline) {
+            return Err(Box::new((to, job)));
         }
+        match jobs.try_send(Work::Job(to, job, deadline)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => {
+                self.admission.withdraw();
+                match work {
+                    Work::Job(to, job, _) => Err(Box::new((to, job))),
+                    // What was sent is a job: a task cannot come back from this send.
+                    Work::Task(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Deadline of a job submitted without one.
+    pub fn job_timeout(&self) -> Duration {
+        self.job_timeout
     }
 
     /// Queues a task for a worker; false when the queue is full or the workers are gone.

@@ -118,6 +118,7 @@ pub fn settings(config: &Config) -> Settings {
                 server_version: config.server_version,
                 ..Default::default()
             },
+            job_timeout: t.backend,
             ..BackendSettings::default()
         },
         limits_table,

@@ -90,6 +90,8 @@ pub struct Report {
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,
     /// Free-form observations (limits hit, counters).
     pub notes: Vec<String>,
+    /// Further Markdown tables (the outage scenario's per-phase table), printed before the notes.
+    pub sections: Vec<String>,
 }
 
 impl Report {
@@ -105,6 +107,7 @@ impl Report {
             values: BTreeMap::new(),
             errors: BTreeMap::new(),
             notes: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -209,6 +212,9 @@ impl Report {
                 goal,
                 verdict
             );
+        }
+        for section in &self.sections {
+            let _ = writeln!(out, "\n{section}");
         }
         if !self.notes.is_empty() {
             let _ = writeln!(out);

@@ -94,8 +94,9 @@ fn a_revision_whose_output_keys_are_not_current_makes_them_first() {
         panic!("expected an output-keys job");
     };
     assert_eq!((agent_id.as_str(), policy.revision), ("a1", 2));
-    // Its long-poll deadline no longer applies: the keys may take their time.
-    s.advance(Duration::from_secs(600));
+    // No longer parked: the keys may take until the end of its hold, the request's deadline
+    // (past it, the request is answered 503: `overdue.rs`).
+    s.advance(Duration::from_secs(200));
     assert!(s.awaiting(conn));
     let keys = [("default".to_owned(), "kid:ksecret".to_owned())].into();
     s.reply(ReplyTo::Conn(conn), JobOutput::OutputKeys(Ok(keys)));

@@ -9,11 +9,11 @@
 //! which the operation merges over the stored documents.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{ConnKey, Fleet, ReplyTo};
+use super::{ConnKey, Fleet, Output, ReplyTo};
 use crate::backend::interface::{Job, JobOutput};
 use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
@@ -64,8 +64,9 @@ impl Writer {
 }
 
 impl Fleet {
-    /// Sends the pending checkin state to the store as one batch (unless one is in flight).
-    pub(super) fn flush_checkins(&mut self, wall: SystemTime) {
+    /// Sends the pending checkin state to the store as one batch (unless one is in flight), due
+    /// within the backend timeout.
+    pub(super) fn flush_checkins(&mut self, now: Instant, wall: SystemTime) {
         let writer = &mut self.writer;
         if writer.inflight || writer.bulk.is_empty() || !self.settings.has_store {
             return;
@@ -80,7 +81,11 @@ impl Fleet {
             })
             .collect();
         writer.inflight = true;
-        self.submit(ReplyTo::Writer, Job::WriteCheckins(batch));
+        self.outputs.push_back(Output::Submit {
+            to: ReplyTo::Writer,
+            job: Job::WriteCheckins(batch),
+            deadline: now + self.settings.backend_timeout,
+        });
     }
 
     /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it, and
@@ -99,7 +104,7 @@ impl Fleet {
     }
 
     /// The batch in flight was written (entries that must be retried come back).
-    pub(super) fn checkins_written(&mut self, output: JobOutput, wall: SystemTime) {
+    pub(super) fn checkins_written(&mut self, output: JobOutput, now: Instant, wall: SystemTime) {
         self.writer.inflight = false;
         if let JobOutput::CheckinsWritten { retry, error } = output {
             if let Some(e) = error {
@@ -112,7 +117,7 @@ impl Fleet {
         }
         self.release_admin_waiting();
         if self.draining {
-            self.flush_checkins(wall);
+            self.flush_checkins(now, wall);
         }
     }
 
@@ -160,7 +165,7 @@ impl Fleet {
                 _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
             };
         }
-        self.submit(ReplyTo::Conn(conn), Job::Admin(Box::new(request)));
+        self.submit(conn, Job::Admin(Box::new(request)));
     }
 
     /// The checkin write finished (or failed and its state is back in the pending map): the

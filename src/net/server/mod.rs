@@ -130,6 +130,7 @@ impl Settings {
             has_store,
             admin_token,
             seed,
+            backend_timeout: self.backend.job_timeout,
             files: self.files.clone(),
         }
     }
@@ -439,7 +440,7 @@ impl Server {
         self.gate.close(self.poll.registry());
         self.drain.deadline = Some(deadline);
         self.deadlines.arm(TimerKey::Drain, deadline);
-        self.fleet.handle_drain(wall);
+        self.fleet.handle_drain(now, wall);
         self.pump(now);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
@@ -505,9 +506,9 @@ impl Server {
             let date = self.date.current();
             let pool = &mut self.buffers.pool;
             let conn = match output {
-                Output::Submit { to, job } => {
+                Output::Submit { to, job, deadline } => {
                     let refused = match &self.backend {
-                        Some(backend) => backend.submit(to, job).err().map(|r| r.1),
+                        Some(backend) => backend.submit_by(to, job, deadline).err().map(|r| r.1),
                         None => Some(job),
                     };
                     if let Some(job) = refused {
@@ -515,9 +516,13 @@ impl Server {
                     }
                     continue;
                 }
-                Output::Respond { conn, response } => {
+                Output::Respond {
+                    conn,
+                    response,
+                    close,
+                } => {
                     if let Some(c) = conn_of(&mut self.conns, conn) {
-                        c.complete(&response, draining, date, pool);
+                        c.complete(&response, draining || close, date, pool);
                     }
                     conn
                 }
