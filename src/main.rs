@@ -86,7 +86,17 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             output: config.default_output.as_ref(),
         },
     )?;
-    // SIGHUP also scans the policy files at once.
+    // The policy files are scanned by a timer of the loop, on a worker; SIGHUP scans at once.
+    let rescan = embedded.rescan.clone();
+    server.every(
+        "policy files",
+        fleet_edge::embedded::policies::SCAN_INTERVAL,
+        std::sync::Arc::new(move || {
+            if let Err(e) = rescan.now() {
+                log::warn!("policy files: {e}");
+            }
+        }),
+    );
     let rescan = embedded.rescan.clone();
     server.add_reload_hook(Box::new(move || match rescan.now() {
         Ok(0) => None,

@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
         path,
         query: None,
         minor_version: 1,
-        headers: vec![("authorization".into(), authorization)],
+        headers: vec![
+            ("authorization".into(), authorization),
+            ("kbn-xsrf".into(), b"fuzz".to_vec()),
+        ],
         body,
         keep_alive: true,
     };

@@ -1,6 +1,6 @@
 //! The API-key cache in front of [`Store::authenticate`] (fleet-protocol.md §1.4, §10.4
-//! `api:<key id>`): [`CachedAuth`] is a [`Store`] that delegates everything to the store it wraps
-//! and answers `authenticate` from memory while an entry is fresh, so an agent's requests do not
+//! `api:<key id>`): [`CachedAuth`] is a [`Layer`] over the store it wraps (everything else is
+//! forwarded by `layer.rs`) and answers `authenticate` from memory while an entry is fresh, so an agent's requests do not
 //! each cost an Elasticsearch `_authenticate` round trip.
 //!
 //! What it owns:
@@ -9,7 +9,7 @@
 //!   `ttl - rand[0, jitter)` (Fleet Server's `ttl_api_key` 15 min, `jitter_api_key` 5 min);
 //! * a hit only when the presented secret hashes to the stored digest; unknown keys, wrong
 //!   secrets and store errors are never cached (a 401 or a 503 must not stick);
-//! * eviction at once of the ids invalidated through it ([`Store::invalidate_api_keys`],
+//! * eviction at once of the ids invalidated through it ([`Layer::invalidate_api_keys`],
 //!   [`CachedAuth::invalidating`]): keys fleet-edge itself invalidates are refused on the next
 //!   request. A key invalidated elsewhere (Kibana) is refused at most one TTL later, as with
 //!   Fleet Server; an inactive agent is refused on every request regardless, because
@@ -22,13 +22,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{Map, Value};
-
-use super::{
-    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
-    StoreError,
-};
-use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
+use super::layer::Layer;
+use super::{ApiKey, ApiKeyInfo, Store, StoreError};
 
 /// Entries kept at most unless the sizing table asks for more (see [`max_entries_for`]).
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -236,7 +231,7 @@ impl CachedAuth {
 
     /// Runs `f` (which invalidates `ids` somewhere) with the ids evicted before and after it, so
     /// that no answer fetched while it ran is kept: the next request with one of those keys asks
-    /// the store. [`Store::invalidate_api_keys`] goes through here; so do invalidations the
+    /// the store. [`Layer::invalidate_api_keys`] goes through here; so do invalidations the
     /// management API makes behind the store's back (revoking an enrollment token).
     pub fn invalidating<R>(&self, ids: &[String], f: impl FnOnce() -> R) -> R {
         self.lock().evict(ids);
@@ -268,9 +263,9 @@ fn seed() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-impl Store for CachedAuth {
-    fn mints_output_keys(&self) -> bool {
-        self.inner.mints_output_keys()
+impl Layer for CachedAuth {
+    fn inner(&self) -> &dyn Store {
+        &*self.inner
     }
 
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
@@ -295,82 +290,8 @@ impl Store for CachedAuth {
         Ok(answer)
     }
 
-    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        self.inner.create_api_key(key)
-    }
-    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.api_key_roles(id)
-    }
-    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
-        self.inner.update_api_key_roles(id, roles)
-    }
     fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
         self.invalidating(ids, || self.inner.invalidate_api_keys(ids))
-    }
-    fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.inner.enrollment_key(api_key_id)
-    }
-    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.inner.policy_enrollment_key(policy_id)
-    }
-    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        self.inner.agent(id)
-    }
-    fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
-        self.inner.agent_by_enrollment_id(enrollment_id)
-    }
-    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
-        self.inner.create_agent(agent)
-    }
-    fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError> {
-        self.inner.update_agent(id, fields)
-    }
-    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.delete_agent(id)
-    }
-    fn update_agents(
-        &self,
-        updates: &[(String, CheckinWrite)],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        self.inner.update_agents(updates)
-    }
-    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
-        self.inner.policy_acked(id, ack)
-    }
-    fn pending_actions(
-        &self,
-        agent_id: &str,
-        after_seq: i64,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<Action>, StoreError> {
-        self.inner.pending_actions(agent_id, after_seq, now, limit)
-    }
-    fn action(&self, action_id: &str) -> Result<Option<Action>, StoreError> {
-        self.inner.action(action_id)
-    }
-    fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError> {
-        self.inner.action_seq_no(doc_id)
-    }
-    fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError> {
-        self.inner.create_action_result(result)
-    }
-    fn write_output_health(&self, doc: &OutputHealth) -> Result<(), StoreError> {
-        self.inner.write_output_health(doc)
-    }
-    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.inner.secret(id)
-    }
-    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
-        self.inner.latest_policies()
-    }
-    fn changes(
-        &self,
-        since: Cursor,
-        now: SystemTime,
-        wait: Duration,
-    ) -> Result<Changes, StoreError> {
-        self.inner.changes(since, now, wait)
     }
 }
 
@@ -384,103 +305,33 @@ mod tests {
     use crate::api::ApiError;
     use crate::backend::memory::MemoryStore;
     use crate::backend::ops::authenticate;
+    use crate::backend::NewApiKey;
 
     type Hook = Box<dyn FnOnce() + Send>;
 
-    /// A memory store that counts `authenticate` calls and can run a hook inside one.
+    /// A memory store whose `authenticate` calls are counted and can run a hook once.
     #[derive(Default)]
     struct Counting {
-        inner: MemoryStore,
-        calls: AtomicUsize,
-        during: Mutex<Option<Hook>>,
+        inner: Arc<MemoryStore>,
+        calls: Arc<AtomicUsize>,
+        during: Arc<Mutex<Option<Hook>>>,
     }
 
     impl Counting {
+        fn new() -> Self {
+            let store = Counting::default();
+            let (calls, during) = (Arc::clone(&store.calls), Arc::clone(&store.during));
+            store.inner.on_authenticate(move |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(hook) = during.lock().unwrap().take() {
+                    hook();
+                }
+            });
+            store
+        }
+
         fn calls(&self) -> usize {
             self.calls.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Store for Counting {
-        fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let answer = self.inner.authenticate(key);
-            if let Some(hook) = self.during.lock().unwrap().take() {
-                hook();
-            }
-            answer
-        }
-        fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-            self.inner.create_api_key(key)
-        }
-        fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
-            self.inner.api_key_roles(id)
-        }
-        fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
-            self.inner.update_api_key_roles(id, roles)
-        }
-        fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
-            self.inner.invalidate_api_keys(ids)
-        }
-        fn enrollment_key(&self, id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-            self.inner.enrollment_key(id)
-        }
-        fn policy_enrollment_key(&self, id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-            self.inner.policy_enrollment_key(id)
-        }
-        fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-            self.inner.agent(id)
-        }
-        fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-            self.inner.agent_by_enrollment_id(id)
-        }
-        fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
-            self.inner.create_agent(agent)
-        }
-        fn update_agent(&self, id: &str, f: &Map<String, Value>) -> Result<(), StoreError> {
-            self.inner.update_agent(id, f)
-        }
-        fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
-            self.inner.delete_agent(id)
-        }
-        fn update_agents(
-            &self,
-            u: &[(String, CheckinWrite)],
-        ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-            self.inner.update_agents(u)
-        }
-        fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
-            self.inner.policy_acked(id, ack)
-        }
-        fn pending_actions(
-            &self,
-            agent: &str,
-            after: i64,
-            now: SystemTime,
-            limit: usize,
-        ) -> Result<Vec<Action>, StoreError> {
-            self.inner.pending_actions(agent, after, now, limit)
-        }
-        fn action(&self, id: &str) -> Result<Option<Action>, StoreError> {
-            self.inner.action(id)
-        }
-        fn action_seq_no(&self, id: &str) -> Result<Option<i64>, StoreError> {
-            self.inner.action_seq_no(id)
-        }
-        fn create_action_result(&self, r: &ActionResult) -> Result<Created, StoreError> {
-            self.inner.create_action_result(r)
-        }
-        fn write_output_health(&self, doc: &OutputHealth) -> Result<(), StoreError> {
-            self.inner.write_output_health(doc)
-        }
-        fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
-            self.inner.secret(id)
-        }
-        fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
-            self.inner.latest_policies()
-        }
-        fn changes(&self, s: Cursor, now: SystemTime, w: Duration) -> Result<Changes, StoreError> {
-            self.inner.changes(s, now, w)
         }
     }
 
@@ -497,20 +348,20 @@ mod tests {
     }
 
     struct Fixture {
-        store: Arc<Counting>,
+        store: Counting,
         clock: Arc<Manual>,
         cache: Arc<CachedAuth>,
     }
 
     fn fixture(ttl: u64, jitter: u64, max_entries: usize) -> Fixture {
-        let store = Arc::new(Counting::default());
+        let store = Counting::new();
         let clock = Arc::new(Manual {
             start: Instant::now(),
             offset: Mutex::new(Duration::ZERO),
         });
         let reader = Arc::clone(&clock);
         let cache = Arc::new(CachedAuth::with_clock(
-            store.clone(),
+            store.inner.clone() as Arc<dyn Store>,
             AuthCacheSettings {
                 ttl: Duration::from_secs(ttl),
                 jitter: Duration::from_secs(jitter),
@@ -528,6 +379,7 @@ mod tests {
     impl Fixture {
         fn key(&self, name: &str) -> ApiKey {
             self.store
+                .inner
                 .create_api_key(&NewApiKey {
                     name: name.into(),
                     role_descriptors: json!({}),
@@ -636,9 +488,7 @@ mod tests {
         let other = f.key("a2");
         f.auth(&key).unwrap();
         f.auth(&other).unwrap();
-        f.cache
-            .invalidate_api_keys(std::slice::from_ref(&key.id))
-            .unwrap();
+        Store::invalidate_api_keys(&*f.cache, std::slice::from_ref(&key.id)).unwrap();
         assert_eq!(f.auth(&key), Err(ApiError::ApiKeyNotEnabled));
         assert_eq!(f.store.calls(), 3, "evicted: the store was asked");
         f.auth(&other).unwrap();
@@ -718,7 +568,7 @@ mod tests {
         let cache = Arc::clone(&f.cache);
         let id = key.id.clone();
         *f.store.during.lock().unwrap() = Some(Box::new(move || {
-            cache.invalidate_api_keys(&[id]).unwrap();
+            Store::invalidate_api_keys(&*cache, &[id]).unwrap();
         }));
         assert!(f.auth(&key).is_ok(), "the answer of the moment");
         assert_eq!(f.cache.len(), 0, "not kept");

@@ -12,7 +12,9 @@ use super::{ApiKey, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store, 
 use crate::model::{Action, ActionResult, Agent, AgentInfo, OutputHealth, PolicyDoc};
 
 /// A store plus the writes Kibana (or the management API) would make, for seeding tests.
-pub trait TestStore: Store {
+pub trait TestStore {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
     /// Creates an enrollment token for a policy.
     fn seed_enrollment_key(&self, policy_id: &str) -> ApiKey;
     /// Adds a policy revision.
@@ -45,7 +47,8 @@ pub fn run_all(factory: Factory<'_>) {
     output_health_keeps_the_latest_state(&*factory());
 }
 
-fn output_health_keeps_the_latest_state(s: &dyn TestStore) {
+fn output_health_keeps_the_latest_state(t: &dyn TestStore) {
+    let s = t.store();
     let doc = |output: &str, state: &str, second: u32| {
         OutputHealth::new(
             output,
@@ -65,18 +68,19 @@ fn output_health_keeps_the_latest_state(s: &dyn TestStore) {
     s.write_output_health(&doc("r", OutputHealth::HEALTHY, 3))
         .unwrap();
     assert_eq!(
-        s.latest_output_health("r"),
+        t.latest_output_health("r"),
         Some(doc("r", OutputHealth::HEALTHY, 3))
     );
     assert_eq!(
-        s.latest_output_health("other"),
+        t.latest_output_health("other"),
         Some(doc("other", OutputHealth::DEGRADED, 2))
     );
-    assert_eq!(s.latest_output_health("nope"), None);
+    assert_eq!(t.latest_output_health("nope"), None);
 }
 
-fn secrets_resolve_by_id(s: &dyn TestStore) {
-    s.seed_secret("sec-1", "hunter2");
+fn secrets_resolve_by_id(t: &dyn TestStore) {
+    let s = t.store();
+    t.seed_secret("sec-1", "hunter2");
     assert_eq!(s.secret("sec-1").unwrap().as_deref(), Some("hunter2"));
     assert_eq!(s.secret("nope").unwrap(), None);
 }
@@ -104,7 +108,8 @@ fn fields(v: Value) -> Map<String, Value> {
     }
 }
 
-fn api_keys_authenticate_and_invalidate(s: &dyn TestStore) {
+fn api_keys_authenticate_and_invalidate(t: &dyn TestStore) {
+    let s = t.store();
     let key = s
         .create_api_key(&NewApiKey {
             name: "agent-1".into(),
@@ -166,8 +171,9 @@ fn without_defaults(roles: &Value) -> Value {
     clean(roles)
 }
 
-fn enrollment_keys_resolve_by_api_key_id(s: &dyn TestStore) {
-    let token = s.seed_enrollment_key("policy-a");
+fn enrollment_keys_resolve_by_api_key_id(t: &dyn TestStore) {
+    let s = t.store();
+    let token = t.seed_enrollment_key("policy-a");
     let record = s.enrollment_key(&token.id).unwrap().expect("record");
     assert_eq!(record.policy_id, "policy-a");
     assert!(record.active);
@@ -181,7 +187,8 @@ fn enrollment_keys_resolve_by_api_key_id(s: &dyn TestStore) {
     assert_eq!(s.policy_enrollment_key("policy-b").unwrap(), None);
 }
 
-fn agents_create_read_merge_delete(s: &dyn TestStore) {
+fn agents_create_read_merge_delete(t: &dyn TestStore) {
+    let s = t.store();
     s.create_agent(&agent("a1")).unwrap();
     assert_eq!(s.create_agent(&agent("a1")), Err(StoreError::Conflict));
     let read = s.agent("a1").unwrap().unwrap();
@@ -216,7 +223,8 @@ fn agents_create_read_merge_delete(s: &dyn TestStore) {
     assert_eq!(s.agent("a1").unwrap(), None);
 }
 
-fn bulk_updates_report_per_item(s: &dyn TestStore) {
+fn bulk_updates_report_per_item(t: &dyn TestStore) {
+    let s = t.store();
     s.create_agent(&agent("b1")).unwrap();
     let results = s
         .update_agents(&[
@@ -239,7 +247,8 @@ fn bulk_updates_report_per_item(s: &dyn TestStore) {
 
 /// es-contract.md §3.7 S1: the checkin members set, the audit members gone (not null), on every
 /// store; a member S1 does not set still arrives.
-fn a_checkin_write_can_remove_the_audit_members(s: &dyn TestStore) {
+fn a_checkin_write_can_remove_the_audit_members(t: &dyn TestStore) {
+    let s = t.store();
     s.create_agent(&agent("c1")).unwrap();
     s.update_agent(
         "c1",
@@ -261,7 +270,7 @@ fn a_checkin_write_can_remove_the_audit_members(s: &dyn TestStore) {
         )])
         .unwrap();
     assert_eq!(results, vec![Ok(())]);
-    let doc = s.agent_document("c1").unwrap();
+    let doc = t.agent_document("c1").unwrap();
     for gone in super::AUDIT_MEMBERS {
         assert!(!doc.contains_key(gone), "{gone} still in {doc:?}");
     }
@@ -274,7 +283,8 @@ fn a_checkin_write_can_remove_the_audit_members(s: &dyn TestStore) {
 }
 
 /// fleet-protocol.md §4.3 step 2 (es-contract.md §3.7 S3).
-fn a_policy_ack_removes_the_key_history_only_on_the_same_policy(s: &dyn TestStore) {
+fn a_policy_ack_removes_the_key_history_only_on_the_same_policy(t: &dyn TestStore) {
+    let s = t.store();
     s.create_agent(&agent("p1")).unwrap();
     s.update_agent(
         "p1",
@@ -291,13 +301,13 @@ fn a_policy_ack_removes_the_key_history_only_on_the_same_policy(s: &dyn TestStor
         outputs: Some(outputs.clone()),
     };
     s.policy_acked("p1", &ack("pol", 2)).unwrap();
-    let doc = s.agent_document("p1").unwrap();
+    let doc = t.agent_document("p1").unwrap();
     assert!(!doc.contains_key("default_api_key_history"), "{doc:?}");
     assert_eq!(doc["policy_revision_idx"], 2);
     assert_eq!(doc["updated_at"], "2026-01-02T00:00:00Z");
     assert_eq!(doc["outputs"], outputs);
     s.policy_acked("p1", &ack("reassigned", 3)).unwrap();
-    let doc = s.agent_document("p1").unwrap();
+    let doc = t.agent_document("p1").unwrap();
     assert_eq!(
         doc["policy_revision_idx"], 2,
         "another policy's ack changes nothing"
@@ -320,17 +330,18 @@ fn action(id: &str, agents: &[&str], expiration: &str, kind: &str) -> Action {
     }
 }
 
-fn pending_actions_filter_and_order(s: &dyn TestStore) {
+fn pending_actions_filter_and_order(t: &dyn TestStore) {
+    let s = t.store();
     let now = SystemTime::now();
-    let a1 = s.seed_action(action(
+    let a1 = t.seed_action(action(
         "act-1",
         &["x", "y"],
         "2099-01-01T00:00:00Z",
         "UPGRADE",
     ));
-    let _expired = s.seed_action(action("act-2", &["x"], "2001-01-01T00:00:00Z", "SETTINGS"));
-    let _other = s.seed_action(action("act-3", &["z"], "", "UNENROLL"));
-    let a4 = s.seed_action(action("act-4", &["x"], "", "UNENROLL"));
+    let _expired = t.seed_action(action("act-2", &["x"], "2001-01-01T00:00:00Z", "SETTINGS"));
+    let _other = t.seed_action(action("act-3", &["z"], "", "UNENROLL"));
+    let a4 = t.seed_action(action("act-4", &["x"], "", "UNENROLL"));
     assert!(a4.seq_no > a1.seq_no);
     let got = s.pending_actions("x", -1, now, 100).unwrap();
     let ids: Vec<&str> = got.iter().map(|a| a.action_id.as_str()).collect();
@@ -353,7 +364,8 @@ fn pending_actions_filter_and_order(s: &dyn TestStore) {
     assert_eq!(s.action("nope").unwrap(), None);
 }
 
-fn action_results_are_written_once(s: &dyn TestStore) {
+fn action_results_are_written_once(t: &dyn TestStore) {
+    let s = t.store();
     let result = ActionResult {
         action_id: "act".into(),
         agent_id: "a".into(),
@@ -374,11 +386,12 @@ fn policy(id: &str, rev: i64) -> PolicyDoc {
     }
 }
 
-fn latest_policies_keep_highest_revision(s: &dyn TestStore) {
-    s.seed_policy(policy("p1", 1));
-    s.seed_policy(policy("p1", 3));
-    s.seed_policy(policy("p1", 2));
-    s.seed_policy(policy("p2", 1));
+fn latest_policies_keep_highest_revision(t: &dyn TestStore) {
+    let s = t.store();
+    t.seed_policy(policy("p1", 1));
+    t.seed_policy(policy("p1", 3));
+    t.seed_policy(policy("p1", 2));
+    t.seed_policy(policy("p2", 1));
     let latest = s.latest_policies().unwrap();
     let pairs: Vec<(&str, i64)> = latest
         .iter()
@@ -390,7 +403,8 @@ fn latest_policies_keep_highest_revision(s: &dyn TestStore) {
     );
 }
 
-fn change_feed_reports_new_documents(s: &dyn TestStore) {
+fn change_feed_reports_new_documents(t: &dyn TestStore) {
+    let s = t.store();
     let now = SystemTime::now();
     let first = s
         .changes(Cursor::START, now, Duration::from_millis(10))
@@ -398,8 +412,8 @@ fn change_feed_reports_new_documents(s: &dyn TestStore) {
     let start = first.cursor.unwrap_or(Cursor::START);
     let quiet = s.changes(start, now, Duration::from_millis(50)).unwrap();
     assert!(quiet.policies.is_empty() && quiet.actions.is_empty());
-    s.seed_policy(policy("p9", 1));
-    let a = s.seed_action(action("act-9", &["x"], "", "UNENROLL"));
+    t.seed_policy(policy("p9", 1));
+    let a = t.seed_action(action("act-9", &["x"], "", "UNENROLL"));
     let got = s.changes(start, now, Duration::from_secs(5)).unwrap();
     assert_eq!(
         got.policies

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::hooks::{Gate, Hooks, Method};
 use super::{
     ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
     StoreError, AUDIT_MEMBERS,
@@ -50,6 +51,7 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     changed: Condvar,
     health: HealthBoard,
+    hooks: Hooks,
 }
 
 /// Output-health documents as a store without Elasticsearch keeps them: the latest per output,
@@ -115,6 +117,18 @@ impl MemoryStore {
         if let Ok(mut inner) = self.inner.lock() {
             inner.fail_with = err;
         }
+    }
+
+    /// Test hook: runs `hook` in every later `authenticate`, once the answer is read (outside
+    /// the store's lock: the hook may call the store).
+    pub fn on_authenticate(&self, hook: impl Fn(&ApiKey) + Send + Sync + 'static) {
+        self.hooks.on_authenticate(std::sync::Arc::new(hook));
+    }
+
+    /// Test hook: the gate of `method`; while it is shut, calls of that method read their
+    /// answer, then wait.
+    pub fn gate(&self, method: Method) -> std::sync::Arc<Gate> {
+        self.hooks.gate(method)
     }
 
     /// Creates an enrollment token for `policy_id` (as Kibana does: an API key plus a record).
@@ -209,17 +223,21 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
-        let inner = self.lock()?;
-        Ok(inner
-            .keys
-            .get(&key.id)
-            .filter(|r| r.secret == key.secret)
-            .map(|r| ApiKeyInfo {
-                id: key.id.clone(),
-                name: r.name.clone(),
-                enabled: r.enabled,
-                metadata: r.metadata.clone(),
-            }))
+        let answer = self.lock().map(|inner| {
+            inner
+                .keys
+                .get(&key.id)
+                .filter(|r| r.secret == key.secret)
+                .map(|r| ApiKeyInfo {
+                    id: key.id.clone(),
+                    name: r.name.clone(),
+                    enabled: r.enabled,
+                    metadata: r.metadata.clone(),
+                })
+        });
+        // Failed calls too: a test counts what reached the store.
+        self.hooks.authenticated(key);
+        answer
     }
 
     fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
@@ -309,10 +327,12 @@ impl Store for MemoryStore {
                 })
                 .map(|(id, _)| id.clone())
         };
-        match id {
+        let found = match id {
             Some(id) => self.agent(&id),
             None => Ok(None),
-        }
+        };
+        self.hooks.pass(Method::AgentByEnrollmentId);
+        found
     }
 
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
@@ -377,8 +397,8 @@ impl Store for MemoryStore {
         now: SystemTime,
         limit: usize,
     ) -> Result<Vec<Action>, StoreError> {
-        let inner = self.lock()?;
-        Ok(inner
+        let snapshot = self
+            .lock()?
             .actions
             .iter()
             .filter(|a| a.seq_no > after_seq)
@@ -386,7 +406,9 @@ impl Store for MemoryStore {
             .filter(|a| Self::is_live(a, now))
             .take(limit)
             .cloned()
-            .collect())
+            .collect();
+        self.hooks.pass(Method::PendingActions);
+        Ok(snapshot)
     }
 
     fn action(&self, action_id: &str) -> Result<Option<Action>, StoreError> {
@@ -441,6 +463,19 @@ impl Store for MemoryStore {
     }
 
     fn changes(
+        &self,
+        since: Cursor,
+        now: SystemTime,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        let changes = self.wait_for_changes(since, now, wait);
+        self.hooks.pass(Method::Changes);
+        changes
+    }
+}
+
+impl MemoryStore {
+    fn wait_for_changes(
         &self,
         since: Cursor,
         now: SystemTime,
@@ -553,6 +588,9 @@ mod tests {
     }
 
     impl TestStore for MemoryStore {
+        fn store(&self) -> &dyn Store {
+            self
+        }
         fn seed_enrollment_key(&self, policy_id: &str) -> ApiKey {
             self.add_enrollment_key(policy_id).unwrap()
         }

@@ -5,16 +5,20 @@
 //! Its methods block, so they only ever run on backend worker threads, never on the event loop.
 //! Two implementations: `es` (Elasticsearch, the exact calls of es-contract.md §2) and `local`
 //! (an embedded crash-safe store for one box). `memory` is the reference semantics both must
-//! match, used by unit and scenario tests. `auth_cache` wraps any of them with the API-key cache
-//! the server runs in front of `authenticate`. `remote` reaches the clusters of
+//! match, used by unit and scenario tests; `hooks` are its test hooks (a test double is a hook,
+//! not a wrapper). `layer` forwards every operation once for the one wrapper, `auth_cache`, the
+//! API-key cache the server runs in front of `authenticate`. `remote` reaches the clusters of
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
 pub mod auth_cache;
 pub mod es;
+pub mod hooks;
+pub mod layer;
 pub mod local;
 pub mod memory;
 pub mod ops;
+pub mod relay;
 pub mod remote;
 pub mod workers;
 
@@ -274,4 +278,21 @@ pub trait Store: Send + Sync {
         now: SystemTime,
         wait: Duration,
     ) -> Result<Changes, StoreError>;
+
+    /// Delivers the change feed to `sink` from follower threads of the store's own
+    /// (Elasticsearch's checkpoint followers): every policy, then what changes; false when the
+    /// store has none, and the backend follows [`Store::changes`] on a thread instead. One sink
+    /// at a time.
+    fn follow(&self, sink: std::sync::Arc<dyn relay::FeedSink>) -> bool {
+        let _ = sink;
+        false
+    }
+
+    /// Stops delivering to the sink of [`Store::follow`]: nothing reaches it after this returns.
+    fn unfollow(&self) {}
+
+    /// Delivers to the sink of [`Store::follow`] what it has not had yet, without waiting for a
+    /// change (the backend runs it on a worker right after `follow`: followers already in a long
+    /// poll would otherwise deliver only when it returns).
+    fn catch_up(&self) {}
 }

@@ -1,14 +1,17 @@
 //! Backend threads (DESIGN.md §1): a bounded job queue served by a few worker threads running
-//! the blocking operations of `ops` (sharing one registry of remote clusters, `remote.rs`), and
-//! one monitor thread following the store's change feed.
+//! the blocking operations of `ops` (sharing one registry of remote clusters, `remote.rs`) and
+//! the loop's periodic chores ([`Task`]s), and the change feed relayed as events (`relay.rs`):
+//! by the store's own followers when it has them (Elasticsearch), else by one monitor thread.
 //! Results and events come back over channels; `notify` (a mio Waker in practice; this module
 //! does not import mio) tells the event loop to drain them. A full queue is refused at once so
 //! the loop can answer 503 instead of blocking. Workers and monitor share one [`CachedAuth`] over
 //! the store, so API keys are checked against the store once per TTL, not once per request.
+//! [`Backend::shutdown`] (or dropping it) stops the feed and joins every thread it started.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -20,7 +23,7 @@ use super::ops::enroll::{enroll, EnrollInput};
 use super::ops::outputs::ensure_output_keys;
 use super::ops::{authenticate, store_error};
 use super::remote::{RemoteClusters, RemoteSettings};
-use super::{ApiKey, CheckinWrite, Cursor, Store, StoreError};
+use super::{ApiKey, CheckinWrite, Store, StoreError};
 use crate::api::ApiError;
 use crate::core::policy::PreparedPolicy;
 use crate::core::secrets::referenced_ids;
@@ -123,13 +126,27 @@ pub enum Event {
 /// Callback that wakes the event loop.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
+/// Work a backend thread runs for the loop that answers nobody (a periodic chore).
+pub type Task = Arc<dyn Fn() + Send + Sync>;
+
+/// What the job queue carries.
+enum Work<T> {
+    Job(T, Job),
+    Task(Task),
+}
+
 /// Handle held by the event loop.
 pub struct Backend<T> {
-    jobs: SyncSender<(T, Job)>,
+    /// `None` once shut down: the workers finish the queue and exit.
+    jobs: Option<SyncSender<Work<T>>>,
     /// Job results.
     pub replies: Receiver<Reply<T>>,
     /// Store changes.
     pub events: Receiver<Event>,
+    store: Arc<dyn Store>,
+    /// Dropping it stops the monitor thread.
+    stop_monitor: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// Sizing of the backend threads.
@@ -139,7 +156,9 @@ pub struct BackendSettings {
     pub workers: usize,
     /// Jobs that may wait in the queue.
     pub queue: usize,
-    /// Longest a change-feed read blocks.
+    /// Longest a change-feed read of the monitor thread blocks: how long stopping it may take
+    /// (a read returns at once when something changed; stores with followers of their own do
+    /// not use it).
     pub feed_wait: Duration,
     /// The remote clusters of `remote_elasticsearch` outputs.
     pub remote: RemoteSettings,
@@ -152,7 +171,7 @@ impl Default for BackendSettings {
         Self {
             workers: 4,
             queue: 4096,
-            feed_wait: Duration::from_secs(30),
+            feed_wait: Duration::from_secs(1),
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
         }
@@ -169,7 +188,7 @@ impl<T: Send + 'static> Backend<T> {
     ) -> std::io::Result<Self> {
         let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
         let store: Arc<dyn Store> = cache.clone();
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(T, Job)>(settings.queue);
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Work<T>>(settings.queue);
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
@@ -180,6 +199,14 @@ impl<T: Send + 'static> Backend<T> {
             }),
             settings.remote,
         ));
+        let mut backend = Self {
+            jobs: Some(jobs_tx),
+            replies,
+            events,
+            store: Arc::clone(&store),
+            stop_monitor: None,
+            threads: Vec::new(),
+        };
         for i in 0..settings.workers.max(1) {
             let store = Arc::clone(&store);
             let remotes = Arc::clone(&remotes);
@@ -188,14 +215,21 @@ impl<T: Send + 'static> Backend<T> {
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
             let notify = Arc::clone(&notify);
-            std::thread::Builder::new()
+            let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
                 .spawn(move || loop {
                     let next = match jobs_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok((to, job)) = next else { return };
+                    let (to, job) = match next {
+                        Ok(Work::Job(to, job)) => (to, job),
+                        Ok(Work::Task(task)) => {
+                            task();
+                            continue;
+                        }
+                        Err(_) => return,
+                    };
                     #[cfg(debug_assertions)]
                     crate::panics::failpoint(&job);
                     let output = match (job, &admin) {
@@ -218,31 +252,76 @@ impl<T: Send + 'static> Backend<T> {
                     }
                     notify();
                 })?;
+            backend.threads.push(worker);
         }
-        let monitor_store = Arc::clone(&store);
-        std::thread::Builder::new()
-            .name("fleet-edge-monitor".into())
-            .spawn(move || {
-                monitor(
-                    &*monitor_store,
-                    &remotes,
-                    &event_tx,
-                    &notify,
-                    settings.feed_wait,
-                )
-            })?;
-        Ok(Self {
-            jobs: jobs_tx,
-            replies,
-            events,
-        })
+        let relay = Arc::new(super::relay::Relay::new(
+            Arc::clone(&store),
+            remotes,
+            event_tx,
+            notify,
+        ));
+        if store.follow(Arc::clone(&relay) as Arc<dyn super::relay::FeedSink>) {
+            let store = Arc::clone(&store);
+            backend.submit_task(Arc::new(move || store.catch_up()));
+        } else {
+            let (stop, stopped) = mpsc::channel();
+            let monitor_store = Arc::clone(&store);
+            let monitor = std::thread::Builder::new()
+                .name("fleet-edge-monitor".into())
+                .spawn(move || {
+                    super::relay::monitor(&*monitor_store, &*relay, &stopped, settings.feed_wait)
+                })?;
+            backend.stop_monitor = Some(stop);
+            backend.threads.push(monitor);
+        }
+        Ok(backend)
     }
 
     /// Queues a job; gives it back when the queue is full or the workers are gone.
     pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
-        self.jobs.try_send((to, job)).map_err(|e| match e {
-            TrySendError::Full(v) | TrySendError::Disconnected(v) => Box::new(v),
-        })
+        let Some(jobs) = &self.jobs else {
+            return Err(Box::new((to, job)));
+        };
+        match jobs.try_send(Work::Job(to, job)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => match work {
+                Work::Job(to, job) => Err(Box::new((to, job))),
+                // What was sent is a job: a task cannot come back from this send.
+                Work::Task(_) => Ok(()),
+            },
+        }
+    }
+
+    /// Queues a task for a worker; false when the queue is full or the workers are gone.
+    pub fn submit_task(&self, task: Task) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.try_send(Work::Task(task)).is_ok())
+    }
+
+    /// Stops the change feed (nothing is relayed after this), lets the workers finish the jobs
+    /// already queued, and joins every thread this backend started.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+}
+
+impl<T> Backend<T> {
+    fn stop(&mut self) {
+        self.store.unfollow();
+        self.jobs = None;
+        self.stop_monitor = None;
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                log::error!("a backend thread panicked");
+            }
+        }
+    }
+}
+
+impl<T> Drop for Backend<T> {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -347,95 +426,38 @@ pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
     action
 }
 
-fn monitor(
-    store: &dyn Store,
-    remotes: &RemoteClusters,
-    events: &Sender<Event>,
-    notify: &Notify,
-    wait: Duration,
-) {
-    let mut cursor: Option<Cursor> = None;
-    let mut reachable = true;
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let since = cursor.unwrap_or(Cursor::START);
-        let changes = match store.changes(since, SystemTime::now(), wait) {
-            Ok(c) => c,
-            Err(e) => {
-                if reachable {
-                    log::warn!("store change feed failed ({e}); retrying");
-                    reachable = false;
-                    if events.send(Event::StoreReachable(false)).is_err() {
-                        return;
-                    }
-                    notify();
-                }
-                // The monitor thread may wait: it owns nothing the loop needs.
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(500);
-        if !reachable {
-            reachable = true;
-            if events.send(Event::StoreReachable(true)).is_err() {
-                return;
-            }
-        }
-        let mut newest: HashMap<&str, &PolicyDoc> = HashMap::new();
-        for doc in &changes.policies {
-            let entry = newest.entry(doc.policy_id.as_str()).or_insert(doc);
-            if doc.revision_idx > entry.revision_idx {
-                *entry = doc;
-            }
-        }
-        for doc in newest.into_values() {
-            let event = match prepare_policy(store, doc) {
-                Ok(p) => {
-                    // Keys made on a remote output's cluster can be invalidated later by the
-                    // configuration hash agent documents keep.
-                    for remote in p.es_outputs.iter().filter_map(|o| o.remote.as_ref()) {
-                        remotes.learn(remote);
-                    }
-                    Event::Policy(Arc::new(p))
-                }
-                Err(reason) => Event::PolicyRejected {
-                    policy_id: doc.policy_id.clone(),
-                    revision: doc.revision_idx,
-                    reason,
-                },
-            };
-            if events.send(event).is_err() {
-                return;
-            }
-        }
-        // Actions present before this server started reach agents through the pending query;
-        // only documents written while running are dispatched live.
-        if cursor.is_some() && !changes.actions.is_empty() {
-            let actions = changes
-                .actions
-                .into_iter()
-                .map(|a| resolve_action_secrets(store, a))
-                .collect();
-            if events.send(Event::Actions(actions)).is_err() {
-                return;
-            }
-        }
-        if let Some(next) = changes.cursor {
-            cursor = Some(next);
-        } else if cursor.is_none() {
-            cursor = Some(Cursor::START);
-        }
-        notify();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
     use serde_json::json;
+
+    #[test]
+    fn shutdown_joins_every_thread_after_the_queued_work() {
+        let store = Arc::new(MemoryStore::new());
+        let backend = Backend::<u32>::start(
+            Arc::clone(&store) as Arc<dyn Store>,
+            None,
+            Arc::new(|| {}),
+            BackendSettings {
+                workers: 2,
+                ..BackendSettings::default()
+            },
+        )
+        .unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        assert!(backend.submit_task(Arc::new(move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst)
+        })));
+        backend.shutdown();
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "queued work ran"
+        );
+        // The workers and the monitor each held the store: all of them have ended.
+        assert_eq!(Arc::strong_count(&store), 1);
+    }
 
     #[test]
     fn live_actions_get_inline_secrets_resolved() {

@@ -6,7 +6,8 @@
 //! * `selfmon`: the self-monitor state (§6.5) and this server's own agent (self-registration).
 //!
 //! [`run`] is the supervisor: it serves with the bootstrap settings laid under the Fleet Server
-//! policy's overrides, and a monitor thread re-reads the policy every [`MONITOR_EVERY`]. When a
+//! policy's overrides, and the self-monitor re-reads the policy every [`MONITOR_EVERY`] (a timer
+//! of the running server's loop, run on one of its backend workers: no thread of its own). When a
 //! new revision changes a setting we use, the monitor connects to the policy's Elasticsearch
 //! first when that changed (falling back to the running connection, and trying again after
 //! [`ES_RETRY_AFTER`], as §9.5 says), then asks the running server to drain; the supervisor
@@ -17,7 +18,7 @@ pub mod overrides;
 pub mod selfmon;
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::es::EsStore;
@@ -45,7 +46,7 @@ struct Plan {
     revision: Option<(String, i64)>,
 }
 
-/// State shared by the supervisor and the monitor thread.
+/// State shared by the supervisor and the self-monitor.
 struct Shared {
     bootstrap: Config,
     scratch: PathBuf,
@@ -118,14 +119,7 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
         Some(o) => plan_for(&shared, &o).unwrap_or_else(|| bootstrap_plan(&shared)),
         None => bootstrap_plan(&shared),
     };
-    let (stop, stopped) = mpsc::channel::<()>();
-    {
-        let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("self-monitor".into())
-            .spawn(move || monitor_loop(&shared, monitor, &stopped))
-            .map_err(crate::net::StartupError::Poll)?;
-    }
+    let monitor = Arc::new(Mutex::new(monitor));
     let mut bound_port = None;
     loop {
         // A listener on a free port (0) keeps its port across restarts.
@@ -156,6 +150,14 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
         }
         server.follow_health(Arc::clone(&shared.health));
         {
+            let (shared, monitor) = (Arc::clone(&shared), Arc::clone(&monitor));
+            server.every(
+                "self-monitor",
+                MONITOR_EVERY,
+                Arc::new(move || monitor_tick(&shared, &monitor)),
+            );
+        }
+        {
             let mut inner = shared.lock();
             let handle = server.shutdown_handle();
             if inner.pending.is_some() {
@@ -180,7 +182,6 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
             _ => break,
         }
     }
-    drop(stop);
     Ok(())
 }
 
@@ -198,7 +199,7 @@ fn bootstrap_plan(shared: &Shared) -> Plan {
 
 /// The plan for a policy revision's overrides; `None` when it would change nothing in use.
 /// Logs what the policy sets, ignores and cannot use. Blocks while connecting to a new
-/// Elasticsearch (monitor thread or startup, never the event loop).
+/// Elasticsearch (a backend worker or startup, never the event loop).
 fn plan_for(shared: &Shared, o: &Overrides) -> Option<Plan> {
     let (applied, es_in_use, store_in_use, es_failed) = {
         let inner = shared.lock();
@@ -268,31 +269,28 @@ fn same_connection(a: &EsSettings, b: &EsSettings) -> bool {
     a.hosts == b.hosts && a.ca_certs == b.ca_certs && chain(a) == chain(b)
 }
 
-fn monitor_loop(shared: &Shared, mut monitor: SelfMonitor, stopped: &mpsc::Receiver<()>) {
-    loop {
-        let store = Arc::clone(&shared.lock().store);
-        if let Some(policy) = monitor.tick(&*store, SystemTime::now(), Instant::now()) {
-            if let Some(o) = overrides::read(&policy) {
-                if let Some(plan) = plan_for(shared, &o) {
-                    let mut inner = shared.lock();
-                    inner.pending = Some(plan);
-                    if let Some(server) = &inner.server {
-                        log::info!(
-                            "policy {} revision {} changes this server's settings: restarting the listener",
-                            o.policy_id,
-                            o.revision
-                        );
-                        server.shutdown();
-                    }
+/// One look of the self-monitor at the Fleet Server policy: plans the next server when a new
+/// revision changes a setting in use and asks the running one to drain.
+fn monitor_tick(shared: &Shared, monitor: &Mutex<SelfMonitor>) {
+    let mut monitor = monitor.lock().unwrap_or_else(PoisonError::into_inner);
+    let store = Arc::clone(&shared.lock().store);
+    if let Some(policy) = monitor.tick(&*store, SystemTime::now(), Instant::now()) {
+        if let Some(o) = overrides::read(&policy) {
+            if let Some(plan) = plan_for(shared, &o) {
+                let mut inner = shared.lock();
+                inner.pending = Some(plan);
+                if let Some(server) = &inner.server {
+                    log::info!(
+                        "policy {} revision {} changes this server's settings: restarting the listener",
+                        o.policy_id,
+                        o.revision
+                    );
+                    server.shutdown();
                 }
             }
         }
-        if let Some(state) = monitor.state() {
-            shared.health.set(state.health);
-        }
-        match stopped.recv_timeout(MONITOR_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
+    }
+    if let Some(state) = monitor.state() {
+        shared.health.set(state.health);
     }
 }

@@ -2,10 +2,13 @@
 //! embedded mode (grammar and help: `parse.rs`, from one table):
 //!
 //! ```text
-//! fleet-edge agents                          [--data-dir D]
+//! fleet-edge agents [list] [--status S] [--policy P] [--tag T] [--query TEXT] [--output json]
+//! fleet-edge agents show AGENT_ID [--output json]
+//! fleet-edge tags AGENT_ID --set a,b | reassign AGENT_ID --policy ID
+//! fleet-edge settings AGENT_ID --log-level L | cancel ACTION_ID | actions [--output json]
 //! fleet-edge tokens list | create --policy ID [--name N] | revoke ID
 //! fleet-edge policy list | apply FILE
-//! fleet-edge unenroll AGENT_ID
+//! fleet-edge unenroll AGENT_ID [--force] [--revoke]
 //! fleet-edge upgrade AGENT_ID --version V [--source-uri URL]
 //! fleet-edge diagnostics AGENT_ID
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
@@ -110,6 +113,16 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         }
         _ => {}
     }
+    let json = match invocation.option("--output") {
+        None | Some("table") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(CliError::Usage(Usage {
+                problem: format!("--output must be table or json, not {other:?}"),
+                see: format!("fleet-edge help {}", invocation.words.join(" ")),
+            }))
+        }
+    };
     let (method, path, body) = request_for(&invocation)?;
     let answer = request(
         Path::new(&data_dir),
@@ -118,7 +131,7 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         &path,
         body.as_ref(),
     )?;
-    print!("{}", output::render(invocation.words, &answer));
+    print!("{}", output::render(invocation.words, &answer, json));
     Ok(())
 }
 
@@ -126,7 +139,43 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
 fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>), CliError> {
     let arg = |i: usize| inv.args.get(i).map(String::as_str).unwrap_or_default();
     Ok(match inv.words {
-        ["agents"] => ("GET", "/api/fleet/agents".to_owned(), None),
+        ["agents", "list"] => ("GET", agents_query(inv)?, None),
+        ["agents", "show"] => ("GET", format!("/api/fleet/agents/{}", arg(0)), None),
+        ["actions"] => (
+            "GET",
+            "/api/fleet/agents/action_status?perPage=10000".to_owned(),
+            None,
+        ),
+        ["tags"] => {
+            let tags: Vec<&str> = inv
+                .option("--set")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect();
+            (
+                "PUT",
+                format!("/api/fleet/agents/{}", arg(0)),
+                Some(json!({ "tags": tags })),
+            )
+        }
+        ["reassign"] => (
+            "POST",
+            format!("/api/fleet/agents/{}/reassign", arg(0)),
+            Some(json!({"policy_id": inv.option("--policy").unwrap_or_default()})),
+        ),
+        ["settings"] => (
+            "POST",
+            format!("/api/fleet/agents/{}/actions", arg(0)),
+            Some(json!({"action": {"type": "SETTINGS",
+                "data": {"log_level": inv.option("--log-level").unwrap_or_default()}}})),
+        ),
+        ["cancel"] => (
+            "POST",
+            format!("/api/fleet/agents/actions/{}/cancel", arg(0)),
+            Some(json!({})),
+        ),
         ["tokens", "list"] => ("GET", "/api/fleet/enrollment_api_keys".to_owned(), None),
         ["tokens", "create"] => (
             "POST",
@@ -144,12 +193,19 @@ fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>)
         ["policy", "list"] => ("GET", "/api/fleet/agent_policies".to_owned(), None),
         ["policy", "apply"] => {
             let (id, data) = read_policy(arg(0))?;
-            ("PUT", format!("/api/fleet/agent_policies/{id}"), Some(data))
+            (
+                "PUT",
+                format!("/api/fleet/fleet_edge/policies/{id}"),
+                Some(data),
+            )
         }
         ["unenroll"] => (
             "POST",
             format!("/api/fleet/agents/{}/unenroll", arg(0)),
-            Some(json!({})),
+            Some(json!({
+                "force": inv.option("--force").is_some(),
+                "revoke": inv.option("--revoke").is_some(),
+            })),
         ),
         ["upgrade"] => {
             // Kibana's body: {"version", "source_uri", "force"}; fleet-edge checks no
@@ -197,17 +253,67 @@ fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>)
     })
 }
 
-/// A policy file: its id (the `id` field, else the file name) and content.
+/// `GET /api/fleet/agents` with the filters of `agents list` as a kuery (every agent, inactive
+/// ones too: the operator asked for this box's agents).
+fn agents_query(inv: &Invocation) -> Result<String, CliError> {
+    let mut clauses = Vec::new();
+    if let Some(list) = inv.option("--status") {
+        let mut names = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let Some(status) = crate::model::AgentStatus::parse(name) else {
+                return Err(CliError::Usage(Usage {
+                    problem: format!(
+                        "--status: {name:?} is not an agent status (one of: {})",
+                        crate::model::AgentStatus::ALL
+                            .map(|s| s.as_str())
+                            .join(", ")
+                    ),
+                    see: "fleet-edge help agents list".into(),
+                }));
+            };
+            names.push(status.as_str());
+        }
+        clauses.push(format!("status:({})", names.join(" or ")));
+    }
+    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    if let Some(policy) = inv.option("--policy") {
+        clauses.push(format!("policy_id:{}", quoted(policy)));
+    }
+    if let Some(tag) = inv.option("--tag") {
+        clauses.push(format!("tags:{}", quoted(tag)));
+    }
+    let mut path = "/api/fleet/agents?showInactive=true&perPage=10000".to_owned();
+    if !clauses.is_empty() {
+        path.push_str(&format!(
+            "&kuery={}",
+            percent_encode(&clauses.join(" and "))
+        ));
+    }
+    if let Some(text) = inv.option("--query") {
+        path.push_str(&format!("&search={}", percent_encode(text)));
+    }
+    Ok(path)
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A policy file (JSON, or YAML for `.yml`/`.yaml`): its id (the `id` field, else the file
+/// name) and content.
 fn read_policy(file: &str) -> Result<(String, Value), CliError> {
     let text =
         std::fs::read(file).map_err(|e| CliError::Input(format!("cannot read {file}: {e}")))?;
-    let data: Value = serde_json::from_slice(&text).map_err(|e| {
-        CliError::Input(format!(
-            "{file} is not JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let data: Value = crate::embedded::policy_format::parse(Path::new(file), &text)
+        .map_err(|e| CliError::Input(format!("{file}: {e}")))?;
     let id = data
         .get("id")
         .and_then(Value::as_str)
@@ -295,7 +401,7 @@ fn request(
     };
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nkbn-xsrf: fleet-edge\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         payload.len()
     );
     // Plain HTTP on loopback, TLS (trusting <data-dir>/management-ca.crt) off it.

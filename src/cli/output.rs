@@ -1,12 +1,16 @@
-//! What the subcommands print: `agents` as a table whose columns are as wide as their widest
-//! cell, everything else as the management API's JSON, pretty-printed (scripts parse it).
+//! What the subcommands print: `agents list` and `actions` as tables whose columns are as wide
+//! as their widest cell, `agents show` as a report (health per component and unit, upgrade
+//! progress, tags, policy and revision, last message), everything else — and any command with
+//! `--output json` — as the management API's JSON, pretty-printed (scripts parse it).
 
 use serde_json::Value;
 
 /// The text printed for a command's answer, ending with a newline.
-pub fn render(words: &[&str], answer: &Value) -> String {
+pub fn render(words: &[&str], answer: &Value, json: bool) -> String {
     match words {
-        ["agents"] => agents_table(answer),
+        ["agents", "list"] if !json => agents_table(answer),
+        ["agents", "show"] if !json => agent_report(&answer["item"]),
+        ["actions"] if !json => actions_table(answer),
         _ => format!(
             "{}\n",
             serde_json::to_string_pretty(answer).unwrap_or_default()
@@ -14,12 +18,40 @@ pub fn render(words: &[&str], answer: &Value) -> String {
     }
 }
 
-fn agents_table(answer: &Value) -> String {
-    let text = |v: &Value| match v {
+fn text(v: &Value) -> String {
+    match v {
         Value::String(s) if !s.is_empty() => s.clone(),
         Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
         _ => "-".to_owned(),
-    };
+    }
+}
+
+/// Why an agent is unhealthy, in a few words: Kibana's `unhealthy_reason`, a failed upgrade,
+/// the policy's output problems; `-` when nothing is wrong.
+fn unhealthy(a: &Value) -> String {
+    let mut reasons: Vec<String> = a["unhealthy_reason"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|r| format!("{r} unhealthy"))
+        .collect();
+    if let Some(e) = a["upgrade_failure"].as_str() {
+        reasons.push(format!("upgrade failed: {e}"));
+    }
+    let problems = problems(&a["problems"]);
+    if problems != "-" {
+        reasons.push(problems);
+    }
+    if reasons.is_empty() {
+        "-".to_owned()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+fn agents_table(answer: &Value) -> String {
     let rows: Vec<Vec<String>> = answer["items"]
         .as_array()
         .into_iter()
@@ -29,11 +61,12 @@ fn agents_table(answer: &Value) -> String {
                 text(&a["id"]),
                 text(&a["type"]),
                 text(&a["status"]),
+                text(&a["hostname"]),
                 text(&a["policy_id"]),
                 text(&a["policy_revision"]),
                 text(&a["version"]),
                 text(&a["last_checkin"]),
-                problems(&a["problems"]),
+                unhealthy(a),
             ]
         })
         .collect();
@@ -42,11 +75,144 @@ fn agents_table(answer: &Value) -> String {
             ("ID", Align::Left),
             ("TYPE", Align::Left),
             ("STATUS", Align::Left),
+            ("HOST", Align::Left),
             ("POLICY", Align::Left),
             ("REVISION", Align::Right),
             ("VERSION", Align::Left),
             ("LAST CHECKIN", Align::Left),
             ("PROBLEMS", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+fn agent_report(a: &Value) -> String {
+    let tags: Vec<&str> = a["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14}{v}\n"));
+    line("id", text(&a["id"]));
+    line("status", text(&a["status"]));
+    line("problems", unhealthy(a));
+    line("host", text(&a["hostname"]));
+    line("version", text(&a["version"]));
+    line(
+        "policy",
+        format!(
+            "{} revision {}",
+            text(&a["policy_id"]),
+            text(&a["policy_revision"])
+        ),
+    );
+    line(
+        "tags",
+        if tags.is_empty() {
+            "-".into()
+        } else {
+            tags.join(", ")
+        },
+    );
+    line("enrolled", text(&a["enrolled_at"]));
+    line(
+        "last checkin",
+        format!(
+            "{} ({})",
+            text(&a["last_checkin"]),
+            text(&a["last_checkin_status"])
+        ),
+    );
+    line("message", text(&a["last_checkin_message"]));
+    let details = &a["upgrade_details"];
+    if details.is_object() {
+        let mut upgrade = format!(
+            "{} to {}",
+            text(&details["state"]),
+            text(&details["target_version"])
+        );
+        if let Some(p) = details
+            .pointer("/metadata/download_percent")
+            .and_then(Value::as_f64)
+        {
+            upgrade.push_str(&format!(", downloaded {p:.0}%"));
+        }
+        if let Some(e) = details
+            .pointer("/metadata/error_msg")
+            .and_then(Value::as_str)
+        {
+            upgrade.push_str(&format!(", error: {e}"));
+        }
+        line("upgrade", upgrade);
+    }
+    let components = a["components"].as_array().cloned().unwrap_or_default();
+    if !components.is_empty() {
+        out.push_str("components\n");
+        for c in &components {
+            out.push_str(&format!(
+                "  {}  {}  {}\n",
+                text(&c["id"]),
+                text(&c["status"]),
+                text(&c["message"])
+            ));
+            for u in c["units"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "    {} {}  {}  {}\n",
+                    text(&u["type"]),
+                    text(&u["id"]),
+                    text(&u["status"]),
+                    text(&u["message"])
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn actions_table(answer: &Value) -> String {
+    let rows: Vec<Vec<String>> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let errors: Vec<String> = a["latestErrors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("{}: {}", text(&e["agentId"]), text(&e["error"])))
+                .collect();
+            vec![
+                text(&a["actionId"]),
+                text(&a["type"]),
+                text(&a["status"]),
+                text(&a["nbAgentsActionCreated"]),
+                text(&a["nbAgentsSent"]),
+                text(&a["nbAgentsAck"]),
+                text(&a["nbAgentsFailed"]),
+                text(&a["creationTime"]),
+                text(&a["expiration"]),
+                if errors.is_empty() {
+                    "-".into()
+                } else {
+                    errors.join("; ")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("ACTION", Align::Left),
+            ("TYPE", Align::Left),
+            ("STATUS", Align::Left),
+            ("AGENTS", Align::Right),
+            ("SENT", Align::Right),
+            ("ACKED", Align::Right),
+            ("FAILED", Align::Right),
+            ("CREATED", Align::Left),
+            ("EXPIRES", Align::Left),
+            ("ERRORS", Align::Left),
         ],
         &rows,
     )
@@ -123,7 +289,7 @@ mod tests {
             {"id": "b", "status": "unenrolled", "policy_id": "a-long-policy-name-for-the-edge",
              "policy_revision": 3, "version": "", "last_checkin": ""},
         ]});
-        let out = render(&["agents"], &answer);
+        let out = render(&["agents", "list"], &answer, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         // Every column starts at the same offset on every line.
@@ -152,7 +318,7 @@ mod tests {
 
     #[test]
     fn other_answers_are_pretty_json() {
-        let out = render(&["results"], &json!({"total": 0, "items": []}));
+        let out = render(&["results"], &json!({"total": 0, "items": []}), false);
         assert_eq!(
             serde_json::from_str::<Value>(&out).unwrap(),
             json!({"total": 0, "items": []})

@@ -8,12 +8,12 @@ use std::ffi::OsString;
 
 use crate::config::closest;
 
-/// One option of a subcommand; every option takes a value.
+/// One option of a subcommand; every option takes a value but flags (an empty `value`).
 #[derive(Debug)]
 pub struct OptSpec {
     /// `--name`.
     pub flag: &'static str,
-    /// The value's placeholder in help (`ID`).
+    /// The value's placeholder in help (`ID`); empty for a flag (`--force`), which takes none.
     pub value: &'static str,
     /// Whether the command cannot run without it.
     pub required: bool,
@@ -52,10 +52,72 @@ const fn opt(
 /// group alone runs its `list`.
 pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
-        words: &["agents"],
+        words: &["agents", "list"],
         args: &[],
+        options: &[
+            opt(
+                "--status",
+                "STATUS",
+                false,
+                "only agents in this status (online, error, degraded, offline, updating, ...; comma-separated)",
+            ),
+            opt("--policy", "ID", false, "only agents of this policy"),
+            opt("--tag", "TAG", false, "only agents with this tag"),
+            opt(
+                "--query",
+                "TEXT",
+                false,
+                "only agents whose id or host name contains TEXT",
+            ),
+            OUTPUT,
+        ],
+        summary: "list agents with status (as Kibana computes it), unhealthy reason, policy revision, version and last checkin",
+    },
+    CommandSpec {
+        words: &["agents", "show"],
+        args: &["AGENT_ID"],
+        options: &[OUTPUT],
+        summary: "show one agent: status, health per component and unit, upgrade progress, tags, policy and revision, last message",
+    },
+    CommandSpec {
+        words: &["tags"],
+        args: &["AGENT_ID"],
+        options: &[opt(
+            "--set",
+            "TAGS",
+            true,
+            "the agent's tags, comma-separated (empty: none)",
+        )],
+        summary: "replace an agent's tags",
+    },
+    CommandSpec {
+        words: &["reassign"],
+        args: &["AGENT_ID"],
+        options: &[opt("--policy", "ID", true, "the policy the agent moves to")],
+        summary: "move an agent to another policy (POLICY_REASSIGN)",
+    },
+    CommandSpec {
+        words: &["settings"],
+        args: &["AGENT_ID"],
+        options: &[opt(
+            "--log-level",
+            "LEVEL",
+            true,
+            "the agent's log level: trace, debug, info, warning or error",
+        )],
+        summary: "send SETTINGS (the agent's log level) to an agent",
+    },
+    CommandSpec {
+        words: &["cancel"],
+        args: &["ACTION_ID"],
         options: &[],
-        summary: "list agents with status, policy revision, version and last checkin",
+        summary: "send CANCEL for an action to the agents it targets",
+    },
+    CommandSpec {
+        words: &["actions"],
+        args: &[],
+        options: &[OUTPUT],
+        summary: "list actions with their progress (agents targeted, sent, acked, failed, errors)",
     },
     CommandSpec {
         words: &["tokens", "list"],
@@ -103,8 +165,21 @@ pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         words: &["unenroll"],
         args: &["AGENT_ID"],
-        options: &[],
-        summary: "send UNENROLL to an agent",
+        options: &[
+            opt(
+                "--force",
+                "",
+                false,
+                "deactivate the agent now, without waiting for it to acknowledge (a dead or uninstalled agent)",
+            ),
+            opt(
+                "--revoke",
+                "",
+                false,
+                "deactivate now and invalidate the agent's API keys",
+            ),
+        ],
+        summary: "unenroll an agent (UNENROLL, acknowledged by the agent; or at once with --force / --revoke)",
     },
     CommandSpec {
         words: &["upgrade"],
@@ -169,6 +244,14 @@ pub const SPECS: &[CommandSpec] = &[
         summary: "unpack a backup into an empty or absent --data-dir",
     },
 ];
+
+/// `--output`, on the listing commands.
+const OUTPUT: OptSpec = opt(
+    "--output",
+    "FORMAT",
+    false,
+    "table (default) or json (the management API's answer)",
+);
 
 /// The options every subcommand takes.
 const COMMON: &[OptSpec] = &[opt(
@@ -341,6 +424,15 @@ pub fn parse(args: Vec<String>) -> Result<Parsed, Usage> {
     };
     let mut options = Vec::new();
     for o in spec.options.iter().chain(COMMON) {
+        if o.value.is_empty() {
+            if pargs.contains(o.flag) {
+                if pargs.contains(o.flag) {
+                    return Err(usage(format!("{} was given more than once", o.flag)));
+                }
+                options.push((o.flag, "true".to_owned()));
+            }
+            continue;
+        }
         let first: Option<String> = pargs
             .opt_value_from_str(o.flag)
             .map_err(|e| usage(option_problem(o, &e)))?;
@@ -416,9 +508,10 @@ pub fn usage_line(spec: &CommandSpec) -> String {
         line.push_str(&format!(" {a}"));
     }
     for o in spec.options {
+        let head = format!("{} {}", o.flag, o.value);
         match o.required {
-            true => line.push_str(&format!(" {} {}", o.flag, o.value)),
-            false => line.push_str(&format!(" [{} {}]", o.flag, o.value)),
+            true => line.push_str(&format!(" {}", head.trim_end())),
+            false => line.push_str(&format!(" [{}]", head.trim_end())),
         }
     }
     line
@@ -537,14 +630,31 @@ mod tests {
             "--source-url is not an option of 'fleet-edge upgrade'; did you mean '--source-uri'?"
         );
         let far = usage_error("agents --frobnicate-everything");
-        assert!(far.starts_with("--frobnicate-everything is not an option of 'fleet-edge agents' (one of: --data-dir, --help)"), "{far}");
+        assert!(far.starts_with("--frobnicate-everything is not an option of 'fleet-edge agents list' (one of: --status, --policy"), "{far}");
     }
 
     #[test]
     fn arguments_are_counted_and_required_options_checked() {
         assert_eq!(usage_error("results"), "ACTION_ID is missing");
         assert_eq!(usage_error("unenroll a b"), "unexpected argument 'b'");
-        assert_eq!(usage_error("agents extra"), "unexpected argument 'extra'");
+        assert_eq!(
+            usage_error("agents extra"),
+            "'extra' is not a 'agents' command (one of: list, show)"
+        );
+        assert_eq!(
+            usage_error("agents list extra"),
+            "unexpected argument 'extra'"
+        );
+        assert_eq!(usage_error("agents show"), "AGENT_ID is missing");
+        assert_eq!(
+            usage_error("unenroll a --force --force"),
+            "--force was given more than once"
+        );
+        let inv = run("unenroll a --revoke");
+        assert_eq!(
+            (inv.option("--revoke"), inv.option("--force")),
+            (Some("true"), None)
+        );
         assert_eq!(usage_error("upgrade a1"), "--version VERSION is required");
         assert_eq!(usage_error("tokens create"), "--policy ID is required");
         assert_eq!(
@@ -587,11 +697,14 @@ mod tests {
         let top = help("help");
         assert!(top.contains("--fleet-server-es") && top.contains("fleet-edge tokens create"));
         for line in ["help agents", "agents --help", "agents -h"] {
+            let text = help(line);
             assert!(
-                help(line).starts_with("Usage: fleet-edge agents [--data-dir DIR]"),
+                text.starts_with("Usage: fleet-edge agents <command>"),
                 "{line}"
             );
+            assert!(text.contains("fleet-edge agents show AGENT_ID"), "{line}");
         }
+        assert!(help("help unenroll").contains("[--force] [--revoke]"));
         for line in ["help tokens", "tokens --help"] {
             let text = help(line);
             assert!(
@@ -611,8 +724,8 @@ mod tests {
             "'agnets' is not a fleet-edge command; did you mean 'agents'?"
         );
         assert_eq!(
-            usage_error("help agents list"),
-            "unexpected 'list' after the command name"
+            usage_error("help unenroll now"),
+            "unexpected 'now' after the command name"
         );
     }
 

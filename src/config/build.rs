@@ -113,6 +113,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         max_connections: b
             .parsed(Id::MaxConnections, |s| values::parse_count(s, 1, 1_000_000))
             .unwrap_or(1),
+        backend_workers: b.parsed_opt(Id::BackendWorkers, |s| values::parse_count(s, 1, 64)),
         max_header_bytes: b
             .parsed(Id::MaxHeaderBytes, |s| {
                 values::parse_count(s, 1024, 1_048_576)
@@ -132,6 +133,11 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         management_port: b
             .parsed(Id::ManagementPort, values::parse_port)
             .unwrap_or_default(),
+        http_enabled: b.boolean(Id::HttpEnabled),
+        http_host: b
+            .parsed(Id::HttpHost, values::parse_bind_host)
+            .unwrap_or_else(|| "localhost".into()),
+        http_port: b.parsed(Id::HttpPort, values::parse_port).unwrap_or(5066),
     };
 
     let server_version = b

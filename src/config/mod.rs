@@ -177,6 +177,8 @@ pub struct ServerSettings {
     pub tls_files: TlsFiles,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// `--backend-workers` (`None`: by store kind, `net::backend_workers`).
+    pub backend_workers: Option<usize>,
     /// Largest accepted request head, in bytes.
     pub max_header_bytes: usize,
     /// Connection and long-poll timeouts.
@@ -187,6 +189,12 @@ pub struct ServerSettings {
     pub management_host: String,
     /// Management API port (0: a free one).
     pub management_port: u16,
+    /// Whether the monitoring endpoint is served.
+    pub http_enabled: bool,
+    /// Monitoring endpoint bind host.
+    pub http_host: String,
+    /// Monitoring endpoint port (0: a free one).
+    pub http_port: u16,
 }
 
 impl ServerSettings {

@@ -57,12 +57,20 @@ pub enum SettingId {
     LogFormat,
     /// `--max-connections`
     MaxConnections,
+    /// `--backend-workers`
+    BackendWorkers,
     /// `--max-agents`
     MaxAgents,
     /// `--management-host`
     ManagementHost,
     /// `--management-port`
     ManagementPort,
+    /// `--http-enabled`: the monitoring endpoint (`/stats`, `/metrics`, `/state`).
+    HttpEnabled,
+    /// `--http-host`.
+    HttpHost,
+    /// `--http-port`.
+    HttpPort,
     /// `--max-header-bytes`
     MaxHeaderBytes,
     /// `--handshake-timeout`
@@ -518,12 +526,60 @@ pub static SETTINGS: &[SettingSpec] = &[
         section: Runtime,
     },
     SettingSpec {
+        id: Id::HttpEnabled,
+        flag: Some("--http-enabled"),
+        envs: &["FLEET_SERVER_HTTP_ENABLED"],
+        value_name: "",
+        default: Some("false"),
+        help: "Serve the monitoring endpoint (Elastic's http.enabled): GET /stats (libbeat-shaped JSON), /metrics (Prometheus text) and /state, plain HTTP, no authentication.",
+        kind: Bool,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpHost,
+        flag: Some("--http-host"),
+        envs: &["FLEET_SERVER_HTTP_HOST"],
+        value_name: "HOST",
+        default: Some("localhost"),
+        help: "Address of the monitoring endpoint (Elastic's http.host).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::HttpPort,
+        flag: Some("--http-port"),
+        envs: &["FLEET_SERVER_HTTP_PORT"],
+        value_name: "PORT",
+        default: Some("5066"),
+        help: "Port of the monitoring endpoint (Elastic's http.port); 0 picks a free one (logged).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
         id: Id::MaxConnections,
         flag: Some("--max-connections"),
         envs: &["FLEET_EDGE_MAX_CONNECTIONS"],
         value_name: "N",
         default: Some("10000"),
         help: "Most simultaneous agent connections; above it new connections get 429 with Retry-After.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::BackendWorkers,
+        flag: Some("--backend-workers"),
+        envs: &["FLEET_EDGE_BACKEND_WORKERS"],
+        value_name: "N",
+        default: None,
+        help: "Threads running blocking store calls (1 to 64); default 1 with the embedded store, 4 with Elasticsearch.",
         kind: Value,
         policy_overridable: false,
         secret: false,

@@ -76,6 +76,11 @@ impl<K: Ord + Copy> Deadlines<K> {
             .map(|Reverse(e)| e.at.saturating_duration_since(now))
     }
 
+    /// The earliest deadline (stale ones included), or `None` when empty.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
     /// Pops one deadline that is due at `now`, oldest first.
     pub fn expired(&mut self, now: Instant) -> Option<(K, Ticket)> {
         match self.heap.peek() {

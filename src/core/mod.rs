@@ -1,9 +1,13 @@
-//! Sans-IO building blocks the event loop drives: the deadline heap, the server's health state,
-//! and request-id generation. Nothing here reads the clock, the environment or a socket: time
-//! and randomness come in as parameters, so every behaviour is testable with a virtual clock.
+//! Sans-IO Fleet logic. [`fleet::Fleet`] is the engine the event loop drives: it owns every
+//! piece of Fleet state and composes the building blocks beside it (the long-poll registry and
+//! rules, the deadline heap, route limits, rollout pacing, health, request ids). `LIFECYCLE.md`
+//! follows one checkin through them. Nothing here reads the clock, the environment or a socket:
+//! time and randomness come in as parameters, so every behaviour is testable with a virtual
+//! clock (`fleet::testing`).
 
 pub mod actions;
 pub mod deadlines;
+pub mod fleet;
 pub mod gojson;
 pub mod health;
 pub mod ids;

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod policies;
+pub mod policy_format;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,7 +54,7 @@ pub struct Embedded {
     pub token_policy_file: PathBuf,
     /// That policy's output problems ([`crate::core::output_check`]); empty when it can work.
     pub output_problems: Vec<String>,
-    /// Scans the policy files at once (what SIGHUP does).
+    /// Scans the policy files: the loop's periodic chore and SIGHUP.
     pub rescan: policies::Rescan,
 }
 
@@ -83,6 +84,12 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     }
     fn add_action(&self, action: crate::model::Action) -> Result<crate::model::Action, StoreError> {
         self.store.add_action(action)
+    }
+    fn list_actions(&self) -> Result<Vec<crate::model::Action>, StoreError> {
+        self.store.list_actions()
+    }
+    fn delete_policy(&self, id: &str) -> Result<(), String> {
+        policies::delete(&self.store, &self.policies_dir, id)
     }
     fn action_results(
         &self,
@@ -143,7 +150,7 @@ pub struct FirstStart<'a> {
 }
 
 /// Syncs policy files (writing the default policy on a fresh data dir), makes sure an enrollment
-/// token exists, and starts the policy-file watcher. Runs once the listener is bound (the URL is
+/// token exists, and returns the policy files' scanner (the caller runs it periodically). Runs once the listener is bound (the URL is
 /// known) and before the loop serves a request.
 pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, EmbeddedError> {
     let Opened {
@@ -204,7 +211,7 @@ pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, Embedde
         .into_iter()
         .find(|p| p.file_stem().is_some_and(|s| *s == *policy))
         .unwrap_or_else(|| policies_dir.join(format!("{policy}.json")));
-    let rescan = watcher.spawn(Arc::clone(&store));
+    let rescan = watcher.rescan(Arc::clone(&store));
     Ok(Embedded {
         store,
         policies_dir,

@@ -1,10 +1,12 @@
-//! Policies as files: `<data-dir>/policies/*.json`, each a Kibana full agent policy (`id`,
-//! `outputs`, `output_permissions`, `inputs`, `agent`, `fleet`, ...). A file whose content
+//! Policies as files: `<data-dir>/policies/*.json` (or `.yml`/`.yaml`, `policy_format.rs`), each
+//! a Kibana full agent policy (`id`, `outputs`, `output_permissions`, `inputs`, `agent`,
+//! `fleet`, ...) or a standalone `elastic-agent.yml`. A file whose content
 //! changed becomes the policy's next revision (and wakes its parked agents through the store's
 //! change feed); a file that does not parse is rejected with a log line naming the file and the
-//! position, and the last good revision stays in service. The directory is re-scanned every two
-//! seconds by a background thread (no platform file-notification API needed; a scan is a few
-//! `stat`s).
+//! position, and the last good revision stays in service. The directory is re-scanned every
+//! [`SCAN_INTERVAL`] on a backend worker, a timer of the event loop (`main.rs` registers
+//! [`Rescan::now`]; no thread of its own and no platform file-notification API; a scan is a few
+//! `stat`s), so an edit reaches parked agents within a second.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,9 @@ use crate::backend::{Store, StoreError};
 use crate::config::DefaultOutput;
 use crate::model::PolicyDoc;
 
-/// How often the directory is re-scanned.
-pub const SCAN_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the directory is re-scanned: an edit is installed at most this long after it is
+/// written, then reaches parked agents through the change feed (well under a second in all).
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The `*.json` files of a directory, sorted.
 pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
@@ -28,7 +31,7 @@ pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+                .filter(|p| super::policy_format::is_policy_file(p) && p.is_file())
                 .collect()
         })
         .unwrap_or_default();
@@ -159,14 +162,13 @@ impl PolicyFiles {
                 continue;
             }
             self.seen.insert(path.clone(), (stamp.0, stamp.1, digest));
-            let data: Value = match serde_json::from_slice(&bytes) {
+            let data: Value = match super::policy_format::parse(&path, &bytes) {
                 Ok(v) => v,
                 Err(e) => {
+                    let how = if e.starts_with("line ") { " at" } else { ":" };
                     log::error!(
-                        "policy file {} rejected at line {} column {}: {e}; the previous revision stays in service",
-                        path.display(),
-                        e.line(),
-                        e.column()
+                        "policy file {} rejected{how} {e}; the previous revision stays in service",
+                        path.display()
                     );
                     continue;
                 }
@@ -244,30 +246,17 @@ impl PolicyFiles {
         Ok(true)
     }
 
-    /// Re-scans every [`SCAN_INTERVAL`] on a background thread for the process lifetime; the
-    /// returned handle scans at once (a reload).
-    pub fn spawn(self, store: Arc<LocalStore>) -> Rescan {
-        let rescan = Rescan {
+    /// The handle that scans (every [`SCAN_INTERVAL`] from the loop's timer, and at once on
+    /// SIGHUP).
+    pub fn rescan(self, store: Arc<LocalStore>) -> Rescan {
+        Rescan {
             files: Arc::new(Mutex::new(self)),
             store,
-        };
-        let background = rescan.clone();
-        let spawned = std::thread::Builder::new()
-            .name("fleet-edge-policy-files".into())
-            .spawn(move || loop {
-                std::thread::sleep(SCAN_INTERVAL);
-                if let Err(e) = background.now() {
-                    log::warn!("policy files: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start the policy-file watcher: {e}");
         }
-        rescan
     }
 }
 
-/// Scans the policy files now, between the watcher's periodic scans (SIGHUP).
+/// Scans the policy files: the loop's periodic chore, and SIGHUP.
 #[derive(Clone)]
 pub struct Rescan {
     files: Arc<Mutex<PolicyFiles>>,
@@ -327,6 +316,22 @@ pub fn apply(store: &LocalStore, dir: &Path, id: &str, mut data: Value) -> Resul
         .find(|p| p.policy_id == id)
         .map(|p| p.revision_idx)
         .ok_or_else(|| format!("policy {id} was not installed"))
+}
+
+/// Removes policy `id`: its file (when there is one), then its place among the served policies.
+pub fn delete(store: &LocalStore, dir: &Path, id: &str) -> Result<(), String> {
+    if id.is_empty() || id.contains(['/', '\\', '.']) {
+        return Err(format!("{id:?} cannot be a policy file name"));
+    }
+    for ext in ["json", "yml", "yaml"] {
+        let path = dir.join(format!("{id}.{ext}"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+        }
+    }
+    store.remove_policy(id).map_err(|e| e.to_string())
 }
 
 enum InstallError {

@@ -7,7 +7,12 @@
 //! `handle` is the pure routing and authentication step on the event loop; the operations run on
 //! backend workers through [`Admin`] (they touch the store).
 
+pub mod actions;
+pub mod agents;
+pub mod monitor;
 pub mod ops;
+pub mod policies;
+pub mod query;
 pub mod tls;
 pub mod token;
 
@@ -19,14 +24,37 @@ use crate::http::{Method, Request, Response};
 
 pub use ops::{Admin, AdminRequest};
 
-/// The management API's routes.
+/// The bulk agent operations (`POST /api/fleet/agents/bulk_*`), Kibana's bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bulk {
+    /// `bulk_reassign` `{agents, policy_id}`.
+    Reassign,
+    /// `bulk_unenroll` `{agents, revoke?, force?}`.
+    Unenroll,
+    /// `bulk_upgrade` `{agents, version, source_uri?}`.
+    Upgrade,
+    /// `bulk_request_diagnostics` `{agents, additional_metrics?}`.
+    RequestDiagnostics,
+    /// `bulk_update_agent_tags` `{agents, tagsToAdd?, tagsToRemove?}`.
+    UpdateTags,
+}
+
+/// The management API's routes: Kibana's Fleet API paths (`/api/fleet/...`) for what embedded
+/// mode manages, and `/api/fleet/fleet_edge/...` for what Kibana has no path for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /api/fleet/agents`.
+    /// `GET /api/fleet/agents` (`page`, `perPage`, `showInactive`, `kuery`, `sortField`,
+    /// `sortOrder`, `getStatusSummary`).
     ListAgents,
     /// `GET /api/fleet/agents/{id}`.
     GetAgent(String),
-    /// `POST /api/fleet/agents/{id}/unenroll`.
+    /// `PUT /api/fleet/agents/{id}` with `{tags?, user_provided_metadata?}`.
+    UpdateAgent(String),
+    /// `DELETE /api/fleet/agents/{id}`: removes an unenrolled (or dead) agent's document.
+    DeleteAgent(String),
+    /// `POST /api/fleet/agents/{id}/reassign` with `{policy_id}`.
+    Reassign(String),
+    /// `POST /api/fleet/agents/{id}/unenroll` with `{revoke?, force?}`.
     Unenroll(String),
     /// `POST /api/fleet/agents/{id}/upgrade` with `{"version": ...}`.
     Upgrade(String),
@@ -35,16 +63,43 @@ pub enum Route {
     /// `POST /api/fleet/agents/{id}/migrate` with `{"uri", "enrollment_token", "settings"?}`
     /// (Kibana's body): a MIGRATE action moving the agent to another Fleet Server.
     Migrate(String),
+    /// `POST /api/fleet/agents/{id}/privilege_level_change` with `{user_info?}`.
+    PrivilegeLevelChange(String),
+    /// `POST /api/fleet/agents/{id}/actions` with `{action: {type, data?}}` (SETTINGS, ...).
+    AgentAction(String),
+    /// `POST /api/fleet/agents/bulk_*`.
+    Bulk(Bulk),
+    /// `GET /api/fleet/agents/tags`.
+    AgentTags,
+    /// `GET /api/fleet/agent_status` (`policyId`, `kuery`): counts by status.
+    AgentStatusCounts,
+    /// `GET /api/fleet/agents/action_status`: every action's progress.
+    ActionStatus,
+    /// `POST /api/fleet/agents/actions/{action_id}/cancel`.
+    CancelAction(String),
     /// `GET /api/fleet/enrollment_api_keys`.
     ListTokens,
+    /// `GET /api/fleet/enrollment_api_keys/{id}`.
+    GetToken(String),
     /// `POST /api/fleet/enrollment_api_keys` with `{"policy_id": ...}`.
     CreateToken,
     /// `DELETE /api/fleet/enrollment_api_keys/{id}`.
     RevokeToken(String),
     /// `GET /api/fleet/agent_policies`.
     ListPolicies,
-    /// `PUT /api/fleet/agent_policies/{id}` with a full agent policy.
-    PutPolicy(String),
+    /// `GET /api/fleet/agent_policies/{id}`.
+    GetPolicy(String),
+    /// `GET /api/fleet/agent_policies/{id}/full`: the compiled policy agents receive.
+    FullPolicy(String),
+    /// `POST /api/fleet/agent_policies` with Kibana's `{name, namespace, ...}`.
+    CreatePolicy,
+    /// `PUT /api/fleet/agent_policies/{id}` with Kibana's `{name, namespace, ...}` settings.
+    UpdatePolicy(String),
+    /// `POST /api/fleet/agent_policies/delete` with `{agentPolicyId}`.
+    DeletePolicy,
+    /// `PUT /api/fleet/fleet_edge/policies/{id}` with a full (compiled) agent policy: Kibana has
+    /// no such path, so no Kibana client sends a body this misreads.
+    UploadPolicy(String),
     /// `GET /api/fleet/actions/{action_id}/results`.
     ActionResults(String),
     /// `POST /api/fleet/fleet_edge/snapshot`: a consistent copy of the store for a backup.
@@ -60,16 +115,40 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
     let id = |s: &str| s.to_owned();
     Some(match (method, parts.as_slice()) {
         (Method::Get, ["agents"]) => Route::ListAgents,
+        (Method::Get, ["agents", "tags"]) => Route::AgentTags,
+        (Method::Get, ["agents", "action_status"]) => Route::ActionStatus,
+        (Method::Post, ["agents", "actions", a, "cancel"]) => Route::CancelAction(id(a)),
+        (Method::Post, ["agents", "bulk_reassign"]) => Route::Bulk(Bulk::Reassign),
+        (Method::Post, ["agents", "bulk_unenroll"]) => Route::Bulk(Bulk::Unenroll),
+        (Method::Post, ["agents", "bulk_upgrade"]) => Route::Bulk(Bulk::Upgrade),
+        (Method::Post, ["agents", "bulk_request_diagnostics"]) => {
+            Route::Bulk(Bulk::RequestDiagnostics)
+        }
+        (Method::Post, ["agents", "bulk_update_agent_tags"]) => Route::Bulk(Bulk::UpdateTags),
         (Method::Get, ["agents", a]) => Route::GetAgent(id(a)),
+        (Method::Put, ["agents", a]) => Route::UpdateAgent(id(a)),
+        (Method::Delete, ["agents", a]) => Route::DeleteAgent(id(a)),
+        (Method::Post, ["agents", a, "reassign"]) => Route::Reassign(id(a)),
         (Method::Post, ["agents", a, "unenroll"]) => Route::Unenroll(id(a)),
         (Method::Post, ["agents", a, "upgrade"]) => Route::Upgrade(id(a)),
         (Method::Post, ["agents", a, "request_diagnostics"]) => Route::RequestDiagnostics(id(a)),
         (Method::Post, ["agents", a, "migrate"]) => Route::Migrate(id(a)),
+        (Method::Post, ["agents", a, "privilege_level_change"]) => {
+            Route::PrivilegeLevelChange(id(a))
+        }
+        (Method::Post, ["agents", a, "actions"]) => Route::AgentAction(id(a)),
+        (Method::Get, ["agent_status"]) => Route::AgentStatusCounts,
         (Method::Get, ["enrollment_api_keys"]) => Route::ListTokens,
+        (Method::Get, ["enrollment_api_keys", k]) => Route::GetToken(id(k)),
         (Method::Post, ["enrollment_api_keys"]) => Route::CreateToken,
         (Method::Delete, ["enrollment_api_keys", k]) => Route::RevokeToken(id(k)),
         (Method::Get, ["agent_policies"]) => Route::ListPolicies,
-        (Method::Put, ["agent_policies", p]) => Route::PutPolicy(id(p)),
+        (Method::Post, ["agent_policies"]) => Route::CreatePolicy,
+        (Method::Post, ["agent_policies", "delete"]) => Route::DeletePolicy,
+        (Method::Get, ["agent_policies", p]) => Route::GetPolicy(id(p)),
+        (Method::Get, ["agent_policies", p, "full"]) => Route::FullPolicy(id(p)),
+        (Method::Put, ["agent_policies", p]) => Route::UpdatePolicy(id(p)),
+        (Method::Put, ["fleet_edge", "policies", p]) => Route::UploadPolicy(id(p)),
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
         (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
         _ => return None,
@@ -99,6 +178,14 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
     let Some(route) = route(&req.method, &req.path) else {
         return Err(error(404, "Not Found", "no such management endpoint"));
     };
+    // Kibana refuses a write without `kbn-xsrf` (any value): a browser form cannot set it.
+    if req.method != Method::Get && req.header_str("kbn-xsrf").is_none() {
+        return Err(error(
+            400,
+            "Bad Request",
+            "Request must contain a kbn-xsrf header.",
+        ));
+    }
     let body = if req.body.is_empty() {
         Value::Null
     } else {
@@ -116,6 +203,7 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
     Ok(AdminRequest {
         route,
         body,
+        params: query::Params::parse(req.query.as_deref()),
         pending_checkins: Default::default(),
     })
 }
@@ -130,7 +218,7 @@ mod tests {
     use super::*;
 
     fn req(method: Method, path: &str, auth: Option<&str>, body: &str) -> Request {
-        let mut headers = Vec::new();
+        let mut headers = vec![("kbn-xsrf".to_owned(), b"true".to_vec())];
         if let Some(a) = auth {
             headers.push(("authorization".to_owned(), a.as_bytes().to_vec()));
         }
@@ -161,7 +249,23 @@ mod tests {
         );
         assert_eq!(
             route(&Method::Put, "/api/fleet/agent_policies/p"),
-            Some(Route::PutPolicy("p".into()))
+            Some(Route::UpdatePolicy("p".into()))
+        );
+        assert_eq!(
+            route(&Method::Put, "/api/fleet/fleet_edge/policies/p"),
+            Some(Route::UploadPolicy("p".into()))
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/fleet/agents/tags"),
+            Some(Route::AgentTags)
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agents/bulk_unenroll"),
+            Some(Route::Bulk(Bulk::Unenroll))
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/fleet/agent_policies/delete"),
+            Some(Route::DeletePolicy)
         );
         assert_eq!(
             route(&Method::Post, "/api/fleet/agents/a1/migrate"),
@@ -227,5 +331,28 @@ mod tests {
         .unwrap();
         assert_eq!(ok.route, Route::CreateToken);
         assert_eq!(ok.body["policy_id"], "p");
+    }
+
+    #[test]
+    fn writes_need_kbn_xsrf_as_in_kibana() {
+        let mut write = req(
+            Method::Post,
+            "/api/fleet/agents/a/unenroll",
+            Some("Bearer t0k"),
+            "{}",
+        );
+        assert!(handle(&write, "t0k").is_ok());
+        write.headers.retain(|(n, _)| n != "kbn-xsrf");
+        let refused = handle(&write, "t0k").unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert!(
+            matches!(&refused.body, crate::http::Body::Bytes(b) if String::from_utf8_lossy(b).contains("kbn-xsrf")),
+            "{refused:?}"
+        );
+        let mut read = req(Method::Get, "/api/fleet/agents", Some("Bearer t0k"), "");
+        read.headers.retain(|(n, _)| n != "kbn-xsrf");
+        read.query = Some("perPage=5".into());
+        let ok = handle(&read, "t0k").unwrap();
+        assert_eq!(ok.params.get("perPage"), Some("5"));
     }
 }

@@ -1,26 +1,23 @@
 //! One client connection: socket, transport (plain or TLS), read buffer, HTTP decoder, pending
 //! output and the timer it is waiting on. `drive` runs the connection as far as it can without
-//! blocking: flush output, decode buffered bytes, answer requests, read more, and graceful close
-//! (close_notify, half-close, then discard input until the peer closes or the linger timer fires,
-//! so a response is never lost to a TCP reset).
+//! blocking: flush output, decode buffered bytes (yielding each request to the caller, which
+//! hands it to the engine), read more, and graceful close (close_notify, half-close, then
+//! discard input until the peer closes or the linger timer fires, so a response is never lost
+//! to a TCP reset). What a request means is not decided here: the connection only remembers how
+//! its answer must be written ([`Awaiting`]).
 
 use std::io;
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
-use std::sync::Arc;
-use std::time::Instant;
-
 mod websocket;
 
 use super::pool::BufPool;
 use super::transport::{ReadOutcome, Transport};
-use crate::api::{self, Decision, Pending};
-use crate::backend::workers::Job;
+use crate::api;
+use crate::backend::ApiKey;
 use crate::core::deadlines::Ticket;
-use crate::core::policy::PreparedPolicy;
-use crate::core::{Health, RequestIds};
 use crate::http::{
     encode_response, Decoder, EncodeOptions, HttpDate, Limits, Method, Request, Response,
     CONTINUE_RESPONSE,
@@ -44,77 +41,47 @@ pub enum TimerKind {
     WriteStall,
     /// After our half-close, waiting for the peer to close.
     Linger,
-    /// A parked checkin: answered with no actions when it fires.
-    LongPoll,
 }
 
 /// Pipelined bytes a connection may buffer while its request is in flight; more waits in the
 /// socket (backpressure).
 const MAX_BUFFERED_WHILE_BUSY: usize = 64 * 1024;
 
-/// A request handed to the backend (or parked), waiting for its answer.
-#[derive(Debug)]
-pub struct Inflight {
-    /// What the response must carry.
-    pub pending: Pending,
-    /// Whether the request allowed keep-alive.
-    pub keep_alive: bool,
+/// How the answer to the request being decided elsewhere must be written.
+#[derive(Clone, Copy, Debug)]
+pub struct Awaiting {
+    /// Whether the request allowed keep-alive (and the connection may keep it).
+    keep_alive: bool,
     /// Whether the client accepts gzip.
-    pub accepts_gzip: bool,
-    /// When the request was decoded (long-poll setup time counts from here).
-    pub started: Instant,
-    /// Checkin progress, for checkins.
-    pub checkin: Option<CheckinWait>,
+    accepts_gzip: bool,
+    /// A HEAD request: the answer has no body.
+    head: bool,
 }
 
-/// Where a checkin is after its store part.
-#[derive(Debug, Clone)]
-pub struct CheckinWait {
-    /// The agent.
-    pub agent_id: String,
-    /// Parked until this instant (`None`: a job is running).
-    pub parked_until: Option<Instant>,
-    /// The revision being delivered while its output keys are made.
-    pub policy: Option<Arc<PreparedPolicy>>,
-}
-
-/// Whether the connection stays in the slab after `drive`.
-#[derive(Debug, PartialEq, Eq)]
+/// What `drive` stopped for.
+#[derive(Debug)]
 pub enum Step {
     /// Keep it; wait for readiness or a timer.
     Open,
     /// Remove it from the slab and drop the socket.
     Close,
+    /// A request was decoded: the caller decides it and drives the connection again (nothing
+    /// more is decoded until it is answered).
+    Request(Request),
+    /// A WebSocket message arrived (with the token the upgrade checked): the same.
+    Message(ApiKey, Vec<u8>),
 }
 
 /// What `drive` needs from the server besides the connection itself.
 pub struct DriveCtx<'a> {
-    /// Health for `/api/status`.
-    pub health: Health,
-    /// Request-id source.
-    pub request_ids: &'a mut RequestIds,
     /// Buffer pool for read and write buffers.
     pub pool: &'a mut BufPool,
     /// Scratch space for socket reads.
     pub scratch: &'a mut [u8],
     /// True once shutdown has begun: responses carry `Connection: close`.
     pub draining: bool,
-    /// Whether a store is attached.
-    pub has_store: bool,
-    /// PBKDF2 iterations for replace tokens.
-    pub pbkdf2_iterations: u32,
-    /// The Fleet Server version this server claims.
-    pub server_version: crate::server_version::ServerVersion,
-    /// When the loop last read the clock.
-    pub now: Instant,
     /// The `Date` header for responses written now (the loop's per-second cache).
     pub date: HttpDate,
-    /// Jobs the connection asks the server to submit.
-    pub jobs: &'a mut Vec<Job>,
-    /// Per-route limiters.
-    pub limits: &'a mut crate::core::limits::RouteLimits,
-    /// The management API's bearer token (when it is enabled).
-    pub admin_token: Option<&'a str>,
 }
 
 /// How one response is written on this connection.
@@ -146,8 +113,8 @@ pub struct Conn {
     over_capacity: bool,
     /// Set by writes that moved bytes; the server re-arms the write-stall timer on it.
     pub wrote: bool,
-    /// The request being answered by the backend or parked, if any.
-    pub inflight: Option<Inflight>,
+    /// The request the engine is deciding, if any.
+    pub awaiting: Option<Awaiting>,
     /// Accepted on the management listener: routed to the management API.
     pub management: bool,
     /// Accepted on a reserved descriptor while the process is out of them: `GET /api/status` is
@@ -183,11 +150,16 @@ impl Conn {
             over_capacity,
             wrote: false,
             timer: None,
-            inflight: None,
+            awaiting: None,
             management: false,
             reserve: false,
             ws: None,
         }
+    }
+
+    /// Accepted above `max_connections` (its requests are answered 429).
+    pub fn over_capacity(&self) -> bool {
+        self.over_capacity
     }
 
     fn output_pending(&self) -> bool {
@@ -196,7 +168,7 @@ impl Conn {
 
     /// True between requests: nothing buffered, nothing to send, handshake done.
     pub fn is_idle(&self) -> bool {
-        self.inflight.is_none()
+        self.awaiting.is_none()
             && !self.transport.is_handshaking()
             && !self.output_pending()
             && self.rbuf.is_empty()
@@ -212,12 +184,9 @@ impl Conn {
             Some(TimerKind::Handshake)
         } else if self.output_pending() {
             Some(TimerKind::WriteStall)
-        } else if let Some(inflight) = &self.inflight {
-            let parked = inflight
-                .checkin
-                .as_ref()
-                .is_some_and(|c| c.parked_until.is_some());
-            parked.then_some(TimerKind::LongPoll)
+        } else if self.awaiting.is_some() {
+            // The engine keeps the deadline of a parked checkin; a job has the backend's.
+            None
         } else if self.ws.is_some() {
             // A parked collector waits without a timer; a frame that stalls halfway does not.
             (!self.rbuf.is_empty()).then_some(TimerKind::Body)
@@ -233,7 +202,7 @@ impl Conn {
     /// Starts shutdown for this connection: an idle one closes now; a busy one stays until its
     /// current request is answered (every response during the drain says `Connection: close`).
     pub fn begin_drain(&self) -> Step {
-        if self.inflight.is_none() && (self.is_idle() || self.transport.is_handshaking()) {
+        if self.awaiting.is_none() && (self.is_idle() || self.transport.is_handshaking()) {
             Step::Close
         } else {
             Step::Open
@@ -266,17 +235,25 @@ impl Conn {
                 return self.discard_input(ctx.scratch, ctx.pool);
             }
             if self.ws.is_some() {
-                if self.inflight.is_none() && self.websocket_step(ctx) {
-                    continue;
+                if self.awaiting.is_none() {
+                    match self.websocket_step(ctx) {
+                        websocket::WsStep::Message(key, body) => return Step::Message(key, body),
+                        websocket::WsStep::Progress => continue,
+                        websocket::WsStep::NeedMore => {}
+                    }
                 }
-            } else if !self.transport.is_handshaking() && self.inflight.is_none() {
+            } else if !self.transport.is_handshaking() && self.awaiting.is_none() {
                 let decoded = self.decoder.decode(&mut self.rbuf, &|m: &Method, p: &str| {
                     api::body_limits(m, p)
                 });
                 match decoded {
                     Ok(Some(req)) => {
-                        self.respond(&req, ctx);
-                        continue;
+                        self.awaiting = Some(Awaiting {
+                            keep_alive: req.keep_alive && !ctx.draining && !self.over_capacity,
+                            accepts_gzip: req.accepts_gzip(),
+                            head: req.method == Method::Head,
+                        });
+                        return Step::Request(req);
                     }
                     Ok(None) => {
                         if self.decoder.take_expect_continue() {
@@ -312,7 +289,7 @@ impl Conn {
                 self.release_idle_read_buffer(ctx.pool);
                 return Step::Open;
             }
-            if self.inflight.is_some() && self.rbuf.len() >= MAX_BUFFERED_WHILE_BUSY {
+            if self.awaiting.is_some() && self.rbuf.len() >= MAX_BUFFERED_WHILE_BUSY {
                 return Step::Open;
             }
             if self.rbuf.capacity() == 0 {
@@ -343,91 +320,32 @@ impl Conn {
         }
     }
 
-    fn respond(&mut self, req: &Request, ctx: &mut DriveCtx<'_>) {
-        let keep_alive = req.keep_alive && !ctx.draining && !self.over_capacity;
-        let head = req.method == Method::Head;
-        let decision = if self.management {
-            let request_id = ctx.request_ids.next_id();
-            match crate::mgmt::handle(req, ctx.admin_token.unwrap_or("")) {
-                Err(response) => {
-                    Decision::Respond(response.with_header("X-Request-Id", request_id))
-                }
-                Ok(admin_request) => Decision::Job(
-                    Job::Admin(admin_request),
-                    Pending {
-                        kind: api::PendingKind::Admin,
-                        request_id,
-                        api_version: api::version::DEFAULT,
-                        limited: None,
-                        server_version: ctx.server_version,
-                        refused_agent_version: None,
-                    },
-                ),
-            }
-        } else if self.over_capacity && !(self.reserve && req.path == "/api/status") {
-            Decision::Respond(api::capacity_exceeded(Some(req), ctx.request_ids))
-        } else {
-            api::handle(
-                req,
-                &mut api::Context {
-                    health: ctx.health,
-                    request_ids: ctx.request_ids,
-                    has_store: ctx.has_store,
-                    pbkdf2_iterations: ctx.pbkdf2_iterations,
-                    server_version: ctx.server_version,
-                    limits: ctx.limits,
-                    now: ctx.now,
-                },
-            )
-        };
-        match decision {
-            Decision::Respond(response) => {
-                log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
-                let opts = ResponseOptions {
-                    keep_alive,
-                    gzip: req.accepts_gzip(),
-                    head,
-                    date: ctx.date,
-                };
-                self.queue(&response, opts, ctx.pool);
-            }
-            Decision::Job(job, pending) => {
-                self.inflight = Some(Inflight {
-                    pending,
-                    keep_alive,
-                    accepts_gzip: req.accepts_gzip(),
-                    started: ctx.now,
-                    checkin: None,
-                });
-                ctx.jobs.push(job);
-            }
+    /// The awaited request went to a job: its answer is written in full even for a HEAD
+    /// request (only immediate answers drop the body of a HEAD).
+    pub fn answer_later(&mut self) {
+        if let Some(awaiting) = self.awaiting.as_mut() {
+            awaiting.head = false;
         }
     }
 
-    /// Answers the in-flight request with `response` (already decorated); returns the limiter
-    /// the request held, for the caller to release.
+    /// Writes `response` (headers complete) as the answer to the awaited request.
     pub fn complete(
         &mut self,
         response: &Response,
         draining: bool,
         date: HttpDate,
         pool: &mut BufPool,
-    ) -> Option<crate::core::limits::LimitedRoute> {
-        let inflight = self.inflight.take()?;
-        log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
+    ) {
+        let Some(awaiting) = self.awaiting.take() else {
+            return;
+        };
         let opts = ResponseOptions {
-            keep_alive: inflight.keep_alive && !draining,
-            gzip: inflight.accepts_gzip,
-            head: false,
+            keep_alive: awaiting.keep_alive && !draining,
+            gzip: awaiting.accepts_gzip,
+            head: awaiting.head,
             date,
         };
         self.queue(response, opts, pool);
-        inflight.pending.limited
-    }
-
-    /// The parked deadline, if parked.
-    pub fn parked_until(&self) -> Option<Instant> {
-        self.inflight.as_ref()?.checkin.as_ref()?.parked_until
     }
 
     fn queue(&mut self, response: &Response, opts: ResponseOptions, pool: &mut BufPool) {

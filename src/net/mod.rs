@@ -1,8 +1,9 @@
 //! The thin I/O shell: the only module that touches sockets, TLS sessions and signals.
 //!
 //! * `listen`: certificate resolution (given / self-signed / none) and binding.
-//! * `server`: the mio event loop, connection slab, deadline firing, accept gate, drain.
-//! * `conn`: one connection's state machine (TLS, decode, respond, graceful close).
+//! * `server`: the mio event loop, connection slab, I/O deadlines, accept gate, drain; it feeds
+//!   `core::fleet::Fleet` and carries out its outputs.
+//! * `conn`: one connection's state machine (TLS, decode, write the answer, graceful close).
 //! * `transport`: plain TCP or rustls under a connection.
 //! * `pool`: reusable read/write buffers.
 //! * `reload`: what SIGHUP reads again (certificates, admin token, log level).
@@ -108,6 +109,7 @@ pub fn settings(config: &Config) -> Settings {
         pbkdf2_iterations: DEFAULT_ITERATIONS,
         server_version: config.server_version,
         backend: BackendSettings {
+            workers: backend_workers(config),
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
@@ -119,6 +121,18 @@ pub fn settings(config: &Config) -> Settings {
             ..BackendSettings::default()
         },
         limits_table,
+    }
+}
+
+/// Backend worker threads: `--backend-workers`, else by store kind (the thread budget of
+/// `lib.rs`): an Elasticsearch request can block for a network round trip or a long retry, so
+/// four overlap; the embedded store answers from local disk in microseconds to milliseconds, so
+/// one is enough.
+pub fn backend_workers(config: &Config) -> usize {
+    match (config.server.backend_workers, &config.es) {
+        (Some(n), _) => n,
+        (None, Some(_)) => 4,
+        (None, None) => 1,
     }
 }
 
@@ -185,6 +199,7 @@ pub fn bind(
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
 ) -> Result<(Server, Listening), StartupError> {
     let (listener, listening) = listen::prepare(config)?;
+    let monitored_admin = admin.clone();
     let management = match admin {
         None => None,
         Some(admin) => Some(management(
@@ -211,6 +226,9 @@ pub fn bind(
     )
     .map_err(StartupError::Poll)?;
     server.on_reload(reloader);
+    if config.server.http_enabled {
+        monitoring(config, &server, monitored_admin)?;
+    }
     match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",
@@ -220,6 +238,34 @@ pub fn bind(
         None => log::info!("route limits: Fleet Server's code defaults"),
     }
     Ok((server, listening))
+}
+
+/// Binds the monitoring endpoint (`--http-enabled`) and serves it on its own thread
+/// (`mgmt::monitor`).
+fn monitoring(
+    config: &Config,
+    server: &Server,
+    admin: Option<Arc<dyn crate::mgmt::Admin>>,
+) -> Result<(), StartupError> {
+    let addr = listen::resolve(&config.server.http_host, config.server.http_port)?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(StartupError::Poll)?;
+    let store_dir = admin.as_ref().map(|_| config.data_dir.join("store"));
+    crate::mgmt::monitor::spawn(
+        listener,
+        crate::mgmt::monitor::Sources {
+            stats: server.stats(),
+            admin,
+            store_dir,
+            started: std::time::Instant::now(),
+        },
+    )
+    .map_err(StartupError::Poll)?;
+    log::info!("monitoring endpoint on http://{bound} (/stats, /metrics, /state)");
+    Ok(())
 }
 
 /// Binds the management listener, loads (or creates) its admin token, and records its URL in

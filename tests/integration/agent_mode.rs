@@ -196,6 +196,9 @@ fn a_new_revision_that_moves_the_port_is_applied_live_and_logged() {
     assert_eq!(agent.checkin().0.status, 200);
     // The old port is closed.
     assert!(std::net::TcpStream::connect(first).is_err());
+    // The first server's backend was joined: one set of threads, not two (src/lib.rs budget).
+    let names = crate::threads::threads(server.pid());
+    assert!(names.len() <= 7, "after the restart: {names:?}");
 }
 
 #[test]

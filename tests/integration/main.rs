@@ -25,6 +25,8 @@
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
+//!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -60,8 +62,10 @@ mod embedded;
 mod es_tls;
 mod hardening;
 mod http_wire;
+mod kibana_api;
 mod lifecycle;
 mod management;
+mod monitoring;
 mod opamp;
 mod production;
 mod protocol;
@@ -71,4 +75,5 @@ mod remote_outputs;
 mod rollout;
 mod secrets;
 mod stored_documents;
+mod threads;
 mod tls_modes;

@@ -1,169 +1,46 @@
 //! Races between a checkin and the store, made deterministic with a store whose pending-actions
 //! query takes its snapshot and then waits for the test to release it.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
+use fleet_edge::backend::hooks::{Gate, Method};
 use fleet_edge::backend::memory::MemoryStore;
-use fleet_edge::backend::{
-    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
-    StoreError,
-};
-use fleet_edge::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+use fleet_edge::model::Action;
 
 use crate::protocol::{checks, only_action, policy};
 use crate::support::agent::Agent as TestAgent;
 use crate::support::inproc::{InProc, Options};
 
-/// Delegates to a memory store; `pending_actions` blocks after reading while the gate is shut.
+/// A memory store with gates on the reads these races need held.
 struct Gated {
-    inner: MemoryStore,
-    gate: Mutex<(bool, usize)>,
-    changed: Condvar,
-    /// When shut, the change feed holds new documents back (the monitor is "slow").
-    feed_shut: Mutex<bool>,
+    inner: Arc<MemoryStore>,
+    /// A checkin's pending-actions snapshot, taken, then held.
+    pending: Arc<Gate>,
+    /// The enroll dedupe read, done, then held.
+    enroll: Arc<Gate>,
+    /// The change feed: when shut, the monitor is "slow" and holds new documents back.
+    feed: Arc<Gate>,
 }
 
-fn gated() -> Arc<Gated> {
-    Arc::new(Gated {
-        inner: MemoryStore::new(),
-        gate: Mutex::new((false, 0)),
-        changed: Condvar::new(),
-        feed_shut: Mutex::new(false),
-    })
-}
-
-impl Gated {
-    fn shut(&self) {
-        self.gate.lock().unwrap().0 = true;
-    }
-    fn open(&self) {
-        self.gate.lock().unwrap().0 = false;
-        self.changed.notify_all();
-    }
-    fn set_feed(&self, shut: bool) {
-        *self.feed_shut.lock().unwrap() = shut;
-        self.changed.notify_all();
-    }
-
-    /// Holds the calling (backend) thread while the gate is shut.
-    fn hold(&self) {
-        let mut g = self.gate.lock().unwrap();
-        g.1 += 1;
-        self.changed.notify_all();
-        while g.0 {
-            g = self.changed.wait(g).unwrap();
-        }
-        g.1 -= 1;
-    }
-
-    /// Waits until a query is held at the gate.
-    fn wait_held(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut g = self.gate.lock().unwrap();
-        while g.1 == 0 {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .expect("no query reached the gate");
-            g = self.changed.wait_timeout(g, left).unwrap().0;
-        }
+fn gated() -> Gated {
+    let inner = Arc::new(MemoryStore::new());
+    Gated {
+        pending: inner.gate(Method::PendingActions),
+        enroll: inner.gate(Method::AgentByEnrollmentId),
+        feed: inner.gate(Method::Changes),
+        inner,
     }
 }
 
-impl Store for Gated {
-    fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
-        self.inner.authenticate(key)
-    }
-    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        self.inner.create_api_key(key)
-    }
-    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.api_key_roles(id)
-    }
-    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
-        self.inner.update_api_key_roles(id, roles)
-    }
-    fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.inner.invalidate_api_keys(ids)
-    }
-    fn enrollment_key(&self, id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.inner.enrollment_key(id)
-    }
-    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.inner.policy_enrollment_key(policy_id)
-    }
-    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        self.inner.agent(id)
-    }
-    fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let found = self.inner.agent_by_enrollment_id(id);
-        self.hold();
-        found
-    }
-    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
-        self.inner.create_agent(agent)
-    }
-    fn update_agent(&self, id: &str, f: &Map<String, Value>) -> Result<(), StoreError> {
-        self.inner.update_agent(id, f)
-    }
-    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.delete_agent(id)
-    }
-    fn update_agents(
-        &self,
-        u: &[(String, CheckinWrite)],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        self.inner.update_agents(u)
-    }
-    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
-        self.inner.policy_acked(id, ack)
-    }
-    fn pending_actions(
-        &self,
-        agent: &str,
-        after: i64,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<Action>, StoreError> {
-        let snapshot = self.inner.pending_actions(agent, after, now, limit);
-        self.hold();
-        snapshot
-    }
-    fn action(&self, id: &str) -> Result<Option<Action>, StoreError> {
-        self.inner.action(id)
-    }
-    fn action_seq_no(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        self.inner.action_seq_no(id)
-    }
-    fn create_action_result(&self, r: &ActionResult) -> Result<Created, StoreError> {
-        self.inner.create_action_result(r)
-    }
-    fn write_output_health(&self, doc: &fleet_edge::model::OutputHealth) -> Result<(), StoreError> {
-        self.inner.write_output_health(doc)
-    }
-    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.inner.secret(id)
-    }
-    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
-        self.inner.latest_policies()
-    }
-    fn changes(
-        &self,
-        since: Cursor,
-        now: SystemTime,
-        wait: Duration,
-    ) -> Result<Changes, StoreError> {
-        let changes = self.inner.changes(since, now, wait)?;
-        if !changes.actions.is_empty() {
-            let mut shut = self.feed_shut.lock().unwrap();
-            while *shut {
-                shut = self.changed.wait(shut).unwrap();
-            }
-        }
-        Ok(changes)
-    }
+/// Waits until a call is held at `gate`.
+fn wait_held(gate: &Gate) {
+    assert!(
+        gate.wait_held(Duration::from_secs(20)),
+        "no query reached the gate"
+    );
 }
 
 #[test]
@@ -175,7 +52,7 @@ fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_n
         .unwrap();
     let token = store.inner.add_enrollment_key("edge-policy").unwrap();
     let server = InProc::start(
-        store.clone(),
+        store.inner.clone(),
         Options {
             long_poll: "60s",
             ..Options::default()
@@ -185,11 +62,11 @@ fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_n
     let (_, body) = agent.checkin();
     agent.apply_policy(only_action(&body));
 
-    store.shut();
+    store.pending.shut();
     let id = agent.id.clone();
     let started = Instant::now();
     let checkin = std::thread::spawn(move || agent.checkin().1);
-    store.wait_held();
+    wait_held(&store.pending);
     // The snapshot is taken; the action lands before the checkin could park.
     store
         .inner
@@ -215,7 +92,7 @@ fn an_action_written_while_a_checkin_reads_pending_actions_is_not_left_for_the_n
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    store.open();
+    store.pending.open();
     let body = checkin.join().unwrap();
     assert_eq!(only_action(&body)["id"], "late", "{body}");
     // Well under the test client's 20 s read timeout: a first answer, not a retry's.
@@ -238,7 +115,7 @@ fn a_concurrent_enroll_with_the_same_enrollment_id_is_429_enroll_duplicate() {
         .add_enrollment_key("edge-policy")
         .unwrap()
         .encoded();
-    let server = InProc::start(store.clone(), Options::default());
+    let server = InProc::start(store.inner.clone(), Options::default());
     let mut body = crate::support::agent::enroll_body(&[]);
     body["enrollment_id"] = json!("enr-42");
     let raw = crate::support::agent::raw_request(
@@ -249,18 +126,18 @@ fn a_concurrent_enroll_with_the_same_enrollment_id_is_429_enroll_duplicate() {
         false,
         "Elastic Agent v9.2.1",
     );
-    store.shut();
+    store.enroll.shut();
     let (addr, tls, first_raw) = (server.addr, server.tls(), raw.clone());
     let first =
         std::thread::spawn(move || crate::support::agent::once(addr, tls, &first_raw).status);
-    store.wait_held();
+    wait_held(&store.enroll);
     let second = crate::support::agent::once(server.addr, server.tls(), &raw);
     assert_eq!(second.status, 429);
     assert_eq!(
         crate::support::agent::body_json(&second)["error"],
         "EnrollDuplicate"
     );
-    store.open();
+    store.enroll.open();
     assert_eq!(first.join().unwrap(), 200, "the first enroll completes");
     let again = crate::support::agent::once(server.addr, server.tls(), &raw);
     assert_eq!(again.status, 200, "not a duplicate once the first finished");
@@ -275,7 +152,7 @@ fn a_late_live_copy_of_an_action_already_delivered_is_not_delivered_again() {
         .unwrap();
     let token = store.inner.add_enrollment_key("edge-policy").unwrap();
     let server = InProc::start(
-        store.clone(),
+        store.inner.clone(),
         Options {
             long_poll: "1s",
             ..Options::default()
@@ -286,7 +163,7 @@ fn a_late_live_copy_of_an_action_already_delivered_is_not_delivered_again() {
     agent.apply_policy(only_action(&body));
 
     // The monitor is slow: the action reaches the agent through its pending query first.
-    store.set_feed(true);
+    store.feed.shut();
     let action = store
         .inner
         .add_action(Action {
@@ -302,10 +179,10 @@ fn a_late_live_copy_of_an_action_already_delivered_is_not_delivered_again() {
     assert_eq!(agent.ack_token, action.doc_id);
 
     // The live copy arrives while the next checkin is reading its pending actions.
-    store.shut();
+    store.pending.shut();
     let checkin = std::thread::spawn(move || agent.checkin().1);
-    store.wait_held();
-    store.set_feed(false);
+    wait_held(&store.pending);
+    store.feed.open();
     let deadline = Instant::now() + Duration::from_secs(20);
     while server
         .stats
@@ -319,7 +196,7 @@ fn a_late_live_copy_of_an_action_already_delivered_is_not_delivered_again() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    store.open();
+    store.pending.open();
     let body = checkin.join().unwrap();
     assert!(body.get("actions").is_none(), "delivered twice: {body}");
 }

@@ -9,7 +9,8 @@
 //! caller's cursor, and otherwise sleeps on a condition variable until a follower reports an
 //! advance or the deadline passes, so it returns as soon as either index moves, without polling.
 //! The followers' checkpoint of `.fleet-actions` is also the bound of the pending-actions query
-//! (§3.4), as in Fleet Server. Missing index: checkpoint -1, not an error.
+//! (§3.4), as in Fleet Server. Missing index: checkpoint -1, not an error. A running server does
+//! not call `changes`: the followers deliver to it themselves (`follow.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,11 +20,13 @@ use serde_json::Value;
 
 use super::bodies::{checkpoints_poll, q_monitor, ACTIONS, FETCH_SIZE, POLICIES};
 use super::client::{failure_error, status_error, Client, Method, Req};
+use super::follow::DeliveryLock;
 use crate::backend::{Changes, Cursor, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, PolicyDoc};
 
-const INDICES: [&str; 2] = [POLICIES, ACTIONS];
+/// The followed indices, in follower order.
+pub(super) const INDICES: [&str; 2] = [POLICIES, ACTIONS];
 
 #[derive(Debug, Default)]
 struct State {
@@ -42,6 +45,8 @@ pub struct Feed {
     state: Mutex<State>,
     cv: Condvar,
     running: AtomicUsize,
+    /// The sink the followers deliver to (`follow.rs`).
+    delivery: DeliveryLock,
 }
 
 enum Poll {
@@ -58,7 +63,13 @@ impl Feed {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             running: AtomicUsize::new(0),
+            delivery: DeliveryLock::default(),
         })
+    }
+
+    /// The sink the followers deliver to.
+    pub(super) fn delivery(&self) -> &DeliveryLock {
+        &self.delivery
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -67,6 +78,7 @@ impl Feed {
 
     /// Stops the followers (each exits when its current long poll returns).
     pub fn stop(&self) {
+        self.detach();
         self.lock().stop = true;
         self.cv.notify_all();
     }
@@ -81,7 +93,7 @@ impl Feed {
         self.lock().known[1]
     }
 
-    fn ensure_started(self: &Arc<Self>) {
+    pub(super) fn ensure_started(self: &Arc<Self>) {
         let mut st = self.lock();
         if st.started || st.stop {
             return;
@@ -169,9 +181,18 @@ impl Feed {
                         self.cv.notify_all();
                     }
                     seen = Some(cp);
+                    if !self.deliver(i, cp) {
+                        // Read the checkpoint again (no long poll) and retry after a pause.
+                        seen = None;
+                        if self.pause(backoff) {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
                 }
-                Ok(Poll::TimedOut) => {}
+                Ok(Poll::TimedOut) => self.report(i, true),
                 Ok(Poll::IndexMissing) => {
+                    self.report(i, true);
                     // `wait_for_index` already waited; do not spin if it answered at once.
                     if self.pause(Duration::from_secs(1)) {
                         return;
@@ -180,6 +201,7 @@ impl Feed {
                 Err(e) => {
                     log::debug!("{} follower: {e}", INDICES[i]);
                     self.lock().known[i] = None;
+                    self.report(i, false);
                     seen = None;
                     if self.pause(backoff) {
                         return;
@@ -255,7 +277,7 @@ impl Feed {
         Ok(changes)
     }
 
-    fn fetch(
+    pub(super) fn fetch(
         &self,
         index: &str,
         after: i64,

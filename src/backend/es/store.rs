@@ -540,6 +540,19 @@ impl Store for EsStore {
     ) -> Result<Changes, StoreError> {
         self.feed.changes(since, now, wait)
     }
+
+    fn follow(&self, sink: std::sync::Arc<dyn crate::backend::relay::FeedSink>) -> bool {
+        self.feed.attach(sink);
+        true
+    }
+
+    fn unfollow(&self) {
+        self.feed.detach();
+    }
+
+    fn catch_up(&self) {
+        self.feed.catch_up();
+    }
 }
 
 fn update_result(item: &Item) -> Result<(), StoreError> {

@@ -27,6 +27,7 @@
 //! calling thread in their own read transaction and see every acknowledged write.
 
 mod admin;
+mod admin_more;
 mod committer;
 mod dir;
 mod error;

@@ -149,6 +149,11 @@ pub fn ack(
         if let Err(e) = deactivate(store, remotes, &agent, now) {
             return Err(store_error(e));
         }
+        log::info!(
+            "audit: event.action=agent-unenroll event.outcome=success fleet.agent.id={} fleet.policy.id={} (the agent acknowledged its UNENROLL or MIGRATE)",
+            agent.id,
+            agent.policy_id
+        );
     }
 
     let status = items.iter().map(|(s, _)| *s).max().unwrap_or(200);

@@ -217,6 +217,16 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
         return Err(store_error(e));
     }
 
+    log::info!(
+        "audit: event.action=agent-enroll event.outcome=success fleet.agent.id={agent_id} fleet.policy.id={} host.name={} agent.version={version}{}",
+        record.policy_id,
+        local_metadata
+            .as_ref()
+            .and_then(|m| m.pointer("/host/hostname"))
+            .and_then(Value::as_str)
+            .unwrap_or("-"),
+        if replaced.is_some() { " (replaced)" } else { "" }
+    );
     let (enrolled_at, agent_type, policy_id, user_provided) = match &replaced {
         Some(old) => (
             old.enrolled_at.clone(),

@@ -75,6 +75,8 @@ fn defaults_when_nothing_is_given() {
     assert_eq!(c.server.client_auth, ClientAuth::None);
     assert!(c.server.client_cas.is_empty());
     assert_eq!(c.server.max_connections, 10_000);
+    assert_eq!(c.server.backend_workers, None);
+    assert_eq!(crate::net::backend_workers(&c), 1, "embedded: one worker");
     assert_eq!(c.server.max_header_bytes, 8192);
     assert_eq!(
         c.server.timeouts,
@@ -290,6 +292,11 @@ fn elasticsearch_settings_are_parsed() {
             "fleet-server-policy",
         ],
         &[],
+    );
+    assert_eq!(
+        crate::net::backend_workers(&c),
+        4,
+        "Elasticsearch: four workers"
     );
     let es = c.es.unwrap();
     assert_eq!(
@@ -707,11 +714,13 @@ fn runtime_settings_parse() {
             "--log-format",
             "json",
             "--max-connections=5",
+            "--backend-workers=2",
             "--data-dir",
             "/var/lib/fe",
         ],
         &[],
     );
+    assert_eq!(crate::net::backend_workers(&c), 2);
     assert_eq!(c.log_level, log::LevelFilter::Warn);
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.server.max_connections, 5);

@@ -311,6 +311,11 @@ fn bad_scalar_values_are_reported() {
             "--max-connections: \"0\" is not a whole number from 1 to 1000000.",
         ),
         (
+            vec!["--backend-workers=0"],
+            vec![],
+            "--backend-workers: \"0\" is not a whole number from 1 to 64.",
+        ),
+        (
             vec!["--max-header-bytes=100"],
             vec![],
             "--max-header-bytes: \"100\" is not a whole number from 1024 to 1048576.",

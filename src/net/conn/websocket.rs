@@ -1,13 +1,11 @@
 //! The WebSocket half of a connection (OpAMP collectors): after the upgrade the connection reads
-//! frames instead of HTTP requests, hands each binary message to the backend as one OpAMP job
-//! (one at a time, like opamp-go's read loop), answers pings, and writes `ServerToAgent` replies
+//! frames instead of HTTP requests, hands each binary message to the engine (one at a time, like
+//! opamp-go's read loop), answers pings, and writes `ServerToAgent` replies
 //! as binary frames. A protocol error or an oversized message is answered with its close code and
 //! the connection ends; a parked collector costs a connection and this small session.
 
-use super::{Conn, DriveCtx, Inflight};
-use crate::api::{self, Pending, PendingKind};
-use crate::backend::ops::opamp::OpAmpInput;
-use crate::backend::workers::Job;
+use super::{Awaiting, Conn, DriveCtx};
+use crate::api;
 use crate::backend::ApiKey;
 use crate::http::websocket::{
     close_code, encode_close, encode_frame, opcode, switching_protocols, FrameDecoder, WsEvent,
@@ -25,10 +23,20 @@ pub(super) struct WsSession {
     sent_custom_capabilities: bool,
 }
 
+/// What one step of frame decoding did.
+pub(super) enum WsStep {
+    /// More bytes are needed.
+    NeedMore,
+    /// A frame was handled here (ping, close, an error's close); step again.
+    Progress,
+    /// A binary message for the engine, with the token the upgrade checked.
+    Message(ApiKey, Vec<u8>),
+}
+
 impl Conn {
     /// Completes an accepted upgrade: the `101` answer, then WebSocket framing from here on.
     pub fn upgrade_websocket(&mut self, accept: &str, key: ApiKey, pool: &mut BufPool) {
-        self.inflight = None;
+        self.awaiting = None;
         self.queue_raw(&switching_protocols(accept), pool);
         self.ws = Some(Box::new(WsSession {
             decoder: FrameDecoder::new(api::opamp::MAX_MESSAGE),
@@ -39,7 +47,7 @@ impl Conn {
 
     /// Finishes the message in flight: sends `reply` (none for a message that was dropped).
     pub fn websocket_reply(&mut self, reply: Option<ServerToAgent>, pool: &mut BufPool) {
-        self.inflight = None;
+        self.awaiting = None;
         let (Some(mut reply), Some(ws)) = (reply, self.ws.as_mut()) else {
             return;
         };
@@ -52,46 +60,29 @@ impl Conn {
         self.queue_raw(&frame, pool);
     }
 
-    /// Decodes the next frame event from the read buffer and acts on it. True when something
-    /// happened (the caller loops), false when more bytes are needed.
-    pub(super) fn websocket_step(&mut self, ctx: &mut DriveCtx<'_>) -> bool {
+    /// Decodes the next frame event from the read buffer and acts on it.
+    pub(super) fn websocket_step(&mut self, ctx: &mut DriveCtx<'_>) -> WsStep {
         let Some(ws) = self.ws.as_mut() else {
-            return false;
+            return WsStep::NeedMore;
         };
         let event = match ws.decoder.decode(&mut self.rbuf) {
             Ok(Some(event)) => event,
-            Ok(None) => return false,
+            Ok(None) => return WsStep::NeedMore,
             Err(err) => {
                 log::debug!("closing OpAMP WebSocket: {err}");
                 self.rbuf.clear();
                 self.close_websocket(err.close_code(), ctx.pool);
-                return true;
+                return WsStep::Progress;
             }
         };
         match event {
             WsEvent::Binary(body) => {
-                let key = ws.key.clone();
-                self.inflight = Some(Inflight {
-                    pending: Pending {
-                        kind: PendingKind::OpAmpMessage,
-                        request_id: String::new(),
-                        api_version: api::version::DEFAULT,
-                        limited: None,
-                        server_version: ctx.server_version,
-                        refused_agent_version: None,
-                    },
+                self.awaiting = Some(Awaiting {
                     keep_alive: true,
                     accepts_gzip: false,
-                    started: ctx.now,
-                    checkin: None,
+                    head: false,
                 });
-                ctx.jobs.push(Job::OpAmp(OpAmpInput {
-                    key,
-                    authenticate: false,
-                    body,
-                    websocket: true,
-                    remote_configs: Vec::new(),
-                }));
+                return WsStep::Message(ws.key.clone(), body);
             }
             // opamp-go logs a non-binary message and reads on.
             WsEvent::Text(_) | WsEvent::Pong => {}
@@ -105,7 +96,7 @@ impl Conn {
                 self.close_websocket(close_code::NORMAL, ctx.pool);
             }
         }
-        true
+        WsStep::Progress
     }
 
     fn close_websocket(&mut self, code: u16, pool: &mut BufPool) {

@@ -13,37 +13,94 @@ use rustls::server::UnbufferedServerConnection;
 use super::{reserve, Server, TimerKey, MAX_MANAGEMENT_CONNECTIONS};
 use crate::net::conn::Conn;
 use crate::net::transport::Transport;
+use rustls::ServerConfig;
+
+/// The listeners and the state of accepting on them.
+pub(super) struct Gate {
+    /// The agent listener (`None` once draining).
+    pub(super) listener: Option<TcpListener>,
+    /// The management listener, if enabled (`None` once draining).
+    pub(super) management: Option<TcpListener>,
+    /// TLS of agent connections (replaced on SIGHUP).
+    pub(super) tls: Option<Arc<ServerConfig>>,
+    /// TLS of management connections off loopback.
+    management_tls: Option<Arc<ServerConfig>>,
+    /// The agent listener may have connections waiting.
+    pub(super) ready: bool,
+    /// The management listener may have connections waiting.
+    pub(super) management_ready: bool,
+    /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
+    pub(super) paused: bool,
+    /// Descriptors held back for `/api/status` and the management API when the rest run out.
+    pub(super) reserve: reserve::Reserve,
+    /// The over-capacity warning was logged for the current episode.
+    warned: bool,
+    next_generation: u64,
+}
+
+impl Gate {
+    /// Accepting on `listener` (and `management`, when enabled).
+    pub(super) fn new(
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        management: Option<TcpListener>,
+        management_tls: Option<Arc<ServerConfig>>,
+    ) -> Self {
+        Self {
+            listener: Some(listener),
+            management,
+            tls,
+            management_tls,
+            ready: true,
+            management_ready: true,
+            paused: false,
+            reserve: reserve::Reserve::open(),
+            warned: false,
+            next_generation: 0,
+        }
+    }
+
+    /// Stops listening (the drain).
+    pub(super) fn close(&mut self, registry: &mio::Registry) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = registry.deregister(&mut listener);
+        }
+        if let Some(mut listener) = self.management.take() {
+            let _ = registry.deregister(&mut listener);
+        }
+    }
+}
 
 impl Server {
     pub(super) fn accept(&mut self, now: Instant) {
-        if self.accept_paused {
+        if self.gate.paused {
             return;
         }
-        while self.accept_ready && self.drain_deadline.is_none() {
+        while self.gate.ready && self.drain.deadline.is_none() {
             let live = self.conns.len();
             if live >= self.settings.max_connections + self.settings.gate_reserve {
                 // Leave further connections in the kernel backlog; retried when a slot frees.
                 return;
             }
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(listener) = self.gate.listener.as_ref() else {
                 return;
             };
             let (sock, from_reserve) = match accept_one(listener) {
                 Accepted::Socket(sock) => {
-                    self.reserve.recovered(now);
+                    self.gate.reserve.recovered(now);
                     (sock, false)
                 }
                 Accepted::Retry => continue,
                 Accepted::Drained => {
-                    self.reserve.recovered(now);
-                    self.accept_ready = false;
+                    self.gate.reserve.recovered(now);
+                    self.gate.ready = false;
                     return;
                 }
                 Accepted::Exhausted(e) => {
                     match self.accept_from_reserve(reserve::Pool::Agent, "agent", &e, now) {
                         Some(sock) => (sock, true),
                         None => {
-                            self.accept_paused = true;
+                            self.gate.paused = true;
                             return;
                         }
                     }
@@ -54,13 +111,13 @@ impl Server {
                 continue;
             }
             let over_capacity = live >= self.settings.max_connections;
-            if over_capacity && !self.gate_warned {
+            if over_capacity && !self.gate.warned {
                 log::warn!(
                     "over max_connections ({}): answering new connections with 429",
                     self.settings.max_connections
                 );
             }
-            self.gate_warned = over_capacity;
+            self.gate.warned = over_capacity;
             let Some(transport) = self.transport() else {
                 continue;
             };
@@ -70,7 +127,7 @@ impl Server {
 
     /// The transport of a new agent connection (`None`: a TLS session could not start; logged).
     fn transport(&self) -> Option<Transport> {
-        match &self.tls {
+        match &self.gate.tls {
             None => Some(Transport::Plain),
             Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                 Ok(session) => Some(Transport::tls(session)),
@@ -92,11 +149,11 @@ impl Server {
         now: Instant,
     ) -> Option<mio::net::TcpStream> {
         let listener = match pool {
-            reserve::Pool::Agent => self.listener.as_ref(),
-            reserve::Pool::Management => self.management.as_ref(),
+            reserve::Pool::Agent => self.gate.listener.as_ref(),
+            reserve::Pool::Management => self.gate.management.as_ref(),
         };
         let accepted = match listener {
-            Some(listener) if self.reserve.exhausted(pool, which, error, now) => {
+            Some(listener) if self.gate.reserve.exhausted(pool, which, error, now) => {
                 match accept_one(listener) {
                     Accepted::Socket(sock) => Some(sock),
                     _ => None,
@@ -105,9 +162,9 @@ impl Server {
             _ => None,
         };
         match &accepted {
-            Some(_) => self.reserve.accepted_from_reserve(),
+            Some(_) => self.gate.reserve.accepted_from_reserve(),
             None => {
-                self.reserve.refill();
+                self.gate.reserve.refill();
                 self.deadlines
                     .arm(TimerKey::AcceptRetry, now + ACCEPT_RETRY);
             }
@@ -139,8 +196,8 @@ impl Server {
             log::warn!("cannot register a connection: {e}");
             return;
         }
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.gate.next_generation;
+        self.gate.next_generation = generation.wrapping_add(1);
         let mut conn = Conn::new(
             generation,
             sock,
@@ -157,12 +214,12 @@ impl Server {
     /// Accepts operator connections on the management listener (plain HTTP on loopback, TLS
     /// off it).
     pub(super) fn accept_management(&mut self, now: Instant) {
-        while self.management_ready {
+        while self.gate.management_ready {
             let open = self.conns.iter().filter(|(_, c)| c.management).count();
             if open >= MAX_MANAGEMENT_CONNECTIONS {
                 return;
             }
-            let Some(listener) = self.management.as_ref() else {
+            let Some(listener) = self.gate.management.as_ref() else {
                 return;
             };
             let sock = match accept_one(listener) {
@@ -173,17 +230,17 @@ impl Server {
                     {
                         Some(sock) => sock,
                         None => {
-                            self.management_ready = false;
+                            self.gate.management_ready = false;
                             return;
                         }
                     }
                 }
                 Accepted::Drained => {
-                    self.management_ready = false;
+                    self.gate.management_ready = false;
                     return;
                 }
             };
-            let transport = match &self.management_tls {
+            let transport = match &self.gate.management_tls {
                 None => Some(Transport::Plain),
                 Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                     Ok(session) => Some(Transport::tls(session)),

@@ -1,17 +1,20 @@
-//! The event loop (DESIGN.md §3). One thread owns the listener, every connection, every timer,
-//! the policy cache and the parked long polls. Each iteration: poll with the earliest deadline as
-//! timeout; note readiness (listener → accept-ready, signals → drain, waker → backend replies and
-//! store events, connection → readable); drive the connections that had events; fire expired
-//! deadlines; accept while under the connection limits.
+//! The event loop (DESIGN.md §3). One thread owns the listeners, every connection, every I/O
+//! timer and the Fleet engine ([`Fleet`]). Each iteration: poll with the earliest deadline (the
+//! loop's or the engine's) as timeout; note readiness (listener → accept-ready, signals → drain,
+//! waker → backend replies and store events for the engine, connection → readable); drive the
+//! connections that had events, handing each decoded request to the engine; fire expired
+//! deadlines; accept while under the connection limits. After each of these steps the loop
+//! carries out the engine's outputs (`pump`): answers written on their connections, jobs
+//! submitted to the backend. What a request means, what parks and what a reply or event
+//! changes is the engine's business; this module knows sockets, TLS, framing and time.
 //!
 //! Connection gate: up to `max_connections` connections are served normally; up to
 //! `gate_reserve` more are accepted only to be answered `429` with `Retry-After` and closed; past
 //! that, new connections wait in the kernel's backlog instead of being reset.
 //!
-//! Backend replies carry the connection's `(slot, generation)`: a reply for a connection that has
-//! gone (slot reused) is dropped and counted.
+//! Connections are named by `(slot, generation)` ([`ConnKey`]): an answer or a reply for a
+//! connection that has gone (slot reused) never reaches its successor.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,24 +27,20 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod accept;
-mod admin;
-mod fleet;
-mod opamp;
+mod housekeeping;
 mod reload;
 mod reserve;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
-use crate::api::{errors, ApiError};
-use crate::backend::workers::{Backend, BackendSettings, Job};
-use crate::backend::{CheckinWrite, Store};
+use crate::backend::workers::{Backend, BackendSettings};
+use crate::backend::Store;
 use crate::core::deadlines::{Deadlines, Ticket};
-use crate::core::limits::{LimitedRoute, RouteLimits};
-use crate::core::longpoll::{empty_body, PolicyCache, PollSettings, Waiters};
-use crate::core::pacing::Pacer;
-use crate::core::policy::PreparedPolicy;
-use crate::core::{Health, HealthCell, RequestIds};
-use crate::http::{Body, DateCache, Limits, Response};
+pub use crate::core::fleet::{ConnKey, ReplyTo};
+use crate::core::fleet::{Fleet, FleetSettings, Origin, Output};
+use crate::core::longpoll::PollSettings;
+use crate::core::{Health, HealthCell};
+use crate::http::{DateCache, Limits};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -114,92 +113,70 @@ impl Settings {
             TimerKind::Body => self.body_timeout,
             TimerKind::WriteStall => self.write_stall_timeout,
             TimerKind::Linger => self.linger_timeout,
-            TimerKind::LongPoll => self.poll.long_poll,
+        }
+    }
+
+    /// What the engine needs of these settings.
+    fn fleet(&self, has_store: bool, admin_token: Option<String>, seed: u64) -> FleetSettings {
+        FleetSettings {
+            poll: self.poll,
+            checkin_flush: self.checkin_flush,
+            checkin_timestamp: self.checkin_timestamp,
+            pbkdf2_iterations: self.pbkdf2_iterations,
+            server_version: self.server_version,
+            limits_table: self.limits_table,
+            has_store,
+            admin_token,
+            seed,
         }
     }
 }
 
-/// A connection as backend replies and waiters name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnKey {
-    slot: usize,
-    generation: u64,
-}
-
-/// Where a backend reply goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplyTo {
-    /// A connection's in-flight request.
-    Conn(ConnKey),
-    /// The checkin bulk writer.
-    Writer,
-}
-
+/// The loop's own timers (the engine keeps its deadlines itself: [`Fleet::poll_timeout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Conn(ConnKey),
     Drain,
-    BulkFlush,
-    CheckinTimestamp,
     AcceptRetry,
-    Rollout,
+    /// A periodic chore (`housekeeping.rs`), by number.
+    Housekeeping(usize),
+}
+
+/// Where shutdown stands.
+#[derive(Debug, Default)]
+struct Drain {
+    /// Set when the drain began: the drain timeout.
+    deadline: Option<Instant>,
+    /// The drain timeout passed (or a second signal came): stop now.
+    expired: bool,
+    /// SIGTERM/SIGINT arrived (as opposed to a [`ShutdownHandle`] drain).
+    signalled: bool,
+}
+
+/// Buffers the connections share.
+struct Buffers {
+    pool: BufPool,
+    /// Scratch space for socket reads.
+    scratch: Box<[u8]>,
 }
 
 /// The event loop and everything it owns.
 pub struct Server {
     poll: Poll,
-    listener: Option<TcpListener>,
-    management: Option<TcpListener>,
-    admin_token: Option<String>,
-    management_tls: Option<Arc<rustls::ServerConfig>>,
-    management_ready: bool,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The listeners and the accept gate.
+    gate: accept::Gate,
     conns: Slab<Conn>,
     deadlines: Deadlines<TimerKey>,
     settings: Settings,
-    /// The loop's own view: `Stopping` while draining, `Degraded` while the store is away.
-    health: Health,
-    /// The agent-mode self-monitor's state, which the loop reports while its own view is
-    /// healthy (fleet-protocol.md §6.5: `/api/status` follows the self-monitor).
-    monitor: Option<Arc<HealthCell>>,
-    ids: RequestIds,
-    pool: BufPool,
-    scratch: Box<[u8]>,
+    /// Every Fleet decision and all Fleet state.
+    fleet: Fleet,
+    backend: Option<Backend<ReplyTo>>,
+    buffers: Buffers,
     signals: Signals,
     /// SIGHUP: reloading certificates, admin token, log level (`reload`).
     reload: reload::ReloadState,
-    backend: Option<Backend<ReplyTo>>,
-    cache: PolicyCache,
-    waiters: Waiters<ConnKey>,
-    /// New revisions still waking their parked agents, at the [`Pacer`]'s pace.
-    rollouts: Vec<Arc<PreparedPolicy>>,
-    pacer: Pacer,
-    /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
-    /// before querying; this is the equivalent): live actions for them are kept in `early`.
-    starting: HashMap<String, ConnKey>,
-    /// Enrollment ids of enrolls in flight (§2.3: a concurrent one gets 429 `EnrollDuplicate`).
-    enrolling: HashMap<String, ConnKey>,
-    /// Live actions that arrived for a starting checkin: wire actions and the ack token.
-    early: HashMap<String, (fleet::Sequenced, String)>,
-    /// Checkin state waiting for the next bulk write, latest per agent.
-    bulk: HashMap<String, CheckinWrite>,
-    bulk_inflight: bool,
-    /// Management requests showing checkin state, waiting for the in-flight checkin write.
-    admin_waiting: Vec<(ConnKey, crate::mgmt::AdminRequest)>,
-    jobs: Vec<Job>,
-    limits: RouteLimits,
-    late_replies: u64,
-    next_generation: u64,
-    accept_ready: bool,
-    /// Accepting waits for [`TimerKey::AcceptRetry`] after running out of descriptors.
-    accept_paused: bool,
-    /// Descriptors held back for `/api/status` and the management API when the rest run out.
-    reserve: reserve::Reserve,
-    gate_warned: bool,
-    drain_deadline: Option<Instant>,
-    drain_expired: bool,
-    /// SIGTERM/SIGINT arrived (as opposed to a [`ShutdownHandle`] drain).
-    signalled: bool,
+    drain: Drain,
+    chores: housekeeping::Chores,
     ready_slots: Vec<usize>,
     /// The `Date` header of responses, reformatted when the wall clock enters a new second.
     date: DateCache,
@@ -272,6 +249,7 @@ impl Server {
             }
             None => (None, None, None, None),
         };
+        let has_store = store.is_some();
         let backend = match store {
             Some(store) => {
                 let w = Arc::clone(&waker);
@@ -282,65 +260,28 @@ impl Server {
             }
             None => None,
         };
-        let table = settings.limits_table;
-        let limits_spec = move |route: LimitedRoute| match table {
-            Some(table) => table.spec(route),
-            None => route.default_spec(),
-        };
-        let limits = RouteLimits::with(limits_spec);
-        let pacer = Pacer::for_routes(
-            limits_spec(LimitedRoute::Ack),
-            limits_spec(LimitedRoute::Checkin),
+        let fleet = Fleet::new(
+            settings.fleet(has_store, admin_token, seed),
+            health,
+            Instant::now(),
         );
-        let mut deadlines = Deadlines::new();
-        if backend.is_some() {
-            deadlines.arm(TimerKey::BulkFlush, Instant::now() + settings.checkin_flush);
-            deadlines.arm(
-                TimerKey::CheckinTimestamp,
-                Instant::now() + settings.checkin_timestamp,
-            );
-        }
         Ok(Self {
             poll,
-            listener: Some(listener),
-            management,
-            admin_token,
-            management_tls,
-            management_ready: true,
-            tls,
+            gate: accept::Gate::new(listener, tls, management, management_tls),
             conns: Slab::with_capacity(1024.min(settings.max_connections + settings.gate_reserve)),
-            deadlines,
+            deadlines: Deadlines::new(),
             settings,
-            health,
-            monitor: None,
-            ids: RequestIds::new(seed),
+            fleet,
             date: DateCache::new(SystemTime::now()),
-            pool: BufPool::new(64, READ_CHUNK),
-            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            buffers: Buffers {
+                pool: BufPool::new(64, READ_CHUNK),
+                scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            },
             signals,
             reload: reload::ReloadState::default(),
             backend,
-            cache: PolicyCache::default(),
-            waiters: Waiters::default(),
-            rollouts: Vec::new(),
-            pacer,
-            starting: HashMap::new(),
-            enrolling: HashMap::new(),
-            early: HashMap::new(),
-            bulk: HashMap::new(),
-            bulk_inflight: false,
-            admin_waiting: Vec::new(),
-            jobs: Vec::new(),
-            limits,
-            late_replies: 0,
-            next_generation: 0,
-            accept_ready: true,
-            accept_paused: false,
-            reserve: reserve::Reserve::open(),
-            gate_warned: false,
-            drain_deadline: None,
-            drain_expired: false,
-            signalled: false,
+            chores: housekeeping::Chores::default(),
+            drain: Drain::default(),
             ready_slots: Vec::new(),
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
@@ -356,15 +297,7 @@ impl Server {
     /// Makes `GET /api/status` report `cell` (the self-monitor's state) whenever the loop itself
     /// is healthy.
     pub fn follow_health(&mut self, cell: Arc<HealthCell>) {
-        self.monitor = Some(cell);
-    }
-
-    /// What `GET /api/status` reports now.
-    fn current_health(&self) -> Health {
-        match (&self.monitor, self.health) {
-            (Some(cell), Health::Healthy) => cell.get(),
-            (_, own) => own,
-        }
+        self.fleet.follow_health(cell);
     }
 
     /// A handle that drains this server like SIGTERM does.
@@ -380,28 +313,10 @@ impl Server {
     pub fn run(mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         loop {
-            if self.drain_deadline.is_some() {
-                let writer_done = !self.bulk_inflight && self.bulk.is_empty();
-                if (self.conns.is_empty() && writer_done) || self.drain_expired {
-                    if !self.conns.is_empty() || !writer_done {
-                        log::warn!(
-                            "drain timeout reached: closing {} connection(s); {} agent checkin state(s) not written",
-                            self.conns.len(),
-                            self.bulk.len()
-                        );
-                    }
-                    log::info!(
-                        "stopped ({} late backend replies dropped)",
-                        self.late_replies
-                    );
-                    return Ok(if self.signalled {
-                        Stopped::Signal
-                    } else {
-                        Stopped::Requested
-                    });
-                }
+            if let Some(stopped) = self.stopped() {
+                return Ok(stopped);
             }
-            let timeout = self.deadlines.next_timeout(Instant::now());
+            let timeout = self.next_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -410,15 +325,16 @@ impl Server {
             }
             let now = Instant::now();
             // The one wall-clock reading of this iteration: every response written in it carries
-            // this second's `Date`.
-            self.date.update(SystemTime::now());
+            // this second's `Date`, and every timestamp the engine writes in it is this one.
+            let wall = SystemTime::now();
+            self.date.update(wall);
             let mut signalled = false;
             let mut woken = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_ready = true,
-                    MANAGEMENT => self.management_ready = true,
+                    LISTENER => self.gate.ready = true,
+                    MANAGEMENT => self.gate.management_ready = true,
                     SIGNALS => signalled = true,
                     WAKER => woken = true,
                     Token(slot) => {
@@ -432,35 +348,77 @@ impl Server {
                 }
             }
             if signalled {
-                self.on_signals(now);
+                self.on_signals(now, wall);
             }
             if woken {
-                if self.shutdown.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
-                    self.start_drain(now);
+                if self.shutdown.load(Ordering::SeqCst) && self.drain.deadline.is_none() {
+                    self.start_drain(now, wall);
                 }
-                self.on_backend(now);
+                self.on_backend(now, wall);
                 self.finish_reload();
             }
             for slot in ready.drain(..) {
                 self.drive(slot, now);
             }
             self.ready_slots = ready;
-            self.fire_deadlines(now);
+            self.fire_deadlines(now, wall);
             self.accept(now);
             self.accept_management(now);
             self.stats
                 .parked
-                .store(self.waiters.len(), Ordering::Relaxed);
+                .store(self.fleet.parked(), Ordering::Relaxed);
             self.stats
                 .connections
                 .store(self.conns.len(), Ordering::Relaxed);
             self.stats
                 .late_replies
-                .store(self.late_replies, Ordering::Relaxed);
+                .store(self.fleet.late_replies(), Ordering::Relaxed);
+            self.stats
+                .early_actions
+                .store(self.fleet.early_actions(), Ordering::Relaxed);
         }
     }
 
-    fn on_signals(&mut self, now: Instant) {
+    /// Whether the drain is over (every connection gone and checkin state written, or the
+    /// drain timeout passed), and why the server stops.
+    fn stopped(&self) -> Option<Stopped> {
+        self.drain.deadline?;
+        let writer_done = self.fleet.writer_idle();
+        let done = self.conns.is_empty() && writer_done;
+        if !done && !self.drain.expired {
+            return None;
+        }
+        if !done {
+            log::warn!(
+                "drain timeout reached: closing {} connection(s); {} agent checkin state(s) not written",
+                self.conns.len(),
+                self.fleet.pending_writes()
+            );
+        }
+        log::info!(
+            "stopped ({} late backend replies dropped)",
+            self.fleet.late_replies()
+        );
+        Some(if self.drain.signalled {
+            Stopped::Signal
+        } else {
+            Stopped::Requested
+        })
+    }
+
+    /// How long `poll` may block: until the loop's or the engine's earliest deadline.
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let fleet = self
+            .fleet
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(now));
+        match (self.deadlines.next_timeout(now), fleet) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_signals(&mut self, now: Instant, wall: SystemTime) {
         let received: Vec<i32> = self.signals.pending().collect();
         if received.contains(&SIGHUP) {
             self.start_reload();
@@ -468,36 +426,27 @@ impl Server {
         if received.iter().all(|s| *s == SIGHUP) {
             return;
         }
-        self.signalled = true;
-        if self.drain_deadline.is_some() {
+        self.drain.signalled = true;
+        if self.drain.deadline.is_some() {
             log::warn!("second shutdown signal: stopping without waiting for the drain");
-            self.drain_expired = true;
+            self.drain.expired = true;
             return;
         }
-        self.start_drain(now);
+        self.start_drain(now, wall);
     }
 
-    fn start_drain(&mut self, now: Instant) {
+    fn start_drain(&mut self, now: Instant, wall: SystemTime) {
         let deadline = now + self.settings.drain_timeout;
         log::info!(
             "shutting down: no longer accepting; draining {} connection(s) for up to {:?}",
             self.conns.len(),
             self.settings.drain_timeout
         );
-        self.health = Health::Stopping;
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        if let Some(mut listener) = self.management.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.drain_deadline = Some(deadline);
+        self.gate.close(self.poll.registry());
+        self.drain.deadline = Some(deadline);
         self.deadlines.arm(TimerKey::Drain, deadline);
-        // §3.2: parked long polls are answered 200 with no actions on shutdown.
-        for key in self.waiters.keys() {
-            self.waiters.remove(key);
-            self.answer(key, checkin_response(empty_body()), now);
-        }
+        self.fleet.handle_drain(wall);
+        self.pump(now);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             let step = match self.conns.get_mut(slot) {
@@ -506,106 +455,107 @@ impl Server {
             };
             match step {
                 Step::Close => self.close(slot),
-                Step::Open => self.drive(slot, now),
+                _ => self.drive(slot, now),
             }
         }
-        self.flush_checkins();
     }
 
-    fn key_of(&self, slot: usize) -> Option<ConnKey> {
-        self.conns.get(slot).map(|c| ConnKey {
-            slot,
-            generation: c.generation,
-        })
-    }
-
-    fn drive(&mut self, slot: usize, now: Instant) {
-        let health = self.current_health();
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let mut ctx = DriveCtx {
-            health,
-            request_ids: &mut self.ids,
-            pool: &mut self.pool,
-            scratch: &mut self.scratch,
-            draining: self.drain_deadline.is_some(),
-            has_store: self.backend.is_some(),
-            pbkdf2_iterations: self.settings.pbkdf2_iterations,
-            server_version: self.settings.server_version,
-            now,
-            date: self.date.current(),
-            jobs: &mut self.jobs,
-            limits: &mut self.limits,
-            admin_token: self.admin_token.as_deref(),
-        };
-        let step = conn.drive(&mut ctx);
-        let jobs = std::mem::take(&mut self.jobs);
-        if step == Step::Close {
-            self.close(slot);
-            return;
+    /// Hands the backend's replies and store events to the engine.
+    fn on_backend(&mut self, now: Instant, wall: SystemTime) {
+        let Some(backend) = &self.backend else { return };
+        while let Ok(reply) = backend.replies.try_recv() {
+            self.fleet.handle_reply(reply, now, wall);
         }
-        if let Some(key) = self.key_of(slot) {
-            for mut job in jobs {
-                if let Job::OpAmp(input) = &mut job {
-                    input.remote_configs = self.cache.opamp_configs();
-                }
-                let job = match job {
-                    Job::Admin(request) => {
-                        self.submit_admin(key, request, now);
-                        continue;
-                    }
-                    other => other,
-                };
-                match &job {
-                    Job::CheckinStart(input) => {
-                        self.starting.insert(input.agent_id.clone(), key);
-                    }
-                    Job::Enroll(input) => {
-                        if let Some(enrollment_id) = &input.enrollment_id {
-                            if self.enrolling.contains_key(enrollment_id) {
-                                self.answer(key, errors::respond(&ApiError::EnrollDuplicate), now);
-                                continue;
-                            }
-                            self.enrolling.insert(enrollment_id.clone(), key);
+        while let Ok(event) = backend.events.try_recv() {
+            self.fleet.handle_event(event, now);
+        }
+        self.pump(now);
+    }
+
+    /// Drives a connection, then carries out what the engine decided meanwhile.
+    fn drive(&mut self, slot: usize, now: Instant) {
+        self.drive_conn(slot, now);
+        self.pump(now);
+    }
+
+    /// Runs a connection until it would block, handing each request it decodes to the engine.
+    fn drive_conn(&mut self, slot: usize, now: Instant) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            let mut ctx = DriveCtx {
+                pool: &mut self.buffers.pool,
+                scratch: &mut self.buffers.scratch,
+                draining: self.drain.deadline.is_some(),
+                date: self.date.current(),
+            };
+            let key = ConnKey::new(slot, conn.generation);
+            match conn.drive(&mut ctx) {
+                Step::Open => break,
+                Step::Close => return self.close(slot),
+                Step::Request(req) => {
+                    let origin = origin(conn);
+                    self.fleet.handle_request(key, origin, &req, now);
+                    if self.fleet.in_flight(key) {
+                        // Answers that wait for a job are written in full (as they always were).
+                        if let Some(conn) = self.conns.get_mut(slot) {
+                            conn.answer_later();
                         }
                     }
-                    _ => {}
                 }
-                self.submit(key, job, now);
+                Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
             }
         }
         self.update_timer(slot, now);
     }
 
-    /// Sends a job for a connection; a full queue is answered 503 at once.
-    fn submit(&mut self, key: ConnKey, job: Job, now: Instant) {
-        let refused = match &self.backend {
-            Some(backend) => backend.submit(ReplyTo::Conn(key), job).is_err(),
-            None => true,
-        };
-        if refused {
-            log::warn!("backend queue full: answering 503");
-            self.answer(key, errors::respond(&ApiError::StoreUnavailable), now);
+    /// Carries out the engine's outputs until it has none: answers are written (and their
+    /// connections driven on), jobs submitted.
+    fn pump(&mut self, now: Instant) {
+        while let Some(output) = self.fleet.poll_output() {
+            let draining = self.drain.deadline.is_some();
+            let date = self.date.current();
+            let pool = &mut self.buffers.pool;
+            let conn = match output {
+                Output::Submit { to, job } => {
+                    let refused = match &self.backend {
+                        Some(backend) => backend.submit(to, job).err().map(|r| r.1),
+                        None => Some(job),
+                    };
+                    if let Some(job) = refused {
+                        self.fleet.handle_refused(to, job);
+                    }
+                    continue;
+                }
+                Output::Respond { conn, response } => {
+                    if let Some(c) = conn_of(&mut self.conns, conn) {
+                        c.complete(&response, draining, date, pool);
+                    }
+                    conn
+                }
+                Output::Message { conn, reply } => {
+                    if let Some(c) = conn_of(&mut self.conns, conn) {
+                        c.websocket_reply(reply, pool);
+                    }
+                    conn
+                }
+                Output::Upgrade {
+                    conn,
+                    accept,
+                    token,
+                } => {
+                    if let Some(c) = conn_of(&mut self.conns, conn) {
+                        c.upgrade_websocket(&accept, token, pool);
+                    }
+                    conn
+                }
+            };
+            // A gone connection (no key match) is left alone: `drive_conn` looks the slot up.
+            if conn_of(&mut self.conns, conn).is_some() {
+                self.drive_conn(conn.slot(), now);
+            }
         }
-    }
-
-    /// Answers a connection's in-flight request (adding its request headers) and drives it.
-    fn answer(&mut self, key: ConnKey, response: Response, now: Instant) {
-        let draining = self.drain_deadline.is_some();
-        let Some(conn) = conn_of(&mut self.conns, key) else {
-            return;
-        };
-        let Some(inflight) = conn.inflight.as_ref() else {
-            return;
-        };
-        let response = inflight.pending.decorate(response);
-        if let Some(limited) =
-            conn.complete(&response, draining, self.date.current(), &mut self.pool)
-        {
-            self.limits.get(limited).release();
-        }
-        self.drive(key.slot, now);
     }
 
     /// Arms the timer the connection now waits on, if it changed (or output made progress).
@@ -620,20 +570,11 @@ impl Server {
         if desired == current && !progressed {
             return;
         }
-        let key = TimerKey::Conn(ConnKey {
-            slot,
-            generation: conn.generation,
-        });
-        let parked_until = conn.parked_until();
+        let key = TimerKey::Conn(ConnKey::new(slot, conn.generation));
         let had_timer = conn.timer.is_some();
         let settings = &self.settings;
-        conn.timer = desired.map(|kind| {
-            let at = match (kind, parked_until) {
-                (TimerKind::LongPoll, Some(until)) => until,
-                _ => now + settings.timeout(kind),
-            };
-            (self.deadlines.arm(key, at), kind)
-        });
+        conn.timer =
+            desired.map(|kind| (self.deadlines.arm(key, now + settings.timeout(kind)), kind));
         if had_timer {
             let conns = &self.conns;
             self.deadlines
@@ -641,26 +582,14 @@ impl Server {
         }
     }
 
-    fn fire_deadlines(&mut self, now: Instant) {
+    fn fire_deadlines(&mut self, now: Instant, wall: SystemTime) {
         while let Some((key, ticket)) = self.deadlines.expired(now) {
             match key {
-                TimerKey::Drain => self.drain_expired = true,
-                TimerKey::Rollout => self.pace_rollouts(now),
+                TimerKey::Drain => self.drain.expired = true,
+                TimerKey::Housekeeping(chore) => self.run_chore(chore, now),
                 TimerKey::AcceptRetry => {
-                    self.accept_paused = false;
-                    self.management_ready = self.management.is_some();
-                }
-                TimerKey::BulkFlush => {
-                    self.flush_checkins();
-                    self.deadlines
-                        .arm(TimerKey::BulkFlush, now + self.settings.checkin_flush);
-                }
-                TimerKey::CheckinTimestamp => {
-                    self.refresh_parked_checkins();
-                    self.deadlines.arm(
-                        TimerKey::CheckinTimestamp,
-                        now + self.settings.checkin_timestamp,
-                    );
+                    self.gate.paused = false;
+                    self.gate.management_ready = self.gate.management.is_some();
                 }
                 TimerKey::Conn(conn_key) => {
                     if !timer_is_live(&self.conns, key, ticket) {
@@ -668,47 +597,24 @@ impl Server {
                     }
                     let kind = self
                         .conns
-                        .get(conn_key.slot)
+                        .get(conn_key.slot())
                         .and_then(|c| c.timer)
                         .map(|(_, k)| k);
-                    if kind == Some(TimerKind::LongPoll) {
-                        self.waiters.remove(conn_key);
-                        if let Some(conn) = conn_of(&mut self.conns, conn_key) {
-                            conn.timer = None;
-                        }
-                        self.answer(conn_key, checkin_response(empty_body()), now);
-                        continue;
-                    }
-                    log::debug!("closing connection {}: {kind:?} timeout", conn_key.slot);
-                    self.close(conn_key.slot);
+                    log::debug!("closing connection {}: {kind:?} timeout", conn_key.slot());
+                    self.close(conn_key.slot());
                 }
             }
+        }
+        if self.fleet.poll_timeout().is_some_and(|at| at <= now) {
+            self.fleet.handle_timeout(now, wall);
+            self.pump(now);
         }
     }
 
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
-            if let Some(inflight) = &conn.inflight {
-                let key = ConnKey {
-                    slot,
-                    generation: conn.generation,
-                };
-                self.waiters.remove(key);
-                self.enrolling.retain(|_, k| *k != key);
-                if let Some(agent) = self
-                    .starting
-                    .iter()
-                    .find(|(_, k)| **k == key)
-                    .map(|(a, _)| a.clone())
-                {
-                    self.starting.remove(&agent);
-                    self.early.remove(&agent);
-                }
-                if let Some(limited) = inflight.pending.limited {
-                    self.limits.get(limited).release();
-                }
-            }
+            self.fleet.handle_close(ConnKey::new(slot, conn.generation));
             if conn.timer.is_some() {
                 let conns = &self.conns;
                 self.deadlines
@@ -716,36 +622,35 @@ impl Server {
             }
         }
         // The descriptor just freed goes back to the reserve first, if it was drawn on.
-        self.reserve.refill();
+        self.gate.reserve.refill();
     }
 }
 
-/// Shortest pause between two paced rollout steps (batches, not one timer per agent).
-const ROLLOUT_TICK: Duration = Duration::from_millis(50);
+/// Which side of which listener a connection's requests come from.
+fn origin(conn: &Conn) -> Origin {
+    if conn.management {
+        Origin::Management
+    } else if conn.reserve {
+        Origin::Reserve
+    } else if conn.over_capacity() {
+        Origin::OverCapacity
+    } else {
+        Origin::Agent
+    }
+}
 
 /// The connection a key names, if it is still the same connection.
 fn conn_of(conns: &mut Slab<Conn>, key: ConnKey) -> Option<&mut Conn> {
     conns
-        .get_mut(key.slot)
-        .filter(|c| c.generation == key.generation)
-}
-
-/// A 200 checkin answer carrying `body`.
-fn checkin_response(body: Vec<u8>) -> Response {
-    Response::new(200)
-        .with_header("Content-Type", "application/json")
-        .with_body(Body::Bytes(body))
+        .get_mut(key.slot())
+        .filter(|c| c.generation == key.generation())
 }
 
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain
-        | TimerKey::BulkFlush
-        | TimerKey::CheckinTimestamp
-        | TimerKey::AcceptRetry
-        | TimerKey::Rollout => true,
-        TimerKey::Conn(ConnKey { slot, generation }) => conns
-            .get(slot)
-            .is_some_and(|c| c.generation == generation && c.timer.map(|(t, _)| t) == Some(ticket)),
+        TimerKey::Drain | TimerKey::AcceptRetry | TimerKey::Housekeeping(_) => true,
+        TimerKey::Conn(conn) => conns.get(conn.slot()).is_some_and(|c| {
+            c.generation == conn.generation() && c.timer.map(|(t, _)| t) == Some(ticket)
+        }),
     }
 }

@@ -1,5 +1,5 @@
-//! The event loop's side of SIGHUP: the [`Reloader`] runs on a thread of its own (it reads
-//! files, may decrypt a key), its result comes back through the waker, and the loop applies it:
+//! The event loop's side of SIGHUP: the [`Reloader`] runs on a backend worker (it reads files,
+//! may decrypt a key; a thread of its own when there is no store), its result comes back through the waker, and the loop applies it:
 //! new TLS sessions use the new configuration while established ones keep the one they started
 //! with; the management API checks the new token. A SIGHUP during a reload runs one more after it.
 
@@ -47,13 +47,21 @@ impl Server {
         self.reload.running = true;
         let result = Arc::clone(&self.reload.result);
         let waker = Arc::clone(&self.waker);
+        let reload: crate::backend::workers::Task = Arc::new(move || {
+            let outcome = reloader.lock().unwrap_or_else(|e| e.into_inner()).reload();
+            *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            let _ = waker.wake();
+        });
+        // A backend worker runs it (the thread budget of `lib.rs`); a thread of its own only
+        // when there is no store, or its queue is full.
+        if let Some(backend) = &self.backend {
+            if backend.submit_task(Arc::clone(&reload)) {
+                return;
+            }
+        }
         let spawned = std::thread::Builder::new()
             .name("fleet-edge-reload".into())
-            .spawn(move || {
-                let outcome = reloader.lock().unwrap_or_else(|e| e.into_inner()).reload();
-                *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-                let _ = waker.wake();
-            });
+            .spawn(move || reload());
         if let Err(e) = spawned {
             self.reload.running = false;
             log::warn!("reload (SIGHUP) failed, keeping the running configuration: cannot start its thread: {e}");
@@ -75,12 +83,12 @@ impl Server {
         match outcome {
             Ok(reloaded) => {
                 if let Some(tls) = reloaded.tls {
-                    if self.tls.is_some() {
-                        self.tls = Some(tls);
+                    if self.gate.tls.is_some() {
+                        self.gate.tls = Some(tls);
                     }
                 }
-                if reloaded.admin_token.is_some() && self.admin_token.is_some() {
-                    self.admin_token = reloaded.admin_token;
+                if let Some(token) = reloaded.admin_token {
+                    self.fleet.set_admin_token(token);
                 }
                 log::info!("{}", reloaded.summary);
             }

@@ -170,7 +170,17 @@ impl Agent {
 
     /// One checkin with a gzip body; persists a non-empty ack_token at once.
     pub fn checkin(&mut self) -> (HttpResponse, Value) {
-        let body = serde_json::to_vec(&self.checkin_body("online")).unwrap();
+        self.checkin_with(json!({}))
+    }
+
+    /// One checkin whose body is the agent's usual one with the members of `over` replacing
+    /// its own (`status`, `message`, `components`, `upgrade_details`, ...).
+    pub fn checkin_with(&mut self, over: Value) -> (HttpResponse, Value) {
+        let mut body = self.checkin_body("online");
+        for (k, v) in over.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        let body = serde_json::to_vec(&body).unwrap();
         let raw = raw_request(
             "POST",
             &format!("/api/fleet/agents/{}/checkin", self.id),
@@ -209,6 +219,17 @@ impl Agent {
             .map(|(id, kind)| json!({"type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED", "agent_id": self.id, "action_id": id,
                 "message": format!("Action \"{id}\" of type \"{kind}\" acknowledged."), "timestamp": "2026-08-21T19:00:01.734912345Z"}))
             .collect();
+        self.ack_events(events)
+    }
+
+    /// Reports an action as failed, as the agent does (`subtype: FAILED`, `error`).
+    pub fn ack_failed(&mut self, id: &str, kind: &str, error: &str) -> (HttpResponse, Value) {
+        self.ack_events(vec![json!({"type": "ACTION_RESULT", "subtype": "FAILED", "agent_id": self.id, "action_id": id,
+            "message": format!("Action \"{id}\" of type \"{kind}\" failed."), "error": error,
+            "timestamp": "2026-08-21T19:00:02.000000000Z"})])
+    }
+
+    fn ack_events(&mut self, events: Vec<Value>) -> (HttpResponse, Value) {
         let body = serde_json::to_vec(&json!({"events": events})).unwrap();
         let raw = raw_request(
             "POST",

@@ -18,6 +18,9 @@ struct Log {
     text: Mutex<String>,
     /// stderr alone: the log, without the quick start's stdout.
     stderr: Mutex<String>,
+    /// Output streams read to their end (the process closed them: 2 once it has exited).
+    ended: Mutex<usize>,
+    ended_changed: Condvar,
     changed: Condvar,
 }
 
@@ -105,6 +108,8 @@ impl FleetEdge {
                     text.push('\n');
                     sink.changed.notify_all();
                 }
+                *sink.ended.lock().unwrap() += 1;
+                sink.ended_changed.notify_all();
             });
         }
         Self {
@@ -210,6 +215,16 @@ impl FleetEdge {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The log is complete once both streams are read to their end: a test reading
+                // it right after the exit must see the last lines.
+                let mut ended = self.log.ended.lock().unwrap();
+                while *ended < 2 {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    ended = self.log.ended_changed.wait_timeout(ended, left).unwrap().0;
+                }
                 return Some(status);
             }
             if Instant::now() >= deadline {

@@ -1,10 +1,11 @@
 //! Tests of the Elasticsearch store against the es-standin: the shared conformance suite (a
 //! fresh stand-in per store, seeded over REST as Kibana would), exact calls, and (in the
-//! submodules) the TLS matrix, faults and failover, and the mapping conformance of every
-//! document the store writes.
+//! submodules) the TLS matrix, faults and failover, the followers' own delivery of the feed,
+//! and the mapping conformance of every document the store writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod faults;
+mod follow;
 mod mapping;
 mod remote;
 mod tls;
@@ -17,12 +18,9 @@ use serde_json::{json, Map, Value};
 
 use super::{EsOptions, EsStore};
 use crate::backend::conformance::{run_all, TestStore};
-use crate::backend::{
-    ApiKey, ApiKeyInfo, Changes, CheckinWrite, Created, Cursor, NewApiKey, PolicyAck, Store,
-    StoreError,
-};
+use crate::backend::{ApiKey, Changes, CheckinWrite, Cursor, Store, StoreError};
 use crate::config::{EsSettings, Secret};
-use crate::model::{Action, ActionResult, Agent, EnrollmentKey, PolicyDoc};
+use crate::model::{Action, Agent, PolicyDoc};
 
 /// Options with short pauses, for tests.
 pub fn quick() -> EsOptions {
@@ -83,6 +81,10 @@ impl EsTestStore {
 }
 
 impl TestStore for EsTestStore {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+
     fn seed_enrollment_key(&self, policy_id: &str) -> ApiKey {
         let key = self.es.seed().enrollment_key(policy_id, "Default").unwrap();
         let raw = base64::engine::general_purpose::STANDARD
@@ -162,89 +164,6 @@ pub fn latest_output_health(es: &StandIn, output: &str) -> Option<crate::model::
         .collect();
     docs.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
     docs.pop()
-}
-
-impl Store for EsTestStore {
-    fn agent_by_enrollment_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        self.store.agent_by_enrollment_id(id)
-    }
-    fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
-        self.store.authenticate(key)
-    }
-    fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        self.store.create_api_key(key)
-    }
-    fn api_key_roles(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        self.store.api_key_roles(id)
-    }
-    fn update_api_key_roles(&self, id: &str, roles: &Value) -> Result<(), StoreError> {
-        self.store.update_api_key_roles(id, roles)
-    }
-    fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.store.invalidate_api_keys(ids)
-    }
-    fn enrollment_key(&self, api_key_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.store.enrollment_key(api_key_id)
-    }
-    fn policy_enrollment_key(&self, policy_id: &str) -> Result<Option<EnrollmentKey>, StoreError> {
-        self.store.policy_enrollment_key(policy_id)
-    }
-    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        self.store.agent(id)
-    }
-    fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
-        self.store.create_agent(agent)
-    }
-    fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError> {
-        self.store.update_agent(id, fields)
-    }
-    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
-        self.store.delete_agent(id)
-    }
-    fn update_agents(
-        &self,
-        updates: &[(String, CheckinWrite)],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        self.store.update_agents(updates)
-    }
-    fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
-        self.store.policy_acked(id, ack)
-    }
-    fn pending_actions(
-        &self,
-        agent_id: &str,
-        after_seq: i64,
-        now: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<Action>, StoreError> {
-        self.store.pending_actions(agent_id, after_seq, now, limit)
-    }
-    fn action(&self, action_id: &str) -> Result<Option<Action>, StoreError> {
-        self.store.action(action_id)
-    }
-    fn action_seq_no(&self, doc_id: &str) -> Result<Option<i64>, StoreError> {
-        self.store.action_seq_no(doc_id)
-    }
-    fn create_action_result(&self, result: &ActionResult) -> Result<Created, StoreError> {
-        self.store.create_action_result(result)
-    }
-    fn write_output_health(&self, doc: &crate::model::OutputHealth) -> Result<(), StoreError> {
-        self.store.write_output_health(doc)
-    }
-    fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.store.secret(id)
-    }
-    fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
-        self.store.latest_policies()
-    }
-    fn changes(
-        &self,
-        since: Cursor,
-        now: SystemTime,
-        wait: Duration,
-    ) -> Result<Changes, StoreError> {
-        self.store.changes(since, now, wait)
-    }
 }
 
 #[test]

@@ -4,10 +4,13 @@
 
 use super::LocalStore;
 use crate::backend::conformance::TestStore;
-use crate::backend::ApiKey;
+use crate::backend::{ApiKey, Store};
 use crate::model::{Action, PolicyDoc};
 
 impl TestStore for LocalStore {
+    fn store(&self) -> &dyn Store {
+        self
+    }
     fn seed_enrollment_key(&self, policy_id: &str) -> ApiKey {
         self.add_enrollment_key(policy_id, "test").unwrap()
     }

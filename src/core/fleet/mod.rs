@@ -1,0 +1,686 @@
+//! The Fleet engine: the only owner of Fleet state, sans-IO. It decides what every request
+//! gets (an answer now, a backend job, a parked long poll), what every backend reply and store
+//! event means, and when checkin state is written; the event loop in `net` only moves bytes,
+//! jobs and clock readings in and out of it. `src/core/LIFECYCLE.md` follows one checkin
+//! through it.
+//!
+//! * `mod.rs`: [`Fleet`], its inputs and outputs, the request pipeline's entry (management,
+//!   connection gate, `api::handle`), and the per-connection in-flight requests.
+//! * `checkin.rs`: a checkin's store part done → answer, deliver a POLICY_CHANGE, or park; the
+//!   early-action window; live action dispatch; long-poll expiry.
+//! * `rollout.rs`: new policy revisions and their paced wake-up of parked agents.
+//! * `writer.rs`: the checkin bulk writer and the management API's read-your-writes rule.
+//! * `opamp.rs`: OpAMP replies (HTTP answers, WebSocket messages, upgrades).
+//! * `testing.rs`: the scenario harness (virtual clock, scripted backend, invariants);
+//!   `replay.rs`: arbitrary operation sequences through it (the `core_ops` fuzz target).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+mod checkin;
+mod opamp;
+pub mod replay;
+mod rollout;
+#[cfg(test)]
+mod scenarios;
+pub mod testing;
+mod writer;
+
+use super::deadlines::{Deadlines, Ticket};
+use super::limits::{LimitedRoute, RouteLimits, SizingTable};
+use super::longpoll::{PolicyCache, PollSettings, Waiters};
+use super::policy::PreparedPolicy;
+use super::{Health, HealthCell, RequestIds};
+use crate::api::{self, errors, ApiError, Decision, Pending, PendingKind};
+use crate::backend::workers::{Event, Job, JobOutput, Reply};
+use crate::backend::ApiKey;
+use crate::http::{Request, Response};
+use crate::opamp::proto::ServerToAgent;
+use crate::server_version::ServerVersion;
+
+/// A connection as the engine names it: the event loop's slot and that slot's generation, so a
+/// reply for a connection that has gone (slot reused) is told apart and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    slot: usize,
+    generation: u64,
+}
+
+impl ConnKey {
+    /// The key of the connection in `slot` at `generation`.
+    pub fn new(slot: usize, generation: u64) -> Self {
+        Self { slot, generation }
+    }
+
+    /// The slot the event loop keeps the connection in.
+    pub fn slot(self) -> usize {
+        self.slot
+    }
+
+    /// The generation of that slot.
+    pub fn generation(self) -> u64 {
+        self.generation
+    }
+}
+
+/// Where a backend reply goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// A connection's in-flight request.
+    Conn(ConnKey),
+    /// The checkin bulk writer.
+    Writer,
+}
+
+/// Which listener, and which side of the connection gate, a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The agent listener, under `max_connections`.
+    Agent,
+    /// The agent listener, over `max_connections`: answered 429.
+    OverCapacity,
+    /// A descriptor drawn from the reserve: `GET /api/status` is answered, the rest 429.
+    Reserve,
+    /// The management listener.
+    Management,
+}
+
+/// Something the event loop must do for the engine.
+#[derive(Debug)]
+pub enum Output {
+    /// Write `response` (headers complete) as the answer to the connection's request.
+    Respond {
+        /// The connection.
+        conn: ConnKey,
+        /// The answer.
+        response: Response,
+    },
+    /// Finish a WebSocket message: send `reply` as a binary frame (`None`: the message was
+    /// dropped and nothing is sent).
+    Message {
+        /// The connection.
+        conn: ConnKey,
+        /// The `ServerToAgent` reply.
+        reply: Option<ServerToAgent>,
+    },
+    /// Answer `101 Switching Protocols` and read WebSocket frames from here on.
+    Upgrade {
+        /// The connection.
+        conn: ConnKey,
+        /// The `Sec-WebSocket-Accept` value.
+        accept: String,
+        /// The enrollment token checked for the upgrade (its messages carry it).
+        token: ApiKey,
+    },
+    /// Hand `job` to the backend; a refusal (queue full, no store) comes back through
+    /// [`Fleet::handle_refused`].
+    Submit {
+        /// Where the reply goes.
+        to: ReplyTo,
+        /// The work.
+        job: Job,
+    },
+}
+
+/// What the engine is configured with.
+#[derive(Clone, Debug)]
+pub struct FleetSettings {
+    /// Long-poll hold times.
+    pub poll: PollSettings,
+    /// How often checkin state is written to the store (fleet-protocol.md §3.8: 10 s).
+    pub checkin_flush: Duration,
+    /// How often a parked agent's `last_checkin` is refreshed (`checkin_timestamp`, 30 s).
+    pub checkin_timestamp: Duration,
+    /// PBKDF2 iterations for replace tokens.
+    pub pbkdf2_iterations: u32,
+    /// The Fleet Server version this server claims.
+    pub server_version: ServerVersion,
+    /// The sizing table the route limits come from (`None`: the code defaults).
+    pub limits_table: Option<&'static SizingTable>,
+    /// Whether a store is attached (without one, agent endpoints answer 503 and nothing is
+    /// written).
+    pub has_store: bool,
+    /// The management API's bearer token (when the management listener is enabled).
+    pub admin_token: Option<String>,
+    /// Seeds request ids and long-poll jitter.
+    pub seed: u64,
+}
+
+/// A request handed to the backend (or parked), waiting for its answer.
+#[derive(Debug)]
+struct Inflight {
+    /// What the response must carry.
+    pending: Pending,
+    /// When the request arrived (long-poll setup time counts from here).
+    started: Instant,
+    /// The agent of a checkin between its submission and its store part's reply.
+    starting: Option<String>,
+    /// The enrollment id of an enroll that other enrolls with the same id must wait for.
+    enrolling: Option<String>,
+    /// Checkin progress after its store part.
+    checkin: Option<CheckinWait>,
+}
+
+/// Where a checkin is after its store part.
+#[derive(Debug, Clone)]
+struct CheckinWait {
+    /// The agent.
+    agent_id: String,
+    /// The long-poll deadline's ticket while parked (`None`: a job is running).
+    parked: Option<Ticket>,
+    /// The revision being delivered while its output keys are made.
+    policy: Option<Arc<PreparedPolicy>>,
+}
+
+/// The engine's periodic timers (one deadline each; the long polls have their own heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// The next paced rollout step.
+    Rollout = 0,
+    /// The next write of pending checkin state.
+    BulkFlush = 1,
+    /// The next `last_checkin` refresh of parked agents.
+    CheckinTimestamp = 2,
+}
+
+const TIMERS: [Timer; 3] = [Timer::Rollout, Timer::BulkFlush, Timer::CheckinTimestamp];
+
+/// Fleet state and logic for one server: requests, parked long polls, rollouts, the bulk
+/// writer, route limits and health.
+///
+/// Objects of this type receive requests, backend replies and store events, and emit
+/// [`Output`]s (answers for connections, jobs for the backend) to make progress. To handle
+/// timeouts, a `Fleet` reports its next deadline and expects to be told when it has passed. It
+/// reads no clock: every method that needs the time takes `now` (monotonic) and, where a
+/// document gets a timestamp, `wall`.
+///
+/// `Fleet` has roughly 3 types of methods:
+///
+/// - A. Simple getters, taking `&self` ([`parked`](Self::parked),
+///   [`late_replies`](Self::late_replies), [`writer_idle`](Self::writer_idle), …).
+/// - B. Handlers for incoming events, named `handle_*`: a decoded request
+///   ([`handle_request`](Self::handle_request)) or WebSocket message, a backend reply, a store
+///   event, a timeout, a closed connection, a refused job, the start of the drain.
+/// - C. Polling functions for what the caller must do, named `poll_*`.
+///
+/// The simplest way to use this API correctly is to call (B) whenever something happens, then,
+/// as soon as feasible, call the polling methods (C) and act on their results. Call them in
+/// this order:
+///
+/// 1. [`poll_output`](Self::poll_output) until it returns `None`: write each answer on its
+///    connection, submit each job (and report a refused one through
+///    [`handle_refused`](Self::handle_refused), which queues more output);
+/// 2. [`poll_timeout`](Self::poll_timeout): the earliest instant at which
+///    [`handle_timeout`](Self::handle_timeout) must be called.
+///
+/// (2) depends on (1): submitting and answering may arm or cancel deadlines. Writing an answer
+/// may make the connection ready for its next request, which the caller hands in with
+/// `handle_request` and whose output it polls in the same loop (no recursion is needed).
+///
+/// Input time must be monotonic: `now` never goes backwards between calls. Every answer is for
+/// a connection the engine was told about and not told is closed: after
+/// [`handle_close`](Self::handle_close), nothing more is emitted for that connection, and a
+/// reply that arrives for it later is dropped and counted ([`late_replies`](Self::late_replies)).
+/// A connection has at most one request in the engine at a time; the caller reads the next one
+/// only after the answer to the current one.
+pub struct Fleet {
+    settings: FleetSettings,
+    /// The engine's own view: `Stopping` while draining, `Degraded` while the store is away.
+    health: Health,
+    /// The agent-mode self-monitor's state, reported while the engine's own view is healthy
+    /// (fleet-protocol.md §6.5: `/api/status` follows the self-monitor).
+    monitor: Option<Arc<HealthCell>>,
+    ids: RequestIds,
+    limits: RouteLimits,
+    cache: PolicyCache,
+    waiters: Waiters<ConnKey>,
+    rollouts: rollout::Rollouts,
+    /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
+    /// before querying; this is the equivalent): live actions for them are kept in `early`.
+    starting: HashMap<String, ConnKey>,
+    /// Enrollment ids of enrolls in flight (§2.3: a concurrent one gets 429 `EnrollDuplicate`).
+    enrolling: HashMap<String, ConnKey>,
+    /// Live actions that arrived for a starting checkin: wire actions and the ack token.
+    early: HashMap<String, (checkin::Sequenced, String)>,
+    writer: writer::Writer,
+    inflight: HashMap<ConnKey, Inflight>,
+    /// Long-poll deadlines of parked checkins (lazy cancellation by ticket).
+    long_polls: Deadlines<ConnKey>,
+    /// [`Timer`] deadlines.
+    timers: [Option<Instant>; 3],
+    outputs: VecDeque<Output>,
+    /// Connections with an answer in `outputs` (so a close purges only when there is one).
+    answering: HashSet<ConnKey>,
+    draining: bool,
+    late_replies: u64,
+    early_actions: u64,
+}
+
+impl Fleet {
+    /// An engine with nothing parked; the writer's timers start at `now`.
+    pub fn new(settings: FleetSettings, health: Health, now: Instant) -> Self {
+        let table = settings.limits_table;
+        let limits_spec = move |route: LimitedRoute| match table {
+            Some(table) => table.spec(route),
+            None => route.default_spec(),
+        };
+        let mut timers = [None; 3];
+        if settings.has_store {
+            timers[Timer::BulkFlush as usize] = Some(now + settings.checkin_flush);
+            timers[Timer::CheckinTimestamp as usize] = Some(now + settings.checkin_timestamp);
+        }
+        Self {
+            ids: RequestIds::new(settings.seed),
+            limits: RouteLimits::with(limits_spec),
+            rollouts: rollout::Rollouts::new(
+                limits_spec(LimitedRoute::Ack),
+                limits_spec(LimitedRoute::Checkin),
+            ),
+            settings,
+            health,
+            monitor: None,
+            cache: PolicyCache::default(),
+            waiters: Waiters::default(),
+            starting: HashMap::new(),
+            enrolling: HashMap::new(),
+            early: HashMap::new(),
+            writer: writer::Writer::default(),
+            inflight: HashMap::new(),
+            long_polls: Deadlines::new(),
+            timers,
+            outputs: VecDeque::new(),
+            answering: HashSet::new(),
+            draining: false,
+            late_replies: 0,
+            early_actions: 0,
+        }
+    }
+
+    // A. Getters and configuration.
+
+    /// Checkins parked right now.
+    pub fn parked(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Backend replies that arrived for a connection that had gone.
+    pub fn late_replies(&self) -> u64 {
+        self.late_replies
+    }
+
+    /// Live actions held for a checkin that was reading pending actions when they arrived.
+    pub fn early_actions(&self) -> u64 {
+        self.early_actions
+    }
+
+    /// Whether no checkin state waits to be written and no write is in flight (the drain
+    /// waits for this).
+    pub fn writer_idle(&self) -> bool {
+        self.writer.idle()
+    }
+
+    /// Whether the engine holds a request of `conn` (a job running, or parked).
+    pub fn in_flight(&self, conn: ConnKey) -> bool {
+        self.inflight.contains_key(&conn)
+    }
+
+    /// Agents whose checkin state is not written yet.
+    pub fn pending_writes(&self) -> usize {
+        self.writer.pending()
+    }
+
+    /// What `GET /api/status` reports now.
+    pub fn health(&self) -> Health {
+        match (&self.monitor, self.health) {
+            (Some(cell), Health::Healthy) => cell.get(),
+            (_, own) => own,
+        }
+    }
+
+    /// Makes `GET /api/status` report `cell` (the self-monitor's state) whenever the engine
+    /// itself is healthy.
+    pub fn follow_health(&mut self, cell: Arc<HealthCell>) {
+        self.monitor = Some(cell);
+    }
+
+    /// Replaces the management API's bearer token (SIGHUP re-reads it).
+    pub fn set_admin_token(&mut self, token: String) {
+        if self.settings.admin_token.is_some() {
+            self.settings.admin_token = Some(token);
+        }
+    }
+
+    // B. Handlers.
+
+    /// A decoded request on `conn`, which has no other request in the engine.
+    pub fn handle_request(&mut self, conn: ConnKey, origin: Origin, req: &Request, now: Instant) {
+        let decision = match origin {
+            Origin::Management => {
+                let request_id = self.ids.next_id();
+                let token = self.settings.admin_token.as_deref().unwrap_or("");
+                match crate::mgmt::handle(req, token) {
+                    Err(response) => {
+                        Decision::Respond(response.with_header("X-Request-Id", request_id))
+                    }
+                    Ok(admin) => Decision::Job(
+                        Job::Admin(admin),
+                        Pending {
+                            kind: PendingKind::Admin,
+                            request_id,
+                            api_version: api::version::DEFAULT,
+                            limited: None,
+                            server_version: self.settings.server_version,
+                            refused_agent_version: None,
+                        },
+                    ),
+                }
+            }
+            Origin::OverCapacity => {
+                Decision::Respond(api::capacity_exceeded(Some(req), &mut self.ids))
+            }
+            Origin::Reserve if req.path != "/api/status" => {
+                Decision::Respond(api::capacity_exceeded(Some(req), &mut self.ids))
+            }
+            Origin::Agent | Origin::Reserve => api::handle(
+                req,
+                &mut api::Context {
+                    health: self.health(),
+                    request_ids: &mut self.ids,
+                    has_store: self.settings.has_store,
+                    pbkdf2_iterations: self.settings.pbkdf2_iterations,
+                    server_version: self.settings.server_version,
+                    limits: &mut self.limits,
+                    now,
+                },
+            ),
+        };
+        match decision {
+            Decision::Respond(response) => {
+                log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
+                self.emit(Output::Respond { conn, response });
+            }
+            Decision::Job(job, pending) => self.start_job(conn, job, pending, now),
+        }
+    }
+
+    /// A binary message on an OpAMP WebSocket of `conn` (upgraded with `token`).
+    pub fn handle_message(&mut self, conn: ConnKey, token: ApiKey, body: Vec<u8>, now: Instant) {
+        let pending = Pending {
+            kind: PendingKind::OpAmpMessage,
+            request_id: String::new(),
+            api_version: api::version::DEFAULT,
+            limited: None,
+            server_version: self.settings.server_version,
+            refused_agent_version: None,
+        };
+        let job = Job::OpAmp(crate::backend::ops::opamp::OpAmpInput {
+            key: token,
+            authenticate: false,
+            body,
+            websocket: true,
+            remote_configs: Vec::new(),
+        });
+        self.start_job(conn, job, pending, now);
+    }
+
+    /// A backend job's result.
+    pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
+        let key = match reply.to {
+            ReplyTo::Writer => return self.checkins_written(reply.output, wall),
+            ReplyTo::Conn(key) => key,
+        };
+        let mut output = reply.output;
+        if let JobOutput::OpAmp(Ok(outcome)) = &mut output {
+            // A handled message's state is written whether or not its connection is still there.
+            if let Some((agent_id, state)) = outcome.checkin.take() {
+                self.writer.merge(agent_id, state);
+            }
+        }
+        let Some(inflight) = self.inflight.get(&key) else {
+            self.late_replies += 1;
+            return;
+        };
+        let kind = inflight.pending.kind;
+        match (kind, output) {
+            (PendingKind::Checkin, JobOutput::CheckinStarted(result)) => {
+                self.checkin_started(key, *result, now)
+            }
+            (PendingKind::Checkin, JobOutput::OutputKeys(result)) => self.keys_ready(key, result),
+            (PendingKind::OpAmp | PendingKind::OpAmpMessage, JobOutput::OpAmp(result)) => {
+                self.opamp_answered(key, result)
+            }
+            (PendingKind::OpAmpUpgrade, JobOutput::OpAmpConnected(Ok((accept, token)))) => {
+                self.opamp_upgraded(key, accept, token)
+            }
+            (_, output) => {
+                let response = inflight.pending.finish(output, self.health());
+                self.finish(key, response);
+            }
+        }
+    }
+
+    /// A change in the store.
+    pub fn handle_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Policy(policy) => self.new_revision(policy, now),
+            Event::PolicyRejected {
+                policy_id,
+                revision,
+                reason,
+            } => log::error!("policy {policy_id} revision {revision} cannot be served, keeping the previous one: {reason}"),
+            Event::Actions(actions) => self.dispatch_actions(&actions),
+            Event::StoreReachable(up) => {
+                if !self.draining {
+                    self.health = if up { Health::Healthy } else { Health::Degraded };
+                }
+                if up {
+                    log::info!("store reachable again");
+                }
+            }
+        }
+    }
+
+    /// Fires every deadline due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        while let Some((key, ticket)) = self.long_polls.expired(now) {
+            self.long_poll_expired(key, ticket);
+        }
+        for timer in TIMERS {
+            let slot = &mut self.timers[timer as usize];
+            if !slot.is_some_and(|at| at <= now) {
+                continue;
+            }
+            *slot = None;
+            match timer {
+                Timer::Rollout => self.pace_rollouts(now),
+                Timer::BulkFlush => {
+                    self.flush_checkins(wall);
+                    self.timers[timer as usize] = Some(now + self.settings.checkin_flush);
+                }
+                Timer::CheckinTimestamp => {
+                    self.refresh_parked_checkins(wall);
+                    self.timers[timer as usize] = Some(now + self.settings.checkin_timestamp);
+                }
+            }
+        }
+    }
+
+    /// `conn` is gone: its request, parked or not, is forgotten; nothing more is emitted for it.
+    pub fn handle_close(&mut self, conn: ConnKey) {
+        if self.answering.remove(&conn) {
+            self.outputs.retain(|o| answer_for(o) != Some(conn));
+        }
+        self.writer.forget(conn);
+        self.take_inflight(conn);
+    }
+
+    /// The backend refused `job` (queue full, or no store): a connection's request is answered
+    /// 503 at once; a checkin batch goes back to the pending state.
+    pub fn handle_refused(&mut self, to: ReplyTo, job: Job) {
+        match to {
+            ReplyTo::Conn(conn) => {
+                log::warn!("backend queue full: answering 503");
+                self.respond(conn, errors::respond(&ApiError::StoreUnavailable));
+            }
+            ReplyTo::Writer => self.batch_refused(job),
+        }
+    }
+
+    /// Shutdown begins (§3.2: parked long polls are answered 200 with no actions); pending
+    /// checkin state is written.
+    pub fn handle_drain(&mut self, wall: SystemTime) {
+        self.draining = true;
+        self.health = Health::Stopping;
+        for key in self.waiters.keys() {
+            self.waiters.remove(key);
+            self.respond(key, checkin::empty_response());
+        }
+        self.flush_checkins(wall);
+    }
+
+    // C. Polling.
+
+    /// The next thing the caller must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let output = self.outputs.pop_front()?;
+        if let Some(conn) = answer_for(&output) {
+            self.answering.remove(&conn);
+        }
+        Some(output)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.long_polls.next_at())
+            .min()
+    }
+
+    // Shared steps.
+
+    /// Records a request that waits for `job`, and submits it (enrolls with an enrollment id
+    /// already in flight are answered `EnrollDuplicate` instead).
+    fn start_job(&mut self, conn: ConnKey, mut job: Job, pending: Pending, now: Instant) {
+        let mut inflight = Inflight {
+            pending,
+            started: now,
+            starting: None,
+            enrolling: None,
+            checkin: None,
+        };
+        let duplicate = match &mut job {
+            Job::CheckinStart(input) => {
+                self.starting.insert(input.agent_id.clone(), conn);
+                inflight.starting = Some(input.agent_id.clone());
+                false
+            }
+            Job::Enroll(input) => match &input.enrollment_id {
+                Some(id) if self.enrolling.contains_key(id) => true,
+                Some(id) => {
+                    self.enrolling.insert(id.clone(), conn);
+                    inflight.enrolling = Some(id.clone());
+                    false
+                }
+                None => false,
+            },
+            Job::OpAmp(input) => {
+                input.remote_configs = self.cache.opamp_configs();
+                false
+            }
+            _ => false,
+        };
+        self.inflight.insert(conn, inflight);
+        if duplicate {
+            return self.respond(conn, errors::respond(&ApiError::EnrollDuplicate));
+        }
+        match job {
+            Job::Admin(request) => self.submit_admin(conn, request),
+            job => self.submit(ReplyTo::Conn(conn), job),
+        }
+    }
+
+    fn submit(&mut self, to: ReplyTo, job: Job) {
+        self.outputs.push_back(Output::Submit { to, job });
+    }
+
+    /// Queues an answer for a connection.
+    fn emit(&mut self, output: Output) {
+        if let Some(conn) = answer_for(&output) {
+            self.answering.insert(conn);
+        }
+        self.outputs.push_back(output);
+    }
+
+    /// Removes `conn`'s in-flight request and everything that refers to it, returning it.
+    fn take_inflight(&mut self, conn: ConnKey) -> Option<Inflight> {
+        let inflight = self.inflight.remove(&conn)?;
+        self.waiters.remove(conn);
+        if let Some(agent) = &inflight.starting {
+            if self.starting.get(agent) == Some(&conn) {
+                self.starting.remove(agent);
+                self.early.remove(agent);
+            }
+        }
+        if let Some(id) = &inflight.enrolling {
+            if self.enrolling.get(id) == Some(&conn) {
+                self.enrolling.remove(id);
+            }
+        }
+        if let Some(limited) = inflight.pending.limited {
+            self.limits.get(limited).release();
+        }
+        if inflight
+            .checkin
+            .as_ref()
+            .is_some_and(|c| c.parked.is_some())
+        {
+            let inflight_map = &self.inflight;
+            self.long_polls.note_stale(|key, ticket| {
+                inflight_map
+                    .get(&key)
+                    .and_then(|i| i.checkin.as_ref())
+                    .and_then(|c| c.parked)
+                    == Some(ticket)
+            });
+        }
+        Some(inflight)
+    }
+
+    /// Answers `conn`'s in-flight request with `response`, adding the headers every routed
+    /// response carries.
+    fn respond(&mut self, conn: ConnKey, response: Response) {
+        if let Some(inflight) = self.take_inflight(conn) {
+            log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
+            let response = inflight.pending.decorate(response);
+            self.emit(Output::Respond { conn, response });
+        }
+    }
+
+    /// Answers `conn` with a response already decorated by [`Pending::finish`].
+    fn finish(&mut self, conn: ConnKey, response: Response) {
+        if let Some(inflight) = self.take_inflight(conn) {
+            log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
+            self.emit(Output::Respond { conn, response });
+        }
+    }
+
+    /// Arms a [`Timer`] at `at` unless it is armed earlier already.
+    fn arm(&mut self, timer: Timer, at: Instant) {
+        let slot = &mut self.timers[timer as usize];
+        *slot = Some(slot.map_or(at, |current| current.min(at)));
+    }
+}
+
+/// The connection an output answers (`None`: a job).
+fn answer_for(output: &Output) -> Option<ConnKey> {
+    match output {
+        Output::Respond { conn, .. }
+        | Output::Message { conn, .. }
+        | Output::Upgrade { conn, .. } => Some(*conn),
+        Output::Submit { .. } => None,
+    }
+}

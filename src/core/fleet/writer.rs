@@ -1,0 +1,173 @@
+//! The checkin bulk writer (fleet-protocol.md §3.8): checkin state waits here, latest per agent,
+//! and goes to the store as one batch every flush interval (one batch in flight at a time; a
+//! failed batch comes back, behind anything newer). Parked agents' `last_checkin` is refreshed
+//! on its own interval (§3.2 step 10).
+//!
+//! Management requests that show checkin state read their writes: a listing read straight from
+//! the store would show a just-checked-in agent as offline for a flush interval, so such a
+//! request waits for a batch being written and carries the state not yet handed to the writer,
+//! which the operation merges over the stored documents.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use super::{ConnKey, Fleet, ReplyTo};
+use crate::backend::workers::{Job, JobOutput};
+use crate::backend::CheckinWrite;
+use crate::mgmt::{AdminRequest, Route};
+use crate::model::time::rfc3339_seconds;
+
+/// Pending checkin state and the batch in flight.
+#[derive(Debug, Default)]
+pub(super) struct Writer {
+    /// Checkin state waiting for the next bulk write, latest per agent.
+    bulk: HashMap<String, CheckinWrite>,
+    /// A batch is being written.
+    pub(super) inflight: bool,
+    /// Management requests showing checkin state, waiting for the batch in flight.
+    admin_waiting: Vec<(ConnKey, AdminRequest)>,
+}
+
+impl Writer {
+    /// Nothing pending, nothing in flight.
+    pub(super) fn idle(&self) -> bool {
+        !self.inflight && self.bulk.is_empty()
+    }
+
+    /// Agents with state not yet handed to the store.
+    pub(super) fn pending(&self) -> usize {
+        self.bulk.len()
+    }
+
+    /// A checkin's state replaces the agent's pending one.
+    pub(super) fn checkin(&mut self, agent_id: String, state: CheckinWrite) {
+        self.bulk.insert(agent_id, state);
+    }
+
+    /// An OpAMP message's state: two messages within one flush merge, the newer one's members
+    /// winning, as if both updates had been written in order.
+    pub(super) fn merge(&mut self, agent_id: String, fields: Map<String, Value>) {
+        match self.bulk.get_mut(&agent_id) {
+            Some(pending) => pending.fields.extend(fields),
+            None => {
+                self.bulk.insert(agent_id, CheckinWrite::fields(fields));
+            }
+        }
+    }
+
+    /// A connection closed: its waiting management request is dropped.
+    pub(super) fn forget(&mut self, conn: ConnKey) {
+        self.admin_waiting.retain(|(k, _)| *k != conn);
+    }
+}
+
+impl Fleet {
+    /// Sends the pending checkin state to the store as one batch (unless one is in flight).
+    pub(super) fn flush_checkins(&mut self, wall: SystemTime) {
+        let writer = &mut self.writer;
+        if writer.inflight || writer.bulk.is_empty() || !self.settings.has_store {
+            return;
+        }
+        let updated_at = Value::from(rfc3339_seconds(wall));
+        let batch: Vec<(String, CheckinWrite)> = writer
+            .bulk
+            .drain()
+            .map(|(id, mut state)| {
+                state.fields.insert("updated_at".into(), updated_at.clone());
+                (id, state)
+            })
+            .collect();
+        writer.inflight = true;
+        self.submit(ReplyTo::Writer, Job::WriteCheckins(batch));
+    }
+
+    /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it, and
+    /// a flush of it writes what every checkin flush writes (§3.8: status, message,
+    /// `unhealthy_reason`, `sequence_num`), as Fleet Server's periodic re-checkin does.
+    pub(super) fn refresh_parked_checkins(&mut self, wall: SystemTime) {
+        let now = Value::from(rfc3339_seconds(wall));
+        for waiter in self.waiters.parked() {
+            self.writer
+                .bulk
+                .entry(waiter.agent_id.clone())
+                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.clone()))
+                .fields
+                .insert("last_checkin".into(), now.clone());
+        }
+    }
+
+    /// The batch in flight was written (entries that must be retried come back).
+    pub(super) fn checkins_written(&mut self, output: JobOutput, wall: SystemTime) {
+        self.writer.inflight = false;
+        if let JobOutput::CheckinsWritten { retry, error } = output {
+            if let Some(e) = error {
+                log::warn!(
+                    "writing checkin state failed ({e}); {} kept for the next flush",
+                    retry.len()
+                );
+            }
+            self.take_back(retry);
+        }
+        self.release_admin_waiting();
+        if self.draining {
+            self.flush_checkins(wall);
+        }
+    }
+
+    /// The backend refused the batch: it waits for the next flush.
+    pub(super) fn batch_refused(&mut self, job: Job) {
+        self.writer.inflight = false;
+        if let Job::WriteCheckins(batch) = job {
+            self.take_back(batch);
+        }
+        self.release_admin_waiting();
+    }
+
+    fn take_back(&mut self, batch: Vec<(String, CheckinWrite)>) {
+        for (id, state) in batch {
+            // A newer checkin of the same agent supersedes the failed one.
+            self.writer.bulk.entry(id).or_insert(state);
+        }
+    }
+
+    /// Submits a management request, with the pending checkin state it needs.
+    pub(super) fn submit_admin(&mut self, conn: ConnKey, mut request: AdminRequest) {
+        if request.reads_checkin_state() {
+            if self.writer.inflight {
+                // The batch being written is in no map any more; its reply releases this.
+                self.writer.admin_waiting.push((conn, request));
+                return;
+            }
+            let pending = |id: &String, write: &CheckinWrite| {
+                let mut fields = write.fields.clone();
+                if write.clear_audit {
+                    // A null member is a removed one in the merged view, as in the stores.
+                    for member in crate::backend::AUDIT_MEMBERS {
+                        fields.insert(member.to_owned(), Value::Null);
+                    }
+                }
+                (id.clone(), fields)
+            };
+            let bulk = &self.writer.bulk;
+            request.pending_checkins = match &request.route {
+                Route::GetAgent(id) => bulk
+                    .get_key_value(id)
+                    .map(|(id, write)| pending(id, write))
+                    .into_iter()
+                    .collect(),
+                _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
+            };
+        }
+        self.submit(ReplyTo::Conn(conn), Job::Admin(request));
+    }
+
+    /// The checkin write finished (or failed and its state is back in the pending map): the
+    /// requests that waited for it go now.
+    fn release_admin_waiting(&mut self) {
+        for (conn, request) in std::mem::take(&mut self.writer.admin_waiting) {
+            self.submit_admin(conn, request);
+        }
+    }
+}
