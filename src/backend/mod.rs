@@ -12,6 +12,7 @@
 //! live.
 
 pub mod auth_cache;
+pub mod deferred;
 pub mod es;
 pub mod hooks;
 pub mod layer;

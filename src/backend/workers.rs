@@ -133,6 +133,71 @@ pub type Task = Arc<dyn Fn() + Send + Sync>;
 enum Work<T> {
     Job(T, Job),
     Task(Task),
+    /// Acks taken from the queue together (never sent; see [`take_ack_run`]).
+    Acks(Vec<(T, AckInput)>),
+}
+
+/// Most acks answered together.
+const MAX_ACK_RUN: usize = 512;
+
+/// An ack taken from the queue, with the acks queued right behind it (at most [`MAX_ACK_RUN`],
+/// one per agent): they run as one batch whose store writes share commits ([`run_acks`]). The
+/// first other work taken is `held` for next.
+fn take_ack_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Work<T>>) -> Work<T> {
+    let Work::Job(to, Job::Ack(input)) = first else {
+        return first;
+    };
+    let mut run = vec![(to, input)];
+    while run.len() < MAX_ACK_RUN {
+        match rx.try_recv() {
+            Ok(Work::Job(to, Job::Ack(input)))
+                if !run.iter().any(|(_, i)| i.agent_id == input.agent_id) =>
+            {
+                run.push((to, input));
+            }
+            Ok(other) => {
+                *held = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if run.len() == 1 {
+        let (to, input) = run.remove(0);
+        return Work::Job(to, Job::Ack(input));
+    }
+    Work::Acks(run)
+}
+
+/// Runs a batch of acks with their policy-ack writes deferred ([`super::deferred`]): every ack
+/// runs, then every deferred write is waited for, so a batch costs about one commit instead of
+/// one per ack. An ack whose deferred write failed is run again on its own and answered with what
+/// that run says (a policy ack rewrites the same fields, so running it twice is harmless).
+fn run_acks<T>(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    batch: Vec<(T, AckInput)>,
+    now: SystemTime,
+) -> Vec<Reply<T>> {
+    let ran: Vec<_> = batch
+        .into_iter()
+        .map(|(to, input)| {
+            let (outcome, deferred) = super::deferred::collect(|| ack(store, remotes, &input, now));
+            (to, input, outcome, deferred)
+        })
+        .collect();
+    ran.into_iter()
+        .map(|(to, input, outcome, deferred)| {
+            let outcome = match deferred.wait() {
+                Ok(()) => outcome,
+                Err(_) => ack(store, remotes, &input, now),
+            };
+            Reply {
+                to,
+                output: JobOutput::Acked(outcome),
+            }
+        })
+        .collect()
 }
 
 /// Handle held by the event loop.
@@ -217,40 +282,57 @@ impl<T: Send + 'static> Backend<T> {
             let notify = Arc::clone(&notify);
             let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
-                .spawn(move || loop {
-                    let next = match jobs_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let (to, job) = match next {
-                        Ok(Work::Job(to, job)) => (to, job),
-                        Ok(Work::Task(task)) => {
-                            task();
-                            continue;
-                        }
-                        Err(_) => return,
-                    };
-                    #[cfg(debug_assertions)]
-                    crate::panics::failpoint(&job);
-                    let output = match (job, &admin) {
-                        (Job::Admin(req), Some(admin)) => {
-                            let execute =
-                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
-                            // Revoking a token invalidates its key behind the cache's back.
-                            let (status, body) = match &req.route {
-                                crate::mgmt::Route::RevokeToken(id) => {
-                                    cache.invalidating(std::slice::from_ref(id), execute)
+                .spawn(move || {
+                    let mut held = None;
+                    loop {
+                        let next = match held.take() {
+                            Some(work) => Ok(work),
+                            None => match jobs_rx.lock() {
+                                Ok(rx) => {
+                                    rx.recv().map(|first| take_ack_run(first, &rx, &mut held))
                                 }
-                                _ => execute(),
-                            };
-                            JobOutput::Admin(status, body)
+                                Err(_) => return,
+                            },
+                        };
+                        let (to, job) = match next {
+                            Ok(Work::Job(to, job)) => (to, job),
+                            Ok(Work::Acks(batch)) => {
+                                for reply in run_acks(&*store, &remotes, batch, SystemTime::now()) {
+                                    if reply_tx.send(reply).is_err() {
+                                        return;
+                                    }
+                                }
+                                notify();
+                                continue;
+                            }
+                            Ok(Work::Task(task)) => {
+                                task();
+                                continue;
+                            }
+                            Err(_) => return,
+                        };
+                        #[cfg(debug_assertions)]
+                        crate::panics::failpoint(&job);
+                        let output = match (job, &admin) {
+                            (Job::Admin(req), Some(admin)) => {
+                                let execute =
+                                    || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                                // Revoking a token invalidates its key behind the cache's back.
+                                let (status, body) = match &req.route {
+                                    crate::mgmt::Route::RevokeToken(id) => {
+                                        cache.invalidating(std::slice::from_ref(id), execute)
+                                    }
+                                    _ => execute(),
+                                };
+                                JobOutput::Admin(status, body)
+                            }
+                            (job, _) => run(&*store, &remotes, job, SystemTime::now()),
+                        };
+                        if reply_tx.send(Reply { to, output }).is_err() {
+                            return;
                         }
-                        (job, _) => run(&*store, &remotes, job, SystemTime::now()),
-                    };
-                    if reply_tx.send(Reply { to, output }).is_err() {
-                        return;
+                        notify();
                     }
-                    notify();
                 })?;
             backend.threads.push(worker);
         }
@@ -286,8 +368,8 @@ impl<T: Send + 'static> Backend<T> {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => match work {
                 Work::Job(to, job) => Err(Box::new((to, job))),
-                // What was sent is a job: a task cannot come back from this send.
-                Work::Task(_) => Ok(()),
+                // What was sent is a job: nothing else can come back from this send.
+                Work::Task(_) | Work::Acks(_) => Ok(()),
             },
         }
     }
@@ -484,6 +566,129 @@ mod tests {
             resolve_action_secrets(&store, action.clone()).data,
             action.data,
             "no references, untouched"
+        );
+    }
+}
+
+#[cfg(test)]
+mod ack_run_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::backend::local::LocalStore;
+    use crate::backend::NewApiKey;
+    use crate::model::Agent;
+    use crate::tls::test_support::TempDir;
+    use serde_json::json;
+
+    fn ack_of(key: &ApiKey, agent: &str, revision: i64) -> AckInput {
+        AckInput {
+            key: key.clone(),
+            agent_id: agent.into(),
+            body: serde_json::to_vec(&json!({"events": [{
+                "action_id": format!("policy:p:{revision}"), "agent_id": agent,
+                "type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED"}]}))
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_run_of_acks_shares_commits_and_answers_each() {
+        let dir = TempDir::new("ack-run");
+        let store = LocalStore::open(dir.path()).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..20 {
+            let id = format!("a{i}");
+            let key = store
+                .create_api_key(&NewApiKey {
+                    name: id.clone(),
+                    role_descriptors: json!({}),
+                    metadata: json!({}),
+                })
+                .unwrap();
+            store
+                .create_agent(&Agent {
+                    id: id.clone(),
+                    active: true,
+                    access_api_key_id: key.id.clone(),
+                    agent: Some(crate::model::AgentInfo {
+                        id: id.clone(),
+                        version: "9.2.1".into(),
+                        kind: String::new(),
+                    }),
+                    policy_id: "p".into(),
+                    policy_revision_idx: 1,
+                    ..Agent::default()
+                })
+                .unwrap();
+            batch.push((i, ack_of(&key, &id, 3)));
+        }
+        // A wrong key is refused as on its own, and does not disturb the run.
+        let mut forged = batch[0].1.clone();
+        forged.key.secret = "not-the-secret".into();
+        forged.agent_id = "a0".into();
+        batch.push((99, forged));
+        let before = store.commit_stats();
+        let replies = run_acks(
+            &store,
+            &crate::backend::ops::testkit::remotes(),
+            batch,
+            SystemTime::now(),
+        );
+        let commits = store.commit_stats().commits - before.commits;
+        assert_eq!(replies.len(), 21);
+        for reply in &replies {
+            match (&reply.to, &reply.output) {
+                (99, JobOutput::Acked(out)) => assert!(out.is_err(), "forged key: {out:?}"),
+                (_, JobOutput::Acked(Ok(out))) => assert_eq!(out.status, 200, "{out:?}"),
+                (to, other) => panic!("{to}: {other:?}"),
+            }
+        }
+        assert!(commits <= 3, "20 policy acks took {commits} commits");
+        for i in 0..20 {
+            let agent = store.agent(&format!("a{i}")).unwrap().unwrap();
+            assert_eq!(
+                agent.policy_revision_idx, 3,
+                "a{i} durable before its answer"
+            );
+        }
+    }
+
+    #[test]
+    fn acks_queued_together_are_taken_as_one_run() {
+        let (tx, rx) = mpsc::sync_channel::<Work<u32>>(16);
+        let key = ApiKey {
+            id: "k".into(),
+            secret: "s".into(),
+        };
+        for (to, agent) in [(2, "a2"), (3, "a3"), (4, "a2"), (5, "a5")] {
+            assert!(tx
+                .try_send(Work::Job(to, Job::Ack(ack_of(&key, agent, 2))))
+                .is_ok());
+        }
+        let mut held = None;
+        let first = Work::Job(1, Job::Ack(ack_of(&key, "a1", 2)));
+        match take_ack_run(first, &rx, &mut held) {
+            Work::Acks(run) => {
+                let tos: Vec<u32> = run.iter().map(|(to, _)| *to).collect();
+                assert_eq!(tos, [1, 2, 3], "a second ack of a2 ends the run");
+            }
+            _ => panic!("not a run"),
+        }
+        assert!(matches!(held, Some(Work::Job(4, Job::Ack(_)))));
+        // A lone ack stays a plain job; other work is left alone.
+        let mut held = None;
+        let lone = take_ack_run(Work::Job(9, Job::Authenticate(key.clone())), &rx, &mut held);
+        assert!(matches!(lone, Work::Job(9, Job::Authenticate(_))) && held.is_none());
+        let single = take_ack_run(
+            Work::Job(5, Job::Ack(ack_of(&key, "a5", 2))),
+            &rx,
+            &mut held,
+        );
+        assert!(matches!(single, Work::Job(5, Job::Ack(_))));
+        assert!(
+            matches!(held, Some(Work::Job(5, Job::Ack(_)))),
+            "queued a5 after a5"
         );
     }
 }

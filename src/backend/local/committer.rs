@@ -139,6 +139,19 @@ impl Committer {
         T: Send + 'static,
         F: FnOnce(&mut Batch<'_>) -> Result<T, WriteFault> + Send + 'static,
     {
+        let answer = self.submit(op)?;
+        answer
+            .recv()
+            .map_err(|_| unavailable("the commit thread has stopped"))?
+    }
+
+    /// Queues `op` without waiting: the receiver gets its result once its transaction is
+    /// durable (or failed). One thread can so put many writes into the same commit.
+    pub fn submit<T, F>(&self, op: F) -> Result<Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, WriteFault> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel::<Result<T, StoreError>>(1);
         let job: Job = Box::new(move |batch| {
             let outcome = match batch {
@@ -167,9 +180,7 @@ impl Committer {
         queue
             .send(job)
             .map_err(|_| unavailable("the commit thread has stopped"))?;
-        answer
-            .recv()
-            .map_err(|_| unavailable("the commit thread has stopped"))?
+        Ok(answer)
     }
 }
 

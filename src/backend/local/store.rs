@@ -220,10 +220,20 @@ impl Store for LocalStore {
 
     fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
         let (id, ack) = (id.to_owned(), ack.clone());
-        self.committer.write(move |batch| {
+        let op = move |batch: &mut Batch<'_>| {
             change_agent(&mut batch.txn().open_table(AGENTS)?, &id, |source| {
                 apply_policy_ack(source, &ack)
             })
+        };
+        if !crate::backend::deferred::active() {
+            return self.committer.write(op);
+        }
+        // A batch of acks on this thread: queue it for the next commit, wait with the batch.
+        let answer = self.committer.submit(op)?;
+        crate::backend::deferred::defer(move || {
+            answer
+                .recv()
+                .map_err(|_| unavailable("the commit thread has stopped"))?
         })
     }
 
