@@ -288,6 +288,67 @@ pub fn select_table(max_agents: i64, available_mib: Option<u64>) -> Option<&'sta
     SIZING_TABLES.iter().rev().find(|t| t.min_ram_mib <= mib)
 }
 
+/// What the embedded store sustains on the reference machine (2 shared cores, ext4 on a virtio
+/// disk at about 7 ms per fsync), measured with `cargo bench -p loadgen --bench store`
+/// (2026-12-03, release, every commit two-phase and fsynced; see the README's Performance
+/// section): policy acks from one backend thread in runs of up to 512 whose commits are shared
+/// (`backend::deferred`), and checkin-state writes in the bulk writer's batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreCapacity {
+    /// Policy acks made durable per second.
+    pub acks_per_sec: u32,
+    /// Checkin-state writes made durable per second.
+    pub checkin_writes_per_sec: u32,
+}
+
+/// The measured capacity of the embedded store (the lowest of repeated runs).
+pub const EMBEDDED_CAPACITY: StoreCapacity = StoreCapacity {
+    acks_per_sec: 20_000,
+    checkin_writes_per_sec: 50_000,
+};
+
+/// Embedded mode's route limits, derived from [`EMBEDDED_CAPACITY`] by [`embedded_table`].
+pub const EMBEDDED: SizingTable = embedded_table(EMBEDDED_CAPACITY);
+
+/// Route limits sized to a store of capacity `c`. Elastic's tables size acks and checkins for
+/// Elasticsearch; with the embedded store the constraint is its commit rate, so:
+/// * acks refill at half the measured rate (headroom for a slower disk or a busy CPU), with a
+///   burst and an in-flight cap of one second at that rate (a rollout's acks arrive together
+///   and are batched into shared commits);
+/// * checkins refill at half the measured checkin-write rate with the same burst; their store
+///   writes are batched by the bulk writer and a checkin's own store part is reads, and the
+///   number in flight is not capped here (parked checkins are bounded by `max_connections`);
+/// * enroll, status and audit/unenroll keep the code defaults of Fleet Server: an enroll mints
+///   a key and writes an agent (its pace is the enroll storm's, unchanged).
+///
+/// Rollout pacing follows from the ack and checkin specs ([`crate::core::pacing::Pacer`]).
+pub const fn embedded_table(c: StoreCapacity) -> SizingTable {
+    let acks = c.acks_per_sec / 2;
+    let checkins = c.checkin_writes_per_sec / 2;
+    let ack_interval_us = 1_000_000 / nonzero(acks) as u64;
+    let checkin_interval_us = 1_000_000 / nonzero(checkins) as u64;
+    SizingTable {
+        name: "embedded",
+        max_agents: u64::MAX,
+        min_ram_mib: 0,
+        specs: [
+            spec(checkin_interval_us, nonzero(checkins), 0),
+            spec(10_000, 50, 100),
+            spec(ack_interval_us, nonzero(acks), nonzero(acks)),
+            spec(5_000, 25, 50),
+            spec(10_000, 50, 100),
+        ],
+    }
+}
+
+const fn nonzero(n: u32) -> u32 {
+    if n == 0 {
+        1
+    } else {
+        n
+    }
+}
+
 impl SizingTable {
     /// The spec of a route in this table.
     pub fn spec(&self, route: LimitedRoute) -> LimitSpec {
@@ -507,6 +568,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_embedded_table_follows_the_store_capacity() {
+        let t = embedded_table(StoreCapacity {
+            acks_per_sec: 8_000,
+            checkin_writes_per_sec: 20_000,
+        });
+        let ack = t.spec(LimitedRoute::Ack);
+        assert_eq!(ack.interval, Duration::from_micros(250), "half of 8,000/s");
+        assert_eq!((ack.burst, ack.max), (4_000, 4_000));
+        let checkin = t.spec(LimitedRoute::Checkin);
+        assert_eq!(checkin.interval, Duration::from_micros(100));
+        assert_eq!((checkin.burst, checkin.max), (10_000, 0));
+        for route in [
+            LimitedRoute::Enroll,
+            LimitedRoute::Status,
+            LimitedRoute::AuditUnenroll,
+        ] {
+            assert_eq!(t.spec(route), route.default_spec(), "{route:?}");
+        }
+        let none = embedded_table(StoreCapacity {
+            acks_per_sec: 0,
+            checkin_writes_per_sec: 1,
+        });
+        assert_eq!(none.spec(LimitedRoute::Ack).burst, 1, "never a zero bucket");
+        // The shipped table lets a rollout to 10,000 parked agents start at once in full
+        // halves and finish within a second at the paced rate.
+        let pace = crate::core::pacing::Pacer::for_routes(
+            EMBEDDED.spec(LimitedRoute::Ack),
+            EMBEDDED.spec(LimitedRoute::Checkin),
+        );
+        let mut pace = pace;
+        let t0 = Instant::now();
+        let first = pace.allowance(t0);
+        pace.spend(first);
+        let after = pace.allowance(t0 + Duration::from_secs(1));
+        assert!(
+            first + after >= 10_000,
+            "{first} at once, {after} in the next second"
+        );
     }
 
     #[test]

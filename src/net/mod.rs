@@ -82,7 +82,7 @@ pub enum StartupError {
 pub fn settings(config: &Config) -> Settings {
     let server = &config.server;
     let t = &server.timeouts;
-    let limits_table = crate::core::limits::select_table(server.max_agents, available_memory_mib());
+    let limits_table = limits_table(config);
     Settings {
         max_connections: server.max_connections,
         // A tenth more (at least 16) to answer 429 rather than reset.
@@ -122,6 +122,20 @@ pub fn settings(config: &Config) -> Settings {
         },
         limits_table,
     }
+}
+
+/// The route limits' table: in embedded mode without `server.limits.max_agents`, the one sized
+/// to the embedded store (`core::limits::EMBEDDED`); otherwise Fleet Server's selection (§10.1),
+/// whose tables are sized for Elasticsearch.
+pub fn limits_table(config: &Config) -> Option<&'static crate::core::limits::SizingTable> {
+    if config.es.is_none() && config.server.max_agents == 0 {
+        return Some(&crate::core::limits::EMBEDDED);
+    }
+    crate::core::limits::select_table(config.server.max_agents, available_memory_mib())
+}
+
+fn per_second(spec: crate::core::limits::LimitSpec) -> u64 {
+    1_000_000 / spec.interval.as_micros().max(1) as u64
 }
 
 /// Backend worker threads: `--backend-workers`, else by store kind (the thread budget of
@@ -229,7 +243,12 @@ pub fn bind(
     if config.server.http_enabled {
         monitoring(config, &server, monitored_admin)?;
     }
-    match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
+    match limits_table(config) {
+        Some(table) if std::ptr::eq(table, &crate::core::limits::EMBEDDED) => log::info!(
+            "route limits sized to the embedded store (acks {}/s, checkins {}/s)",
+            per_second(table.spec(crate::core::limits::LimitedRoute::Ack)),
+            per_second(table.spec(crate::core::limits::LimitedRoute::Checkin)),
+        ),
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",
             table.name,
