@@ -39,9 +39,15 @@ pub fn install() {
 /// on the next enroll job, so the tests can check what a worker panic does.
 #[cfg(debug_assertions)]
 pub fn failpoint(job: &crate::backend::workers::Job) {
-    if matches!(job, crate::backend::workers::Job::Enroll(_))
-        && std::env::var("FLEET_EDGE_FAILPOINT").is_ok_and(|v| v == "worker-panic-on-enroll")
-    {
+    if matches!(job, crate::backend::workers::Job::Enroll(_)) {
+        failpoint_enroll();
+    }
+}
+
+/// [`failpoint`] for an enroll job (also run inside a batch of jobs).
+#[cfg(debug_assertions)]
+pub fn failpoint_enroll() {
+    if std::env::var("FLEET_EDGE_FAILPOINT").is_ok_and(|v| v == "worker-panic-on-enroll") {
         #[allow(clippy::panic)]
         {
             panic!("failpoint worker-panic-on-enroll");

@@ -133,28 +133,90 @@ pub type Task = Arc<dyn Fn() + Send + Sync>;
 enum Work<T> {
     Job(T, Job),
     Task(Task),
-    /// Acks taken from the queue together (never sent; see [`take_ack_run`]).
-    Acks(Vec<(T, AckInput)>),
+    /// Writing jobs taken from the queue together (never sent; see [`take_run`]).
+    Run(Vec<(T, Batched)>),
 }
 
-/// Most acks answered together.
-const MAX_ACK_RUN: usize = 512;
+/// A job that may run in a batch: its writes can share commits.
+#[derive(Debug)]
+enum Batched {
+    Ack(AckInput),
+    Enroll(EnrollInput),
+}
 
-/// An ack taken from the queue, with the acks queued right behind it (at most [`MAX_ACK_RUN`],
-/// one per agent): they run as one batch whose store writes share commits ([`run_acks`]). The
-/// first other work taken is `held` for next.
-fn take_ack_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Work<T>>) -> Work<T> {
-    let Work::Job(to, Job::Ack(input)) = first else {
+/// A job sorted by whether it may run in a batch.
+enum Sorted {
+    Batched(Batched),
+    Alone(Job),
+}
+
+impl Batched {
+    fn of(job: Job) -> Sorted {
+        match job {
+            Job::Ack(input) => Sorted::Batched(Batched::Ack(input)),
+            Job::Enroll(input) => Sorted::Batched(Batched::Enroll(input)),
+            other => Sorted::Alone(other),
+        }
+    }
+
+    fn into_job(self) -> Job {
+        match self {
+            Batched::Ack(input) => Job::Ack(input),
+            Batched::Enroll(input) => Job::Enroll(input),
+        }
+    }
+
+    /// Not a second ack of the same agent, nor a second enroll with the same enrollment id,
+    /// as a job already in `run`.
+    fn fits<T>(&self, run: &[(T, Batched)]) -> bool {
+        run.iter().all(|(_, other)| match (self, other) {
+            (Batched::Ack(a), Batched::Ack(b)) => a.agent_id != b.agent_id,
+            (Batched::Enroll(a), Batched::Enroll(b)) => {
+                a.enrollment_id.is_none() || a.enrollment_id != b.enrollment_id
+            }
+            _ => true,
+        })
+    }
+
+    fn run(&self, store: &dyn Store, remotes: &RemoteClusters, now: SystemTime) -> JobOutput {
+        match self {
+            Batched::Ack(input) => JobOutput::Acked(ack(store, remotes, input, now)),
+            Batched::Enroll(input) => {
+                #[cfg(debug_assertions)]
+                crate::panics::failpoint_enroll();
+                JobOutput::Enrolled(enroll(store, input, now))
+            }
+        }
+    }
+}
+
+/// Most jobs run together.
+const MAX_RUN: usize = 512;
+
+/// An ack or enroll taken from the queue, with the acks and enrolls queued right behind it (at
+/// most [`MAX_RUN`]): they run as one batch whose store writes share commits ([`run_batch`]).
+/// The first other work taken is `held` for next.
+fn take_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Work<T>>) -> Work<T> {
+    let Work::Job(to, job) = first else {
         return first;
     };
-    let mut run = vec![(to, input)];
-    while run.len() < MAX_ACK_RUN {
+    let mut run = match Batched::of(job) {
+        Sorted::Batched(batched) => vec![(to, batched)],
+        Sorted::Alone(job) => return Work::Job(to, job),
+    };
+    while run.len() < MAX_RUN {
         match rx.try_recv() {
-            Ok(Work::Job(to, Job::Ack(input)))
-                if !run.iter().any(|(_, i)| i.agent_id == input.agent_id) =>
-            {
-                run.push((to, input));
-            }
+            Ok(Work::Job(to, job)) => match Batched::of(job) {
+                Sorted::Batched(batched) if batched.fits(&run) => run.push((to, batched)),
+                Sorted::Batched(batched) => {
+                    *held = Some(Work::Job(to, batched.into_job()));
+                    break;
+                }
+                Sorted::Alone(job) => {
+                    *held = Some(Work::Job(to, job));
+                    break;
+                }
+            },
             Ok(other) => {
                 *held = Some(other);
                 break;
@@ -163,39 +225,38 @@ fn take_ack_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Wor
         }
     }
     if run.len() == 1 {
-        let (to, input) = run.remove(0);
-        return Work::Job(to, Job::Ack(input));
+        let (to, batched) = run.remove(0);
+        return Work::Job(to, batched.into_job());
     }
-    Work::Acks(run)
+    Work::Run(run)
 }
 
-/// Runs a batch of acks with their policy-ack writes deferred ([`super::deferred`]): every ack
-/// runs, then every deferred write is waited for, so a batch costs about one commit instead of
-/// one per ack. An ack whose deferred write failed is run again on its own and answered with what
-/// that run says (a policy ack rewrites the same fields, so running it twice is harmless).
-fn run_acks<T>(
+/// Runs a batch of acks and enrolls with their store writes deferred ([`super::deferred`]):
+/// every job runs, then every deferred write is waited for, so a batch costs about one commit
+/// instead of one or two per job, and nothing is answered before its writes are durable. A job
+/// whose deferred writes failed is run again on its own and answered with what that run says (a
+/// policy ack rewrites the same fields; an enroll makes a new key and agent, and the first
+/// attempt's key, if its commit went through, is left unused).
+fn run_batch<T>(
     store: &dyn Store,
     remotes: &RemoteClusters,
-    batch: Vec<(T, AckInput)>,
+    batch: Vec<(T, Batched)>,
     now: SystemTime,
 ) -> Vec<Reply<T>> {
     let ran: Vec<_> = batch
         .into_iter()
-        .map(|(to, input)| {
-            let (outcome, deferred) = super::deferred::collect(|| ack(store, remotes, &input, now));
-            (to, input, outcome, deferred)
+        .map(|(to, job)| {
+            let (output, deferred) = super::deferred::collect(|| job.run(store, remotes, now));
+            (to, job, output, deferred)
         })
         .collect();
     ran.into_iter()
-        .map(|(to, input, outcome, deferred)| {
-            let outcome = match deferred.wait() {
-                Ok(()) => outcome,
-                Err(_) => ack(store, remotes, &input, now),
+        .map(|(to, job, output, deferred)| {
+            let output = match deferred.wait() {
+                Ok(()) => output,
+                Err(_) => job.run(store, remotes, now),
             };
-            Reply {
-                to,
-                output: JobOutput::Acked(outcome),
-            }
+            Reply { to, output }
         })
         .collect()
 }
@@ -288,16 +349,15 @@ impl<T: Send + 'static> Backend<T> {
                         let next = match held.take() {
                             Some(work) => Ok(work),
                             None => match jobs_rx.lock() {
-                                Ok(rx) => {
-                                    rx.recv().map(|first| take_ack_run(first, &rx, &mut held))
-                                }
+                                Ok(rx) => rx.recv().map(|first| take_run(first, &rx, &mut held)),
                                 Err(_) => return,
                             },
                         };
                         let (to, job) = match next {
                             Ok(Work::Job(to, job)) => (to, job),
-                            Ok(Work::Acks(batch)) => {
-                                for reply in run_acks(&*store, &remotes, batch, SystemTime::now()) {
+                            Ok(Work::Run(batch)) => {
+                                for reply in run_batch(&*store, &remotes, batch, SystemTime::now())
+                                {
                                     if reply_tx.send(reply).is_err() {
                                         return;
                                     }
@@ -369,7 +429,7 @@ impl<T: Send + 'static> Backend<T> {
             Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => match work {
                 Work::Job(to, job) => Err(Box::new((to, job))),
                 // What was sent is a job: nothing else can come back from this send.
-                Work::Task(_) | Work::Acks(_) => Ok(()),
+                Work::Task(_) | Work::Run(_) => Ok(()),
             },
         }
     }
@@ -592,8 +652,17 @@ mod ack_run_tests {
         }
     }
 
+    /// a0's key id with a wrong secret.
+    fn forged_key(store: &LocalStore) -> ApiKey {
+        let agent = store.agent("a0").unwrap().unwrap();
+        ApiKey {
+            id: agent.access_api_key_id,
+            secret: "not-the-secret".into(),
+        }
+    }
+
     #[test]
-    fn a_run_of_acks_shares_commits_and_answers_each() {
+    fn a_run_of_acks_and_enrolls_shares_commits_and_answers_each() {
         let dir = TempDir::new("ack-run");
         let store = LocalStore::open(dir.path()).unwrap();
         let mut batch = Vec::new();
@@ -621,30 +690,63 @@ mod ack_run_tests {
                     ..Agent::default()
                 })
                 .unwrap();
-            batch.push((i, ack_of(&key, &id, 3)));
+            batch.push((i, Batched::Ack(ack_of(&key, &id, 3))));
         }
         // A wrong key is refused as on its own, and does not disturb the run.
-        let mut forged = batch[0].1.clone();
-        forged.key.secret = "not-the-secret".into();
-        forged.agent_id = "a0".into();
-        batch.push((99, forged));
+        batch.push((99, Batched::Ack(ack_of(&forged_key(&store), "a0", 3))));
+        // Enrolls share the run: each gets its key and agent, durable before the answer.
+        store
+            .add_policy(crate::model::PolicyDoc {
+                policy_id: "p".into(),
+                revision_idx: 1,
+                data: json!({"id": "p", "revision": 1, "inputs": [],
+                    "outputs": {"default": {"type": "elasticsearch", "hosts": ["https://es:9200"]}},
+                    "output_permissions": {"default": {"x": {"cluster": ["monitor"]}}}}),
+                ..crate::model::PolicyDoc::default()
+            })
+            .unwrap();
+        let token = store.add_enrollment_key("p", "run").unwrap();
+        for i in 0..5 {
+            batch.push((
+                100 + i,
+                Batched::Enroll(EnrollInput {
+                    key: token.clone(),
+                    agent_version: Ok("9.2.1".into()),
+                    body: br#"{"type":"PERMANENT","metadata":{"local":{},"tags":[]}}"#.to_vec(),
+                    pbkdf2_iterations: 1000,
+                    enrollment_id: None,
+                }),
+            ));
+        }
         let before = store.commit_stats();
-        let replies = run_acks(
+        let replies = run_batch(
             &store,
             &crate::backend::ops::testkit::remotes(),
             batch,
             SystemTime::now(),
         );
         let commits = store.commit_stats().commits - before.commits;
-        assert_eq!(replies.len(), 21);
+        assert_eq!(replies.len(), 26);
         for reply in &replies {
             match (&reply.to, &reply.output) {
                 (99, JobOutput::Acked(out)) => assert!(out.is_err(), "forged key: {out:?}"),
                 (_, JobOutput::Acked(Ok(out))) => assert_eq!(out.status, 200, "{out:?}"),
+                (_, JobOutput::Enrolled(Ok(body))) => {
+                    let id = body["item"]["id"].as_str().unwrap();
+                    let agent = store.agent(id).unwrap().expect("agent durable");
+                    let key = store.authenticate(&ApiKey {
+                        id: agent.access_api_key_id.clone(),
+                        secret: "wrong".into(),
+                    });
+                    assert!(matches!(key, Ok(None)), "its key is stored: {key:?}");
+                }
                 (to, other) => panic!("{to}: {other:?}"),
             }
         }
-        assert!(commits <= 3, "20 policy acks took {commits} commits");
+        assert!(
+            commits <= 4,
+            "20 policy acks and 5 enrolls took {commits} commits"
+        );
         for i in 0..20 {
             let agent = store.agent(&format!("a{i}")).unwrap().unwrap();
             assert_eq!(
@@ -655,40 +757,67 @@ mod ack_run_tests {
     }
 
     #[test]
-    fn acks_queued_together_are_taken_as_one_run() {
+    fn acks_and_enrolls_queued_together_are_taken_as_one_run() {
         let (tx, rx) = mpsc::sync_channel::<Work<u32>>(16);
         let key = ApiKey {
             id: "k".into(),
             secret: "s".into(),
         };
-        for (to, agent) in [(2, "a2"), (3, "a3"), (4, "a2"), (5, "a5")] {
-            assert!(tx
-                .try_send(Work::Job(to, Job::Ack(ack_of(&key, agent, 2))))
-                .is_ok());
+        let enroll_of = |id: Option<&str>| {
+            Job::Enroll(EnrollInput {
+                key: key.clone(),
+                agent_version: Ok("9.2.1".into()),
+                body: Vec::new(),
+                pbkdf2_iterations: 1000,
+                enrollment_id: id.map(str::to_owned),
+            })
+        };
+        let queued = [
+            (2, Job::Ack(ack_of(&key, "a2", 2))),
+            (3, enroll_of(Some("e1"))),
+            (4, enroll_of(None)),
+            (5, enroll_of(None)),
+            (6, Job::Ack(ack_of(&key, "a3", 2))),
+            (7, Job::Ack(ack_of(&key, "a2", 2))),
+            (8, Job::Ack(ack_of(&key, "a8", 2))),
+        ];
+        for (to, job) in queued {
+            assert!(tx.try_send(Work::Job(to, job)).is_ok());
         }
         let mut held = None;
         let first = Work::Job(1, Job::Ack(ack_of(&key, "a1", 2)));
-        match take_ack_run(first, &rx, &mut held) {
-            Work::Acks(run) => {
+        match take_run(first, &rx, &mut held) {
+            Work::Run(run) => {
                 let tos: Vec<u32> = run.iter().map(|(to, _)| *to).collect();
-                assert_eq!(tos, [1, 2, 3], "a second ack of a2 ends the run");
+                assert_eq!(tos, [1, 2, 3, 4, 5, 6], "a second ack of a2 ends the run");
             }
             _ => panic!("not a run"),
         }
-        assert!(matches!(held, Some(Work::Job(4, Job::Ack(_)))));
-        // A lone ack stays a plain job; other work is left alone.
+        assert!(matches!(held, Some(Work::Job(7, Job::Ack(_)))));
+        // A second enroll with the same enrollment id ends a run too.
+        assert!(tx.try_send(Work::Job(10, enroll_of(Some("e1")))).is_ok());
         let mut held = None;
-        let lone = take_ack_run(Work::Job(9, Job::Authenticate(key.clone())), &rx, &mut held);
-        assert!(matches!(lone, Work::Job(9, Job::Authenticate(_))) && held.is_none());
-        let single = take_ack_run(
-            Work::Job(5, Job::Ack(ack_of(&key, "a5", 2))),
+        let run = take_run(Work::Job(9, enroll_of(Some("e1"))), &rx, &mut held);
+        assert!(
+            matches!(run, Work::Run(ref r) if r.len() == 2),
+            "a8 joins e1"
+        );
+        assert!(
+            matches!(held, Some(Work::Job(10, Job::Enroll(_)))),
+            "same enrollment id"
+        );
+        // A lone job stays a plain job; other work is left alone.
+        let mut held = None;
+        let lone = take_run(
+            Work::Job(11, Job::Authenticate(key.clone())),
             &rx,
             &mut held,
         );
-        assert!(matches!(single, Work::Job(5, Job::Ack(_))));
-        assert!(
-            matches!(held, Some(Work::Job(5, Job::Ack(_)))),
-            "queued a5 after a5"
-        );
+        assert!(matches!(lone, Work::Job(11, Job::Authenticate(_))) && held.is_none());
+        assert!(matches!(
+            take_run(Work::Job(12, enroll_of(None)), &rx, &mut held),
+            Work::Job(12, Job::Enroll(_))
+        ));
+        assert!(held.is_none());
     }
 }
