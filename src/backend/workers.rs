@@ -8,7 +8,7 @@
 //! the store, so API keys are checked against the store once per TTL, not once per request.
 //! [`Backend::shutdown`] (or dropping it) stops the feed and joins every thread it started.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -193,10 +193,11 @@ impl Batched {
 /// Most jobs run together.
 const MAX_RUN: usize = 512;
 
-/// An ack or enroll taken from the queue, with the acks and enrolls queued right behind it (at
-/// most [`MAX_RUN`]): they run as one batch whose store writes share commits ([`run_batch`]).
-/// The first other work taken is `held` for next.
-fn take_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Work<T>>) -> Work<T> {
+/// An ack or enroll taken from the queue, with the acks and enrolls queued behind it (at most
+/// [`MAX_RUN`] jobs taken in all): they run as one batch whose store writes share commits
+/// ([`run_batch`]). Other work taken on the way (checkin starts, tasks, a second job of the same
+/// agent) is `held`, in order, to run right after the batch.
+fn take_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut VecDeque<Work<T>>) -> Work<T> {
     let Work::Job(to, job) = first else {
         return first;
     };
@@ -204,24 +205,19 @@ fn take_run<T>(first: Work<T>, rx: &Receiver<Work<T>>, held: &mut Option<Work<T>
         Sorted::Batched(batched) => vec![(to, batched)],
         Sorted::Alone(job) => return Work::Job(to, job),
     };
-    while run.len() < MAX_RUN {
-        match rx.try_recv() {
-            Ok(Work::Job(to, job)) => match Batched::of(job) {
+    let mut taken = 1;
+    while taken < MAX_RUN {
+        let Ok(work) = rx.try_recv() else {
+            break;
+        };
+        taken += 1;
+        match work {
+            Work::Job(to, job) => match Batched::of(job) {
                 Sorted::Batched(batched) if batched.fits(&run) => run.push((to, batched)),
-                Sorted::Batched(batched) => {
-                    *held = Some(Work::Job(to, batched.into_job()));
-                    break;
-                }
-                Sorted::Alone(job) => {
-                    *held = Some(Work::Job(to, job));
-                    break;
-                }
+                Sorted::Batched(batched) => held.push_back(Work::Job(to, batched.into_job())),
+                Sorted::Alone(job) => held.push_back(Work::Job(to, job)),
             },
-            Ok(other) => {
-                *held = Some(other);
-                break;
-            }
-            Err(_) => break,
+            other => held.push_back(other),
         }
     }
     if run.len() == 1 {
@@ -344,9 +340,9 @@ impl<T: Send + 'static> Backend<T> {
             let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
                 .spawn(move || {
-                    let mut held = None;
+                    let mut held = VecDeque::new();
                     loop {
-                        let next = match held.take() {
+                        let next = match held.pop_front() {
                             Some(work) => Ok(work),
                             None => match jobs_rx.lock() {
                                 Ok(rx) => rx.recv().map(|first| take_run(first, &rx, &mut held)),
@@ -784,40 +780,53 @@ mod ack_run_tests {
         for (to, job) in queued {
             assert!(tx.try_send(Work::Job(to, job)).is_ok());
         }
-        let mut held = None;
+        let mut held = VecDeque::new();
         let first = Work::Job(1, Job::Ack(ack_of(&key, "a1", 2)));
         match take_run(first, &rx, &mut held) {
             Work::Run(run) => {
                 let tos: Vec<u32> = run.iter().map(|(to, _)| *to).collect();
-                assert_eq!(tos, [1, 2, 3, 4, 5, 6], "a second ack of a2 ends the run");
+                assert_eq!(tos, [1, 2, 3, 4, 5, 6, 8], "a second ack of a2 waits");
             }
             _ => panic!("not a run"),
         }
-        assert!(matches!(held, Some(Work::Job(7, Job::Ack(_)))));
-        // A second enroll with the same enrollment id ends a run too.
+        assert_eq!(held.len(), 1);
+        assert!(matches!(held.pop_front(), Some(Work::Job(7, Job::Ack(_)))));
+        // Other work and a second enroll with the same enrollment id wait, in order.
         assert!(tx.try_send(Work::Job(10, enroll_of(Some("e1")))).is_ok());
-        let mut held = None;
+        assert!(tx
+            .try_send(Work::Job(11, Job::Authenticate(key.clone())))
+            .is_ok());
+        assert!(tx.try_send(Work::Job(12, enroll_of(None))).is_ok());
         let run = take_run(Work::Job(9, enroll_of(Some("e1"))), &rx, &mut held);
         assert!(
             matches!(run, Work::Run(ref r) if r.len() == 2),
-            "a8 joins e1"
+            "12 joins 9"
         );
-        assert!(
-            matches!(held, Some(Work::Job(10, Job::Enroll(_)))),
-            "same enrollment id"
-        );
-        // A lone job stays a plain job; other work is left alone.
-        let mut held = None;
+        let held_tos: Vec<u32> = held
+            .iter()
+            .map(|w| match w {
+                Work::Job(to, _) => *to,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(held_tos, [10, 11]);
+        // A lone job stays a plain job and takes nothing else.
+        let mut held = VecDeque::new();
+        assert!(tx.try_send(Work::Job(14, enroll_of(None))).is_ok());
         let lone = take_run(
-            Work::Job(11, Job::Authenticate(key.clone())),
+            Work::Job(13, Job::Authenticate(key.clone())),
             &rx,
             &mut held,
         );
-        assert!(matches!(lone, Work::Job(11, Job::Authenticate(_))) && held.is_none());
+        assert!(matches!(lone, Work::Job(13, Job::Authenticate(_))) && held.is_empty());
         assert!(matches!(
-            take_run(Work::Job(12, enroll_of(None)), &rx, &mut held),
-            Work::Job(12, Job::Enroll(_))
+            take_run(Work::Job(15, enroll_of(None)), &rx, &mut held),
+            Work::Run(ref r) if r.len() == 2
         ));
-        assert!(held.is_none());
+        assert!(matches!(
+            take_run(Work::Job(16, enroll_of(None)), &rx, &mut held),
+            Work::Job(16, Job::Enroll(_))
+        ));
+        assert!(held.is_empty());
     }
 }

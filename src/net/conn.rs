@@ -425,3 +425,16 @@ impl Conn {
         self.out_pos = 0;
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    /// The slab entry of a connection, printed for the README's per-agent budget
+    /// (`--nocapture`).
+    #[test]
+    fn a_connection_slot_stays_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        let decoder = std::mem::size_of::<crate::http::Decoder>();
+        println!("Conn {conn} bytes, of which the HTTP decoder {decoder}");
+        assert!(conn <= 512, "Conn grew to {conn} bytes");
+    }
+}

@@ -116,3 +116,16 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    /// The fixed part of a TLS connection: the boxed session (rustls's unbuffered connection and
+    /// the pump around it), printed for the README's per-agent budget (`--nocapture`).
+    #[test]
+    fn a_tls_session_box_stays_small() {
+        let session = std::mem::size_of::<super::TlsSession>();
+        let rustls = std::mem::size_of::<rustls::server::UnbufferedServerConnection>();
+        println!("TlsSession {session} bytes, of which UnbufferedServerConnection {rustls}");
+        assert!(session <= 1200, "TlsSession grew to {session} bytes");
+    }
+}
