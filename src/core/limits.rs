@@ -307,36 +307,76 @@ pub const EMBEDDED_CAPACITY: StoreCapacity = StoreCapacity {
     checkin_writes_per_sec: 50_000,
 };
 
-/// Embedded mode's route limits, derived from [`EMBEDDED_CAPACITY`] by [`embedded_table`].
-pub const EMBEDDED: SizingTable = embedded_table(EMBEDDED_CAPACITY);
+/// Embedded mode's tables: each of Fleet Server's ([`SIZING_TABLES`]) with its ack and checkin
+/// limits sized to the embedded store ([`embedded_table`]); selected like Fleet Server's.
+pub const EMBEDDED_TABLES: [SizingTable; 8] = {
+    let mut out = SIZING_TABLES;
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = embedded_table(EMBEDDED_CAPACITY, &SIZING_TABLES[i]);
+        i += 1;
+    }
+    out
+};
 
-/// Route limits sized to a store of capacity `c`. Elastic's tables size acks and checkins for
-/// Elasticsearch; with the embedded store the constraint is its commit rate, so:
+/// Embedded mode's limits where Fleet Server would use its code defaults (memory unknown or
+/// below 256 MiB): the code defaults with ack and checkin sized to the store.
+pub const EMBEDDED_DEFAULTS: SizingTable = embedded_table(
+    EMBEDDED_CAPACITY,
+    &SizingTable {
+        name: "code defaults",
+        max_agents: u64::MAX,
+        min_ram_mib: 0,
+        specs: [
+            spec(1000, 1000, 0),
+            spec(10_000, 50, 100),
+            spec(10_000, 50, 100),
+            spec(5_000, 25, 50),
+            spec(10_000, 50, 100),
+        ],
+    },
+);
+
+/// Embedded mode's table: [`select_table`]'s choice with ack and checkin sized to the store.
+pub fn select_embedded_table(available_mib: Option<u64>) -> &'static SizingTable {
+    match select_table(0, available_mib).and_then(|t| {
+        SIZING_TABLES
+            .iter()
+            .position(|s| s.name == t.name)
+            .and_then(|i| EMBEDDED_TABLES.get(i))
+    }) {
+        Some(table) => table,
+        None => &EMBEDDED_DEFAULTS,
+    }
+}
+
+/// `base` with its ack and checkin limits sized to a store of capacity `c`. Fleet Server's
+/// tables size acks and checkins for Elasticsearch; with the embedded store the constraint is
+/// its commit rate, so:
 /// * acks refill at half the measured rate (headroom for a slower disk or a busy CPU), with a
 ///   burst and an in-flight cap of one second at that rate (a rollout's acks arrive together
 ///   and are batched into shared commits);
 /// * checkins refill at half the measured checkin-write rate with the same burst; their store
-///   writes are batched by the bulk writer and a checkin's own store part is reads, and the
-///   number in flight is not capped here (parked checkins are bounded by `max_connections`);
-/// * enroll, status and audit/unenroll keep the code defaults of Fleet Server: an enroll mints
-///   a key and writes an agent (its pace is the enroll storm's, unchanged).
+///   writes are batched by the bulk writer and a checkin's own store part is reads; the number
+///   in flight is not capped here: Fleet Server's cap (a parked checkin counts for its whole
+///   duration) is sized to its own memory per agent, roughly a hundred times fleet-edge's, and
+///   would hold a 512 MiB box to 1,000 agents; `max_connections` bounds parked checkins;
+/// * enroll, status and audit/unenroll keep `base`'s limits.
 ///
 /// Rollout pacing follows from the ack and checkin specs ([`crate::core::pacing::Pacer`]).
-pub const fn embedded_table(c: StoreCapacity) -> SizingTable {
-    let acks = c.acks_per_sec / 2;
-    let checkins = c.checkin_writes_per_sec / 2;
-    let ack_interval_us = 1_000_000 / nonzero(acks) as u64;
-    let checkin_interval_us = 1_000_000 / nonzero(checkins) as u64;
+pub const fn embedded_table(c: StoreCapacity, base: &SizingTable) -> SizingTable {
+    let acks = nonzero(c.acks_per_sec / 2);
+    let checkins = nonzero(c.checkin_writes_per_sec / 2);
     SizingTable {
-        name: "embedded",
-        max_agents: u64::MAX,
-        min_ram_mib: 0,
+        name: base.name,
+        max_agents: base.max_agents,
+        min_ram_mib: base.min_ram_mib,
         specs: [
-            spec(checkin_interval_us, nonzero(checkins), 0),
-            spec(10_000, 50, 100),
-            spec(ack_interval_us, nonzero(acks), nonzero(acks)),
-            spec(5_000, 25, 50),
-            spec(10_000, 50, 100),
+            spec(1_000_000 / checkins as u64, checkins, 0),
+            base.specs[1],
+            spec(1_000_000 / acks as u64, acks, acks),
+            base.specs[3],
+            base.specs[4],
         ],
     }
 }
@@ -571,11 +611,15 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_table_follows_the_store_capacity() {
-        let t = embedded_table(StoreCapacity {
-            acks_per_sec: 8_000,
-            checkin_writes_per_sec: 20_000,
-        });
+    fn the_embedded_tables_follow_the_store_capacity() {
+        let base = &SIZING_TABLES[4];
+        let t = embedded_table(
+            StoreCapacity {
+                acks_per_sec: 8_000,
+                checkin_writes_per_sec: 20_000,
+            },
+            base,
+        );
         let ack = t.spec(LimitedRoute::Ack);
         assert_eq!(ack.interval, Duration::from_micros(250), "half of 8,000/s");
         assert_eq!((ack.burst, ack.max), (4_000, 4_000));
@@ -587,28 +631,39 @@ mod tests {
             LimitedRoute::Status,
             LimitedRoute::AuditUnenroll,
         ] {
-            assert_eq!(t.spec(route), route.default_spec(), "{route:?}");
+            assert_eq!(t.spec(route), base.spec(route), "{route:?}");
         }
-        let none = embedded_table(StoreCapacity {
-            acks_per_sec: 0,
-            checkin_writes_per_sec: 1,
-        });
+        let none = embedded_table(
+            StoreCapacity {
+                acks_per_sec: 0,
+                checkin_writes_per_sec: 1,
+            },
+            base,
+        );
         assert_eq!(none.spec(LimitedRoute::Ack).burst, 1, "never a zero bucket");
-        // The shipped table lets a rollout to 10,000 parked agents start at once in full
-        // halves and finish within a second at the paced rate.
-        let pace = crate::core::pacing::Pacer::for_routes(
-            EMBEDDED.spec(LimitedRoute::Ack),
-            EMBEDDED.spec(LimitedRoute::Checkin),
+        // Selected as Fleet Server selects, code defaults when memory is unknown.
+        assert_eq!(select_embedded_table(Some(24 * 1024)).name, "lte40000");
+        assert_eq!(select_embedded_table(None).name, "code defaults");
+        assert_eq!(
+            EMBEDDED_DEFAULTS.spec(LimitedRoute::Status),
+            LimitedRoute::Status.default_spec()
         );
-        let mut pace = pace;
-        let t0 = Instant::now();
-        let first = pace.allowance(t0);
-        pace.spend(first);
-        let after = pace.allowance(t0 + Duration::from_secs(1));
-        assert!(
-            first + after >= 10_000,
-            "{first} at once, {after} in the next second"
-        );
+        // Every shipped table lets a rollout to 10,000 parked agents go out within a second.
+        for table in EMBEDDED_TABLES.iter().chain([&EMBEDDED_DEFAULTS]) {
+            let mut pace = crate::core::pacing::Pacer::for_routes(
+                table.spec(LimitedRoute::Ack),
+                table.spec(LimitedRoute::Checkin),
+            );
+            let t0 = Instant::now();
+            let first = pace.allowance(t0);
+            pace.spend(first);
+            let after = pace.allowance(t0 + Duration::from_secs(1));
+            assert!(
+                first + after >= 10_000,
+                "{}: {first} at once, {after} in the next second",
+                table.name
+            );
+        }
     }
 
     #[test]

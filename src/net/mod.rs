@@ -124,12 +124,15 @@ pub fn settings(config: &Config) -> Settings {
     }
 }
 
-/// The route limits' table: in embedded mode without `server.limits.max_agents`, the one sized
-/// to the embedded store (`core::limits::EMBEDDED`); otherwise Fleet Server's selection (§10.1),
-/// whose tables are sized for Elasticsearch.
+/// The route limits' table: Fleet Server's selection (§10.1), whose tables size acks and
+/// checkins for Elasticsearch; in embedded mode without `server.limits.max_agents`, the selected
+/// table with its ack and checkin limits sized to the embedded store
+/// (`core::limits::select_embedded_table`).
 pub fn limits_table(config: &Config) -> Option<&'static crate::core::limits::SizingTable> {
     if config.es.is_none() && config.server.max_agents == 0 {
-        return Some(&crate::core::limits::EMBEDDED);
+        return Some(crate::core::limits::select_embedded_table(
+            available_memory_mib(),
+        ));
     }
     crate::core::limits::select_table(config.server.max_agents, available_memory_mib())
 }
@@ -244,8 +247,9 @@ pub fn bind(
         monitoring(config, &server, monitored_admin)?;
     }
     match limits_table(config) {
-        Some(table) if std::ptr::eq(table, &crate::core::limits::EMBEDDED) => log::info!(
-            "route limits sized to the embedded store (acks {}/s, checkins {}/s)",
+        Some(table) if config.es.is_none() && config.server.max_agents == 0 => log::info!(
+            "route limits from Fleet Server's {} table, acks ({}/s) and checkins ({}/s) sized to the embedded store",
+            table.name,
             per_second(table.spec(crate::core::limits::LimitedRoute::Ack)),
             per_second(table.spec(crate::core::limits::LimitedRoute::Checkin)),
         ),
