@@ -3,6 +3,9 @@
 //! triple, as `FLEET_EDGE_BUILD_HASH`, `FLEET_EDGE_BUILD_TIME` and `FLEET_EDGE_TARGET`. Reruns
 //! only when HEAD (or the branch it points to) moves, so it costs nothing between commits.
 
+// A build script talks to cargo through environment variables.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -21,13 +21,13 @@ use std::time::Duration;
 pub use listen::Listening;
 pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped};
 
+use crate::api::health::Health;
 use crate::backend::auth_cache::{max_entries_for, AuthCacheSettings};
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;
 use crate::backend::Store;
 use crate::config::Config;
 use crate::core::longpoll::PollSettings;
-use crate::core::Health;
 
 /// Why the server could not start or stopped abnormally: one clear sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -127,17 +127,17 @@ pub fn settings(config: &Config) -> Settings {
 /// The route limits' table: Fleet Server's selection (§10.1), whose tables size acks and
 /// checkins for Elasticsearch; in embedded mode without `server.limits.max_agents`, the selected
 /// table with its ack and checkin limits sized to the embedded store
-/// (`core::limits::select_embedded_table`).
-pub fn limits_table(config: &Config) -> Option<&'static crate::core::limits::SizingTable> {
+/// (`api::limits::select_embedded_table`).
+pub fn limits_table(config: &Config) -> Option<&'static crate::api::limits::SizingTable> {
     if config.es.is_none() && config.server.max_agents == 0 {
-        return Some(crate::core::limits::select_embedded_table(
+        return Some(crate::api::limits::select_embedded_table(
             available_memory_mib(),
         ));
     }
-    crate::core::limits::select_table(config.server.max_agents, available_memory_mib())
+    crate::api::limits::select_table(config.server.max_agents, available_memory_mib())
 }
 
-fn per_second(spec: crate::core::limits::LimitSpec) -> u64 {
+fn per_second(spec: crate::api::limits::LimitSpec) -> u64 {
     1_000_000 / spec.interval.as_micros().max(1) as u64
 }
 
@@ -250,8 +250,8 @@ pub fn bind(
         Some(table) if config.es.is_none() && config.server.max_agents == 0 => log::info!(
             "route limits from Fleet Server's {} table, acks ({}/s) and checkins ({}/s) sized to the embedded store",
             table.name,
-            per_second(table.spec(crate::core::limits::LimitedRoute::Ack)),
-            per_second(table.spec(crate::core::limits::LimitedRoute::Checkin)),
+            per_second(table.spec(crate::api::limits::LimitedRoute::Ack)),
+            per_second(table.spec(crate::api::limits::LimitedRoute::Checkin)),
         ),
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",

@@ -7,9 +7,8 @@ use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use super::queue::JobsRx;
-use super::{
-    ack, enroll, AckInput, EnrollInput, Job, JobOutput, RemoteClusters, Reply, Store, Work,
-};
+use super::{ack, enroll, Job, JobOutput, RemoteClusters, Reply, Store, Work};
+use crate::backend::interface::{AckInput, EnrollInput};
 
 /// A job that may run in a batch: its writes can share commits.
 #[derive(Debug)]
@@ -57,7 +56,7 @@ impl Batched {
             Batched::Ack(input) => JobOutput::Acked(ack(store, remotes, input, now)),
             Batched::Enroll(input) => {
                 #[cfg(debug_assertions)]
-                crate::panics::failpoint_enroll();
+                crate::panics::failpoint("worker-panic-on-enroll");
                 JobOutput::Enrolled(enroll(store, input, now))
             }
         }
@@ -151,10 +150,12 @@ mod tests {
         AckInput {
             key: key.clone(),
             agent_id: agent.into(),
-            body: serde_json::to_vec(&json!({"events": [{
-                "action_id": format!("policy:p:{revision}"), "agent_id": agent,
-                "type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED"}]}))
-            .unwrap(),
+            body: crate::api::ack::parse(
+                &serde_json::to_vec(&json!({"events": [{
+                    "action_id": format!("policy:p:{revision}"), "agent_id": agent,
+                    "type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED"}]}))
+                .unwrap(),
+            ),
         }
     }
 
@@ -218,7 +219,9 @@ mod tests {
                 Batched::Enroll(EnrollInput {
                     key: token.clone(),
                     agent_version: Ok("9.2.1".into()),
-                    body: br#"{"type":"PERMANENT","metadata":{"local":{},"tags":[]}}"#.to_vec(),
+                    body: crate::api::enroll::parse(
+                        br#"{"type":"PERMANENT","metadata":{"local":{},"tags":[]}}"#,
+                    ),
                     pbkdf2_iterations: 1000,
                     enrollment_id: None,
                 }),
@@ -273,7 +276,7 @@ mod tests {
             Job::Enroll(EnrollInput {
                 key: key.clone(),
                 agent_version: Ok("9.2.1".into()),
-                body: Vec::new(),
+                body: crate::api::enroll::parse(b"{}"),
                 pbkdf2_iterations: 1000,
                 enrollment_id: id.map(str::to_owned),
             })

@@ -31,9 +31,10 @@ use super::deadlines::{Deadlines, Ticket};
 use super::limits::{LimitedRoute, RouteLimits, SizingTable};
 use super::longpoll::{PolicyCache, PollSettings, Waiters};
 use super::policy::PreparedPolicy;
-use super::{Health, HealthCell, RequestIds};
+use crate::api::health::{Health, HealthCell};
+use crate::api::ids::RequestIds;
 use crate::api::{self, errors, ApiError, Decision, Pending, PendingKind};
-use crate::backend::workers::{Event, Job, JobOutput, Reply};
+use crate::backend::interface::{Event, Job, JobOutput, Reply};
 use crate::backend::ApiKey;
 use crate::http::{Request, Response};
 use crate::opamp::proto::ServerToAgent;
@@ -160,6 +161,19 @@ struct Inflight {
     enrolling: Option<String>,
     /// Checkin progress after its store part.
     checkin: Option<CheckinWait>,
+}
+
+impl Inflight {
+    /// A request that arrived at `started` and waits for a job.
+    fn new(pending: Pending, started: Instant) -> Self {
+        Self {
+            pending,
+            started,
+            starting: None,
+            enrolling: None,
+            checkin: None,
+        }
+    }
 }
 
 /// Where a checkin is after its store part.
@@ -363,17 +377,18 @@ impl Fleet {
                     Err(response) => {
                         Decision::Respond(response.with_header("X-Request-Id", request_id))
                     }
-                    Ok(admin) => Decision::Job(
-                        Job::Admin(admin),
-                        Pending {
+                    Ok(admin) => {
+                        let pending = Pending {
                             kind: PendingKind::Admin,
                             request_id,
                             api_version: api::version::DEFAULT,
                             limited: None,
                             server_version: self.settings.server_version,
                             refused_agent_version: None,
-                        },
-                    ),
+                        };
+                        self.inflight.insert(conn, Inflight::new(pending, now));
+                        return self.submit_admin(conn, admin);
+                    }
                 }
             }
             Origin::OverCapacity => {
@@ -565,13 +580,7 @@ impl Fleet {
     /// Records a request that waits for `job`, and submits it (enrolls with an enrollment id
     /// already in flight are answered `EnrollDuplicate` instead).
     fn start_job(&mut self, conn: ConnKey, mut job: Job, pending: Pending, now: Instant) {
-        let mut inflight = Inflight {
-            pending,
-            started: now,
-            starting: None,
-            enrolling: None,
-            checkin: None,
-        };
+        let mut inflight = Inflight::new(pending, now);
         let duplicate = match &mut job {
             Job::CheckinStart(input) => {
                 self.starting.insert(input.agent_id.clone(), conn);
@@ -597,10 +606,7 @@ impl Fleet {
         if duplicate {
             return self.respond(conn, errors::respond(&ApiError::EnrollDuplicate));
         }
-        match job {
-            Job::Admin(request) => self.submit_admin(conn, request),
-            job => self.submit(ReplyTo::Conn(conn), job),
-        }
+        self.submit(ReplyTo::Conn(conn), job);
     }
 
     fn submit(&mut self, to: ReplyTo, job: Job) {
