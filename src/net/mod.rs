@@ -110,6 +110,7 @@ pub fn settings(config: &Config) -> Settings {
         server_version: config.server_version,
         backend: BackendSettings {
             workers: backend_workers(config),
+            queue: job_queue_for(limits_table),
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
@@ -135,6 +136,18 @@ pub fn limits_table(config: &Config) -> Option<&'static crate::api::limits::Sizi
         ));
     }
     crate::api::limits::select_table(config.server.max_agents, available_memory_mib())
+}
+
+/// Jobs that may wait for the backend: at least 4,096, and room for what the route limits
+/// admit at once — a rollout's acks (the ack burst) and the checkins that follow it (the checkin
+/// burst) — so that what the limits admit is not refused with 503 for a full queue. The queue
+/// allocates as jobs arrive (`backend::workers`), so a large bound costs nothing while idle.
+fn job_queue_for(table: Option<&crate::api::limits::SizingTable>) -> usize {
+    use crate::api::limits::LimitedRoute;
+    table.map_or(4096, |t| {
+        let burst = |r| t.spec(r).burst as usize;
+        (burst(LimitedRoute::Ack) + burst(LimitedRoute::Checkin)).max(4096)
+    })
 }
 
 fn per_second(spec: crate::api::limits::LimitSpec) -> u64 {
