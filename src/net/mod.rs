@@ -376,3 +376,22 @@ fn random_seed() -> u64 {
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
     u64::from_le_bytes(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::job_queue_for;
+    use crate::api::limits::{select_embedded_table, LimitedRoute, SIZING_TABLES};
+
+    #[test]
+    fn the_job_queue_holds_what_the_limits_admit_at_once() {
+        assert_eq!(job_queue_for(None), 4096);
+        assert_eq!(job_queue_for(Some(&SIZING_TABLES[0])), 4096, "small tables");
+        let t = select_embedded_table(Some(24 * 1024));
+        let burst = |r| t.spec(r).burst as usize;
+        assert_eq!(
+            job_queue_for(Some(t)),
+            burst(LimitedRoute::Ack) + burst(LimitedRoute::Checkin)
+        );
+        assert!(job_queue_for(Some(t)) > 4096);
+    }
+}
