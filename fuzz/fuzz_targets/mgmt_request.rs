@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         ],
         body,
         keep_alive: true,
+        tls: false,
     };
     let admin_request = match handle(&request, TOKEN) {
         Ok(admin_request) => {
