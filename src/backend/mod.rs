@@ -15,6 +15,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth_cache;
 pub mod deadline;
+pub mod deferred;
 pub mod error;
 pub mod es;
 pub mod hooks;

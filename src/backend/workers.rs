@@ -8,7 +8,8 @@
 //! the store, so API keys are checked against the store once per TTL, not once per request.
 //! [`Backend::shutdown`] (or dropping it) stops the feed and joins every thread it started.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,17 +32,25 @@ pub use super::relay::Notify;
 /// Work a backend thread runs for the loop that answers nobody (a periodic chore).
 pub type Task = Arc<dyn Fn() + Send + Sync>;
 
+mod queue;
+mod runs;
+
+use queue::JobsTx;
+use runs::{run_admitted, take_run, Batched};
+
 /// What the job queue carries.
 enum Work<T> {
     /// A job, where its reply goes, and by when it must be answered.
     Job(T, Job, Instant),
     Task(Task),
+    /// Writing jobs taken from the queue together (never sent; see [`take_run`]).
+    Run(Vec<((T, Instant), Batched)>),
 }
 
 /// Handle held by the event loop.
 pub struct Backend<T> {
     /// `None` once shut down: the workers finish the queue and exit.
-    jobs: Option<SyncSender<Work<T>>>,
+    jobs: Option<JobsTx<Work<T>>>,
     admission: Arc<super::admission::Admission>,
     job_timeout: Duration,
     /// Job results.
@@ -96,7 +105,7 @@ impl<T: Send + 'static> Backend<T> {
     ) -> std::io::Result<Self> {
         let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
         let store: Arc<dyn Store> = cache.clone();
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Work<T>>(settings.queue);
+        let (jobs_tx, jobs_rx) = queue::job_queue::<Work<T>>(settings.queue);
         let admission = Arc::new(super::admission::Admission::new(settings.workers.max(1)));
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
@@ -129,55 +138,70 @@ impl<T: Send + 'static> Backend<T> {
             let admission = Arc::clone(&admission);
             let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
-                .spawn(move || loop {
-                    let next = match jobs_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let (to, job, deadline) = match next {
-                        Ok(Work::Job(to, job, deadline)) => (to, job, deadline),
-                        Ok(Work::Task(task)) => {
-                            task();
-                            continue;
-                        }
-                        Err(_) => return,
-                    };
-                    #[cfg(debug_assertions)]
-                    if matches!(job, Job::Enroll(_)) {
-                        crate::panics::failpoint("worker-panic-on-enroll");
-                    }
-                    admission.started();
-                    let began = Instant::now();
-                    // Past its deadline already: answered 503 without touching the store.
-                    let job = match super::admission::expired(job, began >= deadline) {
-                        Ok(output) => {
-                            admission.finished(None);
-                            if reply_tx.send(Reply { to, output }).is_err() {
-                                return;
+                .spawn(move || {
+                    let mut held = VecDeque::new();
+                    loop {
+                        let next = match held.pop_front() {
+                            Some(work) => Ok(work),
+                            None => match jobs_rx.lock() {
+                                Ok(rx) => rx.recv().map(|first| take_run(first, &rx, &mut held)),
+                                Err(_) => return,
+                            },
+                        };
+                        let (to, job, deadline) = match next {
+                            Ok(Work::Job(to, job, deadline)) => (to, job, deadline),
+                            Ok(Work::Run(batch)) => {
+                                for reply in run_admitted(&*store, &remotes, &admission, batch) {
+                                    if reply_tx.send(reply).is_err() {
+                                        return;
+                                    }
+                                }
+                                notify();
+                                continue;
                             }
-                            notify();
-                            continue;
+                            Ok(Work::Task(task)) => {
+                                task();
+                                continue;
+                            }
+                            Err(_) => return,
+                        };
+                        #[cfg(debug_assertions)]
+                        if matches!(job, Job::Enroll(_)) {
+                            crate::panics::failpoint("worker-panic-on-enroll");
                         }
-                        Err(job) => *job,
-                    };
-                    let _deadline = super::deadline::Scope::enter(deadline);
-                    let output = match (job, &admin) {
-                        (Job::Admin(work), Some(admin)) => {
-                            let run = || work.run(&**admin, SystemTime::now());
-                            // Revoking a token invalidates its key behind the cache's back.
-                            let (status, body) = match work.revokes() {
-                                Some(id) => cache.invalidating(&[id.to_owned()], run),
-                                None => run(),
-                            };
-                            JobOutput::Admin(status, body)
+                        admission.started();
+                        let began = Instant::now();
+                        // Past its deadline already: answered 503 without touching the store.
+                        let job = match super::admission::expired(job, began >= deadline) {
+                            Ok(output) => {
+                                admission.finished(None);
+                                if reply_tx.send(Reply { to, output }).is_err() {
+                                    return;
+                                }
+                                notify();
+                                continue;
+                            }
+                            Err(job) => *job,
+                        };
+                        let _deadline = super::deadline::Scope::enter(deadline);
+                        let output = match (job, &admin) {
+                            (Job::Admin(work), Some(admin)) => {
+                                let run = || work.run(&**admin, SystemTime::now());
+                                // Revoking a token invalidates its key behind the cache's back.
+                                let (status, body) = match work.revokes() {
+                                    Some(id) => cache.invalidating(&[id.to_owned()], run),
+                                    None => run(),
+                                };
+                                JobOutput::Admin(status, body)
+                            }
+                            (job, _) => run(&*store, &remotes, job, SystemTime::now()),
+                        };
+                        admission.finished(Some(began.elapsed()));
+                        if reply_tx.send(Reply { to, output }).is_err() {
+                            return;
                         }
-                        (job, _) => run(&*store, &remotes, job, SystemTime::now()),
-                    };
-                    admission.finished(Some(began.elapsed()));
-                    if reply_tx.send(Reply { to, output }).is_err() {
-                        return;
+                        notify();
                     }
-                    notify();
                 })?;
             backend.threads.push(worker);
         }
@@ -220,12 +244,12 @@ impl<T: Send + 'static> Backend<T> {
         }
         match jobs.try_send(Work::Job(to, job, deadline)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => {
+            Err(work) => {
                 self.admission.withdraw();
                 match work {
                     Work::Job(to, job, _) => Err(Box::new((to, job))),
-                    // What was sent is a job: a task cannot come back from this send.
-                    Work::Task(_) => Ok(()),
+                    // What was sent is a job: nothing else can come back from this send.
+                    Work::Task(_) | Work::Run(_) => Ok(()),
                 }
             }
         }

@@ -59,6 +59,8 @@ OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
   --backend-timeout SECS   the server's --backend-timeout (default 10)
   --agent-timeout SECS  a request unanswered after this counts as no answer (default 60)
   --enforce             exit 1 on any request with no answer, any 401, any lost ack (CI)
+  --max-rss-per-agent B exit with an error when idle's RSS per parked agent is above B bytes
+                        (the CI run's regression check)
 ";
 
 fn default_server() -> PathBuf {
@@ -191,6 +193,7 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
                 .map_err(e)?
                 .unwrap_or(60),
         ),
+        max_rss_per_agent: args.opt_value_from_str("--max-rss-per-agent").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
     let rest = args.finish();
@@ -250,7 +253,16 @@ fn main() -> ExitCode {
         loadavg().trim()
     ));
     let started = std::time::Instant::now();
-    let result = scenarios::run(&opts, &mut report);
+    let result = scenarios::run(&opts, &mut report).and_then(|()| {
+        // The regression check of the CI run: the budget per parked agent (bytes).
+        match (opts.max_rss_per_agent, report.rss_per_agent_bytes) {
+            (Some(limit), Some(bytes)) if bytes > limit as f64 => Err(format!(
+                "RSS per parked agent is {bytes:.0} bytes, above the limit of {limit} bytes"
+            )),
+            (Some(_), None) => Err("no RSS per parked agent was measured (run idle)".into()),
+            _ => Ok(()),
+        }
+    });
     report.notes.push(format!(
         "run took {:.0} s; loadgen descriptor limit {}; loadgen peak RSS {:.0} MiB.",
         started.elapsed().as_secs_f64(),

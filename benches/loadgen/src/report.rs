@@ -82,6 +82,8 @@ pub struct Report {
     pub transport: String,
     /// The loadgen command line.
     pub command: String,
+    /// Idle's RSS per parked agent, bytes (for `--max-rss-per-agent`).
+    pub rss_per_agent_bytes: Option<f64>,
     /// Rows in order.
     pub rows: Vec<Row>,
     /// Machine-readable values: scenario → metric → value.
@@ -103,6 +105,7 @@ impl Report {
             backend: "embedded".into(),
             transport: transport.into(),
             command,
+            rss_per_agent_bytes: None,
             rows: Vec::new(),
             values: BTreeMap::new(),
             errors: BTreeMap::new(),

@@ -100,6 +100,8 @@ pub struct Options {
     pub agent_timeout: Duration,
     /// outage: fail the run on any unanswered request, 401 or lost ack (CI).
     pub enforce: bool,
+    /// Fail the run when idle's RSS per parked agent is above this many bytes.
+    pub max_rss_per_agent: Option<u64>,
 }
 
 pub(crate) fn mib(kib: u64) -> f64 {
@@ -409,6 +411,7 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
     let rss_after = server.rss_kib();
     let mut stats = take_stats(fleet);
     let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
+    run.report.rss_per_agent_bytes = Some(per_agent_kib * 1024.0);
     let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
     let r = &mut *run.report;
     r.metric(

@@ -47,6 +47,9 @@ impl ServerSpec {
             "127.0.0.1".to_owned(),
             "--fleet-server-port".to_owned(),
             "0".to_owned(),
+            // A free port: the default 8222 may be taken by another server on this machine.
+            "--management-port".to_owned(),
+            "0".to_owned(),
             "--data-dir".to_owned(),
             self.data_dir.display().to_string(),
             "--checkin-long-poll".to_owned(),

@@ -74,7 +74,7 @@ impl Fleet {
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
-        waiter.repeat = start.repeat;
+        waiter.repeat = crate::core::longpoll::Repeat::new(&start.repeat);
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)

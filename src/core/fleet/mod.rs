@@ -767,3 +767,18 @@ fn answer_for(output: &Output) -> Option<ConnKey> {
         Output::Submit { .. } => None,
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    /// The fixed parts the engine keeps per parked checkin, printed for the README's per-agent
+    /// budget (`--nocapture`): its in-flight record and its waiter (each a hash-table slot).
+    #[test]
+    fn per_parked_checkin_records_stay_small() {
+        let inflight = std::mem::size_of::<(super::ConnKey, super::Inflight)>();
+        let waiter = std::mem::size_of::<(super::ConnKey, crate::core::longpoll::Waiter)>();
+        let pending = std::mem::size_of::<crate::api::Pending>();
+        println!("inflight slot {inflight} bytes (Pending {pending}), waiter slot {waiter} bytes");
+        assert!(inflight <= 256, "{inflight}");
+        assert!(waiter <= 160, "{waiter}");
+    }
+}

@@ -19,6 +19,10 @@ use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
 use crate::model::time::rfc3339_seconds;
 
+/// Most agents one batch writes: a flush of more (every parked agent's refresh, say) goes as
+/// consecutive batches, so the copies a batch makes on its way into the store stay small.
+const MAX_FLUSH: usize = 1000;
+
 /// Pending checkin state and the batch in flight.
 #[derive(Debug, Default)]
 pub(super) struct Writer {
@@ -26,6 +30,8 @@ pub(super) struct Writer {
     bulk: HashMap<String, CheckinWrite>,
     /// A batch is being written.
     pub(super) inflight: bool,
+    /// The batch in flight left entries of the same flush behind: they go when it is written.
+    continuing: bool,
     /// Management requests showing checkin state, waiting for the batch in flight.
     admin_waiting: Vec<(ConnKey, AdminRequest)>,
 }
@@ -72,14 +78,18 @@ impl Fleet {
             return;
         }
         let updated_at = Value::from(rfc3339_seconds(wall));
-        let batch: Vec<(String, CheckinWrite)> = writer
-            .bulk
-            .drain()
-            .map(|(id, mut state)| {
-                state.fields.insert("updated_at".into(), updated_at.clone());
-                (id, state)
-            })
-            .collect();
+        let mut batch: Vec<(String, CheckinWrite)> = if writer.bulk.len() <= MAX_FLUSH {
+            writer.bulk.drain().collect()
+        } else {
+            let ids: Vec<String> = writer.bulk.keys().take(MAX_FLUSH).cloned().collect();
+            ids.into_iter()
+                .filter_map(|id| writer.bulk.remove_entry(&id))
+                .collect()
+        };
+        for (_, state) in &mut batch {
+            state.fields.insert("updated_at".into(), updated_at.clone());
+        }
+        writer.continuing = !writer.bulk.is_empty();
         writer.inflight = true;
         self.outputs.push_back(Output::Submit {
             to: ReplyTo::Writer,
@@ -97,7 +107,7 @@ impl Fleet {
             self.writer
                 .bulk
                 .entry(waiter.agent_id.clone())
-                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.clone()))
+                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.members()))
                 .fields
                 .insert("last_checkin".into(), now.clone());
         }
@@ -112,11 +122,13 @@ impl Fleet {
                     "writing checkin state failed ({e}); {} kept for the next flush",
                     retry.len()
                 );
+                // The rest of this flush waits for the next interval too.
+                self.writer.continuing = false;
             }
             self.take_back(retry);
         }
         self.release_admin_waiting();
-        if self.draining {
+        if self.draining || std::mem::take(&mut self.writer.continuing) {
             self.flush_checkins(now, wall);
         }
     }
@@ -124,6 +136,7 @@ impl Fleet {
     /// The backend refused the batch: it waits for the next flush.
     pub(super) fn batch_refused(&mut self, job: Job) {
         self.writer.inflight = false;
+        self.writer.continuing = false;
         if let Job::WriteCheckins(batch) = job {
             self.take_back(batch);
         }
