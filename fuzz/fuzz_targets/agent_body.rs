@@ -124,6 +124,7 @@ fuzz_target!(|data: &[u8]| {
                     agent_id: AGENT.into(),
                     agent_version: Ok("9.2.1".into()),
                     body: fleet_edge::api::checkin::parse(body),
+                    deferred: None,
                 },
                 now,
             )

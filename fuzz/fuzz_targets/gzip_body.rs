@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = move |_: &Method, _: &str| BodyLimits {
         max_body: 0,
         max_decompressed: cap,
+        defer_gzip: false,
     };
     match Decoder::new(Limits::default()).decode(&mut buf, &limits) {
         Ok(Some(request)) => assert!(cap == 0 || request.body.len() <= cap),

@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let body = BodyLimits {
         max_body: usize::from(*body_ctl) * 64,
         max_decompressed: usize::from(body_ctl.rotate_left(4)) * 256,
+        defer_gzip: false,
     };
     let whole = run(&[stream], limits, body);
     let split = run(&pieces(stream, *seed), limits, body);

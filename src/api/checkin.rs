@@ -26,6 +26,27 @@ const CHECKIN_BODY: GoBody = GoBody {
     ],
 };
 
+/// Most bytes a checkin body may gunzip to (fleet-protocol.md §3.1, `max_body_decompressed`).
+pub const MAX_DECOMPRESSED: usize = 20 * 1024 * 1024;
+
+/// Gunzips a checkin body within [`MAX_DECOMPRESSED`] and parses it; a backend worker runs it
+/// (the decoder leaves a checkin's gzip body compressed: `http::BodyLimits::defer_gzip`), so at
+/// most the workers' count of such bodies are expanded at once. Failures are worded as the
+/// decoder words them; the plain bytes are dropped once parsed.
+pub fn parse_gzip(gzip: &[u8]) -> Result<Box<CheckinRequest>, OpError> {
+    if gzip.is_empty() {
+        return parse(gzip);
+    }
+    let plain = crate::http::gunzip_capped(gzip, MAX_DECOMPRESSED).map_err(|e| {
+        let cause = match e {
+            crate::http::HttpError::DecompressedTooLarge => "http: request body too large",
+            _ => "gzip: invalid gzip data",
+        };
+        OpError::Invalid(format!("unable to decompress request body: {cause}"))
+    })?;
+    parse(&plain)
+}
+
 /// Parses and validates a (decompressed) checkin body.
 pub fn parse(body: &[u8]) -> Result<Box<CheckinRequest>, OpError> {
     let body: CheckinBody = decode(body, &CHECKIN_BODY)?;
@@ -68,7 +89,33 @@ fn validate_upgrade_details(details: &Value) -> Result<(), OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::time::Duration;
+
+    #[test]
+    fn a_gzip_body_is_gunzipped_within_the_cap_with_the_decoders_words() {
+        let gz = |bytes: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        };
+        let ok = parse_gzip(&gz(br#"{"status":"online","message":"Running"}"#)).unwrap();
+        assert_eq!(ok.body.message, "Running");
+        let api = |e: OpError| crate::api::errors::respond(&crate::api::ApiError::from(&e));
+        let bad = parse_gzip(b"{}").unwrap_err();
+        assert_eq!(
+            api(bad).body_bytes(),
+            crate::http::HttpError::BadGzip.to_response().body_bytes()
+        );
+        let bomb = gz(&vec![b' '; MAX_DECOMPRESSED + 1]);
+        let big = parse_gzip(&bomb).unwrap_err();
+        assert_eq!(
+            api(big).body_bytes(),
+            crate::http::HttpError::DecompressedTooLarge
+                .to_response()
+                .body_bytes()
+        );
+    }
 
     #[test]
     fn status_poll_timeout_and_upgrade_details_are_checked() {

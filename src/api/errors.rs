@@ -320,9 +320,48 @@ pub fn respond(err: &ApiError) -> Response {
     }
 }
 
+/// Shortest and longest `Retry-After` of a 503, seconds.
+const RETRY_AFTER_SECS: (u64, u64) = (5, 15);
+
+/// Spreads the `Retry-After` of a 503 over 5–15 s by `unit` (uniform in `[0, 1)`), so clients
+/// refused together during an outage do not all come back in the same second.
+pub fn jitter_retry_after(response: &mut Response, unit: f64) {
+    if response.status != 503 {
+        return;
+    }
+    let (low, high) = RETRY_AFTER_SECS;
+    let secs = low + ((high - low + 1) as f64 * unit.clamp(0.0, 1.0)) as u64;
+    for (name, value) in &mut response.headers {
+        if name.eq_ignore_ascii_case("retry-after") {
+            *value = secs.min(high).to_string();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_of_503s_is_spread() {
+        let jittered = |err, unit| {
+            let mut r = respond(&err);
+            jitter_retry_after(&mut r, unit);
+            r
+        };
+        let seconds = |unit| {
+            let r = jittered(ApiError::StoreUnavailable, unit);
+            r.header("retry-after").unwrap().parse::<u64>().unwrap()
+        };
+        assert_eq!(seconds(0.0), 5);
+        assert_eq!(seconds(0.5), 10);
+        assert_eq!(seconds(0.9999), 15);
+        assert_eq!(
+            jittered(ApiError::RateLimit, 0.5).header("retry-after"),
+            None,
+            "only 503s"
+        );
+    }
 
     fn body(e: ApiError) -> (u16, serde_json::Value) {
         let r = e.to_response();

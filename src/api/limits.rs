@@ -311,6 +311,110 @@ pub fn select_table(max_agents: i64, available_mib: Option<u64>) -> Option<&'sta
     SIZING_TABLES.iter().rev().find(|t| t.min_ram_mib <= mib)
 }
 
+/// What the embedded store sustains on the reference machine (2 shared cores, ext4 on a virtio
+/// disk at about 7 ms per fsync), measured with `cargo bench -p loadgen --bench store`
+/// (2026-12-03, release, every commit two-phase and fsynced; see the README's Performance
+/// section): policy acks from one backend thread in runs of up to 512 whose commits are shared
+/// (`backend::deferred`), and checkin-state writes in the bulk writer's batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreCapacity {
+    /// Policy acks made durable per second.
+    pub acks_per_sec: u32,
+    /// Checkin-state writes made durable per second.
+    pub checkin_writes_per_sec: u32,
+}
+
+/// The measured capacity of the embedded store (the lowest of repeated runs).
+/// Three runs on 2026-12-03: policy acks 25,004 / 30,375 / 34,539 per second (one commit per
+/// 303–333 acks; waiting for each ack instead: 108–131 per second), checkin writes 38,010 /
+/// 46,666 / 68,453 per second.
+pub const EMBEDDED_CAPACITY: StoreCapacity = StoreCapacity {
+    acks_per_sec: 25_000,
+    checkin_writes_per_sec: 38_000,
+};
+
+/// Embedded mode's tables: each of Fleet Server's ([`SIZING_TABLES`]) with its ack and checkin
+/// limits sized to the embedded store ([`embedded_table`]); selected like Fleet Server's.
+pub const EMBEDDED_TABLES: [SizingTable; 8] = {
+    let mut out = SIZING_TABLES;
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = embedded_table(EMBEDDED_CAPACITY, &SIZING_TABLES[i]);
+        i += 1;
+    }
+    out
+};
+
+/// Embedded mode's limits where Fleet Server would use its code defaults (memory unknown or
+/// below 256 MiB): the code defaults with ack and checkin sized to the store.
+pub const EMBEDDED_DEFAULTS: SizingTable = embedded_table(
+    EMBEDDED_CAPACITY,
+    &SizingTable {
+        name: "code defaults",
+        max_agents: u64::MAX,
+        min_ram_mib: 0,
+        specs: [
+            spec(1000, 1000, 0),
+            spec(10_000, 50, 100),
+            spec(10_000, 50, 100),
+            spec(5_000, 25, 50),
+            spec(10_000, 50, 100),
+        ],
+    },
+);
+
+/// Embedded mode's table: [`select_table`]'s choice with ack and checkin sized to the store.
+pub fn select_embedded_table(available_mib: Option<u64>) -> &'static SizingTable {
+    match select_table(0, available_mib).and_then(|t| {
+        SIZING_TABLES
+            .iter()
+            .position(|s| s.name == t.name)
+            .and_then(|i| EMBEDDED_TABLES.get(i))
+    }) {
+        Some(table) => table,
+        None => &EMBEDDED_DEFAULTS,
+    }
+}
+
+/// `base` with its ack and checkin limits sized to a store of capacity `c`. Fleet Server's
+/// tables size acks and checkins for Elasticsearch; with the embedded store the constraint is
+/// its commit rate, so:
+/// * acks refill at half the measured rate (headroom for a slower disk or a busy CPU), with a
+///   burst and an in-flight cap of one second at that rate (a rollout's acks arrive together
+///   and are batched into shared commits);
+/// * checkins refill at half the measured checkin-write rate with the same burst; their store
+///   writes are batched by the bulk writer and a checkin's own store part is reads; the number
+///   in flight is not capped here: Fleet Server's cap (a parked checkin counts for its whole
+///   duration) is sized to its own memory per agent, roughly a hundred times fleet-edge's, and
+///   would hold a 512 MiB box to 1,000 agents; `max_connections` bounds parked checkins;
+/// * enroll, status and audit/unenroll keep `base`'s limits.
+///
+/// Rollout pacing follows from the ack and checkin specs ([`crate::core::pacing::Pacer`]).
+pub const fn embedded_table(c: StoreCapacity, base: &SizingTable) -> SizingTable {
+    let acks = nonzero(c.acks_per_sec / 2);
+    let checkins = nonzero(c.checkin_writes_per_sec / 2);
+    SizingTable {
+        name: base.name,
+        max_agents: base.max_agents,
+        min_ram_mib: base.min_ram_mib,
+        specs: [
+            spec(1_000_000 / checkins as u64, checkins, 0),
+            base.specs[1],
+            spec(1_000_000 / acks as u64, acks, acks),
+            base.specs[3],
+            base.specs[4],
+        ],
+    }
+}
+
+const fn nonzero(n: u32) -> u32 {
+    if n == 0 {
+        1
+    } else {
+        n
+    }
+}
+
 impl SizingTable {
     /// The spec of a route in this table.
     pub fn spec(&self, route: LimitedRoute) -> LimitSpec {
@@ -599,6 +703,62 @@ mod tests {
                     table.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_embedded_tables_follow_the_store_capacity() {
+        let base = &SIZING_TABLES[4];
+        let t = embedded_table(
+            StoreCapacity {
+                acks_per_sec: 8_000,
+                checkin_writes_per_sec: 20_000,
+            },
+            base,
+        );
+        let ack = t.spec(LimitedRoute::Ack);
+        assert_eq!(ack.interval, Duration::from_micros(250), "half of 8,000/s");
+        assert_eq!((ack.burst, ack.max), (4_000, 4_000));
+        let checkin = t.spec(LimitedRoute::Checkin);
+        assert_eq!(checkin.interval, Duration::from_micros(100));
+        assert_eq!((checkin.burst, checkin.max), (10_000, 0));
+        for route in [
+            LimitedRoute::Enroll,
+            LimitedRoute::Status,
+            LimitedRoute::AuditUnenroll,
+        ] {
+            assert_eq!(t.spec(route), base.spec(route), "{route:?}");
+        }
+        let none = embedded_table(
+            StoreCapacity {
+                acks_per_sec: 0,
+                checkin_writes_per_sec: 1,
+            },
+            base,
+        );
+        assert_eq!(none.spec(LimitedRoute::Ack).burst, 1, "never a zero bucket");
+        // Selected as Fleet Server selects, code defaults when memory is unknown.
+        assert_eq!(select_embedded_table(Some(24 * 1024)).name, "lte40000");
+        assert_eq!(select_embedded_table(None).name, "code defaults");
+        assert_eq!(
+            EMBEDDED_DEFAULTS.spec(LimitedRoute::Status),
+            LimitedRoute::Status.default_spec()
+        );
+        // Every shipped table lets a rollout to 10,000 parked agents go out within a second.
+        for table in EMBEDDED_TABLES.iter().chain([&EMBEDDED_DEFAULTS]) {
+            let mut pace = crate::core::pacing::Pacer::for_routes(
+                table.spec(LimitedRoute::Ack),
+                table.spec(LimitedRoute::Checkin),
+            );
+            let t0 = Instant::now();
+            let first = pace.allowance(t0);
+            pace.spend(first);
+            let after = pace.allowance(t0 + Duration::from_secs(1));
+            assert!(
+                first + after >= 10_000,
+                "{}: {first} at once, {after} in the next second",
+                table.name
+            );
         }
     }
 

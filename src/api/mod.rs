@@ -25,6 +25,7 @@ pub mod uploads;
 pub mod user_agent;
 pub mod version;
 
+use crate::backend::interface::DeferredBody;
 use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
@@ -156,7 +157,7 @@ const MIB: usize = 1024 * KIB;
 /// URL cannot be used to make the server buffer a large body.
 pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
     let (max_body, max_decompressed) = match route(method, path) {
-        Route::Checkin(_) => (MIB, 20 * MIB),
+        Route::Checkin(_) => (MIB, checkin::MAX_DECOMPRESSED),
         Route::Enroll => (512 * KIB, 512 * KIB),
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
@@ -176,6 +177,8 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
     BodyLimits {
         max_body,
         max_decompressed,
+        // A checkin's body is gunzipped by the worker that runs its store part.
+        defer_gzip: matches!(route(method, path), Route::Checkin(_)),
     }
 }
 
@@ -540,12 +543,25 @@ fn dispatch(
                     ))));
                 }
             }
+            let gzip = crate::http::gzip_encoded(req) && !req.body.is_empty();
             Decision::Job(
                 Job::CheckinStart(CheckinInput {
                     key,
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
-                    body: checkin::parse(&req.body),
+                    // A gzip body stays compressed until the worker (issue 15 §3); `body` is
+                    // then not read.
+                    body: if gzip {
+                        Err(OpError::Invalid("gzip body parsed by the worker".into()))
+                    } else {
+                        checkin::parse(&req.body)
+                    },
+                    deferred: gzip.then(|| {
+                        Box::new(DeferredBody {
+                            gzip: req.body.clone(),
+                            parse: checkin::parse_gzip,
+                        })
+                    }),
                 }),
                 pending(PendingKind::Checkin),
             )

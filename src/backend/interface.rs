@@ -180,6 +180,19 @@ pub struct CheckinInput {
     pub agent_version: Result<String, OpError>,
     /// The body as `api::checkin::parse` read it; its refusal is answered after the key check.
     pub body: Result<Box<CheckinRequest>, OpError>,
+    /// A gzip body left compressed until the worker runs (issue 15 §3: requests waiting for a
+    /// worker hold ~19 KB, not the 19 MiB it may expand to); when set, `body` is not read.
+    pub deferred: Option<Box<DeferredBody>>,
+}
+
+/// A checkin's gzip body and the endpoint's parse for it, run by the worker.
+#[derive(Debug, Clone)]
+pub struct DeferredBody {
+    /// The body as received.
+    pub gzip: Vec<u8>,
+    /// Gunzips within the endpoint's cap and parses (`api::checkin::parse_gzip`): the plain
+    /// bytes are dropped once parsed.
+    pub parse: fn(&[u8]) -> Result<Box<CheckinRequest>, OpError>,
 }
 
 /// A checkin body that passed the endpoint's validation (§3.1, §3.10).

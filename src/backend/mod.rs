@@ -12,7 +12,10 @@
 //! live.
 
 pub mod admin;
+pub mod admission;
 pub mod auth_cache;
+pub mod deadline;
+pub mod deferred;
 pub mod delivery;
 pub mod error;
 pub mod es;
@@ -232,6 +235,12 @@ pub trait Store: Send + Sync {
 
     /// Reads an agent (realtime: sees every acknowledged write).
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    /// Reads an agent to authenticate and serve one of its requests: every member but
+    /// `last_checkin_message`, which an agent may make megabytes long and no request needs
+    /// (issue 15 §3). Stores that cannot leave a member out read it whole.
+    fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.agent(id)
+    }
     /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes
     /// visible to search.
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError>;

@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use super::deadline::{within, PROBE_BUDGET};
 use super::interface::Event;
 use super::remote::RemoteClusters;
 use super::{Cursor, Store};
@@ -131,7 +132,15 @@ pub fn monitor(store: &dyn Store, sink: &dyn FeedSink, stop: &Receiver<()>, wait
     let mut backoff = Duration::from_millis(500);
     loop {
         let since = cursor.unwrap_or(Cursor::START);
-        let changes = store.changes(since, SystemTime::now(), wait);
+        // While the store is away, each look is a short probe that returns as soon as it
+        // answers (no long wait, retries bounded), so recovery is seen within about a second.
+        let changes = if reachable {
+            store.changes(since, SystemTime::now(), wait)
+        } else {
+            within(Instant::now() + PROBE_BUDGET, || {
+                store.changes(since, SystemTime::now(), Duration::ZERO)
+            })
+        };
         if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
             return;
         }
@@ -149,7 +158,7 @@ pub fn monitor(store: &dyn Store, sink: &dyn FeedSink, stop: &Receiver<()>, wait
                 if !matches!(stop.recv_timeout(backoff), Err(RecvTimeoutError::Timeout)) {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(PROBE_BUDGET);
                 continue;
             }
         };

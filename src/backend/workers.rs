@@ -8,10 +8,11 @@
 //! the store, so API keys are checked against the store once per TTL, not once per request.
 //! [`Backend::shutdown`] (or dropping it) stops the feed and joins every thread it started.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::ack;
@@ -31,16 +32,27 @@ pub use super::relay::Notify;
 /// Work a backend thread runs for the loop that answers nobody (a periodic chore).
 pub type Task = Arc<dyn Fn() + Send + Sync>;
 
+mod queue;
+mod runs;
+
+use queue::JobsTx;
+use runs::{run_admitted, take_run, Batched};
+
 /// What the job queue carries.
 enum Work<T> {
-    Job(T, Job),
+    /// A job, where its reply goes, and by when it must be answered.
+    Job(T, Job, Instant),
     Task(Task),
+    /// Writing jobs taken from the queue together (never sent; see [`take_run`]).
+    Run(Vec<((T, Instant), Batched)>),
 }
 
 /// Handle held by the event loop.
 pub struct Backend<T> {
     /// `None` once shut down: the workers finish the queue and exit.
-    jobs: Option<SyncSender<Work<T>>>,
+    jobs: Option<JobsTx<Work<T>>>,
+    admission: Arc<super::admission::Admission>,
+    job_timeout: Duration,
     /// Job results.
     pub replies: Receiver<Reply<T>>,
     /// Store changes.
@@ -68,6 +80,8 @@ pub struct BackendSettings {
     pub auth_cache: AuthCacheSettings,
     /// File transfer (uploads) settings.
     pub files: super::files::FileSettings,
+    /// Deadline of a job submitted without one (`--backend-timeout`).
+    pub job_timeout: Duration,
 }
 
 impl Default for BackendSettings {
@@ -79,6 +93,7 @@ impl Default for BackendSettings {
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
             files: super::files::FileSettings::default(),
+            job_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -93,7 +108,8 @@ impl<T: Send + 'static> Backend<T> {
     ) -> std::io::Result<Self> {
         let cache = Arc::new(CachedAuth::new(store, settings.auth_cache));
         let store: Arc<dyn Store> = cache.clone();
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Work<T>>(settings.queue);
+        let (jobs_tx, jobs_rx) = queue::job_queue::<Work<T>>(settings.queue);
+        let admission = Arc::new(super::admission::Admission::new(settings.workers.max(1)));
         let jobs_rx = Arc::new(std::sync::Mutex::new(jobs_rx));
         let (reply_tx, replies) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
@@ -106,6 +122,8 @@ impl<T: Send + 'static> Backend<T> {
         ));
         let mut backend = Self {
             jobs: Some(jobs_tx),
+            admission: Arc::clone(&admission),
+            job_timeout: settings.job_timeout,
             replies,
             events,
             store: Arc::clone(&store),
@@ -120,47 +138,81 @@ impl<T: Send + 'static> Backend<T> {
             let jobs_rx = Arc::clone(&jobs_rx);
             let reply_tx: Sender<Reply<T>> = reply_tx.clone();
             let notify = Arc::clone(&notify);
+            let admission = Arc::clone(&admission);
             let worker = std::thread::Builder::new()
                 .name(format!("fleet-edge-backend-{i}"))
-                .spawn(move || loop {
-                    let next = match jobs_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let (to, job) = match next {
-                        Ok(Work::Job(to, job)) => (to, job),
-                        Ok(Work::Task(task)) => {
-                            task();
-                            continue;
-                        }
-                        Err(_) => return,
-                    };
-                    #[cfg(debug_assertions)]
-                    if matches!(job, Job::Enroll(_)) {
-                        crate::panics::failpoint("worker-panic-on-enroll");
-                    }
-                    let output = match (job, &admin) {
-                        (Job::Admin(work), Some(admin)) if work.respond(&**admin).is_some() => {
-                            match work.respond(&**admin) {
-                                Some(response) => JobOutput::File(response),
-                                None => JobOutput::Admin(500, serde_json::Value::Null),
+                .spawn(move || {
+                    let mut held = VecDeque::new();
+                    loop {
+                        let next = match held.pop_front() {
+                            Some(work) => Ok(work),
+                            None => match jobs_rx.lock() {
+                                Ok(rx) => rx.recv().map(|first| take_run(first, &rx, &mut held)),
+                                Err(_) => return,
+                            },
+                        };
+                        let (to, job, deadline) = match next {
+                            Ok(Work::Job(to, job, deadline)) => (to, job, deadline),
+                            Ok(Work::Run(batch)) => {
+                                for reply in run_admitted(&*store, &remotes, &admission, batch) {
+                                    if reply_tx.send(reply).is_err() {
+                                        return;
+                                    }
+                                }
+                                notify();
+                                continue;
                             }
+                            Ok(Work::Task(task)) => {
+                                task();
+                                continue;
+                            }
+                            Err(_) => return,
+                        };
+                        #[cfg(debug_assertions)]
+                        if matches!(job, Job::Enroll(_)) {
+                            crate::panics::failpoint("worker-panic-on-enroll");
                         }
-                        (Job::Admin(work), Some(admin)) => {
-                            let run = || work.run(&**admin, SystemTime::now());
-                            // Revoking a token invalidates its key behind the cache's back.
-                            let (status, body) = match work.revokes() {
-                                Some(id) => cache.invalidating(&[id.to_owned()], run),
-                                None => run(),
-                            };
-                            JobOutput::Admin(status, body)
+                        admission.started();
+                        let began = Instant::now();
+                        // Past its deadline already: answered 503 without touching the store.
+                        let job = match super::admission::expired(job, began >= deadline) {
+                            Ok(output) => {
+                                admission.finished(None);
+                                if reply_tx.send(Reply { to, output }).is_err() {
+                                    return;
+                                }
+                                notify();
+                                continue;
+                            }
+                            Err(job) => *job,
+                        };
+                        let _deadline = super::deadline::Scope::enter(deadline);
+                        let output = match (job, &admin) {
+                            (Job::Admin(work), Some(admin)) if work.respond(&**admin).is_some() => {
+                                match work.respond(&**admin) {
+                                    Some(response) => JobOutput::File(response),
+                                    None => JobOutput::Admin(500, serde_json::Value::Null),
+                                }
+                            }
+                            (Job::Admin(work), Some(admin)) => {
+                                let run = || work.run(&**admin, SystemTime::now());
+                                // Revoking a token invalidates its key behind the cache's back.
+                                let (status, body) = match work.revokes() {
+                                    Some(id) => cache.invalidating(&[id.to_owned()], run),
+                                    None => run(),
+                                };
+                                JobOutput::Admin(status, body)
+                            }
+                            (job, _) => {
+                                run(&*store, &remotes, job, &settings.files, SystemTime::now())
+                            }
+                        };
+                        admission.finished(Some(began.elapsed()));
+                        if reply_tx.send(Reply { to, output }).is_err() {
+                            return;
                         }
-                        (job, _) => run(&*store, &remotes, job, &settings.files, SystemTime::now()),
-                    };
-                    if reply_tx.send(Reply { to, output }).is_err() {
-                        return;
+                        notify();
                     }
-                    notify();
                 })?;
             backend.threads.push(worker);
         }
@@ -187,19 +239,36 @@ impl<T: Send + 'static> Backend<T> {
         Ok(backend)
     }
 
-    /// Queues a job; gives it back when the queue is full or the workers are gone.
+    /// Queues a job due within the backend timeout; gives it back when it is refused.
     pub fn submit(&self, to: T, job: Job) -> Result<(), Box<(T, Job)>> {
+        self.submit_by(to, job, Instant::now() + self.job_timeout)
+    }
+
+    /// Queues a job that must be answered by `deadline`; gives it back when the queue is full,
+    /// the workers are gone, or the jobs ahead of it cannot drain before `deadline`.
+    pub fn submit_by(&self, to: T, job: Job, deadline: Instant) -> Result<(), Box<(T, Job)>> {
         let Some(jobs) = &self.jobs else {
             return Err(Box::new((to, job)));
         };
-        match jobs.try_send(Work::Job(to, job)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(work) | TrySendError::Disconnected(work)) => match work {
-                Work::Job(to, job) => Err(Box::new((to, job))),
-                // What was sent is a job: a task cannot come back from this send.
-                Work::Task(_) => Ok(()),
-            },
+        if !self.admission.admit(Instant::now(), deadline) {
+            return Err(Box::new((to, job)));
         }
+        match jobs.try_send(Work::Job(to, job, deadline)) {
+            Ok(()) => Ok(()),
+            Err(work) => {
+                self.admission.withdraw();
+                match work {
+                    Work::Job(to, job, _) => Err(Box::new((to, job))),
+                    // What was sent is a job: nothing else can come back from this send.
+                    Work::Task(_) | Work::Run(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Deadline of a job submitted without one.
+    pub fn job_timeout(&self) -> Duration {
+        self.job_timeout
     }
 
     /// Queues a task for a worker; false when the queue is full or the workers are gone.

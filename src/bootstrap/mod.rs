@@ -155,9 +155,11 @@ pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::Sta
         server.follow_health(Arc::clone(&shared.health));
         {
             let (shared, monitor) = (Arc::clone(&shared), Arc::clone(&monitor));
+            // The chore runs every `RECHECK_EVERY`; a round is due every `MONITOR_EVERY` while
+            // HEALTHY and at every run otherwise, so a recovered store is seen at once.
             server.every(
                 "self-monitor",
-                MONITOR_EVERY,
+                selfmon::RECHECK_EVERY,
                 Arc::new(move || monitor_tick(&shared, &monitor)),
             );
         }
@@ -285,8 +287,12 @@ fn same_connection(a: &EsSettings, b: &EsSettings) -> bool {
 )]
 fn monitor_tick(shared: &Shared, monitor: &Mutex<SelfMonitor>) {
     let mut monitor = monitor.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = Instant::now();
+    if !monitor.round_due(at, MONITOR_EVERY) {
+        return;
+    }
     let store = Arc::clone(&shared.lock().store);
-    if let Some(policy) = monitor.tick(&*store, SystemTime::now(), Instant::now()) {
+    if let Some(policy) = monitor.tick(&*store, SystemTime::now(), at) {
         if let Some(o) = overrides::read(&policy) {
             if let Some(plan) = plan_for(shared, &o) {
                 let mut inner = shared.lock();

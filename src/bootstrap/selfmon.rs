@@ -30,6 +30,14 @@ use crate::server_version::ServerVersion;
 /// How often the own agent's checkin state is written while nothing changes.
 pub const CHECKIN_EVERY: Duration = Duration::from_secs(30);
 
+/// Pause between two rounds while the state is not HEALTHY, and the most a round may take then:
+/// `/api/status` is back to HEALTHY within about a second of the store answering again.
+pub const RECHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// The most a round may take while HEALTHY (a slow store still answers within it; a hung one
+/// does not hold the monitor for the client's own timeouts and retries).
+pub const HEALTHY_ROUND_BUDGET: Duration = Duration::from_secs(15);
+
 /// The credentials of this server's own agent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
@@ -56,6 +64,8 @@ pub struct SelfMonitor {
     identity: Option<Identity>,
     state: Option<State>,
     last_checkin: Option<Instant>,
+    /// When the last round began.
+    last_round: Option<Instant>,
     /// The revision of the policy this server runs, reported as the own agent's
     /// `policy_revision_idx` (the implicit ack of §3.2).
     applied_revision: Option<i64>,
@@ -87,6 +97,7 @@ impl SelfMonitor {
             identity,
             state: None,
             last_checkin: None,
+            last_round: None,
             applied_revision: None,
             server_version: crate::server_version::BUILT_IN,
         }
@@ -108,9 +119,38 @@ impl SelfMonitor {
         self.state.as_ref()
     }
 
+    /// How long to wait before the next round: the regular 5 s while HEALTHY, much less while
+    /// not, so a recovered store is seen at once.
+    pub fn next_round_in(&self, regular: Duration) -> Duration {
+        match &self.state {
+            Some(s) if s.health == Health::Healthy => regular,
+            _ => RECHECK_EVERY.min(regular),
+        }
+    }
+
+    /// Whether a round is due at `at`: none ran yet, or [`next_round_in`](Self::next_round_in)
+    /// has passed since the last one began.
+    pub fn round_due(&self, at: Instant, regular: Duration) -> bool {
+        self.last_round
+            .is_none_or(|last| at >= last + self.next_round_in(regular))
+    }
+
     /// One round: find the policy, enroll when needed, decide the state, check in when due.
-    /// Returns the Fleet Server policy (with a `fleet-server` input) when there is one.
+    /// Returns the Fleet Server policy (with a `fleet-server` input) when there is one. The
+    /// round's store calls (retries included) end by [`HEALTHY_ROUND_BUDGET`] while HEALTHY,
+    /// by [`RECHECK_EVERY`] otherwise.
     pub fn tick(&mut self, store: &dyn Store, now: SystemTime, at: Instant) -> Option<PolicyDoc> {
+        self.last_round = Some(at);
+        let healthy = self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.health == Health::Healthy);
+        let budget = if healthy {
+            HEALTHY_ROUND_BUDGET
+        } else {
+            RECHECK_EVERY * 2
+        };
+        let _deadline = crate::backend::deadline::Scope::enter(at + budget);
         let (state, policy) = self.evaluate(store, now);
         let revision = policy.as_ref().map(|p| p.revision_idx);
         let new_revision = revision.is_some() && revision != self.applied_revision;
@@ -147,7 +187,15 @@ impl SelfMonitor {
 
     fn evaluate(&mut self, store: &dyn Store, now: SystemTime) -> (State, Option<PolicyDoc>) {
         let state = |health, message: String| State { health, message };
-        let policies = match store.latest_policies() {
+        let policies = store.latest_policies();
+        // Elasticsearch refusing for load is up and busy (often with this server's own
+        // backlog), not failed: the state stays what it was.
+        if let (Err(crate::backend::StoreError::TooManyRequests), Some(kept)) =
+            (&policies, &self.state)
+        {
+            return (kept.clone(), None);
+        }
+        let policies = match policies {
             Ok(p) => p,
             Err(e) => {
                 return (

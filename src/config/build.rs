@@ -74,6 +74,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         idle: b.duration(Id::IdleTimeout, false),
         write_stall: b.duration(Id::WriteStallTimeout, false),
         drain: b.duration(Id::DrainTimeout, true),
+        backend: b.duration(Id::BackendTimeout, false),
         checkin_long_poll: b.duration(Id::CheckinLongPoll, false),
         checkin_jitter: b.duration(Id::CheckinJitter, true),
         checkin_max_poll: b.duration(Id::CheckinMaxPoll, false),

@@ -88,6 +88,8 @@ pub enum SettingId {
     WriteStallTimeout,
     /// `--drain-timeout`
     DrainTimeout,
+    /// `--backend-timeout`
+    BackendTimeout,
     /// `--checkin-long-poll`
     CheckinLongPoll,
     /// `--checkin-jitter`

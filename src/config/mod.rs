@@ -274,6 +274,8 @@ pub struct Timeouts {
     pub write_stall: Duration,
     /// Graceful shutdown (default 10s).
     pub drain: Duration,
+    /// A backend job's deadline for enroll, ack and audit (default 10s).
+    pub backend: Duration,
     /// Default checkin hold time (default 5m).
     pub checkin_long_poll: Duration,
     /// Random subtraction from the hold time; zero disables (default 30s).

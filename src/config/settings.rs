@@ -607,6 +607,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         section: Runtime,
     },
     SettingSpec {
+        id: Id::BackendTimeout,
+        flag: Some("--backend-timeout"),
+        envs: &["FLEET_EDGE_BACKEND_TIMEOUT"],
+        value_name: "DURATION",
+        default: Some("10s"),
+        help: "Longest an enroll, ack or audit waits for the store (Elasticsearch retries included) before it is answered 503 with Retry-After; checkins wait up to their long poll.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
         id: Id::CheckinLongPoll,
         flag: Some("--checkin-long-poll"),
         envs: &["FLEET_EDGE_CHECKIN_LONG_POLL"],

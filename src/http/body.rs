@@ -10,7 +10,7 @@
 //! Neighbours: `decode.rs` drives these per request; `gzip.rs` decodes a gzip body afterwards.
 
 use super::error::HttpError;
-use super::request::{list_items, trim_ows};
+use super::request::{list_items, trim_ows, Request};
 
 /// Longest chunk-size line (size, whitespace and extensions, without CRLF) accepted.
 pub(crate) const MAX_CHUNK_LINE: usize = 4096;
@@ -87,6 +87,12 @@ fn content_length<'a>(
             .ok_or(HttpError::InvalidContentLength)?;
     }
     Ok(Some(n))
+}
+
+/// Whether `req`'s body is announced as gzip (`Content-Encoding`, as the decoder reads it): of
+/// a route that defers gzip (`BodyLimits::defer_gzip`), the body is then still compressed.
+pub fn gzip_encoded(req: &Request) -> bool {
+    matches!(coding(&req.headers), Ok(Coding::Gzip))
 }
 
 /// The content coding of the body, from the first `Content-Encoding` line.

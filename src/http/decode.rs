@@ -73,6 +73,7 @@ struct InProgress {
     reader: BodyReader,
     coding: Coding,
     max_decompressed: usize,
+    defer_gzip: bool,
 }
 
 #[derive(Debug)]
@@ -262,6 +263,7 @@ impl Decoder {
             reader,
             coding,
             max_decompressed: limits.max_decompressed,
+            defer_gzip: limits.defer_gzip,
         })
     }
 
@@ -302,9 +304,10 @@ impl Decoder {
             mut request,
             coding,
             max_decompressed,
+            defer_gzip,
             ..
         } = *done;
-        if coding == Coding::Gzip && !request.body.is_empty() {
+        if coding == Coding::Gzip && !request.body.is_empty() && !defer_gzip {
             let mut plain = Vec::new();
             let result = gzip::decompress_into(&request.body, max_decompressed, &mut plain);
             #[cfg(test)]
@@ -631,6 +634,7 @@ mod tests {
             BodyLimits {
                 max_body: 10,
                 max_decompressed: 0,
+                defer_gzip: false,
             }
         };
         let mut d = Decoder::new(Limits::default());
@@ -659,6 +663,7 @@ mod tests {
         let limits = |_: &Method, _: &str| BodyLimits {
             max_body: 4,
             max_decompressed: 0,
+            defer_gzip: false,
         };
         let raw =
             b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\n";
@@ -729,6 +734,7 @@ mod tests {
         let limits = move |_: &Method, _: &str| BodyLimits {
             max_body: 1024 * 1024,
             max_decompressed: cap,
+            defer_gzip: false,
         };
         let mut raw = format!(
             "POST /c HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",

@@ -20,7 +20,7 @@
 //!
 //! let mut decoder = Decoder::new(Limits::default());
 //! let mut read_buf = b"GET /api/status HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n".to_vec();
-//! let limits = |_: &_, _: &str| BodyLimits { max_body: 1 << 20, max_decompressed: 20 << 20 };
+//! let limits = |_: &_, _: &str| BodyLimits { max_body: 1 << 20, max_decompressed: 20 << 20, defer_gzip: false };
 //! let mut out = Vec::new();
 //! while let Some(req) = decoder.decode(&mut read_buf, &limits).expect("valid request") {
 //!     let resp = Response::json(200, &serde_json::json!({"status": "HEALTHY"}));
@@ -50,6 +50,7 @@ pub mod websocket;
 #[cfg(test)]
 mod proptests;
 
+pub use body::gzip_encoded;
 pub use date::{DateCache, HttpDate};
 pub use decode::{Decoder, CONTINUE_RESPONSE};
 pub use encode::{encode_response, Body, BodyPart, EncodeOptions, FileBody, PartsBody, Response};

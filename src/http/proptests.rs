@@ -161,6 +161,7 @@ fn limits(_: &Method, _: &str) -> BodyLimits {
     BodyLimits {
         max_body: 4096,
         max_decompressed: 4096,
+        defer_gzip: false,
     }
 }
 
@@ -248,4 +249,40 @@ proptest! {
         let parts = run(&split(&bytes, &cuts), head_limits);
         prop_assert_eq!(parts, whole);
     }
+}
+
+#[test]
+fn a_route_deferring_gzip_gets_its_body_as_received() {
+    use std::io::Write;
+    let body = br#"{"status":"online"}"#;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body).unwrap();
+    let z = enc.finish().unwrap();
+    let raw = |path: &str| {
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            z.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(&z);
+        raw
+    };
+    let limits = |_: &Method, path: &str| BodyLimits {
+        max_body: 1024,
+        max_decompressed: 8,
+        defer_gzip: path == "/deferred",
+    };
+    let decode = |raw: Vec<u8>| {
+        let mut buf = raw;
+        Decoder::new(Limits::default()).decode(&mut buf, &limits)
+    };
+    // Deferred: compressed as received, however far it expands (its consumer applies the cap).
+    let deferred = decode(raw("/deferred")).unwrap().unwrap();
+    assert_eq!(deferred.body, z);
+    assert!(super::gzip_encoded(&deferred));
+    // Not deferred: gunzipped here, within the cap.
+    assert_eq!(
+        decode(raw("/other")).unwrap_err(),
+        HttpError::DecompressedTooLarge
+    );
 }

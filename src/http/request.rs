@@ -30,6 +30,12 @@ pub struct BodyLimits {
     pub max_body: usize,
     /// Most bytes after gunzipping a `Content-Encoding: gzip` body; 0 = unlimited.
     pub max_decompressed: usize,
+    /// Leave a gzip body compressed (its consumer gunzips it, within `max_decompressed`, where
+    /// and when it has the memory for it): the request's `body` is then as received, and
+    /// `http::gzip_encoded` says it is gzip. A checkin's 20 MiB is decoded on a backend
+    /// worker, not on the event loop, so requests waiting for a worker hold their compressed
+    /// bodies only (issue 15 §3).
+    pub defer_gzip: bool,
 }
 
 /// A request method. Methods are case-sensitive (RFC 9110 9.1): `get` is `Other("get")`.

@@ -155,6 +155,7 @@ pub fn body_limits(method: &Method, path: &str) -> crate::http::BodyLimits {
         crate::http::BodyLimits {
             max_body: max,
             max_decompressed: max,
+            defer_gzip: false,
         }
     } else {
         crate::api::body_limits(method, path)

@@ -244,7 +244,7 @@ impl Conn {
                 return Step::Open;
             }
             if self.close_after_flush && !self.lingering {
-                self.transport.send_close_notify();
+                self.transport.send_close_notify(ctx.pool);
                 if self.flush(ctx.pool).is_err() {
                     return Step::Close;
                 }
@@ -256,7 +256,7 @@ impl Conn {
                 self.release_buffers(ctx.pool);
             }
             if self.lingering {
-                return self.discard_input(ctx.scratch);
+                return self.discard_input(ctx.scratch, ctx.pool);
             }
             if self.ws.is_some() {
                 if self.awaiting.is_none() {
@@ -329,10 +329,12 @@ impl Conn {
             if self.rbuf.capacity() == 0 {
                 self.rbuf = ctx.pool.take();
             }
-            match self
-                .transport
-                .read_plaintext(&mut self.sock, &mut self.rbuf, ctx.scratch)
-            {
+            match self.transport.read_plaintext(
+                &mut self.sock,
+                &mut self.rbuf,
+                ctx.scratch,
+                ctx.pool,
+            ) {
                 Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => {
                     self.readable = false;
@@ -345,7 +347,7 @@ impl Conn {
                 Err(err) => {
                     log::debug!("connection error: {err}");
                     // Best effort: let a queued TLS alert reach the peer.
-                    let _ = self.transport.flush(&mut self.sock);
+                    let _ = self.transport.flush(&mut self.sock, ctx.pool);
                     return Step::Close;
                 }
             }
@@ -474,12 +476,12 @@ impl Conn {
             let mut moved = false;
             if let Some(rest) = self.out.get(self.out_pos..) {
                 if !rest.is_empty() {
-                    let n = self.transport.write_plaintext(&mut self.sock, rest)?;
+                    let n = self.transport.write_plaintext(&mut self.sock, rest, pool)?;
                     self.out_pos += n;
                     moved |= n > 0;
                 }
             }
-            moved |= self.transport.flush(&mut self.sock)?;
+            moved |= self.transport.flush(&mut self.sock, pool)?;
             self.wrote |= moved;
             if self.out_pos >= self.out.len() && !self.out.is_empty() {
                 self.out_pos = 0;
@@ -504,13 +506,13 @@ impl Conn {
         }
     }
 
-    fn discard_input(&mut self, scratch: &mut [u8]) -> Step {
+    fn discard_input(&mut self, scratch: &mut [u8], pool: &mut BufPool) -> Step {
         let mut sink = Vec::new();
         loop {
             sink.clear();
             match self
                 .transport
-                .read_plaintext(&mut self.sock, &mut sink, scratch)
+                .read_plaintext(&mut self.sock, &mut sink, scratch, pool)
             {
                 Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => {
@@ -533,5 +535,18 @@ impl Conn {
         pool.give(std::mem::take(&mut self.rbuf));
         pool.give(std::mem::take(&mut self.out));
         self.out_pos = 0;
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// The slab entry of a connection, printed for the README's per-agent budget
+    /// (`--nocapture`).
+    #[test]
+    fn a_connection_slot_stays_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        let decoder = std::mem::size_of::<crate::http::Decoder>();
+        println!("Conn {conn} bytes, of which the HTTP decoder {decoder}");
+        assert!(conn <= 512, "Conn grew to {conn} bytes");
     }
 }

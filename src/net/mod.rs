@@ -82,7 +82,7 @@ pub enum StartupError {
 pub fn settings(config: &Config) -> Settings {
     let server = &config.server;
     let t = &server.timeouts;
-    let limits_table = crate::api::limits::select_table(server.max_agents, available_memory_mib());
+    let limits_table = limits_table(config);
     Settings {
         max_connections: server.max_connections,
         // A tenth more (at least 16) to answer 429 rather than reset.
@@ -110,6 +110,7 @@ pub fn settings(config: &Config) -> Settings {
         server_version: config.server_version,
         backend: BackendSettings {
             workers: backend_workers(config),
+            queue: job_queue_for(limits_table),
             auth_cache: AuthCacheSettings {
                 max_entries: max_entries_for(limits_table.map(|t| t.max_agents)),
                 ..AuthCacheSettings::default()
@@ -119,6 +120,7 @@ pub fn settings(config: &Config) -> Settings {
                 ..Default::default()
             },
             files: server.files,
+            job_timeout: t.backend,
             ..BackendSettings::default()
         },
         limits_table,
@@ -131,6 +133,35 @@ pub fn settings(config: &Config) -> Settings {
             endpoint_artifacts: Arc::default(),
         },
     }
+}
+
+/// The route limits' table: Fleet Server's selection (§10.1), whose tables size acks and
+/// checkins for Elasticsearch; in embedded mode without `server.limits.max_agents`, the selected
+/// table with its ack and checkin limits sized to the embedded store
+/// (`api::limits::select_embedded_table`).
+pub fn limits_table(config: &Config) -> Option<&'static crate::api::limits::SizingTable> {
+    if config.es.is_none() && config.server.max_agents == 0 {
+        return Some(crate::api::limits::select_embedded_table(
+            available_memory_mib(),
+        ));
+    }
+    crate::api::limits::select_table(config.server.max_agents, available_memory_mib())
+}
+
+/// Jobs that may wait for the backend: at least 4,096, and room for what the route limits
+/// admit at once — a rollout's acks (the ack burst) and the checkins that follow it (the checkin
+/// burst) — so that what the limits admit is not refused with 503 for a full queue. The queue
+/// allocates as jobs arrive (`backend::workers`), so a large bound costs nothing while idle.
+fn job_queue_for(table: Option<&crate::api::limits::SizingTable>) -> usize {
+    use crate::api::limits::LimitedRoute;
+    table.map_or(4096, |t| {
+        let burst = |r| t.spec(r).burst as usize;
+        (burst(LimitedRoute::Ack) + burst(LimitedRoute::Checkin)).max(4096)
+    })
+}
+
+fn per_second(spec: crate::api::limits::LimitSpec) -> u64 {
+    1_000_000 / spec.interval.as_micros().max(1) as u64
 }
 
 /// Backend worker threads: `--backend-workers`, else by store kind (the thread budget of
@@ -238,7 +269,13 @@ pub fn bind(
     if config.server.http_enabled {
         monitoring(config, &server, monitored_admin)?;
     }
-    match crate::api::limits::select_table(config.server.max_agents, available_memory_mib()) {
+    match limits_table(config) {
+        Some(table) if config.es.is_none() && config.server.max_agents == 0 => log::info!(
+            "route limits from Fleet Server's {} table, acks ({}/s) and checkins ({}/s) sized to the embedded store",
+            table.name,
+            per_second(table.spec(crate::api::limits::LimitedRoute::Ack)),
+            per_second(table.spec(crate::api::limits::LimitedRoute::Checkin)),
+        ),
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",
             table.name,
@@ -348,4 +385,23 @@ fn random_seed() -> u64 {
     // A failing OS random source only weakens request-id uniqueness across restarts.
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
     u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_queue_for;
+    use crate::api::limits::{select_embedded_table, LimitedRoute, SIZING_TABLES};
+
+    #[test]
+    fn the_job_queue_holds_what_the_limits_admit_at_once() {
+        assert_eq!(job_queue_for(None), 4096);
+        assert_eq!(job_queue_for(Some(&SIZING_TABLES[0])), 4096, "small tables");
+        let t = select_embedded_table(Some(24 * 1024));
+        let burst = |r| t.spec(r).burst as usize;
+        assert_eq!(
+            job_queue_for(Some(t)),
+            burst(LimitedRoute::Ack) + burst(LimitedRoute::Checkin)
+        );
+        assert!(job_queue_for(Some(t)) > 4096);
+    }
 }

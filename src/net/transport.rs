@@ -5,12 +5,12 @@
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::server::UnbufferedServerConnection;
 
-/// Most plaintext rustls buffers for sending before `write_plaintext` pushes back; a response
-/// larger than this is fed in pieces as the socket drains, so a slow reader costs at most this
-/// much inside rustls.
-const TLS_SEND_BUFFER: usize = 64 * 1024;
+mod tls;
+
+use super::pool::BufPool;
+use tls::TlsSession;
 
 /// Outcome of one attempt to read.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,14 +28,13 @@ pub enum Transport {
     /// Plain HTTP (`--fleet-server-insecure-http`).
     Plain,
     /// A rustls server session; boxed so idle slab entries stay small.
-    Tls(Box<ServerConnection>),
+    Tls(Box<TlsSession>),
 }
 
 impl Transport {
-    /// A TLS transport with the send-buffer cap applied.
-    pub fn tls(mut session: ServerConnection) -> Self {
-        session.set_buffer_limit(Some(TLS_SEND_BUFFER));
-        Transport::Tls(Box::new(session))
+    /// A TLS transport over a new unbuffered rustls session.
+    pub fn tls(session: UnbufferedServerConnection) -> Self {
+        Transport::Tls(Box::new(TlsSession::new(session)))
     }
 
     /// True while the TLS handshake has not completed.
@@ -54,12 +53,14 @@ impl Transport {
         }
     }
 
-    /// Reads once from the socket and appends any plaintext to `into` through `scratch`.
+    /// Reads once from the socket and appends any plaintext to `into` through `scratch`; TLS
+    /// takes its ciphertext buffer from `pool` only while a record is incomplete.
     pub fn read_plaintext(
         &mut self,
         sock: &mut TcpStream,
         into: &mut Vec<u8>,
         scratch: &mut [u8],
+        pool: &mut BufPool,
     ) -> io::Result<ReadOutcome> {
         match self {
             Transport::Plain => match sock.read(scratch) {
@@ -72,12 +73,17 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Data(0)),
                 Err(e) => Err(e),
             },
-            Transport::Tls(s) => read_tls(s, sock, into, scratch),
+            Transport::Tls(s) => s.read_plaintext(sock, into, scratch, pool),
         }
     }
 
     /// Offers plaintext for sending; returns how much was taken (TLS may take less than all).
-    pub fn write_plaintext(&mut self, sock: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+    pub fn write_plaintext(
+        &mut self,
+        sock: &mut TcpStream,
+        data: &[u8],
+        pool: &mut BufPool,
+    ) -> io::Result<usize> {
         match self {
             Transport::Plain => match sock.write(data) {
                 Ok(n) => Ok(n),
@@ -91,92 +97,35 @@ impl Transport {
                 }
                 Err(e) => Err(e),
             },
-            Transport::Tls(s) => s.writer().write(data),
+            Transport::Tls(s) => s.write_plaintext(data, pool),
         }
     }
 
     /// Writes buffered TLS records to the socket. Returns true if anything was written.
-    pub fn flush(&mut self, sock: &mut TcpStream) -> io::Result<bool> {
-        let Transport::Tls(s) = self else {
-            return Ok(false);
-        };
-        let mut wrote = false;
-        while s.wants_write() {
-            match s.write_tls(sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => wrote = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    pub fn flush(&mut self, sock: &mut TcpStream, pool: &mut BufPool) -> io::Result<bool> {
+        match self {
+            Transport::Plain => Ok(false),
+            Transport::Tls(s) => s.flush(sock, pool),
         }
-        Ok(wrote)
     }
 
     /// Queues a TLS close_notify (no-op for plain TCP).
-    pub fn send_close_notify(&mut self) {
+    pub fn send_close_notify(&mut self, pool: &mut BufPool) {
         if let Transport::Tls(s) = self {
-            s.send_close_notify();
+            s.send_close_notify(pool);
         }
     }
 }
 
-fn read_tls(
-    s: &mut ServerConnection,
-    sock: &mut TcpStream,
-    into: &mut Vec<u8>,
-    scratch: &mut [u8],
-) -> io::Result<ReadOutcome> {
-    let eof = match s.read_tls(sock) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            return drain_plaintext(s, into, scratch, false)
-        }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(ReadOutcome::Data(0)),
-        Err(e) => return Err(e),
-    };
-    if let Err(err) = s.process_new_packets() {
-        // rustls has queued an alert for the peer; the caller flushes it before closing.
-        return Err(io::Error::new(io::ErrorKind::InvalidData, err));
-    }
-    match drain_plaintext(s, into, scratch, eof)? {
-        ReadOutcome::WouldBlock if eof => Ok(ReadOutcome::Closed),
-        ReadOutcome::WouldBlock => Ok(ReadOutcome::Data(0)),
-        other => Ok(other),
-    }
-}
-
-fn drain_plaintext(
-    s: &mut ServerConnection,
-    into: &mut Vec<u8>,
-    scratch: &mut [u8],
-    eof: bool,
-) -> io::Result<ReadOutcome> {
-    let mut total = 0;
-    loop {
-        match s.reader().read(scratch) {
-            Ok(0) => return Ok(ReadOutcome::Closed),
-            Ok(n) => {
-                into.extend_from_slice(scratch.get(..n).unwrap_or_default());
-                total += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(if total > 0 {
-                    ReadOutcome::Data(total)
-                } else {
-                    ReadOutcome::WouldBlock
-                })
-            }
-            // TCP FIN without close_notify: treat as the end of input.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Ok(if total > 0 && !eof {
-                    ReadOutcome::Data(total)
-                } else {
-                    ReadOutcome::Closed
-                })
-            }
-            Err(e) => return Err(e),
-        }
+#[cfg(test)]
+mod sizes {
+    /// The fixed part of a TLS connection: the boxed session (rustls's unbuffered connection and
+    /// the pump around it), printed for the README's per-agent budget (`--nocapture`).
+    #[test]
+    fn a_tls_session_box_stays_small() {
+        let session = std::mem::size_of::<super::TlsSession>();
+        let rustls = std::mem::size_of::<rustls::server::UnbufferedServerConnection>();
+        println!("TlsSession {session} bytes, of which UnbufferedServerConnection {rustls}");
+        assert!(session <= 1200, "TlsSession grew to {session} bytes");
     }
 }

@@ -24,6 +24,8 @@
 //! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
+//! * `outage`: Elasticsearch hanging or down: every request answered by its deadline (503 +
+//!   jittered `Retry-After`), `/api/status` HEALTHY within 3 s of the cluster coming back.
 //! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
 //!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
 //! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
@@ -78,10 +80,12 @@ mod es_tls;
 mod hardening;
 mod http_wire;
 mod kibana_api;
+mod large_checkins;
 mod lifecycle;
 mod management;
 mod monitoring;
 mod opamp;
+mod outage;
 mod production;
 mod protocol;
 mod races;

@@ -80,6 +80,7 @@ fn limits(_: &Method, _: &str) -> BodyLimits {
     BodyLimits {
         max_body: 1 << 20,
         max_decompressed: 20 << 20,
+        defer_gzip: false,
     }
 }
 

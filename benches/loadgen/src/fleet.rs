@@ -95,6 +95,8 @@ pub struct Fleet {
     pub newest_revision: i64,
     /// Most connections open at once.
     pub peak_conns: usize,
+    /// Every action an ack answered as accepted: (agent id, action id).
+    pub acked_log: Vec<(String, String)>,
 }
 
 impl Fleet {
@@ -123,6 +125,7 @@ impl Fleet {
             target_revision: None,
             newest_revision: 0,
             peak_conns: 0,
+            acked_log: Vec::new(),
         })
     }
 
@@ -610,11 +613,12 @@ impl Fleet {
         let latency = now.saturating_duration_since(inflight.started);
         let kind = inflight.kind;
         let status = resp.status;
+        self.stats.answered(kind, status, latency);
         let outcome = match kind {
             Kind::Enroll if status == 200 => self.enrolled_reply(idx, &resp.body, now),
             Kind::Checkin if status == 200 => self.checkin_reply(idx, &resp.body, now),
             Kind::Ack if agent::ack_succeeded(&resp.body) => {
-                self.acked(idx, inflight.batch, now);
+                self.acked(idx, inflight.batch, &resp.body, now);
                 Ok(())
             }
             Kind::Status if status == 200 => {
@@ -708,7 +712,20 @@ impl Fleet {
         }
     }
 
-    fn acked(&mut self, idx: usize, batch: usize, now: Instant) {
+    fn acked(&mut self, idx: usize, batch: usize, body: &[u8], now: Instant) {
+        // Items the server refused (status 400 or more with `errors: true`) are acked again
+        // later, as the agent re-queues them.
+        let refused: Vec<bool> = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .filter(|v| v["errors"] == true)
+            .and_then(|v| v["items"].as_array().cloned())
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i["status"].as_u64().is_some_and(|s| s >= 400))
+                    .collect()
+            })
+            .unwrap_or_default();
         let target = self.target_revision;
         let Some(agent) = self.agents.get_mut(idx) else {
             return;
@@ -722,7 +739,14 @@ impl Fleet {
                 agent.acked_target = Some(now);
             }
         }
-        agent.acks.drain(..batch.min(agent.acks.len()));
+        let sent: Vec<(String, String)> = agent.acks.drain(..batch.min(agent.acks.len())).collect();
+        for (i, (action, kind)) in sent.into_iter().enumerate() {
+            if refused.get(i).copied().unwrap_or(false) {
+                agent.acks.push((action, kind));
+            } else {
+                self.acked_log.push((agent.id.clone(), action));
+            }
+        }
         agent.ack_failures = 0;
         agent.ack_hold = None;
     }

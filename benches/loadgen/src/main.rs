@@ -1,6 +1,7 @@
 //! `loadgen`: N simulated Elastic Agents in one event-driven process against a fleet-edge it
 //! starts itself (release binary, embedded mode, 127.0.0.1, free port, temporary data dir), and
-//! the issue-7 scenarios: `idle`, `rollout`, `reconnect`, `enroll`, `steady`, or `all`. Prints a
+//! the issue-7 scenarios: `idle`, `rollout`, `reconnect`, `enroll`, `steady`, or `all`; and
+//! `outage` (issue 15: Elasticsearch mode against an es-standin process, `outage.rs`). Prints a
 //! Markdown table (and writes it with a JSON twin under `--out`), then stops the server. Only
 //! loopback traffic; every phase is bounded by `--phase-deadline`.
 //!
@@ -14,6 +15,7 @@
 mod agent;
 mod client;
 mod fleet;
+mod outage;
 mod rawtls;
 mod report;
 mod scenarios;
@@ -30,7 +32,7 @@ use scenarios::{Options, Scenario};
 const HELP: &str = "\
 loadgen: simulated Elastic Agents against a fleet-edge it starts (embedded store, TLS, loopback)
 
-USAGE: loadgen <idle|rollout|reconnect|enroll|steady|all> [OPTIONS]
+USAGE: loadgen <idle|rollout|reconnect|enroll|steady|all|outage> [OPTIONS]
    or: loadgen run --scenarios idle,rollout,... [OPTIONS]
 
 OPTIONS:
@@ -49,14 +51,31 @@ OPTIONS:
   --backoff-scale F     multiply the agents' error backoffs (default 1.0 = the agent's own)
   --plain               plain HTTP (--fleet-server-insecure-http) instead of TLS
   --log-level LEVEL     the server's --log-level (default info)
+
+OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
+  --standin PATH        es-standin binary (default target/release/es-standin)
+  --phase-secs SECS     length of each phase: down, slow, 429 burst, 503 burst, recovery (default 30)
+  --outage-long-poll SECS  the server's --checkin-long-poll (default 20)
+  --backend-timeout SECS   the server's --backend-timeout (default 10)
+  --agent-timeout SECS  a request unanswered after this counts as no answer (default 60)
+  --enforce             exit 1 on any request with no answer, any 401, any lost ack (CI)
+  --max-rss-per-agent B exit with an error when idle's RSS per parked agent is above B bytes
+                        (the CI run's regression check)
 ";
 
 fn default_server() -> PathBuf {
-    let here = PathBuf::from("target/release/fleet-edge");
+    sibling("fleet-edge")
+}
+
+/// A release binary of the workspace: `target/release/<name>`.
+fn sibling(name: &str) -> PathBuf {
+    let here = PathBuf::from("target/release").join(name);
     if here.exists() {
         return here;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/fleet-edge")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/release")
+        .join(name)
 }
 
 fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
@@ -149,6 +168,32 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
             .map_err(e)?
             .unwrap_or_else(|| "info".into()),
         nofile: 0,
+        standin: args
+            .opt_value_from_str("--standin")
+            .map_err(e)?
+            .unwrap_or_else(|| sibling("es-standin")),
+        outage_phase: secs(
+            args.opt_value_from_str("--phase-secs")
+                .map_err(e)?
+                .unwrap_or(30),
+        ),
+        outage_long_poll: secs(
+            args.opt_value_from_str("--outage-long-poll")
+                .map_err(e)?
+                .unwrap_or(20),
+        ),
+        backend_timeout: secs(
+            args.opt_value_from_str("--backend-timeout")
+                .map_err(e)?
+                .unwrap_or(10),
+        ),
+        enforce: args.contains("--enforce"),
+        agent_timeout: secs(
+            args.opt_value_from_str("--agent-timeout")
+                .map_err(e)?
+                .unwrap_or(60),
+        ),
+        max_rss_per_agent: args.opt_value_from_str("--max-rss-per-agent").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
     let rest = args.finish();
@@ -208,7 +253,16 @@ fn main() -> ExitCode {
         loadavg().trim()
     ));
     let started = std::time::Instant::now();
-    let result = scenarios::run(&opts, &mut report);
+    let result = scenarios::run(&opts, &mut report).and_then(|()| {
+        // The regression check of the CI run: the budget per parked agent (bytes).
+        match (opts.max_rss_per_agent, report.rss_per_agent_bytes) {
+            (Some(limit), Some(bytes)) if bytes > limit as f64 => Err(format!(
+                "RSS per parked agent is {bytes:.0} bytes, above the limit of {limit} bytes"
+            )),
+            (Some(_), None) => Err("no RSS per parked agent was measured (run idle)".into()),
+            _ => Ok(()),
+        }
+    });
     report.notes.push(format!(
         "run took {:.0} s; loadgen descriptor limit {}; loadgen peak RSS {:.0} MiB.",
         started.elapsed().as_secs_f64(),

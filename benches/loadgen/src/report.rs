@@ -82,6 +82,8 @@ pub struct Report {
     pub transport: String,
     /// The loadgen command line.
     pub command: String,
+    /// Idle's RSS per parked agent, bytes (for `--max-rss-per-agent`).
+    pub rss_per_agent_bytes: Option<f64>,
     /// Rows in order.
     pub rows: Vec<Row>,
     /// Machine-readable values: scenario → metric → value.
@@ -90,6 +92,8 @@ pub struct Report {
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,
     /// Free-form observations (limits hit, counters).
     pub notes: Vec<String>,
+    /// Further Markdown tables (the outage scenario's per-phase table), printed before the notes.
+    pub sections: Vec<String>,
 }
 
 impl Report {
@@ -101,10 +105,12 @@ impl Report {
             backend: "embedded".into(),
             transport: transport.into(),
             command,
+            rss_per_agent_bytes: None,
             rows: Vec::new(),
             values: BTreeMap::new(),
             errors: BTreeMap::new(),
             notes: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -209,6 +215,9 @@ impl Report {
                 goal,
                 verdict
             );
+        }
+        for section in &self.sections {
+            let _ = writeln!(out, "\n{section}");
         }
         if !self.notes.is_empty() {
             let _ = writeln!(out);

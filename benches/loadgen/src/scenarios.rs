@@ -34,6 +34,8 @@ pub enum Scenario {
     Enroll,
     /// (e)
     Steady,
+    /// Issue 15 §1: Elasticsearch mode through down / slow / 429 / 503 / recovery.
+    Outage,
 }
 
 impl Scenario {
@@ -45,6 +47,7 @@ impl Scenario {
             "reconnect" => Scenario::Reconnect,
             "enroll" => Scenario::Enroll,
             "steady" => Scenario::Steady,
+            "outage" => Scenario::Outage,
             _ => return None,
         })
     }
@@ -85,6 +88,20 @@ pub struct Options {
     pub log_level: String,
     /// This process's descriptor limit (after raising it).
     pub nofile: u64,
+    /// outage: the es-standin binary.
+    pub standin: PathBuf,
+    /// outage: length of each phase.
+    pub outage_phase: Duration,
+    /// outage: `--checkin-long-poll` (jitter 0s).
+    pub outage_long_poll: Duration,
+    /// outage: the server's `--backend-timeout`.
+    pub backend_timeout: Duration,
+    /// outage: a request with no answer after this counts as unanswered.
+    pub agent_timeout: Duration,
+    /// outage: fail the run on any unanswered request, 401 or lost ack (CI).
+    pub enforce: bool,
+    /// Fail the run when idle's RSS per parked agent is above this many bytes.
+    pub max_rss_per_agent: Option<u64>,
 }
 
 pub(crate) fn mib(kib: u64) -> f64 {
@@ -119,6 +136,7 @@ impl Run<'_> {
             max_connections: self.opts.agents + (self.opts.agents / 100).max(32),
             log_level: self.opts.log_level.clone(),
             plain: self.opts.plain,
+            extra: Vec::new(),
         }
     }
 
@@ -193,6 +211,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
     }
     if has(Scenario::Enroll) {
         storms::enroll_storm(&mut run)?;
+    }
+    if has(Scenario::Outage) {
+        crate::outage::outage(&mut run)?;
     }
     Ok(())
 }
@@ -390,6 +411,7 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
     let rss_after = server.rss_kib();
     let mut stats = take_stats(fleet);
     let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
+    run.report.rss_per_agent_bytes = Some(per_agent_kib * 1024.0);
     let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
     let r = &mut *run.report;
     r.metric(

@@ -34,6 +34,9 @@ pub struct ServerSpec {
     pub log_level: String,
     /// Serve plain HTTP (`--fleet-server-insecure-http`) instead of TLS.
     pub plain: bool,
+    /// More arguments (Elasticsearch mode: hosts, service token, policy, timeouts); with them
+    /// there is no quick start to read, the CA is the data dir's generated one.
+    pub extra: Vec<String>,
 }
 
 impl ServerSpec {
@@ -43,6 +46,9 @@ impl ServerSpec {
             "--fleet-server-host".to_owned(),
             "127.0.0.1".to_owned(),
             "--fleet-server-port".to_owned(),
+            "0".to_owned(),
+            // A free port: the default 8222 may be taken by another server on this machine.
+            "--management-port".to_owned(),
             "0".to_owned(),
             "--data-dir".to_owned(),
             self.data_dir.display().to_string(),
@@ -58,6 +64,7 @@ impl ServerSpec {
         if self.plain {
             args.push("--fleet-server-insecure-http".to_owned());
         }
+        args.extend(self.extra.iter().cloned());
         args
     }
 }
@@ -165,7 +172,7 @@ impl ServerProc {
             data_dir: spec.data_dir.clone(),
             log,
         };
-        server.await_ready(&rx, Duration::from_secs(60))?;
+        server.await_ready(&rx, Duration::from_secs(60), !spec.extra.is_empty())?;
         Ok(server)
     }
 
@@ -173,9 +180,13 @@ impl ServerProc {
         &mut self,
         rx: &Receiver<(bool, String)>,
         within: Duration,
+        no_quick_start: bool,
     ) -> Result<(), String> {
         let deadline = Instant::now() + within;
-        let (mut have_addr, mut have_token) = (false, false);
+        let (mut have_addr, mut have_token) = (false, no_quick_start);
+        if no_quick_start && self.tls {
+            self.ca_path = Some(self.data_dir.join("certs/ca.crt"));
+        }
         while !(have_addr && have_token) {
             let left = deadline.saturating_duration_since(Instant::now());
             let (is_log, line) = match rx.recv_timeout(left) {

@@ -44,6 +44,8 @@ pub struct Stats {
     /// Reused keep-alive connections that the server had closed, retried at once on a new
     /// connection as Go's transport does (not errors).
     pub stale_retries: u64,
+    /// Every HTTP answer, whatever its status: (kind, status, microseconds from request start).
+    pub answers: Vec<(Kind, u16, u64)>,
 }
 
 impl Stats {
@@ -54,6 +56,12 @@ impl Stats {
             .entry(kind)
             .or_default()
             .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Records an HTTP answer of any status.
+    pub fn answered(&mut self, kind: Kind, status: u16, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.answers.push((kind, status, us));
     }
 
     /// Records an error.

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::config::AutoHeaderValue;
@@ -109,6 +109,12 @@ impl<'a> Req<'a> {
     /// With a raw body (NDJSON or hand-written JSON).
     pub fn raw(mut self, body: String) -> Req<'a> {
         self.body = Some(body.into_bytes());
+        self
+    }
+
+    /// With a raw body already in bytes (NDJSON serialised in place).
+    pub fn raw_bytes(mut self, body: Vec<u8>) -> Req<'a> {
+        self.body = Some(body);
         self
     }
 }
@@ -365,9 +371,20 @@ impl Client {
         let start = self.preferred.load(Ordering::Relaxed);
         let mut backoff = self.opts.backoff_initial;
         let mut last: Result<Resp, Failure> = Err(Failure::Other("no Elasticsearch host".into()));
+        // The job's deadline (issue 15 §1): no attempt starts after it, none outlives it.
+        let deadline = crate::backend::deadline::current();
         for attempt in 0..attempts {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                if attempt == 0 || last.is_ok() {
+                    last = Err(Failure::Timeout(
+                        "the request's deadline passed before Elasticsearch answered".into(),
+                    ));
+                }
+                break;
+            }
             let host = (start + attempt) % n;
-            match self.once(host, req) {
+            match self.once(host, req, left) {
                 Ok(resp) if !retryable(resp.status) || !retry => {
                     self.preferred.store(host, Ordering::Relaxed);
                     return Ok(resp);
@@ -399,7 +416,12 @@ impl Client {
             let round_done = (attempt + 1) % n == 0;
             let status_retry = last.is_ok();
             if attempt + 1 < attempts && retry && (round_done || status_retry) {
-                std::thread::sleep(jitter(backoff));
+                let pause = jitter(backoff);
+                // A retry that could not start before the deadline is not waited for.
+                if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                    break;
+                }
+                std::thread::sleep(pause);
                 backoff = (backoff * 3 / 2).min(self.opts.backoff_max);
             }
         }
@@ -416,7 +438,9 @@ impl Client {
         Err(status_error(&resp))
     }
 
-    fn once(&self, host: usize, req: &Req<'_>) -> Result<Resp, Failure> {
+    /// One attempt on one host; `limit` bounds it end to end (the time left before the job's
+    /// deadline).
+    fn once(&self, host: usize, req: &Req<'_>, limit: Option<Duration>) -> Result<Resp, Failure> {
         let base = self
             .hosts
             .get(host)
@@ -451,8 +475,8 @@ impl Client {
                     req.content_type.unwrap_or("application/json"),
                 )
                 .body(body.as_slice())
-                .map(|r| agent.run(r)),
-            None => b.body(()).map(|r| agent.run(r)),
+                .map(|r| agent.run(bounded(agent, r, limit))),
+            None => b.body(()).map(|r| agent.run(bounded(agent, r, limit))),
         };
         let mut resp = result
             .map_err(|e| Failure::Other(format!("bad request: {e}")))?
@@ -475,6 +499,21 @@ impl Client {
             product,
             host: base.clone(),
         })
+    }
+}
+
+/// `r` with an end-to-end timeout of `limit` (when there is one) on top of the agent's own.
+fn bounded<S: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    r: http::Request<S>,
+    limit: Option<Duration>,
+) -> http::Request<S> {
+    match limit {
+        Some(limit) => agent
+            .configure_request(r)
+            .timeout_global(Some(limit))
+            .build(),
+        None => r,
     }
 }
 

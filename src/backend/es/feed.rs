@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::bodies::{checkpoints_poll, q_monitor, ACTIONS, FETCH_SIZE, POLICIES};
 use super::client::{failure_error, status_error, Client, Method, Req};
+use crate::backend::deadline::{within, PROBE_BUDGET};
 use crate::backend::{Changes, Cursor, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, PolicyDoc};
@@ -165,14 +166,21 @@ impl Feed {
     fn follow(&self, i: usize) {
         let mut seen: Option<i64> = None;
         let mut backoff = Duration::from_millis(500);
+        // While the cluster is away, each look is a probe bounded by `PROBE_BUDGET` (retries
+        // included) and the pause between two is at most that, so recovery is seen at once.
+        let mut failing = false;
         loop {
             if self.lock().stop {
                 return;
             }
             let result = match seen {
+                None if failing => within(Instant::now() + PROBE_BUDGET, || {
+                    self.checkpoint(INDICES[i]).map(Poll::Advanced)
+                }),
                 None => self.checkpoint(INDICES[i]).map(Poll::Advanced),
                 Some(cp) => self.poll(i, cp),
             };
+            failing = result.is_err();
             match result {
                 Ok(Poll::Advanced(cp)) => {
                     backoff = Duration::from_millis(500);
@@ -187,10 +195,11 @@ impl Feed {
                     if !self.deliver(i, cp) {
                         // Read the checkpoint again (no long poll) and retry after a pause.
                         seen = None;
+                        failing = true;
                         if self.pause(backoff) {
                             return;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        backoff = (backoff * 2).min(PROBE_BUDGET);
                     }
                 }
                 Ok(Poll::TimedOut) => self.report(i, true),
@@ -209,7 +218,7 @@ impl Feed {
                     if self.pause(backoff) {
                         return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(PROBE_BUDGET);
                 }
             }
         }

@@ -46,6 +46,15 @@ const REMOTE_CONFIG_STATUS: &str = r#"if (params.OpAMPRemoteConfigStatus != null
 /// The update body for one checkin-state entry: S2 when it carries `effective_config` (and
 /// nothing S2 cannot write), the partial document otherwise.
 pub fn update_body(fields: &Map<String, Value>) -> Value {
+    if !scripted(fields) {
+        return json!({ "doc": fields });
+    }
+    scripted_body(fields)
+}
+
+/// Whether `fields` are written by script S2 (an OpAMP collector's state with its effective
+/// configuration), not as a partial document.
+pub fn scripted(fields: &Map<String, Value>) -> bool {
     const S2_FIELDS: &[&str] = &[
         "last_checkin",
         "updated_at",
@@ -58,11 +67,12 @@ pub fn update_body(fields: &Map<String, Value>) -> Value {
         "effective_config",
         "remote_config_status",
     ];
-    let scripted = fields.contains_key("effective_config")
-        && fields.keys().all(|k| S2_FIELDS.contains(&k.as_str()));
-    if !scripted {
-        return json!({ "doc": fields });
-    }
+    fields.contains_key("effective_config")
+        && fields.keys().all(|k| S2_FIELDS.contains(&k.as_str()))
+}
+
+/// Script S2 with `fields` as its parameters.
+fn scripted_body(fields: &Map<String, Value>) -> Value {
     let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
     // fleet-edge's remote configuration (beyond Fleet Server) adds one assignment to S2; traffic
     // without it sends Fleet Server's script verbatim.

@@ -45,6 +45,9 @@ pub(super) struct BulkOp<'a> {
     retry_on_conflict: Option<u32>,
     index: &'a str,
     source: Option<Value>,
+    /// A partial-document update's members, serialised as `{"doc": …}` straight from the
+    /// caller's map (a checkin's 19 MiB message is not copied into a `Value` first).
+    doc: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> BulkOp<'a> {
@@ -55,8 +58,25 @@ impl<'a> BulkOp<'a> {
             retry_on_conflict: None,
             index,
             source,
+            doc: None,
         }
     }
+
+    /// An update of `id` with the partial document `doc`.
+    fn update_doc(id: &'a str, index: &'a str, doc: &'a Map<String, Value>) -> BulkOp<'a> {
+        BulkOp {
+            doc: Some(doc),
+            ..BulkOp::new(Op::Update, id, index, None)
+        }
+    }
+}
+
+/// Appends `value` as JSON to `body`.
+fn write_json<T: serde::Serialize + ?Sized>(
+    body: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), StoreError> {
+    serde_json::to_writer(body, value).map_err(|e| decode_failed("bulk request", e))
 }
 
 /// One bulk item's outcome.
@@ -80,21 +100,47 @@ fn strip_nulls(source: &mut Map<String, Value>) {
 }
 
 impl EsStore {
+    /// One agent through `path` (`/_mget` with or without a source filter); the `_source` is
+    /// taken out of the response, not copied.
+    fn read_agent(&self, id: &str, path: &str) -> Result<Option<Agent>, StoreError> {
+        let req = Req::new(Method::Post, path).raw(bodies::mget(AGENTS, id));
+        let mut v = self.client.call(&req, &[])?.json();
+        let mut doc = v
+            .pointer_mut("/docs/0")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        if doc["found"].as_bool() != Some(true) {
+            return Ok(None);
+        }
+        let Some(Value::Object(mut source)) = doc.get_mut("_source").map(Value::take) else {
+            return Err(decode_failed("agent", "no _source"));
+        };
+        strip_nulls(&mut source);
+        let mut agent: Agent = serde_json::from_value(Value::Object(source))
+            .map_err(|e| decode_failed(&format!("agent {id}"), e))?;
+        agent.id = id.to_owned();
+        Ok(Some(agent))
+    }
+
     pub(super) fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
-        let mut body = String::new();
+        // Serialised once, straight into the request body (no intermediate strings).
+        let mut body: Vec<u8> = Vec::new();
         for BulkOp {
             op,
             id,
             retry_on_conflict,
             index,
             source,
+            doc,
         } in ops
         {
-            body.push_str(&bodies::bulk_action(*op, id, *retry_on_conflict, index));
-            body.push('\n');
+            body.extend_from_slice(
+                bodies::bulk_action(*op, id, *retry_on_conflict, index).as_bytes(),
+            );
+            body.push(b'\n');
             if let Some(source) = source {
-                body.push_str(&source.to_string());
-                body.push('\n');
+                write_json(&mut body, source)?;
+                body.push(b'\n');
                 #[cfg(test)]
                 if let Ok(mut w) = self.written.lock() {
                     let doc = match op {
@@ -102,6 +148,15 @@ impl EsStore {
                         _ => source.clone(),
                     };
                     w.push(((*index).to_owned(), doc));
+                }
+            }
+            if let Some(doc) = doc {
+                body.extend_from_slice(b"{\"doc\":");
+                write_json(&mut body, *doc)?;
+                body.extend_from_slice(b"}\n");
+                #[cfg(test)]
+                if let Ok(mut w) = self.written.lock() {
+                    w.push(((*index).to_owned(), Value::Object((*doc).clone())));
                 }
             }
         }
@@ -112,7 +167,7 @@ impl EsStore {
         };
         let resp = self
             .client
-            .call(&Req::new(Method::Post, path).raw(body), &[])?;
+            .call(&Req::new(Method::Post, path).raw_bytes(body), &[])?;
         let v = resp.json();
         let items = v["items"].as_array().cloned().unwrap_or_default();
         if items.len() != ops.len() {
@@ -282,23 +337,12 @@ impl Store for EsStore {
     }
 
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let req = Req::new(Method::Post, "/_mget").raw(bodies::mget(AGENTS, id));
-        let mut v = self.client.call(&req, &[])?.json();
-        let doc = v
-            .pointer_mut("/docs/0")
-            .map(Value::take)
-            .unwrap_or(Value::Null);
-        if doc["found"].as_bool() != Some(true) {
-            return Ok(None);
-        }
-        let Some(Value::Object(mut source)) = doc.get("_source").cloned() else {
-            return Err(decode_failed("agent", "no _source"));
-        };
-        strip_nulls(&mut source);
-        let mut agent: Agent = serde_json::from_value(Value::Object(source))
-            .map_err(|e| decode_failed(&format!("agent {id}"), e))?;
-        agent.id = id.to_owned();
-        Ok(Some(agent))
+        self.read_agent(id, "/_mget")
+    }
+
+    fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        // Elasticsearch leaves the member out: it is neither sent nor parsed here.
+        self.read_agent(id, "/_mget?_source_excludes=last_checkin_message")
     }
 
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
@@ -402,13 +446,18 @@ impl Store for EsStore {
         let mut owner = Vec::with_capacity(updates.len());
         for (n, (id, write)) in updates.iter().enumerate() {
             // An OpAMP collector's effective configuration is replaced whole (S2).
-            let bodies = if write.clear_audit {
-                scripts::checkin_updates(write)
-            } else {
-                vec![super::opamp_script::update_body(&write.fields)]
-            };
-            for body in bodies {
+            if write.clear_audit {
+                for body in scripts::checkin_updates(write) {
+                    ops.push(BulkOp::new(Op::Update, id, AGENTS, Some(body)));
+                    owner.push(n);
+                }
+            } else if super::opamp_script::scripted(&write.fields) {
+                let body = super::opamp_script::update_body(&write.fields);
                 ops.push(BulkOp::new(Op::Update, id, AGENTS, Some(body)));
+                owner.push(n);
+            } else {
+                // A partial document, serialised from the state itself.
+                ops.push(BulkOp::update_doc(id, AGENTS, &write.fields));
                 owner.push(n);
             }
         }

@@ -13,7 +13,7 @@
 //! gets `Unavailable` (nothing of the batch was acknowledged, so retrying is safe).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,7 +24,6 @@ use crate::backend::{Cursor, StoreError};
 
 /// The most writes one transaction takes.
 pub(super) const MAX_BATCH: usize = 1024;
-const QUEUE_DEPTH: usize = 4096;
 
 /// Why one queued write did not apply.
 #[derive(Debug)]
@@ -116,14 +115,17 @@ impl Shared {
 /// The committer thread and its queue.
 #[derive(Debug)]
 pub(super) struct Committer {
-    queue: Option<SyncSender<Job>>,
+    /// Unbounded, so that nothing is allocated before writes arrive (a bounded std channel makes
+    /// and writes all its slots up front); the writes queued are bounded by their writers: each
+    /// waits for its own, or a backend worker for a run of at most `workers::MAX_RUN` jobs.
+    queue: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Committer {
     /// Starts the committer thread over `db`.
     pub fn start(db: Arc<Database>, shared: Arc<Shared>) -> std::io::Result<Self> {
-        let (queue, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let (queue, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("local-store-commit".into())
             .spawn(move || run(&db, &rx, &shared))?;
@@ -135,6 +137,19 @@ impl Committer {
 
     /// Queues `op` and blocks until its transaction is durable (or failed); returns its result.
     pub fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, WriteFault> + Send + 'static,
+    {
+        let answer = self.submit(op)?;
+        answer
+            .recv()
+            .map_err(|_| unavailable("the commit thread has stopped"))?
+    }
+
+    /// Queues `op` without waiting: the receiver gets its result once its transaction is
+    /// durable (or failed). One thread can so put many writes into the same commit.
+    pub fn submit<T, F>(&self, op: F) -> Result<Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Batch<'_>) -> Result<T, WriteFault> + Send + 'static,
@@ -167,9 +182,7 @@ impl Committer {
         queue
             .send(job)
             .map_err(|_| unavailable("the commit thread has stopped"))?;
-        answer
-            .recv()
-            .map_err(|_| unavailable("the commit thread has stopped"))?
+        Ok(answer)
     }
 }
 

@@ -176,6 +176,24 @@ impl LocalStore {
         self.shared.stats()
     }
 
+    /// Queues `op` for the next commit. Inside a run of jobs ([`crate::backend::deferred`])
+    /// this returns once it is queued and the run waits for it with the others before anything
+    /// is answered; otherwise it waits for the commit, as [`Committer::write`] does.
+    fn write_deferrable<F>(&self, op: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&mut committer::Batch<'_>) -> Result<(), committer::WriteFault> + Send + 'static,
+    {
+        if !crate::backend::deferred::active() {
+            return self.committer.write(op);
+        }
+        let answer = self.committer.submit(op)?;
+        crate::backend::deferred::defer(move || {
+            answer
+                .recv()
+                .map_err(|_| error::unavailable("the commit thread has stopped"))?
+        })
+    }
+
     /// Runs `f` in a fresh read transaction: it sees every write acknowledged so far.
     fn read<T>(
         &self,

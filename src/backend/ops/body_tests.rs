@@ -31,6 +31,7 @@ fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), Op
         agent_id: "a1".into(),
         agent_version: Ok("9.2.1".into()),
         body: crate::api::checkin::parse(body),
+        deferred: None,
     };
     checkin_start(store, &remotes(), &input, SystemTime::now()).map(|_| ())
 }

@@ -22,6 +22,11 @@ use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
 use crate::transform::actions::{is_delivered_type, to_wire};
 
+mod large;
+
+use large::write_large_state;
+pub use large::LARGE_MESSAGE;
+
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
 
@@ -41,7 +46,14 @@ pub fn checkin_start(
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
-    let CheckinRequest { body, poll_timeout } = *input.body.clone()?;
+    let CheckinRequest {
+        mut body,
+        poll_timeout,
+    } = match &input.deferred {
+        // Gunzipped and parsed here, not on the event loop (issue 15 §3, `large.rs`).
+        Some(deferred) => *(deferred.parse)(&deferred.gzip)?,
+        None => *input.body.clone()?,
+    };
 
     // §3.4: the token names the last action document delivered; unknown → stored position.
     let resolved_seq = match body.ack_token.as_str() {
@@ -73,11 +85,21 @@ pub fn checkin_start(
         }
     }
 
-    let state = checkin_state(&agent, &body, &version, resolved_seq, now);
+    let message = std::mem::take(&mut body.message);
+    let large = message.len() > LARGE_MESSAGE;
+    let state = checkin_state(&agent, &body, message, &version, resolved_seq, now);
+    // A parked agent's periodic refresh writes these members again; a large message stays what
+    // the checkin's own write stored, instead of being held (and copied) for the refresh.
     let repeat = REPEATED
         .iter()
+        .filter(|k| !(large && **k == "last_checkin_message"))
         .filter_map(|k| Some(((*k).to_owned(), state.fields.get(*k)?.clone())))
         .collect();
+    let state = if large && !state.clear_audit {
+        write_large_state(store, &agent.id, state)
+    } else {
+        state
+    };
     Ok(CheckinStart {
         agent,
         body,
@@ -140,6 +162,7 @@ const REPEATED: [&str; 4] = [
 fn checkin_state(
     agent: &Agent,
     body: &CheckinBody,
+    message: String,
     version: &str,
     seq: i64,
     now: SystemTime,
@@ -148,7 +171,7 @@ fn checkin_state(
     let mut s = Map::new();
     s.insert("last_checkin".into(), json!(rfc3339_seconds(now)));
     s.insert("last_checkin_status".into(), json!(body.status));
-    s.insert("last_checkin_message".into(), json!(body.message));
+    s.insert("last_checkin_message".into(), Value::String(message));
     if !clear_audit {
         s.insert("sequence_num".into(), json!(0));
     }
@@ -271,7 +294,7 @@ mod tests {
     use crate::model::Action;
     use std::time::Duration;
 
-    fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
+    pub(super) fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
         let (store, token) = store_with_policy("p");
         let resp = enroll(
             &*store,
@@ -306,6 +329,7 @@ mod tests {
             agent_id: agent.into(),
             agent_version: Ok("9.2.1".into()),
             body: crate::api::checkin::parse(&serde_json::to_vec(&body).unwrap()),
+            deferred: None,
         }
     }
 

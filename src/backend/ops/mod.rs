@@ -47,14 +47,14 @@ pub fn authenticate_agent(
         // invalidated) answers as Go's key cache makes it answer: the agent is inactive. Key ids
         // are not secrets (they are in every agent document); nothing else is revealed.
         if matches!(err, OpError::Unauthorized(_)) {
-            let agent = store.agent(agent_id).map_err(OpError::from)?;
+            let agent = store.agent_for_request(agent_id).map_err(OpError::from)?;
             if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
                 return Err(OpError::AgentInactive);
             }
         }
         return Err(err);
     }
-    let agent = store.agent(agent_id).map_err(OpError::from)?;
+    let agent = store.agent_for_request(agent_id).map_err(OpError::from)?;
     let Some(agent) = agent.filter(|a| a.access_api_key_id == key.id) else {
         return Err(OpError::AgentIdentity);
     };

@@ -185,3 +185,33 @@ fn a_store_failure_is_failed_and_checkins_resume_after_the_interval() {
         s.message
     );
 }
+
+#[test]
+fn a_busy_store_keeps_the_state_and_an_unhealthy_one_is_rechecked_soon() {
+    let dir = TempDir::new("selfmon");
+    let store = MemoryStore::new();
+    store
+        .add_policy(fleet_server_policy("fs", 1, true, true))
+        .unwrap();
+    store.add_enrollment_key("fs").unwrap();
+    let mut m = SelfMonitor::new(None, dir.path());
+    let every = Duration::from_secs(5);
+    assert!(
+        m.round_due(Instant::now(), every),
+        "the first round is due at once"
+    );
+    assert_eq!(tick(&mut m, &store).0, Health::Healthy);
+    assert_eq!(m.next_round_in(every), every);
+    assert!(!m.round_due(Instant::now() + RECHECK_EVERY, every));
+    // Elasticsearch answering 429 (busy, often with this server's own retries) is not FAILED.
+    store.set_failure(Some(StoreError::TooManyRequests));
+    assert_eq!(tick(&mut m, &store).0, Health::Healthy);
+    store.set_failure(Some(StoreError::Unavailable("down".into())));
+    assert_eq!(tick(&mut m, &store).0, Health::Failed);
+    // Failed: the next round comes within the recheck interval, not the regular one.
+    assert_eq!(m.next_round_in(every), RECHECK_EVERY);
+    assert!(m.round_due(Instant::now() + RECHECK_EVERY, every));
+    store.set_failure(None);
+    assert_eq!(tick(&mut m, &store).0, Health::Healthy);
+    assert_eq!(m.next_round_in(every), every);
+}

@@ -86,6 +86,7 @@ fn defaults_when_nothing_is_given() {
             idle: Duration::from_secs(35),
             write_stall: Duration::from_secs(60),
             drain: Duration::from_secs(10),
+            backend: Duration::from_secs(10),
             checkin_long_poll: Duration::from_secs(300),
             checkin_jitter: Duration::from_secs(30),
             checkin_max_poll: Duration::from_secs(3600),

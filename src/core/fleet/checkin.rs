@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{CheckinWait, ConnKey, Fleet, ReplyTo};
+use super::{CheckinWait, ConnKey, Fleet};
 use crate::api::{errors, ApiError};
 use crate::backend::interface::CheckinStart;
 use crate::backend::interface::Job;
@@ -74,7 +74,7 @@ impl Fleet {
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
-        waiter.repeat = start.repeat;
+        waiter.repeat = crate::core::longpoll::Repeat::new(&start.repeat);
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)
@@ -93,6 +93,9 @@ impl Fleet {
         let setup = now.saturating_duration_since(inflight.started);
         let hold = poll_duration(&self.settings.poll, start.poll_timeout, setup, random);
         log::debug!("checkin of agent {agent_id} parked for {hold:?}");
+        // An agent's own poll_timeout may hold it past the server's long poll: its jobs (output
+        // keys of a new revision) are due by the end of the hold.
+        inflight.deadline = inflight.deadline.map(|due| due.max(now + hold));
         let ticket = self.long_polls.arm(key, now + hold);
         inflight.checkin = Some(CheckinWait {
             agent_id,
@@ -128,7 +131,7 @@ impl Fleet {
             agent_id: waiter.agent_id.clone(),
             policy,
         };
-        self.submit(ReplyTo::Conn(key), job);
+        self.submit(key, job);
     }
 
     /// Output keys for the revision being delivered are ready.

@@ -11,6 +11,8 @@
 //! * `rollout.rs`: new policy revisions and their paced wake-up of parked agents.
 //! * `writer.rs`: the checkin bulk writer and the management API's read-your-writes rule.
 //! * `opamp.rs`: OpAMP replies (HTTP answers, WebSocket messages, upgrades).
+//! * `overdue.rs`: request deadlines; a request whose job's reply does not come by then is
+//!   answered 503 with `Retry-After` (issue 15 §1).
 //! * `testing.rs`: the scenario harness (virtual clock, scripted backend, invariants);
 //!   `replay.rs`: arbitrary operation sequences through it (the `core_ops` fuzz target).
 
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod checkin;
 mod opamp;
+mod overdue;
 pub mod replay;
 mod rollout;
 #[cfg(test)]
@@ -66,7 +69,7 @@ impl ConnKey {
 }
 
 /// Where a backend reply goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReplyTo {
     /// A connection's in-flight request.
     Conn(ConnKey),
@@ -98,6 +101,9 @@ pub enum Output {
         conn: ConnKey,
         /// The answer.
         response: Response,
+        /// Close the connection after this answer (`Connection: close`): the request's job may
+        /// still reply, and its late reply must not meet a next request of this connection.
+        close: bool,
     },
     /// Finish a WebSocket message: send `reply` as a binary frame (`None`: the message was
     /// dropped and nothing is sent).
@@ -126,13 +132,16 @@ pub enum Output {
         /// The part's bytes.
         bytes: Result<Vec<u8>, String>,
     },
-    /// Hand `job` to the backend; a refusal (queue full, no store) comes back through
+    /// Hand `job` to the backend, to be answered by `deadline`; a refusal (queue full, the
+    /// queue ahead cannot drain by the deadline, no store) comes back through
     /// [`Fleet::handle_refused`].
     Submit {
         /// Where the reply goes.
         to: ReplyTo,
         /// The work.
         job: Job,
+        /// By when the backend must reply (its store calls are bounded by it).
+        deadline: Instant,
     },
 }
 
@@ -158,6 +167,9 @@ pub struct FleetSettings {
     pub admin_token: Option<String>,
     /// Seeds request ids and long-poll jitter.
     pub seed: u64,
+    /// How long an agent request other than a checkin may wait for its backend jobs
+    /// (`--backend-timeout`; a checkin has its long poll, at least this).
+    pub backend_timeout: Duration,
     /// The artifact mirror, the PGP key and the Elastic Defend artifact cache.
     pub files: crate::api::serving::FileServing,
 }
@@ -175,10 +187,17 @@ struct Inflight {
     enrolling: Option<String>,
     /// Checkin progress after its store part.
     checkin: Option<CheckinWait>,
+    /// By when its backend jobs must have replied (`None`: management requests and OpAMP
+    /// WebSocket messages, which the engine does not answer on its own).
+    deadline: Option<Instant>,
+    /// The ticket in [`Fleet::overdue`] while a job of this request is out.
+    overdue: Option<Ticket>,
 }
 
 impl Inflight {
     /// A request that arrived at `started` and waits for a job.
+    /// A request that arrived at `started` and waits for a job, with no deadline of its own
+    /// (`start_job` gives agent requests theirs).
     fn new(pending: Pending, started: Instant) -> Self {
         Self {
             pending,
@@ -186,6 +205,8 @@ impl Inflight {
             starting: None,
             enrolling: None,
             checkin: None,
+            deadline: None,
+            overdue: None,
         }
     }
 }
@@ -275,6 +296,8 @@ pub struct Fleet {
     inflight: HashMap<ConnKey, Inflight>,
     /// Long-poll deadlines of parked checkins (lazy cancellation by ticket).
     long_polls: Deadlines<ConnKey>,
+    /// Deadlines (plus grace) of requests waiting for a job (lazy cancellation by ticket).
+    overdue: Deadlines<ConnKey>,
     /// [`Timer`] deadlines.
     timers: [Option<Instant>; 3],
     outputs: VecDeque<Output>,
@@ -283,6 +306,7 @@ pub struct Fleet {
     draining: bool,
     late_replies: u64,
     early_actions: u64,
+    overdue_answers: u64,
 }
 
 impl Fleet {
@@ -316,12 +340,14 @@ impl Fleet {
             writer: writer::Writer::default(),
             inflight: HashMap::new(),
             long_polls: Deadlines::new(),
+            overdue: Deadlines::new(),
             timers,
             outputs: VecDeque::new(),
             answering: HashSet::new(),
             draining: false,
             late_replies: 0,
             early_actions: 0,
+            overdue_answers: 0,
         }
     }
 
@@ -340,6 +366,11 @@ impl Fleet {
     /// Live actions held for a checkin that was reading pending actions when they arrived.
     pub fn early_actions(&self) -> u64 {
         self.early_actions
+    }
+
+    /// Requests answered 503 because their job had not replied by their deadline.
+    pub fn overdue_answers(&self) -> u64 {
+        self.overdue_answers
     }
 
     /// Whether no checkin state waits to be written and no write is in flight (the drain
@@ -428,7 +459,11 @@ impl Fleet {
         match decision {
             Decision::Respond(response) => {
                 log::debug!("{:?} {} -> {}", req.method, req.path, response.status);
-                self.emit(Output::Respond { conn, response });
+                self.emit(Output::Respond {
+                    conn,
+                    response,
+                    close: false,
+                });
             }
             Decision::Job(job, pending) => self.start_job(conn, job, pending, now),
         }
@@ -457,7 +492,7 @@ impl Fleet {
     /// A backend job's result.
     pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
         let key = match reply.to {
-            ReplyTo::Writer => return self.checkins_written(reply.output, wall),
+            ReplyTo::Writer => return self.checkins_written(reply.output, now, wall),
             ReplyTo::Part(conn, expected) => return self.part_read(conn, expected, reply.output),
             ReplyTo::Conn(key) => key,
         };
@@ -468,8 +503,11 @@ impl Fleet {
                 self.writer.merge(agent_id, state);
             }
         }
-        let Some(inflight) = self.inflight.get(&key) else {
+        if !self.job_replied(key) {
             self.late_replies += 1;
+            return;
+        }
+        let Some(inflight) = self.inflight.get(&key) else {
             return;
         };
         let kind = inflight.pending.kind;
@@ -517,6 +555,9 @@ impl Fleet {
         while let Some((key, ticket)) = self.long_polls.expired(now) {
             self.long_poll_expired(key, ticket);
         }
+        while let Some((key, ticket)) = self.overdue.expired(now) {
+            self.job_overdue(key, ticket);
+        }
         for timer in TIMERS {
             let slot = &mut self.timers[timer as usize];
             if !slot.is_some_and(|at| at <= now) {
@@ -526,7 +567,7 @@ impl Fleet {
             match timer {
                 Timer::Rollout => self.pace_rollouts(now),
                 Timer::BulkFlush => {
-                    self.flush_checkins(wall);
+                    self.flush_checkins(now, wall);
                     self.timers[timer as usize] = Some(now + self.settings.checkin_flush);
                 }
                 Timer::CheckinTimestamp => {
@@ -546,27 +587,34 @@ impl Fleet {
         self.take_inflight(conn);
     }
 
-    /// The backend refused `job` (queue full, or no store): a connection's request is answered
-    /// 503 at once; a checkin batch goes back to the pending state.
+    /// The backend refused `job` (queue full, the queue ahead cannot drain by its deadline, or
+    /// no store): a connection's request is answered 503 at once; a checkin batch goes back to
+    /// the pending state.
     pub fn handle_refused(&mut self, to: ReplyTo, job: Job) {
         match to {
             ReplyTo::Conn(conn) => {
-                log::warn!("backend queue full: answering 503");
+                log::debug!("the backend cannot take the job in time: answering 503");
+                self.job_replied(conn);
                 self.respond(conn, errors::respond(&ApiError::StoreUnavailable));
             }
             ReplyTo::Writer => self.batch_refused(job),
             ReplyTo::Part(conn, expected) => self.outputs.push_back(Output::Part {
                 conn,
                 expected,
-                bytes: Err("the backend queue is full".into()),
+                bytes: Err("the backend cannot take the part's read in time".into()),
             }),
         }
     }
 
     /// A connection streaming a [`crate::http::Body::Parts`] body needs its next part: a job
     /// reads it (the connection holds one part at a time, asked for as its socket drains).
-    pub fn handle_part(&mut self, conn: ConnKey, part: crate::http::BodyPart) {
-        self.submit(ReplyTo::Part(conn, part.take), Job::ReadPart(part));
+    /// The read is due within the backend timeout (the request itself was answered already).
+    pub fn handle_part(&mut self, conn: ConnKey, part: crate::http::BodyPart, now: Instant) {
+        self.outputs.push_back(Output::Submit {
+            to: ReplyTo::Part(conn, part.take),
+            job: Job::ReadPart(part),
+            deadline: now + self.settings.backend_timeout,
+        });
     }
 
     fn part_read(&mut self, conn: ConnKey, expected: u64, output: JobOutput) {
@@ -583,14 +631,14 @@ impl Fleet {
 
     /// Shutdown begins (§3.2: parked long polls are answered 200 with no actions); pending
     /// checkin state is written.
-    pub fn handle_drain(&mut self, wall: SystemTime) {
+    pub fn handle_drain(&mut self, now: Instant, wall: SystemTime) {
         self.draining = true;
         self.health = Health::Stopping;
         for key in self.waiters.keys() {
             self.waiters.remove(key);
             self.respond(key, checkin::empty_response());
         }
-        self.flush_checkins(wall);
+        self.flush_checkins(now, wall);
     }
 
     // C. Polling.
@@ -611,6 +659,7 @@ impl Fleet {
             .flatten()
             .copied()
             .chain(self.long_polls.next_at())
+            .chain(self.overdue.next_at())
             .min()
     }
 
@@ -620,6 +669,7 @@ impl Fleet {
     /// already in flight are answered `EnrollDuplicate` instead).
     fn start_job(&mut self, conn: ConnKey, mut job: Job, pending: Pending, now: Instant) {
         let mut inflight = Inflight::new(pending, now);
+        inflight.deadline = overdue::request_deadline(inflight.pending.kind, now, &self.settings);
         let duplicate = match &mut job {
             Job::CheckinStart(input) => {
                 self.starting.insert(input.agent_id.clone(), conn);
@@ -645,17 +695,32 @@ impl Fleet {
         if duplicate {
             return self.respond(conn, errors::respond(&ApiError::EnrollDuplicate));
         }
-        self.submit(ReplyTo::Conn(conn), job);
+        self.submit(conn, job);
     }
 
-    fn submit(&mut self, to: ReplyTo, job: Job) {
-        self.outputs.push_back(Output::Submit { to, job });
+    /// Submits a job for `conn`'s request, due by the request's deadline (management requests
+    /// and WebSocket messages: the backend timeout from their start); arms its overdue answer.
+    fn submit(&mut self, conn: ConnKey, job: Job) {
+        let Some(deadline) = self.arm_overdue(conn) else {
+            return;
+        };
+        self.outputs.push_back(Output::Submit {
+            to: ReplyTo::Conn(conn),
+            job,
+            deadline,
+        });
     }
 
-    /// Queues an answer for a connection.
-    fn emit(&mut self, output: Output) {
+    /// Queues an answer for a connection; a 503 gets a jittered `Retry-After`.
+    fn emit(&mut self, mut output: Output) {
         if let Some(conn) = answer_for(&output) {
             self.answering.insert(conn);
+        }
+        if let Output::Respond { response, .. } = &mut output {
+            if response.status == 503 {
+                let unit = self.ids.next_unit();
+                errors::jitter_retry_after(response, unit);
+            }
         }
         self.outputs.push_back(output);
     }
@@ -677,6 +742,12 @@ impl Fleet {
         }
         if let Some(limited) = inflight.pending.limited {
             self.limits.get(limited).release();
+        }
+        if inflight.overdue.is_some() {
+            let inflight_map = &self.inflight;
+            self.overdue.note_stale(|key, ticket| {
+                inflight_map.get(&key).and_then(|i| i.overdue) == Some(ticket)
+            });
         }
         if inflight
             .checkin
@@ -701,7 +772,11 @@ impl Fleet {
         if let Some(inflight) = self.take_inflight(conn) {
             log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
             let response = inflight.pending.decorate(response);
-            self.emit(Output::Respond { conn, response });
+            self.emit(Output::Respond {
+                conn,
+                response,
+                close: false,
+            });
         }
     }
 
@@ -709,7 +784,11 @@ impl Fleet {
     fn finish(&mut self, conn: ConnKey, response: Response) {
         if let Some(inflight) = self.take_inflight(conn) {
             log::debug!("{:?} answered {}", inflight.pending.kind, response.status);
-            self.emit(Output::Respond { conn, response });
+            self.emit(Output::Respond {
+                conn,
+                response,
+                close: false,
+            });
         }
     }
 
@@ -727,5 +806,20 @@ fn answer_for(output: &Output) -> Option<ConnKey> {
         | Output::Message { conn, .. }
         | Output::Upgrade { conn, .. } => Some(*conn),
         Output::Submit { .. } | Output::Part { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// The fixed parts the engine keeps per parked checkin, printed for the README's per-agent
+    /// budget (`--nocapture`): its in-flight record and its waiter (each a hash-table slot).
+    #[test]
+    fn per_parked_checkin_records_stay_small() {
+        let inflight = std::mem::size_of::<(super::ConnKey, super::Inflight)>();
+        let waiter = std::mem::size_of::<(super::ConnKey, crate::core::longpoll::Waiter)>();
+        let pending = std::mem::size_of::<crate::api::Pending>();
+        println!("inflight slot {inflight} bytes (Pending {pending}), waiter slot {waiter} bytes");
+        assert!(inflight <= 256, "{inflight}");
+        assert!(waiter <= 160, "{waiter}");
     }
 }

@@ -94,8 +94,9 @@ fn a_revision_whose_output_keys_are_not_current_makes_them_first() {
         panic!("expected an output-keys job");
     };
     assert_eq!((agent_id.as_str(), policy.revision), ("a1", 2));
-    // Its long-poll deadline no longer applies: the keys may take their time.
-    s.advance(Duration::from_secs(600));
+    // No longer parked: the keys may take until the end of its hold, the request's deadline
+    // (past it, the request is answered 503: `overdue.rs`).
+    s.advance(Duration::from_secs(200));
     assert!(s.awaiting(conn));
     let keys = [("default".to_owned(), "kid:ksecret".to_owned())].into();
     s.reply(ReplyTo::Conn(conn), JobOutput::OutputKeys(Ok(keys)));
@@ -441,6 +442,54 @@ fn checkin_state_is_written_in_one_batch_per_interval_and_a_failed_batch_is_retr
     };
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].1.fields["last_checkin_status"], "degraded");
+    s.check().unwrap();
+}
+
+#[test]
+fn a_large_flush_goes_in_batches_of_a_thousand_one_after_the_other() {
+    let mut s = Scenario::default();
+    for i in 0..2_500 {
+        parked(&mut s, &format!("a{i}"), 1);
+        if i % 1000 == 999 {
+            // The checkin bucket (1,000, refilling 1,000/s) refills.
+            s.advance(Duration::from_millis(1500));
+        }
+    }
+    s.advance(Duration::from_secs(10));
+    let mut sizes = Vec::new();
+    while let Some((_, Job::WriteCheckins(batch))) = s.take_job(|to, _| *to == ReplyTo::Writer) {
+        assert!(s.jobs().is_empty(), "one batch at a time");
+        sizes.push(batch.len());
+        s.reply(
+            ReplyTo::Writer,
+            JobOutput::CheckinsWritten {
+                retry: Vec::new(),
+                error: None,
+            },
+        );
+    }
+    assert_eq!(
+        sizes,
+        [1000, 1000, 500],
+        "the rest follows each written batch"
+    );
+    // A failed batch stops the flush: what is left waits for the next interval.
+    s.advance(Duration::from_secs(30));
+    let Some((_, Job::WriteCheckins(batch))) = s.take_job(|to, _| *to == ReplyTo::Writer) else {
+        panic!("the refresh of the parked agents");
+    };
+    assert_eq!(batch.len(), 1000);
+    s.reply(
+        ReplyTo::Writer,
+        JobOutput::CheckinsWritten {
+            retry: batch,
+            error: Some(crate::backend::StoreError::Unavailable("down".into())),
+        },
+    );
+    assert!(
+        s.take_job(|to, _| *to == ReplyTo::Writer).is_none(),
+        "no retry at once"
+    );
     s.check().unwrap();
 }
 

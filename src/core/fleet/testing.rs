@@ -7,8 +7,10 @@
 //! After every step the harness checks the engine's invariants ([`Scenario::check`]): every
 //! request is answered at most once and only while its connection is open; no waiter, in-flight
 //! request, starting checkin or enrollment refers to a closed connection; a parked checkin is
-//! exactly one with a waiter; at most one checkin batch is written at a time; no deadline is
-//! left in the past. The fuzz target `core_ops` replays arbitrary operation sequences through
+//! exactly one with a waiter; at most one checkin batch is written at a time; an agent request
+//! waiting for a job has its overdue answer armed; no deadline is left in the past. An answer
+//! that closes its connection (an overdue 503) closes it in the harness too, as the event loop
+//! does once the answer is written. The fuzz target `core_ops` replays arbitrary operation sequences through
 //! the same harness.
 
 use std::collections::{HashMap, VecDeque};
@@ -81,6 +83,8 @@ pub struct Scenario {
     conns: HashMap<ConnKey, ConnState>,
     next_slot: usize,
     jobs: VecDeque<(ReplyTo, Job)>,
+    /// The deadline of the latest job submitted for each destination.
+    job_deadlines: HashMap<ReplyTo, Instant>,
     /// Checkin batches submitted and neither answered nor refused.
     batches: usize,
     answers: HashMap<ConnKey, VecDeque<Answer>>,
@@ -112,6 +116,7 @@ impl Scenario {
             has_store: true,
             admin_token: Some("admin-token".into()),
             seed: 7,
+            backend_timeout: Duration::from_secs(10),
             files: crate::api::serving::FileServing::default(),
         }
     }
@@ -130,6 +135,7 @@ impl Scenario {
             conns: HashMap::new(),
             next_slot: 0,
             jobs: VecDeque::new(),
+            job_deadlines: HashMap::new(),
             batches: 0,
             answers: HashMap::new(),
             refusing: false,
@@ -158,6 +164,11 @@ impl Scenario {
     /// Whether `conn` is open with a request waiting for its answer.
     pub fn awaiting(&self, conn: ConnKey) -> bool {
         self.conns.get(&conn) == Some(&ConnState::Open(true))
+    }
+
+    /// Whether `conn` was closed (by the scenario, or after an answer that closes it).
+    pub fn closed(&self, conn: ConnKey) -> bool {
+        self.conns.get(&conn) == Some(&ConnState::Closed)
     }
 
     /// Whether `conn` is open and has no request in the engine (it may send one).
@@ -254,7 +265,7 @@ impl Scenario {
 
     /// Shutdown begins.
     pub fn drain(&mut self) {
-        self.fleet.handle_drain(self.wall);
+        self.fleet.handle_drain(self.now, self.wall);
         self.pump();
     }
 
@@ -292,6 +303,11 @@ impl Scenario {
     /// The jobs submitted and not answered yet, oldest first.
     pub fn jobs(&self) -> &VecDeque<(ReplyTo, Job)> {
         &self.jobs
+    }
+
+    /// The deadline the latest job for `to` was submitted with.
+    pub fn job_deadline(&self, to: ReplyTo) -> Option<Instant> {
+        self.job_deadlines.get(&to).copied()
     }
 
     /// Takes the oldest job `pick` accepts.
@@ -345,6 +361,11 @@ impl Scenario {
             if parked && fleet.waiters.get(*key).is_none() {
                 return Err(Violation(format!("{key:?} is parked without a waiter")));
             }
+            if !parked && inflight.deadline.is_some() && inflight.overdue.is_none() {
+                return Err(Violation(format!(
+                    "{key:?} waits for a job with no overdue answer armed"
+                )));
+            }
         }
         for (what, map) in [
             ("starting", &fleet.starting),
@@ -383,9 +404,11 @@ impl Scenario {
 
     /// Carries out the engine's outputs: answers recorded (checked), jobs queued or refused.
     fn pump(&mut self) {
+        let mut closing = Vec::new();
         while let Some(output) = self.fleet.poll_output() {
             let (conn, answer) = match output {
-                Output::Submit { to, job } => {
+                Output::Submit { to, job, deadline } => {
+                    self.job_deadlines.insert(to, deadline);
                     if to == ReplyTo::Writer {
                         self.batches += 1;
                     }
@@ -399,7 +422,16 @@ impl Scenario {
                     }
                     continue;
                 }
-                Output::Respond { conn, response } => (conn, Answer::Response(response)),
+                Output::Respond {
+                    conn,
+                    response,
+                    close,
+                } => {
+                    if close {
+                        closing.push(conn);
+                    }
+                    (conn, Answer::Response(response))
+                }
                 Output::Message { conn, reply } => (conn, Answer::Message(reply)),
                 Output::Upgrade { conn, .. } => (conn, Answer::Upgrade),
                 // A streamed body's part goes to the connection, not to the engine's checks.
@@ -417,6 +449,9 @@ impl Scenario {
                 ))),
             }
             self.answers.entry(conn).or_default().push_back(answer);
+        }
+        for conn in closing {
+            self.close(conn);
         }
     }
 }

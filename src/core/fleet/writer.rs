@@ -9,15 +9,19 @@
 //! which the operation merges over the stored documents.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{ConnKey, Fleet, ReplyTo};
+use super::{ConnKey, Fleet, Output, ReplyTo};
 use crate::backend::interface::{Job, JobOutput};
 use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
 use crate::model::time::rfc3339_seconds;
+
+/// Most agents one batch writes: a flush of more (every parked agent's refresh, say) goes as
+/// consecutive batches, so the copies a batch makes on its way into the store stay small.
+const MAX_FLUSH: usize = 1000;
 
 /// Pending checkin state and the batch in flight.
 #[derive(Debug, Default)]
@@ -26,6 +30,8 @@ pub(super) struct Writer {
     bulk: HashMap<String, CheckinWrite>,
     /// A batch is being written.
     pub(super) inflight: bool,
+    /// The batch in flight left entries of the same flush behind: they go when it is written.
+    continuing: bool,
     /// Management requests showing checkin state, waiting for the batch in flight.
     admin_waiting: Vec<(ConnKey, AdminRequest)>,
 }
@@ -64,23 +70,32 @@ impl Writer {
 }
 
 impl Fleet {
-    /// Sends the pending checkin state to the store as one batch (unless one is in flight).
-    pub(super) fn flush_checkins(&mut self, wall: SystemTime) {
+    /// Sends the pending checkin state to the store as one batch (unless one is in flight), due
+    /// within the backend timeout.
+    pub(super) fn flush_checkins(&mut self, now: Instant, wall: SystemTime) {
         let writer = &mut self.writer;
         if writer.inflight || writer.bulk.is_empty() || !self.settings.has_store {
             return;
         }
         let updated_at = Value::from(rfc3339_seconds(wall));
-        let batch: Vec<(String, CheckinWrite)> = writer
-            .bulk
-            .drain()
-            .map(|(id, mut state)| {
-                state.fields.insert("updated_at".into(), updated_at.clone());
-                (id, state)
-            })
-            .collect();
+        let mut batch: Vec<(String, CheckinWrite)> = if writer.bulk.len() <= MAX_FLUSH {
+            writer.bulk.drain().collect()
+        } else {
+            let ids: Vec<String> = writer.bulk.keys().take(MAX_FLUSH).cloned().collect();
+            ids.into_iter()
+                .filter_map(|id| writer.bulk.remove_entry(&id))
+                .collect()
+        };
+        for (_, state) in &mut batch {
+            state.fields.insert("updated_at".into(), updated_at.clone());
+        }
+        writer.continuing = !writer.bulk.is_empty();
         writer.inflight = true;
-        self.submit(ReplyTo::Writer, Job::WriteCheckins(batch));
+        self.outputs.push_back(Output::Submit {
+            to: ReplyTo::Writer,
+            job: Job::WriteCheckins(batch),
+            deadline: now + self.settings.backend_timeout,
+        });
     }
 
     /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it, and
@@ -92,14 +107,14 @@ impl Fleet {
             self.writer
                 .bulk
                 .entry(waiter.agent_id.clone())
-                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.clone()))
+                .or_insert_with(|| CheckinWrite::fields(waiter.repeat.members()))
                 .fields
                 .insert("last_checkin".into(), now.clone());
         }
     }
 
     /// The batch in flight was written (entries that must be retried come back).
-    pub(super) fn checkins_written(&mut self, output: JobOutput, wall: SystemTime) {
+    pub(super) fn checkins_written(&mut self, output: JobOutput, now: Instant, wall: SystemTime) {
         self.writer.inflight = false;
         if let JobOutput::CheckinsWritten { retry, error } = output {
             if let Some(e) = error {
@@ -107,18 +122,21 @@ impl Fleet {
                     "writing checkin state failed ({e}); {} kept for the next flush",
                     retry.len()
                 );
+                // The rest of this flush waits for the next interval too.
+                self.writer.continuing = false;
             }
             self.take_back(retry);
         }
         self.release_admin_waiting();
-        if self.draining {
-            self.flush_checkins(wall);
+        if self.draining || std::mem::take(&mut self.writer.continuing) {
+            self.flush_checkins(now, wall);
         }
     }
 
     /// The backend refused the batch: it waits for the next flush.
     pub(super) fn batch_refused(&mut self, job: Job) {
         self.writer.inflight = false;
+        self.writer.continuing = false;
         if let Job::WriteCheckins(batch) = job {
             self.take_back(batch);
         }
@@ -160,7 +178,7 @@ impl Fleet {
                 _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
             };
         }
-        self.submit(ReplyTo::Conn(conn), Job::Admin(Box::new(request)));
+        self.submit(conn, Job::Admin(Box::new(request)));
     }
 
     /// The checkin write finished (or failed and its state is back in the pending map): the

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
-use rustls::ServerConnection;
+use rustls::server::UnbufferedServerConnection;
 
 use super::{reserve, Server, TimerKey, MAX_MANAGEMENT_CONNECTIONS};
 use crate::net::conn::Conn;
@@ -129,7 +129,7 @@ impl Server {
     fn transport(&self) -> Option<Transport> {
         match &self.gate.tls {
             None => Some(Transport::Plain),
-            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+            Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                 Ok(session) => Some(Transport::tls(session)),
                 Err(e) => {
                     log::warn!("cannot start a TLS session: {e}");
@@ -242,7 +242,7 @@ impl Server {
             };
             let transport = match &self.gate.management_tls {
                 None => Some(Transport::Plain),
-                Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                     Ok(session) => Some(Transport::tls(session)),
                     Err(e) => {
                         log::warn!("cannot start a TLS session: {e}");

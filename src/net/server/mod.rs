@@ -130,6 +130,7 @@ impl Settings {
             has_store,
             admin_token,
             seed,
+            backend_timeout: self.backend.job_timeout,
             files: self.files.clone(),
         }
     }
@@ -439,7 +440,7 @@ impl Server {
         self.gate.close(self.poll.registry());
         self.drain.deadline = Some(deadline);
         self.deadlines.arm(TimerKey::Drain, deadline);
-        self.fleet.handle_drain(wall);
+        self.fleet.handle_drain(now, wall);
         self.pump(now);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
@@ -492,7 +493,7 @@ impl Server {
                     self.fleet.handle_request(key, origin, &req, now);
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
-                Step::NeedPart(part) => self.fleet.handle_part(key, part),
+                Step::NeedPart(part) => self.fleet.handle_part(key, part, now),
             }
         }
         self.update_timer(slot, now);
@@ -506,9 +507,9 @@ impl Server {
             let date = self.date.current();
             let pool = &mut self.buffers.pool;
             let conn = match output {
-                Output::Submit { to, job } => {
+                Output::Submit { to, job, deadline } => {
                     let refused = match &self.backend {
-                        Some(backend) => backend.submit(to, job).err().map(|r| r.1),
+                        Some(backend) => backend.submit_by(to, job, deadline).err().map(|r| r.1),
                         None => Some(job),
                     };
                     if let Some(job) = refused {
@@ -516,9 +517,13 @@ impl Server {
                     }
                     continue;
                 }
-                Output::Respond { conn, response } => {
+                Output::Respond {
+                    conn,
+                    response,
+                    close,
+                } => {
                     if let Some(c) = conn_of(&mut self.conns, conn) {
-                        c.complete(&response, draining, date, pool);
+                        c.complete(&response, draining || close, date, pool);
                     }
                     conn
                 }

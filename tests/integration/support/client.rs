@@ -45,10 +45,14 @@ pub struct Client {
 }
 
 fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    tcp_waiting(addr, Duration::from_secs(20))
+}
+
+fn tcp_waiting(addr: SocketAddr, wait: Duration) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     // Bound every wait: a broken server fails the test instead of hanging it.
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.set_write_timeout(Some(Duration::from_secs(20)))?;
+    s.set_read_timeout(Some(wait))?;
+    s.set_write_timeout(Some(wait))?;
     Ok(s)
 }
 
@@ -83,7 +87,16 @@ impl Client {
 
     /// TLS to `addr`, verifying the server as `localhost`; the handshake completes here.
     pub fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> io::Result<Self> {
-        let sock = tcp(addr)?;
+        Self::tls_waiting(addr, config, Duration::from_secs(20))
+    }
+
+    /// [`Client::tls`] whose reads and writes each wait up to `wait`.
+    pub fn tls_waiting(
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        wait: Duration,
+    ) -> io::Result<Self> {
+        let sock = tcp_waiting(addr, wait)?;
         let name = ServerName::try_from("localhost").unwrap();
         let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
         let mut stream = StreamOwned::new(conn, sock);

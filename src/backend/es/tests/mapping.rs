@@ -169,6 +169,7 @@ fn agent_life(t: &EsTestStore) -> String {
             agent_id: id.clone(),
             agent_version: Ok("9.2.1".into()),
             body: crate::api::checkin::parse(&serde_json::to_vec(&checkin).unwrap()),
+            deferred: None,
         },
         now,
     )

@@ -4,8 +4,10 @@
 //! and the mapping conformance of every document the store writes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod deadlines;
 mod faults;
 mod follow;
+mod lean;
 mod mapping;
 mod remote;
 mod tls;
