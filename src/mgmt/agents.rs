@@ -138,6 +138,7 @@ fn field_values(agent: &Agent, status: AgentStatus, field: &str) -> Vec<String> 
     match field {
         "status" => vec![status.as_str().to_owned()],
         "policy_id" => one(&agent.policy_id),
+        "policy_revision_idx" => vec![agent.policy_revision_idx.to_string()],
         "tags" => agent.tags.clone(),
         "agent.id" => one(&agent.id),
         "agent.version" => one(agent.version()),

@@ -250,5 +250,9 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
+        // The engine answers it from its own figures; it never reaches a worker.
+        Route::ServerHealth => Err(Failure::NotFound(
+            "the server's health is answered by the event loop".into(),
+        )),
     }
 }

@@ -110,7 +110,7 @@ impl Scenario {
             server_version: crate::server_version::BUILT_IN,
             limits_table: None,
             has_store: true,
-            admin_token: Some("admin-token".into()),
+            admin_token: Some(crate::mgmt::token::Credentials::admin("admin-token")),
             seed: 7,
         }
     }

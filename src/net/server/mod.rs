@@ -54,8 +54,8 @@ const MAX_MANAGEMENT_CONNECTIONS: usize = 32;
 pub struct Management {
     /// Bound (by default on 127.0.0.1; plain HTTP there, TLS off loopback).
     pub listener: TcpListener,
-    /// The bearer token it requires.
-    pub token: String,
+    /// The tokens it accepts (admin and named operators).
+    pub token: crate::mgmt::token::Credentials,
     /// The operations behind it.
     pub admin: Arc<dyn crate::mgmt::Admin>,
     /// TLS, when it listens off loopback.
@@ -117,7 +117,12 @@ impl Settings {
     }
 
     /// What the engine needs of these settings.
-    fn fleet(&self, has_store: bool, admin_token: Option<String>, seed: u64) -> FleetSettings {
+    fn fleet(
+        &self,
+        has_store: bool,
+        admin_token: Option<crate::mgmt::token::Credentials>,
+        seed: u64,
+    ) -> FleetSettings {
         FleetSettings {
             poll: self.poll,
             checkin_flush: self.checkin_flush,
