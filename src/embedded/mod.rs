@@ -64,9 +64,35 @@ pub struct EmbeddedAdmin {
     pub store: Arc<LocalStore>,
     /// Where policy files live.
     pub policies_dir: PathBuf,
+    /// What the quick start tells an agent host (set once the listener is bound).
+    pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
+}
+
+/// What an agent host needs besides an enrollment token, as the quick start prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The Fleet Server URL agents use.
+    pub url: String,
+    /// What follows the token: ` --certificate-authorities=<abs path>` for the generated CA,
+    /// ` --insecure` over plain HTTP, nothing for an operator's certificate.
+    pub trust: String,
+}
+
+impl Enrollment {
+    /// The exact command the quick start prints, for `token`.
+    pub fn install_command(&self, token: &str) -> String {
+        format!(
+            "sudo elastic-agent install --url={} --enrollment-token={token}{}",
+            self.url, self.trust
+        )
+    }
 }
 
 impl crate::mgmt::Admin for EmbeddedAdmin {
+    fn enrollment(&self) -> Option<Enrollment> {
+        self.enrollment.get().cloned()
+    }
+
     fn store(&self) -> &dyn crate::backend::Store {
         &*self.store
     }

@@ -108,6 +108,9 @@ pub enum Route {
     /// `GET /api/fleet/fleet_edge/health`: the engine's figures (answered by the engine, not a
     /// worker): health, parked long polls, jobs in flight, checkin writes pending.
     ServerHealth,
+    /// `GET /api/fleet/fleet_edge/enrollment`: the quick start's Fleet Server URL and its
+    /// `elastic-agent install` command with `{TOKEN}` for the enrollment token.
+    Enrollment,
 }
 
 /// Classifies a management request.
@@ -156,6 +159,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
         (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
         (Method::Get, ["fleet_edge", "health"]) => Route::ServerHealth,
+        (Method::Get, ["fleet_edge", "enrollment"]) => Route::Enrollment,
         _ => return None,
     })
 }

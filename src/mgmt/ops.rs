@@ -40,6 +40,10 @@ pub trait Admin: Send + Sync {
     fn snapshot(&self) -> Result<std::path::PathBuf, String> {
         Err("this server has no local store to back up".into())
     }
+    /// The quick start's Fleet Server URL and trust flags, once known.
+    fn enrollment(&self) -> Option<crate::embedded::Enrollment> {
+        None
+    }
 }
 
 /// One management request, authenticated and routed.
@@ -249,6 +253,15 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
         Route::Snapshot => {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
+        }
+        Route::Enrollment => {
+            let e = admin
+                .enrollment()
+                .ok_or_else(|| Failure::NotFound("the Fleet Server URL is not known yet".into()))?;
+            Ok((
+                200,
+                json!({"fleet_server_url": e.url, "install_command": e.install_command("{TOKEN}")}),
+            ))
         }
         // The engine answers it from its own figures; it never reaches a worker.
         Route::ServerHealth => Err(Failure::NotFound(

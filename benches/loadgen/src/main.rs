@@ -30,7 +30,7 @@ use scenarios::{Options, Scenario};
 const HELP: &str = "\
 loadgen: simulated Elastic Agents against a fleet-edge it starts (embedded store, TLS, loopback)
 
-USAGE: loadgen <idle|rollout|reconnect|enroll|steady|all> [OPTIONS]
+USAGE: loadgen <idle|rollout|reconnect|enroll|steady|console|all> [OPTIONS]
    or: loadgen run --scenarios idle,rollout,... [OPTIONS]
 
 OPTIONS:
@@ -49,6 +49,9 @@ OPTIONS:
   --backoff-scale F     multiply the agents' error backoffs (default 1.0 = the agent's own)
   --plain               plain HTTP (--fleet-server-insecure-http) instead of TLS
   --log-level LEVEL     the server's --log-level (default info)
+  --exec COMMAND        console scenario: run COMMAND (sh -c) once the fleet is parked, with
+                        FLEET_EDGE_MANAGEMENT_URL, FLEET_EDGE_ADMIN_TOKEN and FLEET_EDGE_AGENTS
+                        set, while the agents keep checking in; fails when it fails
 ";
 
 fn default_server() -> PathBuf {
@@ -149,6 +152,7 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
             .map_err(e)?
             .unwrap_or_else(|| "info".into()),
         nofile: 0,
+        exec: args.opt_value_from_str("--exec").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
     let rest = args.finish();

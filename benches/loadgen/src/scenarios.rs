@@ -34,6 +34,9 @@ pub enum Scenario {
     Enroll,
     /// (e)
     Steady,
+    /// Issue 19: the fleet stays enrolled and checking in while `--exec` runs (the console's
+    /// browser measurement), its management URL and admin token in the environment.
+    Console,
 }
 
 impl Scenario {
@@ -45,6 +48,7 @@ impl Scenario {
             "reconnect" => Scenario::Reconnect,
             "enroll" => Scenario::Enroll,
             "steady" => Scenario::Steady,
+            "console" => Scenario::Console,
             _ => return None,
         })
     }
@@ -85,6 +89,8 @@ pub struct Options {
     pub log_level: String,
     /// This process's descriptor limit (after raising it).
     pub nofile: u64,
+    /// The command the `console` scenario runs (through `sh -c`) while the fleet is up.
+    pub exec: Option<String>,
 }
 
 pub(crate) fn mib(kib: u64) -> f64 {
@@ -188,6 +194,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         || has(Scenario::Rollout)
         || has(Scenario::Reconnect)
         || has(Scenario::Steady)
+        || has(Scenario::Console)
     {
         fleet_phases(&mut run)?;
     }
@@ -264,6 +271,9 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     if has(Scenario::Reconnect) {
         storms::reconnect(run, &mut fleet, &server, &spec)?;
     }
+    if has(Scenario::Console) {
+        console(run, &mut fleet, &server)?;
+    }
     if has(Scenario::Steady) {
         if first_poll.0 != opts.steady_poll {
             run.server_notes("idle/rollout/reconnect", &mut server);
@@ -290,6 +300,59 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     }
     run.server_notes("fleet phases", &mut server);
     server.stop(Duration::from_secs(15));
+    Ok(())
+}
+
+/// Runs `--exec` while every agent keeps checking in; its exit status is the phase's outcome.
+fn console(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    let command = run
+        .opts
+        .exec
+        .clone()
+        .ok_or("the console scenario needs --exec COMMAND")?;
+    let read = |name: &str| {
+        std::fs::read_to_string(server.data_dir.join(name))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("cannot read {name} of the server: {e}"))
+    };
+    let (url, token) = (read("management-url")?, read("admin-token")?);
+    eprintln!("loadgen: console: running {command:?} against {url}");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("FLEET_EDGE_MANAGEMENT_URL", &url)
+        .env("FLEET_EDGE_ADMIN_TOKEN", &token)
+        .env("FLEET_EDGE_AGENTS", run.opts.agents.to_string())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let t0 = Instant::now();
+    let deadline = t0 + run.opts.phase_deadline;
+    let mut status = None;
+    fleet.run_until(deadline, |_, _| {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{command:?} did not finish within {} s",
+                run.opts.phase_deadline.as_secs()
+            ));
+        }
+    };
+    run.report.metric(
+        "console",
+        "--exec ran while the fleet checked in",
+        t0.elapsed().as_secs_f64(),
+        1,
+        "s",
+        goal("exits 0", status.success()),
+    );
+    if !status.success() {
+        return Err(format!("{command:?} failed: {status}"));
+    }
     Ok(())
 }
 
