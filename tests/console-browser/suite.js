@@ -35,6 +35,8 @@ async function browser(width, height) {
     .addArguments('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
       '--no-first-run', '--disable-extensions', '--disable-background-networking', '--disable-sync',
       '--disable-component-update', '--disable-default-apps', `--window-size=${width},${height}`);
+  // Chromium's windows are at least 500 px wide: a phone's viewport is emulated.
+  if (width < 500) options.setMobileEmulation({ deviceMetrics: { width, height, pixelRatio: 1, touch: true } });
   const prefs = new logging.Preferences();
   prefs.setLevel(logging.Type.BROWSER, logging.Level.ALL);
   options.setLoggingPrefs(prefs);
@@ -211,8 +213,8 @@ async function functional() {
     await login(phone, TOKEN);
     await phone.get(BASE + '/console/#/agents');
     await pageIs(phone, 'agents');
-    const overflow = await phone.executeScript('return document.documentElement.scrollWidth - window.innerWidth');
-    check('usable on a phone-sized screen (no page overflow)', overflow <= 0, `${overflow}px`);
+    const [overflow, width] = await phone.executeScript('return [document.documentElement.scrollWidth - window.innerWidth, window.innerWidth]');
+    check('usable on a phone-sized screen (no page overflow)', width === 390 && overflow <= 0, `${width}px wide, ${overflow}px overflow`);
     if (SHOTS) fs.writeFileSync(path.join(SHOTS, 'agents-phone.png'), await phone.takeScreenshot(), 'base64');
   } finally {
     await phone.quit();

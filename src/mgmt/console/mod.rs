@@ -22,7 +22,7 @@ pub use session::Session;
 
 /// The policy every console answer carries.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
 base-uri 'none'";
 
 /// One embedded file.
