@@ -312,3 +312,59 @@ fn console_headers_and_login_rate_limit() {
     assert!(log.contains("console login refused: too many wrong tokens"));
     assert!(!log.contains("wrong-token-0000000") && !log.contains(&admin_token(&server)));
 }
+
+/// Operators come and go with the file and a reload: a removed operator's session ends, a new
+/// operator's token works at once.
+#[test]
+fn operator_tokens_are_reloaded_on_sighup() {
+    let data = TempDir::new("console-operators");
+    let server = start_server(&data);
+    let body = format!(r#"{{"token":"{VIEWER_TOKEN}"}}"#);
+    let (status, login) = call(
+        &server,
+        "POST",
+        "/console/api/login",
+        &[("kbn-xsrf", "1")],
+        &body,
+    );
+    assert_eq!(status, 200);
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/api/fleet/agents",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(status, 200);
+    let bob = "0123456789abcdef-admin-bob";
+    std::fs::write(data.join("operator-tokens"), format!("bob admin {bob}\n")).unwrap();
+    server.sighup();
+    server
+        .wait_for_log("operator tokens (1)", Duration::from_secs(20))
+        .expect("the reload names the operator tokens");
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/api/fleet/agents",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(status, 401, "a removed operator's session ends");
+    let auth = format!("Bearer {bob}");
+    let (status, created) = call(
+        &server,
+        "POST",
+        "/api/fleet/enrollment_api_keys",
+        &[("Authorization", &auth), ("kbn-xsrf", "1")],
+        r#"{"policy_id":"fleet-edge-default"}"#,
+    );
+    assert_eq!(status, 200, "{:?}", created.json());
+    assert!(!server.log().contains(bob));
+}
