@@ -2,6 +2,10 @@
 //! time (`SOURCE_DATE_EPOCH` when set, else the commit's date, else "unknown"), and the target
 //! triple, as `FLEET_EDGE_BUILD_HASH`, `FLEET_EDGE_BUILD_TIME` and `FLEET_EDGE_TARGET`. Reruns
 //! only when HEAD (or the branch it points to) moves, so it costs nothing between commits.
+//!
+//! It also gzips the web console's assets (`src/mgmt/console/assets/*`, level 9, no timestamp,
+//! so the output is a function of the files) into `OUT_DIR/console/`, which the binary embeds:
+//! browsers take them as they are, and the few bytes they cost count against the size budget.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +26,35 @@ fn main() {
     println!("cargo:rustc-env=FLEET_EDGE_BUILD_HASH={hash}");
     println!("cargo:rustc-env=FLEET_EDGE_BUILD_TIME={time}");
     println!("cargo:rustc-env=FLEET_EDGE_TARGET={target}");
+    console_assets(&root);
+}
+
+/// Gzips every console asset into `OUT_DIR/console/<name>.gz`.
+fn console_assets(root: &Path) {
+    use std::io::Write;
+    let dir = root.join("src/mgmt/console/assets");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("console");
+    std::fs::create_dir_all(&out).expect("OUT_DIR/console");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the console's assets")
+        .map(|e| e.expect("an asset").path())
+        .collect();
+    names.sort();
+    for path in names {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let bytes = std::fs::read(&path).expect("an asset reads");
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes).expect("gzip in memory");
+        let name = path.file_name().expect("a file name").to_string_lossy();
+        std::fs::write(
+            out.join(format!("{name}.gz")),
+            gz.finish().expect("gzip in memory"),
+        )
+        .expect("OUT_DIR is writable");
+    }
 }
 
 /// Runs git in `dir`; its trimmed output when it succeeded and printed something.

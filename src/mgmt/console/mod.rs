@@ -25,35 +25,44 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
 base-uri 'none'";
 
-/// One embedded file.
+/// One embedded file, gzipped by `build.rs`.
 struct Asset {
     path: &'static str,
     content_type: &'static str,
-    bytes: &'static [u8],
+    gz: &'static [u8],
+}
+
+macro_rules! gz {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/console/", $name, ".gz"))
+    };
 }
 
 const ASSETS: &[Asset] = &[
     Asset {
         path: "/console/",
         content_type: "text/html; charset=utf-8",
-        bytes: include_bytes!("assets/index.html"),
+        gz: gz!("index.html"),
     },
     Asset {
         path: "/console/app.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("assets/app.js"),
+        gz: gz!("app.js"),
     },
     Asset {
         path: "/console/app.css",
         content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("assets/app.css"),
+        gz: gz!("app.css"),
     },
     Asset {
         path: "/console/favicon.svg",
         content_type: "image/svg+xml",
-        bytes: include_bytes!("assets/favicon.svg"),
+        gz: gz!("favicon.svg"),
     },
 ];
+
+/// The largest asset once gunzipped (a bound for clients without gzip).
+const MAX_ASSET: usize = 1 << 20;
 
 /// The console's own endpoints (everything else is the management API).
 const LOGIN: &str = "/console/api/login";
@@ -298,28 +307,43 @@ fn logout(req: &Request, creds: &Credentials, wall: u64) -> Response {
     Response::json(200, &json!({})).with_header("Set-Cookie", session::clear_cookie())
 }
 
-/// FNV-1a of the asset's bytes: a strong validator that changes with the binary's assets.
-fn etag(bytes: &[u8]) -> String {
+/// FNV-1a of the asset's bytes, per representation: a strong validator that changes with the
+/// binary's assets.
+fn etag(bytes: &[u8], gzip: bool) -> String {
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     });
-    format!("\"{hash:016x}\"")
+    format!("\"{hash:016x}{}\"", if gzip { "-gz" } else { "" })
 }
 
+/// The asset as stored (gzip) for clients that accept it (every browser), gunzipped otherwise;
+/// each representation with its own ETag.
 fn asset_response(req: &Request, asset: &Asset) -> Response {
-    let tag = etag(asset.bytes);
+    let gzip = req.accepts_gzip();
+    let tag = etag(asset.gz, gzip);
     let cached = req
         .header_str("if-none-match")
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
     let response = if cached {
         Response::new(304)
-    } else {
+    } else if gzip {
         Response::new(200)
             .with_header("Content-Type", asset.content_type)
-            .with_body(Body::Bytes(asset.bytes.to_vec()))
+            .with_header("Content-Encoding", "gzip")
+            .with_body(Body::Bytes(asset.gz.to_vec()))
+    } else {
+        match crate::http::gzip::decompress(asset.gz, MAX_ASSET) {
+            Ok(plain) => Response::new(200)
+                .with_header("Content-Type", asset.content_type)
+                .with_body(Body::Bytes(plain)),
+            Err(_) => {
+                return super::error(500, "Internal Server Error", "a console asset is corrupt")
+            }
+        }
     };
     response
         .with_header("ETag", tag)
+        .with_header("Vary", "Accept-Encoding")
         .with_header("Cache-Control", "no-cache")
 }
 

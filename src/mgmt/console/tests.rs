@@ -86,12 +86,29 @@ fn login_as(token: &str) -> (String, String) {
 
 #[test]
 fn assets_are_served_with_type_csp_and_etag() {
-    for (path, kind) in [
-        ("/console/", "text/html"),
-        ("/console/app.js", "text/javascript"),
-        ("/console/app.css", "text/css"),
-        ("/console/favicon.svg", "image/svg+xml"),
+    for (path, kind, source) in [
+        (
+            "/console/",
+            "text/html",
+            &include_bytes!("assets/index.html")[..],
+        ),
+        (
+            "/console/app.js",
+            "text/javascript",
+            include_bytes!("assets/app.js"),
+        ),
+        (
+            "/console/app.css",
+            "text/css",
+            include_bytes!("assets/app.css"),
+        ),
+        (
+            "/console/favicon.svg",
+            "image/svg+xml",
+            include_bytes!("assets/favicon.svg"),
+        ),
     ] {
+        // Without gzip: the file as written.
         let r = serve(&req(Method::Get, path, &[], ""), TOKEN, now()).unwrap();
         assert_eq!(r.status, 200, "{path}");
         assert!(
@@ -101,9 +118,29 @@ fn assets_are_served_with_type_csp_and_etag() {
         assert_eq!(r.header("content-security-policy"), Some(CSP));
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-        let tag = r.header("etag").unwrap().to_owned();
+        assert_eq!(r.header("content-encoding"), None);
+        assert_eq!(r.body_bytes(), source, "{path}");
+        // With gzip: the embedded bytes, which gunzip to the file.
+        let gz = serve(
+            &req(Method::Get, path, &[("accept-encoding", "gzip, br")], ""),
+            TOKEN,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(gz.header("content-encoding"), Some("gzip"));
+        assert_eq!(
+            crate::http::gzip::decompress(gz.body_bytes(), 0).unwrap(),
+            source
+        );
+        let tag = gz.header("etag").unwrap().to_owned();
+        assert_ne!(Some(tag.as_str()), r.header("etag"));
         let again = serve(
-            &req(Method::Get, path, &[("if-none-match", &tag)], ""),
+            &req(
+                Method::Get,
+                path,
+                &[("if-none-match", &tag), ("accept-encoding", "gzip")],
+                "",
+            ),
             TOKEN,
             now(),
         )
@@ -112,7 +149,7 @@ fn assets_are_served_with_type_csp_and_etag() {
         assert!(again.body_bytes().is_empty());
     }
     assert!(!CSP.contains("unsafe"), "{CSP}");
-    let html = std::str::from_utf8(ASSETS[0].bytes).unwrap();
+    let html = include_str!("assets/index.html");
     assert!(
         !html.contains("<script>") && !html.contains("style="),
         "inline code in the page"
