@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::actions::{create_action, new_action};
-use super::ops::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
+use super::ops::{page_with, with_pending, Admin, AdminRequest, Answer, Failure};
 use super::query::{Kuery, Params};
 use super::{Bulk, Route};
 use crate::core::output_check::output_problems;
@@ -524,8 +524,8 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
             let mut agents = select(all_agents(admin, req, &facts, now)?, &req.params)?;
             sort(&mut agents, &req.params)?;
             let summary = counts(&agents);
-            let items = agents.iter().map(|(a, _)| view(a, &facts, now)).collect();
-            let (status, mut body) = page_of(items, &req.params, 20)?;
+            let (status, mut body) =
+                page_with(agents, &req.params, 20, |(a, _)| view(&a, &facts, now))?;
             if req
                 .params
                 .flag("getStatusSummary")
