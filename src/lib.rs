@@ -20,6 +20,8 @@
 //! * [`core`]: sans-IO Fleet logic: the engine ([`core::fleet::Fleet`], the only owner of Fleet
 //!   state, driven by the loop with `handle_*`/`poll_*`), the long-poll rules, the deadline heap.
 //! * [`model`]: the Fleet documents (agents, actions, policies, enrollment keys, results).
+//! * [`transform`]: stateless Fleet transforms (policy preparation, action shaping, secrets,
+//!   Go-compatible JSON), shared by `backend`, `core`, `api` and `mgmt`.
 //! * [`backend`]: the `Store` interface, its implementations, and the reference in-memory store.
 //! * [`embedded`]: single-box mode: the local store, policy files, the quick start.
 //! * [`mgmt`]: the management API of single-box mode (agents, tokens, policies, actions).
@@ -49,8 +51,16 @@
 //! caller passes `now`), never read the environment and never touch a socket; no panic is
 //! reachable from network input.
 #![forbid(unsafe_code)]
+// Tests drive real clocks, sleeps and environments; production code reads them only at the
+// edges (clippy.toml `disallowed-methods`, allowed item by item in net, backend, bootstrap,
+// config).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod api;
+#[allow(
+    clippy::disallowed_methods,
+    reason = "backend threads own nothing the loop needs: they read the clock, back off and sleep (ops excepted)"
+)]
 pub mod backend;
 pub mod bootstrap;
 pub mod build_info;
@@ -63,8 +73,13 @@ pub mod http;
 pub mod logging;
 pub mod mgmt;
 pub mod model;
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the event loop is the edge: it reads the clock once per iteration and passes `now` in"
+)]
 pub mod net;
 pub mod opamp;
 pub mod panics;
 pub mod server_version;
 pub mod tls;
+pub mod transform;

@@ -72,6 +72,10 @@ impl log::Log for Logger {
         metadata.level() <= level_for(metadata.target(), log::max_level())
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a log line carries the wall-clock time it is written at"
+    )]
     fn log(&self, record: &log::Record) {
         if !self.enabled(record.metadata()) {
             return;

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use fleet_edge::config::{self, Command, Config};
 use fleet_edge::net::Listening;
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "main is the process edge: the subcommands' data directory comes from the environment"
+)]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args

@@ -35,16 +35,18 @@ pub fn install() {
 }
 
 /// Test-only failpoint, compiled into debug builds only (the integration tests' binary; never a
-/// release build): with `FLEET_EDGE_FAILPOINT=worker-panic-on-enroll`, a backend worker panics
-/// on the next enroll job, so the tests can check what a worker panic does.
+/// release build): panics when `FLEET_EDGE_FAILPOINT` names `name`, so the tests can check what
+/// a panic at that site does (the backend worker calls `worker-panic-on-enroll` on enroll jobs).
 #[cfg(debug_assertions)]
-pub fn failpoint(job: &crate::backend::workers::Job) {
-    if matches!(job, crate::backend::workers::Job::Enroll(_))
-        && std::env::var("FLEET_EDGE_FAILPOINT").is_ok_and(|v| v == "worker-panic-on-enroll")
-    {
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a debug-build failpoint, armed by the tests through the environment"
+)]
+pub fn failpoint(name: &str) {
+    if std::env::var("FLEET_EDGE_FAILPOINT").is_ok_and(|v| v == name) {
         #[allow(clippy::panic)]
         {
-            panic!("failpoint worker-panic-on-enroll");
+            panic!("failpoint {name}");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Go-style JSON decoding (`api::json_body`), each body's validation (enroll type, checkin status,
 //! `poll_timeout`, `upgrade_details`, ack events of every type, audit reason and timestamp) and
 //! what the operation does with a body that passes. No input may panic; every refusal must be an
-//! `ApiError` that renders to a response.
+//! `OpError` whose `ApiError` renders to a response. The enroll, checkin and audit bodies are
+//! parsed by `api::{enroll, checkin, ack, audit}::parse` first, as the server does.
 //!
 //! Input layout: byte 0 picks the endpoint (enroll, checkin, ack, audit/unenroll); the rest is
 //! the (decompressed) body.
@@ -22,8 +23,8 @@ use fleet_edge::backend::ops::enroll::{enroll, EnrollInput};
 use fleet_edge::backend::remote::{
     Connect, ConnectError, KeyCluster, RemoteClusters, RemoteSettings,
 };
-use fleet_edge::backend::{ApiKey, NewApiKey, Store};
-use fleet_edge::core::remote::RemoteEs;
+use fleet_edge::backend::{ApiKey, NewApiKey, OpError, Store};
+use fleet_edge::transform::remote::RemoteEs;
 use fleet_edge::model::{Agent, AgentInfo, PolicyDoc};
 use libfuzzer_sys::fuzz_target;
 
@@ -84,9 +85,9 @@ fn setup() -> Option<(MemoryStore, ApiKey, ApiKey)> {
     Some((store, token, access))
 }
 
-fn check(result: Result<(), ApiError>) {
+fn check(result: Result<(), OpError>) {
     if let Err(e) = result {
-        let _ = e.to_response();
+        let _ = ApiError::from(&e).to_response();
     }
 }
 
@@ -99,7 +100,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let remotes = RemoteClusters::new(Arc::new(NoRemote), RemoteSettings::default());
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let body = body.to_vec();
     match endpoint % 4 {
         0 => check(
             enroll(
@@ -107,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
                 &EnrollInput {
                     key: token,
                     agent_version: Ok("9.2.1".into()),
-                    body,
+                    body: fleet_edge::api::enroll::parse(body),
                     pbkdf2_iterations: 1,
                     enrollment_id: None,
                 },
@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
                     key: access,
                     agent_id: AGENT.into(),
                     agent_version: Ok("9.2.1".into()),
-                    body,
+                    body: fleet_edge::api::checkin::parse(body),
                 },
                 now,
             )
@@ -136,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
                 &AckInput {
                     key: access,
                     agent_id: AGENT.into(),
-                    body,
+                    body: fleet_edge::api::ack::parse(body),
                 },
                 now,
             )
@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
             &AuditInput {
                 key: access,
                 agent_id: AGENT.into(),
-                body,
+                body: fleet_edge::api::audit::parse(body),
             },
             now,
         )),

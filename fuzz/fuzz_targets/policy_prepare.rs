@@ -1,6 +1,6 @@
 //! Fuzz target `policy_prepare`: arbitrary bytes as a policy file's content, decoded as the
 //! embedded mode's policy loader decodes a file (`serde_json` to a value), then prepared for
-//! delivery as a revision (`core::policy::PreparedPolicy::prepare_with`, with the secrets it
+//! delivery as a revision (`transform::prepared_policy::PreparedPolicy::prepare_with`, with the secrets it
 //! references resolved, with and without per-agent output keys), rendered as the POLICY_CHANGE
 //! action for an agent with and without keys, and read for Fleet Server overrides
 //! (`bootstrap::overrides::read`). No input may panic.
@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fleet_edge::bootstrap::overrides;
-use fleet_edge::core::policy::PreparedPolicy;
-use fleet_edge::core::secrets::referenced_ids;
+use fleet_edge::transform::prepared_policy::PreparedPolicy;
+use fleet_edge::transform::secrets::referenced_ids;
 use fleet_edge::model::PolicyDoc;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

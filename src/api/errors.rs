@@ -1,7 +1,9 @@
 //! The error table of fleet-protocol.md §1.7 in one place: every error an endpoint can answer
 //! with, and its status code, `error` and `message` on the wire. Handlers return `ApiError`;
-//! only `to_response` turns one into bytes (through `http::error_response`).
+//! only `to_response` turns one into bytes (through `http::error_response`). A backend
+//! operation's [`OpError`] becomes an `ApiError` here and nowhere else.
 
+use crate::backend::{OpError, Why};
 use crate::http::{error_response, Response};
 
 /// An error an endpoint answers with. Variants are named after the spec's `error` strings.
@@ -138,6 +140,39 @@ impl ApiError {
     }
 }
 
+/// Which answer a backend operation's failure gets (fleet-protocol.md §1.7): the only mapping
+/// from [`OpError`] to the wire.
+impl From<&OpError> for ApiError {
+    fn from(err: &OpError) -> Self {
+        match err {
+            OpError::Unauthorized(Why::KeyDisabled) => ApiError::ApiKeyNotEnabled,
+            OpError::Unauthorized(Why::KeyUnknown) => ApiError::Unauthorized,
+            OpError::AuthRateLimited => ApiError::ElasticsearchApiKeyAuthLimit,
+            OpError::AgentInactive => ApiError::AgentInactive,
+            OpError::AgentNotFound => ApiError::AgentNotFound,
+            OpError::AgentIdentity => ApiError::AgentIdentity,
+            OpError::AgentCorrupted => ApiError::AgentCorrupted,
+            OpError::NotReplaceable => ApiError::AgentNotReplaceable,
+            OpError::AuditConflict => ApiError::AuditReasonConflict,
+            OpError::Unavailable => ApiError::StoreUnavailable,
+            OpError::Overloaded => ApiError::StoreFailed("elastic fail 429".into()),
+            OpError::StoreFailed { status, detail } => {
+                ApiError::StoreFailed(format!("elastic fail {status}: {detail}"))
+            }
+            OpError::Invalid(what) => ApiError::BadRequest(what.clone()),
+            OpError::Refused(why) => ApiError::Internal(why.clone()),
+            OpError::InvalidUserAgent => ApiError::InvalidUserAgent,
+            OpError::UnsupportedVersion => ApiError::UnsupportedVersion,
+        }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(err: OpError) -> Self {
+        ApiError::from(&err)
+    }
+}
+
 /// The response for an error, with `Retry-After` on 503s: the store is unavailable for now and
 /// a client should come back rather than treat it as final.
 pub fn respond(err: &ApiError) -> Response {
@@ -187,6 +222,32 @@ mod tests {
         assert_eq!(s, 503);
         assert_eq!(b["error"], "elastic fail 500");
         assert_eq!(b["message"], "elasticsearch error");
+    }
+
+    /// The rows the store's failures take (fleet-protocol.md §1.7, last rows), as
+    /// `backend::ops::store_error` answered them before operations spoke `OpError`.
+    #[test]
+    fn store_failures_answer_as_before() {
+        use crate::backend::StoreError;
+        let wire = |e: StoreError| body(ApiError::from(OpError::from(e)));
+        assert_eq!(
+            wire(StoreError::Unavailable("down".into())),
+            body(ApiError::StoreUnavailable)
+        );
+        let (s, b) = wire(StoreError::Failed {
+            status: 500,
+            detail: "boom".into(),
+        });
+        assert_eq!((s, &b["error"]), (503, &"elastic fail 500: boom".into()));
+        assert_eq!(
+            wire(StoreError::TooManyRequests).1["error"],
+            "elastic fail 429"
+        );
+        let (s, b) = wire(StoreError::Conflict);
+        assert_eq!((s, &b["message"]), (500, &"version conflict".into()));
+        assert_eq!(wire(StoreError::NotFound).1["message"], "document missing");
+        let (s, b) = body(ApiError::from(OpError::Unauthorized(Why::KeyDisabled)));
+        assert_eq!((s, &b["message"]), (401, &"ApiKey not enabled".into()));
     }
 
     #[test]

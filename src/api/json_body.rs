@@ -7,9 +7,11 @@
 //! names of each body's [`GoBody`] table.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 
-use super::ApiError;
+use crate::backend::OpError;
+// Moved to `transform::gojson` (the backend's interface types use them); kept here for the
+// branches developed alongside. To be removed.
+pub use crate::transform::gojson::{null_as_default, null_strings};
 
 /// Go's names for one request body: what a type error names (`json: cannot unmarshal string
 /// into Go struct field CheckinRequest.status of type api.CheckinRequestStatus`).
@@ -87,10 +89,11 @@ impl GoField {
     }
 }
 
-/// Decodes the first JSON value of `body` as `T`; on failure the 400 carries Go's cause.
-pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, ApiError> {
+/// Decodes the first JSON value of `body` as `T`; on failure the 400 carries Go's cause (an
+/// [`OpError::Invalid`]: it rides to the worker, which answers it after checking the key).
+pub fn decode<T: DeserializeOwned>(body: &[u8], names: &GoBody) -> Result<T, OpError> {
     let bad = |cause: String| {
-        ApiError::BadRequest(format!(
+        OpError::Invalid(format!(
             "unable to decode {} request: {cause}",
             names.request
         ))
@@ -483,30 +486,6 @@ impl Scanner<'_> {
         }
         Ok(())
     }
-}
-
-/// `deserialize_with` for a member Go decodes into a non-pointer string, number, bool, slice or
-/// map: `null` leaves the zero value, exactly like the member being absent.
-pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// `deserialize_with` for a `[]string` member: the list may be `null`, and so may each element
-/// (Go leaves a `null` element as `""`).
-pub fn null_strings<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let items: Option<Vec<Option<String>>> = Option::deserialize(deserializer)?;
-    Ok(items
-        .unwrap_or_default()
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect())
 }
 
 #[cfg(test)]

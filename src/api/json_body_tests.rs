@@ -38,7 +38,7 @@ const NAMES: GoBody = GoBody {
 
 fn message(body: &str) -> String {
     match decode::<Body>(body.as_bytes(), &NAMES) {
-        Err(ApiError::BadRequest(m)) => m,
+        Err(OpError::Invalid(m)) => m,
         other => panic!("{body}: {other:?}"),
     }
 }

@@ -5,9 +5,16 @@
 //! One file per endpoint lives beside this one; the spec's error table is `errors.rs`; request
 //! bodies are decoded, and their decode errors worded, as Go's decoder does in `json_body.rs`.
 
+pub mod ack;
+pub mod audit;
 pub mod auth;
+pub mod checkin;
+pub mod enroll;
 pub mod errors;
+pub mod health;
+pub mod ids;
 pub mod json_body;
+pub mod limits;
 pub mod opamp;
 pub mod status;
 pub mod user_agent;
@@ -17,10 +24,12 @@ use crate::backend::ops::ack::AckInput;
 use crate::backend::ops::checkin::CheckinInput;
 use crate::backend::ops::enroll::EnrollInput;
 use crate::backend::workers::{Job, JobOutput};
-use crate::core::limits::{LimitedRoute, Refusal, RouteLimits};
-use crate::core::{Health, RequestIds};
+use crate::backend::OpError;
 use crate::http::{BodyLimits, Method, Request, Response};
 use crate::server_version::ServerVersion;
+use health::Health;
+use ids::RequestIds;
+use limits::{LimitedRoute, Refusal, RouteLimits};
 
 pub use errors::ApiError;
 
@@ -198,6 +207,7 @@ impl Pending {
                 opamp::refusal(&refusal)
             }
             JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+                let e = ApiError::from(&e);
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
@@ -326,8 +336,8 @@ fn dispatch(
     };
     let agent_version = || match &ua_check {
         Some(Ok(v)) => Ok(v.clone()),
-        Some(Err(refusal)) => Err(refusal.error()),
-        None => Err(ApiError::InvalidUserAgent),
+        Some(Err(refusal)) => Err(refusal.op_error()),
+        None => Err(OpError::InvalidUserAgent),
     };
     let pending = |kind| Pending {
         kind,
@@ -359,7 +369,7 @@ fn dispatch(
             Job::Enroll(EnrollInput {
                 key,
                 agent_version: agent_version(),
-                body: req.body.clone(),
+                body: enroll::parse(&req.body),
                 pbkdf2_iterations: ctx.pbkdf2_iterations,
                 enrollment_id: serde_json::from_slice::<serde_json::Value>(&req.body)
                     .ok()
@@ -388,7 +398,7 @@ fn dispatch(
                     key,
                     agent_id: agent_id.to_owned(),
                     agent_version: agent_version(),
-                    body: req.body.clone(),
+                    body: checkin::parse(&req.body),
                 }),
                 pending(PendingKind::Checkin),
             )
@@ -397,7 +407,7 @@ fn dispatch(
             Job::Ack(AckInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: ack::parse(&req.body),
             }),
             pending(PendingKind::Ack),
         ),
@@ -405,7 +415,7 @@ fn dispatch(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
                 key,
                 agent_id: agent_id.to_owned(),
-                body: req.body.clone(),
+                body: audit::parse(&req.body),
             }),
             pending(PendingKind::Audit),
         ),
@@ -532,7 +542,7 @@ mod tests {
 
     #[test]
     fn route_limits_answer_the_spec_429_without_api_version() {
-        use crate::core::limits::LimitSpec;
+        use crate::api::limits::LimitSpec;
         let mut ids = RequestIds::new(1);
         let mut limits = RouteLimits::with(|_| LimitSpec {
             interval: std::time::Duration::from_secs(3600),
@@ -569,7 +579,7 @@ mod tests {
 
     #[test]
     fn opamp_is_limited_by_opamp_limit_from_the_code_defaults() {
-        use crate::core::limits::SIZING_TABLES;
+        use crate::api::limits::SIZING_TABLES;
         assert_eq!(limited_route(Route::OpAmp), Some(LimitedRoute::OpAmp));
         let spec = LimitedRoute::OpAmp.default_spec();
         assert_eq!(

@@ -4,7 +4,7 @@
 //! key included) the long form adds the version block. An invalid key never changes the status
 //! code: it just gets the short form.
 
-use crate::core::Health;
+use super::health::Health;
 use crate::http::Response;
 use crate::server_version::ServerVersion;
 

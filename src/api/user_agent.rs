@@ -3,6 +3,7 @@
 //! configuration) except in the patch number.
 
 use super::errors::ApiError;
+use crate::backend::OpError;
 use crate::http::Request;
 use crate::server_version::ServerVersion;
 
@@ -10,18 +11,23 @@ use crate::server_version::ServerVersion;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Missing or malformed: the error as answered.
-    Invalid(ApiError),
+    Invalid(OpError),
     /// A well-formed version outside what this server admits (the normalised version).
     Unsupported(String),
 }
 
 impl Refusal {
-    /// The error the agent is answered with.
-    pub fn error(&self) -> ApiError {
+    /// The refusal as the backend answers it (after checking the key, §1.5).
+    pub fn op_error(&self) -> OpError {
         match self {
             Refusal::Invalid(e) => e.clone(),
-            Refusal::Unsupported(_) => ApiError::UnsupportedVersion,
+            Refusal::Unsupported(_) => OpError::UnsupportedVersion,
         }
+    }
+
+    /// The error the agent is answered with.
+    pub fn error(&self) -> ApiError {
+        ApiError::from(&self.op_error())
     }
 }
 
@@ -32,11 +38,11 @@ pub fn agent_version(req: &Request, server: ServerVersion) -> Result<String, Api
 
 /// [`agent_version`] keeping the refused version.
 pub fn check(req: &Request, server: ServerVersion) -> Result<String, Refusal> {
-    use ApiError as E;
+    use OpError as E;
     use Refusal::Invalid;
     let Some(raw) = req.header_str("user-agent") else {
         // The generated parameter binder's answer (fleet-protocol.md §13.1 #6).
-        return Err(Invalid(E::Internal(
+        return Err(Invalid(E::Refused(
             "Header parameter User-Agent is required, but not found".into(),
         )));
     };
@@ -165,7 +171,7 @@ mod tests {
         );
         assert_eq!(
             check(&req("nope"), BUILT_IN),
-            Err(Refusal::Invalid(ApiError::InvalidUserAgent))
+            Err(Refusal::Invalid(OpError::InvalidUserAgent))
         );
     }
 }

@@ -302,10 +302,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::ApiError;
     use crate::backend::memory::MemoryStore;
     use crate::backend::ops::authenticate;
-    use crate::backend::NewApiKey;
+    use crate::backend::{NewApiKey, OpError, Why};
 
     type Hook = Box<dyn FnOnce() + Send>;
 
@@ -391,7 +390,7 @@ mod tests {
             self.clock.advance_to(Duration::from_secs(secs));
             self
         }
-        fn auth(&self, key: &ApiKey) -> Result<ApiKeyInfo, ApiError> {
+        fn auth(&self, key: &ApiKey) -> Result<ApiKeyInfo, OpError> {
             authenticate(&*self.cache, key)
         }
     }
@@ -420,7 +419,7 @@ mod tests {
             secret: "guessed".into(),
         };
         for n in 2..4 {
-            assert_eq!(f.auth(&wrong), Err(ApiError::Unauthorized));
+            assert_eq!(f.auth(&wrong), Err(OpError::Unauthorized(Why::KeyUnknown)));
             assert_eq!(f.store.calls(), n, "a wrong secret always asks the store");
         }
         f.auth(&key).unwrap();
@@ -489,7 +488,7 @@ mod tests {
         f.auth(&key).unwrap();
         f.auth(&other).unwrap();
         Store::invalidate_api_keys(&*f.cache, std::slice::from_ref(&key.id)).unwrap();
-        assert_eq!(f.auth(&key), Err(ApiError::ApiKeyNotEnabled));
+        assert_eq!(f.auth(&key), Err(OpError::Unauthorized(Why::KeyDisabled)));
         assert_eq!(f.store.calls(), 3, "evicted: the store was asked");
         f.auth(&other).unwrap();
         assert_eq!(f.store.calls(), 3, "other keys stay cached");
@@ -509,7 +508,10 @@ mod tests {
             f.at(59).auth(&key).is_ok(),
             "Fleet Server's window: up to one TTL"
         );
-        assert_eq!(f.at(60).auth(&key), Err(ApiError::ApiKeyNotEnabled));
+        assert_eq!(
+            f.at(60).auth(&key),
+            Err(OpError::Unauthorized(Why::KeyDisabled))
+        );
     }
 
     #[test]
@@ -521,7 +523,7 @@ mod tests {
             .invalidate_api_keys(std::slice::from_ref(&key.id))
             .unwrap();
         for _ in 0..3 {
-            assert_eq!(f.auth(&key), Err(ApiError::ApiKeyNotEnabled));
+            assert_eq!(f.auth(&key), Err(OpError::Unauthorized(Why::KeyDisabled)));
         }
         assert_eq!(f.store.calls(), 1, "the disabled answer was kept");
         let wrong = ApiKey {
@@ -530,7 +532,7 @@ mod tests {
         };
         assert_eq!(
             f.auth(&wrong),
-            Err(ApiError::Unauthorized),
+            Err(OpError::Unauthorized(Why::KeyUnknown)),
             "the marker is for the secret the store judged"
         );
     }
@@ -542,17 +544,23 @@ mod tests {
             id: "nope".into(),
             secret: "nope".into(),
         };
-        assert_eq!(f.auth(&unknown), Err(ApiError::Unauthorized));
-        assert_eq!(f.auth(&unknown), Err(ApiError::Unauthorized));
+        assert_eq!(
+            f.auth(&unknown),
+            Err(OpError::Unauthorized(Why::KeyUnknown))
+        );
+        assert_eq!(
+            f.auth(&unknown),
+            Err(OpError::Unauthorized(Why::KeyUnknown))
+        );
         assert_eq!(f.store.calls(), 2, "a 401 does not stick");
 
         let key = f.key("a1");
         f.store
             .inner
             .set_failure(Some(StoreError::Unavailable("down".into())));
-        assert_eq!(f.auth(&key), Err(ApiError::StoreUnavailable));
+        assert_eq!(f.auth(&key), Err(OpError::Unavailable));
         f.store.inner.set_failure(Some(StoreError::TooManyRequests));
-        assert_eq!(f.auth(&key), Err(ApiError::ElasticsearchApiKeyAuthLimit));
+        assert_eq!(f.auth(&key), Err(OpError::AuthRateLimited));
         f.store.inner.set_failure(None);
         assert!(f.auth(&key).is_ok(), "a 503 or 429 does not stick");
         assert_eq!(f.store.calls(), 5);
@@ -572,7 +580,7 @@ mod tests {
         }));
         assert!(f.auth(&key).is_ok(), "the answer of the moment");
         assert_eq!(f.cache.len(), 0, "not kept");
-        assert_eq!(f.auth(&key), Err(ApiError::ApiKeyNotEnabled));
+        assert_eq!(f.auth(&key), Err(OpError::Unauthorized(Why::KeyDisabled)));
     }
 
     #[test]

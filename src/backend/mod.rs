@@ -11,9 +11,12 @@
 //! `remote_elasticsearch` outputs (over HTTP, whatever the store), where those outputs' keys
 //! live.
 
+pub mod admin;
 pub mod auth_cache;
+pub mod error;
 pub mod es;
 pub mod hooks;
+pub mod interface;
 pub mod layer;
 pub mod local;
 pub mod memory;
@@ -24,6 +27,8 @@ pub mod workers;
 
 #[cfg(test)]
 pub mod conformance;
+
+pub use error::{OpError, Why};
 
 use std::time::{Duration, SystemTime};
 

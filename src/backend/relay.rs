@@ -12,10 +12,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde_json::Value;
+
+use super::interface::Event;
 use super::remote::RemoteClusters;
-use super::workers::{prepare_policy, resolve_action_secrets, Event, Notify};
 use super::{Cursor, Store};
 use crate::model::{Action, PolicyDoc};
+use crate::transform::prepared_policy::PreparedPolicy;
+use crate::transform::secrets::referenced_ids;
 
 /// Where a change-feed follower delivers. Each method returns false once nobody listens (the
 /// loop has gone): the follower stops.
@@ -28,6 +32,9 @@ pub trait FeedSink: Send + Sync {
     /// The feed failed (`false`) or works again (`true`); sent on changes only.
     fn reachable(&self, up: bool) -> bool;
 }
+
+/// Callback that wakes the event loop.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// The backend's sink: events to the loop over a channel, then a wake-up.
 pub struct Relay {
@@ -166,5 +173,87 @@ pub fn monitor(store: &dyn Store, sink: &dyn FeedSink, stop: &Receiver<()>, wait
         } else if cursor.is_none() {
             cursor = Some(Cursor::START);
         }
+    }
+}
+
+/// Prepares a policy revision with its secrets resolved.
+pub fn prepare_policy(store: &dyn Store, doc: &PolicyDoc) -> Result<PreparedPolicy, String> {
+    let mut secrets = HashMap::new();
+    for id in referenced_ids(&doc.data) {
+        match store.secret(&id) {
+            Ok(Some(value)) => {
+                secrets.insert(id, value);
+            }
+            Ok(None) => log::warn!("policy {} references unknown secret {id}", doc.policy_id),
+            Err(e) => return Err(format!("reading secret {id}: {e}")),
+        }
+    }
+    PreparedPolicy::prepare_with(doc, &secrets, store.mints_output_keys())
+        .map_err(|e| e.to_string())
+}
+
+/// §3.12: inline secret references in an action's `data` are resolved for live dispatch (the
+/// pending-query path delivers `data` as stored, as Fleet Server does).
+pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
+    let ids: Vec<String> = action
+        .other
+        .get("secret_references")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return action;
+    }
+    let mut secrets = HashMap::new();
+    for id in ids {
+        match store.secret(&id) {
+            Ok(Some(value)) => {
+                secrets.insert(id, value);
+            }
+            Ok(None) => log::warn!("action {} references unknown secret {id}", action.action_id),
+            Err(e) => log::warn!("action {}: reading secret {id}: {e}", action.action_id),
+        }
+    }
+    crate::transform::secrets::resolve_inline(&mut action.data, &secrets);
+    action
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::backend::memory::MemoryStore;
+
+    #[test]
+    fn live_actions_get_inline_secrets_resolved() {
+        let store = MemoryStore::new();
+        store.add_secret("tok", "s3cret").unwrap();
+        let mut action = Action {
+            action_id: "a".into(),
+            action_type: "INPUT_ACTION".into(),
+            data: json!({"auth": "Bearer $co.elastic.secret{tok}", "unknown": "$co.elastic.secret{nope}"}),
+            ..Action::default()
+        };
+        action.other.insert(
+            "secret_references".into(),
+            json!([{"id": "tok"}, {"id": "nope"}]),
+        );
+        let resolved = resolve_action_secrets(&store, action.clone());
+        assert_eq!(resolved.data["auth"], "Bearer s3cret");
+        assert_eq!(
+            resolved.data["unknown"], "$co.elastic.secret{nope}",
+            "unknown id left in place"
+        );
+        action.other.clear();
+        assert_eq!(
+            resolve_action_secrets(&store, action.clone()).data,
+            action.data,
+            "no references, untouched"
+        );
     }
 }

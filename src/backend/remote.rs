@@ -21,9 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::{ApiKey, NewApiKey, Store, StoreError};
-use crate::core::remote::RemoteEs;
 use crate::model::time::rfc3339_seconds;
 use crate::model::OutputHealth;
+use crate::transform::remote::RemoteEs;
 
 /// The API-key calls Fleet makes on a cluster.
 pub trait KeyCluster: Send + Sync {
@@ -288,7 +288,7 @@ pub(crate) mod testkit {
 
     use super::{Connect, ConnectError, KeyCluster, RemoteClusters, RemoteSettings};
     use crate::backend::memory::MemoryStore;
-    use crate::core::remote::RemoteEs;
+    use crate::transform::remote::RemoteEs;
 
     /// Memory clusters by first host.
     #[derive(Default)]

@@ -8,123 +8,25 @@
 //! the store, so API keys are checked against the store once per TTL, not once per request.
 //! [`Backend::shutdown`] (or dropping it) stops the feed and joins every thread it started.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
-
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
-use super::ops::ack::{ack, AckInput, AckOutcome};
-use super::ops::checkin::{checkin_start, CheckinInput, CheckinStart};
-use super::ops::enroll::{enroll, EnrollInput};
+use super::ops::ack::ack;
+use super::ops::authenticate;
+use super::ops::checkin::checkin_start;
+use super::ops::enroll::enroll;
 use super::ops::outputs::ensure_output_keys;
-use super::ops::{authenticate, store_error};
 use super::remote::{RemoteClusters, RemoteSettings};
-use super::{ApiKey, CheckinWrite, Store, StoreError};
-use crate::api::ApiError;
-use crate::core::policy::PreparedPolicy;
-use crate::core::secrets::referenced_ids;
-use crate::model::{Action, PolicyDoc};
+use super::{CheckinWrite, OpError, Store, StoreError};
 
-/// Work for a backend thread.
-#[derive(Debug)]
-pub enum Job {
-    /// Enroll an agent.
-    Enroll(EnrollInput),
-    /// The store part of a checkin.
-    CheckinStart(CheckinInput),
-    /// Make the agent's output keys current for a policy revision.
-    OutputKeys {
-        /// Agent id.
-        agent_id: String,
-        /// The revision about to be delivered.
-        policy: Arc<PreparedPolicy>,
-    },
-    /// Process acks.
-    Ack(AckInput),
-    /// Record an uninstall/orphan audit.
-    AuditUnenroll(super::ops::audit::AuditInput),
-    /// Check any API key (status long form).
-    Authenticate(ApiKey),
-    /// Flush checkin state (the bulk writer).
-    WriteCheckins(Vec<(String, CheckinWrite)>),
-    /// A management API request.
-    Admin(crate::mgmt::AdminRequest),
-    /// One OpAMP message (`backend::ops::opamp`).
-    OpAmp(super::ops::opamp::OpAmpInput),
-    /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
-    OpAmpConnect {
-        /// The enrollment token.
-        key: ApiKey,
-        /// The `Sec-WebSocket-Accept` value of the upgrade.
-        accept: String,
-    },
-}
+// The interface types live in `interface.rs`; their old paths stay for the branches developed
+// alongside the move. To be removed: import `backend::interface`.
+pub use super::interface::{Event, Job, JobOutput, Reply};
 
-/// A job's result.
-#[derive(Debug)]
-pub enum JobOutput {
-    /// From [`Job::Enroll`]: the 200 body.
-    Enrolled(Result<Value, ApiError>),
-    /// From [`Job::CheckinStart`].
-    CheckinStarted(Box<Result<CheckinStart, ApiError>>),
-    /// From [`Job::OutputKeys`]: output name → `id:secret`.
-    OutputKeys(Result<BTreeMap<String, String>, ApiError>),
-    /// From [`Job::Ack`].
-    Acked(Result<AckOutcome, ApiError>),
-    /// From [`Job::Admin`]: status and body.
-    Admin(u16, Value),
-    /// From [`Job::AuditUnenroll`]: an empty 200 when `Ok`.
-    Audited(Result<(), ApiError>),
-    /// From [`Job::Authenticate`]: whether the key is valid and enabled.
-    Authenticated(bool),
-    /// From [`Job::OpAmp`].
-    OpAmp(Result<super::ops::opamp::OpAmpOutcome, super::ops::opamp::OpAmpRefusal>),
-    /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
-    OpAmpConnected(Result<(String, ApiKey), super::ops::opamp::OpAmpRefusal>),
-    /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
-    CheckinsWritten {
-        /// Entries not written (the store was down); written back into the pending map.
-        retry: Vec<(String, CheckinWrite)>,
-        /// Why, if anything failed.
-        error: Option<StoreError>,
-    },
-}
-
-/// A result and where it goes (an opaque tag chosen by the submitter).
-#[derive(Debug)]
-pub struct Reply<T> {
-    /// The submitter's tag (a connection key, for instance).
-    pub to: T,
-    /// The result.
-    pub output: JobOutput,
-}
-
-/// Something that changed in the store.
-#[derive(Debug)]
-pub enum Event {
-    /// A new policy revision, prepared for delivery.
-    Policy(Arc<PreparedPolicy>),
-    /// A revision that cannot be served (the previous one stays).
-    PolicyRejected {
-        /// Policy id.
-        policy_id: String,
-        /// Its revision.
-        revision: i64,
-        /// Why.
-        reason: String,
-    },
-    /// New action documents, `seq_no` ascending.
-    Actions(Vec<Action>),
-    /// Whether the store is reachable (sent on changes only).
-    StoreReachable(bool),
-}
-
-/// Callback that wakes the event loop.
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+pub use super::relay::Notify;
 
 /// Work a backend thread runs for the loop that answers nobody (a periodic chore).
 pub type Task = Arc<dyn Fn() + Send + Sync>;
@@ -182,7 +84,7 @@ impl<T: Send + 'static> Backend<T> {
     /// Starts the workers and the monitor over `store`, behind the API-key cache.
     pub fn start(
         store: Arc<dyn Store>,
-        admin: Option<Arc<dyn crate::mgmt::Admin>>,
+        admin: Option<Arc<dyn super::admin::Admin>>,
         notify: Notify,
         settings: BackendSettings,
     ) -> std::io::Result<Self> {
@@ -231,17 +133,16 @@ impl<T: Send + 'static> Backend<T> {
                         Err(_) => return,
                     };
                     #[cfg(debug_assertions)]
-                    crate::panics::failpoint(&job);
+                    if matches!(job, Job::Enroll(_)) {
+                        crate::panics::failpoint("worker-panic-on-enroll");
+                    }
                     let output = match (job, &admin) {
-                        (Job::Admin(req), Some(admin)) => {
-                            let execute =
-                                || crate::mgmt::ops::execute(&**admin, &req, SystemTime::now());
+                        (Job::Admin(work), Some(admin)) => {
+                            let run = || work.run(&**admin, SystemTime::now());
                             // Revoking a token invalidates its key behind the cache's back.
-                            let (status, body) = match &req.route {
-                                crate::mgmt::Route::RevokeToken(id) => {
-                                    cache.invalidating(std::slice::from_ref(id), execute)
-                                }
-                                _ => execute(),
+                            let (status, body) = match work.revokes() {
+                                Some(id) => cache.invalidating(&[id.to_owned()], run),
+                                None => run(),
                             };
                             JobOutput::Admin(status, body)
                         }
@@ -335,8 +236,8 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::OutputKeys { agent_id, policy } => JobOutput::OutputKeys(
             store
                 .agent(&agent_id)
-                .map_err(store_error)
-                .and_then(|agent| agent.ok_or(ApiError::AgentNotFound))
+                .map_err(OpError::from)
+                .and_then(|agent| agent.ok_or(OpError::AgentNotFound))
                 .and_then(|agent| ensure_output_keys(store, remotes, &agent, &policy, now)),
         ),
         Job::Ack(input) => JobOutput::Acked(ack(store, remotes, &input, now)),
@@ -380,57 +281,10 @@ fn write_checkins(store: &dyn Store, batch: Vec<(String, CheckinWrite)>) -> JobO
     }
 }
 
-/// Prepares a policy revision with its secrets resolved.
-pub fn prepare_policy(store: &dyn Store, doc: &PolicyDoc) -> Result<PreparedPolicy, String> {
-    let mut secrets = HashMap::new();
-    for id in referenced_ids(&doc.data) {
-        match store.secret(&id) {
-            Ok(Some(value)) => {
-                secrets.insert(id, value);
-            }
-            Ok(None) => log::warn!("policy {} references unknown secret {id}", doc.policy_id),
-            Err(e) => return Err(format!("reading secret {id}: {e}")),
-        }
-    }
-    PreparedPolicy::prepare_with(doc, &secrets, store.mints_output_keys())
-        .map_err(|e| e.to_string())
-}
-
-/// §3.12: inline secret references in an action's `data` are resolved for live dispatch (the
-/// pending-query path delivers `data` as stored, as Fleet Server does).
-pub fn resolve_action_secrets(store: &dyn Store, mut action: Action) -> Action {
-    let ids: Vec<String> = action
-        .other
-        .get("secret_references")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if ids.is_empty() {
-        return action;
-    }
-    let mut secrets = HashMap::new();
-    for id in ids {
-        match store.secret(&id) {
-            Ok(Some(value)) => {
-                secrets.insert(id, value);
-            }
-            Ok(None) => log::warn!("action {} references unknown secret {id}", action.action_id),
-            Err(e) => log::warn!("action {}: reading secret {id}: {e}", action.action_id),
-        }
-    }
-    crate::core::secrets::resolve_inline(&mut action.data, &secrets);
-    action
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
-    use serde_json::json;
 
     #[test]
     fn shutdown_joins_every_thread_after_the_queued_work() {
@@ -457,33 +311,5 @@ mod tests {
         );
         // The workers and the monitor each held the store: all of them have ended.
         assert_eq!(Arc::strong_count(&store), 1);
-    }
-
-    #[test]
-    fn live_actions_get_inline_secrets_resolved() {
-        let store = MemoryStore::new();
-        store.add_secret("tok", "s3cret").unwrap();
-        let mut action = Action {
-            action_id: "a".into(),
-            action_type: "INPUT_ACTION".into(),
-            data: json!({"auth": "Bearer $co.elastic.secret{tok}", "unknown": "$co.elastic.secret{nope}"}),
-            ..Action::default()
-        };
-        action.other.insert(
-            "secret_references".into(),
-            json!([{"id": "tok"}, {"id": "nope"}]),
-        );
-        let resolved = resolve_action_secrets(&store, action.clone());
-        assert_eq!(resolved.data["auth"], "Bearer s3cret");
-        assert_eq!(
-            resolved.data["unknown"], "$co.elastic.secret{nope}",
-            "unknown id left in place"
-        );
-        action.other.clear();
-        assert_eq!(
-            resolve_action_secrets(&store, action.clone()).data,
-            action.data,
-            "no references, untouched"
-        );
     }
 }

@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::api::health::{Health, HealthCell};
 use crate::backend::es::EsStore;
 use crate::backend::Store;
 use crate::config::{Config, EsSettings};
-use crate::core::{Health, HealthCell};
 use crate::net::{ShutdownHandle, Stopped};
 use overrides::{Overrides, Values};
 use selfmon::SelfMonitor;
@@ -76,6 +76,10 @@ impl Shared {
 
 /// Runs agent mode until SIGTERM/SIGINT: `store` is connected with the bootstrap settings of
 /// `config`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: the self-monitor's ticks read the clock"
+)]
 pub fn run(config: &Config, store: Arc<dyn Store>) -> Result<(), crate::net::StartupError> {
     let Some(es) = config.es.clone() else {
         return crate::net::run(config, Some(store), None, |_| {});
@@ -200,6 +204,10 @@ fn bootstrap_plan(shared: &Shared) -> Plan {
 /// The plan for a policy revision's overrides; `None` when it would change nothing in use.
 /// Logs what the policy sets, ignores and cannot use. Blocks while connecting to a new
 /// Elasticsearch (a backend worker or startup, never the event loop).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: it times the Elasticsearch retry"
+)]
 fn plan_for(shared: &Shared, o: &Overrides) -> Option<Plan> {
     let (applied, es_in_use, store_in_use, es_failed) = {
         let inner = shared.lock();
@@ -271,6 +279,10 @@ fn same_connection(a: &EsSettings, b: &EsSettings) -> bool {
 
 /// One look of the self-monitor at the Fleet Server policy: plans the next server when a new
 /// revision changes a setting in use and asks the running one to drain.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap is an edge: the self-monitor's tick reads the clock"
+)]
 fn monitor_tick(shared: &Shared, monitor: &Mutex<SelfMonitor>) {
     let mut monitor = monitor.lock().unwrap_or_else(PoisonError::into_inner);
     let store = Arc::clone(&shared.lock().store);

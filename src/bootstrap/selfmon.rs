@@ -19,10 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::overrides::fleet_server_input;
+use crate::api::health::Health;
 use crate::backend::ops::enroll::{enroll, EnrollInput};
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::{ApiKey, Store};
-use crate::core::Health;
 use crate::model::time::rfc3339_seconds;
 use crate::model::PolicyDoc;
 use crate::server_version::ServerVersion;
@@ -266,7 +266,7 @@ impl SelfMonitor {
         let input = EnrollInput {
             key,
             agent_version: Ok(self.server_version.to_string()),
-            body: body.to_string().into_bytes(),
+            body: crate::api::enroll::parse(body.to_string().as_bytes()),
             pbkdf2_iterations: DEFAULT_ITERATIONS,
             enrollment_id: None,
         };

@@ -218,7 +218,7 @@ fn actions_table(answer: &Value) -> String {
     )
 }
 
-/// The policy output problems of an agent (`core::output_check`), `-` when there are none.
+/// The policy output problems of an agent (`transform::output_check`), `-` when there are none.
 fn problems(list: &Value) -> String {
     let problems: Vec<&str> = list
         .as_array()

@@ -343,6 +343,10 @@ pub fn parse(
 
 /// [`parse`] with the process's arguments and environment; adds the machine's host name to the
 /// self-signed certificate's hosts.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place the process environment is read"
+)]
 pub fn from_process() -> Result<Command, ConfigErrors> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut command = parse(args, &|name| std::env::var(name).ok())?;

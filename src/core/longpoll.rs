@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::policy::PreparedPolicy;
-use crate::backend::ops::checkin::CheckinBody;
+use crate::backend::interface::CheckinBody;
 use crate::model::Agent;
 
 /// The newest prepared revision of every known policy.

@@ -18,8 +18,7 @@ use crate::backend::local::{LocalError, LocalStore};
 use crate::backend::{ApiKey, StoreError};
 use crate::config::DefaultOutput;
 
-/// Policy id of the policy written on first start.
-pub const DEFAULT_POLICY_ID: &str = "fleet-edge-default";
+pub use crate::model::policy::DEFAULT_POLICY_ID;
 
 /// Why embedded mode cannot start; one clear sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +51,7 @@ pub struct Embedded {
     pub token_policy: String,
     /// That policy's file.
     pub token_policy_file: PathBuf,
-    /// That policy's output problems ([`crate::core::output_check`]); empty when it can work.
+    /// That policy's output problems ([`crate::transform::output_check`]); empty when it can work.
     pub output_problems: Vec<String>,
     /// Scans the policy files: the loop's periodic chore and SIGHUP.
     pub rescan: policies::Rescan,
@@ -68,25 +67,7 @@ pub struct EmbeddedAdmin {
     pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
 }
 
-/// What an agent host needs besides an enrollment token, as the quick start prints it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Enrollment {
-    /// The Fleet Server URL agents use.
-    pub url: String,
-    /// What follows the token: ` --certificate-authorities=<abs path>` for the generated CA,
-    /// ` --insecure` over plain HTTP, nothing for an operator's certificate.
-    pub trust: String,
-}
-
-impl Enrollment {
-    /// The exact command the quick start prints, for `token`.
-    pub fn install_command(&self, token: &str) -> String {
-        format!(
-            "sudo elastic-agent install --url={} --enrollment-token={token}{}",
-            self.url, self.trust
-        )
-    }
-}
+pub use crate::backend::admin::Enrollment;
 
 impl crate::mgmt::Admin for EmbeddedAdmin {
     fn enrollment(&self) -> Option<Enrollment> {
@@ -231,7 +212,7 @@ pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, Embedde
     let output_problems = crate::backend::Store::latest_policies(&*store)?
         .iter()
         .find(|p| p.policy_id == policy)
-        .map(|p| crate::core::output_check::output_problems(&p.data))
+        .map(|p| crate::transform::output_check::output_problems(&p.data))
         .unwrap_or_default();
     let token_policy_file = policies::policy_files(&policies_dir)
         .into_iter()

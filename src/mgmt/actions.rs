@@ -3,7 +3,7 @@
 //! `POST /agents/{id}/actions` (SETTINGS with `log_level`, ...), CANCEL, each with an optional
 //! `expiration`; and the action list with per-action progress (`GET /agents/action_status`:
 //! Kibana's members plus fleet-edge's `nbAgentsSent` and `latestErrors`). Every action is checked
-//! with the same data rules the agent-facing side delivers by (`core::actions`), so an action
+//! with the same data rules the agent-facing side delivers by (`transform::actions`), so an action
 //! the agent would never receive is refused here with a 400 instead.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,12 +11,12 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::ops::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
+use super::admin::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
 use super::Route;
 use crate::backend::ops::uuid_v4;
-use crate::core::actions::to_wire;
 use crate::model::time::{parse_rfc3339, rfc3339_seconds};
 use crate::model::{Action, Agent};
+use crate::transform::actions::to_wire;
 
 /// A new action document for `agents`.
 pub fn new_action(kind: &str, agents: Vec<String>, data: Value, now: SystemTime) -> Action {

@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::actions::{create_action, new_action};
-use super::ops::{page_with, with_pending, Admin, AdminRequest, Answer, Failure};
+use super::admin::{page_with, with_pending, Admin, AdminRequest, Answer, Failure};
 use super::query::{Kuery, Params};
 use super::{Bulk, Route};
-use crate::core::output_check::output_problems;
 use crate::model::agent_status::upgrade_failure;
 use crate::model::time::rfc3339_seconds;
 use crate::model::{agent_status, Agent, AgentStatus};
+use crate::transform::output_check::output_problems;
 
 /// Kibana's default `inactivity_timeout` for agent policies (14 days), used when a policy file
 /// sets none.
@@ -28,7 +28,7 @@ pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(1_209_600);
 pub struct PolicyFacts {
     /// Inactivity timeout by policy id (`None`: 0 in the policy, never inactive).
     inactivity: HashMap<String, Option<Duration>>,
-    /// Output problems by policy id ([`crate::core::output_check`]).
+    /// Output problems by policy id ([`crate::transform::output_check`]).
     problems: HashMap<String, Vec<String>>,
 }
 

@@ -8,6 +8,7 @@
 //! backend workers through [`Admin`] (they touch the store).
 
 pub mod actions;
+pub mod admin;
 pub mod agents;
 pub mod console;
 pub mod monitor;
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use crate::http::{Method, Request, Response};
 
-pub use ops::{Admin, AdminRequest};
+pub use admin::{Admin, AdminRequest};
 
 /// The bulk agent operations (`POST /api/fleet/agents/bulk_*`), Kibana's bodies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,14 +14,26 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
 use super::Admin;
-use crate::net::Stats;
+
+/// Counters the event loop keeps current (`net::Server::stats`), read by this endpoint.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Checkins parked right now.
+    pub parked: AtomicUsize,
+    /// Connections open right now.
+    pub connections: AtomicUsize,
+    /// Backend replies that arrived for a connection that had gone.
+    pub late_replies: AtomicU64,
+    /// Live actions held for a checkin that was reading pending actions when they arrived.
+    pub early_actions: AtomicU64,
+}
 
 /// Linux's `USER_HZ` (the unit of `/proc/self/stat` CPU times) on every platform fleet-edge
 /// builds for.
@@ -225,6 +237,10 @@ pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the monitoring endpoint is an edge: its own thread answers a scrape with the time it is read"
+)]
 fn serve(mut stream: TcpStream, sources: &Sources) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;

@@ -11,12 +11,12 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
+use super::admin::{page_of, Admin, AdminRequest, Answer, Failure};
 use super::agents::inactivity_timeout;
-use super::ops::{page_of, Admin, AdminRequest, Answer, Failure};
 use super::Route;
 use crate::backend::ops::uuid_v4;
-use crate::core::output_check::output_problems;
 use crate::model::PolicyDoc;
+use crate::transform::output_check::output_problems;
 
 /// The settings a create or update body may carry.
 const SETTINGS: [&str; 5] = [
@@ -214,7 +214,7 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, _now: SystemTime) -> An
             // The new policy sends where the default policy sends, with no inputs yet.
             let base = policies
                 .iter()
-                .find(|p| p.policy_id == crate::embedded::DEFAULT_POLICY_ID)
+                .find(|p| p.policy_id == crate::model::policy::DEFAULT_POLICY_ID)
                 .or_else(|| policies.first())
                 .ok_or_else(|| {
                     Failure::Invalid(

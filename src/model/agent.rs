@@ -52,7 +52,7 @@ pub struct OutputKey {
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub output_type: String,
     /// For a `remote_elasticsearch` output, the SHA-256 of the cluster configuration the key was
-    /// made with (`core::remote::RemoteEs::config_hash`): a different one means the key lives on
+    /// made with (`transform::remote::RemoteEs::config_hash`): a different one means the key lives on
     /// another cluster (or was made with another token) and a new key is needed. Empty for keys
     /// of the store's own cluster. Fleet Server keeps this comparison in memory; storing it makes
     /// it survive restarts and work across instances. `outputs` is source-only in the

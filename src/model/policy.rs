@@ -3,6 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Policy id of the policy embedded mode writes on first start (the management API takes a new
+/// policy's outputs from it).
+pub const DEFAULT_POLICY_ID: &str = "fleet-edge-default";
+
 /// One revision of one policy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyDoc {

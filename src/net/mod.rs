@@ -21,13 +21,13 @@ use std::time::Duration;
 pub use listen::Listening;
 pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped};
 
+use crate::api::health::Health;
 use crate::backend::auth_cache::{max_entries_for, AuthCacheSettings};
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::workers::BackendSettings;
 use crate::backend::Store;
 use crate::config::Config;
 use crate::core::longpoll::PollSettings;
-use crate::core::Health;
 
 /// Why the server could not start or stopped abnormally: one clear sentence each.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub enum StartupError {
 pub fn settings(config: &Config) -> Settings {
     let server = &config.server;
     let t = &server.timeouts;
-    let limits_table = crate::core::limits::select_table(server.max_agents, available_memory_mib());
+    let limits_table = crate::api::limits::select_table(server.max_agents, available_memory_mib());
     Settings {
         max_connections: server.max_connections,
         // A tenth more (at least 16) to answer 429 rather than reset.
@@ -229,7 +229,7 @@ pub fn bind(
     if config.server.http_enabled {
         monitoring(config, &server, monitored_admin)?;
     }
-    match crate::core::limits::select_table(config.server.max_agents, available_memory_mib()) {
+    match crate::api::limits::select_table(config.server.max_agents, available_memory_mib()) {
         Some(table) => log::info!(
             "route limits from Fleet Server's {} table (up to {} agents)",
             table.name,

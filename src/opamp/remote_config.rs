@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_policy_with_a_bad_opamp_section_is_refused_and_a_good_one_kept() {
-        use crate::core::policy::{PolicyError, PreparedPolicy};
+        use crate::transform::prepared_policy::{PolicyError, PreparedPolicy};
         let mut doc = crate::model::PolicyDoc {
             policy_id: "p".into(),
             revision_idx: 1,

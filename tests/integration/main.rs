@@ -31,6 +31,8 @@
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests drive real processes: they read clocks, sleep in bounded polls and set environments.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -699,7 +699,7 @@ fn reference_policies_become_policy_changes_with_working_keys() {
         let mut data: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         // Secrets as Kibana stores them; values that make the policy servable (a secret used as
         // an output type must name a type).
-        for id in fleet_edge::core::secrets::referenced_ids(&data) {
+        for id in fleet_edge::transform::secrets::referenced_ids(&data) {
             es_fixture.rest(
                 "PUT",
                 &format!("/.fleet-secrets/_doc/{id}?refresh=wait_for"),

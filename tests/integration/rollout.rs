@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fleet_edge::core::limits::{LimitSpec, SizingTable};
+use fleet_edge::api::limits::{LimitSpec, SizingTable};
 
 use crate::protocol::{checks, park, policy};
 use crate::support::agent::Agent;

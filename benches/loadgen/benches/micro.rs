@@ -16,9 +16,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use fleet_edge::core::longpoll::policy_change_body;
-use fleet_edge::core::policy::PreparedPolicy;
 use fleet_edge::http::{BodyLimits, Decoder, Limits, Method};
 use fleet_edge::model::PolicyDoc;
+use fleet_edge::transform::prepared_policy::PreparedPolicy;
 use serde_json::{json, Value};
 
 /// Runs `f` repeatedly for about `dur`; returns (iterations, ns per iteration).

@@ -20,10 +20,13 @@ use serde_json::Value;
 
 use super::bodies::{checkpoints_poll, q_monitor, ACTIONS, FETCH_SIZE, POLICIES};
 use super::client::{failure_error, status_error, Client, Method, Req};
-use super::follow::DeliveryLock;
 use crate::backend::{Changes, Cursor, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, PolicyDoc};
+use follow::DeliveryLock;
+
+// The followers' delivery to the backend: the second half of `Feed`'s impl.
+mod follow;
 
 /// The followed indices, in follower order.
 pub(super) const INDICES: [&str; 2] = [POLICIES, ACTIONS];

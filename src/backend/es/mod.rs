@@ -5,7 +5,7 @@
 //! Files: `client.rs` (ureq agents, headers, hosts, retries, error mapping), `tls.rs` (CA files,
 //! CA trusted fingerprint probe, client certificates, insecure), `connect.rs` (startup check and
 //! [`EsError`]), `bodies.rs` (the exact request bodies), `feed.rs` (the change feed and its
-//! follower threads), `follow.rs` (the followers' delivery to the backend), `keys.rs` (the API-key calls, on this cluster or a remote one),
+//! follower threads; `feed/follow.rs`: the followers' delivery to the backend), `keys.rs` (the API-key calls, on this cluster or a remote one),
 //! `store.rs` (the `Store` methods), `remote.rs` (the clients of `remote_elasticsearch` outputs'
 //! clusters). Tests against the es-standin live in `tests/`.
 
@@ -13,7 +13,6 @@ mod bodies;
 mod client;
 mod connect;
 mod feed;
-mod follow;
 mod keys;
 mod opamp_script;
 pub mod remote;

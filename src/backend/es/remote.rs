@@ -28,9 +28,9 @@ use super::EsOptions;
 use crate::backend::remote::{Connect, ConnectError, KeyCluster};
 use crate::backend::{ApiKey, NewApiKey, StoreError};
 use crate::config::{parse_http_url, Secret};
-use crate::core::remote::{RemoteEs, Verification};
 use crate::server_version::ServerVersion;
 use crate::tls::{certificate_authorities_from_pem, load_certificate_authorities, Fingerprint};
+use crate::transform::remote::{RemoteEs, Verification};
 
 /// Builds remote-cluster clients over HTTP(S).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,59 +6,21 @@
 
 use std::time::SystemTime;
 
-use serde::Deserialize;
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::{AckInput, AckOutcome};
+
 use serde_json::{json, Map, Value};
 
-use super::ack_event::{Event, RawEvent, View};
+use crate::transform::ack_event::{Event, RawEvent, View};
 
+use super::authenticate_agent;
 use super::outputs::{invalidate_keys, is_stale};
-use super::{authenticate_agent, store_error};
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
-use crate::backend::{ApiKey, PolicyAck, Store, StoreError};
+use crate::backend::OpError;
+use crate::backend::{PolicyAck, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{ActionResult, Agent};
-
-/// What the ack operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct AckInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-}
-
-/// `AckRequest`: `events` may be absent or `null` (no events).
-#[derive(Debug, Deserialize)]
-struct AckBody {
-    #[serde(default, deserialize_with = "null_as_default")]
-    events: Vec<RawEvent>,
-}
-
-/// Go's names for the ack body's typed members (`events` must be an array).
-const ACK_BODY: GoBody = GoBody {
-    request: "ack",
-    go_type: "api.AckRequest",
-    fields: &[GoField::member(
-        "events",
-        "AckRequest",
-        "[]api.AckRequest_Events_Item",
-    )],
-};
-
-/// The ack outcome: HTTP status and body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AckOutcome {
-    /// The highest item status (200 when all succeeded).
-    pub status: u16,
-    /// `{"action":"acks","items":[...],"errors":true?}`.
-    pub body: Value,
-    /// Whether the agent was unenrolled by this request (the loop drops its caches).
-    pub unenrolled: bool,
-}
 
 fn reason(status: u16) -> &'static str {
     match status {
@@ -87,14 +49,14 @@ pub fn ack(
     remotes: &RemoteClusters,
     input: &AckInput,
     now: SystemTime,
-) -> Result<AckOutcome, ApiError> {
+) -> Result<AckOutcome, OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AckBody = decode(&input.body, &ACK_BODY)?;
-    let mut items: Vec<(u16, String)> = Vec::with_capacity(body.events.len());
+    let events = input.body.as_ref().map_err(OpError::clone)?;
+    let mut items: Vec<(u16, String)> = Vec::with_capacity(events.len());
     let mut policy_events: Vec<(usize, String, i64)> = Vec::new();
     let mut unenroll = false;
 
-    for (n, raw) in body.events.iter().enumerate() {
+    for (n, raw) in events.iter().enumerate() {
         let event = raw.view(View::Generic);
         if !event.agent_id.is_empty() && event.agent_id != agent.id {
             items.push((400, reason(400).into()));
@@ -147,7 +109,7 @@ pub fn ack(
     }
     if unenroll {
         if let Err(e) = deactivate(store, remotes, &agent, now) {
-            return Err(store_error(e));
+            return Err(e.into());
         }
         log::info!(
             "audit: event.action=agent-unenroll event.outcome=success fleet.agent.id={} fleet.policy.id={} (the agent acknowledged its UNENROLL or MIGRATE)",
@@ -386,6 +348,7 @@ fn deactivate(
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
     use crate::model::Action;
 
     fn setup() -> (MemoryStore, ApiKey) {
@@ -399,7 +362,9 @@ mod tests {
             &AckInput {
                 key: key.clone(),
                 agent_id: "a1".into(),
-                body: serde_json::to_vec(&json!({"events": events})).unwrap(),
+                body: crate::api::ack::parse(
+                    &serde_json::to_vec(&json!({"events": events})).unwrap(),
+                ),
             },
             SystemTime::now(),
         )
@@ -506,7 +471,7 @@ mod tests {
         token: &str,
         revision: i64,
     ) -> std::collections::BTreeMap<String, String> {
-        let policy = crate::core::policy::PreparedPolicy::prepare(
+        let policy = crate::transform::prepared_policy::PreparedPolicy::prepare(
             &crate::model::PolicyDoc {
                 policy_id: "p".into(),
                 revision_idx: revision,
@@ -559,7 +524,9 @@ mod tests {
             &AckInput {
                 key: key.clone(),
                 agent_id: "a1".into(),
-                body: serde_json::to_vec(&json!({"events": events})).unwrap(),
+                body: crate::api::ack::parse(
+                    &serde_json::to_vec(&json!({"events": events})).unwrap(),
+                ),
             },
             SystemTime::now(),
         )

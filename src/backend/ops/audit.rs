@@ -4,82 +4,28 @@
 
 use std::time::SystemTime;
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::AuditInput;
 
-use super::{authenticate_agent, store_error};
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
-use crate::backend::{ApiKey, Store};
-use crate::model::time::{rfc3339_seconds, GoTime};
+use serde_json::{json, Map};
 
-/// What the audit operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct AuditInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The raw body.
-    pub body: Vec<u8>,
-}
-
-/// `AuditUnenrollRequest`: `reason` a string, `timestamp` a Go `time.Time` (checked below).
-#[derive(Debug, Deserialize)]
-struct AuditBody {
-    #[serde(default, deserialize_with = "null_as_default")]
-    reason: String,
-    #[serde(default)]
-    timestamp: Option<Value>,
-}
-
-/// Go's names for the audit body's typed members.
-const AUDIT_BODY: GoBody = GoBody {
-    request: "audit/unenroll",
-    go_type: "api.AuditUnenrollRequest",
-    fields: &[GoField::member(
-        "reason",
-        "AuditUnenrollRequest",
-        "api.AuditUnenrollRequestReason",
-    )],
-};
-
-/// `time.Time`'s `UnmarshalJSON`: absent or `null` is the zero time, a string must be RFC 3339,
-/// anything else is not a JSON string. The error is part of the decode error, as in Go.
-fn audit_time(value: Option<&Value>) -> Result<GoTime, ApiError> {
-    let cause = match value {
-        None | Some(Value::Null) => return Ok(GoTime::ZERO),
-        Some(Value::String(s)) => match GoTime::parse(s) {
-            Ok(t) => return Ok(t),
-            Err(e) => e,
-        },
-        Some(_) => "Time.UnmarshalJSON: input is not a JSON string".to_owned(),
-    };
-    Err(ApiError::BadRequest(format!(
-        "unable to decode {} request: {cause}",
-        AUDIT_BODY.request
-    )))
-}
+use super::authenticate_agent;
+use crate::backend::interface::AuditRequest;
+use crate::backend::OpError;
+use crate::backend::Store;
+use crate::model::time::rfc3339_seconds;
 
 /// Records the audit; `Ok(())` is the empty 200.
 pub fn audit_unenroll(
     store: &dyn Store,
     input: &AuditInput,
     now: SystemTime,
-) -> Result<(), ApiError> {
+) -> Result<(), OpError> {
     let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
-    let body: AuditBody = decode(&input.body, &AUDIT_BODY)?;
-    let timestamp = audit_time(body.timestamp.as_ref())?;
-    if !matches!(
-        body.reason.as_str(),
-        "uninstall" | "orphaned" | "key_revoked" | "migrated"
-    ) {
-        return Err(ApiError::BadRequest(
-            "audit/unenroll request invalid reason".into(),
-        ));
-    }
+    let AuditRequest { reason, timestamp } = input.body.clone()?;
     if agent.audit_unenrolled_reason == "orphaned" {
-        return Err(ApiError::AuditReasonConflict);
+        return Err(OpError::AuditConflict);
     }
     let mut fields = Map::new();
     fields.insert("updated_at".into(), json!(rfc3339_seconds(now)));
@@ -88,14 +34,17 @@ pub fn audit_unenroll(
         "audit_unenrolled_time".into(),
         json!(timestamp.rfc3339_nano()),
     );
-    fields.insert("audit_unenrolled_reason".into(), json!(body.reason));
-    store.update_agent(&agent.id, &fields).map_err(store_error)
+    fields.insert("audit_unenrolled_reason".into(), json!(reason));
+    store
+        .update_agent(&agent.id, &fields)
+        .map_err(OpError::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
 
     fn setup() -> (MemoryStore, ApiKey) {
         super::super::testkit::store_with_agent("a")
@@ -105,7 +54,7 @@ mod tests {
         AuditInput {
             key: key.clone(),
             agent_id: "a".into(),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::audit::parse(&serde_json::to_vec(&body).unwrap()),
         }
     }
 
@@ -133,7 +82,7 @@ mod tests {
                 ),
                 SystemTime::now()
             ),
-            Err(ApiError::AuditReasonConflict)
+            Err(OpError::AuditConflict)
         );
     }
 
@@ -146,7 +95,7 @@ mod tests {
         ] {
             assert!(matches!(
                 audit_unenroll(&store, &input(&key, body), SystemTime::now()),
-                Err(ApiError::BadRequest(_))
+                Err(OpError::Invalid(_))
             ));
         }
     }

@@ -11,47 +11,47 @@ use super::audit::{audit_unenroll, AuditInput};
 use super::checkin::{checkin_start, CheckinInput};
 use super::enroll::{enroll, EnrollInput};
 use super::testkit::{remotes, store_with_agent, store_with_policy};
-use crate::api::ApiError;
 use crate::backend::memory::MemoryStore;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store};
 use crate::model::Action;
 
-fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Value), ApiError> {
+fn ack_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(u16, Value), OpError> {
     let input = AckInput {
         key: key.clone(),
         agent_id: "a1".into(),
-        body: body.to_vec(),
+        body: crate::api::ack::parse(body),
     };
     ack(store, &remotes(), &input, SystemTime::now()).map(|o| (o.status, o.body))
 }
 
-fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), ApiError> {
+fn checkin_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), OpError> {
     let input = CheckinInput {
         key: key.clone(),
         agent_id: "a1".into(),
         agent_version: Ok("9.2.1".into()),
-        body: body.to_vec(),
+        body: crate::api::checkin::parse(body),
     };
     checkin_start(store, &remotes(), &input, SystemTime::now()).map(|_| ())
 }
 
-fn enroll_body(body: &[u8]) -> Result<Value, ApiError> {
+fn enroll_body(body: &[u8]) -> Result<Value, OpError> {
     let (store, token) = store_with_policy("p");
     let input = EnrollInput {
         key: token,
         agent_version: Ok("9.2.1".into()),
-        body: body.to_vec(),
+        body: crate::api::enroll::parse(body),
         pbkdf2_iterations: 1000,
         enrollment_id: None,
     };
     enroll(&*store, &input, SystemTime::now())
 }
 
-fn audit_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), ApiError> {
+fn audit_body(store: &MemoryStore, key: &ApiKey, body: &[u8]) -> Result<(), OpError> {
     let input = AuditInput {
         key: key.clone(),
         agent_id: "a1".into(),
-        body: body.to_vec(),
+        body: crate::api::audit::parse(body),
     };
     audit_unenroll(store, &input, SystemTime::now())
 }
@@ -146,7 +146,7 @@ fn checkin_accepts_null_wherever_go_does() {
     // `status: null` is the empty status Go refuses after decoding.
     assert_eq!(
         checkin_body(&store, &key, br#"{"status":null}"#),
-        Err(ApiError::BadRequest("checkin status missing".into()))
+        Err(OpError::Invalid("checkin status missing".into()))
     );
 }
 
@@ -180,7 +180,7 @@ fn enroll_accepts_null_wherever_go_does() {
     for body in [r#"{"type":null}"#, "{}"] {
         assert_eq!(
             enroll_body(body.as_bytes()),
-            Err(ApiError::Internal("unknown enroll request type".into())),
+            Err(OpError::Refused("unknown enroll request type".into())),
             "{body}"
         );
     }
@@ -199,7 +199,7 @@ fn audit_accepts_null_wherever_go_does() {
             &key,
             br#"{"reason":null,"timestamp":"2026-05-01T10:00:00Z"}"#
         ),
-        Err(ApiError::BadRequest(
+        Err(OpError::Invalid(
             "audit/unenroll request invalid reason".into()
         ))
     );
@@ -255,7 +255,7 @@ fn agent_timestamps_are_stored_as_go_re_formats_them() {
 #[test]
 fn decode_errors_use_each_endpoints_prefix_and_gos_words() {
     let (store, key) = store_with_agent("a1");
-    let bad = |m: &str| ApiError::BadRequest(m.into());
+    let bad = |m: &str| OpError::Invalid(m.into());
     assert_eq!(
         ack_body(&store, &key, br#"{"events":{}}"#).unwrap_err(),
         bad("unable to decode ack request: json: cannot unmarshal object into Go struct field AckRequest.events of type []api.AckRequest_Events_Item")
@@ -292,4 +292,27 @@ fn decode_errors_use_each_endpoints_prefix_and_gos_words() {
         audit_body(&store, &key, br#"{"reason":7}"#).unwrap_err(),
         bad("unable to decode audit/unenroll request: json: cannot unmarshal number into Go struct field AuditUnenrollRequest.reason of type api.AuditUnenrollRequestReason")
     );
+}
+
+/// "401 before 400" (fleet-protocol.md §1.7): the endpoint parses the body on the event loop,
+/// and its refusal rides to the worker, which answers the key first.
+#[test]
+fn a_bad_key_is_answered_before_a_bad_body() {
+    let (store, _) = store_with_agent("a1");
+    let stranger = ApiKey {
+        id: "nobody".into(),
+        secret: "x".into(),
+    };
+    let unknown = Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown));
+    assert_eq!(checkin_body(&store, &stranger, b"{"), unknown);
+    assert_eq!(audit_body(&store, &stranger, b"{"), unknown);
+    let input = EnrollInput {
+        key: stranger,
+        agent_version: Ok("9.2.1".into()),
+        body: crate::api::enroll::parse(b"{"),
+        pbkdf2_iterations: 1000,
+        enrollment_id: None,
+    };
+    assert!(input.body.is_err(), "the body itself is refused");
+    assert_eq!(enroll(&store, &input, SystemTime::now()).map(drop), unknown);
 }

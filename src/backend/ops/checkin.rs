@@ -1,112 +1,29 @@
 //! The store part of `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §3.2 steps 2-9):
 //! bind the access key to the agent (an inactive agent's remote-output keys are invalidated on
-//! their clusters, §1.4), validate the body, resolve the ack token, read pending actions, and
+//! their clusters, §1.4), answer the body's refusal (`api::checkin` parsed it), resolve the ack token, read pending actions, and
 //! compute the checkin-state update for the bulk writer. Whether to answer now or
 //! park, and with which POLICY_CHANGE, is decided on the event loop from what this returns.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde::Deserialize;
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::{CheckinBody, CheckinInput, CheckinRequest, CheckinStart};
+
 use serde_json::{json, Map, Value};
 
+use super::authenticate_agent;
 use super::outputs::invalidate_keys;
 use super::rollbacks::rollbacks_to_write;
-use super::{authenticate_agent, store_error};
-use crate::api::json_body::{decode, null_as_default, GoBody, GoField};
-use crate::api::ApiError;
 use crate::backend::remote::RemoteClusters;
-use crate::backend::{ApiKey, CheckinWrite, Store};
-use crate::core::actions::{is_delivered_type, to_wire};
+use crate::backend::OpError;
+use crate::backend::{CheckinWrite, Store};
 use crate::model::time::rfc3339_seconds;
 use crate::model::Agent;
+use crate::transform::actions::{is_delivered_type, to_wire};
 
 /// Most pending actions answered at once (§3.4 query `size`).
 const PENDING_LIMIT: usize = 100;
-
-/// What the checkin operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct CheckinInput {
-    /// The access key presented.
-    pub key: ApiKey,
-    /// Agent id from the path.
-    pub agent_id: String,
-    /// The User-Agent check's outcome.
-    pub agent_version: Result<String, ApiError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-}
-
-/// The checkin body fields this server interprets (§3.1).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct CheckinBody {
-    /// Agent state; required non-empty.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub status: String,
-    /// Status message.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub message: String,
-    /// Token from the previous response.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub ack_token: String,
-    /// Local metadata.
-    #[serde(default)]
-    pub local_metadata: Option<Value>,
-    /// Component states.
-    #[serde(default)]
-    pub components: Option<Value>,
-    /// Requested hold time (Go duration).
-    #[serde(default)]
-    pub poll_timeout: Option<String>,
-    /// Upgrade progress.
-    #[serde(default)]
-    pub upgrade_details: Option<Value>,
-    /// Policy the agent runs (9.2+).
-    #[serde(default)]
-    pub agent_policy_id: Option<String>,
-    /// Revision it runs (9.2+).
-    #[serde(default)]
-    pub policy_revision_idx: Option<i64>,
-    /// Available rollbacks.
-    #[serde(default)]
-    pub upgrade: Option<Value>,
-}
-
-/// Go's names for the checkin body's typed members (`CheckinRequest`; the raw-JSON members
-/// `local_metadata`, `components`, `upgrade` take any value).
-const CHECKIN_BODY: GoBody = GoBody {
-    request: "checkin",
-    go_type: "api.CheckinRequest",
-    fields: &[
-        GoField::member("status", "CheckinRequest", "api.CheckinRequestStatus"),
-        GoField::member("message", "CheckinRequest", "string"),
-        GoField::member("ack_token", "CheckinRequest", "string"),
-        GoField::member("poll_timeout", "CheckinRequest", "string"),
-        GoField::member("agent_policy_id", "CheckinRequest", "string"),
-        GoField::integer("policy_revision_idx", "CheckinRequest", "int64"),
-    ],
-};
-
-/// What the loop needs to finish the checkin.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckinStart {
-    /// The agent document as read.
-    pub agent: Agent,
-    /// The parsed body.
-    pub body: CheckinBody,
-    /// Requested hold time, already parsed (`None`: server default).
-    pub poll_timeout: Option<Duration>,
-    /// Pending actions in wire form; non-empty means answer now.
-    pub actions: Vec<Value>,
-    /// The ack token to answer with (`""` when no action passed the type filter).
-    pub ack_token: String,
-    /// The checkin-state update for the bulk writer (`updated_at` added at flush).
-    pub state: CheckinWrite,
-    /// The members of `state` a later flush of the same, still parked, checkin writes again.
-    pub repeat: Map<String, Value>,
-    /// The agent's position in the action sequence after this answer: actions at or below it
-    /// were delivered (a live copy of one of them is not delivered again).
-    pub position: i64,
-}
 
 /// Runs the store part of a checkin.
 pub fn checkin_start(
@@ -114,43 +31,29 @@ pub fn checkin_start(
     remotes: &RemoteClusters,
     input: &CheckinInput,
     now: SystemTime,
-) -> Result<CheckinStart, ApiError> {
+) -> Result<CheckinStart, OpError> {
     let agent = match authenticate_agent(store, &input.key, &input.agent_id) {
         Ok(agent) => agent,
-        Err(ApiError::AgentInactive) => {
+        Err(OpError::AgentInactive) => {
             invalidate_remote_keys_of_inactive(store, remotes, &input.agent_id);
-            return Err(ApiError::AgentInactive);
+            return Err(OpError::AgentInactive);
         }
         Err(e) => return Err(e),
     };
     let version = input.agent_version.clone()?;
-    let body: CheckinBody = decode(&input.body, &CHECKIN_BODY)?;
-    if body.status.is_empty() {
-        return Err(ApiError::BadRequest("checkin status missing".into()));
-    }
-    let poll_timeout = match body.poll_timeout.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => match crate::config::parse_duration(text) {
-            Ok(crate::config::GoDuration::Positive(d)) => Some(d).filter(|d| !d.is_zero()),
-            Ok(_) => None,
-            Err(e) => return Err(ApiError::BadRequest(format!("poll_timeout: {e}"))),
-        },
-    };
-    if let Some(details) = &body.upgrade_details {
-        validate_upgrade_details(details)?;
-    }
+    let CheckinRequest { body, poll_timeout } = *input.body.clone()?;
 
     // §3.4: the token names the last action document delivered; unknown → stored position.
     let resolved_seq = match body.ack_token.as_str() {
         "" => agent.action_seq(),
         token => store
             .action_seq_no(token)
-            .map_err(store_error)?
+            .map_err(OpError::from)?
             .unwrap_or_else(|| agent.action_seq()),
     };
     let pending = store
         .pending_actions(&agent.id, resolved_seq, now, PENDING_LIMIT)
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
     let mut actions = Vec::new();
     let mut ack_token = String::new();
     let mut position = resolved_seq;
@@ -357,33 +260,16 @@ fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool)
     }
 }
 
-/// §3.10 validation by state.
-fn validate_upgrade_details(details: &Value) -> Result<(), ApiError> {
-    let state = details.get("state").and_then(Value::as_str).unwrap_or("");
-    let meta = details.get("metadata");
-    let has = |k: &str| {
-        meta.and_then(|m| m.get(k))
-            .is_some_and(|v| !v.is_null() && *v != json!("") && *v != json!(0))
-    };
-    match state {
-        "UPG_FAILED" if !has("error_msg") => Err(ApiError::Internal(
-            "invalid upgrade_details: UPG_FAILED requires metadata.error_msg".into(),
-        )),
-        "UPG_SCHEDULED" if !has("scheduled_at") => Err(ApiError::Internal(
-            "invalid upgrade_details: UPG_SCHEDULED requires metadata.scheduled_at".into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::enroll::{enroll, EnrollInput};
     use super::super::testkit::{remotes, store_with_policy};
     use super::*;
     use crate::backend::memory::MemoryStore;
+    use crate::backend::ApiKey;
     use crate::backend::AUDIT_MEMBERS;
     use crate::model::Action;
+    use std::time::Duration;
 
     fn enrolled() -> (std::sync::Arc<MemoryStore>, ApiKey, String) {
         let (store, token) = store_with_policy("p");
@@ -392,7 +278,7 @@ mod tests {
             &EnrollInput {
                 key: token,
                 agent_version: Ok("9.2.1".into()),
-                body: br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#.to_vec(),
+                body: crate::api::enroll::parse(br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#),
                 pbkdf2_iterations: 1000,
                 enrollment_id: None,
             },
@@ -419,7 +305,7 @@ mod tests {
             key: key.clone(),
             agent_id: agent.into(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::checkin::parse(&serde_json::to_vec(&body).unwrap()),
         }
     }
 
@@ -434,7 +320,7 @@ mod tests {
                 &input(&key, "other-agent", body.clone()),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentIdentity)
+            Err(OpError::AgentIdentity)
         );
         let (store2, token) = store_with_policy("q");
         let _ = store2;
@@ -446,7 +332,7 @@ mod tests {
                 &enroll_key_on_checkin,
                 SystemTime::now()
             ),
-            Err(ApiError::Unauthorized)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown))
         );
         let mut off = Map::new();
         off.insert("active".into(), json!(false));
@@ -458,7 +344,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentInactive)
+            Err(OpError::AgentInactive)
         );
     }
 
@@ -466,7 +352,7 @@ mod tests {
     fn an_inactive_agents_remote_keys_are_invalidated_on_their_cluster() {
         let (store, key, id) = enrolled();
         let (clusters, remotes) = crate::backend::remote::testkit::registry();
-        let policy = crate::core::policy::PreparedPolicy::prepare(
+        let policy = crate::transform::prepared_policy::PreparedPolicy::prepare(
             &crate::model::PolicyDoc {
                 policy_id: "p".into(),
                 revision_idx: 2,
@@ -523,7 +409,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::AgentInactive)
+            Err(OpError::AgentInactive)
         );
         assert!(!remote.authenticate(&remote_key).unwrap().unwrap().enabled);
         assert!(
@@ -537,7 +423,7 @@ mod tests {
         let (store, key, id) = enrolled();
         assert!(matches!(checkin_start(
             &*store,
-            &remotes(), &input(&key, &id, json!({})), SystemTime::now()), Err(ApiError::BadRequest(m)) if m == "checkin status missing"));
+            &remotes(), &input(&key, &id, json!({})), SystemTime::now()), Err(OpError::Invalid(m)) if m == "checkin status missing"));
         assert!(matches!(
             checkin_start(
                 &*store,
@@ -549,7 +435,7 @@ mod tests {
                 ),
                 SystemTime::now()
             ),
-            Err(ApiError::BadRequest(_))
+            Err(OpError::Invalid(_))
         ));
         let ok = checkin_start(
             &*store,
@@ -560,10 +446,10 @@ mod tests {
         .unwrap();
         assert_eq!(ok.poll_timeout, Some(Duration::from_secs(180)));
         let mut bad_ua = input(&key, &id, json!({"status": "online"}));
-        bad_ua.agent_version = Err(ApiError::UnsupportedVersion);
+        bad_ua.agent_version = Err(OpError::UnsupportedVersion);
         assert_eq!(
             checkin_start(&*store, &remotes(), &bad_ua, SystemTime::now()),
-            Err(ApiError::UnsupportedVersion)
+            Err(OpError::UnsupportedVersion)
         );
     }
 
@@ -755,7 +641,7 @@ mod tests {
                 &input(&key, &id, body),
                 SystemTime::now()
             ),
-            Err(ApiError::Internal(_))
+            Err(OpError::Refused(_))
         ));
     }
 }

@@ -1,97 +1,31 @@
 //! `POST /api/fleet/agents/enroll` against the store (fleet-protocol.md §2.2-§2.6): validate the
-//! enrollment token, resolve its record, create or replace the agent, mint its access key, and
+//! enrollment token, resolve its record, answer the body's refusal (`api::enroll` parsed it), create or replace the agent, mint its access key, and
 //! answer the §2.6 body. A failure after the key was minted invalidates it again.
 
 use std::time::SystemTime;
 
-use serde::Deserialize;
+// Moved to `backend::interface`; this path stays for the branches developed alongside the move.
+// To be removed.
+pub use crate::backend::interface::EnrollInput;
+
 use serde_json::{json, Map, Value};
 
-use super::{authenticate, replace_token, store_error, uuid_v4};
-use crate::api::json_body::{decode, null_as_default, null_strings, GoBody, GoField};
-use crate::api::ApiError;
-use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
+use super::{authenticate, replace_token, uuid_v4};
+use crate::backend::OpError;
+use crate::backend::{NewApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, AgentInfo};
 
-/// What the enroll operation needs from the request.
-#[derive(Debug, Clone)]
-pub struct EnrollInput {
-    /// The enrollment token presented.
-    pub key: ApiKey,
-    /// The User-Agent check's outcome (checked after the key, as the spec orders it).
-    pub agent_version: Result<String, ApiError>,
-    /// The raw (decompressed) body.
-    pub body: Vec<u8>,
-    /// PBKDF2 iterations for replace tokens.
-    pub pbkdf2_iterations: u32,
-    /// The body's `enrollment_id`, when given (the loop de-duplicates concurrent enrolls on it).
-    pub enrollment_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    local: Option<Value>,
-    #[serde(default, deserialize_with = "null_strings")]
-    tags: Vec<String>,
-}
-
-/// `EnrollRequest`: a missing or `null` `type` is `""`, which Go refuses as an unknown type
-/// (500), not as a decode error.
-#[derive(Debug, Deserialize)]
-struct EnrollBody {
-    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
-    enroll_type: String,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    replace_token: Option<String>,
-    #[serde(default)]
-    enrollment_id: Option<String>,
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    /// Deprecated and ignored, but typed in Go (a wrong type is a decode error there too).
-    #[serde(default, rename = "shared_id")]
-    _shared_id: Option<String>,
-}
-
-/// Go's names for the enroll body's typed members (`metadata.local` and
-/// `metadata.user_provided` are raw JSON and take any value).
-const ENROLL_BODY: GoBody = GoBody {
-    request: "enroll",
-    go_type: "api.EnrollRequest",
-    fields: &[
-        GoField::member("type", "EnrollRequest", "api.EnrollRequestType"),
-        GoField::member("id", "EnrollRequest", "string"),
-        GoField::member("replace_token", "EnrollRequest", "string"),
-        GoField::member("enrollment_id", "EnrollRequest", "string"),
-        GoField::member("shared_id", "EnrollRequest", "string"),
-        GoField::member("metadata", "EnrollRequest", "api.EnrollMetadata"),
-        GoField::member("metadata.tags", "EnrollMetadata", "[]string"),
-        GoField::elements("metadata.tags", "EnrollMetadata", "string"),
-    ],
-};
-
 /// Enrolls an agent; returns the 200 body.
-pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, ApiError> {
+pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result<Value, OpError> {
     authenticate(store, &input.key)?;
     let version = input.agent_version.clone()?;
     let record = store
         .enrollment_key(&input.key.id)
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::Internal("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
-    let body: EnrollBody = decode(&input.body, &ENROLL_BODY)?;
-    if !matches!(
-        body.enroll_type.as_str(),
-        "PERMANENT" | "EPHEMERAL" | "TEMPORARY"
-    ) {
-        return Err(ApiError::Internal("unknown enroll request type".into()));
-    }
-    let metadata = body.metadata.unwrap_or_default();
-    let mut tags = metadata.tags;
-    tags.sort();
-    tags.dedup();
+        .map_err(OpError::from)?
+        .ok_or_else(|| OpError::Refused("FindEnrollmentAPIKey: hit count mismatch 0".into()))?;
+    let body = *input.body.clone()?;
+    let tags = body.tags;
     let requested_id = body.id.filter(|id| !id.is_empty());
     let replace = body.replace_token.filter(|t| !t.is_empty());
     let enrolled_at = rfc3339_seconds(now);
@@ -101,10 +35,10 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     let agent_id = match &requested_id {
         None => uuid_v4(),
         Some(id) => {
-            match store.agent(id).map_err(store_error)? {
+            match store.agent(id).map_err(OpError::from)? {
                 None => {}
                 Some(existing) if !existing.active => {
-                    store.delete_agent(id).map_err(store_error)?
+                    store.delete_agent(id).map_err(OpError::from)?
                 }
                 Some(existing) => {
                     let allowed = !existing.replace_token.is_empty()
@@ -113,7 +47,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                             .is_some_and(|t| replace_token::verify(t, &existing.replace_token))
                         && existing.policy_id == record.policy_id;
                     if !allowed {
-                        return Err(ApiError::AgentNotReplaceable);
+                        return Err(OpError::NotReplaceable);
                     }
                     replaced = Some(existing);
                 }
@@ -126,13 +60,13 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     if let Some(enrollment_id) = body.enrollment_id.as_deref().filter(|e| !e.is_empty()) {
         if let Some(stale) = store
             .agent_by_enrollment_id(enrollment_id)
-            .map_err(store_error)?
+            .map_err(OpError::from)?
         {
             if stale.last_checkin.is_empty() && stale.id != agent_id {
                 store
                     .invalidate_api_keys(std::slice::from_ref(&stale.access_api_key_id))
-                    .map_err(store_error)?;
-                store.delete_agent(&stale.id).map_err(store_error)?;
+                    .map_err(OpError::from)?;
+                store.delete_agent(&stale.id).map_err(OpError::from)?;
                 log::info!(
                     "enrollment {enrollment_id}: replaced agent {} that never checked in",
                     stale.id
@@ -140,7 +74,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
             }
         }
     }
-    let local_metadata = metadata.local.map(|m| rewrite_agent_id(m, &agent_id));
+    let local_metadata = body.local_metadata.map(|m| rewrite_agent_id(m, &agent_id));
 
     let access = store
         .create_api_key(&NewApiKey {
@@ -149,7 +83,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
                 {"application": "fleet", "privileges": ["no-privileges"], "resources": ["*"]}]}}),
             metadata: json!({"agent_id": agent_id, "managed": true, "managed_by": "fleet-server", "type": "access"}),
         })
-        .map_err(store_error)?;
+        .map_err(OpError::from)?;
 
     let written = match &replaced {
         Some(old) => {
@@ -214,7 +148,7 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     };
     if let Err(e) = written {
         let _ = store.invalidate_api_keys(std::slice::from_ref(&access.id));
-        return Err(store_error(e));
+        return Err(e.into());
     }
 
     log::info!(
@@ -277,12 +211,13 @@ fn rewrite_agent_id(mut local: Value, agent_id: &str) -> Value {
 mod tests {
     use super::super::testkit::store_with_policy;
     use super::*;
+    use crate::backend::ApiKey;
 
     fn input(key: &ApiKey, body: Value) -> EnrollInput {
         EnrollInput {
             key: key.clone(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
         }
@@ -441,28 +376,28 @@ mod tests {
         };
         assert_eq!(
             enroll(&*store, &input(&bogus, real_body()), SystemTime::now()),
-            Err(ApiError::Unauthorized)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyUnknown))
         );
         let mut bad_ua = input(&token, real_body());
-        bad_ua.agent_version = Err(ApiError::InvalidUserAgent);
+        bad_ua.agent_version = Err(OpError::InvalidUserAgent);
         assert_eq!(
             enroll(&*store, &bad_ua, SystemTime::now()),
-            Err(ApiError::InvalidUserAgent)
+            Err(OpError::InvalidUserAgent)
         );
         let mut bad_json = input(&token, real_body());
-        bad_json.body = b"{not json".to_vec();
+        bad_json.body = crate::api::enroll::parse(b"{not json");
         assert!(
-            matches!(enroll(&*store, &bad_json, SystemTime::now()), Err(ApiError::BadRequest(m)) if m.starts_with("unable to decode enroll request"))
+            matches!(enroll(&*store, &bad_json, SystemTime::now()), Err(OpError::Invalid(m)) if m.starts_with("unable to decode enroll request"))
         );
         let wrong_type = input(&token, json!({"type": "SOMETHING"}));
         assert_eq!(
             enroll(&*store, &wrong_type, SystemTime::now()),
-            Err(ApiError::Internal("unknown enroll request type".into()))
+            Err(OpError::Refused("unknown enroll request type".into()))
         );
         store.revoke_enrollment_key(&token.id).unwrap();
         assert_eq!(
             enroll(&*store, &input(&token, real_body()), SystemTime::now()),
-            Err(ApiError::ApiKeyNotEnabled)
+            Err(OpError::Unauthorized(crate::backend::Why::KeyDisabled))
         );
     }
 
@@ -473,7 +408,7 @@ mod tests {
         let access = access_key(&resp);
         assert!(matches!(
             enroll(&*store, &input(&access, real_body()), SystemTime::now()),
-            Err(ApiError::Internal(_))
+            Err(OpError::Refused(_))
         ));
     }
 
@@ -506,13 +441,13 @@ mod tests {
         wrong["replace_token"] = json!("nope");
         assert_eq!(
             enroll(&*store, &input(&token, wrong), SystemTime::now()),
-            Err(ApiError::AgentNotReplaceable)
+            Err(OpError::NotReplaceable)
         );
         let mut missing = body.clone();
         missing["replace_token"] = json!("");
         assert_eq!(
             enroll(&*store, &input(&token, missing), SystemTime::now()),
-            Err(ApiError::AgentNotReplaceable)
+            Err(OpError::NotReplaceable)
         );
 
         let second = enroll(&*store, &input(&token, body), SystemTime::now()).unwrap();
@@ -556,7 +491,7 @@ mod tests {
         store.set_failure(Some(StoreError::Unavailable("down".into())));
         assert_eq!(
             enroll(&*store, &input(&token, real_body()), SystemTime::now()),
-            Err(ApiError::StoreUnavailable)
+            Err(OpError::Unavailable)
         );
     }
 }

@@ -1,10 +1,13 @@
 //! The Fleet operations that need the store, written once against [`Store`] and run on backend
 //! worker threads: enroll, checkin start, output keys, acks, status authentication. Each is a
 //! sequence of blocking store calls ending in a value the event loop turns into a response;
-//! errors come out as the spec's [`ApiError`]s.
+//! errors come out as [`OpError`]s, which `api::errors` maps to the wire.
+
+// The operations take `now` from the worker: no clock here (clippy.toml), unlike the rest of
+// `backend`.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))]
 
 pub mod ack;
-mod ack_event;
 pub mod audit;
 #[cfg(test)]
 mod body_tests;
@@ -16,30 +19,17 @@ pub mod replace_token;
 pub mod rollbacks;
 
 use super::{ApiKey, ApiKeyInfo, Store, StoreError};
-use crate::api::ApiError;
+use crate::backend::{OpError, Why};
 use crate::model::Agent;
 
-/// Maps a store failure to the wire (fleet-protocol.md §1.7, last rows).
-pub fn store_error(err: StoreError) -> ApiError {
-    match err {
-        StoreError::Unavailable(_) => ApiError::StoreUnavailable,
-        StoreError::Failed { status, detail } => {
-            ApiError::StoreFailed(format!("elastic fail {status}: {detail}"))
-        }
-        StoreError::TooManyRequests => ApiError::StoreFailed("elastic fail 429".into()),
-        StoreError::Conflict => ApiError::Internal("version conflict".into()),
-        StoreError::NotFound => ApiError::Internal("document missing".into()),
-    }
-}
-
 /// Validates an API key (§1.4 "apiKey" scheme).
-pub fn authenticate(store: &dyn Store, key: &ApiKey) -> Result<ApiKeyInfo, ApiError> {
+pub fn authenticate(store: &dyn Store, key: &ApiKey) -> Result<ApiKeyInfo, OpError> {
     match store.authenticate(key) {
         Ok(Some(info)) if info.enabled => Ok(info),
-        Ok(Some(_)) => Err(ApiError::ApiKeyNotEnabled),
-        Ok(None) => Err(ApiError::Unauthorized),
-        Err(StoreError::TooManyRequests) => Err(ApiError::ElasticsearchApiKeyAuthLimit),
-        Err(e) => Err(store_error(e)),
+        Ok(Some(_)) => Err(OpError::Unauthorized(Why::KeyDisabled)),
+        Ok(None) => Err(OpError::Unauthorized(Why::KeyUnknown)),
+        Err(StoreError::TooManyRequests) => Err(OpError::AuthRateLimited),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -48,31 +38,31 @@ pub fn authenticate_agent(
     store: &dyn Store,
     key: &ApiKey,
     agent_id: &str,
-) -> Result<Agent, ApiError> {
+) -> Result<Agent, OpError> {
     if let Err(err) = authenticate(store, key) {
         // The access key of an unenrolled agent (disabled, or unknown to Elasticsearch once
         // invalidated) answers as Go's key cache makes it answer: the agent is inactive. Key ids
         // are not secrets (they are in every agent document); nothing else is revealed.
-        if matches!(err, ApiError::ApiKeyNotEnabled | ApiError::Unauthorized) {
-            let agent = store.agent(agent_id).map_err(store_error)?;
+        if matches!(err, OpError::Unauthorized(_)) {
+            let agent = store.agent(agent_id).map_err(OpError::from)?;
             if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
-                return Err(ApiError::AgentInactive);
+                return Err(OpError::AgentInactive);
             }
         }
         return Err(err);
     }
-    let agent = store.agent(agent_id).map_err(store_error)?;
+    let agent = store.agent(agent_id).map_err(OpError::from)?;
     let Some(agent) = agent.filter(|a| a.access_api_key_id == key.id) else {
-        return Err(ApiError::AgentIdentity);
+        return Err(OpError::AgentIdentity);
     };
     if agent.agent.is_none() {
-        return Err(ApiError::AgentCorrupted);
+        return Err(OpError::AgentCorrupted);
     }
     if agent.id != agent_id {
-        return Err(ApiError::AgentIdentity);
+        return Err(OpError::AgentIdentity);
     }
     if !agent.active {
-        return Err(ApiError::AgentInactive);
+        return Err(OpError::AgentInactive);
     }
     Ok(agent)
 }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use super::{authenticate, uuid_v4};
-use crate::api::ApiError;
+use crate::backend::OpError;
 use crate::backend::{ApiKey, Store, StoreError};
 use crate::model::time::rfc3339_seconds;
 use crate::opamp::document::{checkin_state, disconnect_state, enroll_document};
@@ -71,7 +71,7 @@ pub struct OpAmpOutcome {
 pub fn authenticate_opamp(store: &dyn Store, key: &ApiKey) -> Result<(), OpAmpRefusal> {
     match authenticate(store, key) {
         Ok(_) => Ok(()),
-        Err(ApiError::ElasticsearchApiKeyAuthLimit) => Err(OpAmpRefusal::AuthRateLimited),
+        Err(OpError::AuthRateLimited) => Err(OpAmpRefusal::AuthRateLimited),
         Err(_) => Err(OpAmpRefusal::Unauthorized),
     }
 }

@@ -20,13 +20,12 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::store_error;
-use crate::api::ApiError;
 use crate::backend::remote::{KeyCluster, RemoteClusters};
+use crate::backend::OpError;
 use crate::backend::{ApiKey, NewApiKey, Store, StoreError};
-use crate::core::policy::{EsOutput, PreparedPolicy};
 use crate::model::time::rfc3339_seconds;
 use crate::model::{Agent, OutputKey, RetiredKey};
+use crate::transform::prepared_policy::{EsOutput, PreparedPolicy};
 
 /// Ensures `agent` has current keys for every Elasticsearch output of `policy`; returns output
 /// name → `id:secret` (without the outputs whose remote cluster could not make a key), and
@@ -37,7 +36,7 @@ pub fn ensure_output_keys(
     agent: &Agent,
     policy: &PreparedPolicy,
     now: SystemTime,
-) -> Result<BTreeMap<String, String>, ApiError> {
+) -> Result<BTreeMap<String, String>, OpError> {
     let mut outputs = agent.outputs.clone();
     let mut changed = false;
     let now_text = rfc3339_seconds(now);
@@ -129,7 +128,7 @@ pub fn ensure_output_keys(
         fields.insert("outputs".into(), Value::Object(written));
         store
             .update_agent(&agent.id, &fields)
-            .map_err(store_error)?;
+            .map_err(OpError::from)?;
     }
     Ok(keys)
 }
@@ -180,9 +179,9 @@ fn on_cluster<T>(
     out: &EsOutput,
     verb: &str,
     call: impl FnOnce(&Cluster<'_>) -> Result<T, StoreError>,
-) -> Result<Result<T, String>, ApiError> {
+) -> Result<Result<T, String>, OpError> {
     let Some(remote) = &out.remote else {
-        return call(&Cluster::Main(store)).map(Ok).map_err(store_error);
+        return call(&Cluster::Main(store)).map(Ok).map_err(OpError::from);
     };
     let problem =
         |e: &dyn std::fmt::Display| format!("remote ES could not {verb} API key due to error: {e}");
@@ -202,7 +201,7 @@ fn create(
     out: &EsOutput,
     entry: &OutputKey,
     now_text: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, OpError> {
     let new = NewApiKey {
         name: format!("{}:{}", agent.id, out.name),
         role_descriptors: out.roles.clone(),
@@ -239,7 +238,7 @@ fn update(
     out: &EsOutput,
     entry: &OutputKey,
     now_text: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, OpError> {
     let id = entry.api_key_id.as_str();
     let done = on_cluster(store, remotes, out, "update", |c| {
         let current = match c.roles(id)? {

@@ -12,16 +12,17 @@ use serde_json::Value;
 
 use super::{CheckinWait, ConnKey, Fleet, ReplyTo};
 use crate::api::{errors, ApiError};
-use crate::backend::ops::checkin::CheckinStart;
-use crate::backend::workers::Job;
-use crate::core::actions::{is_delivered_type, rollout_start_time, to_wire};
+use crate::backend::interface::CheckinStart;
+use crate::backend::interface::Job;
+use crate::backend::OpError;
 use crate::core::deadlines::Ticket;
 use crate::core::longpoll::{
     actions_body, empty_body, policy_change_body, poll_duration, subscription_revision, Waiter,
 };
-use crate::core::policy::PreparedPolicy;
 use crate::http::{Body, Response};
 use crate::model::Action;
+use crate::transform::actions::{is_delivered_type, rollout_start_time, to_wire};
+use crate::transform::prepared_policy::PreparedPolicy;
 
 /// Wire actions with the `seq_no` of their document.
 pub(super) type Sequenced = Vec<(i64, Value)>;
@@ -43,12 +44,13 @@ impl Fleet {
     pub(super) fn checkin_started(
         &mut self,
         key: ConnKey,
-        result: Result<CheckinStart, ApiError>,
+        result: Result<CheckinStart, OpError>,
         now: Instant,
     ) {
         let start = match result {
             Ok(start) => start,
             Err(e) => {
+                let e = ApiError::from(&e);
                 if let Some(inflight) = self.inflight.get(&key) {
                     inflight.pending.log_refusal(&e);
                 }
@@ -133,11 +135,11 @@ impl Fleet {
     pub(super) fn keys_ready(
         &mut self,
         key: ConnKey,
-        result: Result<BTreeMap<String, String>, ApiError>,
+        result: Result<BTreeMap<String, String>, OpError>,
     ) {
         let keys = match result {
             Ok(keys) => keys,
-            Err(e) => return self.respond(key, errors::respond(&e)),
+            Err(e) => return self.respond(key, errors::respond(&ApiError::from(&e))),
         };
         let Some(wait) = self.inflight.get(&key).and_then(|i| i.checkin.clone()) else {
             return;

@@ -31,9 +31,10 @@ use super::deadlines::{Deadlines, Ticket};
 use super::limits::{LimitedRoute, RouteLimits, SizingTable};
 use super::longpoll::{PolicyCache, PollSettings, Waiters};
 use super::policy::PreparedPolicy;
-use super::{Health, HealthCell, RequestIds};
+use crate::api::health::{Health, HealthCell};
+use crate::api::ids::RequestIds;
 use crate::api::{self, errors, ApiError, Decision, Pending, PendingKind};
-use crate::backend::workers::{Event, Job, JobOutput, Reply};
+use crate::backend::interface::{Event, Job, JobOutput, Reply};
 use crate::backend::ApiKey;
 use crate::http::{Request, Response};
 use crate::opamp::proto::ServerToAgent;
@@ -161,6 +162,19 @@ struct Inflight {
     enrolling: Option<String>,
     /// Checkin progress after its store part.
     checkin: Option<CheckinWait>,
+}
+
+impl Inflight {
+    /// A request that arrived at `started` and waits for a job.
+    fn new(pending: Pending, started: Instant) -> Self {
+        Self {
+            pending,
+            started,
+            starting: None,
+            enrolling: None,
+            checkin: None,
+        }
+    }
 }
 
 /// Where a checkin is after its store part.
@@ -378,14 +392,22 @@ impl Fleet {
     // B. Handlers.
 
     /// A decoded request on `conn`, which has no other request in the engine.
-    pub fn handle_request(&mut self, conn: ConnKey, origin: Origin, req: &Request, now: Instant) {
+    /// `wall` is the wall-clock time (console sessions expire by it: a cookie outlives the
+    /// process).
+    pub fn handle_request(
+        &mut self,
+        conn: ConnKey,
+        origin: Origin,
+        req: &Request,
+        now: Instant,
+        wall: SystemTime,
+    ) {
         let decision = match origin {
             Origin::Management => {
                 let request_id = self.ids.next_id();
                 let none = crate::mgmt::token::Credentials::default();
                 let creds = self.settings.admin_token.as_ref().unwrap_or(&none);
-                // Console sessions expire by the wall clock (a cookie outlives the process).
-                let wall = SystemTime::now()
+                let wall = wall
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 match crate::mgmt::handle(req, creds, &mut self.login_guard, now, wall) {
@@ -398,17 +420,18 @@ impl Fleet {
                                 .with_header("X-Request-Id", request_id),
                         )
                     }
-                    Ok(admin) => Decision::Job(
-                        Job::Admin(admin),
-                        Pending {
+                    Ok(admin) => {
+                        let pending = Pending {
                             kind: PendingKind::Admin,
                             request_id,
                             api_version: api::version::DEFAULT,
                             limited: None,
                             server_version: self.settings.server_version,
                             refused_agent_version: None,
-                        },
-                    ),
+                        };
+                        self.inflight.insert(conn, Inflight::new(pending, now));
+                        return self.submit_admin(conn, admin);
+                    }
                 }
             }
             Origin::OverCapacity => {
@@ -600,13 +623,7 @@ impl Fleet {
     /// Records a request that waits for `job`, and submits it (enrolls with an enrollment id
     /// already in flight are answered `EnrollDuplicate` instead).
     fn start_job(&mut self, conn: ConnKey, mut job: Job, pending: Pending, now: Instant) {
-        let mut inflight = Inflight {
-            pending,
-            started: now,
-            starting: None,
-            enrolling: None,
-            checkin: None,
-        };
+        let mut inflight = Inflight::new(pending, now);
         let duplicate = match &mut job {
             Job::CheckinStart(input) => {
                 self.starting.insert(input.agent_id.clone(), conn);
@@ -632,10 +649,7 @@ impl Fleet {
         if duplicate {
             return self.respond(conn, errors::respond(&ApiError::EnrollDuplicate));
         }
-        match job {
-            Job::Admin(request) => self.submit_admin(conn, request),
-            job => self.submit(ReplyTo::Conn(conn), job),
-        }
+        self.submit(ReplyTo::Conn(conn), job);
     }
 
     fn submit(&mut self, to: ReplyTo, job: Job) {

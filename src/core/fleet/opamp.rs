@@ -4,8 +4,8 @@
 
 use super::{ConnKey, Fleet, Output};
 use crate::api::PendingKind;
+use crate::backend::interface::JobOutput;
 use crate::backend::ops::opamp::{OpAmpOutcome, OpAmpRefusal};
-use crate::backend::workers::JobOutput;
 use crate::backend::ApiKey;
 
 impl Fleet {

@@ -16,10 +16,10 @@ use super::testing::{
     agent, agent_request, policy, policy_with_output_keys, started, Scenario, Violation,
 };
 use super::{ConnKey, Origin};
-use crate::api::ApiError;
-use crate::backend::ops::ack::AckOutcome;
+use crate::backend::interface::AckOutcome;
+use crate::backend::interface::{Event, Job, JobOutput};
 use crate::backend::ops::opamp::{OpAmpOutcome, OpAmpRefusal};
-use crate::backend::workers::{Event, Job, JobOutput};
+use crate::backend::OpError;
 use crate::http::{Method, Request};
 
 /// Connections the operations spread over (a closed one is replaced by a new one).
@@ -271,7 +271,7 @@ fn output(job: Job, variant: u8) -> JobOutput {
     match job {
         Job::CheckinStart(input) => {
             if fail {
-                return JobOutput::CheckinStarted(Box::new(Err(ApiError::AgentNotFound)));
+                return JobOutput::CheckinStarted(Box::new(Err(OpError::AgentNotFound)));
             }
             let policy = if variant & 0x40 == 0 { "p" } else { "q" };
             let mut start = started(agent(&input.agent_id, policy, i64::from(variant % 4)));
@@ -286,12 +286,12 @@ fn output(job: Job, variant: u8) -> JobOutput {
             JobOutput::CheckinStarted(Box::new(Ok(start)))
         }
         Job::OutputKeys { .. } => JobOutput::OutputKeys(if fail {
-            Err(ApiError::StoreUnavailable)
+            Err(OpError::Unavailable)
         } else {
             Ok([("default".to_owned(), "id:secret".to_owned())].into())
         }),
         Job::Enroll(_) => JobOutput::Enrolled(if fail {
-            Err(ApiError::StoreUnavailable)
+            Err(OpError::Unavailable)
         } else {
             Ok(json!({"action": "created"}))
         }),

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Fleet, Timer};
-use crate::core::limits::{LimitSpec, LimitedRoute};
+use crate::api::limits::{LimitSpec, LimitedRoute};
 use crate::core::pacing::Pacer;
-use crate::core::policy::PreparedPolicy;
+use crate::transform::prepared_policy::PreparedPolicy;
 
 /// Shortest pause between two paced rollout steps (batches, not one timer per agent).
 const ROLLOUT_TICK: Duration = Duration::from_millis(50);

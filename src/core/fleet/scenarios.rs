@@ -11,10 +11,10 @@ use super::testing::{
     action, agent, policy, policy_with_output_keys, started, with_current_keys, Answer, Scenario,
 };
 use super::{ConnKey, ReplyTo};
-use crate::backend::ops::checkin::CheckinStart;
-use crate::backend::workers::{Event, Job, JobOutput};
+use crate::api::limits::{LimitSpec, SizingTable};
+use crate::backend::interface::CheckinStart;
+use crate::backend::interface::{Event, Job, JobOutput};
 use crate::backend::CheckinWrite;
-use crate::core::limits::{LimitSpec, SizingTable};
 use crate::http::Method;
 
 /// Sends a checkin of `agent_id` on a new connection and takes its store job.
@@ -346,7 +346,7 @@ fn a_rollout_to_more_agents_than_the_ack_burst_is_paced_and_every_ack_is_admitte
             );
             s.reply(
                 ReplyTo::Conn(*conn),
-                JobOutput::Acked(Err(crate::api::ApiError::AgentNotFound)),
+                JobOutput::Acked(Err(crate::backend::OpError::AgentNotFound)),
             );
             s.take_answer(*conn);
         }
@@ -374,7 +374,7 @@ fn drain_answers_parked_polls_empty_and_writes_pending_checkin_state() {
     // A checkin whose store part finishes during the drain is answered, not parked.
     start_done(&mut s, starting, started(agent("a2", "p", 1)));
     assert_eq!(body(s.take_answer(starting))["actions"], Value::Null);
-    assert_eq!(s.fleet.health(), crate::core::Health::Stopping);
+    assert_eq!(s.fleet.health(), crate::api::health::Health::Stopping);
     // Its state goes in the next batch, right after the first one is written.
     s.reply(
         ReplyTo::Writer,
@@ -489,9 +489,13 @@ fn an_agent_listing_waits_for_the_batch_in_flight_and_carries_what_is_pending() 
             error: None,
         },
     );
-    let Some(Job::Admin(request)) = s.take_job_of(admin) else {
+    let Some(Job::Admin(work)) = s.take_job_of(admin) else {
         panic!("released by the write");
     };
+    let work: &dyn std::any::Any = &*work;
+    let request = work
+        .downcast_ref::<crate::mgmt::AdminRequest>()
+        .expect("the engine submits the management request");
     assert_eq!(request.pending_checkins.keys().collect::<Vec<_>>(), ["a2"]);
     s.reply(
         ReplyTo::Conn(admin),
@@ -530,7 +534,7 @@ fn a_store_error_of_the_checkin_is_answered_and_forgets_the_start() {
     let conn = checkin(&mut s, "a1");
     s.reply(
         ReplyTo::Conn(conn),
-        JobOutput::CheckinStarted(Box::new(Err(crate::api::ApiError::AgentNotFound))),
+        JobOutput::CheckinStarted(Box::new(Err(crate::backend::OpError::AgentNotFound))),
     );
     assert_eq!(s.take_answer(conn).map(|a| a.status()), Some(404));
     s.event(Event::Actions(vec![action("x", 3, &["a1"])]));

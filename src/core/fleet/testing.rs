@@ -19,15 +19,15 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::{ConnKey, Fleet, FleetSettings, Origin, Output, ReplyTo};
-use crate::backend::ops::checkin::{CheckinBody, CheckinStart};
-use crate::backend::workers::{Event, Job, JobOutput, Reply};
+use crate::api::health::Health;
+use crate::backend::interface::{CheckinBody, CheckinStart};
+use crate::backend::interface::{Event, Job, JobOutput, Reply};
 use crate::backend::CheckinWrite;
 use crate::core::longpoll::PollSettings;
-use crate::core::policy::{PolicyError, PreparedPolicy};
-use crate::core::Health;
 use crate::http::{Method, Request, Response};
 use crate::model::{Action, Agent, OutputKey, PolicyDoc};
 use crate::opamp::proto::ServerToAgent;
+use crate::transform::prepared_policy::{PolicyError, PreparedPolicy};
 
 /// What a connection received.
 #[derive(Debug)]
@@ -116,6 +116,10 @@ impl Scenario {
     }
 
     /// An engine with `settings`, its clock at an arbitrary start.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the virtual clock's origin (`Instant` has no other constructor); it then moves only by `advance`"
+    )]
     pub fn new(settings: FleetSettings) -> Self {
         let now = Instant::now();
         Self {
@@ -169,7 +173,8 @@ impl Scenario {
             return;
         }
         self.conns.insert(conn, ConnState::Open(true));
-        self.fleet.handle_request(conn, origin, req, self.now);
+        self.fleet
+            .handle_request(conn, origin, req, self.now, self.wall);
         self.pump();
     }
 

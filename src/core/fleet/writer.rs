@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::{ConnKey, Fleet, ReplyTo};
-use crate::backend::workers::{Job, JobOutput};
+use crate::backend::interface::{Job, JobOutput};
 use crate::backend::CheckinWrite;
 use crate::mgmt::{AdminRequest, Route};
 use crate::model::time::rfc3339_seconds;
@@ -160,7 +160,7 @@ impl Fleet {
                 _ => bulk.iter().map(|(id, w)| pending(id, w)).collect(),
             };
         }
-        self.submit(ReplyTo::Conn(conn), Job::Admin(request));
+        self.submit(ReplyTo::Conn(conn), Job::Admin(Box::new(request)));
     }
 
     /// The checkin write finished (or failed and its state is back in the pending map): the

@@ -16,7 +16,7 @@
 //! connection that has gone (slot reused) never reaches its successor.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,13 +33,13 @@ mod reserve;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
+use crate::api::health::{Health, HealthCell};
 use crate::backend::workers::{Backend, BackendSettings};
 use crate::backend::Store;
 use crate::core::deadlines::{Deadlines, Ticket};
 pub use crate::core::fleet::{ConnKey, ReplyTo};
 use crate::core::fleet::{Fleet, FleetSettings, Origin, Output};
 use crate::core::longpoll::PollSettings;
-use crate::core::{Health, HealthCell};
 use crate::http::{DateCache, Limits};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -101,7 +101,7 @@ pub struct Settings {
     /// Backend threads.
     pub backend: BackendSettings,
     /// The sizing table the route limits come from (`None`: the code defaults).
-    pub limits_table: Option<&'static crate::core::limits::SizingTable>,
+    pub limits_table: Option<&'static crate::api::limits::SizingTable>,
 }
 
 impl Settings {
@@ -185,23 +185,16 @@ pub struct Server {
     ready_slots: Vec<usize>,
     /// The `Date` header of responses, reformatted when the wall clock enters a new second.
     date: DateCache,
+    /// This iteration's wall-clock reading (what `date` was updated with).
+    wall: SystemTime,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
 }
 
-/// Counters the loop keeps current, readable from other threads.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Checkins parked right now.
-    pub parked: AtomicUsize,
-    /// Connections open right now.
-    pub connections: AtomicUsize,
-    /// Backend replies that arrived for a connection that had gone.
-    pub late_replies: AtomicU64,
-    /// Live actions held for a checkin that was reading pending actions when they arrived.
-    pub early_actions: AtomicU64,
-}
+// The counters the loop publishes are the monitoring endpoint's (`mgmt::monitor`, which net
+// starts): they live there so that mgmt does not import net.
+pub use crate::mgmt::monitor::Stats;
 
 /// Why [`Server::run`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +271,7 @@ impl Server {
             settings,
             fleet,
             date: DateCache::new(SystemTime::now()),
+            wall: SystemTime::now(),
             buffers: Buffers {
                 pool: BufPool::new(64, READ_CHUNK),
                 scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -333,6 +327,7 @@ impl Server {
             // this second's `Date`, and every timestamp the engine writes in it is this one.
             let wall = SystemTime::now();
             self.date.update(wall);
+            self.wall = wall;
             let mut signalled = false;
             let mut woken = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
@@ -454,13 +449,12 @@ impl Server {
         self.pump(now);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let step = match self.conns.get_mut(slot) {
-                Some(conn) => conn.begin_drain(),
-                None => continue,
-            };
-            match step {
-                Step::Close => self.close(slot),
-                _ => self.drive(slot, now),
+            // Read what has already arrived first: the signal may be handled before the
+            // readiness of a connection whose request sits in its socket buffer, and that
+            // request is in flight, not an idle keep-alive to close.
+            self.drive(slot, now);
+            if let Some(Step::Close) = self.conns.get(slot).map(Conn::begin_drain) {
+                self.close(slot);
             }
         }
     }
@@ -501,7 +495,8 @@ impl Server {
                 Step::Close => return self.close(slot),
                 Step::Request(req) => {
                     let origin = origin(conn);
-                    self.fleet.handle_request(key, origin, &req, now);
+                    let wall = self.wall;
+                    self.fleet.handle_request(key, origin, &req, now, wall);
                     if self.fleet.in_flight(key) {
                         // Answers that wait for a job are written in full (as they always were).
                         if let Some(conn) = self.conns.get_mut(slot) {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use fleet_edge::api::health::Health;
 use fleet_edge::backend::Store;
 use fleet_edge::config::{self, Command};
-use fleet_edge::core::Health;
 use fleet_edge::net::{Server, ShutdownHandle};
 
 use super::client::tls_config;
@@ -31,7 +31,7 @@ pub struct Options {
     /// How long a remote output's cluster that failed fails fast.
     pub remote_retry_after: Duration,
     /// Route limits to use instead of the table the machine's memory selects.
-    pub limits_table: Option<&'static fleet_edge::core::limits::SizingTable>,
+    pub limits_table: Option<&'static fleet_edge::api::limits::SizingTable>,
 }
 
 impl Default for Options {

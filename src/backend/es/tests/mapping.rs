@@ -21,7 +21,7 @@ use crate::backend::ops::checkin::{checkin_start, CheckinInput};
 use crate::backend::ops::enroll::{enroll, EnrollInput};
 use crate::backend::ops::outputs::ensure_output_keys;
 use crate::backend::ops::testkit::remotes;
-use crate::backend::workers::prepare_policy;
+use crate::backend::relay::prepare_policy;
 use crate::backend::{ApiKey, Store};
 use crate::model::Action;
 
@@ -145,7 +145,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &EnrollInput {
             key: token,
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
         },
@@ -168,7 +168,7 @@ fn agent_life(t: &EsTestStore) -> String {
             key: key.clone(),
             agent_id: id.clone(),
             agent_version: Ok("9.2.1".into()),
-            body: serde_json::to_vec(&checkin).unwrap(),
+            body: crate::api::checkin::parse(&serde_json::to_vec(&checkin).unwrap()),
         },
         now,
     )
@@ -219,7 +219,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &AckInput {
             key: key.clone(),
             agent_id: id.clone(),
-            body: serde_json::to_vec(&events).unwrap(),
+            body: crate::api::ack::parse(&serde_json::to_vec(&events).unwrap()),
         },
         now,
     )
@@ -239,7 +239,7 @@ fn agent_life(t: &EsTestStore) -> String {
         &AckInput {
             key,
             agent_id: id.clone(),
-            body: serde_json::to_vec(&events).unwrap(),
+            body: crate::api::ack::parse(&serde_json::to_vec(&events).unwrap()),
         },
         now,
     )

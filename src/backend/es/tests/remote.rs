@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::backend::es::remote::HttpConnect;
 use crate::backend::remote::{ConnectError, KeyCluster};
 use crate::backend::{ApiKey, NewApiKey, StoreError};
-use crate::core::remote::RemoteEs;
 use crate::tls::test_support::{make_ca, make_leaf, TempDir, TestCert};
+use crate::transform::remote::RemoteEs;
 
 fn output(hosts: &[String], token: &str, ssl: Value) -> RemoteEs {
     RemoteEs::from_output(&json!({"type": "remote_elasticsearch", "hosts": hosts,

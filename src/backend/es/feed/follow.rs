@@ -17,8 +17,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use super::bodies::ACTIONS;
-use super::feed::{action_from_hit, Feed, INDICES};
+use super::{action_from_hit, Feed, INDICES};
+use crate::backend::es::bodies::ACTIONS;
 use crate::backend::relay::FeedSink;
 use crate::backend::StoreError;
 use crate::model::time::rfc3339_seconds;

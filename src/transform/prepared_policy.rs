@@ -708,7 +708,7 @@ mod tests {
         for entry in entries {
             let path = entry.unwrap().path();
             let data: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            let secrets: HashMap<String, String> = crate::core::secrets::referenced_ids(&data)
+            let secrets: HashMap<String, String> = crate::transform::secrets::referenced_ids(&data)
                 .into_iter()
                 .map(|id| (id, "elasticsearch".to_owned()))
                 .collect();

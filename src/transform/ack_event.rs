@@ -11,12 +11,12 @@ use serde_json::Value;
 use crate::model::time::GoTime;
 
 /// One event as sent: its members in text order (empty when the event is not an object).
-#[derive(Debug, Default)]
-pub(super) struct RawEvent(Vec<(String, Value)>);
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawEvent(Vec<(String, Value)>);
 
 /// Which Go struct the event is read into (by the action's stored type).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum View {
+pub enum View {
     /// `GenericEvent`: the ids, `error`, `timestamp`.
     Generic,
     /// `DiagnosticsEvent`: generic plus `data`.
@@ -29,7 +29,7 @@ pub(super) enum View {
 
 /// An event read through one [`View`].
 #[derive(Debug, Clone, Default)]
-pub(super) struct Event {
+pub struct Event {
     pub agent_id: String,
     pub action_id: String,
     /// `None` when absent or `null`; `Some("")` counts as an error, as in Go.
@@ -50,7 +50,7 @@ pub(super) struct Event {
 
 impl RawEvent {
     /// Fills the view's Go struct from the members, in order, with Go's rules.
-    pub(super) fn view(&self, view: View) -> Event {
+    pub fn view(&self, view: View) -> Event {
         let mut event = Event {
             timestamp: GoTime::ZERO,
             started_at: GoTime::ZERO,

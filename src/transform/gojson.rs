@@ -5,6 +5,7 @@
 //! byte for byte keeps agent documents stable when fleet-edge and Elastic's Fleet Server share a
 //! cluster (a different hash would re-key every agent once).
 
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// Go's encoding of `value`, trailing newline included.
@@ -102,6 +103,30 @@ fn write_string(s: &str, out: &mut String) {
         }
     }
     out.push('"');
+}
+
+/// `deserialize_with` for a member Go decodes into a non-pointer string, number, bool, slice or
+/// map: `null` leaves the zero value, exactly like the member being absent.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `deserialize_with` for a `[]string` member: the list may be `null`, and so may each element
+/// (Go leaves a `null` element as `""`).
+pub fn null_strings<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let items: Option<Vec<Option<String>>> = Option::deserialize(deserializer)?;
+    Ok(items
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 #[cfg(test)]
