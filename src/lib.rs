@@ -68,6 +68,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod embedded;
+pub mod files;
 pub mod fsmode;
 pub mod http;
 pub mod logging;

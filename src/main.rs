@@ -60,6 +60,9 @@ fn main() -> ExitCode {
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     // Before anything reads or writes it: the data dir holds keys, tokens and credentials.
     fleet_edge::fsmode::secure_data_dir(&config.data_dir)?;
+    if let Some(mirror) = &config.files.mirror_dir {
+        fleet_edge::files::prepare_mirror(mirror)?;
+    }
     if let Some(es) = &config.es {
         // Production mode: the state lives in Elasticsearch; several instances may share it.
         let store = fleet_edge::backend::es::EsStore::connect(es, config.startup_timeout)?;
@@ -74,6 +77,23 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let opened = fleet_edge::embedded::open(&config.data_dir)?;
+    // --self-signed-key-type auto: RSA when a policy has Elastic Defend (it needs RSA).
+    let mut config = config.clone();
+    config.server.defend_policy =
+        fleet_edge::embedded::policies::defend_policy(opened.policies_dir());
+    if let Some(file) = &config.server.defend_policy {
+        if matches!(
+            config.server.tls,
+            fleet_edge::config::ServerTls::SelfSigned { .. }
+        ) && config.server.self_signed_key == fleet_edge::tls::self_signed::SelfSignedKey::Auto
+        {
+            log::info!(
+                "{} has an Elastic Defend integration: a CA generated now is RSA (--self-signed-key-type auto)",
+                file.display()
+            );
+        }
+    }
+    let config = &config;
     let store: Arc<dyn fleet_edge::backend::Store> = opened.store().clone();
     let enrollment = Arc::new(std::sync::OnceLock::new());
     let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
@@ -90,6 +110,15 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         &fleet_edge::embedded::FirstStart {
             fleet_url: &url,
             output: config.default_output.as_ref(),
+            download: config.files.mirror_dir.as_ref().map(|_| {
+                fleet_edge::embedded::policies::DownloadSource {
+                    source_uri: format!("{}/downloads/", url.trim_end_matches('/')),
+                    ca_pem: listening
+                        .generated_ca
+                        .as_ref()
+                        .and_then(|(path, _)| std::fs::read_to_string(path).ok()),
+                }
+            }),
         },
     )?;
     // The policy files are scanned by a timer of the loop, on a worker; SIGHUP scans at once.
@@ -171,13 +200,27 @@ fn quick_start(
         embedded.token, embedded.token_policy
     );
     if let Some((path, fingerprint)) = &listening.generated_ca {
-        println!("  CA certificate:     {}", path.display());
+        let key = match listening.generated_key {
+            Some(fleet_edge::tls::self_signed::KeyAlgorithm::Rsa2048) => "RSA".to_owned(),
+            Some(other) => format!(
+                "{other}; Elastic Defend needs RSA: --self-signed-key-type rsa, see README \"Elastic Defend\""
+            ),
+            None => String::new(),
+        };
+        println!("  CA certificate:     {} ({key})", path.display());
         println!("  CA fingerprint:     {fingerprint} (SHA-256)");
     }
     println!(
         "  Policies:           {} (edit a file to roll out a new revision)",
         embedded.policies_dir.display()
     );
+    if let Some(mirror) = &config.files.mirror_dir {
+        println!(
+            "  Artifact mirror:    {}/downloads/ from {} (fleet-edge artifacts import FILE...)",
+            url.trim_end_matches('/'),
+            mirror.display()
+        );
+    }
     if !embedded.output_problems.is_empty() {
         println!(
             "  Output:             {}: agents send no data until you edit outputs in {} (or first start with --default-output-hosts)",

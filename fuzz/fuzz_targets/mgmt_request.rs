@@ -74,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
         ],
         body,
         keep_alive: true,
+        tls: false,
     };
     let console = request.path == "/" || request.path.starts_with("/console");
     let mut guard = LoginGuard::default();

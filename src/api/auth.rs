@@ -47,6 +47,7 @@ mod tests {
 
     fn with_auth(values: &[&[u8]]) -> Request {
         Request {
+            tls: false,
             method: Method::Post,
             path: "/".into(),
             query: None,

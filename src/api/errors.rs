@@ -94,6 +94,15 @@ pub enum ApiError {
     /// text as message, e.g. `unknown enroll request type`.
     #[error("{0}")]
     Internal(String),
+    /// Rows 8–9: an Endpoint artifact the agent's policy does not list, or no policy.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Row 7: generic not found (an Endpoint artifact).
+    #[error("not found")]
+    NotFound,
+    /// Row 10: the artifact fetch throttle.
+    #[error("too many requests")]
+    TooManyRequests,
 }
 
 impl ApiError {
@@ -129,6 +138,9 @@ impl ApiError {
             StoreFailed(detail) => return (503, detail.clone()),
             StoreUnavailable => (503, "ServiceUnavailable"),
             Internal(_) => (500, "BadRequest"),
+            Forbidden(_) => (403, "Forbidden"),
+            NotFound => (404, "NotFound"),
+            TooManyRequests => (429, "TooManyRequests"),
         };
         (status, error.to_owned())
     }
@@ -161,6 +173,9 @@ impl From<&OpError> for ApiError {
             }
             OpError::Invalid(what) => ApiError::BadRequest(what.clone()),
             OpError::Refused(why) => ApiError::Internal(why.clone()),
+            OpError::Forbidden(why) => ApiError::Forbidden(why.clone()),
+            OpError::NotFound => ApiError::NotFound,
+            OpError::Throttled => ApiError::TooManyRequests,
             OpError::InvalidUserAgent => ApiError::InvalidUserAgent,
             OpError::UnsupportedVersion => ApiError::UnsupportedVersion,
         }

@@ -9,6 +9,7 @@ pub mod ack;
 pub mod audit;
 pub mod auth;
 pub mod checkin;
+pub mod downloads;
 pub mod enroll;
 pub mod errors;
 pub mod health;
@@ -16,6 +17,8 @@ pub mod ids;
 pub mod json_body;
 pub mod limits;
 pub mod opamp;
+pub mod pgp;
+pub mod serving;
 pub mod status;
 pub mod user_agent;
 pub mod version;
@@ -51,6 +54,8 @@ pub struct Context<'a> {
     pub limits: &'a mut RouteLimits,
     /// The loop's clock reading.
     pub now: std::time::Instant,
+    /// The mirror and PGP key directories.
+    pub files: &'a crate::api::serving::FileServing,
 }
 
 /// The endpoints this server routes, classified from method and path.
@@ -68,6 +73,12 @@ pub enum Route<'a> {
     AuditUnenroll(&'a str),
     /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
     OpAmp,
+    /// `GET /api/fleet/artifacts/{id}/{sha2}` (Elastic Defend); carries both.
+    Artifact(&'a str, &'a str),
+    /// `GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key`; carries the version.
+    PgpKey(&'a str),
+    /// `GET`/`HEAD /downloads/...`, the artifact mirror; carries the whole path.
+    Download(&'a str),
     /// A path that exists, but not for this method; carries the allowed method.
     WrongMethod(&'static str),
     /// No such path.
@@ -82,6 +93,27 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
         "/api/fleet/agents/enroll" => (post, Route::Enroll, "POST"),
         opamp::PATH => (true, Route::OpAmp, ""),
+        _ if path.starts_with(downloads::PREFIX) => (
+            matches!(method, Method::Get | Method::Head),
+            Route::Download(path),
+            "GET, HEAD",
+        ),
+        _ if pgp::version_segment(path).is_some() => (
+            *method == Method::Get,
+            Route::PgpKey(pgp::version_segment(path).unwrap_or_default()),
+            "GET",
+        ),
+        _ if path.starts_with("/api/fleet/artifacts/") => match path
+            .trim_start_matches("/api/fleet/artifacts/")
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [id, sha2] if !id.is_empty() && !sha2.is_empty() => {
+                (*method == Method::Get, Route::Artifact(id, sha2), "GET")
+            }
+            _ => return Route::NotFound,
+        },
         _ => match path
             .strip_prefix("/api/fleet/agents/")
             .map(|rest| rest.split('/').collect::<Vec<_>>())
@@ -113,7 +145,12 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
         Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
-        Route::Status | Route::WrongMethod(_) | Route::NotFound => (64 * KIB, 64 * KIB),
+        Route::Status
+        | Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::Artifact(..)
+        | Route::WrongMethod(_)
+        | Route::NotFound => (64 * KIB, 64 * KIB),
     };
     BodyLimits {
         max_body,
@@ -151,6 +188,12 @@ pub enum PendingKind {
     OpAmpUpgrade,
     /// A message on an OpAMP WebSocket (no HTTP response).
     OpAmpMessage,
+    /// The upgrade PGP key.
+    PgpKey,
+    /// A file of the artifact mirror.
+    Download,
+    /// An Elastic Defend artifact.
+    Artifact,
 }
 
 /// A request waiting for its backend job: what its response must carry.
@@ -174,9 +217,12 @@ pub struct Pending {
 impl Pending {
     /// Adds the headers every routed response carries.
     pub fn decorate(&self, response: Response) -> Response {
-        response
-            .with_header("Elastic-Api-Version", self.api_version)
-            .with_header("X-Request-Id", self.request_id.clone())
+        // The mirror is outside Fleet's API router: no API version on its answers.
+        let response = match self.kind {
+            PendingKind::Download => response,
+            _ => response.with_header("Elastic-Api-Version", self.api_version),
+        };
+        response.with_header("X-Request-Id", self.request_id.clone())
     }
 
     /// Logs a refusal for the agent's version: the agent version, the version this server
@@ -202,6 +248,16 @@ impl Pending {
             JobOutput::Audited(Ok(())) => Response::new(200),
             JobOutput::Admin(status, body) => Response::json(status, &body),
             JobOutput::Authenticated(valid) => status::handle(health, valid, self.server_version),
+            JobOutput::PgpKey(key) => pgp::answer(key),
+            // The decoded (still compressed) bytes, no explicit Content-Type (§8).
+            JobOutput::Artifact(Ok(bytes)) => {
+                Response::new(200).with_body(crate::http::Body::Bytes(bytes))
+            }
+            JobOutput::Artifact(Err(e)) => errors::respond(&ApiError::from(&e)),
+            JobOutput::Download(found) => {
+                let (request, found) = *found;
+                downloads::answer(&request, found)
+            }
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
@@ -231,7 +287,11 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::OpAmp => Some(LimitedRoute::OpAmp),
-        Route::WrongMethod(_) | Route::NotFound => None,
+        Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::Artifact(..)
+        | Route::WrongMethod(_)
+        | Route::NotFound => None,
     }
 }
 
@@ -314,11 +374,30 @@ fn dispatch(
                 refused_agent_version: None,
             })
         }
+        // The mirror is a static file site, outside Fleet's API router.
+        Route::Download(_) => {
+            let Some(root) = &ctx.files.mirror else {
+                return Decision::Respond(not_found());
+            };
+            return Decision::Job(
+                Job::Download(downloads::request(req, root.clone())),
+                Pending {
+                    kind: PendingKind::Download,
+                    request_id: request_id.clone(),
+                    api_version: version::DEFAULT,
+                    limited,
+                    server_version: ctx.server_version,
+                    refused_agent_version: None,
+                },
+            );
+        }
         Route::Status
         | Route::Enroll
         | Route::Checkin(_)
         | Route::Acks(_)
-        | Route::AuditUnenroll(_) => {}
+        | Route::AuditUnenroll(_)
+        | Route::Artifact(..)
+        | Route::PgpKey(_) => {}
     }
     let api_version = match version::negotiate(req) {
         Ok(v) => v,
@@ -350,6 +429,19 @@ fn dispatch(
     let respond = |response: Response| {
         Decision::Respond(response.with_header("Elastic-Api-Version", api_version))
     };
+    if let Route::PgpKey(version) = route {
+        // The binder's parameter check runs before the handler's TLS check.
+        if let Err(refused) = pgp::check_version(version) {
+            return respond(refused);
+        }
+        if !req.tls {
+            return respond(pgp::tls_required());
+        }
+        return Decision::Job(
+            Job::PgpKey(std::sync::Arc::clone(&ctx.files.pgp)),
+            pending(PendingKind::PgpKey),
+        );
+    }
     if let Route::Status = route {
         // The long form needs the key checked by the store; any auth failure is the short form.
         return match (ctx.has_store, auth::api_key(req)) {
@@ -411,6 +503,17 @@ fn dispatch(
             }),
             pending(PendingKind::Ack),
         ),
+        Route::Artifact(identifier, sha2) => Decision::Job(
+            Job::Artifact(
+                crate::backend::ops::artifacts::ArtifactInput {
+                    key,
+                    identifier: identifier.to_owned(),
+                    sha2: sha2.to_owned(),
+                },
+                std::sync::Arc::clone(&ctx.files.endpoint_artifacts),
+            ),
+            pending(PendingKind::Artifact),
+        ),
         Route::AuditUnenroll(agent_id) => Decision::Job(
             Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
                 key,
@@ -419,9 +522,12 @@ fn dispatch(
             }),
             pending(PendingKind::Audit),
         ),
-        Route::Status | Route::OpAmp | Route::WrongMethod(_) | Route::NotFound => {
-            respond(not_found())
-        }
+        Route::Status
+        | Route::OpAmp
+        | Route::PgpKey(_)
+        | Route::Download(_)
+        | Route::WrongMethod(_)
+        | Route::NotFound => respond(not_found()),
     }
 }
 
@@ -431,6 +537,7 @@ mod tests {
 
     fn get(path: &str, headers: &[(&str, &str)]) -> Request {
         Request {
+            tls: true,
             method: Method::Get,
             path: path.to_owned(),
             query: None,
@@ -457,6 +564,7 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now: std::time::Instant::now(),
+                files: &crate::api::serving::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,
@@ -560,6 +668,7 @@ mod tests {
                 server_version: crate::server_version::BUILT_IN,
                 limits: &mut limits,
                 now,
+                files: &crate::api::serving::FileServing::default(),
             },
         ) {
             Decision::Respond(r) => r,

@@ -86,6 +86,7 @@ mod tests {
     fn ua_with(value: &str, server: ServerVersion) -> Result<String, ApiError> {
         agent_version(
             &Request {
+                tls: false,
                 method: Method::Post,
                 path: "/".into(),
                 query: None,
@@ -117,6 +118,7 @@ mod tests {
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
         let missing = agent_version(
             &Request {
+                tls: false,
                 method: Method::Post,
                 path: "/".into(),
                 query: None,
@@ -156,6 +158,7 @@ mod tests {
             Err(ApiError::UnsupportedVersion)
         );
         let req = |v: &str| Request {
+            tls: false,
             method: Method::Post,
             path: "/".into(),
             query: None,

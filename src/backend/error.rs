@@ -61,6 +61,15 @@ pub enum OpError {
     /// The request cannot be processed as sent (Fleet Server answers these 500).
     #[error("{0}")]
     Refused(String),
+    /// The caller may not have what it asked for (an artifact its policy does not list): 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// What was asked for does not exist (an artifact the store lacks): 404.
+    #[error("not found")]
+    NotFound,
+    /// Too many fetches of this kind at once (the artifact throttle): 429.
+    #[error("too many requests")]
+    Throttled,
     /// The User-Agent is missing or malformed.
     #[error("invalid user agent")]
     InvalidUserAgent,

@@ -45,6 +45,15 @@ pub enum Job {
     Admin(Box<dyn super::admin::AdminWork>),
     /// One OpAMP message (`backend::ops::opamp`).
     OpAmp(OpAmpInput),
+    /// Read (or fetch upstream) the upgrade PGP key (`files::pgp`).
+    PgpKey(Arc<crate::files::pgp::PgpSource>),
+    /// An Elastic Defend artifact download (`ops::artifacts`).
+    Artifact(
+        super::ops::artifacts::ArtifactInput,
+        Arc<super::ops::artifacts::ArtifactCache>,
+    ),
+    /// Look up a file of the artifact mirror (`files::mirror`).
+    Download(crate::files::mirror::DownloadRequest),
     /// The token check of an OpAMP WebSocket upgrade; `accept` comes back with the answer.
     OpAmpConnect {
         /// The enrollment token.
@@ -75,6 +84,18 @@ pub enum JobOutput {
     OpAmp(Result<OpAmpOutcome, OpAmpRefusal>),
     /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
     OpAmpConnected(Result<(String, ApiKey), OpAmpRefusal>),
+    /// From [`Job::PgpKey`]: the armored key, or why it cannot be served.
+    PgpKey(Result<Vec<u8>, String>),
+    /// From [`Job::Artifact`]: the encoded artifact bytes.
+    Artifact(Result<Vec<u8>, OpError>),
+    /// From [`Job::Download`]: the request and what the lookup found (an open file); `api`
+    /// makes the response, whose body streams from the file.
+    Download(
+        Box<(
+            crate::files::mirror::DownloadRequest,
+            Result<crate::files::mirror::Opened, crate::files::mirror::MirrorError>,
+        )>,
+    ),
     /// From [`Job::WriteCheckins`]: the entries that must be retried, with the cause.
     CheckinsWritten {
         /// Entries not written (the store was down); written back into the pending map.

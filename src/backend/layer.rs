@@ -109,6 +109,16 @@ impl<L: Layer> Store for L {
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
         self.inner().latest_policies()
     }
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        self.inner().agent_by_access_key(api_key_id)
+    }
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError> {
+        self.inner().artifact(identifier, decoded_sha256)
+    }
     fn changes(
         &self,
         since: Cursor,

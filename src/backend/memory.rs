@@ -41,6 +41,7 @@ struct Inner {
     policy_seq: i64,
     key_counter: u64,
     secrets: HashMap<String, String>,
+    artifacts: Vec<crate::model::Artifact>,
     /// Test hook: when set, every operation fails with this error.
     fail_with: Option<StoreError>,
 }
@@ -187,6 +188,12 @@ impl MemoryStore {
         drop(inner);
         self.changed.notify_all();
         Ok(action)
+    }
+
+    /// Adds a `.fleet-artifacts` document (as Kibana writes them).
+    pub fn add_artifact(&self, artifact: crate::model::Artifact) -> Result<(), StoreError> {
+        self.lock()?.artifacts.push(artifact);
+        Ok(())
     }
 
     /// Stores a Fleet secret (what Kibana does through `POST /_fleet/secret`).
@@ -446,6 +453,36 @@ impl Store for MemoryStore {
 
     fn secret(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.lock()?.secrets.get(id).cloned())
+    }
+
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        let id = {
+            let inner = self.lock()?;
+            inner
+                .agents
+                .iter()
+                .find(|(_, src)| {
+                    src.get("access_api_key_id").and_then(Value::as_str) == Some(api_key_id)
+                })
+                .map(|(id, _)| id.clone())
+        };
+        match id {
+            Some(id) => self.agent(&id),
+            None => Ok(None),
+        }
+    }
+
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError> {
+        Ok(self
+            .lock()?
+            .artifacts
+            .iter()
+            .find(|a| a.identifier == identifier && a.decoded_sha256 == decoded_sha256)
+            .cloned())
     }
 
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {

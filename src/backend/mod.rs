@@ -275,6 +275,16 @@ pub trait Store: Send + Sync {
     /// The newest revision of every policy.
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;
 
+    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how Endpoint
+    /// artifact downloads find their agent (fleet-protocol.md §8).
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError>;
+    /// The first `.fleet-artifacts` document with this identifier and decoded SHA-256 (Q9).
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError>;
+
     /// Blocks up to `wait` for policy or action documents newer than `since`; returns at once
     /// when there are some. An empty result with `cursor: None` means nothing changed.
     fn changes(

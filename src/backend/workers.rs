@@ -250,6 +250,19 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),
+        Job::Artifact(input, cache) => {
+            JobOutput::Artifact(super::ops::artifacts::artifact_download(
+                store,
+                &cache,
+                &input,
+                std::time::Instant::now(),
+            ))
+        }
+        Job::PgpKey(source) => JobOutput::PgpKey(source.key().map_err(|e| e.to_string())),
+        Job::Download(request) => {
+            let found = crate::files::mirror::open(&request.root, &request.path);
+            JobOutput::Download(Box::new((request, found)))
+        }
         Job::Admin(_) => JobOutput::Admin(
             404,
             serde_json::json!({"statusCode": 404, "error": "Not Found", "message": "this store has no management API"}),

@@ -78,6 +78,10 @@ pub struct Values {
     pub max_connections: Option<usize>,
     /// `server.limits.max_agents`.
     pub max_agents: Option<i64>,
+    /// `server.pgp.dir` (issue 17).
+    pub pgp_dir: Option<String>,
+    /// `server.pgp.upstream_url`.
+    pub pgp_upstream_url: Option<String>,
     /// The Elasticsearch output.
     pub es: Option<EsOutput>,
 }
@@ -180,6 +184,8 @@ pub fn read(doc: &PolicyDoc) -> Option<Overrides> {
             )),
         }
     }
+    o.values.pgp_dir = string_at(input, "server.pgp.dir");
+    o.values.pgp_upstream_url = string_at(input, "server.pgp.upstream_url");
     let ssl = lookup(input, "server.ssl").or_else(|| lookup(input, "ssl"));
     if let Some(ssl) = ssl {
         o.values.ssl = read_server_ssl(ssl, &at("ssl"), &mut o.invalid, &mut o.ignored);
@@ -368,6 +374,28 @@ pub fn apply(bootstrap: &Config, o: &Values, scratch: &Path) -> Applied {
             server.max_agents
         ));
         server.max_agents = n;
+    }
+    let files = &mut config.files;
+    if let Some(dir) = o.pgp_dir.as_deref().map(PathBuf::from) {
+        if dir != files.pgp_dir {
+            changes.push(format!(
+                "server.pgp.dir: {} -> {}",
+                files.pgp_dir.display(),
+                dir.display()
+            ));
+            files.pgp_dir = dir;
+        }
+    }
+    if let Some(url) = o
+        .pgp_upstream_url
+        .as_ref()
+        .filter(|u| **u != files.pgp_upstream_url)
+    {
+        changes.push(format!(
+            "server.pgp.upstream_url: {} -> {url}",
+            files.pgp_upstream_url
+        ));
+        files.pgp_upstream_url = url.clone();
     }
     if let Some(ssl) = &o.ssl {
         apply_server_ssl(&mut config, ssl, scratch, &mut changes, &mut problems);

@@ -9,11 +9,14 @@
 //! fleet-edge tokens list | create --policy ID [--name N] | revoke ID
 //! fleet-edge policy list | apply FILE
 //! fleet-edge unenroll AGENT_ID [--force] [--revoke]
-//! fleet-edge upgrade AGENT_ID --version V [--source-uri URL]
+//! fleet-edge upgrade [AGENT_ID...] [--policy ID | --all] --version V [--source-uri URL]
+//!                    [--rollout-duration D] [--start-time T] [--force]
 //! fleet-edge diagnostics AGENT_ID
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE | restore FILE
+//! fleet-edge artifacts [list] | import FILE... [--downloads-dir D] | add-endpoint FILE...
+//! fleet-edge pgp import FILE [--pgp-dir D]
 //! fleet-edge help [COMMAND]                  (or --help anywhere)
 //! ```
 //!
@@ -105,6 +108,10 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
         .unwrap_or_else(|| "fleet-edge-data".to_owned());
     match invocation.words {
         ["backup"] => return backup(&data_dir, Path::new(&invocation.args[0])),
+        ["artifacts", "list"]
+        | ["artifacts", "import"]
+        | ["artifacts", "add-endpoint"]
+        | ["pgp", "import"] => return files(&invocation, Path::new(&data_dir)),
         ["restore"] => {
             let file = &invocation.args[0];
             let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
@@ -123,6 +130,9 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             }))
         }
     };
+    if invocation.words == ["upgrade"] {
+        refuse_what_the_mirror_lacks(&invocation, Path::new(&data_dir))?;
+    }
     let (method, path, body) = request_for(&invocation)?;
     let answer = request(
         Path::new(&data_dir),
@@ -133,6 +143,173 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
     )?;
     print!("{}", output::render(invocation.words, &answer, json));
     Ok(())
+}
+
+/// The air-gap commands: they work on the data dir's files, server running or not.
+fn files(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
+    let input = |e: crate::files::import::ImportError| CliError::Input(e.to_string());
+    let mirror = inv
+        .option("--downloads-dir")
+        .map_or_else(|| data_dir.join("downloads"), PathBuf::from);
+    match inv.words {
+        ["pgp", "import"] => {
+            let pgp_dir = inv
+                .option("--pgp-dir")
+                .map_or_else(|| data_dir.join("pgp"), PathBuf::from);
+            let path = crate::files::import::import_pgp_key(&pgp_dir, Path::new(&inv.args[0]))
+                .map_err(input)?;
+            println!(
+                "installed {} (mode 0600): served at /api/agents/upgrades/<version>/pgp-public-key",
+                path.display()
+            );
+        }
+        ["artifacts", "add-endpoint"] => {
+            let dir = data_dir.join(crate::backend::local::ENDPOINT_ARTIFACTS_DIR);
+            for file in &inv.args {
+                let path = crate::files::endpoint::add(&dir, Path::new(file))
+                    .map_err(|e| CliError::Input(e.to_string()))?;
+                println!("installed {}", path.display());
+            }
+        }
+        ["artifacts", "import"] => {
+            for file in &inv.args {
+                for imported in
+                    crate::files::import::import(&mirror, Path::new(file)).map_err(input)?
+                {
+                    let how = if imported.verified {
+                        " (SHA-512 verified)"
+                    } else {
+                        ""
+                    };
+                    println!("/downloads/{}{how}", imported.path);
+                }
+            }
+        }
+        _ => {
+            let listed = crate::files::mirror::list(&mirror)
+                .map_err(|e| CliError::Input(format!("cannot list {}: {e}", mirror.display())))?;
+            if listed.is_empty() {
+                println!(
+                    "the artifact mirror {} is empty; add packages with 'fleet-edge artifacts import FILE...'",
+                    mirror.display()
+                );
+            }
+            for file in listed {
+                println!("{:>12}  /downloads/{}", file.size, file.path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An upgrade whose source is this server's artifact mirror (the `agent.download.sourceURI` the
+/// default policy was written with) to a version the mirror has no Elastic Agent package of would
+/// fail on every agent: refused before any action is made (exit 1).
+fn refuse_what_the_mirror_lacks(inv: &Invocation, data_dir: &Path) -> Result<(), CliError> {
+    let (Some(source), Some(version)) = (inv.option("--source-uri"), inv.option("--version"))
+    else {
+        return Ok(());
+    };
+    let policy_file = data_dir
+        .join("policies")
+        .join(format!("{}.json", crate::embedded::DEFAULT_POLICY_ID));
+    let mirror_uri = std::fs::read(policy_file)
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+        .and_then(|p| {
+            p.pointer("/agent/download/sourceURI")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let is_mirror =
+        mirror_uri.is_some_and(|m| m.trim_end_matches('/') == source.trim_end_matches('/'));
+    if !is_mirror {
+        return Ok(());
+    }
+    let mirror = inv
+        .option("--downloads-dir")
+        .map_or_else(|| data_dir.join("downloads"), PathBuf::from);
+    let prefix = format!("elastic-agent-{version}-");
+    let held = std::fs::read_dir(mirror.join("beats/elastic-agent"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+    if held {
+        return Ok(());
+    }
+    Err(CliError::Input(format!(
+        "the artifact mirror {} has no Elastic Agent {version} package (beats/elastic-agent/{prefix}*): import it first with 'fleet-edge artifacts import', or upgrade from another --source-uri",
+        mirror.display()
+    )))
+}
+
+/// A kuery value in quotes (any characters but the quote and backslash, which are escaped).
+fn quoted(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Whether an `upgrade` line needs Kibana's bulk upgrade (anything but one agent, now).
+fn bulk_upgrade(inv: &Invocation) -> bool {
+    inv.args.len() != 1
+        || ["--policy", "--all", "--rollout-duration", "--start-time"]
+            .iter()
+            .any(|o| inv.option(o).is_some())
+}
+
+/// `POST /api/fleet/agents/bulk_upgrade`'s body (Kibana's members) for an `upgrade` line.
+fn bulk_upgrade_body(inv: &Invocation) -> Result<Value, CliError> {
+    let usage = |problem: String| {
+        CliError::Usage(Usage {
+            problem,
+            see: "fleet-edge help upgrade".into(),
+        })
+    };
+    let agents = match (
+        inv.args.is_empty(),
+        inv.option("--policy"),
+        inv.option("--all"),
+    ) {
+        (false, None, None) => json!(inv.args),
+        // Kibana's kuery: the policy's agents; an empty kuery is every enrolled agent.
+        (true, Some(policy), None) => json!(format!("policy_id:{}", quoted(policy))),
+        (true, None, Some(_)) => json!(""),
+        _ => {
+            return Err(usage(
+                "name the agents with exactly one of: AGENT_ID..., --policy ID, --all".into(),
+            ))
+        }
+    };
+    let mut body =
+        json!({"agents": agents, "version": inv.option("--version").unwrap_or_default()});
+    if let Some(uri) = inv.option("--source-uri") {
+        crate::config::parse_http_url(uri, None)
+            .map_err(|e| usage(format!("--source-uri: {e}")))?;
+        body["source_uri"] = json!(uri);
+    }
+    if let Some(duration) = inv.option("--rollout-duration") {
+        let seconds = match crate::config::parse_duration(duration) {
+            Ok(crate::config::GoDuration::Positive(d)) if d.as_secs() > 0 => d.as_secs(),
+            _ => {
+                return Err(usage(format!(
+                    "--rollout-duration {duration:?} is not a positive duration (e.g. 30m, 2h)"
+                )))
+            }
+        };
+        body["rollout_duration_seconds"] = json!(seconds);
+    }
+    if let Some(start) = inv.option("--start-time") {
+        if crate::model::time::parse_rfc3339(start).is_none() {
+            return Err(usage(format!(
+                "--start-time {start:?} is not an RFC 3339 time (e.g. 2026-12-24T22:00:00Z)"
+            )));
+        }
+        body["start_time"] = json!(start);
+    }
+    if inv.option("--force").is_some() {
+        body["force"] = json!(true);
+    }
+    Ok(body)
 }
 
 /// The management API request a parsed subcommand makes.
@@ -207,6 +384,11 @@ fn request_for(inv: &Invocation) -> Result<(&'static str, String, Option<Value>)
                 "revoke": inv.option("--revoke").is_some(),
             })),
         ),
+        ["upgrade"] if bulk_upgrade(inv) => (
+            "POST",
+            "/api/fleet/agents/bulk_upgrade".to_owned(),
+            Some(bulk_upgrade_body(inv)?),
+        ),
         ["upgrade"] => {
             // Kibana's body: {"version", "source_uri", "force"}; fleet-edge checks no
             // upgradeability, so there is nothing to force.
@@ -275,7 +457,6 @@ fn agents_query(inv: &Invocation) -> Result<String, CliError> {
         }
         clauses.push(format!("status:({})", names.join(" or ")));
     }
-    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
     if let Some(policy) = inv.option("--policy") {
         clauses.push(format!("policy_id:{}", quoted(policy)));
     }

@@ -66,6 +66,7 @@ fn agents_table(answer: &Value) -> String {
                 text(&a["policy_revision"]),
                 text(&a["version"]),
                 text(&a["last_checkin"]),
+                upgrade(&a["upgrade_details"]),
                 unhealthy(a),
             ]
         })
@@ -80,10 +81,35 @@ fn agents_table(answer: &Value) -> String {
             ("REVISION", Align::Right),
             ("VERSION", Align::Left),
             ("LAST CHECKIN", Align::Left),
+            ("UPGRADE", Align::Left),
             ("PROBLEMS", Align::Left),
         ],
         &rows,
     )
+}
+
+/// An upgrade's progress from the agent's `upgrade_details` (fleet-protocol.md §3.10): its
+/// state and target, the download percentage while downloading, the error once failed; `-`
+/// when no upgrade is under way.
+fn upgrade(details: &Value) -> String {
+    let Some(state) = details["state"].as_str() else {
+        return "-".to_owned();
+    };
+    let mut cell = state.to_owned();
+    if let Some(version) = details["target_version"].as_str() {
+        cell.push_str(&format!("->{version}"));
+    }
+    let meta = &details["metadata"];
+    if let Some(percent) = meta["download_percent"].as_f64() {
+        cell.push_str(&format!(" {percent:.0}%"));
+    }
+    for key in ["error_msg", "retry_error_msg"] {
+        if let Some(error) = meta[key].as_str().filter(|e| !e.is_empty()) {
+            cell.push_str(&format!(": {error}"));
+            break;
+        }
+    }
+    cell
 }
 
 fn agent_report(a: &Value) -> String {
@@ -128,24 +154,7 @@ fn agent_report(a: &Value) -> String {
     line("message", text(&a["last_checkin_message"]));
     let details = &a["upgrade_details"];
     if details.is_object() {
-        let mut upgrade = format!(
-            "{} to {}",
-            text(&details["state"]),
-            text(&details["target_version"])
-        );
-        if let Some(p) = details
-            .pointer("/metadata/download_percent")
-            .and_then(Value::as_f64)
-        {
-            upgrade.push_str(&format!(", downloaded {p:.0}%"));
-        }
-        if let Some(e) = details
-            .pointer("/metadata/error_msg")
-            .and_then(Value::as_str)
-        {
-            upgrade.push_str(&format!(", error: {e}"));
-        }
-        line("upgrade", upgrade);
+        line("upgrade", upgrade(details));
     }
     let components = a["components"].as_array().cloned().unwrap_or_default();
     if !components.is_empty() {
@@ -314,6 +323,35 @@ mod tests {
         assert_eq!(&lines[2][end - 1..end], "3", "{out}");
         assert!(lines[2].ends_with("  -"), "empty cells show '-': {out}");
         assert!(out.lines().all(|l| l == l.trim_end()), "{out:?}");
+    }
+
+    #[test]
+    fn upgrade_progress_is_shown_from_upgrade_details() {
+        let cell = |details: Value| upgrade(&details);
+        assert_eq!(cell(Value::Null), "-");
+        assert_eq!(
+            cell(json!({"state": "UPG_REQUESTED", "target_version": "9.6.0"})),
+            "UPG_REQUESTED->9.6.0"
+        );
+        assert_eq!(
+            cell(
+                json!({"state": "UPG_DOWNLOADING", "target_version": "9.6.0", "metadata": {"download_percent": 42.4}})
+            ),
+            "UPG_DOWNLOADING->9.6.0 42%"
+        );
+        assert_eq!(
+            cell(
+                json!({"state": "UPG_FAILED", "target_version": "9.6.0", "metadata": {"error_msg": "checksum mismatch"}})
+            ),
+            "UPG_FAILED->9.6.0: checksum mismatch"
+        );
+        let out = render(
+            &["agents", "list"],
+            &json!({"items": [{"id": "a", "upgrade_details": {"state": "UPG_WATCHING"}}]}),
+            false,
+        );
+        assert!(out.lines().next().unwrap().contains("UPGRADE"), "{out}");
+        assert!(out.contains("UPG_WATCHING"), "{out}");
     }
 
     #[test]

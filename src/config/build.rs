@@ -103,11 +103,16 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         passphrase: b.path(Id::CertKeyPassphrase),
         client_cas: ca_paths,
     };
+    let self_signed_key = b
+        .parsed(Id::SelfSignedKeyType, |s| s.parse())
+        .unwrap_or_default();
     let mut server = ServerSettings {
         host,
         port,
         tls,
         client_auth,
+        self_signed_key,
+        defend_policy: None,
         client_cas,
         tls_files,
         max_connections: b
@@ -176,6 +181,17 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         .parsed(Id::LogFormat, parse_log_format)
         .unwrap_or(LogFormat::Text);
 
+    let files = super::FilesSettings {
+        mirror_dir: b.path(Id::DownloadsDir).or_else(|| {
+            // Embedded mode serves a mirror by default; with Elasticsearch only when asked.
+            es.is_none().then(|| data_dir.join("downloads"))
+        }),
+        pgp_dir: b.path(Id::PgpDir).unwrap_or_else(|| data_dir.join("pgp")),
+        pgp_upstream_url: b
+            .value(Id::PgpUpstreamUrl)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+    };
     if !b.errors.is_empty() {
         return Err(ConfigErrors(b.errors));
     }
@@ -190,6 +206,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
         log_format,
         server_version,
         default_output,
+        files,
         settings: b.shown(),
         warnings: b.warnings,
     })

@@ -14,6 +14,7 @@
 mod args;
 mod build;
 mod environment;
+mod ids;
 mod render;
 mod settings;
 mod values;
@@ -127,6 +128,8 @@ pub struct Config {
     /// embedded mode; `None` when no hosts were given (the output is then written not
     /// configured).
     pub default_output: Option<DefaultOutput>,
+    /// The artifact mirror and the PGP key directory (issue 17).
+    pub files: FilesSettings,
     /// Every setting's effective value (redacted where secret) and origin, in table order.
     pub settings: Vec<SettingValue>,
     /// Problems that do not stop the server, one sentence each; `main` logs them at startup.
@@ -146,6 +149,18 @@ impl Config {
             .find(|s| s.id == id)
             .map_or(Origin::Default, |s| s.origin)
     }
+}
+
+/// What the agent listener serves from disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilesSettings {
+    /// `--downloads-dir`: the artifact mirror (`None`: off; embedded mode defaults it to
+    /// `<data-dir>/downloads`).
+    pub mirror_dir: Option<PathBuf>,
+    /// `--pgp-dir` (`<data-dir>/pgp` unless given).
+    pub pgp_dir: PathBuf,
+    /// `--pgp-upstream-url`.
+    pub pgp_upstream_url: String,
 }
 
 /// One setting's effective value as shown by `--print-config`.
@@ -171,6 +186,11 @@ pub struct ServerSettings {
     pub tls: ServerTls,
     /// Client certificate authentication of agents.
     pub client_auth: ClientAuth,
+    /// `--self-signed-key-type`: the key type of generated certificates.
+    pub self_signed_key: crate::tls::self_signed::SelfSignedKey,
+    /// A policy file with an Elastic Defend integration, found by embedded mode at start (with
+    /// `auto`, generated certificates are then RSA).
+    pub defend_policy: Option<PathBuf>,
     /// Authorities client certificates must chain to (`--certificate-authorities`).
     pub client_cas: Vec<CertificateDer<'static>>,
     /// The files `tls` and `client_cas` were loaded from, which SIGHUP re-reads.

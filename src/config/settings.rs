@@ -4,106 +4,7 @@
 //! argument/environment resolution (`args.rs`) and `--print-config` are all generated from it,
 //! so they cannot drift. Defaults are strings parsed by the same code as user input.
 
-/// Identifies one setting of [`SETTINGS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SettingId {
-    /// `--fleet-server-es`
-    EsHosts,
-    /// `--fleet-server-es-ca`
-    EsCa,
-    /// `--fleet-server-es-ca-trusted-fingerprint`
-    EsCaTrustedFingerprint,
-    /// `--fleet-server-es-cert`
-    EsCert,
-    /// `--fleet-server-es-cert-key`
-    EsCertKey,
-    /// `--fleet-server-es-insecure`
-    EsInsecure,
-    /// `--fleet-server-service-token`
-    ServiceToken,
-    /// `--fleet-server-service-token-path`
-    ServiceTokenPath,
-    /// `--header` / `FLEET_HEADERS` / `FLEET_HEADER`
-    EsHeaders,
-    /// `--fleet-server-policy`
-    PolicyId,
-    /// `--fleet-server-cert`
-    Cert,
-    /// `--fleet-server-cert-key`
-    CertKey,
-    /// `--fleet-server-cert-key-passphrase`
-    CertKeyPassphrase,
-    /// `--certificate-authorities`
-    CertificateAuthorities,
-    /// `--fleet-server-client-auth`
-    ClientAuth,
-    /// `--fleet-server-host`
-    Host,
-    /// `--fleet-server-port`
-    Port,
-    /// `--fleet-server-timeout`
-    StartupTimeout,
-    /// `FLEET_URL` (environment only)
-    FleetUrl,
-    /// `--fleet-server-insecure-http`
-    InsecureHttp,
-    /// `FLEET_SERVER_ENABLE` (environment only, accepted for container compatibility)
-    Enable,
-    /// `--data-dir`
-    DataDir,
-    /// `--log-level`
-    LogLevel,
-    /// `--log-format`
-    LogFormat,
-    /// `--max-connections`
-    MaxConnections,
-    /// `--backend-workers`
-    BackendWorkers,
-    /// `--max-agents`
-    MaxAgents,
-    /// `--management-host`
-    ManagementHost,
-    /// `--management-port`
-    ManagementPort,
-    /// `--http-enabled`: the monitoring endpoint (`/stats`, `/metrics`, `/state`).
-    HttpEnabled,
-    /// `--http-host`.
-    HttpHost,
-    /// `--http-port`.
-    HttpPort,
-    /// `--max-header-bytes`
-    MaxHeaderBytes,
-    /// `--handshake-timeout`
-    HandshakeTimeout,
-    /// `--header-timeout`
-    HeaderTimeout,
-    /// `--idle-timeout`
-    IdleTimeout,
-    /// `--write-stall-timeout`
-    WriteStallTimeout,
-    /// `--drain-timeout`
-    DrainTimeout,
-    /// `--checkin-long-poll`
-    CheckinLongPoll,
-    /// `--checkin-jitter`
-    CheckinJitter,
-    /// `--checkin-max-poll`
-    CheckinMaxPoll,
-    /// `--server-version`
-    ServerVersion,
-    /// `--default-output-type`
-    DefaultOutputType,
-    /// `--default-output-hosts`
-    DefaultOutputHosts,
-    /// `--default-output-api-key`
-    DefaultOutputApiKey,
-    /// `--default-output-ssl-certificate-authorities`
-    DefaultOutputSslCas,
-    /// `--default-output-ssl-certificate`
-    DefaultOutputSslCert,
-    /// `--default-output-ssl-key`
-    DefaultOutputSslKey,
-}
+pub use super::ids::SettingId;
 
 /// How a setting's value is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,6 +254,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         help: "Path to a file holding the passphrase of an encrypted --fleet-server-cert-key.",
         kind: Value,
         policy_overridable: true,
+        secret: false,
+        section: Agents,
+    },
+    SettingSpec {
+        id: Id::SelfSignedKeyType,
+        flag: Some("--self-signed-key-type"),
+        envs: &["FLEET_EDGE_SELF_SIGNED_KEY_TYPE"],
+        value_name: "auto|ecdsa|rsa",
+        default: Some("auto"),
+        help: "Key type of the CA and server certificate generated when no --fleet-server-cert is given: ecdsa (P-256), rsa (2048 bits; Elastic Defend needs RSA), or auto: ecdsa unless a policy has an Elastic Defend integration (embedded mode, when the CA is generated). A CA already in <data-dir>/certs keeps its type.",
+        kind: Value,
+        policy_overridable: false,
         secret: false,
         section: Agents,
     },
@@ -774,6 +687,42 @@ pub static SETTINGS: &[SettingSpec] = &[
         help: "Embedded mode, first start only: unencrypted private key (PEM) of --default-output-ssl-certificate; embedded as ssl.key, so the policy file is written mode 0600.",
         kind: Value,
         policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::DownloadsDir,
+        flag: Some("--downloads-dir"),
+        envs: &["FLEET_EDGE_DOWNLOADS_DIR"],
+        value_name: "PATH",
+        default: None,
+        help: "Artifact mirror served read-only at /downloads/ on the agent listener, laid out as artifacts.elastic.co (fill it with `fleet-edge artifacts import`). Embedded mode: <data-dir>/downloads unless given (created at start); Elasticsearch mode: off unless given.",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::PgpDir,
+        flag: Some("--pgp-dir"),
+        envs: &["FLEET_EDGE_PGP_DIR"],
+        value_name: "PATH",
+        default: None,
+        help: "server.pgp.dir: directory of default.pgp (mode 0600), the key served to agents at /api/agents/upgrades/<version>/pgp-public-key; <data-dir>/pgp unless given (install one with `fleet-edge pgp import FILE`).",
+        kind: Value,
+        policy_overridable: true,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
+        id: Id::PgpUpstreamUrl,
+        flag: Some("--pgp-upstream-url"),
+        envs: &["FLEET_EDGE_PGP_UPSTREAM_URL"],
+        value_name: "URL",
+        default: Some("https://artifacts.elastic.co/GPG-KEY-elastic-agent"),
+        help: "server.pgp.upstream_url: where the PGP key is fetched (then written to the PGP dir) when default.pgp is absent.",
+        kind: Value,
+        policy_overridable: true,
         secret: false,
         section: Runtime,
     },

@@ -154,6 +154,8 @@ pub struct FirstStart<'a> {
     pub fleet_url: &'a str,
     /// `--default-output-*`, if given.
     pub output: Option<&'a DefaultOutput>,
+    /// The artifact mirror agents download upgrades from, when it is on.
+    pub download: Option<policies::DownloadSource>,
 }
 
 /// Syncs policy files (writing the default policy on a fresh data dir), makes sure an enrollment
@@ -168,7 +170,10 @@ pub fn start(opened: Opened, first: &FirstStart<'_>) -> Result<Embedded, Embedde
         && crate::backend::Store::latest_policies(&*store)?.is_empty();
     if fresh {
         let path = policies_dir.join(format!("{DEFAULT_POLICY_ID}.json"));
-        let policy = policies::default_policy(DEFAULT_POLICY_ID, first.fleet_url, first.output);
+        let mut policy = policies::default_policy(DEFAULT_POLICY_ID, first.fleet_url, first.output);
+        if let Some(download) = &first.download {
+            policies::download_from(&mut policy, download);
+        }
         let text = serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n";
         policies::write_private(&path, text.as_bytes()).map_err(|source| {
             EmbeddedError::PoliciesDir {

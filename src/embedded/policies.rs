@@ -39,6 +39,25 @@ pub fn policy_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The first policy file of `dir` with an Elastic Defend integration: an input of type
+/// `endpoint` or from the `endpoint` package (Kibana's `meta.package.name`). Files that do not
+/// parse are skipped here (the policy loader reports them).
+pub fn defend_policy(dir: &Path) -> Option<PathBuf> {
+    policy_files(dir).into_iter().find(|path| {
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let Ok(policy) = super::policy_format::parse(path, &bytes) else {
+            return false;
+        };
+        policy["inputs"].as_array().is_some_and(|inputs| {
+            inputs.iter().any(|input| {
+                input["type"] == "endpoint" || input["meta"]["package"]["name"] == "endpoint"
+            })
+        })
+    })
+}
+
 /// The policy written on first start: `fleet.hosts` is the URL agents reach this server at (the
 /// one the quick start prints; the agent checks it with `GET /api/status` before it acks), the
 /// output is the operator's `--default-output-*` or, without them, an Elasticsearch output with no
@@ -58,6 +77,28 @@ pub fn default_policy(id: &str, fleet_url: &str, output: Option<&DefaultOutput>)
         },
         "inputs": []
     })
+}
+
+/// Points a policy's `agent.download` at the artifact mirror (issue 17): `sourceURI` and, when
+/// the server's certificate comes from a CA it generated, that CA as
+/// `ssl.certificate_authorities` (PEM inline), as Kibana writes an agent binary download source.
+pub fn download_from(policy: &mut Value, source: &DownloadSource) {
+    let mut download = json!({"sourceURI": source.source_uri});
+    if let Some(ca) = &source.ca_pem {
+        download["ssl"] = json!({"certificate_authorities": [ca]});
+    }
+    if let Some(agent) = policy.get_mut("agent").and_then(Value::as_object_mut) {
+        agent.insert("download".into(), download);
+    }
+}
+
+/// Where agents of the default policy download upgrades from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadSource {
+    /// `agent.download.sourceURI` (fleet-edge's URL + `/downloads/`).
+    pub source_uri: String,
+    /// The CA agents need to trust it, PEM.
+    pub ca_pem: Option<String>,
 }
 
 /// The `outputs.default` member: Kibana's full-policy shape for the configured type (PEM text

@@ -427,6 +427,7 @@ mod tests {
 
     fn whole_clone(r: &Request) -> Request {
         Request {
+            tls: r.tls,
             method: r.method.clone(),
             path: r.path.clone(),
             query: r.query.clone(),

@@ -23,13 +23,36 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A body shared between many responses (one serialized policy sent to many agents).
     Shared(Arc<[u8]>),
+    /// A byte range of an open file. The encoder writes only its `Content-Length`; the connection
+    /// streams the bytes from the file as the socket drains (never reading it whole), and sends
+    /// none for `HEAD`. Never gzipped.
+    File(FileBody),
 }
 
+/// The open file and byte range of a [`Body::File`].
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    /// The file, read with positional reads (no shared cursor).
+    pub file: Arc<std::fs::File>,
+    /// First byte sent.
+    pub offset: u64,
+    /// Bytes sent from `offset`: the response's `Content-Length`.
+    pub len: u64,
+}
+
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.offset == other.offset && self.len == other.len
+    }
+}
+
+impl Eq for FileBody {}
+
 impl Body {
-    /// The body's bytes.
+    /// The body's bytes (none for a [`Body::File`], whose bytes stay in the file).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Body::Empty => &[],
+            Body::Empty | Body::File(_) => &[],
             Body::Bytes(b) => b,
             Body::Shared(b) => b,
         }
@@ -159,6 +182,7 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         && !opts.head_request
         && !bodiless_status
         && !already_encoded
+        && !matches!(resp.body, Body::File(_))
         && raw.len() > opts.gzip_threshold;
     let compressed = if compress { gzip::compress(raw) } else { None };
     let body: &[u8] = compressed.as_deref().unwrap_or(raw);
@@ -194,7 +218,11 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         push_header(out, "Vary", "Accept-Encoding");
     }
     if !bodiless_status {
-        push_header(out, "Content-Length", &body.len().to_string());
+        let length = match &resp.body {
+            Body::File(file) => file.len,
+            _ => body.len() as u64,
+        };
+        push_header(out, "Content-Length", &length.to_string());
     }
     if !opts.keep_alive {
         push_header(out, "Connection", "close");
@@ -495,6 +523,27 @@ mod tests {
         let (_, _, hs, body) = parse(&out);
         assert_eq!(body, &shared[..]);
         assert_eq!(find(&hs, "content-length"), Some("12"));
+    }
+
+    #[test]
+    fn file_body_announces_its_range_length_and_writes_no_bytes_nor_gzip() {
+        let file = std::sync::Arc::new(std::fs::File::open("Cargo.toml").unwrap());
+        let resp = Response::new(206).with_body(Body::File(FileBody {
+            file,
+            offset: 10,
+            len: 5000,
+        }));
+        let mut out = Vec::new();
+        let opts = EncodeOptions {
+            accepts_gzip: true,
+            ..opts()
+        };
+        encode_response(&resp, &opts, &mut out);
+        let (status, _, headers, body) = parse(&out);
+        assert_eq!(status, 206);
+        assert_eq!(find(&headers, "content-length"), Some("5000"));
+        assert_eq!(find(&headers, "content-encoding"), None);
+        assert!(body.is_empty(), "the connection streams the file itself");
     }
 
     #[test]

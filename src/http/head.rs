@@ -90,6 +90,8 @@ pub(crate) fn parse_head(
         keep_alive: keep_alive(minor_version, &headers),
         headers,
         body: Vec::new(),
+        // The connection knows its transport and sets this.
+        tls: false,
     };
     Ok(Some((request, used)))
 }

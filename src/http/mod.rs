@@ -52,7 +52,7 @@ mod proptests;
 
 pub use date::{DateCache, HttpDate};
 pub use decode::{Decoder, CONTINUE_RESPONSE};
-pub use encode::{encode_response, Body, EncodeOptions, Response};
+pub use encode::{encode_response, Body, EncodeOptions, FileBody, Response};
 pub use error::{error_response, HttpError};
 pub use gzip::{compress as gzip_compress, decompress as gunzip_capped};
 pub use request::{BodyLimits, Limits, Method, Request};

@@ -100,6 +100,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// HTTP/1.1: true unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
     pub keep_alive: bool,
+    /// The request arrived over TLS (set by the connection; Go's `r.TLS != nil`, which the PGP
+    /// key endpoint checks).
+    pub tls: bool,
 }
 
 impl Request {
@@ -226,6 +229,7 @@ mod tests {
             .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
         Request {
+            tls: false,
             method: Method::Get,
             path: "/".into(),
             query: None,

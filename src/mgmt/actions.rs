@@ -57,22 +57,6 @@ pub(super) fn create_action(admin: &dyn Admin, action: Action) -> Result<Action,
     Ok(action)
 }
 
-/// UPGRADE data from Kibana's body `{version, source_uri?}`.
-pub(super) fn upgrade_data(body: &Value) -> Result<Value, Failure> {
-    let Some(version) = body
-        .get("version")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-    else {
-        return Err(Failure::Invalid("\"version\" is required".into()));
-    };
-    let mut data = json!({"version": version});
-    if let Some(uri) = body.get("source_uri").and_then(Value::as_str) {
-        data["source_uri"] = json!(uri);
-    }
-    Ok(data)
-}
-
 /// REQUEST_DIAGNOSTICS data from Kibana's body `{additional_metrics?}`.
 pub(super) fn diagnostics_data(body: &Value) -> Value {
     match body.get("additional_metrics") {
@@ -250,7 +234,10 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
 pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
     let body = &req.body;
     match &req.route {
-        Route::Upgrade(id) => send_one(admin, id, "UPGRADE", upgrade_data(body)?, body, now),
+        Route::Upgrade(id) => {
+            let data = super::upgrade::upgrade_data(body)?;
+            send_one(admin, id, "UPGRADE", data, body, now)
+        }
         Route::RequestDiagnostics(id) => send_one(
             admin,
             id,
@@ -335,15 +322,22 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
         }
         Route::ActionStatus => action_status(admin, req, now),
         Route::ActionResults(action_id) => {
-            let items: Vec<Value> = admin
-                .action_results(action_id)?
+            let results = admin.action_results(action_id)?;
+            let items: Vec<Value> = results
                 .iter()
                 .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
                 .collect();
-            if items.is_empty() && admin.store().action(action_id)?.is_none() {
+            let action = admin.store().action(action_id)?;
+            if items.is_empty() && action.is_none() {
                 return Err(Failure::NotFound(format!("action {action_id} not found")));
             }
-            Ok((200, json!({"total": items.len(), "items": items})))
+            // Succeeded / failed / in progress over the action's target agents.
+            let targets = action.map(|a| a.agents).unwrap_or_default();
+            let summary = super::upgrade::results_summary(&targets, &results);
+            Ok((
+                200,
+                json!({"total": items.len(), "items": items, "summary": summary}),
+            ))
         }
         _ => Err(Failure::NotFound("no such action route".into())),
     }

@@ -486,8 +486,8 @@ fn bulk(admin: &dyn Admin, req: &AdminRequest, kind: Bulk, now: SystemTime) -> A
             }
         }
         Bulk::Upgrade => {
-            let data = super::actions::upgrade_data(&req.body)?;
-            let action = create_action(admin, new_action("UPGRADE", ids.clone(), data, now))?;
+            let action = super::upgrade::bulk_action(ids.clone(), &req.body, now)?;
+            let action = create_action(admin, action)?;
             super::actions::mark_upgrade_started(admin, &ids, now)?;
             action.action_id
         }

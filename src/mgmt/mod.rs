@@ -17,6 +17,7 @@ pub mod policies;
 pub mod query;
 pub mod tls;
 pub mod token;
+pub mod upgrade;
 
 use std::path::PathBuf;
 
@@ -33,7 +34,8 @@ pub enum Bulk {
     Reassign,
     /// `bulk_unenroll` `{agents, revoke?, force?}`.
     Unenroll,
-    /// `bulk_upgrade` `{agents, version, source_uri?}`.
+    /// `bulk_upgrade` `{agents, version, source_uri?, start_time?, rollout_duration_seconds?,
+    /// force?}` (see `upgrade.rs`).
     Upgrade,
     /// `bulk_request_diagnostics` `{agents, additional_metrics?}`.
     RequestDiagnostics,
@@ -237,6 +239,7 @@ mod tests {
             headers.push(("authorization".to_owned(), a.as_bytes().to_vec()));
         }
         Request {
+            tls: false,
             method,
             path: path.into(),
             query: None,

@@ -161,6 +161,7 @@ mod tests {
         let generated = crate::tls::self_signed::load_or_create(
             &dir,
             &["localhost".into(), "127.0.0.1".into(), "gw.example".into()],
+            crate::tls::self_signed::KeyRequest::default(),
         )
         .unwrap();
         let tls = ManagementTls::new(&generated.material).unwrap();

@@ -6,6 +6,7 @@
 pub mod action;
 pub mod agent;
 pub mod agent_status;
+pub mod artifact;
 pub mod enrollment;
 pub mod output_health;
 pub mod policy;
@@ -14,6 +15,7 @@ pub mod time;
 pub use action::{Action, ActionResult};
 pub use agent::{Agent, AgentInfo, OutputKey, RetiredKey};
 pub use agent_status::{agent_status, AgentStatus};
+pub use artifact::Artifact;
 pub use enrollment::EnrollmentKey;
 pub use output_health::OutputHealth;
 pub use policy::PolicyDoc;

@@ -11,6 +11,7 @@ use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
+mod file;
 mod websocket;
 
 use super::pool::BufPool;
@@ -124,6 +125,8 @@ pub struct Conn {
     pub timer: Option<(Ticket, TimerKind)>,
     /// Set once the connection switched to WebSocket framing (an OpAMP collector).
     ws: Option<Box<websocket::WsSession>>,
+    /// The rest of a file body being sent (refills `out` as the socket drains).
+    file_out: Option<file::FileStream>,
 }
 
 impl Conn {
@@ -154,6 +157,7 @@ impl Conn {
             management: false,
             reserve: false,
             ws: None,
+            file_out: None,
         }
     }
 
@@ -163,7 +167,7 @@ impl Conn {
     }
 
     fn output_pending(&self) -> bool {
-        self.out_pos < self.out.len() || self.transport.wants_write()
+        self.out_pos < self.out.len() || self.transport.wants_write() || self.file_out.is_some()
     }
 
     /// True between requests: nothing buffered, nothing to send, handshake done.
@@ -247,7 +251,8 @@ impl Conn {
                     api::body_limits(m, p)
                 });
                 match decoded {
-                    Ok(Some(req)) => {
+                    Ok(Some(mut req)) => {
+                        req.tls = !matches!(self.transport, Transport::Plain);
                         self.awaiting = Some(Awaiting {
                             keep_alive: req.keep_alive && !ctx.draining && !self.over_capacity,
                             accepts_gzip: req.accepts_gzip(),
@@ -318,14 +323,6 @@ impl Conn {
         }
     }
 
-    /// The awaited request went to a job: its answer is written in full even for a HEAD
-    /// request (only immediate answers drop the body of a HEAD).
-    pub fn answer_later(&mut self) {
-        if let Some(awaiting) = self.awaiting.as_mut() {
-            awaiting.head = false;
-        }
-    }
-
     /// Writes `response` (headers complete) as the answer to the awaited request.
     pub fn complete(
         &mut self,
@@ -358,6 +355,9 @@ impl Conn {
             date: Some(opts.date),
         };
         encode_response(response, &encode, &mut self.out);
+        if let (crate::http::Body::File(body), false) = (&response.body, opts.head) {
+            self.file_out = Some(file::FileStream::new(body));
+        }
         if !opts.keep_alive {
             self.close_after_flush = true;
         }
@@ -374,6 +374,7 @@ impl Conn {
     fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
         loop {
             let mut moved = false;
+            self.refill_from_file(pool)?;
             if let Some(rest) = self.out.get(self.out_pos..) {
                 if !rest.is_empty() {
                     let n = self.transport.write_plaintext(&mut self.sock, rest)?;
@@ -391,6 +392,26 @@ impl Conn {
                 return Ok(());
             }
         }
+    }
+
+    /// Once `out` is drained, puts the next chunk of a file body in it.
+    fn refill_from_file(&mut self, pool: &mut BufPool) -> io::Result<()> {
+        let Some(stream) = self.file_out.as_mut() else {
+            return Ok(());
+        };
+        if self.out_pos < self.out.len() {
+            return Ok(());
+        }
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        let refilled = stream.refill(&mut self.out, file::FILE_CHUNK);
+        if refilled.is_err() || stream.is_done() {
+            self.file_out = None;
+        }
+        refilled
     }
 
     fn discard_input(&mut self, scratch: &mut [u8]) -> Step {

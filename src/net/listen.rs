@@ -20,6 +20,8 @@ pub struct Listening {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The generated CA agents must trust (path, SHA-256 fingerprint), when self-signed.
     pub generated_ca: Option<(std::path::PathBuf, String)>,
+    /// The generated certificates' key type, when self-signed.
+    pub generated_key: Option<tls::self_signed::KeyAlgorithm>,
     /// The server's certificate for the management listener, when it listens off loopback
     /// (`None` in plain-HTTP mode).
     pub management_tls: Option<crate::mgmt::tls::ManagementTls>,
@@ -39,6 +41,7 @@ impl Listening {
 pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError> {
     let server = &config.server;
     let mut generated_ca = None;
+    let mut generated_key = None;
     let mut management_tls = None;
     let mut certificate = None;
     let tls = match &server.tls {
@@ -53,7 +56,11 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             )?)
         }
         ServerTls::SelfSigned { hosts } => {
-            let generated = tls::self_signed::load_or_create(&config.data_dir, hosts)?;
+            let request = tls::self_signed::KeyRequest::for_setting(
+                server.self_signed_key,
+                server.defend_policy.as_deref(),
+            );
+            let generated = tls::self_signed::load_or_create(&config.data_dir, hosts, request)?;
             log::info!(
                 "{} self-signed certificate for [{}]; agents trust it with --certificate-authorities={} (CA SHA-256 fingerprint {})",
                 if generated.created { "generated a" } else { "using the" },
@@ -61,6 +68,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
                 generated.ca_cert_path.display(),
                 generated.ca_fingerprint,
             );
+            generated_key = Some(generated.algorithm);
             generated_ca = Some((
                 generated.ca_cert_path.clone(),
                 generated.ca_fingerprint.clone(),
@@ -92,6 +100,7 @@ pub fn prepare(config: &Config) -> Result<(TcpListener, Listening), StartupError
             addr,
             tls,
             generated_ca,
+            generated_key,
             management_tls,
             certificate,
         },

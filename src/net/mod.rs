@@ -121,6 +121,14 @@ pub fn settings(config: &Config) -> Settings {
             ..BackendSettings::default()
         },
         limits_table,
+        files: crate::api::serving::FileServing {
+            mirror: config.files.mirror_dir.clone(),
+            pgp: Arc::new(crate::files::pgp::PgpSource::new(
+                config.files.pgp_dir.clone(),
+                config.files.pgp_upstream_url.clone(),
+            )),
+            endpoint_artifacts: Arc::default(),
+        },
     }
 }
 

@@ -175,7 +175,11 @@ impl Reloader {
                 _ => running.clone(),
             },
             ServerTls::SelfSigned { hosts } => {
-                tls::self_signed::load_or_create(&self.config.data_dir, hosts)
+                let request = tls::self_signed::KeyRequest::for_setting(
+                    server.self_signed_key,
+                    server.defend_policy.as_deref(),
+                );
+                tls::self_signed::load_or_create(&self.config.data_dir, hosts, request)
                     .map_err(|e| e.to_string())?
                     .material
             }

@@ -10,6 +10,7 @@
 
 mod fingerprint;
 mod keys;
+mod rsa_gen;
 pub mod self_signed;
 mod server;
 
@@ -218,6 +219,16 @@ pub enum TlsError {
         path: PathBuf,
         /// What is wrong.
         detail: String,
+    },
+    /// The stored self-signed CA has another key type than the one asked for explicitly.
+    #[error("the self-signed CA \"{}\" has an {stored} key, but {wanted} was asked for (--self-signed-key-type): the CA agents trust is never replaced behind their back; move \"{}\" away to generate a new {wanted} CA (then give agents the new ca.crt), or use a certificate of your own (--fleet-server-cert, --fleet-server-cert-key)", path.display(), path.parent().unwrap_or(path).display())]
+    SelfSignedKeyType {
+        /// The CA certificate.
+        path: PathBuf,
+        /// Its key type.
+        stored: self_signed::KeyAlgorithm,
+        /// The requested one.
+        wanted: self_signed::KeyAlgorithm,
     },
     /// Writing a generated file or creating its directory failed.
     #[error("cannot write \"{}\": {reason}", path.display())]

@@ -24,6 +24,10 @@
 //! * `opamp`: OpenTelemetry collectors on `/v1/opamp` through real npm OpAMP clients (HTTP and
 //!   WebSocket): enrollment, documents member by member on every store, error rows, remote
 //!   configuration, the operator's view.
+//! * `airgap`: the PGP key endpoint's rows and the artifact mirror under `/downloads/` (ranges,
+//!   HEAD, validators, traversal, symlinks out, memory while streaming a 200 MiB file).
+//! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
+//!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
 //!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
@@ -54,6 +58,7 @@ macro_rules! on_every_store {
 
 mod agent_behaviours;
 mod agent_mode;
+mod airgap;
 mod auth_cache;
 mod backup;
 mod bodies;
@@ -62,6 +67,7 @@ mod console;
 mod default_policy;
 mod docs;
 mod embedded;
+mod endpoint_artifacts;
 mod es_tls;
 mod hardening;
 mod http_wire;
@@ -76,6 +82,7 @@ mod races;
 mod reload;
 mod remote_outputs;
 mod rollout;
+mod rsa_certs;
 mod secrets;
 mod stored_documents;
 mod threads;

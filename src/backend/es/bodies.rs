@@ -148,6 +148,22 @@ pub fn q_agent_by_enrollment_id(enrollment_id: &str) -> Value {
     json!({"query": {"bool": {"filter": [{"term": {"enrollment_id": enrollment_id}}]}}, "size": 1})
 }
 
+/// Q1 by access key: the agent whose access API key has this id.
+pub fn q_agent_by_access_key(api_key_id: &str) -> Value {
+    json!({"query": {"bool": {"filter": [{"term": {"access_api_key_id": api_key_id}}]}}, "version": true})
+}
+
+/// `.fleet-artifacts`, written by Kibana for Elastic Defend.
+pub const ARTIFACTS: &str = ".fleet-artifacts";
+
+/// Q9: an artifact by decoded SHA-256 and identifier (first hit).
+pub fn q_artifact(identifier: &str, decoded_sha256: &str) -> Value {
+    json!({"query": {"bool": {"must": [
+        {"term": {"decoded_sha256": decoded_sha256}},
+        {"term": {"identifier": identifier}}
+    ]}}})
+}
+
 /// Q6: the newest revision of every policy.
 pub fn q_latest_policies() -> Value {
     json!({

@@ -315,6 +315,38 @@ impl Store for EsStore {
         }
     }
 
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            AGENTS,
+            Header::Plain,
+            &bodies::q_agent_by_access_key(api_key_id),
+        )?;
+        match hits.first().and_then(|h| h["_id"].as_str()) {
+            Some(id) => self.agent(id),
+            None => Ok(None),
+        }
+    }
+
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError> {
+        let hits = self.hits(
+            "/_msearch",
+            bodies::ARTIFACTS,
+            Header::Plain,
+            &bodies::q_artifact(identifier, decoded_sha256),
+        )?;
+        hits.first()
+            .map(|hit| {
+                serde_json::from_value(hit["_source"].clone())
+                    .map_err(|e| decode_failed("artifact", e))
+            })
+            .transpose()
+    }
+
     fn create_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let source = serde_json::to_value(agent).map_err(|e| decode_failed("agent", e))?;
         let items = self.bulk(

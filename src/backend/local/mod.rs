@@ -55,6 +55,10 @@ pub use error::LocalError;
 /// redb's page cache: a bound, not an allocation. Small, for single-board computers.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+/// The data dir's directory of Elastic Defend artifacts: `<identifier>/<decoded_sha256>.json`,
+/// each a `.fleet-artifacts` document as Kibana writes it.
+pub const ENDPOINT_ARTIFACTS_DIR: &str = "endpoint-artifacts";
+
 /// The embedded store. Open it once per process with [`LocalStore::open`]; share it by `Arc`.
 pub struct LocalStore {
     // Field order is drop order: the committer finishes queued writes and joins first, then the
@@ -63,6 +67,9 @@ pub struct LocalStore {
     db: Arc<Database>,
     shared: Arc<Shared>,
     path: PathBuf,
+    /// `<data-dir>/endpoint-artifacts`: Elastic Defend artifacts as Kibana's documents, one JSON
+    /// file each (`fleet-edge artifacts add-endpoint`), read by `Store::artifact`.
+    endpoint_artifacts: PathBuf,
     /// Output health is kept in memory (latest per output), not in the database: it is a log of
     /// remote outputs' state, rewritten on the next state change after a restart.
     health: crate::backend::memory::HealthBoard,
@@ -125,9 +132,15 @@ impl LocalStore {
             db,
             shared,
             path: layout.db,
+            endpoint_artifacts: data_dir.join(ENDPOINT_ARTIFACTS_DIR),
             health: crate::backend::memory::HealthBoard::default(),
             _lock: lock,
         })
+    }
+
+    /// Where Elastic Defend artifacts are kept (see [`ENDPOINT_ARTIFACTS_DIR`]).
+    pub fn endpoint_artifacts_dir(&self) -> &Path {
+        &self.endpoint_artifacts
     }
 
     /// The database file.

@@ -340,6 +340,38 @@ impl Store for LocalStore {
         })
     }
 
+    fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError> {
+        Ok(self
+            .list_agents()?
+            .into_iter()
+            .find(|a| a.access_api_key_id == api_key_id))
+    }
+
+    fn artifact(
+        &self,
+        identifier: &str,
+        decoded_sha256: &str,
+    ) -> Result<Option<crate::model::Artifact>, StoreError> {
+        let path = crate::files::endpoint::artifact_path(
+            self.endpoint_artifacts_dir(),
+            identifier,
+            decoded_sha256,
+        );
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "{}: not an artifact document: {e}",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(format!("{}: {e}", path.display()))),
+        }
+    }
+
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError> {
         self.read(|txn| {
             let latest = table(txn, POLICY_LATEST)?;

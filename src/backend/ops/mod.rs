@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), warn(clippy::disallowed_methods))]
 
 pub mod ack;
+pub mod artifacts;
 pub mod audit;
 #[cfg(test)]
 mod body_tests;

@@ -34,6 +34,31 @@ fn policy(revision: i64, input: Value, outputs: Value) -> PolicyDoc {
 }
 
 #[test]
+fn the_pgp_settings_of_the_policy_are_applied() {
+    let doc = policy(
+        2,
+        json!({"type": "fleet-server",
+               "server": {"pgp": {"dir": "/srv/pgp", "upstream_url": "https://mirror.example/GPG-KEY"}}}),
+        json!({"default": {"type": "elasticsearch", "hosts": ["http://127.0.0.1:9200"]}}),
+    );
+    let o = read(&doc).unwrap();
+    assert_eq!(o.values.pgp_dir.as_deref(), Some("/srv/pgp"));
+    let scratch = TempDir::new("pgp-overrides");
+    let applied = apply(&bootstrap(&[]), &o.values, scratch.path());
+    assert_eq!(applied.config.files.pgp_dir, PathBuf::from("/srv/pgp"));
+    assert_eq!(
+        applied.config.files.pgp_upstream_url,
+        "https://mirror.example/GPG-KEY"
+    );
+    let text = applied.changes.join("\n");
+    assert!(
+        text.contains("server.pgp.dir: fleet-edge-data/pgp -> /srv/pgp"),
+        "{text}"
+    );
+    assert!(text.contains("server.pgp.upstream_url: https://artifacts.elastic.co/GPG-KEY-elastic-agent -> https://mirror.example/GPG-KEY"), "{text}");
+}
+
+#[test]
 fn keys_are_found_nested_dotted_or_mixed() {
     let v = json!({"server.timeouts": {"idle": "1s"}, "server": {"port": 1}, "server.host": "h"});
     assert_eq!(lookup(&v, "server.timeouts.idle"), Some(&json!("1s")));

@@ -147,6 +147,8 @@ pub struct FleetSettings {
     pub admin_token: Option<crate::mgmt::token::Credentials>,
     /// Seeds request ids and long-poll jitter.
     pub seed: u64,
+    /// The artifact mirror, the PGP key and the Elastic Defend artifact cache.
+    pub files: crate::api::serving::FileServing,
 }
 
 /// A request handed to the backend (or parked), waiting for its answer.
@@ -450,6 +452,7 @@ impl Fleet {
                     server_version: self.settings.server_version,
                     limits: &mut self.limits,
                     now,
+                    files: &self.settings.files,
                 },
             ),
         };

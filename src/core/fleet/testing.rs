@@ -112,6 +112,7 @@ impl Scenario {
             has_store: true,
             admin_token: Some(crate::mgmt::token::Credentials::admin("admin-token")),
             seed: 7,
+            files: crate::api::serving::FileServing::default(),
         }
     }
 
@@ -437,6 +438,7 @@ pub fn agent_request(path: &str, body: &Value) -> Request {
         ],
         body: serde_json::to_vec(body).unwrap_or_default(),
         keep_alive: true,
+        tls: true,
     }
 }
 

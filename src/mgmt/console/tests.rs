@@ -51,6 +51,7 @@ fn req(method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Requ
             .collect(),
         body: body.as_bytes().to_vec(),
         keep_alive: true,
+        tls: false,
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Settings {
     pub backend: BackendSettings,
     /// The sizing table the route limits come from (`None`: the code defaults).
     pub limits_table: Option<&'static crate::api::limits::SizingTable>,
+    /// The artifact mirror and PGP key directories.
+    pub files: crate::api::serving::FileServing,
 }
 
 impl Settings {
@@ -133,6 +135,7 @@ impl Settings {
             has_store,
             admin_token,
             seed,
+            files: self.files.clone(),
         }
     }
 }
@@ -497,12 +500,6 @@ impl Server {
                     let origin = origin(conn);
                     let wall = self.wall;
                     self.fleet.handle_request(key, origin, &req, now, wall);
-                    if self.fleet.in_flight(key) {
-                        // Answers that wait for a job are written in full (as they always were).
-                        if let Some(conn) = self.conns.get_mut(slot) {
-                            conn.answer_later();
-                        }
-                    }
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
             }

@@ -141,6 +141,36 @@ impl Client {
         }
     }
 
+    /// Reads the response to a `HEAD` request: its head only (a `Content-Length` there announces
+    /// what a `GET` would send; no body follows).
+    pub fn read_head_response(&mut self) -> io::Result<HttpResponse> {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head_len = end + 4;
+                let mut headers = [httparse::EMPTY_HEADER; 64];
+                let mut parsed = httparse::Response::new(&mut headers);
+                parsed
+                    .parse(&self.buf[..head_len])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let response = HttpResponse {
+                    status: parsed.code.unwrap_or(0),
+                    headers: parsed
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value).into_owned();
+                            (h.name.to_owned(), value)
+                        })
+                        .collect(),
+                    body: Vec::new(),
+                };
+                self.buf.drain(..head_len);
+                return Ok(response);
+            }
+            self.fill()?;
+        }
+    }
+
     /// One request, one response.
     pub fn request(&mut self, bytes: &[u8]) -> io::Result<HttpResponse> {
         self.send(bytes)?;

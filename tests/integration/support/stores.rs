@@ -32,6 +32,8 @@ pub trait Fixture: std::any::Any {
     fn keeps_nulls(&self) -> bool {
         false
     }
+    /// Adds a `.fleet-artifacts` document as Kibana (or `artifacts add-endpoint`) does.
+    fn add_artifact(&self, doc: &fleet_edge::model::Artifact);
 }
 
 struct Memory(Arc<MemoryStore>);
@@ -39,6 +41,9 @@ struct Memory(Arc<MemoryStore>);
 impl Fixture for Memory {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+    fn add_artifact(&self, doc: &fleet_edge::model::Artifact) {
+        self.0.add_artifact(doc.clone()).unwrap()
     }
     fn store(&self) -> Arc<dyn Store> {
         self.0.clone()
@@ -73,6 +78,16 @@ struct Local(Arc<LocalStore>, #[allow(dead_code)] TempDir);
 impl Fixture for Local {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+    fn add_artifact(&self, doc: &fleet_edge::model::Artifact) {
+        let path = fleet_edge::files::endpoint::artifact_path(
+            self.0.endpoint_artifacts_dir(),
+            &doc.identifier,
+            &doc.decoded_sha256,
+        )
+        .unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec(doc).unwrap()).unwrap();
     }
     fn store(&self) -> Arc<dyn Store> {
         self.0.clone()
@@ -119,6 +134,13 @@ impl Es {
 impl Fixture for Es {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+    fn add_artifact(&self, doc: &fleet_edge::model::Artifact) {
+        let path = format!(
+            "/.fleet-artifacts/_doc/{}-{}?refresh=wait_for",
+            doc.identifier, doc.decoded_sha256
+        );
+        self.rest("PUT", &path, &serde_json::to_value(doc).unwrap());
     }
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
