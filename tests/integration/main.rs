@@ -65,6 +65,7 @@ mod auth_cache;
 mod backup;
 mod bodies;
 mod cli;
+mod console;
 mod default_policy;
 mod docs;
 mod embedded;
