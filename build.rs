@@ -2,6 +2,10 @@
 //! time (`SOURCE_DATE_EPOCH` when set, else the commit's date, else "unknown"), and the target
 //! triple, as `FLEET_EDGE_BUILD_HASH`, `FLEET_EDGE_BUILD_TIME` and `FLEET_EDGE_TARGET`. Reruns
 //! only when HEAD (or the branch it points to) moves, so it costs nothing between commits.
+//!
+//! It also gzips the web console's assets (`src/mgmt/console/assets/*`, level 9, no timestamp,
+//! so the output is a function of the files) into `OUT_DIR/console/`, which the binary embeds:
+//! browsers take them as they are, and the few bytes they cost count against the size budget.
 
 // A build script talks to cargo through environment variables.
 #![allow(clippy::disallowed_methods)]
@@ -25,6 +29,35 @@ fn main() {
     println!("cargo:rustc-env=FLEET_EDGE_BUILD_HASH={hash}");
     println!("cargo:rustc-env=FLEET_EDGE_BUILD_TIME={time}");
     println!("cargo:rustc-env=FLEET_EDGE_TARGET={target}");
+    if let Err(e) = console_assets(&root) {
+        eprintln!("cannot embed the web console's assets: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Gzips every console asset into `OUT_DIR/console/<name>.gz`.
+fn console_assets(root: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = root.join("src/mgmt/console/assets");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let out_dir = std::env::var("OUT_DIR").map_err(std::io::Error::other)?;
+    let out = PathBuf::from(out_dir).join("console");
+    std::fs::create_dir_all(&out)?;
+    let mut names = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    names.sort();
+    for path in names {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let bytes = std::fs::read(&path)?;
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        std::fs::write(out.join(format!("{name}.gz")), gz.finish()?)?;
+    }
+    Ok(())
 }
 
 /// Runs git in `dir`; its trimmed output when it succeeded and printed something.

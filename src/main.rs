@@ -95,9 +95,11 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let config = &config;
     let store: Arc<dyn fleet_edge::backend::Store> = opened.store().clone();
+    let enrollment = Arc::new(std::sync::OnceLock::new());
     let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
         store: opened.store().clone(),
         policies_dir: opened.policies_dir().to_path_buf(),
+        enrollment: Arc::clone(&enrollment),
     });
     let (mut server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
     let url = public_url(config, &listening);
@@ -137,7 +139,12 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => Some(format!("policy files not scanned: {e}")),
     }));
     fleet_edge::net::announce(&listening);
-    quick_start(config, &embedded, &listening, &url);
+    let hint = fleet_edge::embedded::Enrollment {
+        url: url.clone(),
+        trust: trust_flags(&listening),
+    };
+    quick_start(config, &embedded, &listening, &hint);
+    let _ = enrollment.set(hint);
     server.run().map_err(fleet_edge::net::StartupError::Poll)?;
     Ok(())
 }
@@ -162,21 +169,27 @@ fn public_url(config: &Config, listening: &Listening) -> String {
     })
 }
 
-/// Prints what an operator needs to enroll the first agent (stdout; the log goes to stderr).
-fn quick_start(
-    config: &Config,
-    embedded: &fleet_edge::embedded::Embedded,
-    listening: &Listening,
-    url: &str,
-) {
-    let trust = match (&listening.generated_ca, listening.tls.is_some()) {
+/// What follows the enrollment token in the install command: the generated CA's absolute path,
+/// `--insecure` over plain HTTP, nothing for an operator's certificate.
+fn trust_flags(listening: &Listening) -> String {
+    match (&listening.generated_ca, listening.tls.is_some()) {
         (Some((path, _)), _) => {
             let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             format!(" --certificate-authorities={}", abs.display())
         }
         (None, true) => String::new(),
         (None, false) => " --insecure".to_owned(),
-    };
+    }
+}
+
+/// Prints what an operator needs to enroll the first agent (stdout; the log goes to stderr).
+fn quick_start(
+    config: &Config,
+    embedded: &fleet_edge::embedded::Embedded,
+    listening: &Listening,
+    hint: &fleet_edge::embedded::Enrollment,
+) {
+    let url = &hint.url;
     println!(
         "fleet-edge is ready (embedded store in {}).",
         config.data_dir.display()
@@ -216,8 +229,5 @@ fn quick_start(
         );
     }
     println!("Enroll an Elastic Agent with:");
-    println!(
-        "  sudo elastic-agent install --url={url} --enrollment-token={}{trust}",
-        embedded.token
-    );
+    println!("  {}", hint.install_command(&embedded.token));
 }

@@ -5,7 +5,8 @@
 //! directory, recreated every 2,000 executions so state stays small). A `PUT` of a policy goes
 //! through the embedded policy loader (`embedded::policies::apply`: the file is written, read
 //! back, decoded and validated as a policy file). `POST /api/fleet/fleet_edge/snapshot` is not
-//! executed (each would write a copy of the database). No input may panic; a refusal is a 4xx
+//! executed (each would write a copy of the database), nor the health route (the event loop
+//! answers it). Console paths (`/`, `/console/...`) are the console's pages and login. No input may panic; a refusal is a 4xx
 //! response, and only the right token gets past authentication.
 //!
 //! Input layout: byte 0 picks the method; then lines: the path, the presented token, and the
@@ -14,12 +15,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fleet_edge::backend::local::LocalStore;
 use fleet_edge::embedded::EmbeddedAdmin;
 use fleet_edge::http::{Method, Request};
 use fleet_edge::mgmt::ops::execute;
+use fleet_edge::mgmt::console::LoginGuard;
+use fleet_edge::mgmt::token::Credentials;
 use fleet_edge::mgmt::{handle, route, Route};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,6 +38,7 @@ fn fresh_admin() -> EmbeddedAdmin {
     EmbeddedAdmin {
         store: Arc::new(store),
         policies_dir,
+        enrollment: Default::default(),
     }
 }
 
@@ -72,17 +76,32 @@ fuzz_target!(|data: &[u8]| {
         keep_alive: true,
         tls: false,
     };
-    let admin_request = match handle(&request, TOKEN) {
+    let console = request.path == "/" || request.path.starts_with("/console");
+    let mut guard = LoginGuard::default();
+    let answer = handle(
+        &request,
+        &Credentials::admin(TOKEN),
+        &mut guard,
+        Instant::now(),
+        1_800_000_000,
+    );
+    let admin_request = match answer {
         Ok(admin_request) => {
             assert_eq!(std::str::from_utf8(&token).map(str::trim), Ok(TOKEN));
             admin_request
+        }
+        // The console's pages and assets are public (2xx, 3xx); its login and the API refuse
+        // with a 4xx.
+        Err(response) if console => {
+            assert!((200..500).contains(&response.status));
+            return;
         }
         Err(response) => {
             assert!((400..500).contains(&response.status));
             return;
         }
     };
-    if admin_request.route == Route::Snapshot {
+    if matches!(admin_request.route, Route::Snapshot | Route::ServerHealth) {
         return;
     }
     let mut slot = ADMIN.lock().unwrap_or_else(|e| e.into_inner());

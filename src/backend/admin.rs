@@ -40,6 +40,30 @@ pub trait Admin: Send + Sync {
     fn snapshot(&self) -> Result<std::path::PathBuf, String> {
         Err("this server has no local store to back up".into())
     }
+    /// The quick start's Fleet Server URL and trust flags, once known (embedded mode).
+    fn enrollment(&self) -> Option<Enrollment> {
+        None
+    }
+}
+
+/// What an agent host needs besides an enrollment token, as the quick start prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The Fleet Server URL agents use.
+    pub url: String,
+    /// What follows the token: ` --certificate-authorities=<abs path>` for the generated CA,
+    /// ` --insecure` over plain HTTP, nothing for an operator's certificate.
+    pub trust: String,
+}
+
+impl Enrollment {
+    /// The exact command the quick start prints, for `token`.
+    pub fn install_command(&self, token: &str) -> String {
+        format!(
+            "sudo elastic-agent install --url={} --enrollment-token={token}{}",
+            self.url, self.trust
+        )
+    }
 }
 
 /// One management request as a worker runs it. `Any` lets a test look at the request the

@@ -63,9 +63,17 @@ pub struct EmbeddedAdmin {
     pub store: Arc<LocalStore>,
     /// Where policy files live.
     pub policies_dir: PathBuf,
+    /// What the quick start tells an agent host (set once the listener is bound).
+    pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
 }
 
+pub use crate::backend::admin::Enrollment;
+
 impl crate::mgmt::Admin for EmbeddedAdmin {
+    fn enrollment(&self) -> Option<Enrollment> {
+        self.enrollment.get().cloned()
+    }
+
     fn store(&self) -> &dyn crate::backend::Store {
         &*self.store
     }

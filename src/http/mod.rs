@@ -42,7 +42,7 @@ mod date;
 mod decode;
 mod encode;
 mod error;
-mod gzip;
+pub(crate) mod gzip;
 mod head;
 mod request;
 pub mod websocket;

@@ -209,7 +209,12 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
         entry.2 += sent;
     }
     let mut items: Vec<(String, Value)> = Vec::new();
+    // fleet-edge's `agentId`: the actions sent to one agent (the console's history of an agent).
+    let only = req.params.get("agentId").filter(|a| !a.is_empty());
     for (id, (action, agents, sent)) in grouped {
+        if only.is_some_and(|a| !agents.iter().any(|x| x == a)) {
+            continue;
+        }
         let results = admin.action_results(&id)?;
         let item = status_item(
             &action,

@@ -84,6 +84,17 @@ pub(super) type Answer = Result<(u16, Value), Failure>;
 
 /// A page of `items` as Kibana lists: `{items, total, page, perPage}`.
 pub(super) fn page_of(items: Vec<Value>, params: &Params, default_per_page: usize) -> Answer {
+    page_with(items, params, default_per_page, |v| v)
+}
+
+/// [`page_of`] with each shown item made by `view`: only the page's items are turned into
+/// JSON (a 50-agent page of 10,000 agents makes 50 views, not 10,000).
+pub(super) fn page_with<T>(
+    items: Vec<T>,
+    params: &Params,
+    default_per_page: usize,
+    view: impl Fn(T) -> Value,
+) -> Answer {
     let page = params.number("page", 1).map_err(Failure::Invalid)?;
     let per_page = params
         .number("perPage", default_per_page)
@@ -93,6 +104,7 @@ pub(super) fn page_of(items: Vec<Value>, params: &Params, default_per_page: usiz
         .into_iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
+        .map(view)
         .collect();
     Ok((
         200,

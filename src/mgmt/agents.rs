@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::actions::{create_action, new_action};
-use super::admin::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
+use super::admin::{page_with, with_pending, Admin, AdminRequest, Answer, Failure};
 use super::query::{Kuery, Params};
 use super::{Bulk, Route};
 use crate::model::agent_status::upgrade_failure;
@@ -138,6 +138,7 @@ fn field_values(agent: &Agent, status: AgentStatus, field: &str) -> Vec<String> 
     match field {
         "status" => vec![status.as_str().to_owned()],
         "policy_id" => one(&agent.policy_id),
+        "policy_revision_idx" => vec![agent.policy_revision_idx.to_string()],
         "tags" => agent.tags.clone(),
         "agent.id" => one(&agent.id),
         "agent.version" => one(agent.version()),
@@ -523,8 +524,8 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
             let mut agents = select(all_agents(admin, req, &facts, now)?, &req.params)?;
             sort(&mut agents, &req.params)?;
             let summary = counts(&agents);
-            let items = agents.iter().map(|(a, _)| view(a, &facts, now)).collect();
-            let (status, mut body) = page_of(items, &req.params, 20)?;
+            let (status, mut body) =
+                page_with(agents, &req.params, 20, |(a, _)| view(&a, &facts, now))?;
             if req
                 .params
                 .flag("getStatusSummary")

@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod admin;
 pub mod agents;
+pub mod console;
 pub mod files;
 pub mod monitor;
 pub mod ops;
@@ -108,6 +109,12 @@ pub enum Route {
     ActionResults(String),
     /// `POST /api/fleet/fleet_edge/snapshot`: a consistent copy of the store for a backup.
     Snapshot,
+    /// `GET /api/fleet/fleet_edge/health`: the engine's figures (answered by the engine, not a
+    /// worker): health, parked long polls, jobs in flight, checkin writes pending.
+    ServerHealth,
+    /// `GET /api/fleet/fleet_edge/enrollment`: the quick start's Fleet Server URL and its
+    /// `elastic-agent install` command with `{TOKEN}` for the enrollment token.
+    Enrollment,
     /// `GET /api/fleet/agents/{id}/uploads`: an agent's uploaded files.
     AgentUploads(String),
     /// `GET /api/fleet/fleet_edge/files`: every uploaded file.
@@ -234,6 +241,8 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
             }))
         }
         (Method::Post, ["fleet_edge", "deliveries", f]) => Route::PlaceComplete(id(f)),
+        (Method::Get, ["fleet_edge", "health"]) => Route::ServerHealth,
+        (Method::Get, ["fleet_edge", "enrollment"]) => Route::Enrollment,
         _ => return None,
     })
 }
@@ -246,18 +255,26 @@ pub struct Paths {
 }
 
 /// Authenticates and routes a management request: a job for the workers, or an answer now.
-pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response> {
-    let presented = req
-        .header_str("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !presented.is_some_and(|p| token::equal(p, admin_token)) {
+/// The console's pages and login are answered here (`console::serve`); the API accepts the
+/// admin bearer token or a console session cookie (whose writes need its CSRF token).
+/// `now` times the login guard; session expiry is wall-clock time (unix seconds, `wall`).
+pub fn handle(
+    req: &Request,
+    creds: &token::Credentials,
+    guard: &mut console::LoginGuard,
+    now: std::time::Instant,
+    wall: u64,
+) -> Result<AdminRequest, Response> {
+    if let Some(page) = console::serve(req, creds, guard, now, wall) {
+        return Err(page);
+    }
+    let Some(caller) = console::caller(req, creds, wall) else {
         return Err(error(
             401,
             "Unauthorized",
             "a valid admin bearer token is required",
         ));
-    }
+    };
     let Some(mut route) = route(&req.method, &req.path) else {
         return Err(error(404, "Not Found", "no such management endpoint"));
     };
@@ -265,12 +282,8 @@ pub fn handle(req: &Request, admin_token: &str) -> Result<AdminRequest, Response
         file.range = req.header_str("range").map(str::to_owned);
     }
     // Kibana refuses a write without `kbn-xsrf` (any value): a browser form cannot set it.
-    if req.method != Method::Get && req.header_str("kbn-xsrf").is_none() {
-        return Err(error(
-            400,
-            "Bad Request",
-            "Request must contain a kbn-xsrf header.",
-        ));
+    if req.method != Method::Get {
+        console::write_allowed(req, &caller, &creds.admin)?;
     }
     if let Route::PlacePart(part) = &mut route {
         part.bytes = req.body.clone();
@@ -321,6 +334,16 @@ mod tests {
             body: body.as_bytes().to_vec(),
             keep_alive: true,
         }
+    }
+
+    fn handle(req: &Request, token: &str) -> Result<AdminRequest, Response> {
+        super::handle(
+            req,
+            &token::Credentials::admin(token),
+            &mut console::LoginGuard::default(),
+            std::time::Instant::now(),
+            1_800_000_000,
+        )
     }
 
     #[test]

@@ -142,6 +142,19 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
+        Route::Enrollment => {
+            let e = admin
+                .enrollment()
+                .ok_or_else(|| Failure::NotFound("the Fleet Server URL is not known yet".into()))?;
+            Ok((
+                200,
+                json!({"fleet_server_url": e.url, "install_command": e.install_command("{TOKEN}")}),
+            ))
+        }
+        // The engine answers it from its own figures; it never reaches a worker.
+        Route::ServerHealth => Err(Failure::NotFound(
+            "the server's health is answered by the event loop".into(),
+        )),
     }
 }
 

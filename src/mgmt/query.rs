@@ -13,7 +13,8 @@
 //!
 //! Fields (with or without Kibana's `fleet-agents.` prefix): `status`, `policy_id`, `tags`,
 //! `agent.id`, `agent.version`, `local_metadata.host.hostname`, `local_metadata.host.name`,
-//! `last_checkin_status`, `type`. Anything else is refused with the list, never ignored.
+//! `last_checkin_status`, `type`, `policy_revision_idx` (the revision the agent runs; `0` for
+//! none yet). Anything else is refused with the list, never ignored.
 
 use std::collections::HashMap;
 
@@ -96,9 +97,10 @@ fn decode(text: &str) -> String {
 }
 
 /// The fields a kuery may test.
-pub const KUERY_FIELDS: [&str; 9] = [
+pub const KUERY_FIELDS: [&str; 10] = [
     "status",
     "policy_id",
+    "policy_revision_idx",
     "tags",
     "agent.id",
     "agent.version",

@@ -328,7 +328,11 @@ fn management(
         source,
     })?;
     let bound = listener.local_addr().map_err(StartupError::Poll)?;
-    let token = crate::mgmt::token::load_or_create(&config.data_dir).map_err(StartupError::Poll)?;
+    let token = crate::mgmt::token::Credentials {
+        admin: crate::mgmt::token::load_or_create(&config.data_dir).map_err(StartupError::Poll)?,
+        operators: crate::mgmt::token::load_operators(&config.data_dir)
+            .map_err(|e| StartupError::Poll(std::io::Error::other(e)))?,
+    };
     // Off loopback the bearer token crosses a network: TLS only, with the server's certificate.
     let (url, tls) = if bound.ip().is_loopback() {
         (format!("http://{bound}"), None)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 
 use crate::config::{Config, ServerTls};
+use crate::mgmt::token::Credentials;
 use crate::tls::{self, sha256_fingerprint_hex};
 
 /// A step the owner adds to every reload; returns a note for the reload's log line.
@@ -36,8 +37,8 @@ pub struct Reloaded {
     /// A new TLS configuration for new handshakes (`None`: the certificate and client
     /// authorities did not change, so the running one and its session cache stay).
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The management API's token, when it has one.
-    pub admin_token: Option<String>,
+    /// The management API's tokens, when it has them.
+    pub admin_token: Option<Credentials>,
     /// One line: what changed.
     pub summary: String,
 }
@@ -47,7 +48,7 @@ pub struct Reloaded {
 struct Current {
     certificate: Option<String>,
     client_cas: Vec<String>,
-    admin_token: Option<String>,
+    admin_token: Option<Credentials>,
     level: log::LevelFilter,
 }
 
@@ -64,7 +65,7 @@ impl Reloader {
     pub fn new(
         config: &Config,
         certificate: Option<&CertificateDer<'_>>,
-        admin_token: Option<String>,
+        admin_token: Option<Credentials>,
     ) -> Self {
         Self {
             current: Current {
@@ -95,7 +96,7 @@ impl Reloader {
         let tls = self.load_tls()?;
         let admin_token = match &self.current.admin_token {
             None => None,
-            Some(_) => Some(load_admin_token(&data_dir)?),
+            Some(_) => Some(load_credentials(&data_dir)?),
         };
         let level = match read_level(&log_level_path(&data_dir))? {
             Some(level) => level,
@@ -125,8 +126,15 @@ impl Reloader {
                 self.current.client_cas = client_cas;
             }
         }
-        if admin_token.is_some() && admin_token != self.current.admin_token {
-            changes.push("management admin token".to_owned());
+        if let (Some(new), Some(old)) = (&admin_token, &self.current.admin_token) {
+            if new.admin != old.admin {
+                changes.push("management admin token".to_owned());
+            }
+            if new.operators != old.operators {
+                changes.push(format!("operator tokens ({})", new.operators.len()));
+            }
+        }
+        if admin_token.is_some() {
             self.current.admin_token.clone_from(&admin_token);
         }
         if level != self.current.level {
@@ -197,6 +205,14 @@ impl Reloader {
 /// The first 16 hex digits of a fingerprint, enough to tell two certificates apart in a log line.
 fn short(fingerprint: Option<&str>) -> String {
     fingerprint.map_or_else(|| "(none)".to_owned(), |f| f.chars().take(16).collect())
+}
+
+/// The admin token file (deleting it and reloading mints a new one) and the operator tokens.
+fn load_credentials(data_dir: &Path) -> Result<Credentials, String> {
+    Ok(Credentials {
+        admin: load_admin_token(data_dir)?,
+        operators: crate::mgmt::token::load_operators(data_dir)?,
+    })
 }
 
 /// The admin token file again: deleting it and reloading mints a new one.

@@ -71,6 +71,7 @@ mod auth_cache;
 mod backup;
 mod bodies;
 mod cli;
+mod console;
 mod default_policy;
 mod delivery;
 mod docs;

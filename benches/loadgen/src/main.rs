@@ -32,7 +32,7 @@ use scenarios::{Options, Scenario};
 const HELP: &str = "\
 loadgen: simulated Elastic Agents against a fleet-edge it starts (embedded store, TLS, loopback)
 
-USAGE: loadgen <idle|rollout|reconnect|enroll|steady|all|outage> [OPTIONS]
+USAGE: loadgen <idle|rollout|reconnect|enroll|steady|console|all|outage> [OPTIONS]
    or: loadgen run --scenarios idle,rollout,... [OPTIONS]
 
 OPTIONS:
@@ -61,6 +61,9 @@ OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
   --enforce             exit 1 on any request with no answer, any 401, any lost ack (CI)
   --max-rss-per-agent B exit with an error when idle's RSS per parked agent is above B bytes
                         (the CI run's regression check)
+  --exec COMMAND        console scenario: run COMMAND (sh -c) once the fleet is parked, with
+                        FLEET_EDGE_MANAGEMENT_URL, FLEET_EDGE_ADMIN_TOKEN and FLEET_EDGE_AGENTS
+                        set, while the agents keep checking in; fails when it fails
 ";
 
 fn default_server() -> PathBuf {
@@ -194,6 +197,7 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
                 .unwrap_or(60),
         ),
         max_rss_per_agent: args.opt_value_from_str("--max-rss-per-agent").map_err(e)?,
+        exec: args.opt_value_from_str("--exec").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
     let rest = args.finish();

@@ -36,6 +36,9 @@ pub enum Scenario {
     Steady,
     /// Issue 15 §1: Elasticsearch mode through down / slow / 429 / 503 / recovery.
     Outage,
+    /// Issue 19: the fleet stays enrolled and checking in while `--exec` runs (the console's
+    /// browser measurement), its management URL and admin token in the environment.
+    Console,
 }
 
 impl Scenario {
@@ -48,6 +51,7 @@ impl Scenario {
             "enroll" => Scenario::Enroll,
             "steady" => Scenario::Steady,
             "outage" => Scenario::Outage,
+            "console" => Scenario::Console,
             _ => return None,
         })
     }
@@ -102,6 +106,8 @@ pub struct Options {
     pub enforce: bool,
     /// Fail the run when idle's RSS per parked agent is above this many bytes.
     pub max_rss_per_agent: Option<u64>,
+    /// The command the `console` scenario runs (through `sh -c`) while the fleet is up.
+    pub exec: Option<String>,
 }
 
 pub(crate) fn mib(kib: u64) -> f64 {
@@ -206,6 +212,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         || has(Scenario::Rollout)
         || has(Scenario::Reconnect)
         || has(Scenario::Steady)
+        || has(Scenario::Console)
     {
         fleet_phases(&mut run)?;
     }
@@ -223,7 +230,11 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     let opts = run.opts;
     let has = |s| opts.scenarios.contains(&s);
     let dir = TempDir::new("fleet")?;
-    let first_poll = if has(Scenario::Idle) || has(Scenario::Rollout) || has(Scenario::Reconnect) {
+    let first_poll = if has(Scenario::Idle)
+        || has(Scenario::Rollout)
+        || has(Scenario::Reconnect)
+        || has(Scenario::Console)
+    {
         (opts.long_poll.clone(), opts.jitter.clone())
     } else {
         (opts.steady_poll.clone(), "0s".to_owned())
@@ -285,6 +296,9 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     if has(Scenario::Reconnect) {
         storms::reconnect(run, &mut fleet, &server, &spec)?;
     }
+    if has(Scenario::Console) {
+        console(run, &mut fleet, &server)?;
+    }
     if has(Scenario::Steady) {
         if first_poll.0 != opts.steady_poll {
             run.server_notes("idle/rollout/reconnect", &mut server);
@@ -314,12 +328,68 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `--exec` while every agent keeps checking in; its exit status is the phase's outcome.
+fn console(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    let command = run
+        .opts
+        .exec
+        .clone()
+        .ok_or("the console scenario needs --exec COMMAND")?;
+    let read = |name: &str| {
+        std::fs::read_to_string(server.data_dir.join(name))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("cannot read {name} of the server: {e}"))
+    };
+    let (url, token) = (read("management-url")?, read("admin-token")?);
+    eprintln!("loadgen: console: running {command:?} against {url}");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("FLEET_EDGE_MANAGEMENT_URL", &url)
+        .env("FLEET_EDGE_ADMIN_TOKEN", &token)
+        .env("FLEET_EDGE_AGENTS", run.opts.agents.to_string())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let t0 = Instant::now();
+    let deadline = t0 + run.opts.phase_deadline;
+    let mut status = None;
+    fleet.run_until(deadline, |_, _| {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{command:?} did not finish within {} s",
+                run.opts.phase_deadline.as_secs()
+            ));
+        }
+    };
+    run.report.metric(
+        "console",
+        "--exec ran while the fleet checked in",
+        t0.elapsed().as_secs_f64(),
+        1,
+        "s",
+        goal("exits 0", status.success()),
+    );
+    if !status.success() {
+        return Err(format!("{command:?} failed: {status}"));
+    }
+    Ok(())
+}
+
 pub(crate) fn take_stats(fleet: &mut Fleet) -> Stats {
     std::mem::take(&mut fleet.stats)
 }
 
-/// Enrolls every agent at the setup pace and waits until all are parked on the newest revision.
+/// Enrolls every agent at the setup pace and waits until all are parked on the newest revision
+/// (the console scenario alone: until all are enrolled and connected; the console needs the
+/// agents in the store, not every policy ack through the server's ack limit).
 fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+    let only_console = run.opts.scenarios == [Scenario::Console];
     let n = run.opts.agents;
     let t0 = Instant::now();
     fleet.enroll_paced(t0, run.opts.enroll_rate);
@@ -342,7 +412,11 @@ fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<()
                 f.stats.error_total()
             );
         }
-        f.parked(now, Duration::from_millis(500)) == n
+        if only_console {
+            f.enrolled() == n && f.open_conns() == n
+        } else {
+            f.parked(now, Duration::from_millis(500)) == n
+        }
     });
     let took = t0.elapsed();
     let mut stats = take_stats(fleet);

@@ -163,8 +163,9 @@ pub struct FleetSettings {
     /// Whether a store is attached (without one, agent endpoints answer 503 and nothing is
     /// written).
     pub has_store: bool,
-    /// The management API's bearer token (when the management listener is enabled).
-    pub admin_token: Option<String>,
+    /// Who may call the management API: its admin token and named operator tokens (when the
+    /// management listener is enabled).
+    pub admin_token: Option<crate::mgmt::token::Credentials>,
     /// Seeds request ids and long-poll jitter.
     pub seed: u64,
     /// How long an agent request other than a checkin may wait for its backend jobs
@@ -307,6 +308,10 @@ pub struct Fleet {
     late_replies: u64,
     early_actions: u64,
     overdue_answers: u64,
+    /// Wrong-token attempts at the console's login.
+    login_guard: crate::mgmt::console::LoginGuard,
+    /// When the engine was made (uptime in the health figures).
+    started: Instant,
 }
 
 impl Fleet {
@@ -348,6 +353,8 @@ impl Fleet {
             late_replies: 0,
             early_actions: 0,
             overdue_answers: 0,
+            login_guard: Default::default(),
+            started: now,
         }
     }
 
@@ -403,24 +410,60 @@ impl Fleet {
         self.monitor = Some(cell);
     }
 
-    /// Replaces the management API's bearer token (SIGHUP re-reads it).
-    pub fn set_admin_token(&mut self, token: String) {
+    /// Replaces the management API's tokens (SIGHUP re-reads them).
+    pub fn set_admin_token(&mut self, token: crate::mgmt::token::Credentials) {
         if self.settings.admin_token.is_some() {
             self.settings.admin_token = Some(token);
         }
     }
 
+    /// `GET /api/fleet/fleet_edge/health`: what the engine knows of the server's health.
+    fn server_health(&self, now: Instant) -> Response {
+        Response::json(
+            200,
+            &serde_json::json!({
+                "status": self.health().as_str(),
+                "store": if self.settings.has_store { "attached" } else { "none" },
+                "parked_long_polls": self.parked(),
+                "requests_in_flight": self.inflight.len(),
+                "checkin_writes_pending": self.pending_writes(),
+                "late_backend_replies": self.late_replies,
+                "draining": self.draining,
+                "uptime_seconds": now.saturating_duration_since(self.started).as_secs(),
+            }),
+        )
+    }
+
     // B. Handlers.
 
     /// A decoded request on `conn`, which has no other request in the engine.
-    pub fn handle_request(&mut self, conn: ConnKey, origin: Origin, req: &Request, now: Instant) {
+    /// `wall` is the wall-clock time (console sessions expire by it: a cookie outlives the
+    /// process).
+    pub fn handle_request(
+        &mut self,
+        conn: ConnKey,
+        origin: Origin,
+        req: &Request,
+        now: Instant,
+        wall: SystemTime,
+    ) {
         let decision = match origin {
             Origin::Management => {
                 let request_id = self.ids.next_id();
-                let token = self.settings.admin_token.as_deref().unwrap_or("");
-                match crate::mgmt::handle(req, token) {
+                let none = crate::mgmt::token::Credentials::default();
+                let creds = self.settings.admin_token.as_ref().unwrap_or(&none);
+                let wall = wall
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match crate::mgmt::handle(req, creds, &mut self.login_guard, now, wall) {
                     Err(response) => {
                         Decision::Respond(response.with_header("X-Request-Id", request_id))
+                    }
+                    Ok(admin) if admin.route == crate::mgmt::Route::ServerHealth => {
+                        Decision::Respond(
+                            self.server_health(now)
+                                .with_header("X-Request-Id", request_id),
+                        )
                     }
                     Ok(admin) => {
                         let pending = Pending {

@@ -114,7 +114,7 @@ impl Scenario {
             server_version: crate::server_version::BUILT_IN,
             limits_table: None,
             has_store: true,
-            admin_token: Some("admin-token".into()),
+            admin_token: Some(crate::mgmt::token::Credentials::admin("admin-token")),
             seed: 7,
             backend_timeout: Duration::from_secs(10),
             files: crate::api::serving::FileServing::default(),
@@ -185,7 +185,8 @@ impl Scenario {
             return;
         }
         self.conns.insert(conn, ConnState::Open(true));
-        self.fleet.handle_request(conn, origin, req, self.now);
+        self.fleet
+            .handle_request(conn, origin, req, self.now, self.wall);
         self.pump();
     }
 

@@ -54,8 +54,8 @@ const MAX_MANAGEMENT_CONNECTIONS: usize = 32;
 pub struct Management {
     /// Bound (by default on 127.0.0.1; plain HTTP there, TLS off loopback).
     pub listener: TcpListener,
-    /// The bearer token it requires.
-    pub token: String,
+    /// The tokens it accepts (admin and named operators).
+    pub token: crate::mgmt::token::Credentials,
     /// The operations behind it.
     pub admin: Arc<dyn crate::mgmt::Admin>,
     /// TLS, when it listens off loopback.
@@ -119,7 +119,12 @@ impl Settings {
     }
 
     /// What the engine needs of these settings.
-    fn fleet(&self, has_store: bool, admin_token: Option<String>, seed: u64) -> FleetSettings {
+    fn fleet(
+        &self,
+        has_store: bool,
+        admin_token: Option<crate::mgmt::token::Credentials>,
+        seed: u64,
+    ) -> FleetSettings {
         FleetSettings {
             poll: self.poll,
             checkin_flush: self.checkin_flush,
@@ -184,6 +189,8 @@ pub struct Server {
     ready_slots: Vec<usize>,
     /// The `Date` header of responses, reformatted when the wall clock enters a new second.
     date: DateCache,
+    /// This iteration's wall-clock reading (what `date` was updated with).
+    wall: SystemTime,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
@@ -268,6 +275,7 @@ impl Server {
             settings,
             fleet,
             date: DateCache::new(SystemTime::now()),
+            wall: SystemTime::now(),
             buffers: Buffers {
                 pool: BufPool::new(64, READ_CHUNK),
                 scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
@@ -323,6 +331,7 @@ impl Server {
             // this second's `Date`, and every timestamp the engine writes in it is this one.
             let wall = SystemTime::now();
             self.date.update(wall);
+            self.wall = wall;
             let mut signalled = false;
             let mut woken = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
@@ -490,7 +499,8 @@ impl Server {
                 Step::Close => return self.close(slot),
                 Step::Request(req) => {
                     let origin = origin(conn);
-                    self.fleet.handle_request(key, origin, &req, now);
+                    let wall = self.wall;
+                    self.fleet.handle_request(key, origin, &req, now, wall);
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
                 Step::NeedPart(part) => self.fleet.handle_part(key, part, now),
