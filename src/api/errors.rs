@@ -3,7 +3,7 @@
 //! only `to_response` turns one into bytes (through `http::error_response`). A backend
 //! operation's [`OpError`] becomes an `ApiError` here and nowhere else.
 
-use crate::backend::{OpError, Why};
+use crate::backend::{FileRefusal, OpError, Why};
 use crate::http::{error_response, Response};
 
 /// An error an endpoint answers with. Variants are named after the spec's `error` strings.
@@ -81,6 +81,76 @@ pub enum ApiError {
     /// §1.7 #55.
     #[error("agent document contains audit_unenroll_reason")]
     AuditReasonConflict,
+    /// §1.7 #18: upload complete without `transithash.sha256`.
+    #[error("Transit hash required")]
+    TransitHashRequired,
+    /// §1.7 #23: upload begin with an empty body.
+    #[error("file info body is required")]
+    FileInfoBodyRequired,
+    /// §1.7 #24: upload begin without `agent_id`.
+    #[error("required field agent_id is missing")]
+    AgentIdMissing,
+    /// §1.7 #33.
+    #[error("this file exceeds the maximum allowed file size")]
+    FileSizeTooLarge,
+    /// §1.7 #34: `max_file_storage_size: 0`.
+    #[error("File Transfer is disabled in Fleet Server configuration")]
+    FileFeatureDisabled,
+    /// §1.7 #35.
+    #[error("file data incomplete, not all chunks were uploaded")]
+    MissingChunks,
+    /// §1.7 #36.
+    #[error("hash does not match")]
+    HashMismatch,
+    /// §1.7 #37.
+    #[error("upload has expired")]
+    UploadExpired,
+    /// §1.7 #38.
+    #[error("upload has stopped")]
+    UploadStopped,
+    /// §1.7 #39.
+    #[error("invalid chunk number")]
+    InvalidChunkNum,
+    /// §1.7 #40.
+    #[error("file contents failed validation")]
+    FailValidation,
+    /// §1.7 #41.
+    #[error("file closed, not accepting uploads")]
+    StatusNoUploads,
+    /// §1.7 #42.
+    #[error("upload start payload required")]
+    PayloadRequired,
+    /// §1.7 #43.
+    #[error("file.size is required")]
+    FileSizeRequired,
+    /// §1.7 #44; carries the error text (`file.size: 0: invalid filesize`).
+    #[error("{0}")]
+    InvalidFileSize(String),
+    /// §1.7 #45; carries the error text (`file.name is required: field required`).
+    #[error("{0}")]
+    FieldRequired(String),
+    /// §1.7 #51: an upload id (or file id) that matches no metadata document (Go's
+    /// `file.ErrInvalidID`; row #32's `ErrInvalidUploadID` is declared but never returned).
+    #[error("ErrInvalidID")]
+    InvalidFileId,
+    /// §1.7 #48: a file for delivery has no chunks (or no metadata for this agent).
+    #[error("file not found")]
+    NoFile,
+    /// §1.7 #49: a `Range` that cannot be served.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable,
+    /// §1.7 #50: several ranges in one `Range`.
+    #[error("Multipart ranges not satisfiable")]
+    MultipartRange,
+    /// §1.7 #52: a library file asked for by a client that is not allow-listed.
+    #[error("client forbidden")]
+    ClientFileForbidden,
+    /// §1.7 #53: the file for delivery could not be looked up.
+    #[error("file not found")]
+    FileForDeliveryNotFound,
+    /// §1.7 #56: an upload begin or complete body over its route's cap.
+    #[error("the request body exceeds the maximum allowed size")]
+    PayloadSizeTooLarge,
     /// Request validation (bad JSON, missing fields): `Bad request: <what>`.
     #[error("Bad request: {0}")]
     BadRequest(String),
@@ -134,6 +204,28 @@ impl ApiError {
             InvalidApiVersionFormat(_) => (400, "ErrInvalidAPIVersionFormat"),
             UnsupportedApiVersion(_) => (400, "ErrUnsupportedAPIVersion"),
             AuditReasonConflict => (409, "ErrAuditReasonConflict"),
+            TransitHashRequired => (400, "TransitHashRequired"),
+            FileInfoBodyRequired => (400, "ErrFileInfoBodyRequired"),
+            AgentIdMissing => (400, "ErrAgentIDMissing"),
+            FileSizeTooLarge => (400, "ErrFileSizeTooLarge"),
+            FileFeatureDisabled => (403, "ErrFileFeatureDisable"),
+            MissingChunks => (400, "ErrMissingChunks"),
+            HashMismatch => (400, "ErrHashMismatch"),
+            UploadExpired => (400, "ErrUploadExpired"),
+            UploadStopped => (400, "ErrUploadStopped"),
+            InvalidChunkNum => (400, "ErrInvalidChunkNum"),
+            FailValidation => (400, "ErrFailValidation"),
+            StatusNoUploads => (400, "ErrStatusNoUploads"),
+            PayloadRequired => (400, "ErrPayloadRequired"),
+            FileSizeRequired => (400, "ErrFileSizeRequired"),
+            InvalidFileSize(_) => (400, "ErrInvalidFileSize"),
+            FieldRequired(_) => (400, "ErrFieldRequired"),
+            InvalidFileId => (400, "ErrInvalidFileID"),
+            NoFile => (404, "ErrNoFile"),
+            RangeNotSatisfiable | MultipartRange => (416, "ErrRangeNotSatisfiable"),
+            ClientFileForbidden => (403, "ErrClientFileForbidden"),
+            FileForDeliveryNotFound => (404, "ErrFileForDeliveryNotFound"),
+            PayloadSizeTooLarge => (413, "ErrPayloadSizeTooLarge"),
             BadRequest(_) => (400, "BadRequest"),
             StoreFailed(detail) => return (503, detail.clone()),
             StoreUnavailable => (503, "ServiceUnavailable"),
@@ -178,7 +270,36 @@ impl From<&OpError> for ApiError {
             OpError::Throttled => ApiError::TooManyRequests,
             OpError::InvalidUserAgent => ApiError::InvalidUserAgent,
             OpError::UnsupportedVersion => ApiError::UnsupportedVersion,
+            OpError::File(f) => file_refusal(f),
         }
+    }
+}
+
+fn file_refusal(f: &FileRefusal) -> ApiError {
+    match f {
+        FileRefusal::TransitHashRequired => ApiError::TransitHashRequired,
+        FileRefusal::FileInfoBodyRequired => ApiError::FileInfoBodyRequired,
+        FileRefusal::AgentIdMissing => ApiError::AgentIdMissing,
+        FileRefusal::FileSizeTooLarge => ApiError::FileSizeTooLarge,
+        FileRefusal::FileFeatureDisabled => ApiError::FileFeatureDisabled,
+        FileRefusal::MissingChunks => ApiError::MissingChunks,
+        FileRefusal::HashMismatch => ApiError::HashMismatch,
+        FileRefusal::UploadExpired => ApiError::UploadExpired,
+        FileRefusal::UploadStopped => ApiError::UploadStopped,
+        FileRefusal::InvalidChunkNum => ApiError::InvalidChunkNum,
+        FileRefusal::FailValidation => ApiError::FailValidation,
+        FileRefusal::StatusNoUploads => ApiError::StatusNoUploads,
+        FileRefusal::PayloadRequired => ApiError::PayloadRequired,
+        FileRefusal::FileSizeRequired => ApiError::FileSizeRequired,
+        FileRefusal::InvalidFileSize(t) => ApiError::InvalidFileSize(t.clone()),
+        FileRefusal::FieldRequired(t) => ApiError::FieldRequired(t.clone()),
+        FileRefusal::InvalidFileId => ApiError::InvalidFileId,
+        FileRefusal::PayloadSizeTooLarge => ApiError::PayloadSizeTooLarge,
+        FileRefusal::NoFile => ApiError::NoFile,
+        FileRefusal::RangeNotSatisfiable => ApiError::RangeNotSatisfiable,
+        FileRefusal::MultipartRange => ApiError::MultipartRange,
+        FileRefusal::ClientFileForbidden => ApiError::ClientFileForbidden,
+        FileRefusal::FileForDeliveryNotFound => ApiError::FileForDeliveryNotFound,
     }
 }
 

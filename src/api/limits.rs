@@ -109,6 +109,14 @@ pub enum LimitedRoute {
     /// `opamp_limit`: 1ms / 1000 / unlimited, from the code defaults only (the sizing tables
     /// never set it, §10.2).
     OpAmp,
+    /// `upload_start_limit`: 2s / 5 / 10.
+    UploadStart,
+    /// `upload_chunk_limit`: 3ms / 5 / 10.
+    UploadChunk,
+    /// `upload_end_limit`: 2s / 5 / 10.
+    UploadEnd,
+    /// `file_delivery_limit`: 100ms / 5 / 10.
+    FileDelivery,
 }
 
 impl LimitedRoute {
@@ -145,6 +153,21 @@ impl LimitedRoute {
                 interval: ms(1),
                 burst: 1000,
                 max: 0,
+            },
+            LimitedRoute::UploadStart | LimitedRoute::UploadEnd => LimitSpec {
+                interval: ms(2000),
+                burst: 5,
+                max: 10,
+            },
+            LimitedRoute::UploadChunk => LimitSpec {
+                interval: ms(3),
+                burst: 5,
+                max: 10,
+            },
+            LimitedRoute::FileDelivery => LimitSpec {
+                interval: ms(100),
+                burst: 5,
+                max: 10,
             },
         }
     }
@@ -402,11 +425,47 @@ impl SizingTable {
             LimitedRoute::Status => 3,
             LimitedRoute::AuditUnenroll => 4,
             LimitedRoute::OpAmp => return route.default_spec(),
+            LimitedRoute::UploadStart
+            | LimitedRoute::UploadEnd
+            | LimitedRoute::UploadChunk
+            | LimitedRoute::FileDelivery => return self.upload_spec(route),
         };
         self.specs
             .get(i)
             .copied()
             .unwrap_or_else(|| route.default_spec())
+    }
+}
+
+/// Burst and max of the upload limiters (start, end and chunk alike) and of `file_delivery_limit`
+/// (the same numbers) per sizing table, fleet-protocol.md §10.3; intervals are 2 s (start, end),
+/// 3 ms (chunk) and 100 ms (file delivery) in every table.
+const UPLOAD_BURST_MAX: [(&str, u32, u32); 8] = [
+    ("lte0500", 5, 5),
+    ("lte1000", 5, 10),
+    ("lte2500", 10, 20),
+    ("lte5000", 20, 40),
+    ("lte10000", 40, 80),
+    ("lte20000", 40, 80),
+    ("lte40000", 40, 80),
+    ("max", 40, 80),
+];
+
+impl SizingTable {
+    /// The upload limiters of this table.
+    fn upload_spec(&self, route: LimitedRoute) -> LimitSpec {
+        let default = route.default_spec();
+        match UPLOAD_BURST_MAX
+            .iter()
+            .find(|(name, ..)| *name == self.name)
+        {
+            Some(&(_, burst, max)) => LimitSpec {
+                burst,
+                max,
+                ..default
+            },
+            None => default,
+        }
     }
 }
 
@@ -419,6 +478,10 @@ pub struct RouteLimits {
     status: Limiter,
     audit: Limiter,
     opamp: Limiter,
+    upload_start: Limiter,
+    upload_chunk: Limiter,
+    upload_end: Limiter,
+    file_delivery: Limiter,
 }
 
 impl Default for RouteLimits {
@@ -437,6 +500,10 @@ impl RouteLimits {
             status: Limiter::new(spec(LimitedRoute::Status)),
             audit: Limiter::new(spec(LimitedRoute::AuditUnenroll)),
             opamp: Limiter::new(spec(LimitedRoute::OpAmp)),
+            upload_start: Limiter::new(spec(LimitedRoute::UploadStart)),
+            upload_chunk: Limiter::new(spec(LimitedRoute::UploadChunk)),
+            upload_end: Limiter::new(spec(LimitedRoute::UploadEnd)),
+            file_delivery: Limiter::new(spec(LimitedRoute::FileDelivery)),
         }
     }
 
@@ -449,6 +516,10 @@ impl RouteLimits {
             LimitedRoute::Status => &mut self.status,
             LimitedRoute::AuditUnenroll => &mut self.audit,
             LimitedRoute::OpAmp => &mut self.opamp,
+            LimitedRoute::UploadStart => &mut self.upload_start,
+            LimitedRoute::UploadChunk => &mut self.upload_chunk,
+            LimitedRoute::UploadEnd => &mut self.upload_end,
+            LimitedRoute::FileDelivery => &mut self.file_delivery,
         }
     }
 }
@@ -456,6 +527,28 @@ impl RouteLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_limits_follow_the_code_defaults_and_the_tables() {
+        let ms = Duration::from_millis;
+        let start = LimitedRoute::UploadStart.default_spec();
+        assert_eq!((start.interval, start.burst, start.max), (ms(2000), 5, 10));
+        let chunk = LimitedRoute::UploadChunk.default_spec();
+        assert_eq!((chunk.interval, chunk.burst, chunk.max), (ms(3), 5, 10));
+        let lte0500 = &SIZING_TABLES[0];
+        assert_eq!(lte0500.spec(LimitedRoute::UploadEnd).max, 5);
+        let lte10000 = &SIZING_TABLES[4];
+        let chunk = lte10000.spec(LimitedRoute::UploadChunk);
+        assert_eq!((chunk.interval, chunk.burst, chunk.max), (ms(3), 40, 80));
+        assert_eq!(
+            SIZING_TABLES[2].spec(LimitedRoute::UploadStart),
+            LimitSpec {
+                interval: ms(2000),
+                burst: 10,
+                max: 20
+            }
+        );
+    }
 
     #[test]
     fn available_refills_without_taking() {

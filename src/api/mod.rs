@@ -9,6 +9,7 @@ pub mod ack;
 pub mod audit;
 pub mod auth;
 pub mod checkin;
+pub mod delivery;
 pub mod downloads;
 pub mod enroll;
 pub mod errors;
@@ -20,6 +21,7 @@ pub mod opamp;
 pub mod pgp;
 pub mod serving;
 pub mod status;
+pub mod uploads;
 pub mod user_agent;
 pub mod version;
 
@@ -74,6 +76,14 @@ pub enum Route<'a> {
     AuditUnenroll(&'a str),
     /// `/v1/opamp`, any method (plain-HTTP messages and WebSocket upgrades).
     OpAmp,
+    /// `POST /api/fleet/uploads`.
+    UploadBegin,
+    /// `PUT /api/fleet/uploads/{id}/{chunkNum}` (the number as written).
+    UploadChunk(&'a str, &'a str),
+    /// `POST /api/fleet/uploads/{id}`.
+    UploadComplete(&'a str),
+    /// `GET /api/fleet/file/{id}`.
+    FileDelivery(&'a str),
     /// `GET /api/fleet/artifacts/{id}/{sha2}` (Elastic Defend); carries both.
     Artifact(&'a str, &'a str),
     /// `GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key`; carries the version.
@@ -89,6 +99,12 @@ pub enum Route<'a> {
 /// Classifies a request the way the Go server's router does: exact paths, no trailing-slash
 /// folding.
 pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    if let Some(route) = uploads::route(method, path) {
+        return route;
+    }
+    if let Some(route) = delivery::route(method, path) {
+        return route;
+    }
     let post = *method == Method::Post;
     let found = match path {
         "/api/status" => (*method == Method::Get, Route::Status, "GET"),
@@ -146,7 +162,12 @@ pub fn body_limits(method: &Method, path: &str) -> BodyLimits {
         Route::Acks(_) => (2 * MIB, 2 * MIB),
         Route::AuditUnenroll(_) => (KIB, KIB),
         Route::OpAmp => (opamp::MAX_MESSAGE, 20 * MIB),
+
+        Route::UploadBegin => (uploads::BEGIN_MAX_BODY, uploads::BEGIN_MAX_BODY),
+        Route::UploadChunk(..) => (uploads::CHUNK_MAX_BODY, uploads::CHUNK_MAX_BODY),
+        Route::UploadComplete(_) => (uploads::COMPLETE_MAX_BODY, uploads::COMPLETE_MAX_BODY),
         Route::Status
+        | Route::FileDelivery(_)
         | Route::PgpKey(_)
         | Route::Download(_)
         | Route::Artifact(..)
@@ -191,6 +212,8 @@ pub enum PendingKind {
     OpAmpUpgrade,
     /// A message on an OpAMP WebSocket (no HTTP response).
     OpAmpMessage,
+    /// An upload begin, chunk or complete.
+    Upload,
     /// The upgrade PGP key.
     PgpKey,
     /// A file of the artifact mirror.
@@ -262,15 +285,25 @@ impl Pending {
                 downloads::answer(&request, found)
             }
             JobOutput::OpAmp(Ok(outcome)) => opamp::http_answer(&outcome),
+            JobOutput::Upload(Ok(answer)) => uploads::answer(answer),
+            JobOutput::File(response) | JobOutput::Delivered(Ok(response)) => response,
+            JobOutput::Delivered(Err(refusal)) => refusal.headers.into_iter().fold(
+                errors::respond(&ApiError::from(&refusal.error)),
+                |r, (n, v)| r.with_header(n, v),
+            ),
             JobOutput::OpAmp(Err(refusal)) | JobOutput::OpAmpConnected(Err(refusal)) => {
                 opamp::refusal(&refusal)
             }
-            JobOutput::Enrolled(Err(e)) | JobOutput::Acked(Err(e)) | JobOutput::Audited(Err(e)) => {
+            JobOutput::Enrolled(Err(e))
+            | JobOutput::Acked(Err(e))
+            | JobOutput::Audited(Err(e))
+            | JobOutput::Upload(Err(e)) => {
                 let e = ApiError::from(&e);
                 self.log_refusal(&e);
                 errors::respond(&e)
             }
             JobOutput::CheckinStarted(_)
+            | JobOutput::Part(_)
             | JobOutput::OpAmpConnected(Ok(_))
             | JobOutput::OutputKeys(_)
             | JobOutput::CheckinsWritten { .. } => {
@@ -290,6 +323,11 @@ pub fn limited_route(route: Route<'_>) -> Option<LimitedRoute> {
         Route::Acks(_) => Some(LimitedRoute::Ack),
         Route::AuditUnenroll(_) => Some(LimitedRoute::AuditUnenroll),
         Route::OpAmp => Some(LimitedRoute::OpAmp),
+
+        Route::UploadBegin => Some(LimitedRoute::UploadStart),
+        Route::UploadChunk(..) => Some(LimitedRoute::UploadChunk),
+        Route::UploadComplete(_) => Some(LimitedRoute::UploadEnd),
+        Route::FileDelivery(_) => Some(LimitedRoute::FileDelivery),
         Route::PgpKey(_)
         | Route::Download(_)
         | Route::Artifact(..)
@@ -399,6 +437,10 @@ fn dispatch(
         | Route::Checkin(_)
         | Route::Acks(_)
         | Route::AuditUnenroll(_)
+        | Route::UploadBegin
+        | Route::UploadChunk(..)
+        | Route::UploadComplete(_)
+        | Route::FileDelivery(_)
         | Route::Artifact(..)
         | Route::PgpKey(_) => {}
     }
@@ -454,6 +496,19 @@ fn dispatch(
     }
     if !ctx.has_store {
         return respond(errors::respond(&ApiError::StoreUnavailable));
+    }
+    let upload = match route {
+        Route::UploadBegin => Some(uploads::begin(req)),
+        Route::UploadChunk(id, n) => Some(uploads::chunk(req, id, n)),
+        Route::UploadComplete(id) => Some(uploads::complete(req, id)),
+        Route::FileDelivery(id) => Some(delivery::deliver(req, id)),
+        _ => None,
+    };
+    if let Some(upload) = upload {
+        return match upload {
+            Ok(job) => Decision::Job(job, pending(PendingKind::Upload)),
+            Err(e) => respond(errors::respond(&e)),
+        };
     }
     let key = match auth::api_key(req) {
         Ok(key) => key,
@@ -540,6 +595,10 @@ fn dispatch(
         ),
         Route::Status
         | Route::OpAmp
+        | Route::UploadBegin
+        | Route::UploadChunk(..)
+        | Route::UploadComplete(_)
+        | Route::FileDelivery(_)
         | Route::PgpKey(_)
         | Route::Download(_)
         | Route::WrongMethod(_)

@@ -74,4 +74,9 @@ pub trait AdminWork: Any + Send + Debug {
     fn revokes(&self) -> Option<&str>;
     /// Runs the request over `admin`; the status and JSON body of the answer.
     fn run(&self, admin: &dyn Admin, now: SystemTime) -> (u16, Value);
+    /// The whole response instead, for a request answered with more than JSON (a file
+    /// download, whose body streams); `None`: answer with [`AdminWork::run`].
+    fn respond(&self, _admin: &dyn Admin) -> Option<crate::http::Response> {
+        None
+    }
 }

@@ -76,6 +76,67 @@ pub enum OpError {
     /// The agent's version is newer than this server admits.
     #[error("unsupported agent version")]
     UnsupportedVersion,
+    /// A file-transfer refusal (uploads, file delivery): the spec's row, named.
+    #[error("file transfer refused: {0:?}")]
+    File(FileRefusal),
+}
+
+/// The file-transfer rows of the error table (fleet-protocol.md §1.7 #18–56), named as Fleet
+/// Server's errors; `api/errors.rs` words them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRefusal {
+    /// `ErrTransitHashRequired`.
+    TransitHashRequired,
+    /// `ErrFileInfoBodyRequired`.
+    FileInfoBodyRequired,
+    /// `ErrAgentIDMissing`.
+    AgentIdMissing,
+    /// `ErrFileSizeTooLarge`.
+    FileSizeTooLarge,
+    /// `ErrFeatureDisabled`.
+    FileFeatureDisabled,
+    /// `ErrMissingChunks`.
+    MissingChunks,
+    /// `ErrHashMismatch`.
+    HashMismatch,
+    /// `ErrUploadExpired`.
+    UploadExpired,
+    /// `ErrUploadStopped`.
+    UploadStopped,
+    /// `ErrInvalidChunkNum`.
+    InvalidChunkNum,
+    /// `ErrFailValidation`.
+    FailValidation,
+    /// `ErrStatusNoUploads`.
+    StatusNoUploads,
+    /// `ErrPayloadRequired`.
+    PayloadRequired,
+    /// `ErrFileSizeRequired`.
+    FileSizeRequired,
+    /// `ErrInvalidFileSize`, with Go's text.
+    InvalidFileSize(String),
+    /// `ErrFieldRequired`, with Go's text.
+    FieldRequired(String),
+    /// `file.ErrInvalidID`.
+    InvalidFileId,
+    /// `ErrPayloadSizeTooLarge`.
+    PayloadSizeTooLarge,
+    /// `delivery.ErrNoFile`.
+    NoFile,
+    /// `ErrBadRange`.
+    RangeNotSatisfiable,
+    /// `ErrMultiRangeNotSupported`.
+    MultipartRange,
+    /// `ErrClientFileForbidden`.
+    ClientFileForbidden,
+    /// `ErrFileForDeliveryNotFound`.
+    FileForDeliveryNotFound,
+}
+
+impl From<FileRefusal> for OpError {
+    fn from(f: FileRefusal) -> Self {
+        OpError::File(f)
+    }
 }
 
 impl From<StoreError> for OpError {

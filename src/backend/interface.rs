@@ -45,6 +45,16 @@ pub enum Job {
     Admin(Box<dyn super::admin::AdminWork>),
     /// One OpAMP message (`backend::ops::opamp`).
     OpAmp(OpAmpInput),
+    /// An upload begin (`backend::ops::uploads`).
+    UploadBegin(super::ops::uploads::BeginInput),
+    /// An upload chunk.
+    UploadChunk(super::ops::uploads::ChunkInput),
+    /// An upload complete.
+    UploadComplete(super::ops::uploads::CompleteInput),
+    /// One part of a streamed body (a file chunk), read from the store's files.
+    ReadPart(crate::http::BodyPart),
+    /// A file delivery to an agent (`GET /api/fleet/file/{id}`).
+    Deliver(super::ops::delivery::DeliverInput),
     /// Read (or fetch upstream) the upgrade PGP key (`files::pgp`).
     PgpKey(Arc<crate::files::pgp::PgpSource>),
     /// An Elastic Defend artifact download (`ops::artifacts`).
@@ -84,6 +94,15 @@ pub enum JobOutput {
     OpAmp(Result<OpAmpOutcome, OpAmpRefusal>),
     /// From [`Job::OpAmpConnect`]: the `Sec-WebSocket-Accept` value and the token, when good.
     OpAmpConnected(Result<(String, ApiKey), OpAmpRefusal>),
+    /// From the upload jobs.
+    Upload(Result<super::ops::uploads::UploadAnswer, OpError>),
+    /// From [`Job::Deliver`]: the response (its body streams from the store), or the refusal
+    /// with the headers it carries (`Accept-Ranges`, `Content-Range`).
+    Delivered(Result<crate::http::Response, super::ops::delivery::Refusal>),
+    /// A complete response (a management download: its body streams from the store).
+    File(crate::http::Response),
+    /// From [`Job::ReadPart`]: the part's bytes (exactly its `take`), or why not.
+    Part(Result<Vec<u8>, String>),
     /// From [`Job::PgpKey`]: the armored key, or why it cannot be served.
     PgpKey(Result<Vec<u8>, String>),
     /// From [`Job::Artifact`]: the encoded artifact bytes.

@@ -33,6 +33,9 @@ pub trait Layer: Send + Sync {
 }
 
 impl<L: Layer> Store for L {
+    fn files(&self) -> Option<&dyn super::files::FileStore> {
+        self.inner().files()
+    }
     fn mints_output_keys(&self) -> bool {
         self.inner().mints_output_keys()
     }

@@ -52,6 +52,7 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     changed: Condvar,
     health: HealthBoard,
+    files: super::files_memory::MemoryFiles,
     hooks: Hooks,
 }
 
@@ -229,6 +230,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn files(&self) -> Option<&dyn super::files::FileStore> {
+        Some(&self.files)
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         let answer = self.lock().map(|inner| {
             inner

@@ -16,8 +16,11 @@ pub mod admission;
 pub mod auth_cache;
 pub mod deadline;
 pub mod deferred;
+pub mod delivery;
 pub mod error;
 pub mod es;
+pub mod files;
+pub mod files_memory;
 pub mod hooks;
 pub mod interface;
 pub mod layer;
@@ -31,7 +34,7 @@ pub mod workers;
 #[cfg(test)]
 pub mod conformance;
 
-pub use error::{OpError, Why};
+pub use error::{FileRefusal, OpError, Why};
 
 use std::time::{Duration, SystemTime};
 
@@ -207,6 +210,11 @@ pub trait Store: Send + Sync {
         true
     }
 
+    /// File transfer storage (uploads, file delivery), when this store has it.
+    fn files(&self) -> Option<&dyn files::FileStore> {
+        None
+    }
+
     /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401).
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError>;
     /// Creates an API key.
@@ -284,8 +292,8 @@ pub trait Store: Send + Sync {
     /// The newest revision of every policy.
     fn latest_policies(&self) -> Result<Vec<PolicyDoc>, StoreError>;
 
-    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how Endpoint
-    /// artifact downloads find their agent (fleet-protocol.md §8).
+    /// The agent whose access API key has this id (Q1 by `access_api_key_id`): how file
+    /// deliveries and Endpoint artifact downloads find their agent (fleet-protocol.md §1.4, §8).
     fn agent_by_access_key(&self, api_key_id: &str) -> Result<Option<Agent>, StoreError>;
     /// The first `.fleet-artifacts` document with this identifier and decoded SHA-256 (Q9).
     fn artifact(

@@ -78,6 +78,8 @@ pub struct BackendSettings {
     pub remote: RemoteSettings,
     /// The API-key cache every worker authenticates through.
     pub auth_cache: AuthCacheSettings,
+    /// File transfer (uploads) settings.
+    pub files: super::files::FileSettings,
     /// Deadline of a job submitted without one (`--backend-timeout`).
     pub job_timeout: Duration,
 }
@@ -90,6 +92,7 @@ impl Default for BackendSettings {
             feed_wait: Duration::from_secs(1),
             remote: RemoteSettings::default(),
             auth_cache: AuthCacheSettings::default(),
+            files: super::files::FileSettings::default(),
             job_timeout: Duration::from_secs(10),
         }
     }
@@ -185,6 +188,12 @@ impl<T: Send + 'static> Backend<T> {
                         };
                         let _deadline = super::deadline::Scope::enter(deadline);
                         let output = match (job, &admin) {
+                            (Job::Admin(work), Some(admin)) if work.respond(&**admin).is_some() => {
+                                match work.respond(&**admin) {
+                                    Some(response) => JobOutput::File(response),
+                                    None => JobOutput::Admin(500, serde_json::Value::Null),
+                                }
+                            }
                             (Job::Admin(work), Some(admin)) => {
                                 let run = || work.run(&**admin, SystemTime::now());
                                 // Revoking a token invalidates its key behind the cache's back.
@@ -194,7 +203,9 @@ impl<T: Send + 'static> Backend<T> {
                                 };
                                 JobOutput::Admin(status, body)
                             }
-                            (job, _) => run(&*store, &remotes, job, SystemTime::now()),
+                            (job, _) => {
+                                run(&*store, &remotes, job, &settings.files, SystemTime::now())
+                            }
                         };
                         admission.finished(Some(began.elapsed()));
                         if reply_tx.send(Reply { to, output }).is_err() {
@@ -294,7 +305,13 @@ impl<T> Drop for Backend<T> {
 }
 
 /// Runs one job against the store (and the remote clusters of remote outputs).
-pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTime) -> JobOutput {
+pub fn run(
+    store: &dyn Store,
+    remotes: &RemoteClusters,
+    job: Job,
+    files: &super::files::FileSettings,
+    now: SystemTime,
+) -> JobOutput {
     match job {
         Job::Enroll(input) => JobOutput::Enrolled(enroll(store, &input, now)),
         Job::CheckinStart(input) => {
@@ -314,6 +331,17 @@ pub fn run(store: &dyn Store, remotes: &RemoteClusters, job: Job, now: SystemTim
         Job::Authenticate(key) => JobOutput::Authenticated(authenticate(store, &key).is_ok()),
         Job::WriteCheckins(batch) => write_checkins(store, batch),
         Job::OpAmp(input) => JobOutput::OpAmp(super::ops::opamp::opamp_message(store, &input, now)),
+        Job::UploadBegin(input) => {
+            JobOutput::Upload(super::ops::uploads::begin(store, &input, files, now))
+        }
+        Job::UploadChunk(input) => {
+            JobOutput::Upload(super::ops::uploads::chunk(store, &input, now))
+        }
+        Job::UploadComplete(input) => {
+            JobOutput::Upload(super::ops::uploads::complete(store, &input, now))
+        }
+        Job::ReadPart(part) => JobOutput::Part(super::delivery::read_part(store, &part)),
+        Job::Deliver(input) => JobOutput::Delivered(super::ops::delivery::deliver(store, &input)),
         Job::OpAmpConnect { key, accept } => JobOutput::OpAmpConnected(
             super::ops::opamp::authenticate_opamp(store, &key).map(|()| (accept, key)),
         ),

@@ -11,7 +11,9 @@
 //! fleet-edge unenroll AGENT_ID [--force] [--revoke]
 //! fleet-edge upgrade [AGENT_ID...] [--policy ID | --all] --version V [--source-uri URL]
 //!                    [--rollout-duration D] [--start-time T] [--force]
-//! fleet-edge diagnostics AGENT_ID
+//! fleet-edge diagnostics AGENT_ID [--wait DURATION [--output FILE]]
+//! fleet-edge files list [--agent ID] | get FILE_ID --output FILE
+//! fleet-edge files send FILE --agent ID[,ID...] [--name N] [--mime-type T]
 //! fleet-edge migrate AGENT_ID --uri URL --enrollment-token TOKEN
 //! fleet-edge results ACTION_ID
 //! fleet-edge backup FILE | restore FILE
@@ -25,6 +27,7 @@
 //! Exit codes ([`CliError::exit_code`]): 2 for a bad command line, 1 for anything else that
 //! failed, not-found included.
 
+mod files;
 mod output;
 mod parse;
 
@@ -116,6 +119,44 @@ pub fn run(args: Vec<String>, env_data_dir: Option<String>) -> Result<(), CliErr
             let file = &invocation.args[0];
             let files = crate::embedded::backup::restore(Path::new(file), Path::new(&data_dir))?;
             println!("restored {file} into {data_dir} ({files} files); start fleet-edge with --data-dir {data_dir}");
+            return Ok(());
+        }
+        ["diagnostics"] => return files::diagnostics(&invocation, Path::new(&data_dir), &data_dir),
+        ["files", "list"] => {
+            let answer = files::list(
+                Path::new(&data_dir),
+                &data_dir,
+                invocation.option("--agent"),
+            )?;
+            print!("{}", output::render(invocation.words, &answer, false));
+            return Ok(());
+        }
+        ["files", "send"] => {
+            let file = &invocation.args[0];
+            let agents: Vec<String> = invocation
+                .option("--agent")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let id = files::send(
+                Path::new(&data_dir),
+                &data_dir,
+                Path::new(file),
+                &agents,
+                invocation.option("--name"),
+                invocation.option("--mime-type"),
+            )?;
+            println!("{id}");
+            return Ok(());
+        }
+        ["files", "get"] => {
+            let out = invocation.option("--output").unwrap_or_default();
+            let file_id = &invocation.args[0];
+            let size = files::download(Path::new(&data_dir), &data_dir, file_id, Path::new(out))?;
+            println!("{out} ({size} bytes, file {file_id})");
             return Ok(());
         }
         _ => {}
@@ -563,7 +604,7 @@ fn read_file(dir: &Path, data_dir: &str, name: &str) -> Result<String, CliError>
         })
 }
 
-fn request(
+pub(super) fn request(
     dir: &Path,
     data_dir: &str,
     method: &str,

@@ -1,6 +1,7 @@
 //! What the subcommands print: `agents list` and `actions` as tables whose columns are as wide
 //! as their widest cell, `agents show` as a report (health per component and unit, upgrade
-//! progress, tags, policy and revision, last message), everything else — and any command with
+//! progress, tags, policy and revision, last message), `files list` as a table of uploaded files,
+//! everything else — and any command with
 //! `--output json` — as the management API's JSON, pretty-printed (scripts parse it).
 
 use serde_json::Value;
@@ -11,6 +12,7 @@ pub fn render(words: &[&str], answer: &Value, json: bool) -> String {
         ["agents", "list"] if !json => agents_table(answer),
         ["agents", "show"] if !json => agent_report(&answer["item"]),
         ["actions"] if !json => actions_table(answer),
+        ["files", "list"] if !json => files_table(answer),
         _ => format!(
             "{}\n",
             serde_json::to_string_pretty(answer).unwrap_or_default()
@@ -178,6 +180,40 @@ fn agent_report(a: &Value) -> String {
         }
     }
     out
+}
+
+fn files_table(answer: &Value) -> String {
+    let rows: Vec<Vec<String>> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            [
+                "id",
+                "agentId",
+                "actionId",
+                "name",
+                "size",
+                "status",
+                "createTime",
+            ]
+            .iter()
+            .map(|k| text(&f[*k]))
+            .collect()
+        })
+        .collect();
+    table(
+        &[
+            ("ID", Align::Left),
+            ("AGENT", Align::Left),
+            ("ACTION", Align::Left),
+            ("NAME", Align::Left),
+            ("SIZE", Align::Right),
+            ("STATUS", Align::Left),
+            ("TIME", Align::Left),
+        ],
+        &rows,
+    )
 }
 
 fn actions_table(answer: &Value) -> String {

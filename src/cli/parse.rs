@@ -229,8 +229,58 @@ pub const SPECS: &[CommandSpec] = &[
     CommandSpec {
         words: &["diagnostics"],
         args: &["AGENT_ID"],
-        options: &[],
-        summary: "send REQUEST_DIAGNOSTICS to an agent",
+        options: &[
+            opt(
+                "--wait",
+                "DURATION",
+                false,
+                "wait this long (like 10m) for the agent's bundle and download it",
+            ),
+            opt(
+                "--output",
+                "FILE",
+                false,
+                "where --wait writes the bundle (default: the bundle's own name)",
+            ),
+        ],
+        summary: "send REQUEST_DIAGNOSTICS to an agent (and with --wait, download the bundle)",
+    },
+    CommandSpec {
+        words: &["files", "list"],
+        args: &[],
+        options: &[opt(
+            "--agent",
+            "ID",
+            false,
+            "only this agent's files",
+        )],
+        summary: "list uploaded files (agent, action, name, size, status, time)",
+    },
+    CommandSpec {
+        words: &["files", "get"],
+        args: &["FILE_ID"],
+        options: &[opt("--output", "FILE", true, "where to write the file")],
+        summary: "download an uploaded file (its id, as listed)",
+    },
+    CommandSpec {
+        words: &["files", "send"],
+        args: &["FILE"],
+        options: &[
+            opt(
+                "--agent",
+                "ID[,ID...]",
+                true,
+                "the agents that may fetch it (GET /api/fleet/file/{id})",
+            ),
+            opt("--name", "NAME", false, "the file's name (default: FILE's)"),
+            opt(
+                "--mime-type",
+                "TYPE",
+                false,
+                "its Content-Type for agents (default application/octet-stream)",
+            ),
+        ],
+        summary: "place a file for agents to fetch (embedded mode); prints its id",
     },
     CommandSpec {
         words: &["results"],

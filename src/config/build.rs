@@ -133,6 +133,13 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
                     .map_err(|_| format!("{v:?} is not a whole number"))
             })
             .unwrap_or_default(),
+        files: super::file_settings::FileSettings {
+            max_file_size: b.parsed_opt(Id::MaxFileStorageSize, parse_bytes),
+            retention: b.duration(Id::FileRetention, false),
+            total_cap: b
+                .parsed(Id::FileStorageCap, parse_bytes)
+                .filter(|cap| *cap > 0),
+        },
         management_host: b
             .parsed(Id::ManagementHost, values::parse_bind_host)
             .unwrap_or_else(|| "127.0.0.1".into()),
@@ -706,4 +713,11 @@ fn self_signed_hosts(host: &str, fleet_url: Option<&values::HttpUrl>) -> Vec<Str
         }
     }
     hosts
+}
+
+/// A byte count: a whole number of bytes.
+fn parse_bytes(v: &str) -> Result<u64, String> {
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{v:?} is not a whole number of bytes"))
 }

@@ -60,6 +60,12 @@ pub enum SettingId {
     BackendWorkers,
     /// `--max-agents`
     MaxAgents,
+    /// `--max-file-storage-size`
+    MaxFileStorageSize,
+    /// `--file-retention`
+    FileRetention,
+    /// `--file-storage-cap`
+    FileStorageCap,
     /// `--management-host`
     ManagementHost,
     /// `--management-port`

@@ -14,6 +14,7 @@
 mod args;
 mod build;
 mod environment;
+pub mod file_settings;
 mod ids;
 mod render;
 mod settings;
@@ -205,6 +206,8 @@ pub struct ServerSettings {
     pub timeouts: Timeouts,
     /// `server.limits.max_agents`: which sizing table the route limits use (0: by memory).
     pub max_agents: i64,
+    /// File transfer: `max_file_storage_size`, and the embedded store's retention and cap.
+    pub files: file_settings::FileSettings,
     /// Management API bind host (embedded mode).
     pub management_host: String,
     /// Management API port (0: a free one).

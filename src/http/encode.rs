@@ -27,6 +27,10 @@ pub enum Body {
     /// streams the bytes from the file as the socket drains (never reading it whole), and sends
     /// none for `HEAD`. Never gzipped.
     File(FileBody),
+    /// Bytes fetched part by part from a store (file chunks in Elasticsearch): the encoder writes
+    /// only the `Content-Length`; the connection asks for the next part only once the socket
+    /// took the previous one, so it holds at most one part. Never gzipped.
+    Parts(PartsBody),
 }
 
 /// The open file and byte range of a [`Body::File`].
@@ -48,13 +52,53 @@ impl PartialEq for FileBody {
 
 impl Eq for FileBody {}
 
+/// The parts of a [`Body::Parts`], in order; their `take`s add up to the `Content-Length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsBody {
+    /// The parts still to send, first first.
+    pub parts: std::collections::VecDeque<BodyPart>,
+}
+
+impl PartsBody {
+    /// Bytes the parts add up to.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.take).sum()
+    }
+
+    /// No bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One part of a [`Body::Parts`]: where the store finds it (opaque here) and which of its
+/// bytes are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPart {
+    /// The store's name for the part (a chunk document, say).
+    pub locator: String,
+    /// Bytes of the part skipped before the first one sent.
+    pub skip: u64,
+    /// Bytes sent.
+    pub take: u64,
+}
+
 impl Body {
-    /// The body's bytes (none for a [`Body::File`], whose bytes stay in the file).
+    /// The body's bytes (none for a streamed body, whose bytes are not in memory).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Body::Empty | Body::File(_) => &[],
+            Body::Empty | Body::File(_) | Body::Parts(_) => &[],
             Body::Bytes(b) => b,
             Body::Shared(b) => b,
+        }
+    }
+
+    /// The length of a streamed body ([`Body::File`], [`Body::Parts`]).
+    pub fn streamed_len(&self) -> Option<u64> {
+        match self {
+            Body::File(f) => Some(f.len),
+            Body::Parts(p) => Some(p.len()),
+            _ => None,
         }
     }
 }
@@ -182,7 +226,7 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         && !opts.head_request
         && !bodiless_status
         && !already_encoded
-        && !matches!(resp.body, Body::File(_))
+        && resp.body.streamed_len().is_none()
         && raw.len() > opts.gzip_threshold;
     let compressed = if compress { gzip::compress(raw) } else { None };
     let body: &[u8] = compressed.as_deref().unwrap_or(raw);
@@ -218,11 +262,8 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         push_header(out, "Vary", "Accept-Encoding");
     }
     if !bodiless_status {
-        let length = match &resp.body {
-            Body::File(file) => file.len,
-            _ => body.len() as u64,
-        };
-        push_header(out, "Content-Length", &length.to_string());
+        let len = resp.body.streamed_len().unwrap_or(body.len() as u64);
+        push_header(out, "Content-Length", &len.to_string());
     }
     if !opts.keep_alive {
         push_header(out, "Connection", "close");

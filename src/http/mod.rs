@@ -53,7 +53,7 @@ mod proptests;
 pub use body::gzip_encoded;
 pub use date::{DateCache, HttpDate};
 pub use decode::{Decoder, CONTINUE_RESPONSE};
-pub use encode::{encode_response, Body, EncodeOptions, FileBody, Response};
+pub use encode::{encode_response, Body, BodyPart, EncodeOptions, FileBody, PartsBody, Response};
 pub use error::{error_response, HttpError};
 pub use gzip::{compress as gzip_compress, decompress as gunzip_capped};
 pub use request::{BodyLimits, Limits, Method, Request};

@@ -11,6 +11,7 @@ pub mod actions;
 pub mod admin;
 pub mod agents;
 pub mod console;
+pub mod files;
 pub mod monitor;
 pub mod ops;
 pub mod policies;
@@ -114,6 +115,67 @@ pub enum Route {
     /// `GET /api/fleet/fleet_edge/enrollment`: the quick start's Fleet Server URL and its
     /// `elastic-agent install` command with `{TOKEN}` for the enrollment token.
     Enrollment,
+    /// `GET /api/fleet/agents/{id}/uploads`: an agent's uploaded files.
+    AgentUploads(String),
+    /// `GET /api/fleet/fleet_edge/files`: every uploaded file.
+    ListFiles,
+    /// `GET /api/fleet/agents/files/{fileId}/{fileName}`: a file's bytes, with the request's
+    /// `Range` header if any (boxed: it keeps every route, and so each job, small).
+    DownloadFile(Box<FileDownload>),
+    /// `POST /api/fleet/fleet_edge/deliveries` with `{name, agents, size, mime_type?, sha256?}`:
+    /// the operator places a file for agents (embedded store); the answer names its id.
+    PlaceBegin,
+    /// `PUT /api/fleet/fleet_edge/deliveries/{id}/{n}` with part `n`'s raw bytes (4 MiB each but
+    /// the last, in order).
+    PlacePart(Box<PlacedPart>),
+    /// `POST /api/fleet/fleet_edge/deliveries/{id}`: the file is complete (size and SHA-256
+    /// checked); agents may fetch it from `GET /api/fleet/file/{id}`.
+    PlaceComplete(String),
+    /// `GET /api/fleet/fleet_edge/deliveries`: the placed files.
+    ListPlaced,
+}
+
+/// One part of a placed file ([`Route::PlacePart`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedPart {
+    /// The file id.
+    pub id: String,
+    /// The part's number as written in the path.
+    pub n: String,
+    /// The raw body.
+    pub bytes: Vec<u8>,
+}
+
+/// The path of the placed files.
+pub const DELIVERIES: &str = "/api/fleet/fleet_edge/deliveries";
+
+/// Body caps of management requests: a placed file's part is up to 4 MiB; everything else as
+/// the agent API caps an unrouted path.
+pub fn body_limits(method: &Method, path: &str) -> crate::http::BodyLimits {
+    let part = *method == Method::Put
+        && path
+            .strip_prefix(DELIVERIES)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| r.contains('/'));
+    if part {
+        let max = crate::backend::files::CHUNK_SIZE as usize;
+        crate::http::BodyLimits {
+            max_body: max,
+            max_decompressed: max,
+            defer_gzip: false,
+        }
+    } else {
+        crate::api::body_limits(method, path)
+    }
+}
+
+/// Which file a [`Route::DownloadFile`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDownload {
+    /// The metadata document's `_id`.
+    pub id: String,
+    /// The `Range` header.
+    pub range: Option<String>,
 }
 
 /// Classifies a management request.
@@ -161,6 +223,24 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Put, ["fleet_edge", "policies", p]) => Route::UploadPolicy(id(p)),
         (Method::Get, ["actions", a, "results"]) => Route::ActionResults(id(a)),
         (Method::Post, ["fleet_edge", "snapshot"]) => Route::Snapshot,
+        (Method::Get, ["agents", "files", f, _name]) => {
+            Route::DownloadFile(Box::new(FileDownload {
+                id: id(f),
+                range: None,
+            }))
+        }
+        (Method::Get, ["agents", a, "uploads"]) => Route::AgentUploads(id(a)),
+        (Method::Get, ["fleet_edge", "files"]) => Route::ListFiles,
+        (Method::Post, ["fleet_edge", "deliveries"]) => Route::PlaceBegin,
+        (Method::Get, ["fleet_edge", "deliveries"]) => Route::ListPlaced,
+        (Method::Put, ["fleet_edge", "deliveries", f, n]) => {
+            Route::PlacePart(Box::new(PlacedPart {
+                id: id(f),
+                n: id(n),
+                bytes: Vec::new(),
+            }))
+        }
+        (Method::Post, ["fleet_edge", "deliveries", f]) => Route::PlaceComplete(id(f)),
         (Method::Get, ["fleet_edge", "health"]) => Route::ServerHealth,
         (Method::Get, ["fleet_edge", "enrollment"]) => Route::Enrollment,
         _ => return None,
@@ -195,14 +275,20 @@ pub fn handle(
             "a valid admin bearer token is required",
         ));
     };
-    let Some(route) = route(&req.method, &req.path) else {
+    let Some(mut route) = route(&req.method, &req.path) else {
         return Err(error(404, "Not Found", "no such management endpoint"));
     };
+    if let Route::DownloadFile(file) = &mut route {
+        file.range = req.header_str("range").map(str::to_owned);
+    }
     // Kibana refuses a write without `kbn-xsrf` (any value): a browser form cannot set it.
     if req.method != Method::Get {
         console::write_allowed(req, &caller, &creds.admin)?;
     }
-    let body = if req.body.is_empty() {
+    if let Route::PlacePart(part) = &mut route {
+        part.bytes = req.body.clone();
+    }
+    let body = if req.body.is_empty() || matches!(route, Route::PlacePart(_)) {
         Value::Null
     } else {
         match serde_json::from_slice(&req.body) {

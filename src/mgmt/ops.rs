@@ -129,6 +129,15 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
             })?;
             Ok((200, json!({"action": "deleted"})))
         }
+        Route::AgentUploads(id) => Ok(super::files::list(admin, Some(id))),
+        Route::ListFiles => Ok(super::files::list(admin, None)),
+        Route::PlaceBegin => Ok(super::files::place_begin(admin, &req.body, now)),
+        Route::PlacePart(part) => Ok(super::files::place_part(admin, part)),
+        Route::PlaceComplete(id) => Ok(super::files::place_complete(admin, id)),
+        Route::ListPlaced => Ok(super::files::list_placed(admin)),
+        Route::DownloadFile(_) => Err(Failure::Invalid(
+            "a file download is answered by super::files::download".into(),
+        )),
         Route::Snapshot => {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
@@ -159,5 +168,10 @@ impl crate::backend::admin::AdminWork for AdminRequest {
 
     fn run(&self, admin: &dyn Admin, now: SystemTime) -> (u16, Value) {
         execute(admin, self, now)
+    }
+
+    fn respond(&self, admin: &dyn Admin) -> Option<crate::http::Response> {
+        matches!(self.route, Route::DownloadFile(_))
+            .then(|| super::files::answer(admin, &self.route))
     }
 }

@@ -4,7 +4,9 @@
 //! hands it to the engine), read more, and graceful close (close_notify, half-close, then
 //! discard input until the peer closes or the linger timer fires, so a response is never lost
 //! to a TCP reset). What a request means is not decided here: the connection only remembers how
-//! its answer must be written ([`Awaiting`]).
+//! its answer must be written ([`Awaiting`]). A streamed body (a file, or parts the store hands
+//! over one at a time) is sent as the socket drains: the next piece is read or asked for only
+//! once the previous one is written.
 
 use std::io;
 use std::net::Shutdown;
@@ -20,8 +22,8 @@ use crate::api;
 use crate::backend::ApiKey;
 use crate::core::deadlines::Ticket;
 use crate::http::{
-    encode_response, Decoder, EncodeOptions, HttpDate, Limits, Method, Request, Response,
-    CONTINUE_RESPONSE,
+    encode_response, Body, BodyPart, Decoder, EncodeOptions, HttpDate, Limits, Method, Request,
+    Response, CONTINUE_RESPONSE,
 };
 
 /// Responses larger than this are gzipped for clients that accept it (fleet-protocol.md §9.2).
@@ -71,6 +73,21 @@ pub enum Step {
     Request(Request),
     /// A WebSocket message arrived (with the token the upgrade checked): the same.
     Message(ApiKey, Vec<u8>),
+    /// A streamed body needs its next part (the socket took the previous one): the caller
+    /// fetches it and hands it over with [`Conn::feed_part`].
+    NeedPart(BodyPart),
+}
+
+/// The rest of a streamed body.
+#[derive(Debug)]
+enum Stream {
+    /// Read from a file as the socket drains.
+    File(file::FileStream),
+    /// Parts still to ask for; `waiting` while one is being fetched.
+    Parts {
+        parts: std::collections::VecDeque<BodyPart>,
+        waiting: bool,
+    },
 }
 
 /// What `drive` needs from the server besides the connection itself.
@@ -125,8 +142,8 @@ pub struct Conn {
     pub timer: Option<(Ticket, TimerKind)>,
     /// Set once the connection switched to WebSocket framing (an OpAMP collector).
     ws: Option<Box<websocket::WsSession>>,
-    /// The rest of a file body being sent (refills `out` as the socket drains).
-    file_out: Option<file::FileStream>,
+    /// The rest of a streamed body being sent.
+    stream: Option<Stream>,
 }
 
 impl Conn {
@@ -157,7 +174,7 @@ impl Conn {
             management: false,
             reserve: false,
             ws: None,
-            file_out: None,
+            stream: None,
         }
     }
 
@@ -167,7 +184,7 @@ impl Conn {
     }
 
     fn output_pending(&self) -> bool {
-        self.out_pos < self.out.len() || self.transport.wants_write() || self.file_out.is_some()
+        self.out_pos < self.out.len() || self.transport.wants_write() || self.stream.is_some()
     }
 
     /// True between requests: nothing buffered, nothing to send, handshake done.
@@ -220,6 +237,9 @@ impl Conn {
                 Ok(()) => {}
                 Err(_) => return Step::Close,
             }
+            if let Some(part) = self.next_part() {
+                return Step::NeedPart(part);
+            }
             if self.output_pending() {
                 return Step::Open;
             }
@@ -247,8 +267,13 @@ impl Conn {
                     }
                 }
             } else if !self.transport.is_handshaking() && self.awaiting.is_none() {
+                let management = self.management;
                 let decoded = self.decoder.decode(&mut self.rbuf, &|m: &Method, p: &str| {
-                    api::body_limits(m, p)
+                    if management {
+                        crate::mgmt::body_limits(m, p)
+                    } else {
+                        api::body_limits(m, p)
+                    }
                 });
                 match decoded {
                     Ok(Some(mut req)) => {
@@ -268,12 +293,16 @@ impl Conn {
                     }
                     Err(err) => {
                         log::debug!("closing connection after HTTP error: {err}");
-                        let response = match (&err, self.decoder.failed_path()) {
-                            (
-                                crate::http::HttpError::BodyTooLarge
-                                | crate::http::HttpError::DecompressedTooLarge,
-                                Some(api::opamp::PATH),
-                            ) => api::opamp::too_large(),
+                        let too_large = matches!(
+                            err,
+                            crate::http::HttpError::BodyTooLarge
+                                | crate::http::HttpError::DecompressedTooLarge
+                        );
+                        let response = match (too_large, self.decoder.failed_path()) {
+                            (true, Some(api::opamp::PATH)) => api::opamp::too_large(),
+                            (true, Some(path)) => {
+                                api::uploads::too_large(path).unwrap_or_else(|| err.to_response())
+                            }
                             _ => err.to_response(),
                         };
                         let opts = ResponseOptions {
@@ -357,12 +386,81 @@ impl Conn {
             date: Some(opts.date),
         };
         encode_response(response, &encode, &mut self.out);
-        if let (crate::http::Body::File(body), false) = (&response.body, opts.head) {
-            self.file_out = Some(file::FileStream::new(body));
-        }
         if !opts.keep_alive {
             self.close_after_flush = true;
         }
+        let bodiless = opts.head || response.status < 200 || matches!(response.status, 204 | 304);
+        self.stream = match &response.body {
+            _ if bodiless => None,
+            Body::File(f) if f.len > 0 => Some(Stream::File(file::FileStream::new(f))),
+            Body::Parts(p) if !p.is_empty() => Some(Stream::Parts {
+                parts: p
+                    .parts
+                    .iter()
+                    .filter(|part| part.take > 0)
+                    .cloned()
+                    .collect(),
+                waiting: false,
+            }),
+            _ => None,
+        };
+    }
+
+    /// The next part of a streamed body to fetch, once everything before it is written.
+    fn next_part(&mut self) -> Option<BodyPart> {
+        if self.out_pos < self.out.len() || self.transport.wants_write() {
+            return None;
+        }
+        let Some(Stream::Parts { parts, waiting }) = &mut self.stream else {
+            return None;
+        };
+        if *waiting {
+            return None;
+        }
+        let part = parts.pop_front()?;
+        *waiting = true;
+        Some(part)
+    }
+
+    /// Hands over the part asked for with [`Step::NeedPart`]: its bytes are sent next. A part
+    /// that could not be read, or whose length is not the one announced, ends the connection
+    /// (the `Content-Length` already sent cannot be honoured).
+    pub fn feed_part(&mut self, part: Result<Vec<u8>, String>, expected: u64, pool: &mut BufPool) {
+        let Some(Stream::Parts { parts, waiting }) = &mut self.stream else {
+            return;
+        };
+        *waiting = false;
+        let bytes = match part {
+            Ok(bytes) if bytes.len() as u64 == expected => bytes,
+            Ok(bytes) => {
+                log::warn!(
+                    "closing a download: a part has {} bytes, {expected} were announced",
+                    bytes.len()
+                );
+                return self.abort_stream(pool);
+            }
+            Err(e) => {
+                log::warn!("closing a download: a part could not be read: {e}");
+                return self.abort_stream(pool);
+            }
+        };
+        let finished = parts.is_empty();
+        if self.out.is_empty() {
+            pool.give(std::mem::replace(&mut self.out, bytes));
+            self.out_pos = 0;
+        } else {
+            self.out.extend_from_slice(&bytes);
+        }
+        if finished {
+            self.stream = None;
+        }
+    }
+
+    fn abort_stream(&mut self, pool: &mut BufPool) {
+        self.stream = None;
+        self.out_pos = 0;
+        pool.give(std::mem::take(&mut self.out));
+        self.close_after_flush = true;
     }
 
     fn queue_raw(&mut self, bytes: &[u8], pool: &mut BufPool) {
@@ -376,7 +474,6 @@ impl Conn {
     fn flush(&mut self, pool: &mut BufPool) -> io::Result<()> {
         loop {
             let mut moved = false;
-            self.refill_from_file(pool)?;
             if let Some(rest) = self.out.get(self.out_pos..) {
                 if !rest.is_empty() {
                     let n = self.transport.write_plaintext(&mut self.sock, rest, pool)?;
@@ -390,30 +487,23 @@ impl Conn {
                 self.out_pos = 0;
                 pool.give(std::mem::take(&mut self.out));
             }
+            if self.out.is_empty() && !self.transport.wants_write() {
+                if let Some(Stream::File(file)) = &mut self.stream {
+                    if self.out.capacity() == 0 {
+                        self.out = pool.take();
+                    }
+                    let refilled = file.refill(&mut self.out, file::FILE_CHUNK);
+                    if refilled.is_err() || file.is_done() {
+                        self.stream = None;
+                    }
+                    refilled?;
+                    continue;
+                }
+            }
             if !moved || !self.output_pending() {
                 return Ok(());
             }
         }
-    }
-
-    /// Once `out` is drained, puts the next chunk of a file body in it.
-    fn refill_from_file(&mut self, pool: &mut BufPool) -> io::Result<()> {
-        let Some(stream) = self.file_out.as_mut() else {
-            return Ok(());
-        };
-        if self.out_pos < self.out.len() {
-            return Ok(());
-        }
-        if self.out.capacity() == 0 {
-            self.out = pool.take();
-        }
-        self.out.clear();
-        self.out_pos = 0;
-        let refilled = stream.refill(&mut self.out, file::FILE_CHUNK);
-        if refilled.is_err() || stream.is_done() {
-            self.file_out = None;
-        }
-        refilled
     }
 
     fn discard_input(&mut self, scratch: &mut [u8], pool: &mut BufPool) -> Step {
@@ -441,6 +531,7 @@ impl Conn {
     }
 
     fn release_buffers(&mut self, pool: &mut BufPool) {
+        self.stream = None;
         pool.give(std::mem::take(&mut self.rbuf));
         pool.give(std::mem::take(&mut self.out));
         self.out_pos = 0;

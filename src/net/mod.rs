@@ -119,6 +119,7 @@ pub fn settings(config: &Config) -> Settings {
                 server_version: config.server_version,
                 ..Default::default()
             },
+            files: server.files,
             job_timeout: t.backend,
             ..BackendSettings::default()
         },

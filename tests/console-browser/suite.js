@@ -144,7 +144,8 @@ async function functional() {
     check('diagnostics requested, in the agent\'s history', true);
     const uploads = await driver.findElements(By.id('uploads'));
     const missing = await driver.findElements(By.id('uploads-missing'));
-    check('the diagnostics section shows the uploads (or that the server keeps none yet)', uploads.length + missing.length === 1);
+    const none = await driver.findElements(By.id('uploads-none'));
+    check('the diagnostics section shows the uploads (none yet, or that the server keeps none)', uploads.length + missing.length + none.length === 1);
 
     // Files page lists the request.
     await driver.findElement(By.css('nav a[data-page=files]')).click();

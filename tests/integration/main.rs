@@ -31,8 +31,14 @@
 //! * `endpoint_artifacts`: Elastic Defend's artifact downloads and their policy-based
 //!   authorization rows, on every store.
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
+//! * `delivery`: file delivery to agents (`GET /api/fleet/file/{id}`) on every store, whole and
+//!   in ranges, and every error row of the endpoint.
 //! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
 //!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
+//! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
+//!   error row over the wire, the upload limiters.
+//! * `uploads_cli`: the diagnostics workflow through the binary (`diagnostics --wait`, `files`,
+//!   the management API's listing and download) and a kill -9 during an upload.
 //!
 //! `support` starts servers, builds clients and certificates; waits are on conditions with
 //! deadlines, never bare sleeps.
@@ -67,6 +73,7 @@ mod bodies;
 mod cli;
 mod console;
 mod default_policy;
+mod delivery;
 mod docs;
 mod embedded;
 mod endpoint_artifacts;
@@ -91,3 +98,5 @@ mod secrets;
 mod stored_documents;
 mod threads;
 mod tls_modes;
+mod uploads;
+mod uploads_cli;

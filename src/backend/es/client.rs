@@ -60,6 +60,10 @@ pub struct Req<'a> {
     pub api_key: Option<&'a ApiKey>,
     /// Send `Accept: application/json` (the secrets API does).
     pub accept_json: bool,
+    /// Send `Accept: application/cbor` (the file delivery chunk read does).
+    pub accept_cbor: bool,
+    /// The body's `Content-Type` when it is not JSON (`application/cbor` for upload chunks).
+    pub content_type: Option<&'static str>,
     /// A long poll: the long-poll agent, no retries on statuses.
     pub long_poll: bool,
     /// Retry retryable statuses and failures with backoff (failover to the next host on a
@@ -76,6 +80,8 @@ impl<'a> Req<'a> {
             body: None,
             api_key: None,
             accept_json: false,
+            accept_cbor: false,
+            content_type: None,
             long_poll: false,
             retries: true,
         }
@@ -454,6 +460,8 @@ impl Client {
         }
         if req.accept_json {
             b = b.header("Accept", "application/json");
+        } else if req.accept_cbor {
+            b = b.header("Accept", "application/cbor");
         }
         let agent = if req.long_poll {
             &self.poll
@@ -462,7 +470,10 @@ impl Client {
         };
         let result = match &req.body {
             Some(body) => b
-                .header("Content-Type", "application/json")
+                .header(
+                    "Content-Type",
+                    req.content_type.unwrap_or("application/json"),
+                )
                 .body(body.as_slice())
                 .map(|r| agent.run(bounded(agent, r, limit))),
             None => b.body(()).map(|r| agent.run(bounded(agent, r, limit))),

@@ -12,7 +12,9 @@
 mod bodies;
 mod client;
 mod connect;
+mod delivery;
 mod feed;
+mod files;
 mod keys;
 mod opamp_script;
 pub mod remote;

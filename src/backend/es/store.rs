@@ -39,7 +39,7 @@ use crate::model::time::rfc3339_seconds;
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey, OutputHealth, PolicyDoc};
 
 /// One bulk operation: op, `_id`, `retry_on_conflict`, index, source line (none for delete).
-struct BulkOp<'a> {
+pub(super) struct BulkOp<'a> {
     op: Op,
     id: &'a str,
     retry_on_conflict: Option<u32>,
@@ -51,7 +51,7 @@ struct BulkOp<'a> {
 }
 
 impl<'a> BulkOp<'a> {
-    fn new(op: Op, id: &'a str, index: &'a str, source: Option<Value>) -> BulkOp<'a> {
+    pub(super) fn new(op: Op, id: &'a str, index: &'a str, source: Option<Value>) -> BulkOp<'a> {
         BulkOp {
             op,
             id,
@@ -80,9 +80,9 @@ fn write_json<T: serde::Serialize + ?Sized>(
 }
 
 /// One bulk item's outcome.
-struct Item {
-    status: u16,
-    raw: Value,
+pub(super) struct Item {
+    pub(super) status: u16,
+    pub(super) raw: Value,
 }
 
 /// Drops `null`s that ES keeps (a `{"doc":{"f":null}}` stores an explicit null) where the model
@@ -122,7 +122,7 @@ impl EsStore {
         Ok(Some(agent))
     }
 
-    fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
+    pub(super) fn bulk(&self, refresh: bool, ops: &[BulkOp<'_>]) -> Result<Vec<Item>, StoreError> {
         // Serialised once, straight into the request body (no intermediate strings).
         let mut body: Vec<u8> = Vec::new();
         for BulkOp {
@@ -223,7 +223,7 @@ impl EsStore {
         Err(item_error(status, &item))
     }
 
-    fn hits(
+    pub(super) fn hits(
         &self,
         path: &str,
         index: &str,
@@ -249,6 +249,10 @@ impl EsStore {
 }
 
 impl Store for EsStore {
+    fn files(&self) -> Option<&dyn crate::backend::files::FileStore> {
+        Some(self)
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         let req = Req {
             api_key: Some(key),

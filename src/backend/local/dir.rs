@@ -33,8 +33,9 @@ const FORMAT_TMP: &str = "FORMAT.tmp";
 ///
 /// 1. the tables of `schema` without `info`;
 /// 2. adds `info` (`written_by`: the fleet-edge version that last opened the store), so that an
-///    older fleet-edge can name the version a store needs.
-pub(super) const FORMAT_VERSION: i64 = 2;
+///    older fleet-edge can name the version a store needs;
+/// 3. adds `uploads` (file transfer metadata; the chunks live in `<data_dir>/files/`).
+pub(super) const FORMAT_VERSION: i64 = 3;
 const MARKER_PREFIX: &str = "fleet-edge local store\nformat ";
 
 /// Paths of one store directory.

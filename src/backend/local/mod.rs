@@ -31,6 +31,7 @@ mod admin_more;
 mod committer;
 mod dir;
 mod error;
+mod files;
 mod schema;
 mod secrets;
 mod snapshot;
@@ -73,6 +74,10 @@ pub struct LocalStore {
     /// Output health is kept in memory (latest per output), not in the database: it is a log of
     /// remote outputs' state, rewritten on the next state change after a restart.
     health: crate::backend::memory::HealthBoard,
+    /// `<data_dir>/files`: upload chunks (`files.rs`).
+    files_dir: PathBuf,
+    /// Files the operator placed for agents (`<data-dir>/files-tohost`).
+    placed: crate::backend::delivery::DiskPlaced,
     _lock: DirLock,
 }
 
@@ -134,6 +139,8 @@ impl LocalStore {
             path: layout.db,
             endpoint_artifacts: data_dir.join(ENDPOINT_ARTIFACTS_DIR),
             health: crate::backend::memory::HealthBoard::default(),
+            files_dir: data_dir.join(files::FILES_DIR),
+            placed: crate::backend::delivery::DiskPlaced::new(data_dir.join("files-tohost")),
             _lock: lock,
         })
     }

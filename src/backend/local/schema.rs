@@ -17,6 +17,7 @@
 //! | `policy_latest`   | policy id              | (`seq`, `revision_idx`) of its highest revision |
 //! | `secrets`         | secret id              | the value (policies reference it; served as is) |
 //! | `info`            | name                   | `written_by`: `fleet-edge X.Y.Z` (format 2)    |
+//! | `uploads`         | file `_id`             | upload metadata document JSON (format 3; chunks are files, `files.rs`) |
 //!
 //! An older format is migrated in the opening write transaction ([`migrate`], one step per
 //! version), so a crash leaves either the old store or the migrated one.
@@ -62,6 +63,9 @@ pub(super) const POLICY_LATEST: TableDefinition<&str, (i64, i64)> =
 /// Fleet secrets (`$co.elastic.secret{<id>}` values) by id.
 pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 
+/// Upload metadata documents by `_id` (`<action_id>.<agent_id>`), format 3.
+pub(super) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+
 /// Which fleet-edge last opened the store (format 2).
 pub(super) const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
 /// `info` key naming the fleet-edge version that last opened the store.
@@ -74,7 +78,7 @@ pub(super) const ACTION_SEQ: &str = "action_seq";
 /// `meta` key of the last policy sequence.
 pub(super) const POLICY_SEQ: &str = "policy_seq";
 
-const TABLE_NAMES: [&str; 13] = [
+const TABLE_NAMES: [&str; 14] = [
     "info",
     "meta",
     "api_keys",
@@ -88,6 +92,7 @@ const TABLE_NAMES: [&str; 13] = [
     "policies",
     "policy_latest",
     "secrets",
+    "uploads",
 ];
 
 /// An API key as stored: never the secret, only its digest.
@@ -183,6 +188,7 @@ pub(super) fn ensure(txn: &WriteTransaction) -> Result<Cursor, SchemaProblem> {
     txn.open_table(POLICIES)?;
     txn.open_table(POLICY_LATEST)?;
     txn.open_table(SECRETS)?;
+    txn.open_table(UPLOADS)?;
     let mut info = txn.open_table(INFO)?;
     let us = concat!("fleet-edge ", env!("CARGO_PKG_VERSION"));
     if info
@@ -204,6 +210,10 @@ fn migrate(txn: &WriteTransaction, from: i64) -> Result<(), SchemaProblem> {
             // 1 -> 2: the `info` table, filled by `ensure` right after.
             1 => {
                 txn.open_table(INFO)?;
+            }
+            // 2 -> 3: the `uploads` table.
+            2 => {
+                txn.open_table(UPLOADS)?;
             }
             other => return Err(SchemaProblem::Version(other)),
         }

@@ -83,6 +83,10 @@ impl Store for LocalStore {
         false
     }
 
+    fn files(&self) -> Option<&dyn crate::backend::files::FileStore> {
+        Some(self)
+    }
+
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError> {
         self.read(|txn| {
             let keys = table(txn, API_KEYS)?;

@@ -13,11 +13,13 @@ pub mod audit;
 #[cfg(test)]
 mod body_tests;
 pub mod checkin;
+pub mod delivery;
 pub mod enroll;
 pub mod opamp;
 pub mod outputs;
 pub mod replace_token;
 pub mod rollbacks;
+pub mod uploads;
 
 use super::{ApiKey, ApiKeyInfo, Store, StoreError};
 use crate::backend::{OpError, Why};

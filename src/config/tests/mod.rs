@@ -738,3 +738,26 @@ fn runtime_settings_parse() {
 }
 
 mod validation;
+
+#[test]
+fn file_transfer_settings() {
+    let c = config(&[], &[]);
+    assert_eq!(c.server.files.max_file_size, None, "unset: unlimited");
+    assert_eq!(
+        c.server.files.retention,
+        std::time::Duration::from_secs(720 * 3600)
+    );
+    assert_eq!(c.server.files.total_cap, Some(1 << 30));
+    let c = config(
+        &["--max-file-storage-size", "0", "--file-storage-cap", "0"],
+        &[("FLEET_EDGE_FILE_RETENTION", "48h")],
+    );
+    assert_eq!(c.server.files.max_file_size, Some(0), "0: uploads disabled");
+    assert_eq!(c.server.files.total_cap, None, "0: no cap");
+    assert_eq!(
+        c.server.files.retention,
+        std::time::Duration::from_secs(48 * 3600)
+    );
+    let e = one_error(&["--max-file-storage-size", "5MB"], &[]);
+    assert!(e.contains("not a whole number of bytes"), "{e}");
+}

@@ -75,6 +75,8 @@ pub enum ReplyTo {
     Conn(ConnKey),
     /// The checkin bulk writer.
     Writer,
+    /// A part of a streamed body on a connection, announced as this many bytes.
+    Part(ConnKey, u64),
 }
 
 /// Which listener, and which side of the connection gate, a request arrived on.
@@ -119,6 +121,16 @@ pub enum Output {
         accept: String,
         /// The enrollment token checked for the upgrade (its messages carry it).
         token: ApiKey,
+    },
+    /// Hand the connection the next part of the body it is streaming (or why there is none:
+    /// the connection then closes, its `Content-Length` unmet).
+    Part {
+        /// The connection.
+        conn: ConnKey,
+        /// The bytes announced for the part.
+        expected: u64,
+        /// The part's bytes.
+        bytes: Result<Vec<u8>, String>,
     },
     /// Hand `job` to the backend, to be answered by `deadline`; a refusal (queue full, the
     /// queue ahead cannot drain by the deadline, no store) comes back through
@@ -524,6 +536,7 @@ impl Fleet {
     pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
         let key = match reply.to {
             ReplyTo::Writer => return self.checkins_written(reply.output, now, wall),
+            ReplyTo::Part(conn, expected) => return self.part_read(conn, expected, reply.output),
             ReplyTo::Conn(key) => key,
         };
         let mut output = reply.output;
@@ -628,7 +641,35 @@ impl Fleet {
                 self.respond(conn, errors::respond(&ApiError::StoreUnavailable));
             }
             ReplyTo::Writer => self.batch_refused(job),
+            ReplyTo::Part(conn, expected) => self.outputs.push_back(Output::Part {
+                conn,
+                expected,
+                bytes: Err("the backend cannot take the part's read in time".into()),
+            }),
         }
+    }
+
+    /// A connection streaming a [`crate::http::Body::Parts`] body needs its next part: a job
+    /// reads it (the connection holds one part at a time, asked for as its socket drains).
+    /// The read is due within the backend timeout (the request itself was answered already).
+    pub fn handle_part(&mut self, conn: ConnKey, part: crate::http::BodyPart, now: Instant) {
+        self.outputs.push_back(Output::Submit {
+            to: ReplyTo::Part(conn, part.take),
+            job: Job::ReadPart(part),
+            deadline: now + self.settings.backend_timeout,
+        });
+    }
+
+    fn part_read(&mut self, conn: ConnKey, expected: u64, output: JobOutput) {
+        let bytes = match output {
+            JobOutput::Part(bytes) => bytes,
+            other => Err(format!("unexpected reply to a part read: {other:?}")),
+        };
+        self.outputs.push_back(Output::Part {
+            conn,
+            expected,
+            bytes,
+        });
     }
 
     /// Shutdown begins (§3.2: parked long polls are answered 200 with no actions); pending
@@ -807,7 +848,7 @@ fn answer_for(output: &Output) -> Option<ConnKey> {
         Output::Respond { conn, .. }
         | Output::Message { conn, .. }
         | Output::Upgrade { conn, .. } => Some(*conn),
-        Output::Submit { .. } => None,
+        Output::Submit { .. } | Output::Part { .. } => None,
     }
 }
 

@@ -46,7 +46,8 @@ pub(super) fn request_deadline(
         | PendingKind::OpAmpUpgrade
         | PendingKind::PgpKey
         | PendingKind::Download
-        | PendingKind::Artifact => settings.backend_timeout,
+        | PendingKind::Artifact
+        | PendingKind::Upload => settings.backend_timeout,
     };
     Some(started + budget)
 }

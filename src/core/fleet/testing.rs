@@ -435,6 +435,8 @@ impl Scenario {
                 }
                 Output::Message { conn, reply } => (conn, Answer::Message(reply)),
                 Output::Upgrade { conn, .. } => (conn, Answer::Upgrade),
+                // A streamed body's part goes to the connection, not to the engine's checks.
+                Output::Part { .. } => continue,
             };
             match self.conns.get(&conn) {
                 Some(ConnState::Open(true)) => {

@@ -503,6 +503,7 @@ impl Server {
                     self.fleet.handle_request(key, origin, &req, now, wall);
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
+                Step::NeedPart(part) => self.fleet.handle_part(key, part, now),
             }
         }
         self.update_timer(slot, now);
@@ -533,6 +534,16 @@ impl Server {
                 } => {
                     if let Some(c) = conn_of(&mut self.conns, conn) {
                         c.complete(&response, draining || close, date, pool);
+                    }
+                    conn
+                }
+                Output::Part {
+                    conn,
+                    expected,
+                    bytes,
+                } => {
+                    if let Some(c) = conn_of(&mut self.conns, conn) {
+                        c.feed_part(bytes, expected, pool);
                     }
                     conn
                 }

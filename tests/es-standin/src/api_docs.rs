@@ -224,7 +224,35 @@ pub fn get_doc(c: &Ctx, idx: &str, id: &str, source_only: bool) -> EsResult<Resp
             200,
             &filter.apply(&d.source).unwrap_or(Value::Null),
         )),
-        Some(d) => Ok(Response::json(200, &doc_json(&concrete, &d, &filter))),
+        Some(d) => {
+            let mut v = doc_json(&concrete, &d, &filter);
+            // `stored_fields`: the listed fields' values under `fields` (a binary field's is
+            // its base64 text in JSON, its bytes in CBOR).
+            if let Some(list) = c.param("stored_fields") {
+                let mut fields = serde_json::Map::new();
+                for name in list.split(',').filter(|n| !n.is_empty()) {
+                    if let Some(value) = d.source.get(name) {
+                        fields.insert(name.to_owned(), json!([value]));
+                    }
+                }
+                if !fields.is_empty() {
+                    v["fields"] = Value::Object(fields);
+                }
+            }
+            let cbor = c
+                .req
+                .header("accept")
+                .is_some_and(|a| a.to_ascii_lowercase().starts_with("application/cbor"));
+            if cbor {
+                return Ok(Response {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: crate::cbor::encode_get(&v),
+                    content_type: "application/cbor",
+                });
+            }
+            Ok(Response::json(200, &v))
+        }
         None if source_only => Err(EsError::resource_not_found(format!(
             "Document not found [{concrete}]/[{id}]"
         ))),

@@ -22,6 +22,7 @@ pub mod api_admin;
 pub mod api_docs;
 pub mod api_search;
 pub mod api_security;
+pub mod cbor;
 pub mod client;
 pub mod cluster;
 pub mod datemath;

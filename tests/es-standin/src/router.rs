@@ -33,6 +33,15 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Parses the JSON body (`Null` when empty).
     pub fn body(&self) -> EsResult<Value> {
+        // ES takes any of its x-content types; Fleet Server sends upload chunks as CBOR.
+        let cbor = self.req.header("content-type").is_some_and(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/cbor")
+        });
+        if cbor {
+            return crate::cbor::decode(&self.req.body);
+        }
         parse_json(&self.req.body)
     }
 

@@ -141,14 +141,14 @@ fn a_newer_or_unknown_format_marker_is_refused() {
     let Fresh { store, dir } = Fresh::new("local-format");
     drop(store);
     let marker = dir.path().join("store/FORMAT");
-    std::fs::write(&marker, "fleet-edge local store\nformat 3\n").unwrap();
+    std::fs::write(&marker, "fleet-edge local store\nformat 4\n").unwrap();
     let err = reopen_err(dir.path());
     assert!(
         matches!(
             &err,
             LocalError::FormatNewer {
-                found: 3,
-                expected: 2,
+                found: 4,
+                expected: 3,
                 ..
             }
         ),

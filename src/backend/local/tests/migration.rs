@@ -57,12 +57,14 @@ fn a_format_1_store_is_migrated_and_keeps_its_data() {
     drop(store);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("store/FORMAT")).unwrap(),
-        "fleet-edge local store\nformat 2\n"
+        "fleet-edge local store\nformat 3\n"
     );
     let db = Database::open(dir.path().join("store/fleet-edge.redb")).unwrap();
     let txn = db.begin_read().unwrap();
     let version = txn.open_table(META).unwrap().get("format_version").unwrap();
-    assert_eq!(version.unwrap().value(), 2);
+    assert_eq!(version.unwrap().value(), 3);
+    txn.open_table(schema::UPLOADS)
+        .expect("format 3 has the uploads table");
     let info = txn.open_table(INFO).unwrap();
     let by = info.get(WRITTEN_BY).unwrap().unwrap().value().to_owned();
     assert_eq!(by, concat!("fleet-edge ", env!("CARGO_PKG_VERSION")));

@@ -33,6 +33,7 @@ impl TestStore for LocalStore {
 
 mod crash;
 mod directory;
+mod files;
 mod group_commit;
 mod migration;
 mod persistence;

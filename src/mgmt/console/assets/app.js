@@ -290,7 +290,7 @@
   // Kibana's uploads list; a server without the uploads endpoint says so (404).
   function uploadList(uploads, withAgent) {
     if (uploads.missing) return h('p.mut', { id: 'uploads-missing' }, 'This server does not keep uploaded files yet: requested diagnostics show in the actions history.');
-    if (!uploads.items.length) return h('p.mut', {}, 'No diagnostics bundle uploaded.');
+    if (!uploads.items.length) return h('p.mut', { id: 'uploads-none' }, 'No diagnostics bundle uploaded.');
     return table('uploads', (withAgent ? ['Agent'] : []).concat(['File', 'Status', 'Created', '']), uploads.items.map((u) => h('tr', {},
       withAgent && h('td', {}, h('a', { href: '#/agent/' + enc(u.agentId) }, u.agentId)),
       h('td', {}, u.name || u.id), h('td', {}, badge(u.status)), h('td', {}, when(u.createTime)),
