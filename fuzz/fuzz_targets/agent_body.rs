@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime};
 
 use fleet_edge::api::ApiError;
 use fleet_edge::backend::memory::MemoryStore;
-use fleet_edge::backend::ops::ack::{ack, AckInput};
-use fleet_edge::backend::ops::audit::{audit_unenroll, AuditInput};
-use fleet_edge::backend::ops::checkin::{checkin_start, CheckinInput};
-use fleet_edge::backend::ops::enroll::{enroll, EnrollInput};
+use fleet_edge::backend::interface::{AckInput, AuditInput, CheckinInput, EnrollInput};
+use fleet_edge::backend::ops::ack::ack;
+use fleet_edge::backend::ops::audit::audit_unenroll;
+use fleet_edge::backend::ops::checkin::checkin_start;
+use fleet_edge::backend::ops::enroll::enroll;
 use fleet_edge::backend::remote::{
     Connect, ConnectError, KeyCluster, RemoteClusters, RemoteSettings,
 };

@@ -19,7 +19,7 @@ use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::ops::uploads::{
     begin, chunk, complete, sha256_hex, unhex, BeginInput, ChunkInput, CompleteInput, UploadAnswer,
 };
-use fleet_edge::backend::workers::Job;
+use fleet_edge::backend::interface::Job;
 use fleet_edge::backend::{ApiKey, NewApiKey, Store};
 use fleet_edge::http::{Method, Request};
 use fleet_edge::model::{Agent, AgentInfo};

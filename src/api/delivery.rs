@@ -4,8 +4,8 @@
 //! the job's (`backend::ops::delivery`).
 
 use super::{auth, ApiError, Route};
+use crate::backend::interface::Job;
 use crate::backend::ops::delivery::{sanitize, DeliverInput};
-use crate::backend::workers::Job;
 use crate::http::{Method, Request};
 
 const PREFIX: &str = "/api/fleet/file/";

@@ -26,10 +26,7 @@ pub mod user_agent;
 pub mod version;
 
 use crate::backend::interface::DeferredBody;
-use crate::backend::ops::ack::AckInput;
-use crate::backend::ops::checkin::CheckinInput;
-use crate::backend::ops::enroll::EnrollInput;
-use crate::backend::workers::{Job, JobOutput};
+use crate::backend::interface::{AckInput, CheckinInput, EnrollInput, Job, JobOutput};
 use crate::backend::OpError;
 use crate::http::{BodyLimits, Method, Request, Response};
 use crate::server_version::ServerVersion;
@@ -586,7 +583,7 @@ fn dispatch(
             pending(PendingKind::Artifact),
         ),
         Route::AuditUnenroll(agent_id) => Decision::Job(
-            Job::AuditUnenroll(crate::backend::ops::audit::AuditInput {
+            Job::AuditUnenroll(crate::backend::interface::AuditInput {
                 key,
                 agent_id: agent_id.to_owned(),
                 body: audit::parse(&req.body),

@@ -8,8 +8,8 @@
 use prost::Message;
 
 use super::{auth, Decision, Pending, PendingKind};
+use crate::backend::interface::Job;
 use crate::backend::ops::opamp::{OpAmpInput, OpAmpOutcome, OpAmpRefusal};
-use crate::backend::workers::Job;
 use crate::http::{websocket, Body, Request, Response};
 use crate::opamp::proto::{CustomCapabilities, ServerToAgent};
 

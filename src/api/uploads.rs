@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::json_body::{decode, GoBody};
 use super::{auth, ApiError, Route};
+use crate::backend::interface::Job;
 use crate::backend::ops::uploads::{BeginInput, ChunkInput, CompleteInput, UploadAnswer};
-use crate::backend::workers::Job;
 use crate::http::{Method, Request, Response};
 
 /// The path of upload begin.

@@ -23,9 +23,7 @@ use super::ops::outputs::ensure_output_keys;
 use super::remote::{RemoteClusters, RemoteSettings};
 use super::{CheckinWrite, OpError, Store, StoreError};
 
-// The interface types live in `interface.rs`; their old paths stay for the branches developed
-// alongside the move. To be removed: import `backend::interface`.
-pub use super::interface::{Event, Job, JobOutput, Reply};
+use super::interface::{Event, Job, JobOutput, Reply};
 
 pub use super::relay::Notify;
 

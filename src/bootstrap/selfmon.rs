@@ -20,7 +20,8 @@ use serde_json::{json, Map, Value};
 
 use super::overrides::fleet_server_input;
 use crate::api::health::Health;
-use crate::backend::ops::enroll::{enroll, EnrollInput};
+use crate::backend::interface::EnrollInput;
+use crate::backend::ops::enroll::enroll;
 use crate::backend::ops::replace_token::DEFAULT_ITERATIONS;
 use crate::backend::{ApiKey, Store};
 use crate::model::time::rfc3339_seconds;

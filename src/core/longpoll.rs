@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::policy::PreparedPolicy;
 use crate::backend::interface::CheckinBody;
 use crate::model::Agent;
+use crate::transform::prepared_policy::PreparedPolicy;
 
 /// The newest prepared revision of every known policy.
 #[derive(Debug, Default)]

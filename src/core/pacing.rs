@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::limits::LimitSpec;
+use crate::api::limits::LimitSpec;
 
 /// A token bucket of deliveries.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! (`{version, source_uri?, force?}`) and `POST /api/fleet/agents/bulk_upgrade` (the same plus
 //! `agents`, chosen by `agents.rs`, and the rollout fields `start_time`, default now when a
 //! rollout is asked, and `rollout_duration_seconds`, which the server spreads over the agents on
-//! delivery: fleet-protocol.md §5.2, `core::actions::rollout_start_time`). `force` is accepted:
+//! delivery: fleet-protocol.md §5.2, `transform::actions::rollout_start_time`). `force` is accepted:
 //! fleet-edge checks no upgradeability, so there is nothing to force. An upgrade's results are
 //! summarised over its target agents ([`results_summary`]).
 

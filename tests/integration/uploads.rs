@@ -398,7 +398,7 @@ fn upload_begin_is_rate_limited_by_upload_start_limit() {
     let server = crate::support::inproc::InProc::start(
         fixture.store(),
         crate::support::inproc::Options {
-            limits_table: Some(&fleet_edge::core::limits::SIZING_TABLES[0]),
+            limits_table: Some(&fleet_edge::api::limits::SIZING_TABLES[0]),
             ..Default::default()
         },
     );

@@ -1,6 +1,6 @@
 //! What the embedded store sustains on this machine (`cargo bench -p loadgen --bench store`),
 //! the capacity embedded mode's default route limits and rollout pacing are derived from
-//! (`fleet_edge::core::limits::EMBEDDED`):
+//! (`fleet_edge::api::limits::EMBEDDED`):
 //!
 //! * policy acks, one thread waiting for each (one commit per ack: what a backend worker did
 //!   before acks were batched);

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 // Moved to `backend::interface`; this path stays for the branches developed alongside the move.
 // To be removed.
-pub use crate::backend::interface::{AckInput, AckOutcome};
+use crate::backend::interface::{AckInput, AckOutcome};
 
 use serde_json::{json, Map, Value};
 

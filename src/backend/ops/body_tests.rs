@@ -6,11 +6,12 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::ack::{ack, AckInput};
-use super::audit::{audit_unenroll, AuditInput};
-use super::checkin::{checkin_start, CheckinInput};
-use super::enroll::{enroll, EnrollInput};
+use super::ack::ack;
+use super::audit::audit_unenroll;
+use super::checkin::checkin_start;
+use super::enroll::enroll;
 use super::testkit::{remotes, store_with_agent, store_with_policy};
+use crate::backend::interface::{AckInput, AuditInput, CheckinInput, EnrollInput};
 use crate::backend::memory::MemoryStore;
 use crate::backend::OpError;
 use crate::backend::{ApiKey, Store};

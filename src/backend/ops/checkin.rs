@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 // Moved to `backend::interface`; this path stays for the branches developed alongside the move.
 // To be removed.
-pub use crate::backend::interface::{CheckinBody, CheckinInput, CheckinRequest, CheckinStart};
+use crate::backend::interface::{CheckinBody, CheckinInput, CheckinRequest, CheckinStart};
 
 use serde_json::{json, Map, Value};
 
@@ -285,9 +285,10 @@ fn unhealthy_reason(agent: &Agent, body: &CheckinBody, components_changed: bool)
 
 #[cfg(test)]
 mod tests {
-    use super::super::enroll::{enroll, EnrollInput};
+    use super::super::enroll::enroll;
     use super::super::testkit::{remotes, store_with_policy};
     use super::*;
+    use crate::backend::interface::EnrollInput;
     use crate::backend::memory::MemoryStore;
     use crate::backend::ApiKey;
     use crate::backend::AUDIT_MEMBERS;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 // Moved to `backend::interface`; this path stays for the branches developed alongside the move.
 // To be removed.
-pub use crate::backend::interface::EnrollInput;
+use crate::backend::interface::EnrollInput;
 
 use serde_json::{json, Map, Value};
 

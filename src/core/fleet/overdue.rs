@@ -124,8 +124,7 @@ mod tests {
     use serde_json::json;
 
     use super::OVERDUE_GRACE;
-    use crate::backend::ops::ack::AckOutcome;
-    use crate::backend::workers::{Event, Job, JobOutput};
+    use crate::backend::interface::{AckOutcome, Event, Job, JobOutput};
     use crate::core::fleet::testing::{
         agent, agent_request, policy_with_output_keys, started, Answer, Scenario,
     };

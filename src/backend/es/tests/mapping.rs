@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use super::EsTestStore;
 use crate::backend::conformance::TestStore;
-use crate::backend::ops::ack::{ack, AckInput};
-use crate::backend::ops::checkin::{checkin_start, CheckinInput};
-use crate::backend::ops::enroll::{enroll, EnrollInput};
+use crate::backend::interface::{AckInput, CheckinInput, EnrollInput};
+use crate::backend::ops::ack::ack;
+use crate::backend::ops::checkin::checkin_start;
+use crate::backend::ops::enroll::enroll;
 use crate::backend::ops::outputs::ensure_output_keys;
 use crate::backend::ops::testkit::remotes;
 use crate::backend::relay::prepare_policy;
