@@ -6,7 +6,7 @@
 #
 # Output: target/cross/fleet-edge-<short>   (short = x86_64 | aarch64 | armv7)
 #   (target/ is $CARGO_TARGET_DIR when set.) Fails unless file(1) says static and stripped and the
-#   size is within SIZE_BUDGET bytes (default 4000000).
+#   size is within SIZE_BUDGET bytes (default 4800000).
 #
 # How (pitfalls P1-P11 in cross/README.md, verified on Debian bookworm amd64): rustup cannot download rust-std
 # for other targets here, so every target is built with Debian's own compiler (rustc-web /
@@ -21,7 +21,8 @@ set -euo pipefail
 
 UNWIND_DIR=/opt/rust-cross/musl-unwind   # also named in .cargo/config.toml
 MIN_RUSTC_MINOR=88                       # rcgen 0.14 needs Rust 1.88
-SIZE_BUDGET=${SIZE_BUDGET:-4000000}      # bytes per binary (issue 8: <= 4 MB); fails the build
+SIZE_BUDGET=${SIZE_BUDGET:-4800000}      # bytes per binary (issue 8 set 4 MB; raised 2026-12-03,
+                                         # cross/README.md "Budget"); fails the build
 # std built for size (smaller sort/format paths; cross/README.md "Release profile"): what keeps the
 # x86_64 binary under the budget since OpAMP. BUILD_STD_FEATURES= (empty) builds std as it comes.
 BUILD_STD_FEATURES=${BUILD_STD_FEATURES-optimize_for_size}
