@@ -60,9 +60,6 @@ impl ServerSpec {
             self.max_connections.to_string(),
             "--log-level".to_owned(),
             self.log_level.clone(),
-            // A free management port: several servers (and other tests) may run at once.
-            "--management-port".to_owned(),
-            "0".to_owned(),
         ];
         if self.plain {
             args.push("--fleet-server-insecure-http".to_owned());
