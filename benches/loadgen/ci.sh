@@ -2,10 +2,11 @@
 # The load benchmark's CI step: a short 1k-agent run of every scenario (idle, rollout,
 # reconnect storm, steady checkins, enroll storm) against the release binary, plus the micro
 # benchmarks. Goals are reported, not enforced (they are for the benchmark, not for tests), with
-# one exception: memory per parked TLS agent above 14 KiB (14,336 bytes) fails the run
+# one exception: memory per parked TLS agent above 16 KiB (16,384 bytes) fails the run
 # (`--max-rss-per-agent`), so a regression cannot land silently. Issue 21 asks for 6 KB here;
-# today's measured figure is about 10 KiB (README), so a 6 KB gate would hold every change back:
-# lower this as the per-agent budget comes down. Otherwise this fails only when
+# this run measured 13.29 KiB at 1,000 agents on 2026-12-03 (10.07 KiB at 10,000: the fixed
+# costs spread over fewer agents), so a 6 KB gate would hold every change back: lower this as
+# the per-agent budget comes down. Otherwise this fails only when
 # the harness itself fails (server does not start or dies, the fleet never parks, the report is
 # missing). Called from .ci/run; about 4 minutes on the 2-core CI machine.
 set -euo pipefail
@@ -18,7 +19,7 @@ cargo build --release --locked -p fleet-edge -p loadgen
 # Short windows (idle CPU 20 s, steady 10 s, raw rustls 2 s) keep the whole run near 4 minutes;
 # the README's numbers come from the full runs in benches/loadgen/RESULTS.md.
 target/release/loadgen all --agents "${LOADGEN_AGENTS:-1000}" --cpu-window 20 --steady-secs 10 \
-    --raw-secs 2 --phase-deadline 240 --max-rss-per-agent "${LOADGEN_MAX_RSS_PER_AGENT:-14336}" \
+    --raw-secs 2 --phase-deadline 240 --max-rss-per-agent "${LOADGEN_MAX_RSS_PER_AGENT:-16384}" \
     --out "$out"
 test -s "$out/loadgen-all-${LOADGEN_AGENTS:-1000}.json"
 cargo bench --locked -p loadgen --bench micro
