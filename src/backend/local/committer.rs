@@ -79,6 +79,8 @@ pub struct CommitStats {
     pub commits: u64,
     /// Writes (trait or admin calls) made durable by them.
     pub writes: u64,
+    /// Writes queued so far, durable or not yet.
+    pub queued: u64,
 }
 
 /// State shared by the committer, the store and change-feed readers.
@@ -90,6 +92,7 @@ pub(super) struct Shared {
     pub changed: Condvar,
     commits: AtomicU64,
     writes: AtomicU64,
+    queued: AtomicU64,
 }
 
 impl Shared {
@@ -100,6 +103,7 @@ impl Shared {
             changed: Condvar::new(),
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
         }
     }
 
@@ -108,6 +112,7 @@ impl Shared {
         CommitStats {
             commits: self.commits.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
         }
     }
 }
@@ -120,18 +125,21 @@ pub(super) struct Committer {
     /// waits for its own, or a backend worker for a run of at most `workers::MAX_RUN` jobs.
     queue: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl Committer {
     /// Starts the committer thread over `db`.
     pub fn start(db: Arc<Database>, shared: Arc<Shared>) -> std::io::Result<Self> {
         let (queue, rx) = mpsc::channel();
+        let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("local-store-commit".into())
-            .spawn(move || run(&db, &rx, &shared))?;
+            .spawn(move || run(&db, &rx, &for_thread))?;
         Ok(Committer {
             queue: Some(queue),
             thread: Some(thread),
+            shared,
         })
     }
 
@@ -182,8 +190,33 @@ impl Committer {
         queue
             .send(job)
             .map_err(|_| unavailable("the commit thread has stopped"))?;
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
         Ok(answer)
     }
+
+    /// Stops commits until the returned hold is dropped: the committer applies a write that
+    /// blocks until then, and every write queued meanwhile waits for the next commit. Tests use
+    /// it to make "these writes share one commit" independent of thread scheduling.
+    #[cfg(test)]
+    pub fn hold(&self) -> Result<CommitHold, StoreError> {
+        let (release, released) = mpsc::channel::<()>();
+        let answer = self.submit(move |_| {
+            // Any message or a dropped sender ends the hold.
+            let _ = released.recv();
+            Ok(())
+        })?;
+        Ok(CommitHold {
+            _release: release,
+            _answer: answer,
+        })
+    }
+}
+
+/// Commits are held while this lives ([`Committer::hold`]).
+#[cfg(test)]
+pub struct CommitHold {
+    _release: Sender<()>,
+    _answer: Receiver<Result<(), StoreError>>,
 }
 
 impl Drop for Committer {

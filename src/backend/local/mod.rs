@@ -176,6 +176,12 @@ impl LocalStore {
         self.shared.stats()
     }
 
+    /// Holds every commit until the returned value is dropped ([`committer::Committer::hold`]).
+    #[cfg(test)]
+    pub fn hold_commits(&self) -> Result<committer::CommitHold, StoreError> {
+        self.committer.hold()
+    }
+
     /// Queues `op` for the next commit. Inside a run of jobs ([`crate::backend::deferred`])
     /// this returns once it is queued and the run waits for it with the others before anything
     /// is answered; otherwise it waits for the commit, as [`Committer::write`] does.

@@ -25,13 +25,15 @@ use crate::config::{EsSettings, Secret};
 use crate::model::{Action, Agent, PolicyDoc};
 
 /// Options with short pauses, for tests.
+/// Fast retries, and a request timeout long enough for a slow CI machine: these tests check what
+/// is answered, not how fast (`deadlines.rs` has its own short timeouts).
 pub fn quick() -> EsOptions {
     EsOptions {
         max_retries: 3,
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
         connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(20),
+        request_timeout: Duration::from_secs(120),
         poll_timeout: Duration::from_secs(2),
     }
 }
@@ -55,7 +57,7 @@ pub fn settings(es: &StandIn) -> EsSettings {
 pub fn pair() -> (StandIn, EsStore) {
     let es = StandIn::start(Options::default()).unwrap();
     let store =
-        EsStore::connect_with(&settings(&es), Some(Duration::from_secs(10)), quick()).unwrap();
+        EsStore::connect_with(&settings(&es), Some(Duration::from_secs(60)), quick()).unwrap();
     (es, store)
 }
 
