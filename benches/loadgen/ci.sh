@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The load benchmark's CI step: a short 1k-agent run of every scenario (idle, rollout,
-# reconnect storm, steady checkins, enroll storm) against the release binary, plus the micro
-# benchmarks. Goals are reported, not enforced (they are for the benchmark, not for tests), with
+# reconnect storm, steady checkins, enroll storm) against the release binary. The micro
+# benchmarks run only with LOADGEN_MICRO=1: their bench-profile build is a second optimized
+# build of everything (about 3 minutes) for figures CI does not judge; clippy --all-targets
+# already compiles them. Goals are reported, not enforced (they are for the benchmark, not for tests), with
 # one exception: memory per parked TLS agent above 16 KiB (16,384 bytes) fails the run
 # (`--max-rss-per-agent`), so a regression cannot land silently. Issue 21 asks for 6 KB here;
 # this run measured 13.29 KiB at 1,000 agents on 2026-12-03 (10.07 KiB at 10,000: the fixed
@@ -22,4 +24,6 @@ target/release/loadgen all --agents "${LOADGEN_AGENTS:-1000}" --cpu-window 20 --
     --raw-secs 2 --phase-deadline 240 --max-rss-per-agent "${LOADGEN_MAX_RSS_PER_AGENT:-16384}" \
     --out "$out"
 test -s "$out/loadgen-all-${LOADGEN_AGENTS:-1000}.json"
-cargo bench --locked -p loadgen --bench micro
+if [ "${LOADGEN_MICRO:-0}" = 1 ]; then
+    cargo bench --locked -p loadgen --bench micro
+fi

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fleet_edge::api::ApiError;
-use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::interface::{AckInput, AuditInput, CheckinInput, EnrollInput};
+use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::ops::ack::ack;
 use fleet_edge::backend::ops::audit::audit_unenroll;
 use fleet_edge::backend::ops::checkin::checkin_start;
@@ -25,8 +25,8 @@ use fleet_edge::backend::remote::{
     Connect, ConnectError, KeyCluster, RemoteClusters, RemoteSettings,
 };
 use fleet_edge::backend::{ApiKey, NewApiKey, OpError, Store};
-use fleet_edge::transform::remote::RemoteEs;
 use fleet_edge::model::{Agent, AgentInfo, PolicyDoc};
+use fleet_edge::transform::remote::RemoteEs;
 use libfuzzer_sys::fuzz_target;
 
 /// Remote clusters are never reachable here: a body cannot make the server dial anything.

@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fleet_edge::bootstrap::overrides;
+use fleet_edge::model::PolicyDoc;
 use fleet_edge::transform::prepared_policy::PreparedPolicy;
 use fleet_edge::transform::secrets::referenced_ids;
-use fleet_edge::model::PolicyDoc;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -15,11 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use fleet_edge::api::ApiError;
 use fleet_edge::backend::files::FileSettings;
+use fleet_edge::backend::interface::Job;
 use fleet_edge::backend::memory::MemoryStore;
 use fleet_edge::backend::ops::uploads::{
     begin, chunk, complete, sha256_hex, unhex, BeginInput, ChunkInput, CompleteInput, UploadAnswer,
 };
-use fleet_edge::backend::interface::Job;
 use fleet_edge::backend::{ApiKey, NewApiKey, Store};
 use fleet_edge::http::{Method, Request};
 use fleet_edge::model::{Agent, AgentInfo};
@@ -150,7 +150,10 @@ fn fuzz_complete(store: &MemoryStore, key: &ApiKey, body: &[u8], now: SystemTime
                 .and_then(Result::ok)
                 .unwrap_or(Value::Null);
             let given = given["transithash"]["sha256"].as_str().unwrap_or("").trim();
-            assert!(given.eq_ignore_ascii_case(&transit), "READY with hash {given:?}");
+            assert!(
+                given.eq_ignore_ascii_case(&transit),
+                "READY with hash {given:?}"
+            );
             let files = store.files().expect("memory files");
             let info = files.upload(&upload_id).expect("readable").expect("stored");
             assert_eq!(info.status.as_str(), "READY");

@@ -33,6 +33,11 @@ pub const IGNORED_CONTAINER_VARIABLES: &[&str] = &[
     "ELASTICSEARCH_CA_TRUSTED_FINGERPRINT",
 ];
 
+/// Variables only a debug build reads, for the test suite: a failpoint to trigger
+/// (`crate::panics`) and the embedded store without fsync (`backend::local::unsynced`). A
+/// release build does not read them, and warns about them as about any unknown name.
+const DEBUG_BUILD_VARIABLES: &[&str] = &["FLEET_EDGE_FAILPOINT", "FLEET_EDGE_TEST_NO_FSYNC"];
+
 /// The known name closest to `word` by edit distance, if it is close enough to be a typo (at
 /// most a third of the word's length, and at least 2 edits allowed).
 pub fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -51,6 +56,12 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .flat_map(|s| s.envs.iter().copied())
         .chain(IGNORED_CONTAINER_VARIABLES.iter().copied())
+        .chain(
+            DEBUG_BUILD_VARIABLES
+                .iter()
+                .copied()
+                .filter(|_| cfg!(debug_assertions)),
+        )
 }
 
 /// One warning per unknown `FLEET_*` / `ELASTICSEARCH_*` variable among `names`, in order.

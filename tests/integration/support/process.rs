@@ -36,7 +36,11 @@ pub struct FleetEdge {
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear().args(args);
+    // The debug server's embedded store skips fsync (src/backend/local/unsynced.rs): the tests'
+    // thousands of commits must not wait on the CI machine's disk.
+    cmd.env_clear()
+        .env("FLEET_EDGE_TEST_NO_FSYNC", "1")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
