@@ -218,6 +218,8 @@ pub struct ServerSettings {
     pub http_host: String,
     /// Monitoring endpoint port (0: a free one).
     pub http_port: u16,
+    /// Checkin age after which an agent's status is `offline` (`--agent-offline-after`).
+    pub agent_offline_after: Duration,
 }
 
 impl ServerSettings {

@@ -30,12 +30,17 @@ pub struct PolicyFacts {
     inactivity: HashMap<String, Option<Duration>>,
     /// Output problems by policy id ([`crate::transform::output_check`]).
     problems: HashMap<String, Vec<String>>,
+    /// Checkin age past which an agent is offline (`--agent-offline-after`).
+    offline_after: Duration,
 }
 
 impl PolicyFacts {
     /// The facts of the store's latest policies.
     pub(super) fn read(admin: &dyn Admin) -> Result<PolicyFacts, Failure> {
-        let mut facts = PolicyFacts::default();
+        let mut facts = PolicyFacts {
+            offline_after: admin.offline_after(),
+            ..PolicyFacts::default()
+        };
         for p in admin.store().latest_policies()? {
             facts
                 .inactivity
@@ -54,7 +59,7 @@ impl PolicyFacts {
             .get(&agent.policy_id)
             .copied()
             .unwrap_or(Some(DEFAULT_INACTIVITY_TIMEOUT));
-        agent_status(agent, timeout, now)
+        agent_status(agent, timeout, self.offline_after, now)
     }
 }
 
