@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod ops;
 pub mod policies;
 pub mod query;
+pub mod route_stats;
 pub mod tls;
 pub mod token;
 pub mod upgrade;

@@ -267,6 +267,7 @@ impl Server {
             health,
             Instant::now(),
         );
+        let routes = fleet.route_stats();
         Ok(Self {
             poll,
             gate: accept::Gate::new(listener, tls, management, management_tls),
@@ -288,7 +289,10 @@ impl Server {
             ready_slots: Vec::new(),
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
-            stats: Arc::new(Stats::default()),
+            stats: Arc::new(Stats {
+                routes,
+                ..Stats::default()
+            }),
         })
     }
 
@@ -380,6 +384,12 @@ impl Server {
             self.stats
                 .early_actions
                 .store(self.fleet.early_actions(), Ordering::Relaxed);
+            if let Some(backend) = &self.backend {
+                let (depth, peak, jobs) = backend.queue_figures();
+                self.stats.backend_queue.store(depth, Ordering::Relaxed);
+                self.stats.backend_queue_peak.store(peak, Ordering::Relaxed);
+                self.stats.backend_jobs.store(jobs, Ordering::Relaxed);
+            }
         }
     }
 
