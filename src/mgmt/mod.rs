@@ -326,6 +326,7 @@ mod tests {
             headers.push(("authorization".to_owned(), a.as_bytes().to_vec()));
         }
         Request {
+            peer: None,
             tls: false,
             method,
             path: path.into(),

@@ -25,6 +25,7 @@ mod checkin;
 mod io;
 mod opamp;
 mod overdue;
+mod refusals;
 pub mod replay;
 mod rollout;
 #[cfg(test)]
@@ -679,9 +680,10 @@ impl Fleet {
         }
         match &output {
             Output::Respond { conn, response, .. } => {
-                self.timing.answered(*conn, response.status);
+                self.timing
+                    .answered(*conn, response.status, response.body.as_bytes());
             }
-            Output::Upgrade { conn, .. } => self.timing.answered(*conn, 101),
+            Output::Upgrade { conn, .. } => self.timing.answered(*conn, 101, &[]),
             _ => {}
         }
         if let Output::Respond { response, .. } = &mut output {
