@@ -515,10 +515,33 @@ fn bulk(admin: &dyn Admin, req: &AdminRequest, kind: Bulk, now: SystemTime) -> A
                     .store()
                     .update_agent(&agent.id, &fields(json!({"tags": tags})))?;
             }
-            String::new()
+            tags_action(admin, &ids, now)?
         }
     };
     Ok((200, json!({"actionId": action_id, "agents": ids})))
+}
+
+/// Records a bulk tag update as Kibana does: an `UPDATE_TAGS` action (agents are never sent
+/// it: the type is not one they accept) with a result for every agent, complete at once; its id
+/// is the answer's `actionId`, and `action_status` lists it.
+fn tags_action(admin: &dyn Admin, ids: &[String], now: SystemTime) -> Result<String, Failure> {
+    let action = admin.add_action(new_action("UPDATE_TAGS", ids.to_vec(), Value::Null, now))?;
+    for id in ids {
+        admin
+            .store()
+            .create_action_result(&crate::model::ActionResult {
+                action_id: action.action_id.clone(),
+                agent_id: id.clone(),
+                timestamp: rfc3339_seconds(now),
+                ..Default::default()
+            })?;
+    }
+    log::info!(
+        "audit: event.action=fleet-action-update_tags event.outcome=success user.name=admin fleet.action.id={} fleet.agent.id={}",
+        action.action_id,
+        ids.join(",")
+    );
+    Ok(action.action_id)
 }
 
 /// Runs the agent routes.

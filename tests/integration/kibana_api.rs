@@ -673,11 +673,14 @@ fn operator_actions_are_delivered_acked_and_tracked() {
     )["item"]
         .clone();
     assert_eq!(item["tags"], json!(["edge", "site-2"]));
-    api.call(
+    // Kibana answers with the id of the UPDATE_TAGS action it records (complete at once).
+    let tagged = api.call(
         "POST",
         "/api/fleet/agents/bulk_update_agent_tags",
         json!({"agents": [a.id, b.id], "tagsToAdd": ["rack-9"], "tagsToRemove": ["edge"]}),
     );
+    let tags_id = tagged["actionId"].as_str().unwrap_or_default().to_owned();
+    assert!(!tags_id.is_empty(), "{tagged}");
     assert_eq!(
         api.get("/api/fleet/agents/tags")["items"],
         json!(["rack-9", "site-2"])
@@ -742,6 +745,16 @@ fn operator_actions_are_delivered_acked_and_tracked() {
         (Some("SETTINGS"), Some("COMPLETE"), Some(1), Some(1)),
         "{settings}"
     );
+    let tags = by_id(&tags_id);
+    assert_eq!(
+        (
+            tags["type"].as_str(),
+            tags["status"].as_str(),
+            tags["nbAgentsAck"].as_u64()
+        ),
+        (Some("UPDATE_TAGS"), Some("COMPLETE"), Some(2)),
+        "{tags}"
+    );
     let diag = by_id(&diag_id);
     assert_eq!(diag["status"], "CANCELLED", "{diag}");
     assert!(diag["cancellationTime"].is_string());
@@ -770,18 +783,38 @@ fn operator_actions_are_delivered_acked_and_tracked() {
     let mut c = settled(&server, &token, &[]);
     let mut d = settled(&server, &token, &[]);
     let ids = json!([c.id, d.id]);
+    // A rollout over 10 minutes from an hour from now, as Kibana writes it: the first agent
+    // starts at the start time (the others up to 10 minutes later when the action reaches them
+    // parked, §5.2), and the action expires after twice the rollout (Kibana: shorter than 2 h).
+    let start = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let start_text = fleet_edge::model::time::rfc3339_seconds(start);
     let upgrade = api.call(
         "POST",
         "/api/fleet/agents/bulk_upgrade",
-        json!({"agents": ids, "version": "9.3.0"}),
+        json!({"agents": ids, "version": "9.3.0", "rollout_duration_seconds": 600,
+               "start_time": start_text}),
     );
-    for agent in [&mut c, &mut d] {
+    let at = |secs: u64| {
+        let t = start + Duration::from_secs(secs);
+        format!(
+            "{}.000Z",
+            fleet_edge::model::time::rfc3339_seconds(t).trim_end_matches('Z')
+        )
+    };
+    for (n, agent) in [&mut c, &mut d].into_iter().enumerate() {
         assert_eq!(api.status_of(&agent.id), "updating");
         let got = receive(agent, "UPGRADE");
         assert_eq!(
             (got["id"].as_str(), got["data"]["version"].as_str()),
             (upgrade["actionId"].as_str(), Some("9.3.0"))
         );
+        assert_eq!(got["expiration"], at(1200), "{got}");
+        let started = got["start_time"].as_str().unwrap_or_default();
+        if n == 0 {
+            assert_eq!(started, at(0), "{got}");
+        } else {
+            assert!(started == at(0) || started == at(300), "{got}");
+        }
     }
     let moved = api.call(
         "POST",
