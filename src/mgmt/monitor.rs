@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -353,12 +353,39 @@ pub fn prometheus(f: &Figures) -> String {
     out
 }
 
-/// Serves `listener` on a new thread for the process lifetime.
-pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<()> {
-    std::thread::Builder::new()
+/// The running endpoint: dropping it stops its thread and closes its listener (a server
+/// restarted with other settings binds its own).
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept; the loop sees the flag and returns.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("the monitoring endpoint's thread panicked");
+            }
+        }
+    }
+}
+
+/// Serves `listener` on a new thread until the returned [`Handle`] is dropped.
+pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<Handle> {
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
         .name("fleet-edge-monitoring".into())
         .spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
                 match stream {
                     Ok(s) => {
                         if let Err(e) = serve(s, &sources) {
@@ -368,8 +395,12 @@ pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<()> {
                     Err(e) => log::debug!("monitoring endpoint accept: {e}"),
                 }
             }
-        })
-        .map(|_| ())
+        })?;
+    Ok(Handle {
+        stop,
+        addr,
+        thread: Some(thread),
+    })
 }
 
 #[allow(

@@ -194,6 +194,8 @@ pub struct Server {
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    /// The monitoring endpoint serving `stats`, stopped with this server.
+    monitoring: Option<crate::mgmt::monitor::Handle>,
 }
 
 // The counters the loop publishes are the monitoring endpoint's (`mgmt::monitor`, which net
@@ -293,7 +295,13 @@ impl Server {
                 routes,
                 ..Stats::default()
             }),
+            monitoring: None,
         })
+    }
+
+    /// Keeps the monitoring endpoint running as long as this server.
+    pub fn keep_monitoring(&mut self, endpoint: crate::mgmt::monitor::Handle) {
+        self.monitoring = Some(endpoint);
     }
 
     /// Live counters of this server.
