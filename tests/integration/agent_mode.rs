@@ -391,8 +391,7 @@ fn server_addr(server: &FleetEdge) -> SocketAddr {
     let log = server.log();
     let line = log
         .lines()
-        .filter(|l| l.contains("listening on https://"))
-        .last()
+        .rfind(|l| l.contains("listening on https://"))
         .unwrap();
     line.split("https://")
         .nth(1)
