@@ -247,6 +247,9 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
         json!({}),
     );
     api.wait_status(&leaving.id, "unenrolling");
+    // Unenrolling lasts until the agent acks: the CLI shows it now.
+    let (_, table, _) = cli(&server, &["agents"]);
+    cli_shows(&server, &table, &leaving.id, "unenrolling");
     let action = receive(&mut leaving, "UNENROLL");
     assert_eq!(action["id"], answer["actionId"]);
     leaving.ack(&[(action["id"].as_str().unwrap(), "UNENROLL")]);
