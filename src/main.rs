@@ -100,6 +100,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         store: opened.store().clone(),
         policies_dir: opened.policies_dir().to_path_buf(),
         enrollment: Arc::clone(&enrollment),
+        offline_after: config.server.agent_offline_after,
     });
     let (mut server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
     let url = public_url(config, &listening);

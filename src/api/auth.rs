@@ -47,6 +47,7 @@ mod tests {
 
     fn with_auth(values: &[&[u8]]) -> Request {
         Request {
+            peer: None,
             tls: false,
             method: Method::Post,
             path: "/".into(),

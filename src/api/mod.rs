@@ -609,6 +609,7 @@ mod tests {
 
     fn get(path: &str, headers: &[(&str, &str)]) -> Request {
         Request {
+            peer: None,
             tls: true,
             method: Method::Get,
             path: path.to_owned(),

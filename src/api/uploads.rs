@@ -155,6 +155,7 @@ mod tests {
 
     fn req(method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
         Request {
+            peer: None,
             tls: true,
             method,
             path: path.to_owned(),

@@ -86,6 +86,7 @@ mod tests {
     fn ua_with(value: &str, server: ServerVersion) -> Result<String, ApiError> {
         agent_version(
             &Request {
+                peer: None,
                 tls: false,
                 method: Method::Post,
                 path: "/".into(),
@@ -118,6 +119,7 @@ mod tests {
         assert_eq!(ua(""), Err(ApiError::InvalidUserAgent));
         let missing = agent_version(
             &Request {
+                peer: None,
                 tls: false,
                 method: Method::Post,
                 path: "/".into(),
@@ -158,6 +160,7 @@ mod tests {
             Err(ApiError::UnsupportedVersion)
         );
         let req = |v: &str| Request {
+            peer: None,
             tls: false,
             method: Method::Post,
             path: "/".into(),

@@ -46,6 +46,7 @@ mod tests {
 
     fn with_version(v: &str) -> Request {
         Request {
+            peer: None,
             tls: false,
             method: Method::Get,
             path: "/api/status".into(),

@@ -44,6 +44,11 @@ pub trait Admin: Send + Sync {
     fn enrollment(&self) -> Option<Enrollment> {
         None
     }
+    /// The checkin age past which an agent's status is `offline` (`--agent-offline-after`;
+    /// Kibana's 6 minutes by default).
+    fn offline_after(&self) -> std::time::Duration {
+        crate::model::agent_status::OFFLINE_AFTER
+    }
 }
 
 /// What an agent host needs besides an enrollment token, as the quick start prints it.

@@ -264,6 +264,12 @@ impl<T: Send + 'static> Backend<T> {
         }
     }
 
+    /// The job queue: items waiting now, most that waited at once, items queued since the
+    /// start (jobs and chores; the monitoring endpoint's figures).
+    pub fn queue_figures(&self) -> (usize, usize, u64) {
+        self.jobs.as_ref().map_or((0, 0, 0), JobsTx::figures)
+    }
+
     /// Deadline of a job submitted without one.
     pub fn job_timeout(&self) -> Duration {
         self.job_timeout

@@ -84,6 +84,12 @@ pub struct Values {
     pub pgp_upstream_url: Option<String>,
     /// The Elasticsearch output.
     pub es: Option<EsOutput>,
+    /// `http.enabled`: the monitoring endpoint.
+    pub http_enabled: Option<bool>,
+    /// `http.host`.
+    pub http_host: Option<String>,
+    /// `http.port`.
+    pub http_port: Option<u16>,
 }
 
 /// One policy revision's overrides, with what it holds but may not change.
@@ -184,6 +190,7 @@ pub fn read(doc: &PolicyDoc) -> Option<Overrides> {
             )),
         }
     }
+    read_http(input, &at, &mut o);
     o.values.pgp_dir = string_at(input, "server.pgp.dir");
     o.values.pgp_upstream_url = string_at(input, "server.pgp.upstream_url");
     let ssl = lookup(input, "server.ssl").or_else(|| lookup(input, "ssl"));
@@ -192,6 +199,39 @@ pub fn read(doc: &PolicyDoc) -> Option<Overrides> {
     }
     read_output(doc, input, &mut o);
     Some(o)
+}
+
+/// The monitoring endpoint's `http.enabled`, `http.host` and `http.port` (Elastic's `http.*`
+/// keys), given in the fleet-server input.
+fn read_http(input: &Value, at: &dyn Fn(&str) -> String, o: &mut Overrides) {
+    match lookup(input, "http.enabled") {
+        None => {}
+        Some(Value::Bool(b)) => o.values.http_enabled = Some(*b),
+        Some(Value::String(s)) if crate::config::parse_bool(s).is_ok() => {
+            o.values.http_enabled = crate::config::parse_bool(s).ok();
+        }
+        Some(v) => o
+            .invalid
+            .push(format!("{} is not true or false: {v}", at("http.enabled"))),
+    }
+    if let Some(v) = lookup(input, "http.host") {
+        match v.as_str().map(str::trim).filter(|h| !h.is_empty()) {
+            Some(h) => o.values.http_host = Some(h.trim_matches(['[', ']']).to_owned()),
+            None => o.invalid.push(format!(
+                "{} must be a host name or address",
+                at("http.host")
+            )),
+        }
+    }
+    if let Some(v) = lookup(input, "http.port") {
+        match as_u64(v).and_then(|p| u16::try_from(p).ok()) {
+            Some(p) => o.values.http_port = Some(p),
+            None => o.invalid.push(format!(
+                "{} is not a port number (0 to 65535): {v}",
+                at("http.port")
+            )),
+        }
+    }
 }
 
 fn read_server_ssl(
@@ -374,6 +414,18 @@ pub fn apply(bootstrap: &Config, o: &Values, scratch: &Path) -> Applied {
             server.max_agents
         ));
         server.max_agents = n;
+    }
+    if let Some(on) = o.http_enabled.filter(|on| *on != server.http_enabled) {
+        changes.push(format!("http.enabled: {} -> {on}", server.http_enabled));
+        server.http_enabled = on;
+    }
+    if let Some(host) = o.http_host.as_ref().filter(|h| **h != server.http_host) {
+        changes.push(format!("http.host: {} -> {host}", server.http_host));
+        server.http_host = host.clone();
+    }
+    if let Some(port) = o.http_port.filter(|p| *p != server.http_port) {
+        changes.push(format!("http.port: {} -> {port}", server.http_port));
+        server.http_port = port;
     }
     let files = &mut config.files;
     if let Some(dir) = o.pgp_dir.as_deref().map(PathBuf::from) {

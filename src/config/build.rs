@@ -151,6 +151,7 @@ pub(super) fn build(raw: Vec<Raw>, errors: Vec<String>) -> Result<Config, Config
             .parsed(Id::HttpHost, values::parse_bind_host)
             .unwrap_or_else(|| "localhost".into()),
         http_port: b.parsed(Id::HttpPort, values::parse_port).unwrap_or(5066),
+        agent_offline_after: b.duration(Id::AgentOfflineAfter, false),
     };
 
     let server_version = b

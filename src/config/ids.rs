@@ -76,6 +76,8 @@ pub enum SettingId {
     HttpHost,
     /// `--http-port`.
     HttpPort,
+    /// `--agent-offline-after`: checkin age after which an agent is `offline`.
+    AgentOfflineAfter,
     /// `--max-header-bytes`
     MaxHeaderBytes,
     /// `--handshake-timeout`

@@ -32,7 +32,7 @@ use crate::tls::{ClientAuth, Fingerprint, TlsMaterial};
 pub use args::Origin;
 pub use environment::{closest, unknown_variable_warnings, IGNORED_CONTAINER_VARIABLES};
 pub use settings::{spec, Kind, Section, SettingId, SettingSpec, COMMAND_FLAGS, SETTINGS};
-pub use values::{parse_duration, parse_http_url, GoDuration, HttpUrl};
+pub use values::{parse_bool, parse_duration, parse_http_url, GoDuration, HttpUrl};
 
 /// What the process should do.
 #[derive(Debug)]
@@ -218,6 +218,8 @@ pub struct ServerSettings {
     pub http_host: String,
     /// Monitoring endpoint port (0: a free one).
     pub http_port: u16,
+    /// Checkin age after which an agent's status is `offline` (`--agent-offline-after`).
+    pub agent_offline_after: Duration,
 }
 
 impl ServerSettings {

@@ -511,6 +511,18 @@ pub static SETTINGS: &[SettingSpec] = &[
         section: Runtime,
     },
     SettingSpec {
+        id: Id::AgentOfflineAfter,
+        flag: Some("--agent-offline-after"),
+        envs: &["FLEET_EDGE_AGENT_OFFLINE_AFTER"],
+        value_name: "DURATION",
+        default: Some("6m"),
+        help: "Embedded mode: an agent whose last checkin is older is shown offline (Kibana's 12 missed 30 s checkins, 6m).",
+        kind: Value,
+        policy_overridable: false,
+        secret: false,
+        section: Runtime,
+    },
+    SettingSpec {
         id: Id::MaxConnections,
         flag: Some("--max-connections"),
         envs: &["FLEET_EDGE_MAX_CONNECTIONS"],

@@ -65,6 +65,8 @@ pub struct EmbeddedAdmin {
     pub policies_dir: PathBuf,
     /// What the quick start tells an agent host (set once the listener is bound).
     pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
+    /// Checkin age past which an agent is `offline` (`--agent-offline-after`).
+    pub offline_after: std::time::Duration,
 }
 
 pub use crate::backend::admin::Enrollment;
@@ -72,6 +74,10 @@ pub use crate::backend::admin::Enrollment;
 impl crate::mgmt::Admin for EmbeddedAdmin {
     fn enrollment(&self) -> Option<Enrollment> {
         self.enrollment.get().cloned()
+    }
+
+    fn offline_after(&self) -> std::time::Duration {
+        self.offline_after
     }
 
     fn store(&self) -> &dyn crate::backend::Store {

@@ -431,6 +431,7 @@ mod tests {
     fn whole_clone(r: &Request) -> Request {
         Request {
             tls: r.tls,
+            peer: r.peer,
             method: r.method.clone(),
             path: r.path.clone(),
             query: r.query.clone(),

@@ -90,8 +90,9 @@ pub(crate) fn parse_head(
         keep_alive: keep_alive(minor_version, &headers),
         headers,
         body: Vec::new(),
-        // The connection knows its transport and sets this.
+        // The connection knows its transport and peer and sets these.
         tls: false,
+        peer: None,
     };
     Ok(Some((request, used)))
 }

@@ -109,6 +109,8 @@ pub struct Request {
     /// The request arrived over TLS (set by the connection; Go's `r.TLS != nil`, which the PGP
     /// key endpoint checks).
     pub tls: bool,
+    /// The client's address (set by the connection; the audit lines' `client.ip`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Request {
@@ -236,6 +238,7 @@ mod tests {
             .collect();
         Request {
             tls: false,
+            peer: None,
             method: Method::Get,
             path: "/".into(),
             query: None,

@@ -30,12 +30,17 @@ pub struct PolicyFacts {
     inactivity: HashMap<String, Option<Duration>>,
     /// Output problems by policy id ([`crate::transform::output_check`]).
     problems: HashMap<String, Vec<String>>,
+    /// Checkin age past which an agent is offline (`--agent-offline-after`).
+    offline_after: Duration,
 }
 
 impl PolicyFacts {
     /// The facts of the store's latest policies.
     pub(super) fn read(admin: &dyn Admin) -> Result<PolicyFacts, Failure> {
-        let mut facts = PolicyFacts::default();
+        let mut facts = PolicyFacts {
+            offline_after: admin.offline_after(),
+            ..PolicyFacts::default()
+        };
         for p in admin.store().latest_policies()? {
             facts
                 .inactivity
@@ -54,7 +59,7 @@ impl PolicyFacts {
             .get(&agent.policy_id)
             .copied()
             .unwrap_or(Some(DEFAULT_INACTIVITY_TIMEOUT));
-        agent_status(agent, timeout, now)
+        agent_status(agent, timeout, self.offline_after, now)
     }
 }
 
@@ -510,10 +515,33 @@ fn bulk(admin: &dyn Admin, req: &AdminRequest, kind: Bulk, now: SystemTime) -> A
                     .store()
                     .update_agent(&agent.id, &fields(json!({"tags": tags})))?;
             }
-            String::new()
+            tags_action(admin, &ids, now)?
         }
     };
     Ok((200, json!({"actionId": action_id, "agents": ids})))
+}
+
+/// Records a bulk tag update as Kibana does: an `UPDATE_TAGS` action (agents are never sent
+/// it: the type is not one they accept) with a result for every agent, complete at once; its id
+/// is the answer's `actionId`, and `action_status` lists it.
+fn tags_action(admin: &dyn Admin, ids: &[String], now: SystemTime) -> Result<String, Failure> {
+    let action = admin.add_action(new_action("UPDATE_TAGS", ids.to_vec(), Value::Null, now))?;
+    for id in ids {
+        admin
+            .store()
+            .create_action_result(&crate::model::ActionResult {
+                action_id: action.action_id.clone(),
+                agent_id: id.clone(),
+                timestamp: rfc3339_seconds(now),
+                ..Default::default()
+            })?;
+    }
+    log::info!(
+        "audit: event.action=fleet-action-update_tags event.outcome=success user.name=admin fleet.action.id={} fleet.agent.id={}",
+        action.action_id,
+        ids.join(",")
+    );
+    Ok(action.action_id)
 }
 
 /// Runs the agent routes.

@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod ops;
 pub mod policies;
 pub mod query;
+pub mod route_stats;
 pub mod tls;
 pub mod token;
 pub mod upgrade;
@@ -325,6 +326,7 @@ mod tests {
             headers.push(("authorization".to_owned(), a.as_bytes().to_vec()));
         }
         Request {
+            peer: None,
             tls: false,
             method,
             path: path.into(),

@@ -14,12 +14,13 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use super::route_stats::{RouteFigures, RouteStats, BUCKETS_MS};
 use super::Admin;
 
 /// Counters the event loop keeps current (`net::Server::stats`), read by this endpoint.
@@ -33,6 +34,14 @@ pub struct Stats {
     pub late_replies: AtomicU64,
     /// Live actions held for a checkin that was reading pending actions when they arrived.
     pub early_actions: AtomicU64,
+    /// Jobs and chores waiting for a backend worker now.
+    pub backend_queue: AtomicUsize,
+    /// Most that waited at once since the start.
+    pub backend_queue_peak: AtomicUsize,
+    /// Jobs and chores queued since the start.
+    pub backend_jobs: AtomicU64,
+    /// Requests by route, kept by the engine.
+    pub routes: Arc<RouteStats>,
 }
 
 /// Linux's `USER_HZ` (the unit of `/proc/self/stat` CPU times) on every platform fleet-edge
@@ -57,6 +66,10 @@ pub struct Figures {
     connections: u64,
     parked: u64,
     late_replies: u64,
+    backend_queue: u64,
+    backend_queue_peak: u64,
+    backend_jobs: u64,
+    routes: Vec<RouteFigures>,
     agents: Option<BTreeMap<&'static str, usize>>,
     store_bytes: Option<u64>,
     rss_bytes: Option<u64>,
@@ -72,6 +85,10 @@ impl Sources {
             connections: self.stats.connections.load(Ordering::Relaxed) as u64,
             parked: self.stats.parked.load(Ordering::Relaxed) as u64,
             late_replies: self.stats.late_replies.load(Ordering::Relaxed),
+            backend_queue: self.stats.backend_queue.load(Ordering::Relaxed) as u64,
+            backend_queue_peak: self.stats.backend_queue_peak.load(Ordering::Relaxed) as u64,
+            backend_jobs: self.stats.backend_jobs.load(Ordering::Relaxed),
+            routes: self.stats.routes.figures(),
             agents: self
                 .admin
                 .as_ref()
@@ -131,7 +148,10 @@ pub fn stats_json(f: &Figures) -> Value {
                      "uptime": {"ms": f.uptime.as_millis() as u64}},
             "memstats": {"rss": f.rss_bytes},
         },
+        "http_server": {"routes": elastic_routes(&f.routes)},
         "fleet_edge": {
+            "routes": latencies(&f.routes),
+            "backend_queue": {"depth": f.backend_queue, "peak": f.backend_queue_peak, "jobs": f.backend_jobs},
             "connections": f.connections,
             "parked_long_polls": f.parked,
             "late_backend_replies": f.late_replies,
@@ -139,6 +159,102 @@ pub fn stats_json(f: &Figures) -> Value {
             "store_bytes": f.store_bytes,
         },
     })
+}
+
+/// Elastic's `http_server.routes.<route>` counters (Fleet Server's `routeStats` names), for the
+/// routes that saw a request.
+fn elastic_routes(routes: &[RouteFigures]) -> Value {
+    let seen = routes.iter().filter(|r| r.total > 0);
+    Value::Object(
+        seen.map(|r| {
+            (
+                r.name.to_owned(),
+                json!({"total": r.total, "active": r.active, "fail": r.fail, "drop": r.drop}),
+            )
+        })
+        .collect(),
+    )
+}
+
+/// fleet-edge's latency histogram per route (Elastic's `/stats` has none): answered requests,
+/// their summed latency and how many took at most each bound (cumulative, `+Inf` = all).
+fn latencies(routes: &[RouteFigures]) -> Value {
+    let seen = routes.iter().filter(|r| r.total > 0);
+    Value::Object(
+        seen.map(|r| {
+            let mut buckets: serde_json::Map<String, Value> = BUCKETS_MS
+                .iter()
+                .zip(r.buckets)
+                .map(|(ms, n)| (ms.to_string(), json!(n)))
+                .collect();
+            buckets.insert("+Inf".into(), json!(r.count));
+            (
+                r.name.to_owned(),
+                json!({"latency": {"count": r.count, "sum": {"ms": r.sum_micros as f64 / 1000.0},
+                                   "buckets_ms": buckets}}),
+            )
+        })
+        .collect(),
+    )
+}
+
+/// The per-route series of `/metrics`: counters, and the latency histogram in seconds.
+fn route_metrics(out: &mut String, routes: &[RouteFigures]) {
+    let seen: Vec<&RouteFigures> = routes.iter().filter(|r| r.total > 0).collect();
+    for (name, kind, help, value) in [
+        (
+            "fleet_edge_http_requests_total",
+            "counter",
+            "Requests received, by route (Elastic's http_server.routes.*.total).",
+            (|r: &RouteFigures| r.total) as fn(&RouteFigures) -> u64,
+        ),
+        (
+            "fleet_edge_http_requests_active",
+            "gauge",
+            "Requests not answered yet, parked checkins included, by route.",
+            |r| r.active,
+        ),
+        (
+            "fleet_edge_http_request_failures_total",
+            "counter",
+            "Requests answered with a status of 400 or more, by route.",
+            |r| r.fail,
+        ),
+        (
+            "fleet_edge_http_requests_dropped_total",
+            "counter",
+            "Requests whose connection closed before the answer, by route.",
+            |r| r.drop,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for r in &seen {
+            let _ = writeln!(out, "{name}{{route=\"{}\"}} {}", r.name, value(r));
+        }
+    }
+    let name = "fleet_edge_http_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from a request reaching the engine to its answer, by route.\n# TYPE {name} histogram"
+    );
+    for r in &seen {
+        for (ms, n) in BUCKETS_MS.iter().zip(r.buckets) {
+            let le = *ms as f64 / 1000.0;
+            let _ = writeln!(out, "{name}_bucket{{route=\"{}\",le=\"{le}\"}} {n}", r.name);
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{route=\"{}\",le=\"+Inf\"}} {}",
+            r.name, r.count
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{route=\"{}\"}} {}",
+            r.name,
+            r.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{route=\"{}\"}} {}", r.name, r.count);
+    }
 }
 
 /// `GET /metrics`: the same figures in Prometheus text format (version 0.0.4).
@@ -168,6 +284,24 @@ pub fn prometheus(f: &Figures) -> String {
         "counter",
         "Backend replies that arrived after their connection had gone.",
         &one(f.late_replies),
+    );
+    metric(
+        "fleet_edge_backend_queue_depth",
+        "gauge",
+        "Jobs and chores waiting for a backend worker now.",
+        &one(f.backend_queue),
+    );
+    metric(
+        "fleet_edge_backend_queue_peak",
+        "gauge",
+        "Most jobs and chores that waited for a backend worker at once since the start.",
+        &one(f.backend_queue_peak),
+    );
+    metric(
+        "fleet_edge_backend_jobs_total",
+        "counter",
+        "Jobs and chores queued for the backend workers since the start.",
+        &one(f.backend_jobs),
     );
     if let Some(agents) = &f.agents {
         let samples: Vec<(String, u64)> = agents
@@ -210,6 +344,7 @@ pub fn prometheus(f: &Figures) -> String {
             "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {handles}"
         );
     }
+    route_metrics(&mut out, &f.routes);
     let _ = writeln!(
         out,
         "# HELP fleet_edge_uptime_seconds Seconds since the server started.\n# TYPE fleet_edge_uptime_seconds gauge\nfleet_edge_uptime_seconds {}",
@@ -218,12 +353,39 @@ pub fn prometheus(f: &Figures) -> String {
     out
 }
 
-/// Serves `listener` on a new thread for the process lifetime.
-pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<()> {
-    std::thread::Builder::new()
+/// The running endpoint: dropping it stops its thread and closes its listener (a server
+/// restarted with other settings binds its own).
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept; the loop sees the flag and returns.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("the monitoring endpoint's thread panicked");
+            }
+        }
+    }
+}
+
+/// Serves `listener` on a new thread until the returned [`Handle`] is dropped.
+pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<Handle> {
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
         .name("fleet-edge-monitoring".into())
         .spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
                 match stream {
                     Ok(s) => {
                         if let Err(e) = serve(s, &sources) {
@@ -233,8 +395,12 @@ pub fn spawn(listener: TcpListener, sources: Sources) -> std::io::Result<()> {
                     Err(e) => log::debug!("monitoring endpoint accept: {e}"),
                 }
             }
-        })
-        .map(|_| ())
+        })?;
+    Ok(Handle {
+        stop,
+        addr,
+        thread: Some(thread),
+    })
 }
 
 #[allow(

@@ -36,7 +36,16 @@ pub(super) fn upgrade_data(body: &Value) -> Result<Value, Failure> {
     Ok(data)
 }
 
-/// The UPGRADE action a bulk upgrade body asks for, to `agents` (already chosen).
+/// Kibana's `MINIMUM_EXECUTION_DURATION_SECONDS` (2 hours).
+const MINIMUM_EXECUTION_SECONDS: u64 = 2 * 60 * 60;
+
+/// Kibana's `EXPIRATION_DURATION_SECONDS` (30 days): how long an upgrade scheduled without a
+/// rollout stays deliverable after its start.
+const SCHEDULED_EXPIRY_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+/// The UPGRADE action a bulk upgrade body asks for, to `agents` (already chosen): the rollout
+/// fields as Kibana writes them (`start_time`, `rollout_duration_seconds`,
+/// `minimum_execution_duration`, `expiration`).
 pub(super) fn bulk_action(
     agents: Vec<String>,
     body: &Value,
@@ -52,15 +61,36 @@ pub(super) fn bulk_action(
             Failure::Invalid("\"rollout_duration_seconds\" must be a positive whole number".into())
         })?),
     };
-    let start_time = match body.get("start_time").filter(|v| !v.is_null()) {
-        Some(t) => {
-            let parsed = t.as_str().and_then(parse_rfc3339).ok_or_else(|| {
-                Failure::Invalid(format!("\"start_time\" {t} is not an RFC 3339 time"))
-            })?;
-            Some(rfc3339_millis(parsed))
-        }
-        None => rollout.map(|_| rfc3339_millis(now)),
+    let start = match body.get("start_time").filter(|v| !v.is_null()) {
+        Some(t) => Some(t.as_str().and_then(parse_rfc3339).ok_or_else(|| {
+            Failure::Invalid(format!("\"start_time\" {t} is not an RFC 3339 time"))
+        })?),
+        None => rollout.map(|_| now),
     };
+    // Kibana's `getRollingUpgradeOptions`: a rollout runs at least min(2h, its duration) and
+    // expires after twice that when shorter than 2h, else after its duration; an upgrade only
+    // scheduled runs at least 2h and expires a month after its start.
+    let (minimum, expires_after) = match (start, rollout) {
+        (_, Some(seconds)) => {
+            let minimum = seconds.min(MINIMUM_EXECUTION_SECONDS);
+            let after = if seconds <= MINIMUM_EXECUTION_SECONDS {
+                minimum * 2
+            } else {
+                seconds
+            };
+            (Some(minimum), Some(after))
+        }
+        (Some(_), None) => (
+            Some(MINIMUM_EXECUTION_SECONDS),
+            Some(SCHEDULED_EXPIRY_SECONDS),
+        ),
+        (None, None) => (None, None),
+    };
+    let expiration = start
+        .zip(expires_after)
+        .and_then(|(t, after)| t.checked_add(std::time::Duration::from_secs(after)))
+        .map(rfc3339_millis);
+    let start_time = start.map(rfc3339_millis);
     // As `actions::new_action` makes them (which uses this file, so not called from here).
     let mut action = Action {
         action_id: uuid_v4(),
@@ -68,9 +98,15 @@ pub(super) fn bulk_action(
         agents,
         timestamp: rfc3339_seconds(now),
         start_time: start_time.unwrap_or_default(),
+        expiration: expiration.unwrap_or_default(),
         data,
         ..Action::default()
     };
+    if let Some(seconds) = minimum {
+        action
+            .other
+            .insert("minimum_execution_duration".into(), json!(seconds));
+    }
     if let Some(seconds) = rollout {
         action
             .other
@@ -128,6 +164,16 @@ mod tests {
         assert_eq!(action.action_type, "UPGRADE");
         assert_eq!(action.start_time, "2026-12-03T05:30:53.000Z");
         assert_eq!(action.other["rollout_duration_seconds"], 600);
+        assert_eq!(action.other["minimum_execution_duration"], 600);
+        assert_eq!(action.expiration, "2026-12-03T05:50:53.000Z", "twice 600 s");
+        let long = bulk_action(
+            ab(),
+            &json!({"version": "9.6.0", "rollout_duration_seconds": 86400, "start_time": "2027-01-01T00:00:00Z"}),
+            now,
+        )
+        .unwrap_or_else(|_| panic!("a valid rollout"));
+        assert_eq!(long.other["minimum_execution_duration"], 7200);
+        assert_eq!(long.expiration, "2027-01-02T00:00:00.000Z");
         assert_eq!(
             action.data,
             json!({"version": "9.6.0", "source_uri": "https://h:8220/downloads/"})
@@ -140,9 +186,16 @@ mod tests {
         .unwrap_or_else(|_| panic!("a valid start time"));
         assert_eq!(later.start_time, "2027-01-01T00:00:00.000Z");
         assert!(!later.other.contains_key("rollout_duration_seconds"));
+        assert_eq!(later.other["minimum_execution_duration"], 7200);
+        assert_eq!(
+            later.expiration, "2027-01-31T00:00:00.000Z",
+            "a month later"
+        );
         let plain = bulk_action(ab(), &json!({"version": "9.6.0"}), now)
             .unwrap_or_else(|_| panic!("a plain upgrade"));
         assert_eq!(plain.start_time, "");
+        assert_eq!(plain.expiration, "");
+        assert!(!plain.other.contains_key("minimum_execution_duration"));
         for bad in [
             json!({}),
             json!({"version": ""}),

@@ -6,7 +6,8 @@
 //! 1. not `active` → `unenrolled`;
 //! 2. last checkin (else enrolment) older than the policy's `inactivity_timeout` → `inactive`;
 //! 3. `audit_unenrolled_reason` `uninstall` → `uninstalled`, `orphaned` → `orphaned`;
-//! 4. last checkin older than [`OFFLINE_AFTER`], or an OpAMP `disconnected` → `offline`;
+//! 4. last checkin older than the offline threshold (Kibana's [`OFFLINE_AFTER`] unless the
+//!    operator set another, `--agent-offline-after`), or an OpAMP `disconnected` → `offline`;
 //! 5. no acknowledged policy revision yet, or an upgrade started and not finished → `updating`;
 //! 6. never checked in → `enrolling`;
 //! 7. an unenrollment started → `unenrolling`;
@@ -115,10 +116,12 @@ impl AgentStatus {
     }
 }
 
-/// The agent's status at `now`; `inactivity_timeout` is its policy's (`None`: never inactive).
+/// The agent's status at `now`; `inactivity_timeout` is its policy's (`None`: never inactive),
+/// `offline_after` the checkin age past which it is offline ([`OFFLINE_AFTER`] by default).
 pub fn agent_status(
     agent: &Agent,
     inactivity_timeout: Option<Duration>,
+    offline_after: Duration,
     now: SystemTime,
 ) -> AgentStatus {
     let member = |name: &str| {
@@ -144,7 +147,7 @@ pub fn agent_status(
         "orphaned" => return AgentStatus::Orphaned,
         _ => {}
     }
-    if older_than(OFFLINE_AFTER) || reported == "disconnected" {
+    if older_than(offline_after) || reported == "disconnected" {
         return AgentStatus::Offline;
     }
     let upgrading = member("upgrade_started_at").is_some() && member("upgraded_at").is_none();
@@ -227,7 +230,8 @@ mod tests {
     #[test]
     fn each_status_in_kibanas_order() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let status = |a: &Agent| agent_status(a, Some(Duration::from_secs(3600)), now);
+        let status =
+            |a: &Agent| agent_status(a, Some(Duration::from_secs(3600)), OFFLINE_AFTER, now);
         let a = online_agent(now);
         assert_eq!(status(&a), AgentStatus::Online);
         for (sent, want) in [
@@ -314,7 +318,7 @@ mod tests {
         };
         assert_eq!(status(&inactive), AgentStatus::Inactive);
         assert_eq!(
-            agent_status(&inactive, None, now),
+            agent_status(&inactive, None, OFFLINE_AFTER, now),
             AgentStatus::Offline,
             "no timeout, never inactive"
         );
@@ -346,6 +350,17 @@ mod tests {
             ..a
         };
         assert_eq!(status(&stale_enrolment), AgentStatus::Offline);
+        // The operator's threshold replaces Kibana's.
+        let a_minute_ago = Agent {
+            last_checkin: rfc3339_seconds(now - Duration::from_secs(61)),
+            ..online_agent(now)
+        };
+        assert_eq!(status(&a_minute_ago), AgentStatus::Online);
+        let short = Duration::from_secs(60);
+        assert_eq!(
+            agent_status(&a_minute_ago, None, short, now),
+            AgentStatus::Offline
+        );
     }
 
     #[test]

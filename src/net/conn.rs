@@ -278,6 +278,7 @@ impl Conn {
                 match decoded {
                     Ok(Some(mut req)) => {
                         req.tls = !matches!(self.transport, Transport::Plain);
+                        req.peer = self.sock.peer_addr().ok().map(|a| a.ip());
                         self.awaiting = Some(Awaiting {
                             keep_alive: req.keep_alive && !ctx.draining && !self.over_capacity,
                             accepts_gzip: req.accepts_gzip(),

@@ -267,7 +267,8 @@ pub fn bind(
     .map_err(StartupError::Poll)?;
     server.on_reload(reloader);
     if config.server.http_enabled {
-        monitoring(config, &server, monitored_admin)?;
+        let endpoint = monitoring(config, &server, monitored_admin)?;
+        server.keep_monitoring(endpoint);
     }
     match limits_table(config) {
         Some(table) if config.es.is_none() && config.server.max_agents == 0 => log::info!(
@@ -292,7 +293,7 @@ fn monitoring(
     config: &Config,
     server: &Server,
     admin: Option<Arc<dyn crate::mgmt::Admin>>,
-) -> Result<(), StartupError> {
+) -> Result<crate::mgmt::monitor::Handle, StartupError> {
     let addr = listen::resolve(&config.server.http_host, config.server.http_port)?;
     let listener = std::net::TcpListener::bind(addr).map_err(|source| StartupError::Bind {
         addr: addr.to_string(),
@@ -300,7 +301,7 @@ fn monitoring(
     })?;
     let bound = listener.local_addr().map_err(StartupError::Poll)?;
     let store_dir = admin.as_ref().map(|_| config.data_dir.join("store"));
-    crate::mgmt::monitor::spawn(
+    let endpoint = crate::mgmt::monitor::spawn(
         listener,
         crate::mgmt::monitor::Sources {
             stats: server.stats(),
@@ -311,7 +312,7 @@ fn monitoring(
     )
     .map_err(StartupError::Poll)?;
     log::info!("monitoring endpoint on http://{bound} (/stats, /metrics, /state)");
-    Ok(())
+    Ok(endpoint)
 }
 
 /// Binds the management listener, loads (or creates) its admin token, and records its URL in

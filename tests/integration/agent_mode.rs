@@ -293,3 +293,113 @@ fn sighup_reloads_in_agent_mode_and_does_not_stop_the_server() {
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(30)).unwrap().success());
 }
+
+/// The monitoring endpoint from the Fleet Server policy's `http.*` keys (Elastic's `http.enabled`,
+/// `http.host`, `http.port`, nested or dotted): started by the first revision, moved by a new
+/// port, stopped by `enabled: false`, each time with the listener's restart.
+#[test]
+fn the_policys_http_keys_start_move_and_stop_the_monitoring_endpoint() {
+    let es = standin();
+    let with_http = |revision: i64, http: Value| {
+        let mut data = fleet_server_data(
+            revision,
+            json!({"timeouts": {"checkin_long_poll": "30s"}}),
+            json!({"type": "elasticsearch", "hosts": [es.url()]}),
+        );
+        let input = data["inputs"][0].as_object_mut().unwrap();
+        for (k, v) in http.as_object().unwrap() {
+            input.insert(k.clone(), v.clone());
+        }
+        data
+    };
+    let get = |port: u16, path: &str| {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        crate::support::Client::plain(addr)
+            .and_then(|mut c| {
+                c.request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            })
+            .map(|r| r.status)
+            .ok()
+    };
+    let first = free_port();
+    es.seed()
+        .policy_with_data(
+            "fs-policy",
+            with_http(
+                1,
+                json!({"http": {"enabled": true, "host": "127.0.0.1", "port": first}}),
+            ),
+        )
+        .unwrap();
+    let server = start(&es, &[]);
+    server
+        .wait_for_log(
+            &format!("monitoring endpoint on http://127.0.0.1:{first}"),
+            MONITOR_ROUNDS,
+        )
+        .unwrap_or_else(|| panic!("no endpoint from the policy:\n{}", server.log()));
+    assert_eq!(get(first, "/state"), Some(200));
+    assert!(server.log().contains("sets http.enabled: false -> true"));
+
+    let second = free_port();
+    es.seed()
+        .policy_with_data(
+            "fs-policy",
+            with_http(
+                2,
+                json!({"http.enabled": true, "http.host": "127.0.0.1", "http.port": second}),
+            ),
+        )
+        .unwrap();
+    server
+        .wait_for_log(
+            &format!("monitoring endpoint on http://127.0.0.1:{second}"),
+            MONITOR_ROUNDS,
+        )
+        .unwrap_or_else(|| panic!("the endpoint did not move:\n{}", server.log()));
+    assert_eq!(get(second, "/stats"), Some(200));
+    eventually(MONITOR_ROUNDS, "the old endpoint closed", || {
+        get(first, "/state").is_none().then_some(())
+    });
+
+    es.seed()
+        .policy_with_data(
+            "fs-policy",
+            with_http(3, json!({"http": {"enabled": false}})),
+        )
+        .unwrap();
+    assert!(server.wait_for_log_count(
+        "changes this server's settings: restarting the listener",
+        2,
+        MONITOR_ROUNDS
+    ));
+    eventually(MONITOR_ROUNDS, "the endpoint stopped", || {
+        get(second, "/state").is_none().then_some(())
+    });
+    // Agents are still served.
+    let token = es
+        .seed()
+        .enrollment_key("fs-policy", "Default")
+        .unwrap()
+        .api_key;
+    let (mut agent, _) = Agent::enroll(server_addr(&server), roots(&server), &token, &[]);
+    assert_eq!(agent.checkin().0.status, 200);
+}
+
+/// Where the server listens now (its last `listening on` line).
+fn server_addr(server: &FleetEdge) -> SocketAddr {
+    let log = server.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("listening on https://"))
+        .unwrap();
+    line.split("https://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}

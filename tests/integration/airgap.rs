@@ -605,7 +605,11 @@ fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
     );
     assert_eq!(code, 1, "{err}");
 
-    let start = "2026-12-24T22:00:00Z";
+    // A day from now: the scheduled upgrade expires a month after its start (Kibana's rule),
+    // so a fixed date would stop being delivered once it is a month old.
+    let start_at = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    let start = fleet_edge::model::time::rfc3339_seconds(start_at);
+    let start = start.as_str();
     let (code, out, err) = cli(
         &server,
         &[
@@ -635,7 +639,8 @@ fn rollouts_reach_every_agent_of_a_policy_and_progress_is_listed() {
         assert_eq!(action["type"], "UPGRADE", "{body}");
         assert_eq!(action["id"], action_id.as_str(), "{body}");
         assert_eq!(action["data"]["version"], "9.6.0", "{body}");
-        assert_eq!(action["start_time"], "2026-12-24T22:00:00.000Z", "{body}");
+        let scheduled = format!("{}.000Z", start.trim_end_matches('Z'));
+        assert_eq!(action["start_time"], scheduled.as_str(), "{body}");
     }
 
     // The action's results summarise the rollout.

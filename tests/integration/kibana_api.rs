@@ -86,8 +86,17 @@ impl Api {
     }
 }
 
+/// A server whose agents go offline only after a day: however slow the machine, an agent that
+/// checked in at the start of a test is not offline by its end.
 fn server() -> FleetEdge {
-    FleetEdge::start(&["--checkin-long-poll", "1s", "--checkin-jitter", "0s"])
+    FleetEdge::start(&[
+        "--checkin-long-poll",
+        "1s",
+        "--checkin-jitter",
+        "0s",
+        "--agent-offline-after",
+        "24h",
+    ])
 }
 
 fn token_for(api: &Api, policy: &str) -> String {
@@ -196,6 +205,21 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
     fresh.checkin();
     api.wait_status(&fresh.id, "updating");
 
+    // A policy revision and no checkin: Kibana's `enrolling` (its order puts "no revision" →
+    // updating first, so an agent enrolled a moment ago is updating, as above). The agent's
+    // explicit policy ack (`policy:<id>:<rev>`, fleet-protocol.md §4.3) arriving before its
+    // first checkin gives that document.
+    let (mut early, _) = Agent::enroll(server.addr, roots(&server), &token, &[]);
+    let (resp, acked) = early.ack(&[("policy:fleet-edge-default:1", "POLICY_CHANGE")]);
+    assert_eq!(resp.status, 200, "{acked}");
+    api.wait_status(&early.id, "enrolling");
+    let item = &api.get(&format!("/api/fleet/agents/{}", early.id))["item"];
+    assert_eq!(
+        (&item["policy_revision"], &item["last_checkin"]),
+        (&json!(1), &Value::Null),
+        "{item}"
+    );
+
     // An upgrade under way is updating; a failed one is reported, the agent online again.
     let mut upgrading = settled(&server, &token, &[]);
     let sent = api.call(
@@ -223,6 +247,9 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
         json!({}),
     );
     api.wait_status(&leaving.id, "unenrolling");
+    // Unenrolling lasts until the agent acks: the CLI shows it now.
+    let (_, table, _) = cli(&server, &["agents"]);
+    cli_shows(&server, &table, &leaving.id, "unenrolling");
     let action = receive(&mut leaving, "UNENROLL");
     assert_eq!(action["id"], answer["actionId"]);
     leaving.ack(&[(action["id"].as_str().unwrap(), "UNENROLL")]);
@@ -270,6 +297,7 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
         (degraded.id.as_str(), "degraded"),
         (error.id.as_str(), "error"),
         (fresh.id.as_str(), "updating"),
+        (early.id.as_str(), "enrolling"),
         (upgrading.id.as_str(), "online"),
         (leaving.id.as_str(), "unenrolled"),
         (dead.id.as_str(), "unenrolled"),
@@ -299,10 +327,10 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
     }
     let active = api.get("/api/fleet/agents?perPage=100&getStatusSummary=true");
     let shown = statuses(&active);
-    assert_eq!(shown.len(), 5, "{active}");
+    assert_eq!(shown.len(), 6, "{active}");
     assert!(shown
         .values()
-        .all(|s| ["online", "degraded", "error", "updating"].contains(&s.as_str())));
+        .all(|s| ["online", "degraded", "error", "updating", "enrolling"].contains(&s.as_str())));
     assert_eq!(active["statusSummary"]["degraded"], 1);
     let page = api.get("/api/fleet/agents?showInactive=true&perPage=2&page=2");
     assert_eq!(
@@ -311,7 +339,7 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
             page["items"].as_array().unwrap().len(),
             page["page"].as_u64()
         ),
-        (Some(11), 2, Some(2))
+        (Some(12), 2, Some(2))
     );
     let filtered = api.get("/api/fleet/agents?kuery=status%3A%28degraded%20or%20error%29");
     let mut ids: Vec<String> = statuses(&filtered).into_keys().collect();
@@ -349,12 +377,12 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
         (
             Some(2),
             Some(2),
-            Some(1),
+            Some(2),
             Some(3),
             Some(1),
             Some(1),
             Some(1),
-            Some(11)
+            Some(12)
         ),
         "{counts}"
     );
@@ -389,6 +417,65 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
     }
     let (code, _, err) = cli(&server, &["agents", "--status", "sleepy"]);
     assert_eq!(code, 2, "{err}");
+    // Every agent's status in the table and in its own report.
+    let (code, table, err) = cli(&server, &["agents"]);
+    assert_eq!(code, 0, "{err}");
+    for (id, status) in &expected {
+        cli_shows(&server, &table, id, status);
+    }
+}
+
+/// `offline`: the checkin age threshold (`--agent-offline-after`, Kibana's 6 minutes by
+/// default) lowered to 2 s; an agent that stops checking in is offline in the API (item,
+/// `kuery`, counts) and the CLI (table, `--status`, `agents show`).
+#[test]
+fn an_agent_that_stops_checking_in_goes_offline_after_the_threshold() {
+    let server = FleetEdge::start(&[
+        "--checkin-long-poll",
+        "1s",
+        "--checkin-jitter",
+        "0s",
+        "--agent-offline-after",
+        "2s",
+    ]);
+    let api = Api::of(&server);
+    let token = token_for(&api, "fleet-edge-default");
+    let mut quiet = settled(&server, &token, &[]);
+    let (resp, _) = quiet.checkin();
+    assert_eq!(resp.status, 200);
+    quiet.conn = None;
+    api.wait_status(&quiet.id, "offline");
+    let item = &api.get(&format!("/api/fleet/agents/{}", quiet.id))["item"];
+    assert_eq!(item["last_checkin_status"], "online", "{item}");
+    let listed = api.get("/api/fleet/agents?kuery=status%3Aoffline");
+    assert_eq!(listed["items"][0]["id"], json!(quiet.id), "{listed}");
+    assert_eq!(api.get("/api/fleet/agent_status")["results"]["offline"], 1);
+    let (code, table, err) = cli(&server, &["agents", "--status", "offline"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(table.lines().count(), 2, "{table}");
+    cli_shows(&server, &table, &quiet.id, "offline");
+
+    // It is still enrolled: its next checkin is answered.
+    assert_eq!(quiet.checkin().0.status, 200);
+}
+
+/// The CLI shows agent `id` as `status`: in the `fleet-edge agents` table (`table`, its STATUS
+/// column) and in `fleet-edge agents show ID`.
+pub(crate) fn cli_shows(server: &FleetEdge, table: &str, id: &str, status: &str) {
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{id} not in the table:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(2), Some(&status), "{id}: {row:?}\n{table}");
+    let (code, out, err) = cli(server, &["agents", "show", id]);
+    assert_eq!(code, 0, "{err}");
+    let shown = out
+        .lines()
+        .find_map(|l| l.strip_prefix("status"))
+        .map(str::trim);
+    assert_eq!(shown, Some(status), "{id}:\n{out}");
 }
 
 /// Item 2: Kibana's policy and enrollment-key bodies (the published schema's request shapes),
@@ -589,11 +676,14 @@ fn operator_actions_are_delivered_acked_and_tracked() {
     )["item"]
         .clone();
     assert_eq!(item["tags"], json!(["edge", "site-2"]));
-    api.call(
+    // Kibana answers with the id of the UPDATE_TAGS action it records (complete at once).
+    let tagged = api.call(
         "POST",
         "/api/fleet/agents/bulk_update_agent_tags",
         json!({"agents": [a.id, b.id], "tagsToAdd": ["rack-9"], "tagsToRemove": ["edge"]}),
     );
+    let tags_id = tagged["actionId"].as_str().unwrap_or_default().to_owned();
+    assert!(!tags_id.is_empty(), "{tagged}");
     assert_eq!(
         api.get("/api/fleet/agents/tags")["items"],
         json!(["rack-9", "site-2"])
@@ -658,6 +748,16 @@ fn operator_actions_are_delivered_acked_and_tracked() {
         (Some("SETTINGS"), Some("COMPLETE"), Some(1), Some(1)),
         "{settings}"
     );
+    let tags = by_id(&tags_id);
+    assert_eq!(
+        (
+            tags["type"].as_str(),
+            tags["status"].as_str(),
+            tags["nbAgentsAck"].as_u64()
+        ),
+        (Some("UPDATE_TAGS"), Some("COMPLETE"), Some(2)),
+        "{tags}"
+    );
     let diag = by_id(&diag_id);
     assert_eq!(diag["status"], "CANCELLED", "{diag}");
     assert!(diag["cancellationTime"].is_string());
@@ -686,18 +786,38 @@ fn operator_actions_are_delivered_acked_and_tracked() {
     let mut c = settled(&server, &token, &[]);
     let mut d = settled(&server, &token, &[]);
     let ids = json!([c.id, d.id]);
+    // A rollout over 10 minutes from an hour from now, as Kibana writes it: the first agent
+    // starts at the start time (the others up to 10 minutes later when the action reaches them
+    // parked, §5.2), and the action expires after twice the rollout (Kibana: shorter than 2 h).
+    let start = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let start_text = fleet_edge::model::time::rfc3339_seconds(start);
     let upgrade = api.call(
         "POST",
         "/api/fleet/agents/bulk_upgrade",
-        json!({"agents": ids, "version": "9.3.0"}),
+        json!({"agents": ids, "version": "9.3.0", "rollout_duration_seconds": 600,
+               "start_time": start_text}),
     );
-    for agent in [&mut c, &mut d] {
+    let at = |secs: u64| {
+        let t = start + Duration::from_secs(secs);
+        format!(
+            "{}.000Z",
+            fleet_edge::model::time::rfc3339_seconds(t).trim_end_matches('Z')
+        )
+    };
+    for (n, agent) in [&mut c, &mut d].into_iter().enumerate() {
         assert_eq!(api.status_of(&agent.id), "updating");
         let got = receive(agent, "UPGRADE");
         assert_eq!(
             (got["id"].as_str(), got["data"]["version"].as_str()),
             (upgrade["actionId"].as_str(), Some("9.3.0"))
         );
+        assert_eq!(got["expiration"], at(1200), "{got}");
+        let started = got["start_time"].as_str().unwrap_or_default();
+        if n == 0 {
+            assert_eq!(started, at(0), "{got}");
+        } else {
+            assert!(started == at(0) || started == at(300), "{got}");
+        }
     }
     let moved = api.call(
         "POST",

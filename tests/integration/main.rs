@@ -67,6 +67,7 @@ macro_rules! on_every_store {
 mod agent_behaviours;
 mod agent_mode;
 mod airgap;
+mod audit;
 mod auth_cache;
 mod backup;
 mod bodies;

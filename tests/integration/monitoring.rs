@@ -29,7 +29,7 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     for line in text.lines().filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
             typed.push(name.to_owned());
             continue;
         }
@@ -38,7 +38,12 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         }
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
         let name = series.split('{').next().unwrap();
-        assert!(typed.iter().any(|t| t == name), "no # TYPE before {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| typed.iter().any(|t| t == f))
+            .unwrap_or(name);
+        assert!(typed.iter().any(|t| t == family), "no # TYPE before {line}");
         if let Some(labels) = series.strip_prefix(name) {
             assert!(
                 labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
@@ -124,6 +129,7 @@ fn stats_and_metrics_are_scraped_while_agents_work() {
         assert_eq!(status, 200);
         let m = parse_prometheus(&text);
         let ok = m.get("fleet_edge_parked_long_polls") == Some(&1.0)
+            && m.get("fleet_edge_http_requests_active{route=\"checkin\"}") == Some(&1.0)
             && m.get("fleet_edge_agents{status=\"online\"}") == Some(&2.0)
             && m.get("fleet_edge_agents{status=\"updating\"}") == Some(&1.0);
         if ok {
@@ -141,9 +147,73 @@ fn stats_and_metrics_are_scraped_while_agents_work() {
     assert!(metrics["process_resident_memory_bytes"] > 1_000_000.0);
     assert!(metrics.contains_key("process_cpu_seconds_total"));
 
+    // What the load did: three enrolls, two acks, at least five checkins besides the parked
+    // one (settled agents: two each; the fresh one: one), each answered and timed.
+    let series = |name: &str, route: &str| {
+        metrics
+            .get(&format!("{name}{{route=\"{route}\"}}"))
+            .copied()
+            .unwrap_or_else(|| panic!("no {name} for {route}: {metrics:?}"))
+    };
+    assert_eq!(series("fleet_edge_http_requests_total", "enroll"), 3.0);
+    assert_eq!(series("fleet_edge_http_requests_total", "acks"), 2.0);
+    assert!(series("fleet_edge_http_requests_total", "checkin") >= 6.0);
+    assert!(series("fleet_edge_http_requests_total", "management") >= 1.0);
+    for route in ["enroll", "acks"] {
+        assert_eq!(series("fleet_edge_http_request_failures_total", route), 0.0);
+        let count = series("fleet_edge_http_request_duration_seconds_count", route);
+        assert_eq!(count, series("fleet_edge_http_requests_total", route));
+        let inf = metrics[&format!(
+            "fleet_edge_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}}"
+        )];
+        assert_eq!(inf, count, "{route}");
+        assert!(series("fleet_edge_http_request_duration_seconds_sum", route) >= 0.0);
+    }
+    // Buckets are cumulative; the parked checkins are in none until answered.
+    let mut last = 0.0;
+    for le in [
+        "0.001", "0.005", "0.025", "0.1", "0.5", "2.5", "10", "60", "300", "+Inf",
+    ] {
+        let n = metrics[&format!(
+            "fleet_edge_http_request_duration_seconds_bucket{{route=\"checkin\",le=\"{le}\"}}"
+        )];
+        assert!(n >= last, "checkin bucket {le}: {n} < {last}");
+        last = n;
+    }
+    assert_eq!(
+        last,
+        series("fleet_edge_http_request_duration_seconds_count", "checkin")
+    );
+    // Every enroll, ack and checkin went through the backend queue: at least one job waited.
+    assert!(
+        metrics["fleet_edge_backend_jobs_total"] >= 11.0,
+        "{metrics:?}"
+    );
+    assert!(metrics["fleet_edge_backend_queue_peak"] >= 1.0);
+    assert!(metrics.contains_key("fleet_edge_backend_queue_depth"));
+
     let (status, text) = get(addr, "/stats");
     assert_eq!(status, 200);
     let stats: Value = serde_json::from_str(&text).unwrap();
+    let enroll = &stats["http_server"]["routes"]["enroll"];
+    assert_eq!(
+        (
+            enroll["total"].as_u64(),
+            enroll["fail"].as_u64(),
+            enroll["active"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{stats}"
+    );
+    assert!(stats["http_server"]["routes"]["checkin"]["total"].as_u64() >= Some(6));
+    let latency = &stats["fleet_edge"]["routes"]["enroll"]["latency"];
+    assert_eq!(latency["count"], 3, "{stats}");
+    assert_eq!(latency["buckets_ms"]["+Inf"], 3, "{stats}");
+    assert!(latency["sum"]["ms"].as_f64().is_some(), "{stats}");
+    let queue = &stats["fleet_edge"]["backend_queue"];
+    assert!(queue["jobs"].as_u64() >= Some(11), "{stats}");
+    assert!(queue["peak"].as_u64() >= Some(1), "{stats}");
+    assert!(queue["depth"].is_u64(), "{stats}");
     assert!(
         stats["beat"]["memstats"]["rss"].as_u64().unwrap() > 1_000_000,
         "{stats}"

@@ -3,7 +3,7 @@
 //! 190 bytes, 768 KiB of an idle server's RSS. This is an unbounded channel (blocks of 31 slots,
 //! made and freed as the queue grows and shrinks) with the bound kept by a counter.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
 use std::sync::Arc;
 
@@ -12,6 +12,10 @@ pub(super) struct JobsTx<W> {
     tx: Sender<W>,
     queued: Arc<AtomicUsize>,
     cap: usize,
+    /// Most items that waited at once.
+    peak: AtomicUsize,
+    /// Items queued since the start.
+    sent: AtomicU64,
 }
 
 /// The receiving side (shared by the workers behind a mutex).
@@ -29,6 +33,8 @@ pub(super) fn job_queue<W>(cap: usize) -> (JobsTx<W>, JobsRx<W>) {
             tx,
             queued: Arc::clone(&queued),
             cap,
+            peak: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
         },
         JobsRx { rx, queued },
     )
@@ -37,14 +43,27 @@ pub(super) fn job_queue<W>(cap: usize) -> (JobsTx<W>, JobsRx<W>) {
 impl<W> JobsTx<W> {
     /// Queues `item`; gives it back when the queue is full or the receiver is gone.
     pub(super) fn try_send(&self, item: W) -> Result<(), W> {
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.cap {
+        let ahead = self.queued.fetch_add(1, Ordering::AcqRel);
+        if ahead >= self.cap {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(item);
         }
         self.tx.send(item).map_err(|e| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             e.0
-        })
+        })?;
+        self.peak.fetch_max(ahead + 1, Ordering::Relaxed);
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// (items waiting now, most that waited at once, items queued since the start).
+    pub(super) fn figures(&self) -> (usize, usize, u64) {
+        (
+            self.queued.load(Ordering::Relaxed),
+            self.peak.load(Ordering::Relaxed),
+            self.sent.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -78,6 +97,11 @@ mod tests {
         assert_eq!(rx.recv(), Ok(2));
         assert_eq!(rx.recv(), Ok(3));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(
+            tx.figures(),
+            (0, 2, 3),
+            "none waits; two did at once; three queued"
+        );
         drop(rx);
         assert_eq!(tx.try_send(4), Err(4), "receiver gone");
         assert!(tx.try_send(5).is_err());

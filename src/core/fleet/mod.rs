@@ -25,11 +25,13 @@ mod checkin;
 mod io;
 mod opamp;
 mod overdue;
+mod refusals;
 pub mod replay;
 mod rollout;
 #[cfg(test)]
 mod scenarios;
 pub mod testing;
+mod timing;
 mod writer;
 
 use super::deadlines::{Deadlines, Ticket};
@@ -213,6 +215,8 @@ pub struct Fleet {
     login_guard: crate::mgmt::console::LoginGuard,
     /// When the engine was made (uptime in the health figures).
     started: Instant,
+    /// Per-route counts and latencies (the monitoring endpoint's).
+    timing: timing::Timing,
 }
 
 impl Fleet {
@@ -256,6 +260,7 @@ impl Fleet {
             overdue_answers: 0,
             login_guard: Default::default(),
             started: now,
+            timing: timing::Timing::new(now),
         }
     }
 
@@ -264,6 +269,11 @@ impl Fleet {
     /// Checkins parked right now.
     pub fn parked(&self) -> usize {
         self.waiters.len()
+    }
+
+    /// Requests by route: counts and latencies (shared with the monitoring endpoint).
+    pub fn route_stats(&self) -> Arc<crate::mgmt::route_stats::RouteStats> {
+        self.timing.stats()
     }
 
     /// Backend replies that arrived for a connection that had gone.
@@ -348,6 +358,7 @@ impl Fleet {
         now: Instant,
         wall: SystemTime,
     ) {
+        self.timing.begin(conn, origin, req, now);
         let decision = match origin {
             Origin::Management => {
                 let request_id = self.ids.next_id();
@@ -415,6 +426,7 @@ impl Fleet {
 
     /// A binary message on an OpAMP WebSocket of `conn` (upgraded with `token`).
     pub fn handle_message(&mut self, conn: ConnKey, token: ApiKey, body: Vec<u8>, now: Instant) {
+        self.timing.tick(now);
         let pending = Pending {
             kind: PendingKind::OpAmpMessage,
             request_id: String::new(),
@@ -435,6 +447,7 @@ impl Fleet {
 
     /// A backend job's result.
     pub fn handle_reply(&mut self, reply: Reply<ReplyTo>, now: Instant, wall: SystemTime) {
+        self.timing.tick(now);
         let key = match reply.to {
             ReplyTo::Writer => return self.checkins_written(reply.output, now, wall),
             ReplyTo::Part(conn, expected) => return self.part_read(conn, expected, reply.output),
@@ -475,6 +488,7 @@ impl Fleet {
 
     /// A change in the store.
     pub fn handle_event(&mut self, event: Event, now: Instant) {
+        self.timing.tick(now);
         match event {
             Event::Policy(policy) => self.new_revision(policy, now),
             Event::PolicyRejected {
@@ -496,6 +510,7 @@ impl Fleet {
 
     /// Fires every deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.timing.tick(now);
         while let Some((key, ticket)) = self.long_polls.expired(now) {
             self.long_poll_expired(key, ticket);
         }
@@ -528,6 +543,7 @@ impl Fleet {
             self.outputs.retain(|o| answer_for(o) != Some(conn));
         }
         self.writer.forget(conn);
+        self.timing.closed(conn);
         self.take_inflight(conn);
     }
 
@@ -554,6 +570,7 @@ impl Fleet {
     /// reads it (the connection holds one part at a time, asked for as its socket drains).
     /// The read is due within the backend timeout (the request itself was answered already).
     pub fn handle_part(&mut self, conn: ConnKey, part: crate::http::BodyPart, now: Instant) {
+        self.timing.tick(now);
         self.outputs.push_back(Output::Submit {
             to: ReplyTo::Part(conn, part.take),
             job: Job::ReadPart(part),
@@ -576,6 +593,7 @@ impl Fleet {
     /// Shutdown begins (§3.2: parked long polls are answered 200 with no actions); pending
     /// checkin state is written.
     pub fn handle_drain(&mut self, now: Instant, wall: SystemTime) {
+        self.timing.tick(now);
         self.draining = true;
         self.health = Health::Stopping;
         for key in self.waiters.keys() {
@@ -659,6 +677,14 @@ impl Fleet {
     fn emit(&mut self, mut output: Output) {
         if let Some(conn) = answer_for(&output) {
             self.answering.insert(conn);
+        }
+        match &output {
+            Output::Respond { conn, response, .. } => {
+                self.timing
+                    .answered(*conn, response.status, response.body.as_bytes());
+            }
+            Output::Upgrade { conn, .. } => self.timing.answered(*conn, 101, &[]),
+            _ => {}
         }
         if let Output::Respond { response, .. } = &mut output {
             if response.status == 503 {

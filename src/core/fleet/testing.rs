@@ -461,6 +461,7 @@ impl Scenario {
 pub fn agent_request(path: &str, body: &Value) -> Request {
     let token = base64::engine::general_purpose::STANDARD.encode("key-id:key-secret");
     Request {
+        peer: None,
         method: Method::Post,
         path: path.to_owned(),
         query: None,

@@ -41,6 +41,7 @@ fn serve(req: &Request, admin: &str, wall: u64) -> Option<Response> {
 
 fn req(method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
     Request {
+        peer: None,
         method,
         path: path.into(),
         query: None,

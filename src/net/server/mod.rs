@@ -194,6 +194,8 @@ pub struct Server {
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    /// The monitoring endpoint serving `stats`, stopped with this server.
+    monitoring: Option<crate::mgmt::monitor::Handle>,
 }
 
 // The counters the loop publishes are the monitoring endpoint's (`mgmt::monitor`, which net
@@ -267,6 +269,7 @@ impl Server {
             health,
             Instant::now(),
         );
+        let routes = fleet.route_stats();
         Ok(Self {
             poll,
             gate: accept::Gate::new(listener, tls, management, management_tls),
@@ -288,8 +291,17 @@ impl Server {
             ready_slots: Vec::new(),
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
-            stats: Arc::new(Stats::default()),
+            stats: Arc::new(Stats {
+                routes,
+                ..Stats::default()
+            }),
+            monitoring: None,
         })
+    }
+
+    /// Keeps the monitoring endpoint running as long as this server.
+    pub fn keep_monitoring(&mut self, endpoint: crate::mgmt::monitor::Handle) {
+        self.monitoring = Some(endpoint);
     }
 
     /// Live counters of this server.
@@ -380,6 +392,12 @@ impl Server {
             self.stats
                 .early_actions
                 .store(self.fleet.early_actions(), Ordering::Relaxed);
+            if let Some(backend) = &self.backend {
+                let (depth, peak, jobs) = backend.queue_figures();
+                self.stats.backend_queue.store(depth, Ordering::Relaxed);
+                self.stats.backend_queue_peak.store(peak, Ordering::Relaxed);
+                self.stats.backend_jobs.store(jobs, Ordering::Relaxed);
+            }
         }
     }
 
