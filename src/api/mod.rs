@@ -522,6 +522,7 @@ fn dispatch(
                     .ok()
                     .and_then(|v| v.get("enrollment_id")?.as_str().map(str::to_owned))
                     .filter(|e| !e.is_empty()),
+                client_ip: req.peer,
             }),
             pending(PendingKind::Enroll),
         ),

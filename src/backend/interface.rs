@@ -167,6 +167,8 @@ pub struct EnrollInput {
     pub pbkdf2_iterations: u32,
     /// The body's `enrollment_id`, when given (the loop de-duplicates concurrent enrolls on it).
     pub enrollment_id: Option<String>,
+    /// The client's address, for the audit line's `client.ip`.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// What the checkin operation needs from the request.

@@ -318,6 +318,7 @@ impl SelfMonitor {
             body: crate::api::enroll::parse(body.to_string().as_bytes()),
             pbkdf2_iterations: DEFAULT_ITERATIONS,
             enrollment_id: None,
+            client_ip: None,
         };
         let reply = enroll(store, &input, now).map_err(|e| e.to_string())?;
         let item = &reply["item"];

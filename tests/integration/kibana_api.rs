@@ -177,11 +177,11 @@ fn agents_reach_each_status_and_the_api_and_cli_show_it() {
         "event.action=agent-enroll event.outcome=success fleet.agent.id={} fleet.policy.id=fleet-edge-default host.name=gw-01",
         online.id
     );
+    let line = server.wait_for_log(&enrolled, Duration::from_secs(30));
     assert!(
-        server
-            .wait_for_log(&enrolled, Duration::from_secs(10))
-            .is_some(),
-        "no audit line {enrolled}"
+        line.as_deref()
+            .is_some_and(|l| l.contains(" client.ip=127.0.0.1")),
+        "no audit line {enrolled} with the client's address: {line:?}"
     );
 
     let mut degraded = settled(&server, &token, &[]);

@@ -45,6 +45,7 @@ fn enroll_body(body: &[u8]) -> Result<Value, OpError> {
         body: crate::api::enroll::parse(body),
         pbkdf2_iterations: 1000,
         enrollment_id: None,
+        client_ip: None,
     };
     enroll(&*store, &input, SystemTime::now())
 }
@@ -314,6 +315,7 @@ fn a_bad_key_is_answered_before_a_bad_body() {
         body: crate::api::enroll::parse(b"{"),
         pbkdf2_iterations: 1000,
         enrollment_id: None,
+        client_ip: None,
     };
     assert!(input.body.is_err(), "the body itself is refused");
     assert_eq!(enroll(&store, &input, SystemTime::now()).map(drop), unknown);

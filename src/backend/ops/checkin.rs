@@ -305,6 +305,7 @@ mod tests {
                 body: crate::api::enroll::parse(br#"{"type":"PERMANENT","id":"","replace_token":"","metadata":{"local":{},"tags":[]}}"#),
                 pbkdf2_iterations: 1000,
                 enrollment_id: None,
+                client_ip: None,
             },
             SystemTime::now(),
         )

@@ -152,13 +152,16 @@ pub fn enroll(store: &dyn Store, input: &EnrollInput, now: SystemTime) -> Result
     }
 
     log::info!(
-        "audit: event.action=agent-enroll event.outcome=success fleet.agent.id={agent_id} fleet.policy.id={} host.name={} agent.version={version}{}",
+        "audit: event.action=agent-enroll event.outcome=success fleet.agent.id={agent_id} fleet.policy.id={} host.name={} agent.version={version} client.ip={}{}",
         record.policy_id,
         local_metadata
             .as_ref()
             .and_then(|m| m.pointer("/host/hostname"))
             .and_then(Value::as_str)
             .unwrap_or("-"),
+        input
+            .client_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
         if replaced.is_some() { " (replaced)" } else { "" }
     );
     let (enrolled_at, agent_type, policy_id, user_provided) = match &replaced {
@@ -220,6 +223,7 @@ mod tests {
             body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
+            client_ip: None,
         }
     }
 

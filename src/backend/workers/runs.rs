@@ -274,6 +274,7 @@ mod tests {
                     ),
                     pbkdf2_iterations: 1000,
                     enrollment_id: None,
+                    client_ip: None,
                 }),
             ));
         }
@@ -344,6 +345,7 @@ mod tests {
                 body: crate::api::enroll::parse(b"{}"),
                 pbkdf2_iterations: 1000,
                 enrollment_id: id.map(str::to_owned),
+                client_ip: None,
             })
         };
         let by = Instant::now() + std::time::Duration::from_secs(60);

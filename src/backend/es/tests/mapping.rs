@@ -149,6 +149,7 @@ fn agent_life(t: &EsTestStore) -> String {
             body: crate::api::enroll::parse(&serde_json::to_vec(&body).unwrap()),
             pbkdf2_iterations: 1000,
             enrollment_id: None,
+            client_ip: None,
         },
         now,
     )
