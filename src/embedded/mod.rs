@@ -80,6 +80,11 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     fn list_agents(&self) -> Result<Vec<crate::model::Agent>, StoreError> {
         self.store.list_agents()
     }
+    fn agent_summaries(
+        &self,
+    ) -> Result<Option<Arc<Vec<crate::model::agent_summary::AgentSummary>>>, StoreError> {
+        self.store.agent_summaries().map(Some)
+    }
     fn list_enrollment_keys(&self) -> Result<Vec<crate::model::EnrollmentKey>, StoreError> {
         self.store.list_enrollment_keys()
     }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod agents;
 pub mod console;
 pub mod files;
+pub mod listing;
 pub mod monitor;
 pub mod ops;
 pub mod policies;

@@ -6,6 +6,7 @@
 pub mod action;
 pub mod agent;
 pub mod agent_status;
+pub mod agent_summary;
 pub mod artifact;
 pub mod enrollment;
 pub mod output_health;
