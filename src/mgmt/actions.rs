@@ -181,7 +181,7 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
     // Delivered position per agent: an action is sent once the agent's acknowledged sequence
     // number reaches the action document's.
     let source = super::listing::Source::read(admin, Some(req))?;
-    let facts = super::agents::PolicyFacts::default();
+    let facts = super::listing::PolicyFacts::default();
     let positions: HashMap<&str, i64> = source
         .rows(&facts, now)
         .into_iter()

@@ -5,77 +5,19 @@
 //! status counts, tags, reassign, unenroll (with `force` and `revoke`), delete, and the
 //! `bulk_*` variants. The per-agent actions of other kinds live in `actions.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, SystemTime};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
 use super::actions::{create_action, new_action};
 use super::admin::{with_pending, Admin, AdminRequest, Answer, Failure};
-use super::listing::{counts, select, sort, Source};
+use super::listing::{counts, select, sort, PolicyFacts, Source};
 use super::query::Params;
 use super::{Bulk, Route};
 use crate::model::agent_status::upgrade_failure;
-use crate::model::agent_status::StatusFacts;
 use crate::model::time::rfc3339_seconds;
-use crate::model::{agent_status, Agent, AgentStatus};
-use crate::transform::output_check::output_problems;
-
-/// Kibana's default `inactivity_timeout` for agent policies (14 days), used when a policy file
-/// sets none.
-pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(1_209_600);
-
-/// What the agent views need to know about each policy.
-#[derive(Default)]
-pub struct PolicyFacts {
-    /// Inactivity timeout by policy id (`None`: 0 in the policy, never inactive).
-    inactivity: HashMap<String, Option<Duration>>,
-    /// Output problems by policy id ([`crate::transform::output_check`]).
-    problems: HashMap<String, Vec<String>>,
-}
-
-impl PolicyFacts {
-    /// The facts of the store's latest policies.
-    pub(super) fn read(admin: &dyn Admin) -> Result<PolicyFacts, Failure> {
-        let mut facts = PolicyFacts::default();
-        for p in admin.store().latest_policies()? {
-            facts
-                .inactivity
-                .insert(p.policy_id.clone(), inactivity_timeout(&p.data));
-            facts
-                .problems
-                .insert(p.policy_id.clone(), output_problems(&p.data));
-        }
-        Ok(facts)
-    }
-
-    /// The agent's status at `now` under its policy's inactivity timeout.
-    pub fn status(&self, agent: &Agent, now: SystemTime) -> AgentStatus {
-        agent_status(agent, self.timeout(&agent.policy_id), now)
-    }
-
-    /// [`Self::status`] from an agent's digested facts and its policy id.
-    pub fn status_of(&self, facts: &StatusFacts, policy_id: &str, now: SystemTime) -> AgentStatus {
-        facts.status(self.timeout(policy_id), now)
-    }
-
-    fn timeout(&self, policy_id: &str) -> Option<Duration> {
-        self.inactivity
-            .get(policy_id)
-            .copied()
-            .unwrap_or(Some(DEFAULT_INACTIVITY_TIMEOUT))
-    }
-}
-
-/// A policy's `inactivity_timeout` (seconds; Kibana's setting, kept in the policy file): 0 is
-/// "never", absent is Kibana's default.
-pub fn inactivity_timeout(policy: &Value) -> Option<Duration> {
-    match policy.get("inactivity_timeout").and_then(Value::as_u64) {
-        Some(0) => None,
-        Some(secs) => Some(Duration::from_secs(secs)),
-        None => Some(DEFAULT_INACTIVITY_TIMEOUT),
-    }
-}
+use crate::model::Agent;
 
 /// An agent as the management API shows it: Kibana's `Agent` item and fleet-edge's additions.
 pub fn view(agent: &Agent, facts: &PolicyFacts, now: SystemTime) -> Value {
@@ -88,7 +30,7 @@ pub fn view(agent: &Agent, facts: &PolicyFacts, now: SystemTime) -> Value {
         }
     };
     let member = |name: &str| agent.other.get(name).cloned().unwrap_or(Value::Null);
-    let problems = match facts.problems.get(&agent.policy_id) {
+    let problems = match facts.problems(&agent.policy_id) {
         Some(list) if agent.active => list.clone(),
         _ => Vec::new(),
     };
@@ -133,30 +75,6 @@ fn hostname(agent: &Agent) -> Option<&str> {
         .as_ref()
         .and_then(|m| m.pointer("/host/hostname"))
         .and_then(Value::as_str)
-}
-
-/// Agents by status right now (the monitoring endpoint's and the status history's figure);
-/// every status present.
-pub fn status_counts(
-    admin: &dyn Admin,
-    now: SystemTime,
-) -> Result<BTreeMap<&'static str, usize>, String> {
-    let facts = PolicyFacts::read(admin).map_err(|_| "the store cannot answer".to_owned())?;
-    let source = Source::read(admin, None).map_err(|_| "the store cannot answer".to_owned())?;
-    Ok(counts(&source.rows(&facts, now)))
-}
-
-/// Active agents per policy.
-pub(super) fn active_per_policy(admin: &dyn Admin) -> Result<HashMap<String, usize>, Failure> {
-    let facts = PolicyFacts::default();
-    let source = Source::read(admin, None)?;
-    let mut per: HashMap<String, usize> = HashMap::new();
-    for row in source.rows(&facts, SystemTime::UNIX_EPOCH) {
-        if row.active {
-            *per.entry(row.policy_id.to_owned()).or_insert(0) += 1;
-        }
-    }
-    Ok(per)
 }
 
 /// Kibana's `agent_status` results from the counts (`error` is error + degraded, `updating`
@@ -547,19 +465,7 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inactivity_timeout_from_the_policy() {
-        assert_eq!(
-            inactivity_timeout(&json!({})),
-            Some(DEFAULT_INACTIVITY_TIMEOUT)
-        );
-        assert_eq!(inactivity_timeout(&json!({"inactivity_timeout": 0})), None);
-        assert_eq!(
-            inactivity_timeout(&json!({"inactivity_timeout": 60})),
-            Some(Duration::from_secs(60))
-        );
-    }
+    use crate::model::AgentStatus;
 
     #[test]
     fn kibana_counts_fold_statuses() {

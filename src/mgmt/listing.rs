@@ -7,17 +7,103 @@
 //! Agents with checkin state the event loop has not written yet (`pending_checkins`) are read
 //! from the store and merged, as the single agent view does, in both sources.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use super::admin::{with_pending, Admin, AdminRequest, Failure};
-use super::agents::PolicyFacts;
 use super::query::{Kuery, Params};
+use crate::model::agent_status::StatusFacts;
 use crate::model::agent_summary::AgentSummary;
-use crate::model::{Agent, AgentStatus};
+use crate::model::{agent_status, Agent, AgentStatus};
+use crate::transform::output_check::output_problems;
+
+/// Kibana's default `inactivity_timeout` for agent policies (14 days), used when a policy file
+/// sets none.
+pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+
+/// What the agent views need to know about each policy.
+#[derive(Default)]
+pub struct PolicyFacts {
+    /// Inactivity timeout by policy id (`None`: 0 in the policy, never inactive).
+    inactivity: HashMap<String, Option<Duration>>,
+    /// Output problems by policy id ([`crate::transform::output_check`]).
+    problems: HashMap<String, Vec<String>>,
+}
+
+impl PolicyFacts {
+    /// The facts of the store's latest policies.
+    pub(super) fn read(admin: &dyn Admin) -> Result<PolicyFacts, Failure> {
+        let mut facts = PolicyFacts::default();
+        for p in admin.store().latest_policies()? {
+            facts
+                .inactivity
+                .insert(p.policy_id.clone(), inactivity_timeout(&p.data));
+            facts
+                .problems
+                .insert(p.policy_id.clone(), output_problems(&p.data));
+        }
+        Ok(facts)
+    }
+
+    /// The output problems of policy `id`, if it has any.
+    pub fn problems(&self, id: &str) -> Option<&Vec<String>> {
+        self.problems.get(id)
+    }
+
+    /// The agent's status at `now` under its policy's inactivity timeout.
+    pub fn status(&self, agent: &Agent, now: SystemTime) -> AgentStatus {
+        agent_status(agent, self.timeout(&agent.policy_id), now)
+    }
+
+    /// [`Self::status`] from an agent's digested facts and its policy id.
+    pub fn status_of(&self, facts: &StatusFacts, policy_id: &str, now: SystemTime) -> AgentStatus {
+        facts.status(self.timeout(policy_id), now)
+    }
+
+    fn timeout(&self, policy_id: &str) -> Option<Duration> {
+        self.inactivity
+            .get(policy_id)
+            .copied()
+            .unwrap_or(Some(DEFAULT_INACTIVITY_TIMEOUT))
+    }
+}
+
+/// A policy's `inactivity_timeout` (seconds; Kibana's setting, kept in the policy file): 0 is
+/// "never", absent is Kibana's default.
+pub fn inactivity_timeout(policy: &Value) -> Option<Duration> {
+    match policy.get("inactivity_timeout").and_then(Value::as_u64) {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => Some(DEFAULT_INACTIVITY_TIMEOUT),
+    }
+}
+
+/// Agents by status right now (the monitoring endpoint's and the status history's figure);
+/// every status present.
+pub fn status_counts(
+    admin: &dyn Admin,
+    now: SystemTime,
+) -> Result<BTreeMap<&'static str, usize>, String> {
+    let facts = PolicyFacts::read(admin).map_err(|_| "the store cannot answer".to_owned())?;
+    let source = Source::read(admin, None).map_err(|_| "the store cannot answer".to_owned())?;
+    Ok(counts(&source.rows(&facts, now)))
+}
+
+/// Active agents per policy.
+pub(super) fn active_per_policy(admin: &dyn Admin) -> Result<HashMap<String, usize>, Failure> {
+    let facts = PolicyFacts::default();
+    let source = Source::read(admin, None)?;
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for row in source.rows(&facts, SystemTime::UNIX_EPOCH) {
+        if row.active {
+            *per.entry(row.policy_id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    Ok(per)
+}
 
 /// One agent as a listing reads it.
 pub(super) struct Row<'a> {

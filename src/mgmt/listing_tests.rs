@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::super::admin::{Admin, AdminRequest};
 use super::super::query::{Params, KUERY_FIELDS};
 use super::super::Route;
+use super::{inactivity_timeout, DEFAULT_INACTIVITY_TIMEOUT};
 use crate::backend::local::LocalStore;
 use crate::backend::{ApiKey, CheckinWrite, PolicyAck, Store, StoreError};
 use crate::embedded::EmbeddedAdmin;
@@ -442,6 +443,19 @@ fn each_agent_write_is_in_the_next_listing() {
     assert_eq!(answer(&f.admin, &put, f.now).0, 200);
     assert_eq!(ids(&f, "kuery=tags%3Avia-api"), ["agent-005"]);
     assert_agree(&f, &[]);
+}
+
+#[test]
+fn inactivity_timeout_from_the_policy() {
+    assert_eq!(
+        inactivity_timeout(&json!({})),
+        Some(DEFAULT_INACTIVITY_TIMEOUT)
+    );
+    assert_eq!(inactivity_timeout(&json!({"inactivity_timeout": 0})), None);
+    assert_eq!(
+        inactivity_timeout(&json!({"inactivity_timeout": 60})),
+        Some(Duration::from_secs(60))
+    );
 }
 
 #[test]

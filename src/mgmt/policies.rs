@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::admin::{page_of, Admin, AdminRequest, Answer, Failure};
-use super::agents::inactivity_timeout;
+use super::listing::inactivity_timeout;
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::model::PolicyDoc;
@@ -69,7 +69,7 @@ fn item(p: &PolicyDoc, agents: usize) -> Value {
 
 /// Active agents per policy.
 fn agent_counts(admin: &dyn Admin) -> Result<HashMap<String, usize>, Failure> {
-    super::agents::active_per_policy(admin)
+    super::listing::active_per_policy(admin)
 }
 
 fn find(admin: &dyn Admin, id: &str) -> Result<PolicyDoc, Failure> {
