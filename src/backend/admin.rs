@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{ApiKey, Store, StoreError};
 use crate::model::agent_summary::AgentSummary;
+use crate::model::status_history::StatusHistory;
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey};
 
 /// What the management API needs beyond the agent-facing [`Store`].
@@ -24,6 +25,15 @@ pub trait Admin: Send + Sync {
     /// [`Admin::list_agents`].
     fn agent_summaries(&self) -> Result<Option<std::sync::Arc<Vec<AgentSummary>>>, StoreError> {
         Ok(None)
+    }
+    /// The agents-by-status samples of the last 24 hours, when this server keeps them
+    /// (embedded mode; `mgmt::history` samples and serves them).
+    fn status_history(&self) -> Option<&std::sync::Mutex<StatusHistory>> {
+        None
+    }
+    /// Keeps `history` where a restart finds it.
+    fn save_status_history(&self, _history: &StatusHistory) -> Result<(), String> {
+        Ok(())
     }
     /// Every enrollment token record.
     fn list_enrollment_keys(&self) -> Result<Vec<EnrollmentKey>, StoreError>;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::backend::local::{LocalError, LocalStore};
 use crate::backend::{ApiKey, StoreError};
 use crate::config::DefaultOutput;
+use crate::model::status_history::StatusHistory;
 
 pub use crate::model::policy::DEFAULT_POLICY_ID;
 
@@ -65,6 +66,46 @@ pub struct EmbeddedAdmin {
     pub policies_dir: PathBuf,
     /// What the quick start tells an agent host (set once the listener is bound).
     pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
+    /// Agents by status over the last 24 hours (`mgmt::history`), kept in
+    /// `<data-dir>/status-history.json`.
+    history: std::sync::Mutex<StatusHistory>,
+}
+
+impl EmbeddedAdmin {
+    /// The admin of `store`, with the status history the data dir (the parent of
+    /// `policies_dir`) keeps; a missing or unreadable history starts empty.
+    pub fn new(
+        store: Arc<LocalStore>,
+        policies_dir: PathBuf,
+        enrollment: Arc<std::sync::OnceLock<Enrollment>>,
+    ) -> EmbeddedAdmin {
+        let mut admin = EmbeddedAdmin {
+            store,
+            policies_dir,
+            enrollment,
+            history: Default::default(),
+        };
+        let path = admin.history_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => match StatusHistory::from_bytes(&bytes) {
+                Some(history) => admin.history = std::sync::Mutex::new(history),
+                None => log::warn!(
+                    "{} is not a status history this version reads: the chart starts over",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot read {}: {e}", path.display()),
+        }
+        admin
+    }
+
+    fn history_path(&self) -> PathBuf {
+        self.policies_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::mgmt::history::FILE)
+    }
 }
 
 pub use crate::backend::admin::Enrollment;
@@ -76,6 +117,17 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
 
     fn store(&self) -> &dyn crate::backend::Store {
         &*self.store
+    }
+    fn status_history(&self) -> Option<&std::sync::Mutex<StatusHistory>> {
+        Some(&self.history)
+    }
+    fn save_status_history(&self, history: &StatusHistory) -> Result<(), String> {
+        // Written aside and renamed: a crash leaves the old history or the new one.
+        let path = self.history_path();
+        let aside = path.with_extension("json.new");
+        crate::fsmode::write_private(&aside, &history.to_bytes())
+            .and_then(|()| std::fs::rename(&aside, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
     fn list_agents(&self) -> Result<Vec<crate::model::Agent>, StoreError> {
         self.store.list_agents()

@@ -171,11 +171,11 @@ fn fleet() -> Fleet {
             store.create_agent(&agent).unwrap();
         }
     }
-    let admin = EmbeddedAdmin {
-        store: Arc::clone(&store),
-        policies_dir: dir.path().join("policies"),
-        enrollment: Default::default(),
-    };
+    let admin = EmbeddedAdmin::new(
+        Arc::clone(&store),
+        dir.path().join("policies"),
+        Default::default(),
+    );
     Fleet {
         admin,
         store,

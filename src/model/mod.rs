@@ -11,6 +11,7 @@ pub mod artifact;
 pub mod enrollment;
 pub mod output_health;
 pub mod policy;
+pub mod status_history;
 pub mod time;
 
 pub use action::{Action, ActionResult};
