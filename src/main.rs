@@ -96,12 +96,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let config = &config;
     let store: Arc<dyn fleet_edge::backend::Store> = opened.store().clone();
     let enrollment = Arc::new(std::sync::OnceLock::new());
-    let admin: Arc<dyn fleet_edge::mgmt::Admin> = Arc::new(fleet_edge::embedded::EmbeddedAdmin {
-        store: opened.store().clone(),
-        policies_dir: opened.policies_dir().to_path_buf(),
-        enrollment: Arc::clone(&enrollment),
-        offline_after: config.server.agent_offline_after,
-    });
+    let admin: Arc<dyn fleet_edge::mgmt::Admin> =
+        Arc::new(fleet_edge::embedded::EmbeddedAdmin::new(
+            opened.store().clone(),
+            opened.policies_dir().to_path_buf(),
+            Arc::clone(&enrollment),
+            config.server.agent_offline_after,
+        ));
+    let sampled = Arc::clone(&admin);
     let (mut server, listening) = fleet_edge::net::bind(config, Some(store), Some(admin))?;
     let url = public_url(config, &listening);
     // Bound but not yet serving: the default policy learns the URL agents use before any agent
@@ -132,6 +134,23 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                 log::warn!("policy files: {e}");
             }
         }),
+    );
+    // Agents by status for the console's 24-hour chart: a sample now (if its 5-minute slot has
+    // none yet), then one per slot, looked for by a timer of the loop, on a worker.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the chore runs on a backend worker, the process edge: the sample's time is read there"
+    )]
+    let sample = move || {
+        if let Err(e) = fleet_edge::mgmt::history::sample(&*sampled, std::time::SystemTime::now()) {
+            log::warn!("status history: {e}");
+        }
+    };
+    sample();
+    server.every(
+        "status history",
+        fleet_edge::mgmt::history::CHECK_EVERY,
+        std::sync::Arc::new(sample),
     );
     let rescan = embedded.rescan.clone();
     server.add_reload_hook(Box::new(move || match rescan.now() {

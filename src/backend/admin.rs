@@ -10,6 +10,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::{ApiKey, Store, StoreError};
+use crate::model::agent_summary::AgentSummary;
+use crate::model::status_history::StatusHistory;
 use crate::model::{Action, ActionResult, Agent, EnrollmentKey};
 
 /// What the management API needs beyond the agent-facing [`Store`].
@@ -18,6 +20,21 @@ pub trait Admin: Send + Sync {
     fn store(&self) -> &dyn Store;
     /// Every agent.
     fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// Every agent's summary for listings, sorted by id and current as of every acknowledged
+    /// write, when this admin keeps them (the embedded store does); `None`: listings decode
+    /// [`Admin::list_agents`].
+    fn agent_summaries(&self) -> Result<Option<std::sync::Arc<Vec<AgentSummary>>>, StoreError> {
+        Ok(None)
+    }
+    /// The agents-by-status samples of the last 24 hours, when this server keeps them
+    /// (embedded mode; `mgmt::history` samples and serves them).
+    fn status_history(&self) -> Option<&std::sync::Mutex<StatusHistory>> {
+        None
+    }
+    /// Keeps `history` where a restart finds it.
+    fn save_status_history(&self, _history: &StatusHistory) -> Result<(), String> {
+        Ok(())
+    }
     /// Every enrollment token record.
     fn list_enrollment_keys(&self) -> Result<Vec<EnrollmentKey>, StoreError>;
     /// Mints an enrollment token for a policy.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::backend::local::{LocalError, LocalStore};
 use crate::backend::{ApiKey, StoreError};
 use crate::config::DefaultOutput;
+use crate::model::status_history::StatusHistory;
 
 pub use crate::model::policy::DEFAULT_POLICY_ID;
 
@@ -67,6 +68,48 @@ pub struct EmbeddedAdmin {
     pub enrollment: Arc<std::sync::OnceLock<Enrollment>>,
     /// Checkin age past which an agent is `offline` (`--agent-offline-after`).
     pub offline_after: std::time::Duration,
+    /// Agents by status over the last 24 hours (`mgmt::history`), kept in
+    /// `<data-dir>/status-history.json`.
+    history: std::sync::Mutex<StatusHistory>,
+}
+
+impl EmbeddedAdmin {
+    /// The admin of `store`, with the status history the data dir (the parent of
+    /// `policies_dir`) keeps; a missing or unreadable history starts empty.
+    pub fn new(
+        store: Arc<LocalStore>,
+        policies_dir: PathBuf,
+        enrollment: Arc<std::sync::OnceLock<Enrollment>>,
+        offline_after: std::time::Duration,
+    ) -> EmbeddedAdmin {
+        let mut admin = EmbeddedAdmin {
+            store,
+            policies_dir,
+            enrollment,
+            offline_after,
+            history: Default::default(),
+        };
+        let path = admin.history_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => match StatusHistory::from_bytes(&bytes) {
+                Some(history) => admin.history = std::sync::Mutex::new(history),
+                None => log::warn!(
+                    "{} is not a status history this version reads: the chart starts over",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot read {}: {e}", path.display()),
+        }
+        admin
+    }
+
+    fn history_path(&self) -> PathBuf {
+        self.policies_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::mgmt::history::FILE)
+    }
 }
 
 pub use crate::backend::admin::Enrollment;
@@ -83,8 +126,24 @@ impl crate::mgmt::Admin for EmbeddedAdmin {
     fn store(&self) -> &dyn crate::backend::Store {
         &*self.store
     }
+    fn status_history(&self) -> Option<&std::sync::Mutex<StatusHistory>> {
+        Some(&self.history)
+    }
+    fn save_status_history(&self, history: &StatusHistory) -> Result<(), String> {
+        // Written aside and renamed: a crash leaves the old history or the new one.
+        let path = self.history_path();
+        let aside = path.with_extension("json.new");
+        crate::fsmode::write_private(&aside, &history.to_bytes())
+            .and_then(|()| std::fs::rename(&aside, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
     fn list_agents(&self) -> Result<Vec<crate::model::Agent>, StoreError> {
         self.store.list_agents()
+    }
+    fn agent_summaries(
+        &self,
+    ) -> Result<Option<Arc<Vec<crate::model::agent_summary::AgentSummary>>>, StoreError> {
+        self.store.agent_summaries().map(Some)
     }
     fn list_enrollment_keys(&self) -> Result<Vec<crate::model::EnrollmentKey>, StoreError> {
         self.store.list_enrollment_keys()

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use super::admin::{page_of, with_pending, Admin, AdminRequest, Answer, Failure};
+use super::admin::{page_of, Admin, AdminRequest, Answer, Failure};
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::model::time::{parse_rfc3339, rfc3339_seconds};
@@ -180,11 +180,12 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
     let actions = admin.list_actions()?;
     // Delivered position per agent: an action is sent once the agent's acknowledged sequence
     // number reaches the action document's.
-    let positions: HashMap<String, i64> = admin
-        .list_agents()?
+    let source = super::listing::Source::read(admin, Some(req))?;
+    let facts = super::listing::PolicyFacts::default();
+    let positions: HashMap<&str, i64> = source
+        .rows(&facts, now)
         .into_iter()
-        .map(|a| with_pending(a, &req.pending_checkins))
-        .map(|a| (a.id.clone(), a.action_seq()))
+        .map(|r| (r.id, r.action_seq))
         .collect();
     let cancels: HashMap<String, String> = actions
         .iter()
@@ -200,7 +201,7 @@ fn action_status(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answ
         let sent = a
             .agents
             .iter()
-            .filter(|id| positions.get(*id).is_some_and(|p| *p >= a.seq_no))
+            .filter(|id| positions.get(id.as_str()).is_some_and(|p| *p >= a.seq_no))
             .count();
         let entry = grouped
             .entry(a.action_id.clone())

@@ -5,73 +5,19 @@
 //! status counts, tags, reassign, unenroll (with `force` and `revoke`), delete, and the
 //! `bulk_*` variants. The per-agent actions of other kinds live in `actions.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, SystemTime};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
 use super::actions::{create_action, new_action};
-use super::admin::{page_with, with_pending, Admin, AdminRequest, Answer, Failure};
-use super::query::{Kuery, Params};
+use super::admin::{with_pending, Admin, AdminRequest, Answer, Failure};
+use super::listing::{counts, select, sort, PolicyFacts, Source};
+use super::query::Params;
 use super::{Bulk, Route};
 use crate::model::agent_status::upgrade_failure;
 use crate::model::time::rfc3339_seconds;
-use crate::model::{agent_status, Agent, AgentStatus};
-use crate::transform::output_check::output_problems;
-
-/// Kibana's default `inactivity_timeout` for agent policies (14 days), used when a policy file
-/// sets none.
-pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(1_209_600);
-
-/// What the agent views need to know about each policy.
-#[derive(Default)]
-pub struct PolicyFacts {
-    /// Inactivity timeout by policy id (`None`: 0 in the policy, never inactive).
-    inactivity: HashMap<String, Option<Duration>>,
-    /// Output problems by policy id ([`crate::transform::output_check`]).
-    problems: HashMap<String, Vec<String>>,
-    /// Checkin age past which an agent is offline (`--agent-offline-after`).
-    offline_after: Duration,
-}
-
-impl PolicyFacts {
-    /// The facts of the store's latest policies.
-    pub(super) fn read(admin: &dyn Admin) -> Result<PolicyFacts, Failure> {
-        let mut facts = PolicyFacts {
-            offline_after: admin.offline_after(),
-            ..PolicyFacts::default()
-        };
-        for p in admin.store().latest_policies()? {
-            facts
-                .inactivity
-                .insert(p.policy_id.clone(), inactivity_timeout(&p.data));
-            facts
-                .problems
-                .insert(p.policy_id.clone(), output_problems(&p.data));
-        }
-        Ok(facts)
-    }
-
-    /// The agent's status at `now` under its policy's inactivity timeout.
-    pub fn status(&self, agent: &Agent, now: SystemTime) -> AgentStatus {
-        let timeout = self
-            .inactivity
-            .get(&agent.policy_id)
-            .copied()
-            .unwrap_or(Some(DEFAULT_INACTIVITY_TIMEOUT));
-        agent_status(agent, timeout, self.offline_after, now)
-    }
-}
-
-/// A policy's `inactivity_timeout` (seconds; Kibana's setting, kept in the policy file): 0 is
-/// "never", absent is Kibana's default.
-pub fn inactivity_timeout(policy: &Value) -> Option<Duration> {
-    match policy.get("inactivity_timeout").and_then(Value::as_u64) {
-        Some(0) => None,
-        Some(secs) => Some(Duration::from_secs(secs)),
-        None => Some(DEFAULT_INACTIVITY_TIMEOUT),
-    }
-}
+use crate::model::Agent;
 
 /// An agent as the management API shows it: Kibana's `Agent` item and fleet-edge's additions.
 pub fn view(agent: &Agent, facts: &PolicyFacts, now: SystemTime) -> Value {
@@ -84,7 +30,7 @@ pub fn view(agent: &Agent, facts: &PolicyFacts, now: SystemTime) -> Value {
         }
     };
     let member = |name: &str| agent.other.get(name).cloned().unwrap_or(Value::Null);
-    let problems = match facts.problems.get(&agent.policy_id) {
+    let problems = match facts.problems(&agent.policy_id) {
         Some(list) if agent.active => list.clone(),
         _ => Vec::new(),
     };
@@ -129,157 +75,6 @@ fn hostname(agent: &Agent) -> Option<&str> {
         .as_ref()
         .and_then(|m| m.pointer("/host/hostname"))
         .and_then(Value::as_str)
-}
-
-/// The values of a kuery field for an agent.
-fn field_values(agent: &Agent, status: AgentStatus, field: &str) -> Vec<String> {
-    let one = |s: &str| {
-        if s.is_empty() {
-            vec![]
-        } else {
-            vec![s.to_owned()]
-        }
-    };
-    match field {
-        "status" => vec![status.as_str().to_owned()],
-        "policy_id" => one(&agent.policy_id),
-        "policy_revision_idx" => vec![agent.policy_revision_idx.to_string()],
-        "tags" => agent.tags.clone(),
-        "agent.id" => one(&agent.id),
-        "agent.version" => one(agent.version()),
-        "local_metadata.host.hostname" => one(hostname(agent).unwrap_or_default()),
-        "local_metadata.host.name" => one(agent
-            .local_metadata
-            .as_ref()
-            .and_then(|m| m.pointer("/host/name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()),
-        "last_checkin_status" => one(&agent.last_checkin_status),
-        "type" => one(&agent.agent_type),
-        _ => vec![],
-    }
-}
-
-/// Every agent with its pending checkin state and status.
-fn all_agents(
-    admin: &dyn Admin,
-    req: &AdminRequest,
-    facts: &PolicyFacts,
-    now: SystemTime,
-) -> Result<Vec<(Agent, AgentStatus)>, Failure> {
-    Ok(admin
-        .list_agents()?
-        .into_iter()
-        .map(|a| {
-            let a = with_pending(a, &req.pending_checkins);
-            let status = facts.status(&a, now);
-            (a, status)
-        })
-        .collect())
-}
-
-/// The agents a listing's parameters select (`kuery`, `showInactive`, `policyId`, `search`).
-fn select(
-    agents: Vec<(Agent, AgentStatus)>,
-    params: &Params,
-) -> Result<Vec<(Agent, AgentStatus)>, Failure> {
-    let kuery = match params.get("kuery").filter(|k| !k.trim().is_empty()) {
-        Some(k) => Some(Kuery::parse(k).map_err(Failure::Invalid)?),
-        None => None,
-    };
-    let show_inactive = params.flag("showInactive").map_err(Failure::Invalid)?;
-    let policy = params.get("policyId").filter(|p| !p.is_empty());
-    let search = params.get("search").map(str::to_lowercase);
-    Ok(agents
-        .into_iter()
-        .filter(|(_, s)| show_inactive || s.is_active())
-        .filter(|(a, _)| policy.is_none_or(|p| a.policy_id == p))
-        .filter(|(a, s)| {
-            kuery
-                .as_ref()
-                .is_none_or(|k| k.matches(&|f| field_values(a, *s, f)))
-        })
-        .filter(|(a, _)| {
-            search.as_ref().is_none_or(|text| {
-                a.id.to_lowercase().contains(text)
-                    || hostname(a).is_some_and(|h| h.to_lowercase().contains(text))
-            })
-        })
-        .collect())
-}
-
-/// Sorts by Kibana's `sortField` (`enrolled_at` by default) and `sortOrder` (`desc`).
-fn sort(agents: &mut [(Agent, AgentStatus)], params: &Params) -> Result<(), Failure> {
-    let field = params.get("sortField").unwrap_or("enrolled_at");
-    let key = |a: &Agent, s: AgentStatus| -> String {
-        match field {
-            "last_checkin" => a.last_checkin.clone(),
-            "status" => s.as_str().to_owned(),
-            "policy_id" => a.policy_id.clone(),
-            "agent.version" => a.version().to_owned(),
-            "local_metadata.host.hostname" => hostname(a).unwrap_or_default().to_owned(),
-            _ => a.enrolled_at.clone(),
-        }
-    };
-    if ![
-        "enrolled_at",
-        "last_checkin",
-        "status",
-        "policy_id",
-        "agent.version",
-        "local_metadata.host.hostname",
-    ]
-    .contains(&field)
-    {
-        return Err(Failure::Invalid(format!(
-            "sortField {field:?} is not one fleet-edge sorts by"
-        )));
-    }
-    let descending = match params.get("sortOrder").unwrap_or("desc") {
-        "desc" => true,
-        "asc" => false,
-        other => {
-            return Err(Failure::Invalid(format!(
-                "sortOrder must be asc or desc, not {other:?}"
-            )))
-        }
-    };
-    agents.sort_by(|(a, sa), (b, sb)| {
-        let order = (key(a, *sa), &a.id).cmp(&(key(b, *sb), &b.id));
-        if descending {
-            order.reverse()
-        } else {
-            order
-        }
-    });
-    Ok(())
-}
-
-/// Counts by status: each of the eleven, as a map.
-fn counts(agents: &[(Agent, AgentStatus)]) -> BTreeMap<&'static str, usize> {
-    let mut by: BTreeMap<&'static str, usize> =
-        AgentStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for (_, s) in agents {
-        *by.entry(s.as_str()).or_default() += 1;
-    }
-    by
-}
-
-/// Agents by status right now (the monitoring endpoint's figure); every status present.
-pub fn status_counts(
-    admin: &dyn Admin,
-    now: SystemTime,
-) -> Result<BTreeMap<&'static str, usize>, String> {
-    let facts = PolicyFacts::read(admin).map_err(|_| "the store cannot answer".to_owned())?;
-    let agents = admin.list_agents().map_err(|e| e.to_string())?;
-    let with_status: Vec<(Agent, AgentStatus)> = agents
-        .into_iter()
-        .map(|a| {
-            let s = facts.status(&a, now);
-            (a, s)
-        })
-        .collect();
-    Ok(counts(&with_status))
 }
 
 /// Kibana's `agent_status` results from the counts (`error` is error + degraded, `updating`
@@ -444,11 +239,13 @@ fn bulk_targets(
             let mut params = Params::default();
             params.set("kuery", kuery);
             params.set("showInactive", "true");
-            Ok(select(all_agents(admin, req, &facts, now)?, &params)?
-                .into_iter()
-                .map(|(a, _)| a)
-                .filter(|a| a.active)
-                .collect())
+            let source = Source::read(admin, Some(req))?;
+            let rows = select(source.rows(&facts, now), &params)?;
+            let mut agents = Vec::new();
+            for row in rows.iter().filter(|r| r.active) {
+                agents.extend(source.agent(admin, Some(req), row)?.filter(|a| a.active));
+            }
+            Ok(agents)
         }
         _ => Err(Failure::Invalid(
             "\"agents\" (a list of agent ids or a kuery) is required".into(),
@@ -544,25 +341,45 @@ fn tags_action(admin: &dyn Admin, ids: &[String], now: SystemTime) -> Result<Str
     Ok(action.action_id)
 }
 
+/// `GET /api/fleet/agents`: the page of the selected agents, sorted; only the page's documents
+/// are read in full.
+fn list(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
+    list_from(admin, req, now, Source::read(admin, Some(req))?)
+}
+
+/// [`list`] over a given source (the tests compare the two sources).
+fn list_from(admin: &dyn Admin, req: &AdminRequest, now: SystemTime, source: Source) -> Answer {
+    let facts = PolicyFacts::read(admin)?;
+    let mut rows = select(source.rows(&facts, now), &req.params)?;
+    sort(&mut rows, &req.params)?;
+    let page = req.params.number("page", 1).map_err(Failure::Invalid)?;
+    let per_page = req.params.number("perPage", 20).map_err(Failure::Invalid)?;
+    let mut items = Vec::new();
+    for row in rows
+        .iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+    {
+        // An agent deleted since the summaries were read is left out.
+        if let Some(agent) = source.agent(admin, Some(req), row)? {
+            items.push(view(&agent, &facts, now));
+        }
+    }
+    let mut body = json!({"items": items, "total": rows.len(), "page": page, "perPage": per_page});
+    if req
+        .params
+        .flag("getStatusSummary")
+        .map_err(Failure::Invalid)?
+    {
+        body["statusSummary"] = json!(counts(&rows));
+    }
+    Ok((200, body))
+}
+
 /// Runs the agent routes.
 pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
     match &req.route {
-        Route::ListAgents => {
-            let facts = PolicyFacts::read(admin)?;
-            let mut agents = select(all_agents(admin, req, &facts, now)?, &req.params)?;
-            sort(&mut agents, &req.params)?;
-            let summary = counts(&agents);
-            let (status, mut body) =
-                page_with(agents, &req.params, 20, |(a, _)| view(&a, &facts, now))?;
-            if req
-                .params
-                .flag("getStatusSummary")
-                .map_err(Failure::Invalid)?
-            {
-                body["statusSummary"] = json!(summary);
-            }
-            Ok((status, body))
-        }
+        Route::ListAgents => list(admin, req, now),
         Route::GetAgent(id) => {
             let agent = admin
                 .store()
@@ -576,13 +393,15 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
             let facts = PolicyFacts::read(admin)?;
             let mut params = req.params.clone();
             params.set("showInactive", "true");
-            let agents = select(all_agents(admin, req, &facts, now)?, &params)?;
-            Ok((200, json!({"results": status_results(&counts(&agents))})))
+            let source = Source::read(admin, Some(req))?;
+            let rows = select(source.rows(&facts, now), &params)?;
+            Ok((200, json!({"results": status_results(&counts(&rows))})))
         }
         Route::AgentTags => {
             let facts = PolicyFacts::read(admin)?;
-            let agents = select(all_agents(admin, req, &facts, now)?, &req.params)?;
-            let tags: BTreeSet<&String> = agents.iter().flat_map(|(a, _)| &a.tags).collect();
+            let source = Source::read(admin, Some(req))?;
+            let rows = select(source.rows(&facts, now), &req.params)?;
+            let tags: BTreeSet<&String> = rows.iter().flat_map(|r| r.tags).collect();
             Ok((200, json!({"items": tags})))
         }
         Route::UpdateAgent(id) => {
@@ -669,19 +488,7 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Ans
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inactivity_timeout_from_the_policy() {
-        assert_eq!(
-            inactivity_timeout(&json!({})),
-            Some(DEFAULT_INACTIVITY_TIMEOUT)
-        );
-        assert_eq!(inactivity_timeout(&json!({"inactivity_timeout": 0})), None);
-        assert_eq!(
-            inactivity_timeout(&json!({"inactivity_timeout": 60})),
-            Some(Duration::from_secs(60))
-        );
-    }
+    use crate::model::AgentStatus;
 
     #[test]
     fn kibana_counts_fold_statuses() {

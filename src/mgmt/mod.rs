@@ -12,6 +12,8 @@ pub mod admin;
 pub mod agents;
 pub mod console;
 pub mod files;
+pub mod history;
+pub mod listing;
 pub mod monitor;
 pub mod ops;
 pub mod policies;
@@ -113,6 +115,9 @@ pub enum Route {
     /// `GET /api/fleet/fleet_edge/health`: the engine's figures (answered by the engine, not a
     /// worker): health, parked long polls, jobs in flight, checkin writes pending.
     ServerHealth,
+    /// `GET /api/fleet/fleet_edge/status_history`: agents by status every 5 minutes over the
+    /// last 24 hours (`history.rs`), for the console's chart.
+    StatusHistory,
     /// `GET /api/fleet/fleet_edge/enrollment`: the quick start's Fleet Server URL and its
     /// `elastic-agent install` command with `{TOKEN}` for the enrollment token.
     Enrollment,
@@ -244,6 +249,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         (Method::Post, ["fleet_edge", "deliveries", f]) => Route::PlaceComplete(id(f)),
         (Method::Get, ["fleet_edge", "health"]) => Route::ServerHealth,
         (Method::Get, ["fleet_edge", "enrollment"]) => Route::Enrollment,
+        (Method::Get, ["fleet_edge", "status_history"]) => Route::StatusHistory,
         _ => return None,
     })
 }

@@ -92,7 +92,7 @@ impl Sources {
             agents: self
                 .admin
                 .as_ref()
-                .and_then(|a| super::agents::status_counts(&**a, now).ok()),
+                .and_then(|a| super::listing::status_counts(&**a, now).ok()),
             store_bytes: self.store_dir.as_deref().map(dir_bytes),
             rss_bytes: rss_bytes(),
             cpu_ticks: cpu_ticks(),

@@ -142,6 +142,7 @@ fn run(admin: &dyn Admin, req: &AdminRequest, now: SystemTime) -> Answer {
             let path = admin.snapshot().map_err(Failure::Invalid)?;
             Ok((200, json!({"snapshot": path.to_string_lossy()})))
         }
+        Route::StatusHistory => Ok((200, super::history::answer(admin, now))),
         Route::Enrollment => {
             let e = admin
                 .enrollment()

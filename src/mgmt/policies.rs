@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::admin::{page_of, Admin, AdminRequest, Answer, Failure};
-use super::agents::inactivity_timeout;
+use super::listing::inactivity_timeout;
 use super::Route;
 use crate::backend::ops::uuid_v4;
 use crate::model::PolicyDoc;
@@ -69,11 +69,7 @@ fn item(p: &PolicyDoc, agents: usize) -> Value {
 
 /// Active agents per policy.
 fn agent_counts(admin: &dyn Admin) -> Result<HashMap<String, usize>, Failure> {
-    let mut counts = HashMap::new();
-    for a in admin.list_agents()?.into_iter().filter(|a| a.active) {
-        *counts.entry(a.policy_id).or_insert(0) += 1;
-    }
-    Ok(counts)
+    super::listing::active_per_policy(admin)
 }
 
 fn find(admin: &dyn Admin, id: &str) -> Result<PolicyDoc, Failure> {
@@ -248,11 +244,7 @@ pub(super) fn run(admin: &dyn Admin, req: &AdminRequest, _now: SystemTime) -> An
                 return Err(Failure::Invalid("\"agentPolicyId\" is required".into()));
             };
             let p = find(admin, id)?;
-            let assigned = admin
-                .list_agents()?
-                .iter()
-                .filter(|a| a.active && a.policy_id == id)
-                .count();
+            let assigned = agent_counts(admin)?.get(id).copied().unwrap_or(0);
             if assigned > 0 {
                 return Err(Failure::Invalid(format!(
                     "Cannot delete an agent policy that is assigned to any active or inactive agents ({assigned} agents use {id}); reassign or unenroll them first"

@@ -124,52 +124,111 @@ pub fn agent_status(
     offline_after: Duration,
     now: SystemTime,
 ) -> AgentStatus {
-    let member = |name: &str| {
-        agent
-            .other
-            .get(name)
-            .filter(|v| !v.is_null() && *v != &Value::String(String::new()))
-    };
-    let last_seen =
-        parse_rfc3339(&agent.last_checkin).or_else(|| parse_rfc3339(&agent.enrolled_at));
-    let older_than = |limit: Duration| {
-        last_seen.is_some_and(|t| now.duration_since(t).unwrap_or_default() > limit)
-    };
-    let reported = agent.last_checkin_status.to_ascii_lowercase();
-    if !agent.active {
-        return AgentStatus::Unenrolled;
+    StatusFacts::of(agent).status(inactivity_timeout, offline_after, now)
+}
+
+/// What the agent reported in `last_checkin_status`, as far as its status depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reported {
+    Disconnected,
+    Error,
+    Degraded,
+    Other,
+}
+
+/// The members of an agent document its status depends on, digested: [`agent_status`] is
+/// `StatusFacts::of(agent).status(..)`, and the management API's listing index keeps these
+/// (a few bytes) instead of the document, so a status is computed without decoding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusFacts {
+    active: bool,
+    /// Last checkin, else enrolment (`None`: neither parses).
+    last_seen: Option<SystemTime>,
+    /// `audit_unenrolled_reason` gave this status (uninstalled, orphaned).
+    audit: Option<AgentStatus>,
+    reported: Reported,
+    /// No acknowledged revision, an upgrade under way or another policy run (step 5).
+    updating: bool,
+    /// Never checked in.
+    enrolling: bool,
+    /// An unenrollment started.
+    unenrolling: bool,
+}
+
+impl StatusFacts {
+    /// The facts of `agent`.
+    pub fn of(agent: &Agent) -> StatusFacts {
+        let member = |name: &str| {
+            agent
+                .other
+                .get(name)
+                .filter(|v| !v.is_null() && *v != &Value::String(String::new()))
+        };
+        let reported = agent.last_checkin_status.to_ascii_lowercase();
+        let upgrading = member("upgrade_started_at").is_some() && member("upgraded_at").is_none();
+        let runs_another_policy =
+            !agent.agent_policy_id.is_empty() && agent.agent_policy_id != agent.policy_id;
+        StatusFacts {
+            active: agent.active,
+            last_seen: parse_rfc3339(&agent.last_checkin)
+                .or_else(|| parse_rfc3339(&agent.enrolled_at)),
+            audit: match agent.audit_unenrolled_reason.as_str() {
+                "uninstall" => Some(AgentStatus::Uninstalled),
+                "orphaned" => Some(AgentStatus::Orphaned),
+                _ => None,
+            },
+            reported: match reported.as_str() {
+                "disconnected" => Reported::Disconnected,
+                "error" | "failed" => Reported::Error,
+                "degraded" => Reported::Degraded,
+                _ => Reported::Other,
+            },
+            updating: agent.policy_revision_idx == 0
+                || upgrading
+                || upgrade_in_progress(agent)
+                || runs_another_policy,
+            enrolling: agent.last_checkin.is_empty(),
+            unenrolling: member("unenrollment_started_at").is_some(),
+        }
     }
-    if inactivity_timeout.is_some_and(|limit| !limit.is_zero() && older_than(limit)) {
-        return AgentStatus::Inactive;
-    }
-    match agent.audit_unenrolled_reason.as_str() {
-        "uninstall" => return AgentStatus::Uninstalled,
-        "orphaned" => return AgentStatus::Orphaned,
-        _ => {}
-    }
-    if older_than(offline_after) || reported == "disconnected" {
-        return AgentStatus::Offline;
-    }
-    let upgrading = member("upgrade_started_at").is_some() && member("upgraded_at").is_none();
-    let runs_another_policy =
-        !agent.agent_policy_id.is_empty() && agent.agent_policy_id != agent.policy_id;
-    if agent.policy_revision_idx == 0
-        || upgrading
-        || upgrade_in_progress(agent)
-        || runs_another_policy
-    {
-        return AgentStatus::Updating;
-    }
-    if agent.last_checkin.is_empty() {
-        return AgentStatus::Enrolling;
-    }
-    if member("unenrollment_started_at").is_some() {
-        return AgentStatus::Unenrolling;
-    }
-    match reported.as_str() {
-        "error" | "failed" => AgentStatus::Error,
-        "degraded" => AgentStatus::Degraded,
-        _ => AgentStatus::Online,
+
+    /// The status at `now` under `inactivity_timeout` (Kibana's order, see the module).
+    pub fn status(
+        &self,
+        inactivity_timeout: Option<Duration>,
+        offline_after: Duration,
+        now: SystemTime,
+    ) -> AgentStatus {
+        let older_than = |limit: Duration| {
+            self.last_seen
+                .is_some_and(|t| now.duration_since(t).unwrap_or_default() > limit)
+        };
+        if !self.active {
+            return AgentStatus::Unenrolled;
+        }
+        if inactivity_timeout.is_some_and(|limit| !limit.is_zero() && older_than(limit)) {
+            return AgentStatus::Inactive;
+        }
+        if let Some(status) = self.audit {
+            return status;
+        }
+        if older_than(offline_after) || self.reported == Reported::Disconnected {
+            return AgentStatus::Offline;
+        }
+        if self.updating {
+            return AgentStatus::Updating;
+        }
+        if self.enrolling {
+            return AgentStatus::Enrolling;
+        }
+        if self.unenrolling {
+            return AgentStatus::Unenrolling;
+        }
+        match self.reported {
+            Reported::Error => AgentStatus::Error,
+            Reported::Degraded => AgentStatus::Degraded,
+            _ => AgentStatus::Online,
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 pub mod action;
 pub mod agent;
 pub mod agent_status;
+pub mod agent_summary;
 pub mod artifact;
 pub mod enrollment;
 pub mod output_health;
 pub mod policy;
+pub mod status_history;
 pub mod time;
 
 pub use action::{Action, ActionResult};

@@ -106,6 +106,14 @@ async function functional() {
     const older = await text(driver, '#overview-policies tbody');
     check('overview lists the policies with their revision', older.includes(facts.policy_name) && /\b1 5 1$/.test(older.trim()), older.replace(/\n/g, ' | '));
     check('overview shows server health', /HEALTHY/i.test(await text(driver, '#health')));
+    // The 24-hour chart: the samples the server keeps (a previous run's and this start's), a
+    // shape per status they hold, named in the key.
+    const chart = await driver.executeScript(`const f = document.querySelector('#status-chart');
+      return f && { samples: Number(f.dataset.samples), paths: [...f.querySelectorAll('svg path')].map((p) => p.getAttribute('class')),
+        bars: [...f.querySelectorAll('svg path')].map((p) => (p.getAttribute('d').match(/M/g) || []).length), key: f.querySelector('figcaption').textContent }`);
+    check('overview draws agents by status over 24 h', chart && chart.samples >= facts.history_samples &&
+      facts.history_statuses.every((s) => chart.paths.includes('c-' + s) && chart.key.includes(s)) &&
+      Math.max(...chart.bars) >= facts.history_samples - 1, JSON.stringify(chart));
     if (SHOTS) fs.writeFileSync(path.join(SHOTS, 'overview.png'), await driver.takeScreenshot(), 'base64');
 
     // Agents: every agent, then filtered by status and by tag.

@@ -153,6 +153,29 @@ fn quick_start_command(server: &FleetEdge) -> (String, String, String) {
     (url, token.to_owned(), trust)
 }
 
+/// `status-history.json` as a run that stopped a few minutes ago left it: three hours of
+/// 5-minute samples with online, degraded and offline agents; the samples.
+fn status_history_of_a_previous_run(data: &TempDir) -> Vec<Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let slot = now - now % 300;
+    let samples: Vec<Value> = (1..=36u64)
+        .rev()
+        .map(|k| {
+            // online, error, degraded, offline, then the other seven statuses.
+            json!({"t": slot - 300 * k, "c": [2 + k % 4, 0, 1, u64::from(k > 24), 0, 0, 0, 0, 0, 0, 0]})
+        })
+        .collect();
+    std::fs::write(
+        data.join("status-history.json"),
+        json!({ "samples": samples }).to_string(),
+    )
+    .unwrap();
+    samples
+}
+
 #[test]
 fn the_console_in_a_browser() {
     if let Err(why) = browser() {
@@ -165,7 +188,15 @@ fn the_console_in_a_browser() {
     }
     ensure_packages();
     let data = TempDir::new("console");
+    let history = status_history_of_a_previous_run(&data);
     let server = start_server(&data);
+    // The previous run's samples are served, and this start's own (its 5-minute slot is new).
+    let served = get(&server, "/api/fleet/fleet_edge/status_history");
+    let samples = served["samples"].as_array().unwrap();
+    assert!(samples.len() > history.len(), "{served}");
+    for (sample, kept) in samples.iter().zip(&history) {
+        assert_eq!(sample["counts"], kept["c"], "{served}");
+    }
     let (fleet_url, token, trust) = quick_start_command(&server);
 
     agent(&server, &token, "gw-01", &["site-1"], true);
@@ -199,6 +230,8 @@ fn the_console_in_a_browser() {
         "unenroll_id": leaving.id,
         "viewer_token": VIEWER_TOKEN,
         "viewer_name": "alice",
+        "history_samples": history.len() + 1,
+        "history_statuses": ["online", "degraded", "offline"],
     });
     // The statuses the browser must show are the API's (checkins are written in batches).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

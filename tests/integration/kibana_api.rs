@@ -878,7 +878,7 @@ fn conformance_table_matches_the_router() {
         );
         rows += 1;
     }
-    assert_eq!(rows, 35, "rows of the table");
+    assert_eq!(rows, 36, "rows of the table");
 }
 
 /// Item 4: the example policies (standalone `elastic-agent.yml` shape, YAML) load through

@@ -46,6 +46,8 @@ pub(super) struct Batch<'t> {
     txn: &'t WriteTransaction,
     feed: Cursor,
     feed_moved: bool,
+    /// Agents this batch wrote (for the listing index, `listing.rs`).
+    agents: Vec<String>,
 }
 
 impl<'t> Batch<'t> {
@@ -58,6 +60,12 @@ impl<'t> Batch<'t> {
     pub fn action_written(&mut self, seq: i64) {
         self.feed.actions = self.feed.actions.max(seq);
         self.feed_moved = true;
+    }
+
+    /// Records that this batch wrote (created, changed or removed) agent `id`: the listing
+    /// index re-reads it once the commit is durable.
+    pub fn agent_written(&mut self, id: &str) {
+        self.agents.push(id.to_owned());
     }
 
     /// Records that this batch wrote policy `seq`.
@@ -83,6 +91,34 @@ pub struct CommitStats {
     pub queued: u64,
 }
 
+/// Agents written since the listing index last looked, while it keeps one (`listing.rs`).
+#[derive(Debug, Default)]
+pub(super) struct AgentMarks {
+    /// Whether an index exists to keep current (nothing is recorded before the first listing).
+    pub tracking: bool,
+    /// The agents written since the index last took the marks.
+    pub ids: std::collections::HashSet<String>,
+    /// More were written than [`MAX_MARKS`]: the index is rebuilt instead.
+    pub overflow: bool,
+}
+
+/// The most agent marks kept between two listings; beyond, one rebuild is cheaper and the
+/// marks' memory stays bounded.
+pub(super) const MAX_MARKS: usize = 20_000;
+
+impl AgentMarks {
+    fn record(&mut self, ids: Vec<String>) {
+        if !self.tracking || self.overflow {
+            return;
+        }
+        self.ids.extend(ids);
+        if self.ids.len() > MAX_MARKS {
+            self.overflow = true;
+            self.ids = Default::default();
+        }
+    }
+}
+
 /// State shared by the committer, the store and change-feed readers.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -90,6 +126,8 @@ pub(super) struct Shared {
     pub feed: Mutex<Cursor>,
     /// Notified after every commit that moved `feed`.
     pub changed: Condvar,
+    /// Agents written since the listing index last looked.
+    pub agent_marks: Mutex<AgentMarks>,
     commits: AtomicU64,
     writes: AtomicU64,
     queued: AtomicU64,
@@ -101,6 +139,7 @@ impl Shared {
         Shared {
             feed: Mutex::new(feed),
             changed: Condvar::new(),
+            agent_marks: Mutex::new(AgentMarks::default()),
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             queued: AtomicU64::new(0),
@@ -264,6 +303,7 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, shared: &Shared) {
         txn: &txn,
         feed: start,
         feed_moved: false,
+        agents: Vec::new(),
     };
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut abort: Option<String> = None;
@@ -276,7 +316,7 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, shared: &Shared) {
         abort = failed;
         finishers.push(finish);
     }
-    let (feed, feed_moved) = (batch.feed, batch.feed_moved);
+    let (feed, feed_moved, agents) = (batch.feed, batch.feed_moved, batch.agents);
     let outcome = match abort {
         Some(detail) => {
             log::error!("local store: write transaction aborted: {detail}");
@@ -296,6 +336,14 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, shared: &Shared) {
             // finds it in the change feed at once.
             *shared.feed.lock().unwrap_or_else(|p| p.into_inner()) = feed;
             shared.changed.notify_all();
+        }
+        if !agents.is_empty() {
+            // Also before the writers are answered: the next listing shows the write.
+            shared
+                .agent_marks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(agents);
         }
     }
     for finish in finishers {

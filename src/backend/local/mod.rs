@@ -32,6 +32,7 @@ mod committer;
 mod dir;
 mod error;
 mod files;
+mod listing;
 mod schema;
 mod secrets;
 mod snapshot;
@@ -79,6 +80,8 @@ pub struct LocalStore {
     files_dir: PathBuf,
     /// Files the operator placed for agents (`<data-dir>/files-tohost`).
     placed: crate::backend::delivery::DiskPlaced,
+    /// The management API's listing index (`listing.rs`).
+    index: listing::AgentIndex,
     _lock: DirLock,
 }
 
@@ -142,6 +145,7 @@ impl LocalStore {
             health: crate::backend::memory::HealthBoard::default(),
             files_dir: data_dir.join(files::FILES_DIR),
             placed: crate::backend::delivery::DiskPlaced::new(data_dir.join("files-tohost")),
+            index: listing::AgentIndex::default(),
             _lock: lock,
         })
     }

@@ -237,14 +237,18 @@ impl Store for LocalStore {
                 return Err(WriteFault::Answer(StoreError::Conflict));
             }
             agents.insert(id.as_str(), bytes.as_slice())?;
+            batch.agent_written(&id);
             Ok(())
         })
     }
 
     fn update_agent(&self, id: &str, fields: &Map<String, Value>) -> Result<(), StoreError> {
         let (id, fields) = (id.to_owned(), fields.clone());
-        self.committer
-            .write(move |batch| merge_agent(&mut batch.txn().open_table(AGENTS)?, &id, &fields))
+        self.committer.write(move |batch| {
+            merge_agent(&mut batch.txn().open_table(AGENTS)?, &id, &fields)?;
+            batch.agent_written(&id);
+            Ok(())
+        })
     }
 
     fn policy_acked(&self, id: &str, ack: &PolicyAck) -> Result<(), StoreError> {
@@ -252,7 +256,9 @@ impl Store for LocalStore {
         self.write_deferrable(move |batch: &mut Batch<'_>| {
             change_agent(&mut batch.txn().open_table(AGENTS)?, &id, |source| {
                 apply_policy_ack(source, &ack)
-            })
+            })?;
+            batch.agent_written(&id);
+            Ok(())
         })
     }
 
@@ -260,6 +266,7 @@ impl Store for LocalStore {
         let id = id.to_owned();
         self.committer.write(move |batch| {
             batch.txn().open_table(AGENTS)?.remove(id.as_str())?;
+            batch.agent_written(&id);
             Ok(())
         })
     }
@@ -274,7 +281,10 @@ impl Store for LocalStore {
             let mut results = Vec::with_capacity(updates.len());
             for (id, write) in &updates {
                 match change_agent(&mut agents, id, |source| apply_checkin(source, write)) {
-                    Ok(()) => results.push(Ok(())),
+                    Ok(()) => {
+                        batch.agent_written(id);
+                        results.push(Ok(()));
+                    }
                     Err(WriteFault::Answer(err)) => results.push(Err(err)),
                     Err(abort) => return Err(abort),
                 }

@@ -124,9 +124,10 @@
   const STATUSES = ['online', 'error', 'degraded', 'offline', 'updating', 'enrolling', 'unenrolling', 'inactive', 'unenrolled', 'uninstalled', 'orphaned'];
   const kq = (v) => '"' + String(v).replace(/["\\]/g, '') + '"';
   async function overview() {
-    const [counts, pols, acts, health] = await Promise.all([
+    const [counts, pols, acts, health, hist] = await Promise.all([
       get('/api/fleet/agent_status'), policies$(),
       get('/api/fleet/agents/action_status?perPage=10'), get('/api/fleet/fleet_edge/health'),
+      get('/api/fleet/fleet_edge/status_history').catch(() => null),
     ]);
     // Agents of each policy not on its current revision, counted by the API (one small page each).
     const older = await Promise.all(pols.items.map((p) => get('/api/fleet/agents?perPage=1&showInactive=false&kuery=' +
@@ -141,7 +142,8 @@
           h('div.big', { id: 'total-active' }, counts.results.active),
           h('p.mut', {}, 'active of ', String(counts.results.all), ' enrolled'),
           h('div.bars', { id: 'by-status' }, STATUSES.filter((s) => by[s]).map((s) =>
-            h('div', {}, h('span.n', {}, by[s]), h('i', { 'data-w': by[s] / max }), h('a', { href: '#/agents?status=' + s }, badge(s)))))),
+            h('div', {}, h('span.n', {}, by[s]), h('i', { 'data-w': by[s] / max }), h('a', { href: '#/agents?status=' + s }, badge(s))))),
+          statusChart(hist)),
         h('section.card', { id: 'health' },
           h('h2', {}, 'Server'),
           h('dl', {}, [
@@ -161,6 +163,46 @@
         actionTable(acts.items.slice(0, 10))));
     // Bar widths through CSSOM (the policy allows no inline style attribute).
     for (const i of view.querySelectorAll('.bars i')) i.style.width = (Number(i.dataset.w) * 10) + 'rem';
+  }
+  // Agents by status over the last 24 h from the server's 5-minute samples: one stacked bar a
+  // sample, one SVG path a status (built as DOM nodes; colours from the stylesheet).
+  const svg = (tag, attrs, ...kids) => {
+    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    el.append(...kids);
+    return el;
+  };
+  function statusChart(hist) {
+    if (!hist) return null;
+    const samples = hist.samples;
+    if (!samples.length) return h('p.mut.small', { id: 'status-chart' }, 'No status history yet: a sample is kept every 5 minutes.');
+    const W = 576, H = 96, span = hist.window_seconds * 1000, step = hist.interval_seconds * 1000;
+    const end = Date.parse(samples[samples.length - 1].timestamp) + step;
+    const total = (s) => s.counts.reduce((a, n) => a + n, 0);
+    const top = Math.max(1, ...samples.map(total));
+    const x = (t) => Math.max(0, W - ((end - t) / span) * W);
+    const w = Math.max(1, (step / span) * W + 0.5); // touching bars
+    const d = hist.statuses.map(() => []);
+    for (const s of samples) {
+      const left = x(Date.parse(s.timestamp)).toFixed(1);
+      let base = H;
+      s.counts.forEach((n, i) => {
+        if (!n) return;
+        const hgt = (n / top) * H;
+        d[i].push(`M${left} ${(base - hgt).toFixed(1)}h${w.toFixed(1)}V${base.toFixed(1)}h-${w.toFixed(1)}Z`);
+        base -= hgt;
+      });
+    }
+    const shown = hist.statuses.map((s, i) => [s, d[i]]).filter(([, p]) => p.length);
+    const when = (t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return h('figure.chart', { id: 'status-chart', 'data-samples': samples.length },
+      svg('svg', { viewBox: `0 0 ${W} ${H + 14}`, 'shape-rendering': 'crispEdges', role: 'img', 'aria-label': 'Agents by status over the last 24 hours' },
+        ...shown.map(([s, p]) => svg('path', { class: 'c-' + s, d: p.join('') }, svg('title', {}, s))),
+        svg('line', { x1: 0, y1: H + 0.5, x2: W, y2: H + 0.5 }),
+        svg('text', { x: 0, y: H + 12 }, '24 h earlier'),
+        svg('text', { x: W, y: H + 12, 'text-anchor': 'end' }, when(end)),
+        svg('text', { x: 2, y: 10 }, String(top))),
+      h('figcaption.small', {}, 'Last 24 h: ', shown.map(([s]) => h('span.key', {}, h('i.c-' + s), s))));
   }
   function actionTable(items, id) {
     if (!items.length) return h('p.mut', {}, 'No actions yet.');
