@@ -22,11 +22,14 @@ use super::{OpError, StoreError};
 /// Weight of the newest measurement in a moving average, as 1/N.
 const AVERAGE_OVER: u64 = 4;
 
+/// Most jobs a worker runs as one batch (`workers::runs`).
+pub const MAX_RUN: usize = 512;
+
 /// What a job costs a worker, as admission tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Acks and enrolls: they run in batches whose writes share commits, each costing its
-    /// share of the batch's time.
+    /// Acks and enrolls: the ones queued together run as one batch whose writes share commits,
+    /// so a batch costs about one job's time plus a small cost for each further job.
     Batched,
     /// Everything else, run one at a time.
     Single,
@@ -42,30 +45,19 @@ impl Kind {
     }
 }
 
-/// Occupancy and measured duration of the jobs of one [`Kind`].
+/// A moving average of durations, microseconds (0 until the first sample).
 #[derive(Debug, Default)]
-struct Lane {
-    /// Jobs submitted and not yet taken by a worker.
-    queued: AtomicUsize,
-    /// Jobs a worker is running.
-    running: AtomicUsize,
-    /// Moving average of job durations, microseconds (0 until the first job finishes).
-    mean_micros: AtomicU64,
-}
+struct Average(AtomicU64);
 
-impl Lane {
-    fn ahead(&self) -> u64 {
-        (self.queued.load(Ordering::Relaxed) + self.running.load(Ordering::Relaxed)) as u64
-    }
-
-    fn mean(&self) -> u64 {
-        self.mean_micros.load(Ordering::Relaxed)
+impl Average {
+    fn get(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|m| *m > 0)
     }
 
     fn sample(&self, took: Duration) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let _ = self
-            .mean_micros
+            .0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
                 Some(if mean == 0 {
                     sample.max(1)
@@ -73,6 +65,27 @@ impl Lane {
                     (mean - mean / AVERAGE_OVER + sample / AVERAGE_OVER).max(1)
                 })
             });
+    }
+}
+
+/// Occupancy and measured durations of the jobs of one [`Kind`].
+#[derive(Debug, Default)]
+struct Lane {
+    /// Jobs submitted and not yet taken by a worker.
+    queued: AtomicUsize,
+    /// Jobs a worker is running.
+    running: AtomicUsize,
+    /// How long a job run on its own takes (for batched jobs: a batch's fixed cost, its
+    /// commits, plus one job).
+    alone: Average,
+    /// Batched jobs only: what each further job of a batch adds to the batch's time, measured
+    /// on batches of two or more.
+    further: Average,
+}
+
+impl Lane {
+    fn ahead(&self) -> u64 {
+        (self.queued.load(Ordering::Relaxed) + self.running.load(Ordering::Relaxed)) as u64
     }
 }
 
@@ -102,9 +115,20 @@ impl Admission {
         }
     }
 
-    /// How long a job submitted now would wait before a worker takes it: the jobs ahead
-    /// (waiting and running) beyond one per worker, spread over the workers, each at the
-    /// measured average duration of its kind.
+    /// How long the batched jobs ahead take: a batch's fixed cost (a job alone) for every
+    /// [`MAX_RUN`] of them and each one's further cost in a batch (nothing until a batch has
+    /// been measured: queued together, they run together; the first batch measures it).
+    fn batched_work(&self, ahead: u64) -> u128 {
+        let lane = &self.batched;
+        let alone = lane.alone.get().unwrap_or(0);
+        let further = lane.further.get().unwrap_or(0);
+        let batches = ahead.div_ceil(MAX_RUN as u64);
+        u128::from(batches) * u128::from(alone) + u128::from(ahead) * u128::from(further)
+    }
+
+    /// How long a job submitted now would wait before a worker takes it: the work ahead
+    /// (waiting and running), each kind at its measured cost, of which the part beyond one job
+    /// per worker must drain first, spread over the workers.
     pub fn expected_wait(&self) -> Duration {
         let (batched, single) = (self.batched.ahead(), self.single.ahead());
         let ahead = batched + single;
@@ -112,10 +136,8 @@ impl Admission {
         if waves == 0 {
             return Duration::ZERO;
         }
-        // The work ahead, of which the part beyond the free workers must drain first: the jobs
-        // ahead at their mix's average cost, `waves` of them, spread over the workers.
-        let work = u128::from(batched) * u128::from(self.batched.mean())
-            + u128::from(single) * u128::from(self.single.mean());
+        let work = self.batched_work(batched)
+            + u128::from(single) * u128::from(self.single.alone.get().unwrap_or(0));
         let wait = work * u128::from(waves) / (u128::from(ahead) * self.workers as u128);
         Duration::from_micros(u64::try_from(wait).unwrap_or(u64::MAX))
     }
@@ -142,20 +164,45 @@ impl Admission {
         lane.running.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A worker finished a job it ran for `took` (for a job of a batch: its share of the
-    /// batch's time; `None`: it was not run, its deadline had passed; that says nothing about
-    /// how long jobs take).
+    /// A worker finished a job it ran on its own for `took` (`None`: it was not run, its
+    /// deadline had passed; that says nothing about how long jobs take).
     pub fn finished(&self, kind: Kind, took: Option<Duration>) {
         let lane = self.lane(kind);
         lane.running.fetch_sub(1, Ordering::Relaxed);
         if let Some(took) = took {
-            lane.sample(took);
+            lane.alone.sample(took);
         }
     }
 
-    /// The measured average duration of jobs of `kind`.
+    /// A worker finished a batch of `count` batched jobs that took `took` together.
+    pub fn finished_batch(&self, count: usize, took: Duration) {
+        let lane = &self.batched;
+        lane.running.fetch_sub(count, Ordering::Relaxed);
+        match count {
+            0 => {}
+            1 => lane.alone.sample(took),
+            n => {
+                // What the jobs beyond the first added: the batch's time less one job alone
+                // (all of it shared out while no job has been measured alone).
+                let first = lane
+                    .alone
+                    .get()
+                    .map_or(Duration::ZERO, Duration::from_micros);
+                let rest = u32::try_from(n - 1).unwrap_or(u32::MAX);
+                lane.further
+                    .sample(took.saturating_sub(first.min(took / 2)) / rest);
+            }
+        }
+    }
+
+    /// The measured cost of a job of `kind` run alone.
     pub fn mean(&self, kind: Kind) -> Duration {
-        Duration::from_micros(self.lane(kind).mean())
+        Duration::from_micros(self.lane(kind).alone.get().unwrap_or(0))
+    }
+
+    /// The measured cost of each further batched job of a batch.
+    pub fn further(&self) -> Duration {
+        Duration::from_micros(self.batched.further.get().unwrap_or(0))
     }
 }
 
@@ -245,61 +292,92 @@ mod tests {
         assert_eq!(a.expected_wait(), Duration::ZERO);
     }
 
-    /// Measures `n` jobs of `kind` at `took` each (for batched jobs: their share of a batch).
+    /// Measures `n` jobs of `kind` run alone at `took` each.
     fn measure(a: &Admission, kind: Kind, n: usize, took: Duration) {
         let now = Instant::now();
         for _ in 0..n {
             assert!(a.admit(kind, now, now + Duration::from_secs(3600)));
-        }
-        for _ in 0..n {
             a.started(kind);
-        }
-        for _ in 0..n {
             a.finished(kind, Some(took));
         }
     }
 
+    /// Measures a batch of `n` batched jobs that took `took` together.
+    fn measure_batch(a: &Admission, n: usize, took: Duration) {
+        let now = Instant::now();
+        for _ in 0..n {
+            assert!(a.admit(Kind::Batched, now, now + Duration::from_secs(3600)));
+        }
+        for _ in 0..n {
+            a.started(Kind::Batched);
+        }
+        a.finished_batch(n, took);
+    }
+
     #[test]
     fn one_slow_bulk_write_does_not_refuse_a_burst_of_batched_acks() {
-        // The embedded store's single worker: a batch of 500 acks took 1 s (2 ms each), then
-        // one bulk checkin write took 3 s. With one average over both (weight 1/4) an ack
-        // looked like 0.75 s of work and a burst of 500 was refused after the 14th.
+        // The embedded store's single worker: an ack alone takes 12 ms (its commit), a batch of
+        // 100 took 111 ms (1 ms more for each further ack), then one bulk checkin write took
+        // 3 s. With one average over every job (weight 1/4) an ack looked like 0.75 s of work
+        // and a burst of 500 was refused after the 14th.
         let a = Admission::new(1);
-        measure(&a, Kind::Batched, 500, Duration::from_millis(2));
+        measure(&a, Kind::Batched, 4, Duration::from_millis(12));
+        measure_batch(&a, 100, Duration::from_millis(111));
         measure(&a, Kind::Single, 1, Duration::from_secs(3));
-        assert_eq!(a.mean(Kind::Batched), Duration::from_millis(2));
+        assert_eq!(a.mean(Kind::Batched), Duration::from_millis(12));
+        assert_eq!(a.further(), Duration::from_millis(1));
         assert_eq!(a.mean(Kind::Single), Duration::from_secs(3));
         let now = Instant::now();
         let deadline = now + Duration::from_secs(10);
-        for i in 0..500 {
+        for i in 0..1000 {
             assert!(a.admit(Kind::Batched, now, deadline), "ack {i} refused");
         }
-        // The 500 acks ahead drain in about 1 s: a checkin write still fits...
-        assert_eq!(a.expected_wait(), Duration::from_millis(1000));
+        // 1,000 acks ahead: two batches, 2 × 12 ms + 1,000 × 1 ms.
+        assert_eq!(a.expected_wait(), Duration::from_millis(1024));
+        // A checkin write still fits, and counts at its own cost for whoever comes after it.
         assert!(a.admit(Kind::Single, now, deadline));
-        // ...and counts at its own cost for whoever comes after it.
-        assert_eq!(a.expected_wait(), Duration::from_millis(4000));
+        assert_eq!(a.expected_wait(), Duration::from_millis(4024));
         assert!(a.admit(Kind::Batched, now, deadline));
         assert!(!a.admit(Kind::Batched, now, now + Duration::from_secs(4)));
     }
 
     #[test]
-    fn a_slow_backend_still_refuses_acks_and_other_jobs() {
-        // Elasticsearch slow: batches of acks take 4 s a job, checkin writes 5 s.
+    fn a_burst_before_any_batch_was_measured_is_judged_by_batches() {
+        // Only lone acks and enrolls so far (paced, 15 ms each: a commit). A burst of 1,000
+        // queued together runs as two batches, not as 1,000 commits (15 s).
         let a = Admission::new(1);
-        measure(&a, Kind::Batched, 8, Duration::from_secs(4));
+        measure(&a, Kind::Batched, 50, Duration::from_millis(15));
+        let now = Instant::now();
+        for i in 0..1000 {
+            assert!(
+                a.admit(Kind::Batched, now, now + Duration::from_secs(10)),
+                "ack {i} refused"
+            );
+        }
+        assert_eq!(a.expected_wait(), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_slow_backend_still_refuses_acks_and_other_jobs() {
+        // Elasticsearch slow: an ack alone takes 4 s, each further ack of a batch 4 s more,
+        // checkin writes 5 s.
+        let a = Admission::new(1);
+        measure(&a, Kind::Batched, 1, Duration::from_secs(4));
+        measure_batch(&a, 3, Duration::from_secs(12));
+        assert_eq!(a.further(), Duration::from_secs(4));
         measure(&a, Kind::Single, 1, Duration::from_secs(5));
         let now = Instant::now();
         let deadline = now + Duration::from_secs(10);
-        // 0, 4 and 8 s of acks ahead fit a 10 s deadline; 12 s does not.
-        for _ in 0..3 {
+        // Nothing ahead, then 4 + 4 s of acks: both fit a 10 s deadline; 4 + 2 × 4 s does not.
+        for _ in 0..2 {
             assert!(a.admit(Kind::Batched, now, deadline));
         }
+        assert_eq!(a.expected_wait(), Duration::from_secs(12));
         assert!(!a.admit(Kind::Batched, now, deadline));
         assert!(!a.admit(Kind::Single, now, deadline));
         // Slow single jobs ahead refuse an ack even when acks themselves are cheap.
         let b = Admission::new(1);
-        measure(&b, Kind::Batched, 100, Duration::from_millis(1));
+        measure(&b, Kind::Batched, 1, Duration::from_millis(1));
         measure(&b, Kind::Single, 1, Duration::from_secs(5));
         assert!(b.admit(Kind::Single, now, deadline));
         b.started(Kind::Single);
