@@ -225,7 +225,10 @@ mod tests {
             s.enroll(conn, Some("e-1"));
             let job_due = s.job_deadline(ReplyTo::Conn(conn)).expect("a deadline");
             assert!(job_due > arrived, "{budget:?}: the job has time");
-            assert!(job_due < arrived + budget, "{budget:?}: the job is due first");
+            assert!(
+                job_due < arrived + budget,
+                "{budget:?}: the job is due first"
+            );
             assert!(s.take_job_of(conn).is_some());
             s.advance(budget - Duration::from_millis(1));
             assert!(s.awaiting(conn), "{budget:?}");
@@ -233,6 +236,32 @@ mod tests {
             assert_retry_later(&s.take_answer(conn).expect("answered by the deadline"));
             s.check().unwrap();
         }
+    }
+
+    #[test]
+    fn the_deadline_of_a_new_connections_first_request_counts_from_its_accept() {
+        // The agent's clock runs from before its connection: a TLS handshake that took 2 s
+        // (a loaded box) is part of what it waits, so the server counts it too.
+        let mut s = scenario();
+        let conn = s.connect();
+        let accepted = s.now();
+        let handshake = Duration::from_secs(2);
+        s.advance(handshake);
+        let req = agent_request("/api/fleet/agents/a1/acks", &json!({"events": []}));
+        s.request_since(conn, Origin::Agent, &req, accepted);
+        assert_eq!(
+            s.job_deadline(ReplyTo::Conn(conn)),
+            Some(accepted + BACKEND_TIMEOUT - OVERDUE_GRACE)
+        );
+        assert!(s.take_job_of(conn).is_some());
+        s.advance(BACKEND_TIMEOUT - handshake - Duration::from_millis(1));
+        assert!(s.awaiting(conn));
+        s.advance(Duration::from_millis(1));
+        assert_retry_later(
+            &s.take_answer(conn)
+                .expect("answered by accept + backend timeout"),
+        );
+        s.check().unwrap();
     }
 
     #[test]
