@@ -2,12 +2,14 @@
 //!
 //! Every job carries the deadline of the request it serves. [`Admission`] counts the jobs
 //! waiting and running and keeps moving averages of how long jobs take (measured by the
-//! workers), one per [`Kind`]: acks and enrolls run in batches (`workers::runs`) and each
-//! counts for its share of its batch's time, which is a small fraction of what a bulk checkin
-//! write, an authentication or a management request costs, so one average over both would let
-//! a single expensive job make a burst of cheap acks look like minutes of work. A job is
-//! refused at once — the event loop answers 503 with `Retry-After` — when the jobs ahead of it,
-//! each at the measured cost of its kind, cannot drain before its deadline. A job whose
+//! workers), per [`Kind`]: acks and enrolls queued together run as one batch whose writes share
+//! commits (`workers::runs`), so a batch costs about one job alone (its commits) plus a small
+//! cost for each further job, which is a small fraction of what a bulk checkin write, an
+//! authentication or a management request costs; one average over every job would let a
+//! single expensive job (or the lone enrolls of a paced start) make a burst of acks look like
+//! minutes of work. A job is refused at once — the event loop answers 503 with `Retry-After` —
+//! when the jobs ahead of it, each at the measured cost of its kind, cannot drain before its
+//! deadline. A job whose
 //! deadline has already passed when a worker takes it is not run: [`expired`] gives its 503
 //! answer without touching the store. While Elasticsearch is away every job runs until its
 //! deadline, the averages climb to that, and all but a few workers' worth of requests are
