@@ -170,12 +170,13 @@ impl<T: Send + 'static> Backend<T> {
                         if matches!(job, Job::Enroll(_)) {
                             crate::panics::failpoint("worker-panic-on-enroll");
                         }
-                        admission.started();
+                        let kind = super::admission::Kind::of(&job);
+                        admission.started(kind);
                         let began = Instant::now();
                         // Past its deadline already: answered 503 without touching the store.
                         let job = match super::admission::expired(job, began >= deadline) {
                             Ok(output) => {
-                                admission.finished(None);
+                                admission.finished(kind, None);
                                 if reply_tx.send(Reply { to, output }).is_err() {
                                     return;
                                 }
@@ -205,7 +206,7 @@ impl<T: Send + 'static> Backend<T> {
                                 run(&*store, &remotes, job, &settings.files, SystemTime::now())
                             }
                         };
-                        admission.finished(Some(began.elapsed()));
+                        admission.finished(kind, Some(began.elapsed()));
                         if reply_tx.send(Reply { to, output }).is_err() {
                             return;
                         }
@@ -248,13 +249,14 @@ impl<T: Send + 'static> Backend<T> {
         let Some(jobs) = &self.jobs else {
             return Err(Box::new((to, job)));
         };
-        if !self.admission.admit(Instant::now(), deadline) {
+        let kind = super::admission::Kind::of(&job);
+        if !self.admission.admit(kind, Instant::now(), deadline) {
             return Err(Box::new((to, job)));
         }
         match jobs.try_send(Work::Job(to, job, deadline)) {
             Ok(()) => Ok(()),
             Err(work) => {
-                self.admission.withdraw();
+                self.admission.withdraw(kind);
                 match work {
                     Work::Job(to, job, _) => Err(Box::new((to, job))),
                     // What was sent is a job: nothing else can come back from this send.

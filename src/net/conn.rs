@@ -140,6 +140,9 @@ pub struct Conn {
     pub reserve: bool,
     /// The armed timer, if any, and its ticket.
     pub timer: Option<(Ticket, TimerKind)>,
+    /// When it was accepted, until its first request is handed to the engine (that request's
+    /// deadline counts from here: the TLS handshake is part of what the agent waits).
+    pub accepted: Option<std::time::Instant>,
     /// Set once the connection switched to WebSocket framing (an OpAMP collector).
     ws: Option<Box<websocket::WsSession>>,
     /// The rest of a streamed body being sent.
@@ -173,6 +176,7 @@ impl Conn {
             awaiting: None,
             management: false,
             reserve: false,
+            accepted: None,
             ws: None,
             stream: None,
         }

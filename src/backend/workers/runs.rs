@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use super::queue::JobsRx;
 use super::{ack, enroll, Job, JobOutput, RemoteClusters, Reply, Store, Work};
-use crate::backend::admission::{expired, Admission};
+use crate::backend::admission::{expired, Admission, Kind};
 use crate::backend::interface::{AckInput, EnrollInput};
 
 /// A job that may run in a batch: its writes can share commits.
@@ -64,8 +64,7 @@ impl Batched {
     }
 }
 
-/// Most jobs run together.
-const MAX_RUN: usize = 512;
+use crate::backend::admission::MAX_RUN;
 
 /// An ack or enroll taken from the queue, with the acks and enrolls queued behind it (at most
 /// [`MAX_RUN`] jobs taken in all): they run as one batch whose store writes share commits
@@ -111,8 +110,8 @@ pub(super) fn take_run<T>(
 
 /// Runs a batch taken by [`take_run`] under admission (`backend::admission`): a job already
 /// past its deadline is answered 503 without touching the store, the others run together
-/// ([`run_batch`]) bounded by the earliest of their deadlines, and the batch's time counts as
-/// that many jobs of its share each (the measured average admission uses).
+/// ([`run_batch`]) bounded by the earliest of their deadlines, and the batch's time is measured
+/// as one batch of that many jobs (what admission estimates batches by).
 pub(super) fn run_admitted<T>(
     store: &dyn Store,
     remotes: &RemoteClusters,
@@ -123,16 +122,16 @@ pub(super) fn run_admitted<T>(
     let mut replies = Vec::with_capacity(batch.len());
     let mut live = Vec::with_capacity(batch.len());
     for ((to, deadline), job) in batch {
-        admission.started();
+        admission.started(Kind::Batched);
         match expired(job.into_job(), began >= deadline) {
             Ok(output) => {
-                admission.finished(None);
+                admission.finished(Kind::Batched, None);
                 replies.push(Reply { to, output });
             }
             Err(job) => match Batched::of(*job) {
                 Sorted::Batched(job) => live.push(((to, deadline), job)),
                 // Only acks and enrolls are batched, and they stay so.
-                Sorted::Alone(_) => admission.finished(None),
+                Sorted::Alone(_) => admission.finished(Kind::Batched, None),
             },
         }
     }
@@ -142,15 +141,13 @@ pub(super) fn run_admitted<T>(
     let count = live.len();
     let _deadline = crate::backend::deadline::Scope::enter(earliest);
     let ran = run_batch(store, remotes, live, SystemTime::now());
-    let share = began.elapsed() / u32::try_from(count).unwrap_or(u32::MAX);
-    for Reply {
-        to: (to, _),
-        output,
-    } in ran
-    {
-        admission.finished(Some(share));
-        replies.push(Reply { to, output });
-    }
+    admission.finished_batch(count, began.elapsed());
+    replies.extend(ran.into_iter().map(
+        |Reply {
+             to: (to, _),
+             output,
+         }| Reply { to, output },
+    ));
     replies
 }
 

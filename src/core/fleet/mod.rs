@@ -349,16 +349,19 @@ impl Fleet {
 
     /// A decoded request on `conn`, which has no other request in the engine.
     /// `wall` is the wall-clock time (console sessions expire by it: a cookie outlives the
-    /// process).
+    /// process). `arrived` is when the request began as far as the server can tell (the
+    /// connection's accept for its first request, so a slow TLS handshake counts against the
+    /// request's deadline as it does on the agent's clock; `now` for the others).
     pub fn handle_request(
         &mut self,
         conn: ConnKey,
         origin: Origin,
         req: &Request,
-        now: Instant,
+        (arrived, now): (Instant, Instant),
         wall: SystemTime,
     ) {
         self.timing.begin(conn, origin, req, now);
+        let arrived = arrived.min(now);
         let decision = match origin {
             Origin::Management => {
                 let request_id = self.ids.next_id();
@@ -420,7 +423,7 @@ impl Fleet {
                     close: false,
                 });
             }
-            Decision::Job(job, pending) => self.start_job(conn, job, pending, now),
+            Decision::Job(job, pending) => self.start_job(conn, job, pending, arrived),
         }
     }
 

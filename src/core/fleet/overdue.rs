@@ -9,12 +9,16 @@
 //! store call by it (`backend::deadline`), so the worker's own answer (a 503 when the store did
 //! not answer in time) normally comes first.
 //!
-//! The engine's own guarantee covers the rest: a job stuck outside the store's calls, or one
-//! queued behind jobs that overran. [`OVERDUE_GRACE`] after the deadline, a request still
-//! waiting for its job is answered 503 with `Retry-After` (jittered over 5–15 s, as every 503
-//! the engine sends), and its connection is closed after the answer, so that the job's late
-//! reply cannot meet the next request of that connection; that reply is dropped and counted
-//! ([`Fleet::late_replies`]). A parked checkin waits for no job and keeps its long-poll ending
+//! The job's deadline is [`OVERDUE_GRACE`] before the request's (half the budget when that is
+//! shorter), so the worker's answer comes before the request's deadline, not after it. The
+//! engine's own guarantee covers the rest: a job stuck outside the store's calls, or one
+//! queued behind jobs that overran. At the request's deadline, a request still waiting for its
+//! job is answered 503 with `Retry-After` (jittered over 5–15 s, as every 503 the engine
+//! sends), and its connection is closed after the answer, so that the job's late reply cannot
+//! meet the next request of that connection; that reply is dropped and counted
+//! ([`Fleet::late_replies`]). So an agent request is answered by its deadline (plus however
+//! long the event loop takes to get to it), which the agent sees as at most the backend
+//! timeout plus its connection's set-up. A parked checkin waits for no job and keeps its long-poll ending
 //! (200, no actions). Management requests and OpAMP WebSocket messages have no deadline here:
 //! their jobs are bounded by the backend timeout from their start, and the engine waits for
 //! their reply.
@@ -25,9 +29,17 @@ use super::{ConnKey, Fleet, FleetSettings, Output};
 use crate::api::{errors, ApiError, PendingKind};
 use crate::core::deadlines::Ticket;
 
-/// How long past a request's deadline the engine waits for its job before answering 503 itself:
-/// the worker answers at the deadline, and its answer keeps the connection open.
+/// How long before a request's deadline its jobs' deadline is: the worker answers 503 by then
+/// (its answer keeps the connection open), and the engine answers 503 itself at the request's
+/// deadline only when the worker did not.
 pub const OVERDUE_GRACE: Duration = Duration::from_millis(250);
+
+/// The deadline of a job serving a request that arrived at `started` and is due at `deadline`:
+/// [`OVERDUE_GRACE`] earlier, or half the request's budget earlier when that is less.
+pub(super) fn job_deadline(started: Instant, deadline: Instant) -> Instant {
+    let budget = deadline.saturating_duration_since(started);
+    deadline - OVERDUE_GRACE.min(budget / 2)
+}
 
 /// The deadline of a request of `kind` that arrived at `started` (see the module header).
 pub(super) fn request_deadline(
@@ -53,23 +65,24 @@ pub(super) fn request_deadline(
 }
 
 impl Fleet {
-    /// A job for `conn`'s request is being submitted: its deadline (the request's, or the
-    /// backend timeout from the request's start), with the overdue answer armed when the
-    /// request has a deadline. `None`: `conn` has no request in flight.
+    /// A job for `conn`'s request is being submitted: its deadline ([`job_deadline`] before the
+    /// request's, or the backend timeout from the request's start), with the overdue answer
+    /// armed at the request's deadline when it has one. `None`: `conn` has no request in flight.
     pub(super) fn arm_overdue(&mut self, conn: ConnKey) -> Option<Instant> {
         let backend_timeout = self.settings.backend_timeout;
         let inflight = self.inflight.get_mut(&conn)?;
         let Some(deadline) = inflight.deadline else {
             return Some(inflight.started + backend_timeout);
         };
-        let ticket = self.overdue.arm(conn, deadline + OVERDUE_GRACE);
+        let started = inflight.started;
+        let ticket = self.overdue.arm(conn, deadline);
         if inflight.overdue.replace(ticket).is_some() {
             let inflight_map = &self.inflight;
             self.overdue.note_stale(|key, ticket| {
                 inflight_map.get(&key).and_then(|i| i.overdue) == Some(ticket)
             });
         }
-        Some(deadline)
+        Some(job_deadline(started, deadline))
     }
 
     /// A job of `conn` replied (or was refused): its overdue answer is disarmed. Whether `conn`
@@ -88,7 +101,7 @@ impl Fleet {
     }
 
     /// An overdue deadline passed: if `ticket` is still the request's, its job has not replied
-    /// by the deadline plus grace, and the request is answered 503 (connection closed after).
+    /// by the request's deadline, and the request is answered 503 (connection closed after).
     pub(super) fn job_overdue(&mut self, conn: ConnKey, ticket: Ticket) {
         let Some(inflight) = self.inflight.get_mut(&conn) else {
             return;
@@ -165,18 +178,18 @@ mod tests {
         ack(&mut s, conn);
         assert_eq!(
             s.job_deadline(ReplyTo::Conn(conn)),
-            Some(arrived + BACKEND_TIMEOUT),
-            "the job carries the request's deadline to the backend"
+            Some(arrived + BACKEND_TIMEOUT - OVERDUE_GRACE),
+            "the job must be done a little before the request's deadline"
         );
         let job = s.take_job_of(conn).expect("the ack's job");
         assert!(matches!(job, Job::Ack(_)));
-        // The worker's own answer may still come until the deadline and a little after.
-        s.advance(BACKEND_TIMEOUT);
-        assert!(s.awaiting(conn), "not answered before the deadline + grace");
-        s.advance(OVERDUE_GRACE);
+        // The worker's own answer may still come until the request's deadline.
+        s.advance(BACKEND_TIMEOUT - Duration::from_millis(1));
+        assert!(s.awaiting(conn), "not answered before the deadline");
+        s.advance(Duration::from_millis(1));
         let answer = s
             .take_answer(conn)
-            .expect("answered at the deadline + grace");
+            .expect("answered at the request's deadline, not after it");
         assert_retry_later(&answer);
         assert!(
             s.closed(conn),
@@ -199,6 +212,59 @@ mod tests {
     }
 
     #[test]
+    fn every_agent_request_is_answered_by_its_deadline_whatever_the_budget() {
+        // Backend timeouts from long to shorter than twice the margin: the job is due before
+        // the request, and the request is answered by its deadline, never after it.
+        for budget_ms in [10_000, 5_000, 400, 100, 2] {
+            let budget = Duration::from_millis(budget_ms);
+            let mut settings = Scenario::settings();
+            settings.backend_timeout = budget;
+            let mut s = Scenario::new(settings);
+            let conn = s.connect();
+            let arrived = s.now();
+            s.enroll(conn, Some("e-1"));
+            let job_due = s.job_deadline(ReplyTo::Conn(conn)).expect("a deadline");
+            assert!(job_due > arrived, "{budget:?}: the job has time");
+            assert!(
+                job_due < arrived + budget,
+                "{budget:?}: the job is due first"
+            );
+            assert!(s.take_job_of(conn).is_some());
+            s.advance(budget - Duration::from_millis(1));
+            assert!(s.awaiting(conn), "{budget:?}");
+            s.advance(Duration::from_millis(1));
+            assert_retry_later(&s.take_answer(conn).expect("answered by the deadline"));
+            s.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_deadline_of_a_new_connections_first_request_counts_from_its_accept() {
+        // The agent's clock runs from before its connection: a TLS handshake that took 2 s
+        // (a loaded box) is part of what it waits, so the server counts it too.
+        let mut s = scenario();
+        let conn = s.connect();
+        let accepted = s.now();
+        let handshake = Duration::from_secs(2);
+        s.advance(handshake);
+        let req = agent_request("/api/fleet/agents/a1/acks", &json!({"events": []}));
+        s.request_since(conn, Origin::Agent, &req, accepted);
+        assert_eq!(
+            s.job_deadline(ReplyTo::Conn(conn)),
+            Some(accepted + BACKEND_TIMEOUT - OVERDUE_GRACE)
+        );
+        assert!(s.take_job_of(conn).is_some());
+        s.advance(BACKEND_TIMEOUT - handshake - Duration::from_millis(1));
+        assert!(s.awaiting(conn));
+        s.advance(Duration::from_millis(1));
+        assert_retry_later(
+            &s.take_answer(conn)
+                .expect("answered by accept + backend timeout"),
+        );
+        s.check().unwrap();
+    }
+
+    #[test]
     fn a_checkin_whose_store_part_never_replies_is_answered_by_its_long_poll() {
         let mut s = scenario();
         let long_poll = Scenario::settings().poll.long_poll;
@@ -207,12 +273,12 @@ mod tests {
         s.checkin(conn, "a1", json!({"status": "online"}));
         assert_eq!(
             s.job_deadline(ReplyTo::Conn(conn)),
-            Some(arrived + long_poll)
+            Some(arrived + long_poll - OVERDUE_GRACE)
         );
         assert!(s.take_job_of(conn).is_some());
-        s.advance(long_poll);
+        s.advance(long_poll - Duration::from_millis(1));
         assert!(s.awaiting(conn));
-        s.advance(OVERDUE_GRACE);
+        s.advance(Duration::from_millis(1));
         assert_retry_later(&s.take_answer(conn).unwrap());
         assert!(s.closed(conn));
         // Nothing is left of it: a live action for the agent is not held for it.
@@ -244,13 +310,13 @@ mod tests {
         assert!(s.awaiting(conn));
         s.event(Event::Policy(policy_with_output_keys("p", 2).unwrap()));
         s.advance(Duration::from_millis(100));
-        let hold_ends = s.job_deadline(ReplyTo::Conn(conn)).unwrap();
+        let hold_ends = s.job_deadline(ReplyTo::Conn(conn)).unwrap() + OVERDUE_GRACE;
         assert!(
             matches!(s.take_job_of(conn), Some(Job::OutputKeys { .. })),
             "the woken checkin's keys are made first"
         );
         assert!(hold_ends >= parked_at + hold, "due by the end of the hold");
-        s.advance(hold_ends.saturating_duration_since(s.now()) + OVERDUE_GRACE);
+        s.advance(hold_ends.saturating_duration_since(s.now()));
         assert_retry_later(&s.take_answer(conn).expect("answered 503"));
         s.check().unwrap();
     }
@@ -302,7 +368,7 @@ mod tests {
         let conn = s.connect();
         s.enroll(conn, Some("e-1"));
         s.take_job_of(conn);
-        s.advance(BACKEND_TIMEOUT);
+        s.advance(BACKEND_TIMEOUT - OVERDUE_GRACE);
         s.reply(
             ReplyTo::Conn(conn),
             JobOutput::Enrolled(Err(crate::backend::OpError::Unavailable)),

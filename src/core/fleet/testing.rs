@@ -178,6 +178,18 @@ impl Scenario {
 
     /// Sends `req` on `conn` (which must be idle: the event loop reads one request at a time).
     pub fn request(&mut self, conn: ConnKey, origin: Origin, req: &Request) {
+        self.request_since(conn, origin, req, self.now);
+    }
+
+    /// Sends `req` on `conn`, which the server has known since `arrived` (the accept of a
+    /// new connection whose TLS handshake took until now).
+    pub fn request_since(
+        &mut self,
+        conn: ConnKey,
+        origin: Origin,
+        req: &Request,
+        arrived: Instant,
+    ) {
         if !self.idle(conn) {
             self.violations.push(Violation(format!(
                 "the scenario sent a request on {conn:?}, which is not idle"
@@ -186,7 +198,7 @@ impl Scenario {
         }
         self.conns.insert(conn, ConnState::Open(true));
         self.fleet
-            .handle_request(conn, origin, req, self.now, self.wall);
+            .handle_request(conn, origin, req, (arrived, self.now), self.wall);
         self.pump();
     }
 

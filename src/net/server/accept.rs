@@ -207,6 +207,7 @@ impl Server {
         );
         conn.management = role == Role::Management;
         conn.reserve = role == Role::Reserve;
+        conn.accepted = Some(now);
         entry.insert(conn);
         self.drive(slot, now);
     }

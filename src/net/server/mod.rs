@@ -518,7 +518,11 @@ impl Server {
                 Step::Request(req) => {
                     let origin = origin(conn);
                     let wall = self.wall;
-                    self.fleet.handle_request(key, origin, &req, now, wall);
+                    // The first request of a connection began at its accept (the agent's clock
+                    // counts the TLS handshake too); later ones when they are read.
+                    let arrived = conn.accepted.take().unwrap_or(now);
+                    self.fleet
+                        .handle_request(key, origin, &req, (arrived, now), wall);
                 }
                 Step::Message(token, body) => self.fleet.handle_message(key, token, body, now),
                 Step::NeedPart(part) => self.fleet.handle_part(key, part, now),
