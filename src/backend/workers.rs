@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::admission::Class;
 use super::auth_cache::{AuthCacheSettings, CachedAuth};
 use super::ops::ack::ack;
 use super::ops::authenticate;
@@ -170,12 +171,13 @@ impl<T: Send + 'static> Backend<T> {
                         if matches!(job, Job::Enroll(_)) {
                             crate::panics::failpoint("worker-panic-on-enroll");
                         }
-                        admission.started();
+                        let class = Class::of(&job);
+                        admission.started(class);
                         let began = Instant::now();
                         // Past its deadline already: answered 503 without touching the store.
                         let job = match super::admission::expired(job, began >= deadline) {
                             Ok(output) => {
-                                admission.finished(None);
+                                admission.finished(class, None);
                                 if reply_tx.send(Reply { to, output }).is_err() {
                                     return;
                                 }
@@ -205,7 +207,7 @@ impl<T: Send + 'static> Backend<T> {
                                 run(&*store, &remotes, job, &settings.files, SystemTime::now())
                             }
                         };
-                        admission.finished(Some(began.elapsed()));
+                        admission.finished(class, Some(began.elapsed()));
                         if reply_tx.send(Reply { to, output }).is_err() {
                             return;
                         }
@@ -248,13 +250,14 @@ impl<T: Send + 'static> Backend<T> {
         let Some(jobs) = &self.jobs else {
             return Err(Box::new((to, job)));
         };
-        if !self.admission.admit(Instant::now(), deadline) {
+        let class = Class::of(&job);
+        if !self.admission.admit(class, Instant::now(), deadline) {
             return Err(Box::new((to, job)));
         }
         match jobs.try_send(Work::Job(to, job, deadline)) {
             Ok(()) => Ok(()),
             Err(work) => {
-                self.admission.withdraw();
+                self.admission.withdraw(class);
                 match work {
                     Work::Job(to, job, _) => Err(Box::new((to, job))),
                     // What was sent is a job: nothing else can come back from this send.

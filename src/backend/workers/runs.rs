@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use super::queue::JobsRx;
 use super::{ack, enroll, Job, JobOutput, RemoteClusters, Reply, Store, Work};
-use crate::backend::admission::{expired, Admission};
+use crate::backend::admission::{expired, Admission, Class};
 use crate::backend::interface::{AckInput, EnrollInput};
 
 /// A job that may run in a batch: its writes can share commits.
@@ -123,16 +123,16 @@ pub(super) fn run_admitted<T>(
     let mut replies = Vec::with_capacity(batch.len());
     let mut live = Vec::with_capacity(batch.len());
     for ((to, deadline), job) in batch {
-        admission.started();
+        admission.started(Class::Batched);
         match expired(job.into_job(), began >= deadline) {
             Ok(output) => {
-                admission.finished(None);
+                admission.finished(Class::Batched, None);
                 replies.push(Reply { to, output });
             }
             Err(job) => match Batched::of(*job) {
                 Sorted::Batched(job) => live.push(((to, deadline), job)),
                 // Only acks and enrolls are batched, and they stay so.
-                Sorted::Alone(_) => admission.finished(None),
+                Sorted::Alone(_) => admission.finished(Class::Batched, None),
             },
         }
     }
@@ -148,7 +148,7 @@ pub(super) fn run_admitted<T>(
         output,
     } in ran
     {
-        admission.finished(Some(share));
+        admission.finished_in_batch(Class::Batched, share);
         replies.push(Reply { to, output });
     }
     replies
