@@ -53,7 +53,8 @@ fn mgmt_get(server: &FleetEdge, path: &str, range: Option<&str>) -> (u16, String
     (resp.status, headers, resp.body)
 }
 
-fn ack_with_upload(agent: &mut Agent, action_id: &str, upload_id: &str) {
+/// The agent's ack of a REQUEST_DIAGNOSTICS action whose bundle it uploaded.
+pub(crate) fn ack_with_upload(agent: &mut Agent, action_id: &str, upload_id: &str) {
     let body = json!({"events": [{"type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED",
         "agent_id": agent.id, "action_id": action_id,
         "message": format!("Action \"{action_id}\" of type \"REQUEST_DIAGNOSTICS\" acknowledged."),
