@@ -187,8 +187,8 @@ async function functional() {
           done({ status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'), size: bytes.byteLength, sha256: sum });
         }, (e) => done({ error: String(e) }));`, href);
       check('the download is the uploaded bundle (its SHA-256)', got.status === 200 && got.size === facts.bundle_size && got.sha256 === BUNDLE_SHA256, JSON.stringify(got));
-      check('the download says what it is', got.type === facts.bundle_mime &&
-        (got.disposition === null || got.disposition.includes(name)), `${got.type}; ${got.disposition}`);
+      check('the download says what it is (Kibana\'s Content-Disposition)', got.type === facts.bundle_mime &&
+        got.disposition === `attachment; filename="${name}"`, `${got.type}; ${got.disposition}`);
     }
 
     // Policies: the compiled policy, highlighted.

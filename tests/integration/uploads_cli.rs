@@ -172,6 +172,12 @@ fn diagnostics_bundle_reaches_the_operator() {
     let (status, headers, body) = mgmt_get(&server, &path, None);
     assert_eq!(status, 200, "{headers}");
     assert!(headers.contains("application/zip"), "{headers}");
+    assert!(
+        headers.contains(
+            "attachment; filename=\"elastic-agent-diagnostics-2026-12-03T08-00-00Z-00.zip\""
+        ),
+        "{headers}"
+    );
     assert!(body == data, "whole download differs");
     let (status, headers, body) = mgmt_get(&server, &path, Some("bytes=4194300-4194309"));
     assert_eq!(status, 206);
