@@ -142,8 +142,15 @@ pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Respon
         })
         .collect();
     let body = crate::http::Body::Parts(crate::http::PartsBody { parts });
+    let name = doc
+        .get("file")
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let mut response = Response::new(status)
         .with_header("Content-Type", mime)
+        .with_header("Content-Disposition", attachment(name))
+        .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Accept-Ranges", "bytes");
     if status == 206 {
         response = response.with_header(
@@ -160,6 +167,29 @@ pub fn download(admin: &dyn Admin, file_id: &str, range: Option<&str>) -> Respon
     }
     response.body = body;
     response
+}
+
+/// Kibana's `Content-Disposition` for a download, `attachment; filename="NAME"`, with the
+/// agent-chosen name kept to characters that need no quoting (others become `_`), so no name
+/// can end the header or the quoted string.
+fn attachment(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .take(255)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = if safe.trim_matches('.').is_empty() {
+        "download".to_owned()
+    } else {
+        safe
+    };
+    format!("attachment; filename=\"{safe}\"")
 }
 
 fn store_refusal(e: crate::backend::StoreError) -> (u16, Value) {
@@ -266,5 +296,25 @@ pub fn list_placed(admin: &dyn Admin) -> (u16, Value) {
     match files.list_placed() {
         Ok(docs) => (200, json!({"total": docs.len(), "items": docs})),
         Err(e) => store_refusal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn a_download_names_its_file_without_header_tricks() {
+        assert_eq!(
+            attachment("elastic-agent-diagnostics-2026-12-03T08-00-00Z-00.zip"),
+            "attachment; filename=\"elastic-agent-diagnostics-2026-12-03T08-00-00Z-00.zip\""
+        );
+        assert_eq!(
+            attachment("a\"b\r\nSet-Cookie: x=1;.zip"),
+            "attachment; filename=\"a_b__Set-Cookie__x_1_.zip\""
+        );
+        assert_eq!(attachment(""), "attachment; filename=\"download\"");
+        assert_eq!(attachment(".."), "attachment; filename=\"download\"");
+        assert_eq!(attachment("ünï.zip"), "attachment; filename=\"_n_.zip\"");
     }
 }

@@ -5,6 +5,8 @@
 //                                                       and tests/integration/console.rs set them)
 //   CONSOLE_MODE=functional (default) | perf
 //   CONSOLE_EXPECT        functional: JSON facts the test seeded (agents, statuses, hosts, viewer token)
+//   CONSOLE_BUNDLE_SHA256 functional: the SHA-256 of the diagnostics bundle the agent uploads
+//                         when asked (then the suite downloads it and compares)
 //   CONSOLE_SCREENSHOTS   a directory for overview.png and agents.png
 //   CONSOLE_REPORT        perf: where to write the timings as JSON
 //
@@ -21,6 +23,10 @@ const TOKEN = process.env.FLEET_EDGE_ADMIN_TOKEN || '';
 const MODE = process.env.CONSOLE_MODE || 'functional';
 const SHOTS = process.env.CONSOLE_SCREENSHOTS || '';
 const WAIT = 15000;
+// The bundle the agent uploads when the suite requests diagnostics (its SHA-256, hex), and how
+// long the agent may take to answer (a checkin, then 4 MiB and more through the upload API).
+const BUNDLE_SHA256 = process.env.CONSOLE_BUNDLE_SHA256 || '';
+const BUNDLE_WAIT = 120000;
 let passed = 0;
 let failed = 0;
 
@@ -159,6 +165,31 @@ async function functional() {
     await driver.findElement(By.css('nav a[data-page=files]')).click();
     await pageIs(driver, 'files');
     check('the files page lists the diagnostics request', (await text(driver, '#diagnostics-requests')).includes('REQUEST_DIAGNOSTICS'));
+    // The agent answers (console.rs: it uploads its bundle and acks with the upload id): the
+    // files page, reloaded until then, shows the bundle READY with a Download link, whose target,
+    // fetched in the page's session, is the bundle's bytes.
+    if (BUNDLE_SHA256) {
+      const readyRow = async () => {
+        await driver.navigate().refresh();
+        await pageIs(driver, 'files');
+        const links = await driver.findElements(By.css('#uploads tbody tr a[download]'));
+        return links.length === 1 && (await text(driver, '#uploads tbody')).includes('READY') && links[0];
+      };
+      const link = await driver.wait(async () => { try { return await readyRow(); } catch (_) { return false; } },
+        BUNDLE_WAIT, 'waiting for the uploaded bundle');
+      check('the files page lists the uploaded bundle READY, for the agent', (await text(driver, '#uploads tbody')).includes(facts.degraded_id));
+      const [href, name] = [await link.getAttribute('href'), await link.getAttribute('download')];
+      check('the Download link names the bundle', /\.zip$/.test(name) && href.endsWith('/' + encodeURI(name)), `${name} ${href}`);
+      const got = await driver.executeAsyncScript(`const done = arguments[arguments.length - 1];
+        fetch(arguments[0], { credentials: 'same-origin' }).then(async (r) => {
+          const bytes = await r.arrayBuffer();
+          const sum = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+          done({ status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'), size: bytes.byteLength, sha256: sum });
+        }, (e) => done({ error: String(e) }));`, href);
+      check('the download is the uploaded bundle (its SHA-256)', got.status === 200 && got.size === facts.bundle_size && got.sha256 === BUNDLE_SHA256, JSON.stringify(got));
+      check('the download says what it is (Kibana\'s Content-Disposition)', got.type === facts.bundle_mime &&
+        got.disposition === `attachment; filename="${name}"`, `${got.type}; ${got.disposition}`);
+    }
 
     // Policies: the compiled policy, highlighted.
     await driver.findElement(By.css('nav a[data-page=policies]')).click();

@@ -1,7 +1,9 @@
 //! The web console (issue 19) in a real browser: `tests/console-browser/suite.js` drives a
 //! headless Chromium (Debian's `chromium` and `chromium-driver`) through WebDriver against the
 //! binary with five agents in known states and a viewer operator: log in (a wrong token first),
-//! agents by status, filters, one agent's components, diagnostics, the compiled policy, a new
+//! agents by status, filters, one agent's components, diagnostics (the agent, scripted here,
+//! uploads a zip when the suite's request reaches it, and the suite downloads it through the
+//! files page's link and compares its SHA-256), the compiled policy, a new
 //! token's install command as the quick start prints it, unenroll, logout, the viewer's read-only
 //! view, no console error (the CSP holds), a phone-sized screen. Screenshots land in
 //! `target/console-screenshots/` (and in `docs/console/` with `FLEET_EDGE_SCREENSHOTS=docs`).
@@ -19,6 +21,8 @@ use serde_json::{json, Value};
 use crate::management::{only_action, roots};
 use crate::support::agent::Agent;
 use crate::support::{Client, FleetEdge, TempDir};
+use crate::uploads::{bundle, hex, sha256, upload, MIB};
+use crate::uploads_cli::ack_with_upload;
 
 const VIEWER_TOKEN: &str = "0123456789abcdef-viewer-alice";
 
@@ -176,6 +180,90 @@ fn status_history_of_a_previous_run(data: &TempDir) -> Vec<Value> {
     samples
 }
 
+/// CRC-32 (IEEE), as a zip entry names its data's.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// A diagnostics bundle as the agent zips one: a zip archive with one stored entry of
+/// `size` bytes (the bundle spans two 4 MiB upload chunks, so the download joins chunks).
+fn diagnostics_zip(size: usize) -> Vec<u8> {
+    let name = b"diagnostics/agent-info.yaml";
+    let data = bundle(size);
+    let (crc, len) = (crc32(&data), u32::try_from(size).unwrap());
+    let name_len = u16::try_from(name.len()).unwrap();
+    let mut zip = Vec::with_capacity(size + 200);
+    // Local file header: version 1.0, no flags, stored, no date.
+    zip.extend(0x0403_4b50u32.to_le_bytes());
+    zip.extend([10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, len, len] {
+        zip.extend(v.to_le_bytes());
+    }
+    zip.extend(name_len.to_le_bytes());
+    zip.extend(0u16.to_le_bytes());
+    zip.extend(name);
+    zip.extend(&data);
+    let central = u32::try_from(zip.len()).unwrap();
+    // Central directory entry for it, at offset 0.
+    zip.extend(0x0201_4b50u32.to_le_bytes());
+    zip.extend([20, 3, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, len, len] {
+        zip.extend(v.to_le_bytes());
+    }
+    zip.extend(name_len.to_le_bytes());
+    zip.extend([0u8; 12]);
+    zip.extend(0u32.to_le_bytes());
+    zip.extend(name);
+    let central_len = u32::try_from(zip.len()).unwrap() - central;
+    // End of central directory: one entry.
+    zip.extend(0x0605_4b50u32.to_le_bytes());
+    zip.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+    zip.extend(central_len.to_le_bytes());
+    zip.extend(central.to_le_bytes());
+    zip.extend(0u16.to_le_bytes());
+    zip
+}
+
+/// While the browser suite runs, the degraded agent checks in as a real agent does; when the
+/// suite's "Request diagnostics" reaches it, it uploads `zip` through the upload endpoints and
+/// acks the action with the upload id, as the agent's diagnostics handler does. Stops when the
+/// suite ends (it may fail before it asks); the action's id if it came.
+fn answer_diagnostics(
+    agent: &mut Agent,
+    host: &str,
+    degraded: &Value,
+    zip: &[u8],
+    suite: &mut std::process::Child,
+) -> Option<String> {
+    // Generous: the suite's steps before the request take seconds here, more on a slow CI.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        if suite.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            return None;
+        }
+        // A long poll (1 s): it answers at once when an action is pending.
+        let body = checkin_as(agent, host, degraded.clone());
+        let asked = body["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "REQUEST_DIAGNOSTICS");
+        if let Some(action) = asked {
+            let action_id = action["id"].as_str().unwrap().to_owned();
+            let upload_id = upload(agent, &action_id, zip);
+            ack_with_upload(agent, &action_id, &upload_id);
+            return Some(action_id);
+        }
+    }
+}
+
 #[test]
 fn the_console_in_a_browser() {
     if let Err(why) = browser() {
@@ -201,24 +289,24 @@ fn the_console_in_a_browser() {
 
     agent(&server, &token, "gw-01", &["site-1"], true);
     let mut degraded = agent(&server, &token, "gw-02", &["site-1"], true);
-    checkin_as(
-        &mut degraded,
-        "gw-02",
-        json!({"status": "DEGRADED", "message": "1 unit degraded",
+    let degraded_body = json!({"status": "DEGRADED", "message": "1 unit degraded",
         "components": [{"id": "filestream-default", "type": "filestream", "status": "DEGRADED",
             "message": "Degraded", "units": [{"id": "filestream-default-logs", "type": "input",
-            "status": "DEGRADED", "message": "cannot open /var/log/app.log"}]}]}),
-    );
+            "status": "DEGRADED", "message": "cannot open /var/log/app.log"}]}]});
+    checkin_as(&mut degraded, "gw-02", degraded_body.clone());
     agent(&server, &token, "gw-03", &["site-2"], true);
     agent(&server, &token, "gw-04", &[], false);
     let leaving = agent(&server, &token, "gw-05", &["site-2"], true);
 
     let policy = &get(&server, "/api/fleet/agent_policies")["items"][0];
+    // The diagnostics bundle gw-02 uploads when the suite asks for it.
+    let zip = diagnostics_zip(4 * MIB + 4096);
     let facts = json!({
         "by_status": {"online": 3, "degraded": 1, "updating": 1},
         "active": 5,
         "active_statuses": ["degraded", "online", "online", "online", "updating"],
         "degraded_host": "gw-02",
+        "degraded_id": degraded.id,
         "degraded_message": "1 unit degraded",
         "degraded_unit_message": "cannot open /var/log/app.log",
         "tag": "site-2",
@@ -232,6 +320,8 @@ fn the_console_in_a_browser() {
         "viewer_name": "alice",
         "history_samples": history.len() + 1,
         "history_statuses": ["online", "degraded", "offline"],
+        "bundle_size": zip.len(),
+        "bundle_mime": "application/zip",
     });
     // The statuses the browser must show are the API's (checkins are written in batches).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -260,23 +350,47 @@ fn the_console_in_a_browser() {
     };
     std::fs::create_dir_all(&shots).unwrap();
     let url = std::fs::read_to_string(server.data_dir.join("management-url")).unwrap();
-    let output = Command::new("node")
+    let mut suite = Command::new("node")
         .arg("suite.js")
         .current_dir(suite_dir())
         .env("FLEET_EDGE_MANAGEMENT_URL", url.trim())
         .env("FLEET_EDGE_ADMIN_TOKEN", admin_token(&server))
         .env("CONSOLE_EXPECT", facts.to_string())
+        .env("CONSOLE_BUNDLE_SHA256", hex(&sha256(&zip)))
         .env("CONSOLE_SCREENSHOTS", &shots)
-        .output()
+        // Files, not pipes: nothing reads them while the agent below answers.
+        .stdout(std::fs::File::create(data.join("suite.out")).unwrap())
+        .stderr(std::fs::File::create(data.join("suite.err")).unwrap())
+        .spawn()
         .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        answer_diagnostics(&mut degraded, "gw-02", &degraded_body, &zip, &mut suite)
+    }));
+    if answered.is_err() {
+        let _ = suite.kill();
+    }
+    let status = suite.wait().expect("the suite ends");
+    let answered = answered.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let stdout = std::fs::read_to_string(data.join("suite.out")).unwrap();
     eprintln!("{stdout}");
     assert!(
-        output.status.success() && stdout.contains(" passed, 0 failed"),
+        status.success() && stdout.contains(" passed, 0 failed"),
         "the browser suite failed:\n{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(data.join("suite.err")).unwrap(),
         server.log()
     );
+    let action_id = answered.expect("the suite's diagnostics request reached the agent");
+    // The bundle the browser downloaded is the one stored for that action.
+    let uploads = get(
+        &server,
+        &format!("/api/fleet/agents/{}/uploads", degraded.id),
+    );
+    assert_eq!(
+        uploads["items"][0]["actionId"],
+        action_id.as_str(),
+        "{uploads}"
+    );
+    assert_eq!(uploads["items"][0]["status"], "READY", "{uploads}");
     for shot in ["overview.png", "agents.png", "agents-phone.png"] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{shot} is not a PNG");

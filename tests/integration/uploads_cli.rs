@@ -53,7 +53,8 @@ fn mgmt_get(server: &FleetEdge, path: &str, range: Option<&str>) -> (u16, String
     (resp.status, headers, resp.body)
 }
 
-fn ack_with_upload(agent: &mut Agent, action_id: &str, upload_id: &str) {
+/// The agent's ack of a REQUEST_DIAGNOSTICS action whose bundle it uploaded.
+pub(crate) fn ack_with_upload(agent: &mut Agent, action_id: &str, upload_id: &str) {
     let body = json!({"events": [{"type": "ACTION_RESULT", "subtype": "ACKNOWLEDGED",
         "agent_id": agent.id, "action_id": action_id,
         "message": format!("Action \"{action_id}\" of type \"REQUEST_DIAGNOSTICS\" acknowledged."),
@@ -171,6 +172,12 @@ fn diagnostics_bundle_reaches_the_operator() {
     let (status, headers, body) = mgmt_get(&server, &path, None);
     assert_eq!(status, 200, "{headers}");
     assert!(headers.contains("application/zip"), "{headers}");
+    assert!(
+        headers.contains(
+            "attachment; filename=\"elastic-agent-diagnostics-2026-12-03T08-00-00Z-00.zip\""
+        ),
+        "{headers}"
+    );
     assert!(body == data, "whole download differs");
     let (status, headers, body) = mgmt_get(&server, &path, Some("bytes=4194300-4194309"));
     assert_eq!(status, 206);
