@@ -25,14 +25,15 @@ use crate::config::{EsSettings, Secret};
 use crate::model::{Action, Agent, PolicyDoc};
 
 /// Options with short pauses, for tests.
-/// Fast retries, and a request timeout long enough for a slow CI machine: these tests check what
+/// Fast retries, and connect and request timeouts long enough for a slow CI machine or the armv7
+/// tests under qemu (a TLS handshake there can take seconds): these tests check what
 /// is answered, not how fast (`deadlines.rs` has its own short timeouts).
 pub fn quick() -> EsOptions {
     EsOptions {
         max_retries: 3,
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
-        connect_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(120),
         poll_timeout: Duration::from_secs(2),
     }
