@@ -285,14 +285,7 @@ fn queries() -> Vec<String> {
     ] {
         out.push(extra.into());
     }
-    for field in [
-        "enrolled_at",
-        "last_checkin",
-        "status",
-        "policy_id",
-        "agent.version",
-        "local_metadata.host.hostname",
-    ] {
+    for field in super::SORT_FIELDS {
         for order in ["asc", "desc"] {
             out.push(format!(
                 "sortField={field}&sortOrder={order}&showInactive=true&perPage=100"

@@ -267,42 +267,47 @@ pub fn prometheus(f: &Figures) -> String {
         }
     };
     let one = |v: u64| vec![(String::new(), v)];
-    metric(
-        "fleet_edge_connections",
-        "gauge",
-        "Connections open now.",
-        &one(f.connections),
-    );
-    metric(
-        "fleet_edge_parked_long_polls",
-        "gauge",
-        "Checkins parked in a long poll now.",
-        &one(f.parked),
-    );
-    metric(
-        "fleet_edge_late_backend_replies_total",
-        "counter",
-        "Backend replies that arrived after their connection had gone.",
-        &one(f.late_replies),
-    );
-    metric(
-        "fleet_edge_backend_queue_depth",
-        "gauge",
-        "Jobs and chores waiting for a backend worker now.",
-        &one(f.backend_queue),
-    );
-    metric(
-        "fleet_edge_backend_queue_peak",
-        "gauge",
-        "Most jobs and chores that waited for a backend worker at once since the start.",
-        &one(f.backend_queue_peak),
-    );
-    metric(
-        "fleet_edge_backend_jobs_total",
-        "counter",
-        "Jobs and chores queued for the backend workers since the start.",
-        &one(f.backend_jobs),
-    );
+    let single_figures: [(&str, &str, &str, u64); 6] = [
+        (
+            "fleet_edge_connections",
+            "gauge",
+            "Connections open now.",
+            f.connections,
+        ),
+        (
+            "fleet_edge_parked_long_polls",
+            "gauge",
+            "Checkins parked in a long poll now.",
+            f.parked,
+        ),
+        (
+            "fleet_edge_late_backend_replies_total",
+            "counter",
+            "Backend replies that arrived after their connection had gone.",
+            f.late_replies,
+        ),
+        (
+            "fleet_edge_backend_queue_depth",
+            "gauge",
+            "Jobs and chores waiting for a backend worker now.",
+            f.backend_queue,
+        ),
+        (
+            "fleet_edge_backend_queue_peak",
+            "gauge",
+            "Most jobs and chores that waited for a backend worker at once since the start.",
+            f.backend_queue_peak,
+        ),
+        (
+            "fleet_edge_backend_jobs_total",
+            "counter",
+            "Jobs and chores queued for the backend workers since the start.",
+            f.backend_jobs,
+        ),
+    ];
+    for (name, kind, help, value) in single_figures {
+        metric(name, kind, help, &one(value));
+    }
     if let Some(agents) = &f.agents {
         let samples: Vec<(String, u64)> = agents
             .iter()
