@@ -257,6 +257,14 @@ impl ServerProc {
         status_field(self.pid, "VmHWM:").unwrap_or(0)
     }
 
+    /// Resets the peak (`VmHWM`) to the current RSS, by writing `5` to `/proc/<pid>/clear_refs`
+    /// (Linux 4.0+; the process must be ours), so that [`Self::peak_rss_kib`] read later is the
+    /// peak since this call.
+    pub fn reset_peak_rss(&self) -> Result<(), String> {
+        let path = format!("/proc/{}/clear_refs", self.pid);
+        std::fs::write(&path, "5").map_err(|e| format!("cannot reset the peak RSS ({path}): {e}"))
+    }
+
     /// User + system CPU time used so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         cpu_ticks(&format!("/proc/{}/stat", self.pid))

@@ -10,9 +10,63 @@ use rustls::pki_types::ServerName;
 
 use crate::fleet::Fleet;
 use crate::rawtls;
-use crate::scenarios::{goal, take_stats, Run};
+use crate::report::Report;
+use crate::scenarios::{goal, mib, take_stats, Run};
 use crate::server::{self, ServerProc, ServerSpec, TempDir};
 use crate::stats::{self, Kind};
+
+/// The server's memory around a storm: RSS before it, the peak during it (`VmHWM`, reset by
+/// `clear_refs` when the storm starts) and RSS after it.
+struct StormMemory {
+    before_kib: u64,
+}
+
+impl StormMemory {
+    /// Reads RSS and resets the server's peak to it; call just before the storm starts.
+    fn start(server: &ServerProc) -> Result<StormMemory, String> {
+        let before_kib = server.rss_kib();
+        server.reset_peak_rss()?;
+        Ok(StormMemory { before_kib })
+    }
+
+    /// Reads the peak and RSS now into the report's rows of `scenario` (`n` agents stormed).
+    fn report(&self, r: &mut Report, scenario: &str, server: &ServerProc, n: usize) {
+        let peak = server.peak_rss_kib().max(self.before_kib);
+        let after = server.rss_kib();
+        r.metric(
+            scenario,
+            "server RSS before the storm",
+            mib(self.before_kib),
+            2,
+            "MiB",
+            None,
+        );
+        r.metric(
+            scenario,
+            "server peak RSS during the storm (VmHWM after clear_refs)",
+            mib(peak),
+            2,
+            "MiB",
+            None,
+        );
+        r.metric(
+            scenario,
+            "peak over before, per agent",
+            (peak - self.before_kib) as f64 / n.max(1) as f64,
+            2,
+            "KiB",
+            None,
+        );
+        r.metric(
+            scenario,
+            "server RSS after the storm",
+            mib(after),
+            2,
+            "MiB",
+            None,
+        );
+    }
+}
 
 /// (c) reconnect storm: every agent drops its connection and reconnects at once.
 pub(crate) fn reconnect(
@@ -57,6 +111,7 @@ pub(crate) fn reconnect(
     let cpu0 = server.cpu_ticks();
     let own = format!("/proc/{}/stat", std::process::id());
     let own0 = server::cpu_ticks(&own);
+    let memory = StormMemory::start(server)?;
     fleet.drop_connections();
     let t0 = Instant::now();
     fleet.checkin_all_now(t0);
@@ -78,6 +133,7 @@ pub(crate) fn reconnect(
     // Let the reconnected agents park again before the counters are read.
     fleet.run_until(Instant::now() + Duration::from_secs(5), |_, _| false);
     let stats = take_stats(fleet);
+    memory.report(run.report, "reconnect", server, n);
     let rate = times.len() as f64 / span.as_secs_f64().max(1e-9);
     let peak = stats::peak_per_second(&mut times);
     let r = &mut *run.report;
@@ -222,6 +278,7 @@ pub(crate) fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
     );
     let target = run.target(&server)?;
     let mut fleet = Fleet::new(n, target, run.behaviour(true)).map_err(|e| e.to_string())?;
+    let memory = StormMemory::start(&server)?;
     let cpu0 = server.cpu_ticks();
     let t0 = Instant::now();
     fleet.enroll_storm(t0);
@@ -286,6 +343,7 @@ pub(crate) fn enroll_storm(run: &mut Run<'_>) -> Result<(), String> {
         None,
     );
     r.metric("enroll", "server CPU", cpu, 0, "% of one core", None);
+    memory.report(r, "enroll", &server, n);
     if !done {
         r.notes.push(format!(
             "enroll: {} of {n} agents enrolled before the deadline",
