@@ -4,9 +4,13 @@
 //! each cost an Elasticsearch `_authenticate` round trip.
 //!
 //! What it owns:
-//! * the entries: key id → SHA-256 of the secret that was accepted (never the secret), the
-//!   store's answer (`enabled` with the key's metadata, or a disabled marker), and an expiry of
-//!   `ttl - rand[0, jitter)` (Fleet Server's `ttl_api_key` 15 min, `jitter_api_key` 5 min);
+//! * the entries: key id → SHA-256 of the secret that was accepted (never the secret), whether
+//!   the store answered the key enabled or disabled, and an expiry of `ttl - rand[0, jitter)`
+//!   (Fleet Server's `ttl_api_key` 15 min, `jitter_api_key` 5 min). The key's name and
+//!   metadata are not kept, and answers through the cache (hit or miss alike) carry only the
+//!   id and `enabled`: every caller of `authenticate` (`ops::authenticate`, OpAMP, artifacts,
+//!   enroll, the agent requests) asks only whether the key is enabled, and the metadata copy
+//!   was ~630 bytes of every parked agent's memory (issue 21);
 //! * a hit only when the presented secret hashes to the stored digest; unknown keys, wrong
 //!   secrets and store errors are never cached (a 401 or a 503 must not stick);
 //! * eviction at once of the ids invalidated through it ([`Layer::invalidate_api_keys`],
@@ -78,18 +82,19 @@ fn digest(secret: &str) -> Digest {
 struct Entry {
     /// SHA-256 of the secret the store accepted.
     digest: Digest,
-    /// The store's answer (`enabled: false` is the disabled marker).
-    info: ApiKeyInfo,
+    /// The store's answer: enabled, or the disabled marker.
+    enabled: bool,
     expires: Instant,
     /// Matches the entry's record in `State::order` (older records for the id are stale).
     stamp: u64,
 }
 
 struct State {
-    entries: HashMap<String, Entry>,
+    /// Keyed by the id, whose one allocation the entry's record in `order` shares.
+    entries: HashMap<Arc<str>, Entry>,
     /// Insertion order, oldest first: `(id, stamp)`; a record whose stamp is not its entry's
     /// (replaced or removed since) is stale and skipped.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
     next_stamp: u64,
     /// Bumped by every invalidation: an answer fetched across one is not kept.
     epoch: u64,
@@ -111,13 +116,15 @@ impl State {
         }
     }
 
-    fn lookup(&mut self, id: &str, digest: &Digest, now: Instant) -> Option<ApiKeyInfo> {
+    /// The cached `enabled` of the key, when its entry is fresh and `digest` is the accepted
+    /// secret's.
+    fn lookup(&mut self, id: &str, digest: &Digest, now: Instant) -> Option<bool> {
         let entry = self.entries.get(id)?;
         if entry.expires <= now {
             self.entries.remove(id);
             return None;
         }
-        (entry.digest == *digest).then(|| entry.info.clone())
+        (entry.digest == *digest).then_some(entry.enabled)
     }
 
     fn random(&mut self) -> u64 {
@@ -139,9 +146,9 @@ impl State {
 
     fn insert(
         &mut self,
-        id: String,
+        id: &str,
         digest: Digest,
-        info: ApiKeyInfo,
+        enabled: bool,
         now: Instant,
         settings: &AuthCacheSettings,
     ) {
@@ -152,17 +159,18 @@ impl State {
         let Some(expires) = now.checked_add(ttl) else {
             return;
         };
-        if !self.entries.contains_key(&id) {
+        if !self.entries.contains_key(id) {
             self.make_room(now, settings.max_entries);
         }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.inserts_since_sweep = self.inserts_since_sweep.saturating_add(1);
+        let id: Arc<str> = Arc::from(id);
         self.entries.insert(
-            id.clone(),
+            Arc::clone(&id),
             Entry {
                 digest,
-                info,
+                enabled,
                 expires,
                 stamp,
             },
@@ -200,7 +208,7 @@ impl State {
     fn evict(&mut self, ids: &[String]) {
         self.epoch += 1;
         for id in ids {
-            self.entries.remove(id);
+            self.entries.remove(id.as_str());
         }
     }
 }
@@ -251,6 +259,17 @@ impl CachedAuth {
     }
 }
 
+/// What the cache answers for a key it accepts: the id and `enabled`, the same whether the
+/// answer came from an entry or from the store (name and metadata are not kept; module doc).
+fn answer(key: &ApiKey, enabled: bool) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: key.id.clone(),
+        name: String::new(),
+        enabled,
+        metadata: serde_json::Value::Null,
+    }
+}
+
 fn seed() -> u64 {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
@@ -272,22 +291,22 @@ impl Layer for CachedAuth {
         let digest = digest(&key.secret);
         let epoch = {
             let mut state = self.lock();
-            if let Some(info) = state.lookup(&key.id, &digest, (self.clock)()) {
-                return Ok(Some(info));
+            if let Some(enabled) = state.lookup(&key.id, &digest, (self.clock)()) {
+                return Ok(Some(answer(key, enabled)));
             }
             state.epoch
         };
         // Errors and unknown keys (or wrong secrets) pass through and are not kept; a wrong
         // secret leaves the entry of the right one in place.
-        let answer = self.inner.authenticate(key)?;
-        if let Some(info) = &answer {
-            let mut state = self.lock();
-            if state.epoch == epoch {
-                let now = (self.clock)();
-                state.insert(key.id.clone(), digest, info.clone(), now, &self.settings);
-            }
+        let Some(info) = self.inner.authenticate(key)? else {
+            return Ok(None);
+        };
+        let mut state = self.lock();
+        if state.epoch == epoch {
+            let now = (self.clock)();
+            state.insert(&key.id, digest, info.enabled, now, &self.settings);
         }
-        Ok(answer)
+        Ok(Some(answer(key, info.enabled)))
     }
 
     fn invalidate_api_keys(&self, ids: &[String]) -> Result<(), StoreError> {
@@ -405,8 +424,44 @@ mod tests {
             assert_eq!(f.auth(&key).unwrap(), first);
         }
         assert_eq!(f.store.calls(), 1, "served from the cache");
-        assert_eq!(first.metadata["agent_id"], "a1", "with the key's metadata");
         assert!(first.enabled);
+        assert_eq!(first.id, key.id);
+    }
+
+    #[test]
+    fn answers_carry_the_id_and_enabled_only() {
+        // What every caller reads; the key's name and metadata are not kept (issue 21).
+        let f = fixture(60, 0, 10);
+        let key = f.key("a1");
+        let stored = Store::authenticate(&*f.store.inner, &key).unwrap().unwrap();
+        assert_eq!(
+            stored.metadata["agent_id"], "a1",
+            "the store has the metadata"
+        );
+        let miss = Store::authenticate(&*f.cache, &key).unwrap().unwrap();
+        let hit = Store::authenticate(&*f.cache, &key).unwrap().unwrap();
+        assert_eq!(miss, hit, "a hit answers as the miss did");
+        assert_eq!(
+            hit,
+            ApiKeyInfo {
+                id: key.id.clone(),
+                name: String::new(),
+                enabled: true,
+                metadata: serde_json::Value::Null,
+            }
+        );
+        f.store
+            .inner
+            .invalidate_api_keys(std::slice::from_ref(&key.id))
+            .unwrap();
+        f.at(61);
+        let disabled = Store::authenticate(&*f.cache, &key).unwrap().unwrap();
+        assert!(!disabled.enabled, "the disabled marker: {disabled:?}");
+        assert_eq!(
+            Store::authenticate(&*f.cache, &key).unwrap().unwrap(),
+            disabled
+        );
+        assert_eq!(f.store.calls(), 3, "two misses, two hits");
     }
 
     #[test]
@@ -429,7 +484,7 @@ mod tests {
             "and leaves the right secret's entry in place"
         );
         let state = f.cache.lock();
-        let entry = &state.entries[&key.id];
+        let entry = &state.entries[key.id.as_str()];
         assert_eq!(entry.digest, digest(&key.secret));
         assert_ne!(
             &entry.digest[..],

@@ -157,6 +157,8 @@ mod tests {
     struct Over<L> {
         layer: L,
         seeds: Arc<MemoryStore>,
+        /// What `TestStore::answers_key_metadata` says.
+        key_metadata: bool,
     }
 
     struct Nothing(Arc<MemoryStore>);
@@ -189,6 +191,9 @@ mod tests {
         fn agent_document(&self, id: &str) -> Option<Map<String, Value>> {
             self.seeds.agent_document(id)
         }
+        fn answers_key_metadata(&self) -> bool {
+            self.key_metadata
+        }
     }
 
     #[test]
@@ -198,6 +203,7 @@ mod tests {
             Box::new(Over {
                 layer: Nothing(Arc::clone(&seeds)),
                 seeds,
+                key_metadata: true,
             }) as Box<dyn TestStore>
         });
     }
@@ -213,6 +219,7 @@ mod tests {
             Box::new(Over {
                 layer: cache,
                 seeds,
+                key_metadata: false,
             }) as Box<dyn TestStore>
         });
     }

@@ -215,7 +215,9 @@ pub trait Store: Send + Sync {
         None
     }
 
-    /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401).
+    /// Checks an API key. `Ok(None)`: unknown key or wrong secret (→ 401). Through the API-key
+    /// cache (`auth_cache`) the answer carries only the id and `enabled` (name and metadata
+    /// empty): that is all its callers read.
     fn authenticate(&self, key: &ApiKey) -> Result<Option<ApiKeyInfo>, StoreError>;
     /// Creates an API key.
     fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;

@@ -138,9 +138,11 @@ pub struct Waiter {
     pub revision: i64,
     /// Position in the action sequence: live actions at or below it were already delivered.
     pub position: i64,
-    /// Output name → what the agent document says of its key, so a new revision with unchanged
-    /// permissions (and remote cluster) is rendered without a store round trip.
-    pub keys: BTreeMap<String, KnownKey>,
+    /// Output name and what the agent document says of its key, so a new revision with
+    /// unchanged permissions (and remote cluster) is rendered without a store round trip. A
+    /// boxed slice (one allocation of 96 bytes an output, usually one): a `BTreeMap` node of
+    /// `(String, KnownKey)` is about 1,070 bytes however few keys it holds (issue 21).
+    pub keys: Box<[(String, KnownKey)]>,
     /// The checkin-state members a refresh of the parked checkin writes again
     /// (`CheckinStart::repeat`).
     pub repeat: Repeat,
@@ -180,16 +182,18 @@ impl Waiter {
         policy
             .es_outputs
             .iter()
-            .map(|o| match self.keys.get(&o.name) {
-                Some(k)
-                    if !k.api_key.is_empty()
-                        && k.permissions_hash == o.hash
-                        && k.remote_config_hash == o.remote_config_hash() =>
-                {
-                    Some((o.name.clone(), k.api_key.clone()))
-                }
-                _ => None,
-            })
+            .map(
+                |o| match self.keys.iter().find(|(name, _)| *name == o.name) {
+                    Some((_, k))
+                        if !k.api_key.is_empty()
+                            && k.permissions_hash == o.hash
+                            && k.remote_config_hash == o.remote_config_hash() =>
+                    {
+                        Some((o.name.clone(), k.api_key.clone()))
+                    }
+                    _ => None,
+                },
+            )
             .collect()
     }
 
@@ -493,7 +497,7 @@ mod tests {
             policy_id: p.into(),
             revision: r,
             position: -1,
-            keys: BTreeMap::new(),
+            keys: Box::default(),
             repeat: Repeat::default(),
         };
         assert_eq!(w.park(1, waiter("a1", "p", 1)), None);

@@ -55,8 +55,13 @@ use schema::SchemaProblem;
 pub use committer::CommitStats;
 pub use error::LocalError;
 
-/// redb's page cache: a bound, not an allocation. Small, for single-board computers.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// redb's page cache (read cache plus write buffer): a bound, not an allocation. It fills with
+/// the agent pages the store reads and writes, about 2.2 KB per enrolled agent, until the bound:
+/// at 32 MiB that was the largest item of a parked agent's RSS up to ~15,000 agents (issue 21).
+/// Pages it does not hold are read from the kernel's page cache (a `pread` each, outside this
+/// process's RSS); `cargo bench -p loadgen --bench ack` and `--bench store` measure what that
+/// costs the ack and checkin paths (README, issue 21).
+const CACHE_BYTES: usize = 1024 * 1024;
 
 /// The data dir's directory of Elastic Defend artifacts: `<identifier>/<decoded_sha256>.json`,
 /// each a `.fleet-artifacts` document as Kibana writes it.
