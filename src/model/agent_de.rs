@@ -1,11 +1,10 @@
-//! Reading an [`Agent`] document without serde's `flatten`: the derived reader of a struct with
-//! a flattened map first copies the whole document into serde's private buffer (`Content`) and
-//! then reads every member again from that copy, so each agent read (every checkin and ack
-//! authenticates by reading its agent) paid for the document twice, nested `local_metadata` and
-//! `components` included. This reader visits the members once: known names go to their fields,
-//! any other member to `other`, exactly as the derived reader did (missing members take their
+//! Reading an [`Agent`] document by hand instead of serde's derived reader (which, for a struct
+//! with a flattened map, buffers the whole document first): known names go to their fields, any
+//! other member to `other`, exactly as the derived reader did (missing members take their
 //! defaults, a repeated known member is an error, a repeated unknown one keeps the last value;
-//! `id` is not a member of the source and lands in `other` like any unknown name).
+//! `id` is not a member of the source and lands in `other` like any unknown name). A full read
+//! costs what the derived one did (19.9 vs 20.2 µs for a 1.9 KB document, `cargo bench -p
+//! loadgen --bench ack`); what it adds is the partial read below (5.1 µs for an ack).
 //!
 //! [`Agent::from_source_without`] reads a part of the document for a request that needs no
 //! more: the members it names (and, if asked, the members this server does not interpret) are
