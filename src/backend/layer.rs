@@ -66,6 +66,9 @@ impl<L: Layer> Store for L {
     fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner().agent_for_request(id)
     }
+    fn agent_for_ack(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.inner().agent_for_ack(id)
+    }
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError> {
         self.inner().agent_by_enrollment_id(enrollment_id)
     }

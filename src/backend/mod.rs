@@ -243,6 +243,13 @@ pub trait Store: Send + Sync {
     fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         self.agent(id)
     }
+    /// Reads an agent to authenticate and apply one of its acks: what [`Store::agent_for_request`]
+    /// reads, less the members an ack never uses (`local_metadata`, `components`,
+    /// `user_provided_metadata`, members this server does not interpret), which are most of a
+    /// document's bytes. Stores that cannot leave them out read as `agent_for_request` does.
+    fn agent_for_ack(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.agent_for_request(id)
+    }
     /// The agent enrolled with this `enrollment_id` (§2.3 dedupe), after making recent writes
     /// visible to search.
     fn agent_by_enrollment_id(&self, enrollment_id: &str) -> Result<Option<Agent>, StoreError>;

@@ -65,8 +65,10 @@ pub struct OutputKey {
     pub to_retire_api_key_ids: Vec<RetiredKey>,
 }
 
-/// One agent document. `id` is the document `_id` (not stored in the source).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// One agent document. `id` is the document `_id` (not stored in the source). Read by a
+/// hand-written reader (`agent_de.rs`) that visits the members once; the `serde` attributes
+/// below describe how it is written, and the reader keeps them (defaults, `type`, `other`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Agent {
     /// Document id.
     #[serde(skip)]

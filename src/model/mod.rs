@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod agent;
+mod agent_de;
 pub mod agent_status;
 pub mod agent_summary;
 pub mod artifact;

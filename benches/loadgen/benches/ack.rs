@@ -20,7 +20,8 @@ use fleet_edge::backend::remote::{Connect, ConnectError, KeyCluster, RemoteClust
 use fleet_edge::backend::{deferred, ApiKey, NewApiKey, Store};
 use fleet_edge::model::{Agent, AgentInfo};
 use fleet_edge::transform::remote::RemoteEs;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
 /// No remote cluster is used by these agents' outputs.
 struct NoRemotes;
@@ -159,10 +160,112 @@ fn main() {
     round("policy acks, cold key cache");
     round("policy acks, warm key cache");
     round("policy acks, warm key cache (again)");
+    decode_cases(&fleet[0].0, &fleet[0].1);
     let check = local
         .agent(&fleet[0].0)
         .expect("read")
         .expect("agent exists");
     assert_eq!(check.policy_revision_idx, revision);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `Agent` as serde's derive read it before `model/agent_de.rs`: the same members, the
+/// uninterpreted ones in a flattened map (which makes serde buffer the whole document first).
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct DerivedAgent {
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    access_api_key_id: String,
+    #[serde(default)]
+    action_seq_no: Option<Vec<i64>>,
+    #[serde(default)]
+    agent: Option<AgentInfo>,
+    #[serde(default, rename = "type")]
+    agent_type: String,
+    #[serde(default)]
+    enrolled_at: String,
+    #[serde(default)]
+    enrollment_id: String,
+    #[serde(default)]
+    local_metadata: Option<Value>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    policy_id: String,
+    #[serde(default)]
+    policy_base_id: String,
+    #[serde(default)]
+    policy_revision_idx: i64,
+    #[serde(default)]
+    agent_policy_id: String,
+    #[serde(default)]
+    replace_token: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    outputs: std::collections::BTreeMap<String, fleet_edge::model::OutputKey>,
+    #[serde(default)]
+    last_checkin: String,
+    #[serde(default)]
+    last_checkin_status: String,
+    #[serde(default)]
+    last_checkin_message: String,
+    #[serde(default)]
+    components: Option<Value>,
+    #[serde(default)]
+    unenrolled_at: String,
+    #[serde(default)]
+    upgrade_details: Option<Value>,
+    #[serde(default)]
+    audit_unenrolled_reason: String,
+    #[serde(default)]
+    user_provided_metadata: Option<Value>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+/// Reading one agent document as the benchmark's agents leave it, after a checkin with four
+/// components: the reader before `agent_de.rs`, today's full read, and the ack's read.
+fn decode_cases(id: &str, key: &ApiKey) {
+    let mut doc = agent(0, key);
+    doc.components = Some(json!((0..4).map(|i| json!({"id": format!("filestream-default-{i}"),
+        "type": "filestream", "status": "HEALTHY", "message": format!("Healthy: communicating with pid '{i}'"),
+        "units": [{"id": format!("filestream-default-{i}-unit"), "type": "input", "status": "HEALTHY", "message": "Healthy"}]})).collect::<Vec<_>>()));
+    doc.id = id.to_owned();
+    let bytes = serde_json::to_vec(&doc).expect("agent source");
+    let time = |name: &str, f: &dyn Fn() -> bool| {
+        let n = 20_000;
+        let started = Instant::now();
+        let mut ok = 0;
+        for _ in 0..n {
+            ok += usize::from(std::hint::black_box(f()));
+        }
+        assert_eq!(ok, n);
+        let ns = started.elapsed().as_nanos() as f64 / n as f64;
+        println!("| {name} ({} bytes) | {:.1} µs |", bytes.len(), ns / 1000.0);
+    };
+    println!();
+    println!("| reading one agent document | µs |");
+    println!("|---|---|");
+    time("derived reader with a flattened map (before)", &|| {
+        serde_json::from_slice::<DerivedAgent>(&bytes).is_ok()
+    });
+    time("`Agent` reader (checkin)", &|| {
+        Agent::from_source_without(&bytes, &["last_checkin_message"], true).is_ok()
+    });
+    time("`Agent` reader for an ack", &|| {
+        Agent::from_source_without(
+            &bytes,
+            &[
+                "last_checkin_message",
+                "local_metadata",
+                "components",
+                "user_provided_metadata",
+            ],
+            false,
+        )
+        .is_ok()
+    });
 }

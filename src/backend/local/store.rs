@@ -69,6 +69,30 @@ fn change_agent(
     Ok(())
 }
 
+impl LocalStore {
+    /// Reads agent `id` without the members named (and without the members this server does not
+    /// interpret unless `keep_other`): `Agent::from_source_without`.
+    fn agent_without(
+        &self,
+        id: &str,
+        members: &'static [&'static str],
+        keep_other: bool,
+    ) -> Result<Option<Agent>, StoreError> {
+        self.read(|txn| {
+            let agents = table(txn, AGENTS)?;
+            match agents.get(id).map_err(unavailable)? {
+                Some(bytes) => {
+                    let mut agent = Agent::from_source_without(bytes.value(), members, keep_other)
+                        .map_err(|e| super::error::bad_document(&format!("agent {id}"), e))?;
+                    agent.id = id.to_owned();
+                    Ok(Some(agent))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+}
+
 /// Reads a counter of `meta`.
 pub(super) fn counter(
     meta: &impl ReadableTable<&'static str, i64>,
@@ -217,6 +241,23 @@ impl Store for LocalStore {
                 None => Ok(None),
             }
         })
+    }
+
+    fn agent_for_request(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.agent_without(id, &["last_checkin_message"], true)
+    }
+
+    fn agent_for_ack(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.agent_without(
+            id,
+            &[
+                "last_checkin_message",
+                "local_metadata",
+                "components",
+                "user_provided_metadata",
+            ],
+            false,
+        )
     }
 
     /// A scan of the agents table: enrollment ids are rare (agents do not send them today) and

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::transform::ack_event::{Event, RawEvent, View};
 
-use super::authenticate_agent;
+use super::authenticate_agent_for_ack;
 use super::outputs::{invalidate_keys, is_stale};
 use crate::backend::remote::{KeyCluster, RemoteClusters};
 use crate::backend::OpError;
@@ -50,7 +50,7 @@ pub fn ack(
     input: &AckInput,
     now: SystemTime,
 ) -> Result<AckOutcome, OpError> {
-    let agent = authenticate_agent(store, &input.key, &input.agent_id)?;
+    let agent = authenticate_agent_for_ack(store, &input.key, &input.agent_id)?;
     let events = input.body.as_ref().map_err(OpError::clone)?;
     let mut items: Vec<(u16, String)> = Vec::with_capacity(events.len());
     let mut policy_events: Vec<(usize, String, i64)> = Vec::new();

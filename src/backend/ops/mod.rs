@@ -42,19 +42,40 @@ pub fn authenticate_agent(
     key: &ApiKey,
     agent_id: &str,
 ) -> Result<Agent, OpError> {
+    authenticate_agent_read(store, key, agent_id, |store, id| {
+        store.agent_for_request(id)
+    })
+}
+
+/// [`authenticate_agent`] for an ack: the agent is read without the members an ack never uses
+/// ([`Store::agent_for_ack`]); the checks and their answers are the same.
+pub fn authenticate_agent_for_ack(
+    store: &dyn Store,
+    key: &ApiKey,
+    agent_id: &str,
+) -> Result<Agent, OpError> {
+    authenticate_agent_read(store, key, agent_id, |store, id| store.agent_for_ack(id))
+}
+
+fn authenticate_agent_read(
+    store: &dyn Store,
+    key: &ApiKey,
+    agent_id: &str,
+    read: impl Fn(&dyn Store, &str) -> Result<Option<Agent>, StoreError>,
+) -> Result<Agent, OpError> {
     if let Err(err) = authenticate(store, key) {
         // The access key of an unenrolled agent (disabled, or unknown to Elasticsearch once
         // invalidated) answers as Go's key cache makes it answer: the agent is inactive. Key ids
         // are not secrets (they are in every agent document); nothing else is revealed.
         if matches!(err, OpError::Unauthorized(_)) {
-            let agent = store.agent_for_request(agent_id).map_err(OpError::from)?;
+            let agent = read(store, agent_id).map_err(OpError::from)?;
             if agent.is_some_and(|a| a.access_api_key_id == key.id && !a.active) {
                 return Err(OpError::AgentInactive);
             }
         }
         return Err(err);
     }
-    let agent = store.agent_for_request(agent_id).map_err(OpError::from)?;
+    let agent = read(store, agent_id).map_err(OpError::from)?;
     let Some(agent) = agent.filter(|a| a.access_api_key_id == key.id) else {
         return Err(OpError::AgentIdentity);
     };
