@@ -27,7 +27,8 @@ use crate::fleet::{Behaviour, Fleet};
 use crate::report::Goal;
 use crate::scenarios::Run;
 use crate::server::{ServerProc, TempDir};
-use crate::stats::{percentile, Kind, Stats};
+use crate::stats::{percentile, Answer, Kind, Stats};
+use crate::tcpstat::TcpCounters;
 
 const FS_POLICY: &str = "fleet-server-policy";
 const AGENT_POLICY: &str = "outage-policy";
@@ -218,13 +219,13 @@ fn summarise(name: &'static str, fault: Fault, stats: &Stats) -> PhaseRow {
     let mut by_status = BTreeMap::new();
     let mut all: Vec<u64> = Vec::new();
     let (mut max_checkin, mut max_other) = (0u64, 0u64);
-    for (kind, status, us) in &stats.answers {
-        *by_status.entry(*status).or_default() += 1;
-        all.push(*us);
-        if *kind == Kind::Checkin {
-            max_checkin = max_checkin.max(*us);
+    for a in &stats.answers {
+        *by_status.entry(a.status).or_default() += 1;
+        all.push(a.total_us);
+        if a.kind == Kind::Checkin {
+            max_checkin = max_checkin.max(a.total_us);
         } else {
-            max_other = max_other.max(*us);
+            max_other = max_other.max(a.total_us);
         }
     }
     let no_answer = stats
@@ -250,6 +251,98 @@ fn summarise(name: &'static str, fault: Fault, stats: &Stats) -> PhaseRow {
         lost: 0,
         healthy_after: None,
     }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.0}", us as f64 / 1000.0)
+}
+
+/// One row of the split table: the maxima of each part of the answer time, the loop's own
+/// stalls, and the machine's TCP counters over the phase.
+fn split_row(name: &str, stats: &Stats, tcp: &[(String, i64)]) -> String {
+    let max = |f: &dyn Fn(&Answer) -> Option<u64>| stats.answers.iter().filter_map(f).max();
+    let opt = |v: Option<u64>| v.map_or("–".to_owned(), ms);
+    let checkin = |a: &Answer| a.kind == Kind::Checkin;
+    let counters = if tcp.is_empty() {
+        "none".to_owned()
+    } else {
+        tcp.iter()
+            .map(|(name, d)| format!("{name} {d:+}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {counters} |\n",
+        opt(max(&|a| a.connect_us)),
+        opt(max(&|a| a.tls_us)),
+        opt(max(&|a| checkin(a).then_some(a.request_us))),
+        opt(max(&|a| (!checkin(a)).then_some(a.request_us))),
+        stats
+            .answers
+            .iter()
+            .filter(|a| a.connect_us.is_some())
+            .count(),
+        ms(micros_of(stats.loop_max_busy)),
+        stats.loop_slow,
+        ms(micros_of(stats.loop_max_gap)),
+        stats.answers.iter().filter(|a| a.unread_us > 0).count(),
+        ms(micros_of(stats.timer_max_late)),
+        stats
+            .answers
+            .iter()
+            .filter(|a| a.connect_us.is_some_and(|c| c >= 500_000))
+            .count(),
+    )
+}
+
+fn micros_of(d: Duration) -> u64 {
+    crate::stats::micros(d)
+}
+
+/// The answers of a phase closest to (or over) their bound, with where their time went.
+fn slowest(name: &str, stats: &Stats, checkin_bound_us: u64, other_bound_us: u64) -> String {
+    let mut v: Vec<&Answer> = stats.answers.iter().collect();
+    let over = |a: &Answer| {
+        let bound = if a.kind == Kind::Checkin {
+            checkin_bound_us
+        } else {
+            other_bound_us
+        };
+        a.total_us as i64 - bound as i64
+    };
+    v.sort_by_key(|a| std::cmp::Reverse(over(a)));
+    let mut out = String::new();
+    for a in v.into_iter().take(4) {
+        let conn = match (a.connect_us, a.tls_us) {
+            (Some(c), t) => format!(
+                "new connection: connect {} + TLS {} + ",
+                ms(c),
+                t.map_or("–".into(), ms)
+            ),
+            (None, _) => "reused connection: ".to_owned(),
+        };
+        let before = a
+            .total_us
+            .saturating_sub(a.request_us + a.connect_us.unwrap_or(0) + a.tls_us.unwrap_or(0));
+        out.push_str(&format!(
+            "- {name}: {} {} in {} ms = {conn}other {} + request→answer {} (port {}){}\n",
+            a.kind.name(),
+            a.status,
+            ms(a.total_us),
+            ms(before),
+            ms(a.request_us),
+            a.port,
+            if a.unread_us > 0 {
+                format!(
+                    "; read as the loop resumed after a stop: up to {} ms of it unread",
+                    ms(a.unread_us)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
 }
 
 fn policy_data(id: &str, es_url: &str, fleet_server: bool) -> Value {
@@ -393,6 +486,7 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
     ];
     let mut rows = Vec::new();
     let mut previous_end: Option<Instant> = None;
+    let (mut split_rows, mut slow_lines) = (String::new(), String::new());
     for (name, fault) in phases {
         // A new revision and a SETTINGS action for every agent before the fault: the phase
         // has a rollout, output-key work, and acks whose results must reach Elasticsearch.
@@ -408,6 +502,7 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
                 .push(format!("{name}: no SETTINGS action ({err:?})"));
         }
         let acked_before = fleet.acked_log.len();
+        let tcp_before = TcpCounters::read();
         apply(&ctl, fault)?;
         let start = Instant::now();
         fleet.run_until(start + opts.outage_phase, |_, _| false);
@@ -424,6 +519,14 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
             });
         }
         let stats = std::mem::take(&mut fleet.stats);
+        let tcp = TcpCounters::read().delta_since(&tcp_before);
+        split_rows.push_str(&split_row(name, &stats, &tcp));
+        slow_lines.push_str(&slowest(
+            name,
+            &stats,
+            crate::stats::micros(opts.outage_long_poll),
+            crate::stats::micros(opts.backend_timeout),
+        ));
         let mut row = summarise(name, fault, &stats);
         row.acked = fleet.acked_log[acked_before..]
             .iter()
@@ -559,6 +662,17 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
         opts.outage_long_poll,
         opts.agent_timeout,
         opts.backoff_scale
+    ));
+    report.sections.push(format!(
+        "Where the answer time went (the load generator's clock, instants taken where the bytes move; maxima per phase; ms). \
+         Connect: connect(2) until the loop saw the connection established; TLS: until the read that brought the server's Finished; \
+         request→answer: the request's last byte written until the response's last byte read. Loop: the load generator's own longest \
+         iteration (poll return to next poll), iterations over 50 ms, and the longest it was not running at all (the scenario seeding or \
+         switching faults between two runs of the loop); timers: the latest a scheduled request or timeout fired. \
+         TCP counters are the kernel's, machine-wide (every process on the box, other builds and tests included), over the phase:\n\n\
+         | phase | connect | TLS | checkin request→answer | enroll/ack request→answer | new connections | loop max | loop > 50 ms | loop stopped | answers read as it resumed | timers late | connects ≥ 500 ms | TCP counters (machine-wide) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n{split_rows}\n\
+         The answers closest to or over their bound (checkins: long poll; the rest: backend timeout), per phase:\n\n{slow_lines}"
     ));
     run.server_notes("outage", &mut server);
     server.stop(Duration::from_secs(15));
