@@ -3,9 +3,12 @@
 //! enrolled and parked, then five phases: Elasticsearch **down**, **slow** (+3 s a response),
 //! a **429 burst** and a **503 burst** (every request refused for the phase), and **recovery**.
 //! A new policy revision is written before each phase, so every phase sees checkins, output-key
-//! work and acks. Per phase: answers 200 / 503 / 401 / other, requests with **no answer**
-//! within the agent's timeout (timeouts, resets, closes), p50 / p99 / max answer time (checkins
-//! and the rest apart), acks answered in the phase whose result is missing from
+//! work and acks; the seeding and fault switching run on a thread of their own while the
+//! agents' loop keeps reading (a phase's counts include its seeding second). Per phase: answers
+//! 200 / 503 / 401 / other, requests with **no answer** within the agent's timeout (timeouts,
+//! resets, closes), p50 / p99 / max answer time (checkins and the rest apart), where the answer
+//! time went (connect, TLS, request→answer; the loop's own stalls; the machine's TCP
+//! counters), acks answered in the phase whose result is missing from
 //! `.fleet-actions-results` afterwards; for recovery also how long `/api/status` took to say
 //! HEALTHY again. Faults go through the stand-in's control listener, which stays up while it
 //! is "down".
@@ -345,6 +348,25 @@ fn slowest(name: &str, stats: &Stats, checkin_bound_us: u64, other_bound_us: u64
     out
 }
 
+/// Runs `work` (seeding, switching faults: blocking calls to the stand-in) on a thread of its
+/// own while the agents' loop keeps running. A loop stopped for it would read the answers that
+/// arrived meanwhile only when it resumed, and count that wait against the server: with the
+/// seeding of a phase taking about a second, an answer the server sent at its deadline was
+/// counted up to a second past it.
+fn while_running<T: Send>(fleet: &mut Fleet, work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(work);
+        while !handle.is_finished() {
+            fleet.run_until(Instant::now() + Duration::from_secs(60), |_, _| {
+                handle.is_finished()
+            });
+        }
+        handle
+            .join()
+            .map_err(|_| "the seeding thread panicked".to_owned())
+    })
+}
+
 fn policy_data(id: &str, es_url: &str, fleet_server: bool) -> Value {
     let inputs = if fleet_server {
         json!([{"id": "fleet_server-outage", "type": "fleet-server", "use_output": "default",
@@ -490,23 +512,27 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
     for (name, fault) in phases {
         // A new revision and a SETTINGS action for every agent before the fault: the phase
         // has a rollout, output-key work, and acks whose results must reach Elasticsearch.
-        if let Err(err) = seed.new_revision(AGENT_POLICY) {
+        if let Err(err) = while_running(&mut fleet, || seed.new_revision(AGENT_POLICY))? {
             run.report
                 .notes
                 .push(format!("{name}: no new revision ({err:?})"));
         }
-        let ids: Vec<&str> = fleet.agents.iter().map(|a| a.id.as_str()).collect();
-        if let Err(err) = seed.action("SETTINGS", &ids, json!({"log_level": "info"})) {
+        let ids: Vec<String> = fleet.agents.iter().map(|a| a.id.clone()).collect();
+        let settings = while_running(&mut fleet, || {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            seed.action("SETTINGS", &ids, json!({"log_level": "info"}))
+        })?;
+        if let Err(err) = settings {
             run.report
                 .notes
                 .push(format!("{name}: no SETTINGS action ({err:?})"));
         }
         let acked_before = fleet.acked_log.len();
         let tcp_before = TcpCounters::read();
-        apply(&ctl, fault)?;
+        while_running(&mut fleet, || apply(&ctl, fault))??;
         let start = Instant::now();
         fleet.run_until(start + opts.outage_phase, |_, _| false);
-        clear(&ctl, fault)?;
+        while_running(&mut fleet, || clear(&ctl, fault))??;
         let end = Instant::now();
         if matches!(fault, Fault::None) {
             // Recovery: let every agent reach the newest revision and ack it.
