@@ -580,6 +580,18 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
         let count = |s: u16| row.by_status.get(&s).copied().unwrap_or(0);
         let total: u64 = row.by_status.values().sum();
         let other = total - count(200) - count(503) - count(401);
+        // Which statuses the "other" answers had, e.g. `151 (429 ×151)`.
+        let other_codes: Vec<String> = row
+            .by_status
+            .iter()
+            .filter(|(s, _)| ![200, 503, 401].contains(*s))
+            .map(|(s, n)| format!("{s} ×{n}"))
+            .collect();
+        let other = if other_codes.is_empty() {
+            other.to_string()
+        } else {
+            format!("{other} ({})", other_codes.join(", "))
+        };
         total_no_answer += row.no_answer;
         total_401 += count(401);
         total_lost += row.lost;
