@@ -53,6 +53,8 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
     /// The server said `Connection: close`.
     pub close: bool,
+    /// When the read that brought its last bytes returned (not when the loop got to it).
+    pub arrived_at: Instant,
 }
 
 /// A connection.
@@ -66,8 +68,19 @@ pub struct Conn {
     pub connected: bool,
     /// When connect(2) was called.
     pub opened_at: Instant,
-    /// When the TLS handshake completed (or the TCP connection, in plain mode).
+    /// When the loop saw the TCP connection established (its first writable event).
+    pub connected_at: Option<Instant>,
+    /// When the TLS handshake completed: the read that brought the server's Finished (or the
+    /// TCP connection, in plain mode).
     pub ready_at: Option<Instant>,
+    /// When the last byte of the request in flight went into the socket.
+    pub sent_at: Option<Instant>,
+    /// A request was queued and not all of it written yet.
+    pending_send: bool,
+    /// When the latest read that brought bytes returned.
+    last_read_at: Option<Instant>,
+    /// The local (source) port the kernel chose.
+    pub local_port: u16,
     /// The peer closed its side.
     pub eof: bool,
     /// Bytes of a response have arrived since the last request was written.
@@ -96,6 +109,7 @@ impl Conn {
         tls: Option<(&Arc<rustls::ClientConfig>, &ServerName<'static>)>,
     ) -> Result<Conn, ConnError> {
         let err = |e: io::Error| ConnError::Connect(io_label(&e));
+        let opened_at = Instant::now();
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(err)?;
         socket.set_nonblocking(true).map_err(err)?;
         socket.set_tcp_nodelay(true).map_err(err)?;
@@ -107,6 +121,11 @@ impl Conn {
             Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(err(e)),
         }
+        let local_port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(0, |a| a.port());
         let mut sock = TcpStream::from_std(socket.into());
         let interest = Interest::READABLE | Interest::WRITABLE;
         registry.register(&mut sock, token, interest).map_err(err)?;
@@ -124,8 +143,13 @@ impl Conn {
             rbuf: Vec::new(),
             interest,
             connected: false,
-            opened_at: Instant::now(),
+            opened_at,
+            connected_at: None,
             ready_at: None,
+            sent_at: None,
+            pending_send: false,
+            last_read_at: None,
+            local_port,
             eof: false,
             got_bytes: false,
         })
@@ -139,6 +163,8 @@ impl Conn {
     /// Queues a request (before or after the handshake: rustls holds it until it can send).
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
         self.got_bytes = false;
+        self.sent_at = None;
+        self.pending_send = true;
         match &mut self.tls {
             Some(tls) => tls
                 .writer()
@@ -158,36 +184,36 @@ impl Conn {
 
     /// Does all the I/O the socket allows now; returns an error when the connection is dead.
     /// Afterwards the caller takes complete responses with [`Conn::take_response`].
-    pub fn drive(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        now: Instant,
-    ) -> Result<(), ConnError> {
+    pub fn drive(&mut self, registry: &Registry, token: Token) -> Result<(), ConnError> {
         if !self.connected {
             match self.sock.take_error() {
                 Ok(Some(e)) | Err(e) => return Err(ConnError::Connect(io_label(&e))),
                 Ok(None) => {}
             }
             match self.sock.peer_addr() {
-                Ok(_) => self.connected = true,
+                Ok(_) => {
+                    self.connected = true;
+                    self.connected_at = Some(Instant::now());
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(107) => return Ok(()),
                 Err(e) => return Err(ConnError::Connect(io_label(&e))),
             }
         }
         self.read_all()?;
-        self.write_all()?;
-        if self.ready_at.is_none() {
-            let done = self.tls.as_ref().is_none_or(|t| !t.is_handshaking());
-            if done {
-                self.ready_at = Some(now);
-            }
+        if self.ready_at.is_none() && self.tls.is_none() {
+            self.ready_at = self.connected_at;
         }
+        self.write_all()?;
         let wants_write = match &self.tls {
             Some(tls) => tls.wants_write(),
             None => !self.plain_out.is_empty(),
         };
+        let handshaking = self.tls.as_ref().is_some_and(|t| t.is_handshaking());
+        if self.pending_send && !wants_write && !handshaking {
+            self.pending_send = false;
+            self.sent_at = Some(Instant::now());
+        }
         let interest = if wants_write {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -212,7 +238,7 @@ impl Conn {
                 Some(tls) => {
                     match tls.read_tls(&mut self.sock) {
                         Ok(0) => self.eof = true,
-                        Ok(_) => {}
+                        Ok(_) => self.last_read_at = Some(Instant::now()),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(ConnError::Io(io_label(&e))),
@@ -222,6 +248,9 @@ impl Conn {
                         let _ = tls.write_tls(&mut self.sock);
                         ConnError::Tls(e.to_string())
                     })?;
+                    if self.ready_at.is_none() && !tls.is_handshaking() {
+                        self.ready_at = self.last_read_at;
+                    }
                     if state.plaintext_bytes_to_read() > 0 {
                         self.got_bytes = true;
                         loop {
@@ -240,6 +269,7 @@ impl Conn {
                     Ok(0) => self.eof = true,
                     Ok(n) => {
                         self.got_bytes = true;
+                        self.last_read_at = Some(Instant::now());
                         self.rbuf.extend_from_slice(&scratch[..n]);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -316,6 +346,7 @@ impl Conn {
             status,
             body,
             close,
+            arrived_at: self.last_read_at.unwrap_or_else(Instant::now),
         }))
     }
 }

@@ -29,7 +29,7 @@ use slab::Slab;
 
 use crate::agent::{self, Agent, InFlight, Rng, MAIN, SIDE};
 use crate::client::{Conn, ConnError, HttpResponse};
-use crate::stats::{Kind, Stats};
+use crate::stats::{micros, Answer, Kind, Stats};
 
 /// Where and how the agents connect.
 #[derive(Clone)]
@@ -62,6 +62,15 @@ enum Timer {
     Agent { idx: usize, gen: u64, kind: Kind },
     /// The deadline of request `serial` on connection `slot`.
     Request { slot: usize, serial: u64 },
+}
+
+/// When a connection's request moved (see [`Answer`]).
+struct Timing {
+    opened_at: Instant,
+    connected_at: Option<Instant>,
+    ready_at: Option<Instant>,
+    sent_at: Option<Instant>,
+    port: u16,
 }
 
 struct Entry {
@@ -97,6 +106,11 @@ pub struct Fleet {
     pub peak_conns: usize,
     /// Every action an ack answered as accepted: (agent id, action id).
     pub acked_log: Vec<(String, String)>,
+    /// When the loop last returned to its caller (nothing reads the sockets until it resumes).
+    stopped_at: Option<Instant>,
+    /// While the loop's first iteration after a stop runs: when it stopped and resumed.
+    /// Whatever it reads then may have arrived at any moment in between.
+    resumed_from: Option<(Instant, Instant)>,
 }
 
 impl Fleet {
@@ -126,6 +140,8 @@ impl Fleet {
             newest_revision: 0,
             peak_conns: 0,
             acked_log: Vec::new(),
+            stopped_at: None,
+            resumed_from: None,
         })
     }
 
@@ -231,6 +247,32 @@ impl Fleet {
         deadline: Instant,
         mut done: impl FnMut(&Fleet, Instant) -> bool,
     ) -> bool {
+        let resumed = Instant::now();
+        if let Some(stopped) = self.stopped_at.take() {
+            self.resumed_from = Some((stopped, resumed));
+            let gap = resumed.saturating_duration_since(stopped);
+            self.stats.loop_max_gap = self.stats.loop_max_gap.max(gap);
+        }
+        let done_now = self.run_loop(deadline, &mut done);
+        self.stopped_at = Some(Instant::now());
+        done_now
+    }
+
+    /// For an answer to a request started at `started` and read now: how long its bytes may
+    /// have waited unread because the loop was not running (zero unless this is the first
+    /// iteration after a stop).
+    fn maybe_unread(&self, started: Instant) -> Duration {
+        self.resumed_from
+            .map_or(Duration::ZERO, |(stopped, resumed)| {
+                resumed.saturating_duration_since(stopped.max(started))
+            })
+    }
+
+    fn run_loop(
+        &mut self,
+        deadline: Instant,
+        done: &mut impl FnMut(&Fleet, Instant) -> bool,
+    ) -> bool {
         let mut next_check = Instant::now();
         let mut ready: Vec<usize> = Vec::with_capacity(4096);
         loop {
@@ -262,6 +304,8 @@ impl Fleet {
                 self.drive(slot, now);
             }
             self.fire_timers(now);
+            self.resumed_from = None;
+            self.stats.loop_iteration(now.elapsed());
         }
     }
 
@@ -271,6 +315,8 @@ impl Fleet {
                 break;
             }
             self.timers.pop();
+            let late = now.saturating_duration_since(at);
+            self.stats.timer_max_late = self.stats.timer_max_late.max(late);
             match timer {
                 Timer::Agent { idx, gen, kind } => {
                     let Some(agent) = self.agents.get(idx) else {
@@ -397,9 +443,10 @@ impl Fleet {
             }
         };
         self.agents[idx].conn[lane] = Some(slot);
+        // The agent's clock starts when it sends, which is now, not when the loop woke (`now`).
         self.agents[idx].inflight[lane] = Some(InFlight {
             kind,
-            started: now,
+            started: Instant::now(),
             reused: reuse.is_some(),
             batch,
         });
@@ -461,7 +508,7 @@ impl Fleet {
             return;
         };
         let was_ready = entry.conn.ready_at.is_some();
-        if let Err(e) = entry.conn.drive(registry, Token(slot), now) {
+        if let Err(e) = entry.conn.drive(registry, Token(slot)) {
             return self.fail(slot, e.label(), now);
         }
         if !was_ready {
@@ -482,7 +529,15 @@ impl Fleet {
                     let idx = entry.agent;
                     let lane = entry.lane;
                     let close = resp.close || lane == SIDE;
-                    self.complete(idx, lane, resp, now);
+                    let c = &entry.conn;
+                    let timing = Timing {
+                        opened_at: c.opened_at,
+                        connected_at: c.connected_at,
+                        ready_at: c.ready_at,
+                        sent_at: c.sent_at,
+                        port: c.local_port,
+                    };
+                    self.complete(idx, lane, resp, timing, now);
                     if close {
                         self.close_conn(slot);
                         return;
@@ -602,7 +657,14 @@ impl Fleet {
         }
     }
 
-    fn complete(&mut self, idx: usize, lane: usize, resp: HttpResponse, now: Instant) {
+    fn complete(
+        &mut self,
+        idx: usize,
+        lane: usize,
+        resp: HttpResponse,
+        timing: Timing,
+        now: Instant,
+    ) {
         let Some(inflight) = self
             .agents
             .get_mut(idx)
@@ -610,10 +672,28 @@ impl Fleet {
         else {
             return;
         };
-        let latency = now.saturating_duration_since(inflight.started);
+        let arrived = resp.arrived_at;
+        let latency = arrived.saturating_duration_since(inflight.started);
         let kind = inflight.kind;
         let status = resp.status;
-        self.stats.answered(kind, status, latency);
+        let since =
+            |a: Instant, b: Option<Instant>| b.map(|b| micros(b.saturating_duration_since(a)));
+        let new_conn = !inflight.reused;
+        self.stats.answered(Answer {
+            kind,
+            status,
+            total_us: micros(latency),
+            connect_us: since(timing.opened_at, timing.connected_at).filter(|_| new_conn),
+            tls_us: timing
+                .connected_at
+                .and_then(|c| since(c, timing.ready_at))
+                .filter(|_| new_conn),
+            request_us: micros(
+                arrived.saturating_duration_since(timing.sent_at.unwrap_or(inflight.started)),
+            ),
+            port: timing.port,
+            unread_us: micros(self.maybe_unread(inflight.started)),
+        });
         let outcome = match kind {
             Kind::Enroll if status == 200 => self.enrolled_reply(idx, &resp.body, now),
             Kind::Checkin if status == 200 => self.checkin_reply(idx, &resp.body, now),

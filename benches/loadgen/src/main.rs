@@ -22,6 +22,7 @@ mod scenarios;
 mod server;
 mod stats;
 mod storms;
+mod tcpstat;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

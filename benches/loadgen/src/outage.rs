@@ -3,9 +3,12 @@
 //! enrolled and parked, then five phases: Elasticsearch **down**, **slow** (+3 s a response),
 //! a **429 burst** and a **503 burst** (every request refused for the phase), and **recovery**.
 //! A new policy revision is written before each phase, so every phase sees checkins, output-key
-//! work and acks. Per phase: answers 200 / 503 / 401 / other, requests with **no answer**
-//! within the agent's timeout (timeouts, resets, closes), p50 / p99 / max answer time (checkins
-//! and the rest apart), acks answered in the phase whose result is missing from
+//! work and acks; the seeding and fault switching run on a thread of their own while the
+//! agents' loop keeps reading (a phase's counts include its seeding second). Per phase: answers
+//! 200 / 503 / 401 / other, requests with **no answer** within the agent's timeout (timeouts,
+//! resets, closes), p50 / p99 / max answer time (checkins and the rest apart), where the answer
+//! time went (connect, TLS, request→answer; the loop's own stalls; the machine's TCP
+//! counters), acks answered in the phase whose result is missing from
 //! `.fleet-actions-results` afterwards; for recovery also how long `/api/status` took to say
 //! HEALTHY again. Faults go through the stand-in's control listener, which stays up while it
 //! is "down".
@@ -27,7 +30,8 @@ use crate::fleet::{Behaviour, Fleet};
 use crate::report::Goal;
 use crate::scenarios::Run;
 use crate::server::{ServerProc, TempDir};
-use crate::stats::{percentile, Kind, Stats};
+use crate::stats::{percentile, Answer, Kind, Stats};
+use crate::tcpstat::TcpCounters;
 
 const FS_POLICY: &str = "fleet-server-policy";
 const AGENT_POLICY: &str = "outage-policy";
@@ -218,13 +222,13 @@ fn summarise(name: &'static str, fault: Fault, stats: &Stats) -> PhaseRow {
     let mut by_status = BTreeMap::new();
     let mut all: Vec<u64> = Vec::new();
     let (mut max_checkin, mut max_other) = (0u64, 0u64);
-    for (kind, status, us) in &stats.answers {
-        *by_status.entry(*status).or_default() += 1;
-        all.push(*us);
-        if *kind == Kind::Checkin {
-            max_checkin = max_checkin.max(*us);
+    for a in &stats.answers {
+        *by_status.entry(a.status).or_default() += 1;
+        all.push(a.total_us);
+        if a.kind == Kind::Checkin {
+            max_checkin = max_checkin.max(a.total_us);
         } else {
-            max_other = max_other.max(*us);
+            max_other = max_other.max(a.total_us);
         }
     }
     let no_answer = stats
@@ -250,6 +254,117 @@ fn summarise(name: &'static str, fault: Fault, stats: &Stats) -> PhaseRow {
         lost: 0,
         healthy_after: None,
     }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.0}", us as f64 / 1000.0)
+}
+
+/// One row of the split table: the maxima of each part of the answer time, the loop's own
+/// stalls, and the machine's TCP counters over the phase.
+fn split_row(name: &str, stats: &Stats, tcp: &[(String, i64)]) -> String {
+    let max = |f: &dyn Fn(&Answer) -> Option<u64>| stats.answers.iter().filter_map(f).max();
+    let opt = |v: Option<u64>| v.map_or("–".to_owned(), ms);
+    let checkin = |a: &Answer| a.kind == Kind::Checkin;
+    let counters = if tcp.is_empty() {
+        "none".to_owned()
+    } else {
+        tcp.iter()
+            .map(|(name, d)| format!("{name} {d:+}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {counters} |\n",
+        opt(max(&|a| a.connect_us)),
+        opt(max(&|a| a.tls_us)),
+        opt(max(&|a| checkin(a).then_some(a.request_us))),
+        opt(max(&|a| (!checkin(a)).then_some(a.request_us))),
+        stats
+            .answers
+            .iter()
+            .filter(|a| a.connect_us.is_some())
+            .count(),
+        ms(micros_of(stats.loop_max_busy)),
+        stats.loop_slow,
+        ms(micros_of(stats.loop_max_gap)),
+        stats.answers.iter().filter(|a| a.unread_us > 0).count(),
+        ms(micros_of(stats.timer_max_late)),
+        stats
+            .answers
+            .iter()
+            .filter(|a| a.connect_us.is_some_and(|c| c >= 500_000))
+            .count(),
+    )
+}
+
+fn micros_of(d: Duration) -> u64 {
+    crate::stats::micros(d)
+}
+
+/// The answers of a phase closest to (or over) their bound, with where their time went.
+fn slowest(name: &str, stats: &Stats, checkin_bound_us: u64, other_bound_us: u64) -> String {
+    let mut v: Vec<&Answer> = stats.answers.iter().collect();
+    let over = |a: &Answer| {
+        let bound = if a.kind == Kind::Checkin {
+            checkin_bound_us
+        } else {
+            other_bound_us
+        };
+        a.total_us as i64 - bound as i64
+    };
+    v.sort_by_key(|a| std::cmp::Reverse(over(a)));
+    let mut out = String::new();
+    for a in v.into_iter().take(4) {
+        let conn = match (a.connect_us, a.tls_us) {
+            (Some(c), t) => format!(
+                "new connection: connect {} + TLS {} + ",
+                ms(c),
+                t.map_or("–".into(), ms)
+            ),
+            (None, _) => "reused connection: ".to_owned(),
+        };
+        let before = a
+            .total_us
+            .saturating_sub(a.request_us + a.connect_us.unwrap_or(0) + a.tls_us.unwrap_or(0));
+        out.push_str(&format!(
+            "- {name}: {} {} in {} ms = {conn}other {} + request→answer {} (port {}){}\n",
+            a.kind.name(),
+            a.status,
+            ms(a.total_us),
+            ms(before),
+            ms(a.request_us),
+            a.port,
+            if a.unread_us > 0 {
+                format!(
+                    "; read as the loop resumed after a stop: up to {} ms of it unread",
+                    ms(a.unread_us)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+/// Runs `work` (seeding, switching faults: blocking calls to the stand-in) on a thread of its
+/// own while the agents' loop keeps running. A loop stopped for it would read the answers that
+/// arrived meanwhile only when it resumed, and count that wait against the server: with the
+/// seeding of a phase taking about a second, an answer the server sent at its deadline was
+/// counted up to a second past it.
+fn while_running<T: Send>(fleet: &mut Fleet, work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(work);
+        while !handle.is_finished() {
+            fleet.run_until(Instant::now() + Duration::from_secs(60), |_, _| {
+                handle.is_finished()
+            });
+        }
+        handle
+            .join()
+            .map_err(|_| "the seeding thread panicked".to_owned())
+    })
 }
 
 fn policy_data(id: &str, es_url: &str, fleet_server: bool) -> Value {
@@ -393,25 +508,31 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
     ];
     let mut rows = Vec::new();
     let mut previous_end: Option<Instant> = None;
+    let (mut split_rows, mut slow_lines) = (String::new(), String::new());
     for (name, fault) in phases {
         // A new revision and a SETTINGS action for every agent before the fault: the phase
         // has a rollout, output-key work, and acks whose results must reach Elasticsearch.
-        if let Err(err) = seed.new_revision(AGENT_POLICY) {
+        if let Err(err) = while_running(&mut fleet, || seed.new_revision(AGENT_POLICY))? {
             run.report
                 .notes
                 .push(format!("{name}: no new revision ({err:?})"));
         }
-        let ids: Vec<&str> = fleet.agents.iter().map(|a| a.id.as_str()).collect();
-        if let Err(err) = seed.action("SETTINGS", &ids, json!({"log_level": "info"})) {
+        let ids: Vec<String> = fleet.agents.iter().map(|a| a.id.clone()).collect();
+        let settings = while_running(&mut fleet, || {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            seed.action("SETTINGS", &ids, json!({"log_level": "info"}))
+        })?;
+        if let Err(err) = settings {
             run.report
                 .notes
                 .push(format!("{name}: no SETTINGS action ({err:?})"));
         }
         let acked_before = fleet.acked_log.len();
-        apply(&ctl, fault)?;
+        let tcp_before = TcpCounters::read();
+        while_running(&mut fleet, || apply(&ctl, fault))??;
         let start = Instant::now();
         fleet.run_until(start + opts.outage_phase, |_, _| false);
-        clear(&ctl, fault)?;
+        while_running(&mut fleet, || clear(&ctl, fault))??;
         let end = Instant::now();
         if matches!(fault, Fault::None) {
             // Recovery: let every agent reach the newest revision and ack it.
@@ -424,6 +545,14 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
             });
         }
         let stats = std::mem::take(&mut fleet.stats);
+        let tcp = TcpCounters::read().delta_since(&tcp_before);
+        split_rows.push_str(&split_row(name, &stats, &tcp));
+        slow_lines.push_str(&slowest(
+            name,
+            &stats,
+            crate::stats::micros(opts.outage_long_poll),
+            crate::stats::micros(opts.backend_timeout),
+        ));
         let mut row = summarise(name, fault, &stats);
         row.acked = fleet.acked_log[acked_before..]
             .iter()
@@ -451,6 +580,18 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
         let count = |s: u16| row.by_status.get(&s).copied().unwrap_or(0);
         let total: u64 = row.by_status.values().sum();
         let other = total - count(200) - count(503) - count(401);
+        // Which statuses the "other" answers had, e.g. `151 (429 ×151)`.
+        let other_codes: Vec<String> = row
+            .by_status
+            .iter()
+            .filter(|(s, _)| ![200, 503, 401].contains(*s))
+            .map(|(s, n)| format!("{s} ×{n}"))
+            .collect();
+        let other = if other_codes.is_empty() {
+            other.to_string()
+        } else {
+            format!("{other} ({})", other_codes.join(", "))
+        };
         total_no_answer += row.no_answer;
         total_401 += count(401);
         total_lost += row.lost;
@@ -559,6 +700,17 @@ pub(crate) fn outage(run: &mut Run<'_>) -> Result<(), String> {
         opts.outage_long_poll,
         opts.agent_timeout,
         opts.backoff_scale
+    ));
+    report.sections.push(format!(
+        "Where the answer time went (the load generator's clock, instants taken where the bytes move; maxima per phase; ms). \
+         Connect: connect(2) until the loop saw the connection established; TLS: until the read that brought the server's Finished; \
+         request→answer: the request's last byte written until the response's last byte read. Loop: the load generator's own longest \
+         iteration (poll return to next poll), iterations over 50 ms, and the longest it was not running at all (the scenario seeding or \
+         switching faults between two runs of the loop); timers: the latest a scheduled request or timeout fired. \
+         TCP counters are the kernel's, machine-wide (every process on the box, other builds and tests included), over the phase:\n\n\
+         | phase | connect | TLS | checkin request→answer | enroll/ack request→answer | new connections | loop max | loop > 50 ms | loop stopped | answers read as it resumed | timers late | connects ≥ 500 ms | TCP counters (machine-wide) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n{split_rows}\n\
+         The answers closest to or over their bound (checkins: long poll; the rest: backend timeout), per phase:\n\n{slow_lines}"
     ));
     run.server_notes("outage", &mut server);
     server.stop(Duration::from_secs(15));

@@ -44,8 +44,49 @@ pub struct Stats {
     /// Reused keep-alive connections that the server had closed, retried at once on a new
     /// connection as Go's transport does (not errors).
     pub stale_retries: u64,
-    /// Every HTTP answer, whatever its status: (kind, status, microseconds from request start).
-    pub answers: Vec<(Kind, u16, u64)>,
+    /// Every HTTP answer, whatever its status, with where its time went.
+    pub answers: Vec<Answer>,
+    /// The loop's longest iteration (poll return to the next poll), the loadgen's own stall:
+    /// bytes that arrived meanwhile waited that long to be read.
+    pub loop_max_busy: Duration,
+    /// Iterations longer than 50 ms.
+    pub loop_slow: u64,
+    /// Longest a timer (a scheduled request, a request timeout) fired after its time.
+    pub timer_max_late: Duration,
+    /// Longest the loop was not running at all, between two `run_until` calls (the scenario
+    /// doing other work): nothing read the sockets meanwhile.
+    pub loop_max_gap: Duration,
+}
+
+/// One HTTP answer and where its time went, on the load generator's clock. Instants are taken
+/// where the bytes move (the connect seen complete, the read that brought the server's Finished
+/// and the response's last bytes, the write that sent the request's last byte), not when the
+/// loop got round to the connection, so the split holds up if the loop itself stalls.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer {
+    /// What was asked.
+    pub kind: Kind,
+    /// The answer's status.
+    pub status: u16,
+    /// Request start (the agent decides to send) to the response's last bytes read, µs.
+    pub total_us: u64,
+    /// For a request on a new connection: connect(2) until the loop saw it established, µs.
+    pub connect_us: Option<u64>,
+    /// For a request on a new connection: established until the handshake completed, µs.
+    pub tls_us: Option<u64>,
+    /// The request's last byte written until the response's last byte read, µs.
+    pub request_us: u64,
+    /// The connection's local port (to tell a reused port from a fresh one).
+    pub port: u16,
+    /// Read in the loop's first iteration after it had not been running at all (between
+    /// `run_until` calls): how long of `total_us` the bytes may have waited unread (they
+    /// arrived at an unknown moment in it). Zero for answers read by a running loop.
+    pub unread_us: u64,
+}
+
+/// Microseconds of a duration, saturating.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Stats {
@@ -59,9 +100,16 @@ impl Stats {
     }
 
     /// Records an HTTP answer of any status.
-    pub fn answered(&mut self, kind: Kind, status: u16, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.answers.push((kind, status, us));
+    pub fn answered(&mut self, answer: Answer) {
+        self.answers.push(answer);
+    }
+
+    /// Records one iteration of the loop (`busy`: poll return to the next poll).
+    pub fn loop_iteration(&mut self, busy: Duration) {
+        self.loop_max_busy = self.loop_max_busy.max(busy);
+        if busy > Duration::from_millis(50) {
+            self.loop_slow += 1;
+        }
     }
 
     /// Records an error.
