@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let mut authorization = b"Bearer ".to_vec();
     authorization.extend_from_slice(&token);
     let request = Request {
+        peer: None,
         method,
         path,
         query: None,

@@ -66,6 +66,7 @@ fn rendered(e: &ApiError) {
 
 fn request(key: &ApiKey, body: &[u8]) -> Request {
     Request {
+        peer: None,
         tls: true,
         method: Method::Post,
         path: "/api/fleet/uploads".into(),
