@@ -111,6 +111,7 @@ fuzz_target!(|data: &[u8]| {
                     body: fleet_edge::api::enroll::parse(body),
                     pbkdf2_iterations: 1,
                     enrollment_id: None,
+                    client_ip: None,
                 },
                 now,
             )

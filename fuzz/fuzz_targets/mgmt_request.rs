@@ -35,11 +35,12 @@ fn fresh_admin() -> EmbeddedAdmin {
     let policies_dir: PathBuf = dir.join("policies");
     std::fs::create_dir_all(&policies_dir).expect("policies directory");
     let store = LocalStore::open(&dir).expect("a fresh store opens");
-    EmbeddedAdmin {
-        store: Arc::new(store),
+    EmbeddedAdmin::new(
+        Arc::new(store),
         policies_dir,
-        enrollment: Default::default(),
-    }
+        Default::default(),
+        fleet_edge::model::agent_status::OFFLINE_AFTER,
+    )
 }
 
 const TOKEN: &str = "admin-token-0123456789";
