@@ -6,7 +6,8 @@
 //! of the store: the running server writes it from one read transaction
 //! (`LocalStore::snapshot`, asked for through the management API), or, when no server runs, this
 //! process opens the store itself (taking its lock) and writes it. Left out: the store's `LOCK`,
-//! `management-url` (a running server's address) and snapshots in progress. The archive is
+//! `management-url` (a running server's address), snapshots in progress and files the server is
+//! writing aside before renaming them into place. The archive is
 //! written under a temporary name with mode 0600 (it holds keys and tokens) and renamed.
 //!
 //! A restore unpacks into a new directory beside the target, opens the store there (which checks
@@ -27,6 +28,9 @@ const NOT_BACKED_UP: [&str; 3] = ["management-url", "store/LOCK", "store/fleet-e
 pub const DATABASE: &str = "store/fleet-edge.redb";
 /// Name prefix of snapshot files being written into the data dir.
 const SNAPSHOT_PREFIX: &str = ".backup-";
+/// Name endings of files the running server writes aside and then renames into place (the
+/// status history, policy files): a half-written one is never part of the data dir's state.
+const WRITTEN_ASIDE: [&str; 2] = [".json.new", ".json.tmp"];
 
 /// Why a backup or restore failed: one sentence each; nothing was changed at the target.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +129,7 @@ fn write_archive_inner(data_dir: &Path, snapshot: &Path, out: &Path) -> Result<u
             let text = name.to_string_lossy();
             let skipped = NOT_BACKED_UP.contains(&text.as_ref())
                 || text.starts_with(SNAPSHOT_PREFIX)
+                || WRITTEN_ASIDE.iter().any(|end| text.ends_with(end))
                 || path == partial
                 || skip_out.as_deref() == fs::canonicalize(&path).ok().as_deref();
             if skipped {
@@ -134,8 +139,14 @@ fn write_archive_inner(data_dir: &Path, snapshot: &Path, out: &Path) -> Result<u
                 tar.append_dir(&name, &path).map_err(io(&path))?;
                 pending.push(name);
             } else if kind.is_file() {
-                tar.append_path_with_name(&path, &name).map_err(io(&path))?;
-                files += 1;
+                // A file the server renamed away since the listing (an aside write moved into
+                // place, a policy file removed) is no longer part of the state: tar stats and
+                // opens it before writing anything, so the archive is intact without it.
+                match tar.append_path_with_name(&path, &name) {
+                    Ok(()) => files += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&path)(e)),
+                }
             }
         }
     }
@@ -248,6 +259,10 @@ mod tests {
         fs::write(&key, "KEY").unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(data.path().join("notes.txt"), "kept").unwrap();
+        // Writes in progress beside their targets: the server renames them into place.
+        fs::write(data.path().join("status-history.json.new"), "{\"half").unwrap();
+        fs::create_dir(data.path().join("policies")).unwrap();
+        fs::write(data.path().join("policies/p.json.tmp"), "{\"half").unwrap();
         let snapshot = snapshot_offline(data.path()).unwrap();
         let out = TempDir::new("backup-out");
         let archive = out.path().join("b.tar.gz");
@@ -263,6 +278,9 @@ mod tests {
             "kept"
         );
         assert!(!target.join("management-url").exists());
+        assert!(!target.join("status-history.json.new").exists());
+        assert!(!target.join("policies/p.json.tmp").exists());
+        assert!(target.join("policies").is_dir());
         assert!(target.join("store/FORMAT").is_file());
         drop(LocalStore::open(&target).unwrap());
         // Into a directory with files: refused, and it is left as it was.
