@@ -4,7 +4,7 @@
 //! storm at the disk's fsync rate.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use super::queue::JobsRx;
 use super::{ack, enroll, Job, JobOutput, RemoteClusters, Reply, Store, Work};
@@ -118,8 +118,7 @@ pub(super) fn take_run<T>(
 pub(super) struct PendingRun<T> {
     ran: Vec<Ran<(T, Instant)>>,
     count: usize,
-    /// How long the batch took to run (its writes queued, not yet waited for).
-    ran_for: Duration,
+    began: Instant,
     earliest: Instant,
     now: SystemTime,
     /// The agents and enrollment ids the batch writes: a job of the next batch touching one of
@@ -155,22 +154,18 @@ impl<T> PendingRun<T> {
     }
 
     /// Waits for the batch's writes and answers each job (a job whose writes failed is run again
-    /// on its own, as in `run_batch`). The batch's time goes to admission: its run and the wait
-    /// here, not the next batch's run in between (a small batch followed by a large one would
-    /// otherwise price each of its jobs at the large one's time, and admission would refuse a
-    /// rollout's acks 503 for a queue it drains in a second).
+    /// on its own, as in `run_batch`); the batch's time goes to admission.
     pub(super) fn finish(
         self,
         store: &dyn Store,
         remotes: &RemoteClusters,
         admission: &Admission,
     ) -> Vec<Reply<T>> {
-        let waiting = Instant::now();
         let replies = {
             let _deadline = crate::backend::deadline::Scope::enter(self.earliest);
             finish_ran(store, remotes, self.ran, self.now)
         };
-        admission.finished_batch(self.count, self.ran_for + waiting.elapsed());
+        admission.finished_batch(self.count, self.began.elapsed());
         replies
             .into_iter()
             .map(
@@ -231,7 +226,7 @@ pub(super) fn start_admitted<T>(
     let pending = PendingRun {
         ran,
         count,
-        ran_for: began.elapsed(),
+        began,
         earliest,
         now,
         agents,
