@@ -34,7 +34,7 @@ mod queue;
 mod runs;
 
 use queue::JobsTx;
-use runs::{start_admitted, take_run, Batched, PendingRun};
+use runs::{run_admitted, take_run, Batched};
 
 /// What the job queue carries.
 enum Work<T> {
@@ -43,8 +43,6 @@ enum Work<T> {
     Task(Task),
     /// Writing jobs taken from the queue together (never sent; see [`take_run`]).
     Run(Vec<((T, Instant), Batched)>),
-    /// Nothing queued: answer the batch waiting for its commit (never sent).
-    Finish,
 }
 
 /// Handle held by the event loop.
@@ -143,67 +141,23 @@ impl<T: Send + 'static> Backend<T> {
                 .name(format!("fleet-edge-backend-{i}"))
                 .spawn(move || {
                     let mut held = VecDeque::new();
-                    // A batch whose answers wait for its commit while the next batch runs.
-                    let mut pending: Option<PendingRun<T>> = None;
-                    let answer = |replies: Vec<Reply<T>>| {
-                        for reply in replies {
-                            if reply_tx.send(reply).is_err() {
-                                return false;
-                            }
-                        }
-                        notify();
-                        true
-                    };
                     loop {
                         let next = match held.pop_front() {
                             Some(work) => Ok(work),
                             None => match jobs_rx.lock() {
-                                Ok(rx) => match (rx.try_recv(), &pending) {
-                                    (Ok(first), _) => {
-                                        Ok(take_run(first, &rx, &mut held, pending.as_ref()))
-                                    }
-                                    // Nothing queued: answer the pending batch before waiting.
-                                    (Err(_), Some(_)) => Ok(Work::Finish),
-                                    (Err(_), None) => {
-                                        rx.recv().map(|first| take_run(first, &rx, &mut held, None))
-                                    }
-                                },
+                                Ok(rx) => rx.recv().map(|first| take_run(first, &rx, &mut held)),
                                 Err(_) => return,
                             },
                         };
-                        // Anything but the next batch runs once the pending batch is durable:
-                        // a checkin, task or lone job sees every write answered before it.
-                        if !matches!(next, Ok(Work::Run(_))) {
-                            if let Some(done) = pending.take() {
-                                if !answer(done.finish(&*store, &remotes, &admission)) {
-                                    return;
-                                }
-                            }
-                        }
                         let (to, job, deadline) = match next {
                             Ok(Work::Job(to, job, deadline)) => (to, job, deadline),
-                            Ok(Work::Finish) => continue,
                             Ok(Work::Run(batch)) => {
-                                let (now, started) =
-                                    start_admitted(&*store, &remotes, &admission, batch);
-                                if !now.is_empty() && !answer(now) {
-                                    return;
-                                }
-                                // The previous batch's commit ran while this one did.
-                                if let Some(done) = pending.take() {
-                                    if !answer(done.finish(&*store, &remotes, &admission)) {
+                                for reply in run_admitted(&*store, &remotes, &admission, batch) {
+                                    if reply_tx.send(reply).is_err() {
                                         return;
                                     }
                                 }
-                                pending = match started {
-                                    Some(p) if p.is_durable() => {
-                                        if !answer(p.finish(&*store, &remotes, &admission)) {
-                                            return;
-                                        }
-                                        None
-                                    }
-                                    other => other,
-                                };
+                                notify();
                                 continue;
                             }
                             Ok(Work::Task(task)) => {
@@ -306,7 +260,7 @@ impl<T: Send + 'static> Backend<T> {
                 match work {
                     Work::Job(to, job, _) => Err(Box::new((to, job))),
                     // What was sent is a job: nothing else can come back from this send.
-                    Work::Task(_) | Work::Run(_) | Work::Finish => Ok(()),
+                    Work::Task(_) | Work::Run(_) => Ok(()),
                 }
             }
         }

@@ -68,22 +68,18 @@ use crate::backend::admission::MAX_RUN;
 
 /// An ack or enroll taken from the queue, with the acks and enrolls queued behind it (at most
 /// [`MAX_RUN`] jobs taken in all): they run as one batch whose store writes share commits
-/// ([`start_admitted`]). Other work taken on the way (checkin starts, tasks, a second job of the same
-/// agent, a job of an agent that `pending` writes) is `held`, in order, to run right after the
-/// batch; such work runs only once `pending` is durable (`workers.rs`).
+/// ([`run_batch`]). Other work taken on the way (checkin starts, tasks, a second job of the same
+/// agent) is `held`, in order, to run right after the batch.
 pub(super) fn take_run<T>(
     first: Work<T>,
     rx: &JobsRx<Work<T>>,
     held: &mut VecDeque<Work<T>>,
-    pending: Option<&PendingRun<T>>,
 ) -> Work<T> {
     let Work::Job(to, job, deadline) = first else {
         return first;
     };
-    let conflicts = |job: &Batched| pending.is_some_and(|p| p.conflicts(job));
     let mut run = match Batched::of(job) {
-        Sorted::Batched(batched) if !conflicts(&batched) => vec![((to, deadline), batched)],
-        Sorted::Batched(batched) => return Work::Job(to, batched.into_job(), deadline),
+        Sorted::Batched(batched) => vec![((to, deadline), batched)],
         Sorted::Alone(job) => return Work::Job(to, job, deadline),
     };
     let mut taken = 1;
@@ -94,7 +90,7 @@ pub(super) fn take_run<T>(
         taken += 1;
         match work {
             Work::Job(to, job, deadline) => match Batched::of(job) {
-                Sorted::Batched(batched) if batched.fits(&run) && !conflicts(&batched) => {
+                Sorted::Batched(batched) if batched.fits(&run) => {
                     run.push(((to, deadline), batched));
                 }
                 Sorted::Batched(batched) => {
@@ -112,85 +108,18 @@ pub(super) fn take_run<T>(
     Work::Run(run)
 }
 
-/// A batch whose jobs have run and whose writes are queued for a commit: its answers wait for
-/// that commit ([`PendingRun::finish`]). Meanwhile the worker may run the next batch
-/// (`workers.rs`), so the next batch's work overlaps this one's fsyncs instead of following them.
-pub(super) struct PendingRun<T> {
-    ran: Vec<Ran<(T, Instant)>>,
-    count: usize,
-    began: Instant,
-    earliest: Instant,
-    now: SystemTime,
-    /// The agents and enrollment ids the batch writes: a job of the next batch touching one of
-    /// them waits until this batch is durable (it would read what this batch has not committed).
-    agents: Vec<String>,
-    enrollments: Vec<String>,
-}
-
-/// One job of a batch after it ran: its answer and the writes it waits for.
-struct Ran<T> {
-    to: T,
-    job: Batched,
-    output: JobOutput,
-    deferred: crate::backend::deferred::Deferred,
-}
-
-impl<T> PendingRun<T> {
-    /// Whether nothing of the batch waits for a commit (stores that do not defer writes,
-    /// Elasticsearch and the memory store): it is finished at once.
-    pub(super) fn is_durable(&self) -> bool {
-        self.ran.iter().all(|r| r.deferred.is_empty())
-    }
-
-    /// Whether `job` touches what this batch writes (see [`PendingRun::agents`]).
-    fn conflicts(&self, job: &Batched) -> bool {
-        match job {
-            Batched::Ack(a) => self.agents.contains(&a.agent_id),
-            Batched::Enroll(e) => e
-                .enrollment_id
-                .as_ref()
-                .is_some_and(|id| self.enrollments.contains(id)),
-        }
-    }
-
-    /// Waits for the batch's writes and answers each job (a job whose writes failed is run again
-    /// on its own, as in `run_batch`); the batch's time goes to admission.
-    pub(super) fn finish(
-        self,
-        store: &dyn Store,
-        remotes: &RemoteClusters,
-        admission: &Admission,
-    ) -> Vec<Reply<T>> {
-        let replies = {
-            let _deadline = crate::backend::deadline::Scope::enter(self.earliest);
-            finish_ran(store, remotes, self.ran, self.now)
-        };
-        admission.finished_batch(self.count, self.began.elapsed());
-        replies
-            .into_iter()
-            .map(
-                |Reply {
-                     to: (to, _),
-                     output,
-                 }| Reply { to, output },
-            )
-            .collect()
-    }
-}
-
 /// Runs a batch taken by [`take_run`] under admission (`backend::admission`): a job already
-/// past its deadline is answered 503 without touching the store (returned at once), the others
-/// run together bounded by the earliest of their deadlines, their writes queued for a commit
-/// ([`PendingRun`]; the batch's time, once finished, is measured as one batch of that many jobs:
-/// what admission estimates batches by).
-pub(super) fn start_admitted<T>(
+/// past its deadline is answered 503 without touching the store, the others run together
+/// ([`run_batch`]) bounded by the earliest of their deadlines, and the batch's time is measured
+/// as one batch of that many jobs (what admission estimates batches by).
+pub(super) fn run_admitted<T>(
     store: &dyn Store,
     remotes: &RemoteClusters,
     admission: &Admission,
     batch: Vec<((T, Instant), Batched)>,
-) -> (Vec<Reply<T>>, Option<PendingRun<T>>) {
+) -> Vec<Reply<T>> {
     let began = Instant::now();
-    let mut replies = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
     let mut live = Vec::with_capacity(batch.len());
     for ((to, deadline), job) in batch {
         admission.started(Kind::Batched);
@@ -207,32 +136,19 @@ pub(super) fn start_admitted<T>(
         }
     }
     let Some(earliest) = live.iter().map(|((_, deadline), _)| *deadline).min() else {
-        return (replies, None);
+        return replies;
     };
     let count = live.len();
-    let mut agents = Vec::new();
-    let mut enrollments = Vec::new();
-    for (_, job) in &live {
-        match job {
-            Batched::Ack(a) => agents.push(a.agent_id.clone()),
-            Batched::Enroll(e) => enrollments.extend(e.enrollment_id.clone()),
-        }
-    }
-    let now = SystemTime::now();
-    let ran = {
-        let _deadline = crate::backend::deadline::Scope::enter(earliest);
-        start_ran(store, remotes, live, now)
-    };
-    let pending = PendingRun {
-        ran,
-        count,
-        began,
-        earliest,
-        now,
-        agents,
-        enrollments,
-    };
-    (replies, Some(pending))
+    let _deadline = crate::backend::deadline::Scope::enter(earliest);
+    let ran = run_batch(store, remotes, live, SystemTime::now());
+    admission.finished_batch(count, began.elapsed());
+    replies.extend(ran.into_iter().map(
+        |Reply {
+             to: (to, _),
+             output,
+         }| Reply { to, output },
+    ));
+    replies
 }
 
 /// Runs a batch of acks and enrolls with their store writes deferred ([`super::deferred`]):
@@ -240,55 +156,28 @@ pub(super) fn start_admitted<T>(
 /// instead of one or two per job, and nothing is answered before its writes are durable. A job
 /// whose deferred writes failed is run again on its own and answered with what that run says (a
 /// policy ack rewrites the same fields; an enroll makes a new key and agent, and the first
-/// attempt's key, if its commit went through, is left unused). The worker does the same in two
-/// halves ([`start_admitted`], [`PendingRun::finish`]) so that batches overlap.
-#[cfg(test)]
+/// attempt's key, if its commit went through, is left unused).
 pub(super) fn run_batch<T>(
     store: &dyn Store,
     remotes: &RemoteClusters,
     batch: Vec<(T, Batched)>,
     now: SystemTime,
 ) -> Vec<Reply<T>> {
-    let ran = start_ran(store, remotes, batch, now);
-    finish_ran(store, remotes, ran, now)
-}
-
-/// Runs every job of a batch, its writes deferred.
-fn start_ran<T>(
-    store: &dyn Store,
-    remotes: &RemoteClusters,
-    batch: Vec<(T, Batched)>,
-    now: SystemTime,
-) -> Vec<Ran<T>> {
-    batch
+    let ran: Vec<_> = batch
         .into_iter()
         .map(|(to, job)| {
             let (output, deferred) =
                 crate::backend::deferred::collect(|| job.run(store, remotes, now));
-            Ran {
-                to,
-                job,
-                output,
-                deferred,
-            }
+            (to, job, output, deferred)
         })
-        .collect()
-}
-
-/// Waits for every deferred write of a batch; a job whose writes failed runs again alone.
-fn finish_ran<T>(
-    store: &dyn Store,
-    remotes: &RemoteClusters,
-    ran: Vec<Ran<T>>,
-    now: SystemTime,
-) -> Vec<Reply<T>> {
+        .collect();
     ran.into_iter()
-        .map(|r| {
-            let output = match r.deferred.wait() {
-                Ok(()) => r.output,
-                Err(_) => r.job.run(store, remotes, now),
+        .map(|(to, job, output, deferred)| {
+            let output = match deferred.wait() {
+                Ok(()) => output,
+                Err(_) => job.run(store, remotes, now),
             };
-            Reply { to: r.to, output }
+            Reply { to, output }
         })
         .collect()
 }
@@ -471,7 +360,7 @@ mod tests {
         }
         let mut held = VecDeque::new();
         let first = Work::Job(1, Job::Ack(ack_of(&key, "a1", 2)), by);
-        match take_run(first, &rx, &mut held, None) {
+        match take_run(first, &rx, &mut held) {
             Work::Run(run) => {
                 let tos: Vec<u32> = run.iter().map(|((to, _), _)| *to).collect();
                 assert_eq!(tos, [1, 2, 3, 4, 5, 6, 8], "a second ack of a2 waits");
@@ -491,12 +380,7 @@ mod tests {
             .try_send(Work::Job(11, Job::Authenticate(key.clone()), by))
             .is_ok());
         assert!(tx.try_send(Work::Job(12, enroll_of(None), by)).is_ok());
-        let run = take_run(
-            Work::Job(9, enroll_of(Some("e1")), by),
-            &rx,
-            &mut held,
-            None,
-        );
+        let run = take_run(Work::Job(9, enroll_of(Some("e1")), by), &rx, &mut held);
         assert!(
             matches!(run, Work::Run(ref r) if r.len() == 2),
             "12 joins 9"
@@ -516,105 +400,16 @@ mod tests {
             Work::Job(13, Job::Authenticate(key.clone()), by),
             &rx,
             &mut held,
-            None,
         );
         assert!(matches!(lone, Work::Job(13, Job::Authenticate(_), _)) && held.is_empty());
         assert!(matches!(
-            take_run(Work::Job(15, enroll_of(None), by), &rx, &mut held, None),
+            take_run(Work::Job(15, enroll_of(None), by), &rx, &mut held),
             Work::Run(ref r) if r.len() == 2
         ));
         assert!(matches!(
-            take_run(Work::Job(16, enroll_of(None), by), &rx, &mut held, None),
+            take_run(Work::Job(16, enroll_of(None), by), &rx, &mut held),
             Work::Job(16, Job::Enroll(_), _)
         ));
         assert!(held.is_empty());
-    }
-
-    fn agent_with_key(store: &LocalStore, id: &str) -> ApiKey {
-        let key = store
-            .create_api_key(&NewApiKey {
-                name: id.into(),
-                role_descriptors: json!({}),
-                metadata: json!({}),
-            })
-            .unwrap();
-        store
-            .create_agent(&Agent {
-                id: id.into(),
-                active: true,
-                access_api_key_id: key.id.clone(),
-                agent: Some(crate::model::AgentInfo {
-                    id: id.into(),
-                    version: "9.2.1".into(),
-                    kind: String::new(),
-                }),
-                policy_id: "p".into(),
-                policy_revision_idx: 1,
-                ..Agent::default()
-            })
-            .unwrap();
-        key
-    }
-
-    #[test]
-    fn a_batch_runs_while_the_previous_one_commits_and_its_agents_wait_for_that_commit() {
-        let dir = TempDir::new("ack-pipeline");
-        let store = LocalStore::open(dir.path()).unwrap();
-        let keys: Vec<ApiKey> = (0..4)
-            .map(|i| agent_with_key(&store, &format!("a{i}")))
-            .collect();
-        let ack = |i: usize| Job::Ack(ack_of(&keys[i], &format!("a{i}"), 3));
-        let remotes = crate::backend::ops::testkit::remotes();
-        let admission = Admission::new(1);
-        let by = Instant::now() + std::time::Duration::from_secs(60);
-        let (tx, rx) = super::super::queue::job_queue::<Work<usize>>(16);
-        for i in [0, 1] {
-            assert!(tx.try_send(Work::Job(i, ack(i), by)).is_ok());
-        }
-        let mut held = VecDeque::new();
-        let first = rx.try_recv().unwrap();
-        let Work::Run(batch) = take_run(first, &rx, &mut held, None) else {
-            panic!("not a run");
-        };
-        // The first batch's commit is held: its answers cannot come, the next batch still runs.
-        let hold = store.hold_commits().unwrap();
-        let (now, first) = start_admitted(&store, &remotes, &admission, batch);
-        let first = first.unwrap();
-        assert!(now.is_empty() && !first.is_durable());
-        for i in [1, 3] {
-            assert!(tx.try_send(Work::Job(i, ack(i), by)).is_ok());
-        }
-        let Work::Run(batch) = take_run(Work::Job(2, ack(2), by), &rx, &mut held, Some(&first))
-        else {
-            panic!("not a run");
-        };
-        let tos: Vec<usize> = batch.iter().map(|((to, _), _)| *to).collect();
-        assert_eq!(
-            tos,
-            [2, 3],
-            "a1's second ack waits for the first batch's commit"
-        );
-        assert!(matches!(
-            held.pop_front(),
-            Some(Work::Job(1, Job::Ack(_), _))
-        ));
-        let (_, second) = start_admitted(&store, &remotes, &admission, batch);
-        let second = second.unwrap();
-        drop(hold);
-        let mut answered: Vec<usize> = Vec::new();
-        for run in [first, second] {
-            for reply in run.finish(&store, &remotes, &admission) {
-                let JobOutput::Acked(Ok(out)) = &reply.output else {
-                    panic!("{}: {:?}", reply.to, reply.output);
-                };
-                assert_eq!(out.status, 200);
-                answered.push(reply.to);
-            }
-        }
-        assert_eq!(answered, [0, 1, 2, 3]);
-        for i in 0..4 {
-            let agent = store.agent(&format!("a{i}")).unwrap().unwrap();
-            assert_eq!(agent.policy_revision_idx, 3, "a{i} durable once answered");
-        }
     }
 }
