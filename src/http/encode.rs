@@ -553,7 +553,9 @@ mod tests {
         assert!(text.contains("content-length: 3\r\n"), "{text}");
         let plain = encode(false, false);
         assert!(plain.ends_with(&raw));
-        assert!(!String::from_utf8_lossy(&plain).to_lowercase().contains("content-encoding"));
+        assert!(!String::from_utf8_lossy(&plain)
+            .to_lowercase()
+            .contains("content-encoding"));
     }
 
     #[test]
