@@ -36,7 +36,7 @@
 //! | thread | mode | why |
 //! |---|---|---|
 //! | `fleet-edge` (main) | all | the event loop: every socket, TLS session, timer and parked long poll |
-//! | `fleet-edge-backend-N` | all: 1 embedded, 4 Elasticsearch ([`net::backend_workers`]) | blocking store calls; an Elasticsearch call can wait a network round trip or a retry, so four overlap; the local store answers from disk, one is enough. They also run the loop's periodic chores (policy-file scan every 500 ms, agent-mode self-monitor every 5 s) and SIGHUP reloads |
+//! | `fleet-edge-backend-N` | all: 1 embedded, 4 Elasticsearch ([`net::backend_workers`]) | blocking store calls; an Elasticsearch call can wait a network round trip or a retry, so four overlap; the local store answers from disk, one is enough. They also run the loop's periodic chores (policy-file scan every 500 ms and within milliseconds of an inotify event on the policy directory, agent-mode self-monitor every 5 s) and SIGHUP reloads |
 //! | `local-store-commit` | embedded | group commit: one fsync for the writes of many workers' requests |
 //! | `fleet-edge-monitor` | embedded (and the memory store) | follows the store's change feed (commit notifications) and relays new policies and actions to the loop |
 //! | `fleet-edge-es-follow-0`, `-1` | Elasticsearch | long-poll `global_checkpoints` of `.fleet-policies` and `.fleet-actions` and deliver new documents to the loop themselves; the actions checkpoint also bounds the pending-actions query |

@@ -124,9 +124,10 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             }),
         },
     )?;
-    // The policy files are scanned by a timer of the loop, on a worker; SIGHUP scans at once.
+    // The policy files are scanned by a timer of the loop, on a worker, and within milliseconds
+    // of a write where the directory can be watched (inotify); SIGHUP scans at once.
     let rescan = embedded.rescan.clone();
-    server.every(
+    let scan = server.every(
         "policy files",
         fleet_edge::embedded::policies::SCAN_INTERVAL,
         std::sync::Arc::new(move || {
@@ -135,6 +136,18 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         }),
     );
+    let policies_dir = embedded.rescan.dir();
+    if let Err(e) = server.also_on_change(
+        scan,
+        &policies_dir,
+        fleet_edge::embedded::policy_format::is_policy_file,
+    ) {
+        log::info!(
+            "{} not watched ({e}): policy file edits are noticed by the {} ms scan",
+            policies_dir.display(),
+            fleet_edge::embedded::policies::SCAN_INTERVAL.as_millis()
+        );
+    }
     // Agents by status for the console's 24-hour chart: a sample now (if its 5-minute slot has
     // none yet), then one per slot, looked for by a timer of the loop, on a worker.
     #[allow(

@@ -355,10 +355,34 @@ pub fn policy_change_body(
     keys: &BTreeMap<String, String>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(br#"{"ack_token":"","action":"checkin","actions":["#);
+    out.extend_from_slice(POLICY_CHANGE_OPEN);
     policy.render_action(agent_id, keys, &mut out);
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(POLICY_CHANGE_CLOSE);
     out
+}
+
+const POLICY_CHANGE_OPEN: &[u8] = br#"{"ack_token":"","action":"checkin","actions":["#;
+const POLICY_CHANGE_CLOSE: &[u8] = b"]}";
+
+/// [`policy_change_body`] with its gzip form made from the revision's precompressed text
+/// ([`PreparedPolicy::render_action_gzip`]): a rollout compresses the policy once, not once per
+/// agent. Without every output key, the body alone (the encoder compresses it).
+pub fn policy_change(
+    policy: &PreparedPolicy,
+    agent_id: &str,
+    keys: &BTreeMap<String, String>,
+) -> crate::http::Body {
+    let raw = policy_change_body(policy, agent_id, keys);
+    let mut gzip = crate::http::gzip::Gzip::new(raw.len() / 2);
+    gzip.stored(POLICY_CHANGE_OPEN);
+    if !policy.render_action_gzip(agent_id, keys, &mut gzip) {
+        return crate::http::Body::Bytes(raw);
+    }
+    gzip.stored(POLICY_CHANGE_CLOSE);
+    crate::http::Body::Precompressed {
+        raw,
+        gzip: gzip.finish(),
+    }
 }
 
 #[cfg(test)]
@@ -548,6 +572,26 @@ mod tests {
             -1,
         );
         assert_eq!(w.current_keys(&p), None);
+    }
+
+    #[test]
+    fn a_policy_change_is_gzipped_from_the_revisions_precompressed_text() {
+        let p = prepared("p", 2);
+        let keys: BTreeMap<String, String> = [("default".to_owned(), "i:s\"q".to_owned())]
+            .into_iter()
+            .collect();
+        let crate::http::Body::Precompressed { raw, gzip } = policy_change(&p, "agent-1", &keys)
+        else {
+            panic!("not precompressed");
+        };
+        assert_eq!(raw, policy_change_body(&p, "agent-1", &keys));
+        assert_eq!(crate::http::gzip::decompress(&gzip, 0).unwrap(), raw);
+        // Without the output's key the action is rebuilt without `api_key`: compressed whole.
+        let body = policy_change(&p, "agent-1", &BTreeMap::new());
+        assert_eq!(
+            body,
+            crate::http::Body::Bytes(policy_change_body(&p, "agent-1", &BTreeMap::new()))
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! `fleet`, ...) or a standalone `elastic-agent.yml`. A file whose content
 //! changed becomes the policy's next revision (and wakes its parked agents through the store's
 //! change feed); a file that does not parse is rejected with a log line naming the file and the
-//! position, and the last good revision stays in service. The directory is re-scanned every
-//! [`SCAN_INTERVAL`] on a backend worker, a timer of the event loop (`main.rs` registers
-//! [`Rescan::now`]; no thread of its own and no platform file-notification API; a scan is a few
-//! `stat`s), so an edit reaches parked agents within a second.
+//! position, and the last good revision stays in service. The directory is scanned on a backend
+//! worker (`main.rs` registers [`Rescan::now`] as a chore of the event loop; no thread of its
+//! own; a scan is a few `stat`s): within milliseconds of a file being closed after writing or
+//! renamed into place, where the loop can watch the directory (Linux inotify,
+//! `net/server/watch.rs`), and every [`SCAN_INTERVAL`] regardless, the fallback where it cannot
+//! (other platforms, network filesystems) or when notifications were lost.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -309,6 +311,12 @@ pub struct Rescan {
 }
 
 impl Rescan {
+    /// The policy directory.
+    pub fn dir(&self) -> PathBuf {
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.dir.clone()
+    }
+
     /// Installs changed files as new revisions; how many were installed.
     pub fn now(&self) -> Result<usize, StoreError> {
         // A panic in another scan leaves the tracker usable: its state is only a cache.

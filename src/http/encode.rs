@@ -23,6 +23,15 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A body shared between many responses (one serialized policy sent to many agents).
     Shared(Arc<[u8]>),
+    /// A body whose gzip form was put together in advance (a POLICY_CHANGE from parts
+    /// compressed once per revision, [`super::gzip::Gzip`]): sent where the encoder would have
+    /// compressed `raw`, and `raw` otherwise.
+    Precompressed {
+        /// The body.
+        raw: Vec<u8>,
+        /// `raw` gzipped.
+        gzip: Vec<u8>,
+    },
     /// A byte range of an open file. The encoder writes only its `Content-Length`; the connection
     /// streams the bytes from the file as the socket drains (never reading it whole), and sends
     /// none for `HEAD`. Never gzipped.
@@ -88,7 +97,7 @@ impl Body {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Body::Empty | Body::File(_) | Body::Parts(_) => &[],
-            Body::Bytes(b) => b,
+            Body::Bytes(b) | Body::Precompressed { raw: b, .. } => b,
             Body::Shared(b) => b,
         }
     }
@@ -228,7 +237,11 @@ pub fn encode_response(resp: &Response, opts: &EncodeOptions, out: &mut Vec<u8>)
         && !already_encoded
         && resp.body.streamed_len().is_none()
         && raw.len() > opts.gzip_threshold;
-    let compressed = if compress { gzip::compress(raw) } else { None };
+    let compressed = match &resp.body {
+        _ if !compress => None,
+        Body::Precompressed { gzip, .. } => Some(Cow::Borrowed(gzip.as_slice())),
+        _ => gzip::compress(raw).map(Cow::Owned),
+    };
     let body: &[u8] = compressed.as_deref().unwrap_or(raw);
 
     out.reserve(128 + 40 * resp.headers.len() + if opts.head_request { 0 } else { body.len() });
@@ -513,6 +526,36 @@ mod tests {
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain, raw);
+    }
+
+    #[test]
+    fn a_precompressed_body_is_sent_gzipped_only_where_it_would_be_compressed() {
+        let raw = vec![b'a'; 2000];
+        let gzip = vec![1, 2, 3];
+        let resp = Response::new(200).with_body(Body::Precompressed {
+            raw: raw.clone(),
+            gzip: gzip.clone(),
+        });
+        let encode = |accepts_gzip, head_request| {
+            let mut out = Vec::new();
+            let opts = EncodeOptions {
+                accepts_gzip,
+                head_request,
+                ..EncodeOptions::default()
+            };
+            encode_response(&resp, &opts, &mut out);
+            out
+        };
+        let gzipped = encode(true, false);
+        assert!(gzipped.ends_with(b"\r\n\r\n\x01\x02\x03"));
+        let text = String::from_utf8_lossy(&gzipped).to_lowercase();
+        assert!(text.contains("content-encoding: gzip\r\n"), "{text}");
+        assert!(text.contains("content-length: 3\r\n"), "{text}");
+        let plain = encode(false, false);
+        assert!(plain.ends_with(&raw));
+        assert!(!String::from_utf8_lossy(&plain)
+            .to_lowercase()
+            .contains("content-encoding"));
     }
 
     #[test]

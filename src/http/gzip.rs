@@ -79,9 +79,102 @@ pub fn compress(raw: &[u8]) -> Option<Vec<u8>> {
     enc.finish().ok()
 }
 
+/// Raw deflate of `raw` at level 1 ending on a byte boundary (a sync flush, no final block), to
+/// be placed inside a [`Gzip`] stream: many of these and stored runs concatenate into one
+/// valid stream, since none refers back past its own start. What a policy revision precompresses
+/// once for all its agents (`transform::prepared_policy`).
+pub fn deflate_part(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut c = flate2::Compress::new(Compression::new(LEVEL), false);
+    let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+    loop {
+        let consumed = usize::try_from(c.total_in()).ok()?;
+        let rest = raw.get(consumed..)?;
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(64));
+        }
+        c.compress_vec(rest, &mut out, flate2::FlushCompress::Sync)
+            .ok()?;
+        // All taken, and the flush complete: it returned with room to spare in the output.
+        if usize::try_from(c.total_in()).ok()? == raw.len() && out.len() < out.capacity() {
+            return Some(out);
+        }
+    }
+}
+
+/// A gzip stream put together from precompressed parts ([`deflate_part`]) and stored (not
+/// compressed) runs, with the CRC and length of everything it holds: what one agent's
+/// POLICY_CHANGE is sent as, its shared text compressed once per revision and its own few bytes
+/// (agent id, output keys) stored.
+pub struct Gzip {
+    out: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+impl Gzip {
+    /// The header (no name, no time, unknown OS) and room for about `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity + 32);
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        Self {
+            out,
+            crc: flate2::Crc::new(),
+        }
+    }
+
+    /// Appends `raw` as `deflated` ([`deflate_part`] of `raw`).
+    pub fn precompressed(&mut self, raw: &[u8], deflated: &[u8]) {
+        self.crc.update(raw);
+        self.out.extend_from_slice(deflated);
+    }
+
+    /// Appends `raw` in stored blocks (a non-final block each: header byte, `LEN`, `NLEN`).
+    pub fn stored(&mut self, raw: &[u8]) {
+        self.crc.update(raw);
+        for chunk in raw.chunks(usize::from(u16::MAX)) {
+            let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
+            self.out.push(0);
+            self.out.extend_from_slice(&len.to_le_bytes());
+            self.out.extend_from_slice(&(!len).to_le_bytes());
+            self.out.extend_from_slice(chunk);
+        }
+    }
+
+    /// The stream: an empty final stored block, then the CRC-32 and length trailer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        self.out.extend_from_slice(&self.crc.sum().to_le_bytes());
+        self.out.extend_from_slice(&self.crc.amount().to_le_bytes());
+        self.out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precompressed_parts_and_stored_runs_make_one_gzip_stream() {
+        let a: Vec<u8> = b"{\"policy\":".iter().copied().cycle().take(5000).collect();
+        let b = b"\"an-agent-id\"".to_vec();
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 7) as u8).collect();
+        let mut z = Gzip::new(0);
+        z.precompressed(&a, &deflate_part(&a).unwrap());
+        z.stored(&b);
+        z.precompressed(&a, &deflate_part(&a).unwrap());
+        z.stored(&big);
+        z.stored(b"");
+        z.precompressed(b"", &deflate_part(b"").unwrap());
+        let z = z.finish();
+        let whole = [&a[..], &b, &a, &big].concat();
+        // Ours, and flate2's own reader (which, like Go's, checks the CRC and length).
+        assert_eq!(decompress(&z, 0).unwrap(), whole);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, whole);
+        assert!(deflate_part(&a).unwrap().len() < a.len() / 10, "compressed");
+    }
 
     pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());

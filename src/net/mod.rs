@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::Listening;
-pub use server::{ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped};
+pub use server::{
+    ChoreId, ConnKey, Management, ReplyTo, Server, Settings, ShutdownHandle, Stats, Stopped,
+    WatchError,
+};
 
 use crate::api::health::Health;
 use crate::backend::auth_cache::{max_entries_for, AuthCacheSettings};

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::gojson::permissions_hash;
 use super::remote::RemoteEs;
+use crate::http::gzip;
 use crate::model::PolicyDoc;
 
 /// Top-level members of `data` that reach agents (everything else, e.g. `secret_references`,
@@ -106,7 +107,9 @@ impl EsOutput {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
-    Literal(Arc<str>),
+    /// Text shared by every agent, and its raw deflate ([`gzip::deflate_part`]; empty: not
+    /// compressed, stored as it is).
+    Literal(Arc<str>, Arc<[u8]>),
     /// `"<id>:<key>"` of this output, as a JSON string.
     Key(usize),
     /// `"base64(<id>:<key>)"` of this output, as a JSON string (OTel exporters).
@@ -156,12 +159,21 @@ fn split_holes(text: &str, holes: &[Segment]) -> Vec<Segment> {
         else {
             break;
         };
-        segments.push(Segment::Literal(Arc::from(&rest[..start])));
+        segments.push(literal(&rest[..start]));
         segments.push(fill.clone());
         rest = &after[end + HOLE_CLOSE.len()..];
     }
-    segments.push(Segment::Literal(Arc::from(rest)));
+    segments.push(literal(rest));
     segments
+}
+
+/// A literal segment, compressed once here for every agent's gzipped POLICY_CHANGE.
+fn literal(text: &str) -> Segment {
+    let deflated = match text {
+        "" => None,
+        _ => gzip::deflate_part(text.as_bytes()),
+    };
+    Segment::Literal(Arc::from(text), Arc::from(deflated.unwrap_or_default()))
 }
 
 impl PreparedPolicy {
@@ -391,21 +403,69 @@ impl PreparedPolicy {
         }
     }
 
+    /// Appends the POLICY_CHANGE action for `agent_id` to a gzip stream: the shared text as
+    /// compressed when the revision was prepared, the agent's own values stored. `false` (and
+    /// nothing appended) when an output has no key: [`PreparedPolicy::render_action`] rebuilds
+    /// that action, and the encoder compresses it whole.
+    pub fn render_action_gzip(
+        &self,
+        agent_id: &str,
+        keys: &BTreeMap<String, String>,
+        out: &mut gzip::Gzip,
+    ) -> bool {
+        if self
+            .es_outputs
+            .iter()
+            .any(|o| keys.get(&o.name).is_none_or(String::is_empty))
+        {
+            return false;
+        }
+        let mut own = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text, deflated) if deflated.is_empty() => {
+                    out.stored(text.as_bytes())
+                }
+                Segment::Literal(text, deflated) => out.precompressed(text.as_bytes(), deflated),
+                Segment::AgentId | Segment::Key(_) | Segment::Base64Key(_) => {
+                    own.clear();
+                    self.render_fill(segment, agent_id, keys, &mut own);
+                    out.stored(&own);
+                }
+            }
+        }
+        true
+    }
+
     fn render_segments(&self, agent_id: &str, keys: &BTreeMap<String, String>, out: &mut Vec<u8>) {
         for segment in &self.segments {
             match segment {
-                Segment::Literal(text) => out.extend_from_slice(text.as_bytes()),
-                Segment::AgentId => push_json_string(agent_id, out),
-                Segment::Key(i) => {
-                    let key = self.es_outputs.get(*i).and_then(|o| keys.get(&o.name));
-                    push_json_string(key.map_or("", String::as_str), out);
-                }
-                Segment::Base64Key(i) => {
-                    let key = self.es_outputs.get(*i).and_then(|o| keys.get(&o.name));
-                    let encoded = base64::engine::general_purpose::STANDARD
-                        .encode(key.map_or("", String::as_str));
-                    push_json_string(&encoded, out);
-                }
+                Segment::Literal(text, _) => out.extend_from_slice(text.as_bytes()),
+                fill => self.render_fill(fill, agent_id, keys, out),
+            }
+        }
+    }
+
+    /// One agent's value for a hole: its id or an output's key, as a JSON string.
+    fn render_fill(
+        &self,
+        segment: &Segment,
+        agent_id: &str,
+        keys: &BTreeMap<String, String>,
+        out: &mut Vec<u8>,
+    ) {
+        match segment {
+            Segment::Literal(..) => {}
+            Segment::AgentId => push_json_string(agent_id, out),
+            Segment::Key(i) => {
+                let key = self.es_outputs.get(*i).and_then(|o| keys.get(&o.name));
+                push_json_string(key.map_or("", String::as_str), out);
+            }
+            Segment::Base64Key(i) => {
+                let key = self.es_outputs.get(*i).and_then(|o| keys.get(&o.name));
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(key.map_or("", String::as_str));
+                push_json_string(&encoded, out);
             }
         }
     }

@@ -33,6 +33,8 @@
 //! * `remote_outputs`: `remote_elasticsearch` outputs' keys on a second cluster (every store).
 //! * `delivery`: file delivery to agents (`GET /api/fleet/file/{id}`) on every store, whole and
 //!   in ranges, and every error row of the endpoint.
+//! * `policy_watch`: the loop's directory watch runs a chore when a policy file is renamed into
+//!   place or written (whole, even in several steps), long before the chore's period.
 //! * `threads`: the thread budget of `src/lib.rs` counted in `/proc/<pid>/task` (embedded and
 //!   Elasticsearch mode); a policy-file edit reaches a parked agent within a second.
 //! * `uploads`: file uploads as the agent's uploader makes them (every store), every upload
@@ -88,6 +90,7 @@ mod management;
 mod monitoring;
 mod opamp;
 mod outage;
+mod policy_watch;
 mod production;
 mod protocol;
 mod races;

@@ -17,7 +17,7 @@ use crate::backend::interface::Job;
 use crate::backend::OpError;
 use crate::core::deadlines::Ticket;
 use crate::core::longpoll::{
-    actions_body, empty_body, policy_change_body, poll_duration, subscription_revision, Waiter,
+    actions_body, empty_body, policy_change, poll_duration, subscription_revision, Waiter,
 };
 use crate::http::{Body, Response};
 use crate::model::Action;
@@ -32,6 +32,13 @@ pub(super) fn checkin_response(body: Vec<u8>) -> Response {
     Response::new(200)
         .with_header("Content-Type", "application/json")
         .with_body(Body::Bytes(body))
+}
+
+/// A checkin answered with a POLICY_CHANGE ([`policy_change`]: gzipped in advance).
+fn policy_change_response(body: Body) -> Response {
+    Response::new(200)
+        .with_header("Content-Type", "application/json")
+        .with_body(body)
 }
 
 /// The answer of a long poll that ends with nothing to deliver.
@@ -116,8 +123,8 @@ impl Fleet {
         policy: Arc<PreparedPolicy>,
     ) {
         if let Some(keys) = waiter.current_keys(&policy) {
-            let body = policy_change_body(&policy, &waiter.agent_id, &keys);
-            return self.respond(key, checkin_response(body));
+            let body = policy_change(&policy, &waiter.agent_id, &keys);
+            return self.respond(key, policy_change_response(body));
         }
         let Some(inflight) = self.inflight.get_mut(&key) else {
             return;
@@ -148,8 +155,8 @@ impl Fleet {
             return;
         };
         let Some(policy) = wait.policy else { return };
-        let body = policy_change_body(&policy, &wait.agent_id, &keys);
-        self.respond(key, checkin_response(body));
+        let body = policy_change(&policy, &wait.agent_id, &keys);
+        self.respond(key, policy_change_response(body));
     }
 
     /// A long-poll deadline passed: the checkin is answered with no actions (if `ticket` is

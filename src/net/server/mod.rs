@@ -30,6 +30,11 @@ mod accept;
 mod housekeeping;
 mod reload;
 mod reserve;
+mod watch;
+
+pub use housekeeping::ChoreId;
+use housekeeping::SubmitChore;
+pub use watch::WatchError;
 
 use super::conn::{Conn, DriveCtx, Step, TimerKind};
 use super::pool::BufPool;
@@ -149,6 +154,8 @@ enum TimerKey {
     AcceptRetry,
     /// A periodic chore (`housekeeping.rs`), by number.
     Housekeeping(usize),
+    /// The watched directory's quiet period ended (`watch.rs`).
+    Watch,
 }
 
 /// Where shutdown stands.
@@ -186,6 +193,8 @@ pub struct Server {
     reload: reload::ReloadState,
     drain: Drain,
     chores: housekeeping::Chores,
+    /// A directory whose changes run a chore at once (`watch.rs`).
+    watch: Option<watch::Watch>,
     ready_slots: Vec<usize>,
     /// The `Date` header of responses, reformatted when the wall clock enters a new second.
     date: DateCache,
@@ -287,6 +296,7 @@ impl Server {
             reload: reload::ReloadState::default(),
             backend,
             chores: housekeeping::Chores::default(),
+            watch: None,
             drain: Drain::default(),
             ready_slots: Vec::new(),
             waker,
@@ -346,6 +356,7 @@ impl Server {
             self.wall = wall;
             let mut signalled = false;
             let mut woken = false;
+            let mut watched = false;
             let mut ready = std::mem::take(&mut self.ready_slots);
             for event in events.iter() {
                 match event.token() {
@@ -353,6 +364,7 @@ impl Server {
                     MANAGEMENT => self.gate.management_ready = true,
                     SIGNALS => signalled = true,
                     WAKER => woken = true,
+                    watch::WATCH => watched = true,
                     Token(slot) => {
                         if let Some(conn) = self.conns.get_mut(slot) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -365,6 +377,9 @@ impl Server {
             }
             if signalled {
                 self.on_signals(now, wall);
+            }
+            if watched {
+                self.on_watch(now);
             }
             if woken {
                 if self.shutdown.load(Ordering::SeqCst) && self.drain.deadline.is_none() {
@@ -622,6 +637,7 @@ impl Server {
             match key {
                 TimerKey::Drain => self.drain.expired = true,
                 TimerKey::Housekeeping(chore) => self.run_chore(chore, now),
+                TimerKey::Watch => self.fire_watch(ticket, now),
                 TimerKey::AcceptRetry => {
                     self.gate.paused = false;
                     self.gate.management_ready = self.gate.management.is_some();
@@ -683,7 +699,10 @@ fn conn_of(conns: &mut Slab<Conn>, key: ConnKey) -> Option<&mut Conn> {
 
 fn timer_is_live(conns: &Slab<Conn>, key: TimerKey, ticket: Ticket) -> bool {
     match key {
-        TimerKey::Drain | TimerKey::AcceptRetry | TimerKey::Housekeeping(_) => true,
+        // A watch timer that was pushed back is told apart when it fires (`watch.rs`).
+        TimerKey::Drain | TimerKey::AcceptRetry | TimerKey::Housekeeping(_) | TimerKey::Watch => {
+            true
+        }
         TimerKey::Conn(conn) => conns.get(conn.slot()).is_some_and(|c| {
             c.generation == conn.generation() && c.timer.map(|(t, _)| t) == Some(ticket)
         }),

@@ -48,6 +48,15 @@ impl Default for Options {
 
 impl InProc {
     pub fn start(store: Arc<dyn Store>, options: Options) -> Self {
+        Self::start_prepared(store, options, |_| {})
+    }
+
+    /// [`InProc::start`], with `prepare` given the server before it runs (chores, watches).
+    pub fn start_prepared(
+        store: Arc<dyn Store>,
+        options: Options,
+        prepare: impl FnOnce(&mut Server),
+    ) -> Self {
         let pki = Pki::new();
         let cert = pki.server.cert_path.to_str().unwrap().to_owned();
         let key = pki.server.key_path.to_str().unwrap().to_owned();
@@ -94,7 +103,7 @@ impl InProc {
         if let Some(table) = options.limits_table {
             settings.limits_table = Some(table);
         }
-        let server = Server::new(
+        let mut server = Server::new(
             listener,
             Some(tls),
             settings,
@@ -104,6 +113,7 @@ impl InProc {
             None,
         )
         .unwrap();
+        prepare(&mut server);
         let shutdown = server.shutdown_handle();
         let stats = server.stats();
         let thread = std::thread::spawn(move || {
