@@ -19,7 +19,14 @@ pub fn emit(root: &Path) -> std::io::Result<()> {
     let dir = root.join("layout");
     println!("cargo:rerun-if-changed={}", dir.display());
     println!("cargo:rerun-if-env-changed=FLEET_EDGE_LINK_ORDER");
+    println!("cargo:rerun-if-env-changed=FLEET_EDGE_LINK_MAP");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
+    // layout/profile.sh asks for the linker's map: it names the functions of the stripped binary
+    // it profiles (stripping or any other profile change would change the symbols' hashes).
+    let map = env("FLEET_EDGE_LINK_MAP");
+    if !map.is_empty() {
+        println!("cargo:rustc-link-arg-bins=-Wl,-Map,{map}");
+    }
     let off = matches!(env("FLEET_EDGE_LINK_ORDER").as_str(), "off" | "0" | "no");
     if off || env("PROFILE") != "release" || env("CARGO_CFG_TARGET_OS") != "linux" {
         return Ok(());
@@ -45,6 +52,11 @@ pub fn emit(root: &Path) -> std::io::Result<()> {
             let Some((phase, name)) = entry(line) else {
                 continue;
             };
+            if let Some(object) = name.strip_prefix("file:") {
+                // An object whose code is one plain `.text` (ring's assembly): the whole object.
+                loose[phase].push(format!("*{object}(.text)"));
+                continue;
+            }
             // LLVM puts functions it knows are cold (`#[cold]`) in `.text.unlikely.<name>`.
             for prefix in [".text.", ".text.unlikely."] {
                 if own {
@@ -62,14 +74,18 @@ pub fn emit(root: &Path) -> std::io::Result<()> {
     );
     for list in [&exact[0], &loose[0], &exact[1], &loose[1]] {
         let fresh: Vec<&String> = list.iter().filter(|p| seen.insert(p.as_str())).collect();
-        if fresh.is_empty() {
-            continue;
+        let (objects, names): (Vec<&String>, Vec<&String>) =
+            fresh.into_iter().partition(|p| p.ends_with("(.text)"));
+        if !names.is_empty() {
+            script.push_str("    *(\n");
+            for p in names {
+                let _ = writeln!(script, "      {p}");
+            }
+            script.push_str("    )\n");
         }
-        script.push_str("    *(\n");
-        for p in fresh {
-            let _ = writeln!(script, "      {p}");
+        for p in objects {
+            let _ = writeln!(script, "    {p}");
         }
-        script.push_str("    )\n");
     }
     if seen.is_empty() {
         return Ok(());
@@ -91,9 +107,11 @@ fn entry(line: &str) -> Option<(usize, &str)> {
         _ => return None,
     };
     let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'.');
+        && name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'_' | b'$' | b'.')
+                || (name.starts_with("file:") && (i == 4 || b == b'-'))
+        });
     ok.then_some((phase, name))
 }
 
