@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""layout/callgrind-names.py MAP DUMP...: the functions of a stripped binary that ran, by phase.
+"""layout/callgrind-names.py MAP BASE DUMP...: the functions of a stripped binary that ran, by phase.
 
 MAP is the linker map (`-Map` of lld or GNU ld) of the very binary that was profiled: it names every input
 section and its address, so a binary without a symbol table (the shipped, stripped build, whose
@@ -72,15 +72,16 @@ def sections(path):
 def main():
     secs = sections(sys.argv[1])
     starts = [s for s, _, _ in secs]
+    base = int(sys.argv[2], 16)
     done = set()
-    for phase, dump in enumerate(sys.argv[2:], start=1):
+    for phase, dump in enumerate(sys.argv[3:], start=1):
         hits = set()
         with open(dump, errors="replace") as f:
             for line in f:
                 m = COST_LINE.match(line)
                 if not m:
                     continue
-                addr = int(m.group(1), 16)
+                addr = int(m.group(1), 16) - base
                 i = bisect.bisect_right(starts, addr) - 1
                 if i >= 0 and addr < secs[i][1]:
                     hits.add(i)

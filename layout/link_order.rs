@@ -156,6 +156,9 @@ mod tests {
             without_hash("_RNvNtNtCsgEmfK2I1SDS_4core3str5count14do_count_chars"),
             "_RNvNtNtCs*_4core3str5count14do_count_chars"
         );
-        assert_eq!(without_hash("ring_core_0_17_14__sha256"), "ring_core_0_17_14__sha256");
+        assert_eq!(
+            without_hash("ring_core_0_17_14__sha256"),
+            "ring_core_0_17_14__sha256"
+        );
     }
 }
