@@ -13,6 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "layout/link_order.rs"]
+mod link_order;
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
     println!("cargo:rerun-if-changed=build.rs");
@@ -31,6 +34,10 @@ fn main() {
     println!("cargo:rustc-env=FLEET_EDGE_TARGET={target}");
     if let Err(e) = console_assets(&root) {
         eprintln!("cannot embed the web console's assets: {e}");
+        std::process::exit(1);
+    }
+    if let Err(e) = link_order::emit(&root) {
+        eprintln!("cannot write the link-order script: {e}");
         std::process::exit(1);
     }
 }
