@@ -106,7 +106,7 @@ impl Fleet {
         for waiter in self.waiters.parked() {
             self.writer
                 .bulk
-                .entry(waiter.agent_id.clone())
+                .entry(waiter.agent_id.to_string())
                 .or_insert_with(|| CheckinWrite::fields(waiter.repeat.members()))
                 .fields
                 .insert("last_checkin".into(), now.clone());
