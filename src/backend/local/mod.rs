@@ -27,6 +27,7 @@
 //! calling thread in their own read transaction and see every acknowledged write.
 
 mod admin;
+mod agent_ids;
 mod admin_more;
 mod committer;
 mod dir;
