@@ -27,8 +27,8 @@
 //! calling thread in their own read transaction and see every acknowledged write.
 
 mod admin;
-mod agent_ids;
 mod admin_more;
+mod agent_ids;
 mod committer;
 mod dir;
 mod error;

@@ -132,8 +132,7 @@ impl Fleet {
             let Some(id) = writer.refresh.pop() else {
                 break;
             };
-            let Some(waiter) = self.waiters.of_agent(&id).and_then(|k| self.waiters.get(k))
-            else {
+            let Some(waiter) = self.waiters.of_agent(&id).and_then(|k| self.waiters.get(k)) else {
                 continue;
             };
             taken += 1;
