@@ -4,12 +4,16 @@
 # benchmarks run only with LOADGEN_MICRO=1: their bench-profile build is a second optimized
 # build of everything (about 3 minutes) for figures CI does not judge; clippy --all-targets
 # already compiles them. Goals are reported, not enforced (they are for the benchmark, not for tests), with
-# one exception: memory per parked TLS agent above 11.5 KiB (11,776 bytes) fails the run
-# (`--max-rss-per-agent`), so a regression cannot land silently. Branch `rss`
-# measured 10.01 KiB at 1,000 agents on 2026-12-03 (`loadgen idle --agents 1000`, load 1.2-1.4;
-# 8.27 KiB at 2,000: fixed costs such as the store's 1 MiB page cache spread over fewer agents);
-# the gate is that plus ~15 %. Issue 21 asks for 6 KB here; lower this as the per-agent budget
-# comes down. Otherwise this fails only when
+# one exception: memory per further parked TLS agent above LOADGEN_MAX_RSS_PER_FURTHER_AGENT bytes
+# fails the run (`--max-rss-per-further-agent`), so a regression cannot land silently. The figure
+# is the marginal one: loadgen reads the server's RSS with N/2 parked and with N parked and
+# divides the difference by N/2, so what a fleet's first agents bring (the store's 1 MiB page
+# cache, the tables' first capacity, the policy) does not dominate it at 1,000 agents as it does
+# the delta over the empty server divided by N (still gated at 11.5 KiB as before). Issue 21 asks
+# for 6 KB here; at 1,000 agents the marginal figure measured 6,205-8,446 bytes over three runs on
+# 2026-12-03 (6248d0a, load 0.6-3.1: half the fleet is only 500 agents, so 0.5 MiB of noise is
+# 1 KiB an agent), so the gate is 9,728 bytes (9.5 KiB, the worst run + 15 %); README, issue 21.
+# Otherwise this fails only when
 # the harness itself fails (server does not start or dies, the fleet never parks, the report is
 # missing). Called from .ci/run; about 4 minutes on the 2-core CI machine.
 set -euo pipefail
@@ -23,6 +27,7 @@ cargo build --release --locked -p fleet-edge -p loadgen
 # the README's numbers come from the full runs in benches/loadgen/RESULTS.md.
 target/release/loadgen all --agents "${LOADGEN_AGENTS:-1000}" --cpu-window 20 --steady-secs 10 \
     --raw-secs 2 --phase-deadline 240 --max-rss-per-agent "${LOADGEN_MAX_RSS_PER_AGENT:-11776}" \
+    --max-rss-per-further-agent "${LOADGEN_MAX_RSS_PER_FURTHER_AGENT:-9728}" \
     --out "$out"
 test -s "$out/loadgen-all-${LOADGEN_AGENTS:-1000}.json"
 if [ "${LOADGEN_MICRO:-0}" = 1 ]; then

@@ -73,6 +73,20 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 type Digest = [u8; 32];
 
+/// What an entry is keyed by: the first 16 bytes of the SHA-256 of the key id. Fixed-size, so an
+/// entry makes no allocation of its own: made on a backend worker among each request's transient
+/// allocations, a per-key id string kept that worker's heap pages resident after the request's
+/// garbage was freed (issue 21). Two ids sharing it would also need the same secret digest to
+/// be mistaken for one another.
+type IdKey = [u8; 16];
+
+fn id_key(id: &str) -> IdKey {
+    let mut out = [0u8; 16];
+    let full = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    out.copy_from_slice(full.as_ref().get(..16).unwrap_or(&[0u8; 16]));
+    out
+}
+
 fn digest(secret: &str) -> Digest {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref());
@@ -90,11 +104,11 @@ struct Entry {
 }
 
 struct State {
-    /// Keyed by the id, whose one allocation the entry's record in `order` shares.
-    entries: HashMap<Arc<str>, Entry>,
+    /// Keyed by [`id_key`] of the id.
+    entries: HashMap<IdKey, Entry>,
     /// Insertion order, oldest first: `(id, stamp)`; a record whose stamp is not its entry's
     /// (replaced or removed since) is stale and skipped.
-    order: VecDeque<(Arc<str>, u64)>,
+    order: VecDeque<(IdKey, u64)>,
     next_stamp: u64,
     /// Bumped by every invalidation: an answer fetched across one is not kept.
     epoch: u64,
@@ -119,9 +133,10 @@ impl State {
     /// The cached `enabled` of the key, when its entry is fresh and `digest` is the accepted
     /// secret's.
     fn lookup(&mut self, id: &str, digest: &Digest, now: Instant) -> Option<bool> {
-        let entry = self.entries.get(id)?;
+        let id = id_key(id);
+        let entry = self.entries.get(&id)?;
         if entry.expires <= now {
-            self.entries.remove(id);
+            self.entries.remove(&id);
             return None;
         }
         (entry.digest == *digest).then_some(entry.enabled)
@@ -159,15 +174,15 @@ impl State {
         let Some(expires) = now.checked_add(ttl) else {
             return;
         };
-        if !self.entries.contains_key(id) {
+        let id = id_key(id);
+        if !self.entries.contains_key(&id) {
             self.make_room(now, settings.max_entries);
         }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         self.inserts_since_sweep = self.inserts_since_sweep.saturating_add(1);
-        let id: Arc<str> = Arc::from(id);
         self.entries.insert(
-            Arc::clone(&id),
+            id,
             Entry {
                 digest,
                 enabled,
@@ -208,7 +223,7 @@ impl State {
     fn evict(&mut self, ids: &[String]) {
         self.epoch += 1;
         for id in ids {
-            self.entries.remove(id.as_str());
+            self.entries.remove(&id_key(id));
         }
     }
 }
@@ -484,7 +499,7 @@ mod tests {
             "and leaves the right secret's entry in place"
         );
         let state = f.cache.lock();
-        let entry = &state.entries[key.id.as_str()];
+        let entry = &state.entries[&id_key(&key.id)];
         assert_eq!(entry.digest, digest(&key.secret));
         assert_ne!(
             &entry.digest[..],

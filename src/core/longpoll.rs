@@ -130,10 +130,12 @@ pub struct KnownKey {
 /// One parked checkin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiter {
-    /// Agent id.
-    pub agent_id: String,
-    /// Assigned policy.
-    pub policy_id: String,
+    /// Agent id: one allocation shared with the by-agent index and the engine's checkin wait
+    /// (a parked agent held four copies of it before; issue 21).
+    pub agent_id: Arc<str>,
+    /// Assigned policy: [`Waiters::park`] shares the by-policy index's allocation, so a parked
+    /// agent holds none of its own.
+    pub policy_id: Arc<str>,
     /// Subscribed revision: a newer one wakes it.
     pub revision: i64,
     /// Position in the action sequence: live actions at or below it were already delivered.
@@ -200,8 +202,8 @@ impl Waiter {
     /// The waiter for `agent` subscribed at `revision`, at `position` in the action sequence.
     pub fn for_agent(agent: &Agent, revision: i64, position: i64) -> Self {
         Self {
-            agent_id: agent.id.clone(),
-            policy_id: agent.policy_id.clone(),
+            agent_id: Arc::from(agent.id.as_str()),
+            policy_id: Arc::from(agent.policy_id.as_str()),
             revision,
             position,
             keys: agent
@@ -227,8 +229,8 @@ impl Waiter {
 #[derive(Debug)]
 pub struct Waiters<K: Hash + Eq + Copy> {
     waiters: HashMap<K, Waiter>,
-    by_agent: HashMap<String, K>,
-    by_policy: HashMap<String, HashSet<K>>,
+    by_agent: HashMap<Arc<str>, K>,
+    by_policy: HashMap<Arc<str>, HashSet<K>>,
 }
 
 impl<K: Hash + Eq + Copy> Default for Waiters<K> {
@@ -243,16 +245,23 @@ impl<K: Hash + Eq + Copy> Default for Waiters<K> {
 
 impl<K: Hash + Eq + Copy> Waiters<K> {
     /// Parks `waiter` under `key`; an older park of the same agent is returned (to be answered).
-    pub fn park(&mut self, key: K, waiter: Waiter) -> Option<K> {
-        let previous = self.by_agent.insert(waiter.agent_id.clone(), key);
+    pub fn park(&mut self, key: K, mut waiter: Waiter) -> Option<K> {
+        let previous = self.by_agent.insert(Arc::clone(&waiter.agent_id), key);
         let previous = previous.filter(|p| *p != key);
         if let Some(p) = previous {
             self.remove(p);
         }
-        self.by_policy
-            .entry(waiter.policy_id.clone())
-            .or_default()
-            .insert(key);
+        match self.by_policy.get_key_value(&*waiter.policy_id) {
+            // The index's copy of the policy id becomes the waiter's (the waiter's own is freed).
+            Some((shared, _)) => waiter.policy_id = Arc::clone(shared),
+            None => {
+                self.by_policy
+                    .insert(Arc::clone(&waiter.policy_id), HashSet::new());
+            }
+        }
+        if let Some(set) = self.by_policy.get_mut(&*waiter.policy_id) {
+            set.insert(key);
+        }
         self.waiters.insert(key, waiter);
         previous
     }
@@ -260,13 +269,13 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
     /// Unparks `key`.
     pub fn remove(&mut self, key: K) -> Option<Waiter> {
         let waiter = self.waiters.remove(&key)?;
-        if self.by_agent.get(&waiter.agent_id) == Some(&key) {
-            self.by_agent.remove(&waiter.agent_id);
+        if self.by_agent.get(&*waiter.agent_id) == Some(&key) {
+            self.by_agent.remove(&*waiter.agent_id);
         }
-        if let Some(set) = self.by_policy.get_mut(&waiter.policy_id) {
+        if let Some(set) = self.by_policy.get_mut(&*waiter.policy_id) {
             set.remove(&key);
             if set.is_empty() {
-                self.by_policy.remove(&waiter.policy_id);
+                self.by_policy.remove(&*waiter.policy_id);
             }
         }
         Some(waiter)
@@ -307,7 +316,7 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
 
     /// The agents parked right now.
     pub fn agents(&self) -> impl Iterator<Item = &str> {
-        self.by_agent.keys().map(String::as_str)
+        self.by_agent.keys().map(|id| &**id)
     }
 
     /// The current waiter of every parked agent.

@@ -173,8 +173,15 @@ impl Fleet {
 
     /// Every agent enrolls, spread evenly at `rate` per second from `now`.
     pub fn enroll_paced(&mut self, now: Instant, rate: f64) {
-        for idx in 0..self.agents.len() {
-            let at = now + Duration::from_secs_f64(idx as f64 / rate.max(1.0));
+        self.enroll_paced_range(now, rate, 0..self.agents.len());
+    }
+
+    /// The agents of `range` enroll, spread evenly at `rate` per second from `now`.
+    pub fn enroll_paced_range(&mut self, now: Instant, rate: f64, range: std::ops::Range<usize>) {
+        let start = range.start;
+        let end = range.end.min(self.agents.len());
+        for idx in start..end {
+            let at = now + Duration::from_secs_f64((idx - start) as f64 / rate.max(1.0));
             self.schedule(idx, at, Kind::Enroll);
         }
     }

@@ -60,8 +60,12 @@ OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
   --backend-timeout SECS   the server's --backend-timeout (default 10)
   --agent-timeout SECS  a request unanswered after this counts as no answer (default 60)
   --enforce             exit 1 on any request with no answer, any 401, any lost ack (CI)
-  --max-rss-per-agent B exit with an error when idle's RSS per parked agent is above B bytes
-                        (the CI run's regression check)
+  --max-rss-per-agent B exit with an error when idle's RSS per parked agent (delta over the
+                        empty server, divided by N) is above B bytes
+  --max-rss-per-further-agent B
+                        exit with an error when idle's RSS per further parked agent (RSS with
+                        N parked minus RSS with N/2 parked, divided by N - N/2) is above B
+                        bytes (the CI run's regression check)
   --exec COMMAND        console scenario: run COMMAND (sh -c) once the fleet is parked, with
                         FLEET_EDGE_MANAGEMENT_URL, FLEET_EDGE_ADMIN_TOKEN and FLEET_EDGE_AGENTS
                         set, while the agents keep checking in; fails when it fails
@@ -198,6 +202,9 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
                 .unwrap_or(60),
         ),
         max_rss_per_agent: args.opt_value_from_str("--max-rss-per-agent").map_err(e)?,
+        max_rss_per_further_agent: args
+            .opt_value_from_str("--max-rss-per-further-agent")
+            .map_err(e)?,
         exec: args.opt_value_from_str("--exec").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
@@ -260,13 +267,23 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let result = scenarios::run(&opts, &mut report).and_then(|()| {
         // The regression check of the CI run: the budget per parked agent (bytes).
-        match (opts.max_rss_per_agent, report.rss_per_agent_bytes) {
+        let check = |limit: Option<u64>, bytes: Option<f64>, what: &str| match (limit, bytes) {
             (Some(limit), Some(bytes)) if bytes > limit as f64 => Err(format!(
-                "RSS per parked agent is {bytes:.0} bytes, above the limit of {limit} bytes"
+                "RSS per {what} is {bytes:.0} bytes, above the limit of {limit} bytes"
             )),
-            (Some(_), None) => Err("no RSS per parked agent was measured (run idle)".into()),
+            (Some(_), None) => Err(format!("no RSS per {what} was measured (run idle)")),
             _ => Ok(()),
-        }
+        };
+        check(
+            opts.max_rss_per_agent,
+            report.rss_per_agent_bytes,
+            "parked agent",
+        )?;
+        check(
+            opts.max_rss_per_further_agent,
+            report.rss_per_further_agent_bytes,
+            "further parked agent (N/2 to N)",
+        )
     });
     report.notes.push(format!(
         "run took {:.0} s; loadgen descriptor limit {}; loadgen peak RSS {:.0} MiB.",

@@ -84,6 +84,8 @@ pub struct Report {
     pub command: String,
     /// Idle's RSS per parked agent, bytes (for `--max-rss-per-agent`).
     pub rss_per_agent_bytes: Option<f64>,
+    /// Idle's RSS per further parked agent, N/2 to N, bytes (for `--max-rss-per-further-agent`).
+    pub rss_per_further_agent_bytes: Option<f64>,
     /// Rows in order.
     pub rows: Vec<Row>,
     /// Machine-readable values: scenario → metric → value.
@@ -106,6 +108,7 @@ impl Report {
             transport: transport.into(),
             command,
             rss_per_agent_bytes: None,
+            rss_per_further_agent_bytes: None,
             rows: Vec::new(),
             values: BTreeMap::new(),
             errors: BTreeMap::new(),

@@ -106,9 +106,16 @@ pub struct Options {
     pub enforce: bool,
     /// Fail the run when idle's RSS per parked agent is above this many bytes.
     pub max_rss_per_agent: Option<u64>,
+    /// Fail the run when idle's RSS per further parked agent (N/2 to N) is above this many
+    /// bytes.
+    pub max_rss_per_further_agent: Option<u64>,
     /// The command the `console` scenario runs (through `sh -c`) while the fleet is up.
     pub exec: Option<String>,
 }
+
+/// How long the fleet runs before an RSS reading: the checkin bulk writer flushes (10 s) and the
+/// allocator settles.
+const IDLE_SETTLE: Duration = Duration::from_secs(12);
 
 pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -286,9 +293,9 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     let target = run.target(&server)?;
     let mut fleet =
         Fleet::new(opts.agents, target, run.behaviour(false)).map_err(|e| e.to_string())?;
-    setup(run, &mut fleet, &server)?;
+    let rss_half = setup(run, &mut fleet, &server, has(Scenario::Idle))?;
     if has(Scenario::Idle) {
-        idle(run, &mut fleet, &server, rss_empty);
+        idle(run, &mut fleet, &server, rss_empty, rss_half);
     }
     if has(Scenario::Rollout) {
         rollout(run, &mut fleet, &server)?;
@@ -388,36 +395,71 @@ pub(crate) fn take_stats(fleet: &mut Fleet) -> Stats {
 /// Enrolls every agent at the setup pace and waits until all are parked on the newest revision
 /// (the console scenario alone: until all are enrolled and connected; the console needs the
 /// agents in the store, not every policy ack through the server's ack limit).
-fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<(), String> {
+/// Setup: every agent enrolls (paced) and parks. With `halfway`, the first half parks, the
+/// server settles as idle lets it and its RSS is read, then the second half follows: what the
+/// second half adds is the marginal cost of a parked agent, free of what a fleet's first agents
+/// bring (the returned RSS with N/2 parked, KiB).
+fn setup(
+    run: &mut Run<'_>,
+    fleet: &mut Fleet,
+    server: &ServerProc,
+    halfway: bool,
+) -> Result<Option<u64>, String> {
     let only_console = run.opts.scenarios == [Scenario::Console];
     let n = run.opts.agents;
     let t0 = Instant::now();
-    fleet.enroll_paced(t0, run.opts.enroll_rate);
+    let half = n / 2;
+    // Where each part of the setup ends.
+    let ends: &[usize] = if halfway && half > 0 {
+        &[half, n]
+    } else {
+        &[n]
+    };
     eprintln!(
         "loadgen: setup: enrolling {n} agents at {}/s",
         run.opts.enroll_rate
     );
-    let expected = Duration::from_secs_f64(n as f64 / run.opts.enroll_rate.max(1.0));
-    let deadline = t0 + expected + run.opts.phase_deadline;
-    let mut last_log = t0;
-    let all = fleet.run_until(deadline, |f, now| {
-        if now.duration_since(last_log) >= Duration::from_secs(10) {
-            last_log = now;
-            eprintln!(
-                "loadgen: setup: {}s enrolled {} parked {} conns {} errors {}",
-                now.duration_since(t0).as_secs(),
-                f.enrolled(),
-                f.parked(now, Duration::from_millis(500)),
-                f.open_conns(),
-                f.stats.error_total()
-            );
+    let mut rss_half = None;
+    let mut all = true;
+    let mut start = 0;
+    for &target in ends {
+        let part = start..target;
+        start = target;
+        let begun = Instant::now();
+        let expected = Duration::from_secs_f64(part.len() as f64 / run.opts.enroll_rate.max(1.0));
+        fleet.enroll_paced_range(begun, run.opts.enroll_rate, part);
+        let deadline = begun + expected + run.opts.phase_deadline;
+        let mut last_log = begun;
+        all = fleet.run_until(deadline, |f, now| {
+            if now.duration_since(last_log) >= Duration::from_secs(10) {
+                last_log = now;
+                eprintln!(
+                    "loadgen: setup: {}s enrolled {} parked {} conns {} errors {}",
+                    now.duration_since(t0).as_secs(),
+                    f.enrolled(),
+                    f.parked(now, Duration::from_millis(500)),
+                    f.open_conns(),
+                    f.stats.error_total()
+                );
+            }
+            if only_console {
+                f.enrolled() == target && f.open_conns() == target
+            } else {
+                f.parked(now, Duration::from_millis(500)) == target
+            }
+        });
+        if !all || target == n {
+            break;
         }
-        if only_console {
-            f.enrolled() == n && f.open_conns() == n
-        } else {
-            f.parked(now, Duration::from_millis(500)) == n
-        }
-    });
+        // As idle does before its reading: the checkin bulk writer flushes, the allocator settles.
+        fleet.run_until(Instant::now() + IDLE_SETTLE, |_, _| false);
+        let rss = server.rss_kib();
+        eprintln!(
+            "loadgen: setup: {target} parked, RSS {:.1} MiB; enrolling the rest",
+            mib(rss)
+        );
+        rss_half = Some(rss);
+    }
     let took = t0.elapsed();
     let mut stats = take_stats(fleet);
     run.report.metric(
@@ -453,7 +495,6 @@ fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<()
         None,
     );
     run.report.errors("setup", &stats.errors);
-    let _ = server;
     if !all {
         return Err(format!(
             "setup did not finish: {} of {n} agents parked after {:.0} s",
@@ -461,14 +502,20 @@ fn setup(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc) -> Result<()
             took.as_secs_f64()
         ));
     }
-    Ok(())
+    Ok(rss_half)
 }
 
 /// (a) idle: RSS with N parked, per agent, CPU over the window.
-fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u64) {
+fn idle(
+    run: &mut Run<'_>,
+    fleet: &mut Fleet,
+    server: &ServerProc,
+    rss_empty: u64,
+    rss_half: Option<u64>,
+) {
     let n = run.opts.agents;
     // Let the checkin bulk writer flush and the allocator settle.
-    let settle = Instant::now() + Duration::from_secs(12);
+    let settle = Instant::now() + IDLE_SETTLE;
     fleet.run_until(settle, |_, _| false);
     take_stats(fleet);
     let rss_parked = server.rss_kib();
@@ -486,6 +533,10 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
     let mut stats = take_stats(fleet);
     let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
     run.report.rss_per_agent_bytes = Some(per_agent_kib * 1024.0);
+    // Signed: at small N the two readings' noise can make the difference negative.
+    let further_kib =
+        rss_half.map(|half| (rss_parked as f64 - half as f64) / (n - n / 2).max(1) as f64);
+    run.report.rss_per_further_agent_bytes = further_kib.map(|k| k * 1024.0);
     let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
     let r = &mut *run.report;
     r.metric(
@@ -510,8 +561,26 @@ fn idle(run: &mut Run<'_>, fleet: &mut Fleet, server: &ServerProc, rss_empty: u6
         per_agent_kib,
         2,
         "KiB",
-        goal("≤ 5 KB", per_agent_kib <= 5.0),
+        goal("≤ 5 KB", per_agent_kib * 1024.0 <= 5000.0),
     );
+    if let (Some(half), Some(further)) = (rss_half, further_kib) {
+        r.metric(
+            "idle",
+            "server RSS with N/2 parked (during setup)",
+            mib(half),
+            1,
+            "MiB",
+            None,
+        );
+        r.metric(
+            "idle",
+            "RSS per further parked agent (N/2 to N)",
+            further,
+            2,
+            "KiB",
+            goal("≤ 5 KB", further * 1024.0 <= 5000.0),
+        );
+    }
     r.metric(
         "idle",
         "server RSS after the CPU window",

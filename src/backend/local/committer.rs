@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use redb::{Database, WriteTransaction};
 
+use super::agent_ids::AgentIds;
 use super::error::unavailable;
 use crate::backend::{Cursor, StoreError};
 
@@ -47,7 +48,7 @@ pub(super) struct Batch<'t> {
     feed: Cursor,
     feed_moved: bool,
     /// Agents this batch wrote (for the listing index, `listing.rs`).
-    agents: Vec<String>,
+    agents: AgentIds,
 }
 
 impl<'t> Batch<'t> {
@@ -65,7 +66,7 @@ impl<'t> Batch<'t> {
     /// Records that this batch wrote (created, changed or removed) agent `id`: the listing
     /// index re-reads it once the commit is durable.
     pub fn agent_written(&mut self, id: &str) {
-        self.agents.push(id.to_owned());
+        self.agents.insert(id);
     }
 
     /// Records that this batch wrote policy `seq`.
@@ -97,7 +98,7 @@ pub(super) struct AgentMarks {
     /// Whether an index exists to keep current (nothing is recorded before the first listing).
     pub tracking: bool,
     /// The agents written since the index last took the marks.
-    pub ids: std::collections::HashSet<String>,
+    pub ids: AgentIds,
     /// More were written than [`MAX_MARKS`]: the index is rebuilt instead.
     pub overflow: bool,
 }
@@ -107,7 +108,7 @@ pub(super) struct AgentMarks {
 pub(super) const MAX_MARKS: usize = 20_000;
 
 impl AgentMarks {
-    fn record(&mut self, ids: Vec<String>) {
+    fn record(&mut self, ids: AgentIds) {
         if !self.tracking || self.overflow {
             return;
         }
@@ -303,7 +304,7 @@ fn commit_batch(db: &Database, jobs: Vec<Job>, shared: &Shared) {
         txn: &txn,
         feed: start,
         feed_moved: false,
-        agents: Vec::new(),
+        agents: AgentIds::default(),
     };
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut abort: Option<String> = None;

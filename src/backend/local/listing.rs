@@ -53,7 +53,7 @@ impl LocalStore {
             }
         };
         if !ids.is_empty() {
-            let mut ids: Vec<String> = ids.into_iter().collect();
+            let mut ids: Vec<String> = ids.into_strings();
             ids.sort_unstable();
             let fresh = self.read(|txn| {
                 let agents = table(txn, AGENTS)?;

@@ -28,6 +28,7 @@
 
 mod admin;
 mod admin_more;
+mod agent_ids;
 mod committer;
 mod dir;
 mod error;

@@ -104,8 +104,11 @@ impl Fleet {
         // keys of a new revision) are due by the end of the hold.
         inflight.deadline = inflight.deadline.map(|due| due.max(now + hold));
         let ticket = self.long_polls.arm(key, now + hold);
+        // Only the submission needed it (`starting`); the waiter's copy is the one kept.
+        inflight.starting = None;
+        self.timing.parked(key);
         inflight.checkin = Some(CheckinWait {
-            agent_id,
+            agent_id: Arc::clone(&waiter.agent_id),
             parked: Some(ticket),
             policy: None,
         });
@@ -130,12 +133,12 @@ impl Fleet {
             return;
         };
         inflight.checkin = Some(CheckinWait {
-            agent_id: waiter.agent_id.clone(),
+            agent_id: Arc::clone(&waiter.agent_id),
             parked: None,
             policy: Some(Arc::clone(&policy)),
         });
         let job = Job::OutputKeys {
-            agent_id: waiter.agent_id.clone(),
+            agent_id: waiter.agent_id.to_string(),
             policy,
         };
         self.submit(key, job);

@@ -118,8 +118,8 @@ impl Inflight {
 /// Where a checkin is after its store part.
 #[derive(Debug, Clone)]
 struct CheckinWait {
-    /// The agent.
-    agent_id: String,
+    /// The agent (the parked waiter's allocation).
+    agent_id: Arc<str>,
     /// The long-poll deadline's ticket while parked (`None`: a job is running).
     parked: Option<Ticket>,
     /// The revision being delivered while its output keys are made.

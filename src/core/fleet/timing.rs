@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::io::{ConnKey, Origin};
 use super::refusals::{Refusals, Refused};
 use crate::api::{self, Route};
-use crate::http::{Method, Request};
+use crate::http::Request;
 use crate::mgmt::route_stats::{index, RouteStats};
 
 /// Requests being timed, and the figures they end in.
@@ -23,14 +23,16 @@ pub(super) struct Timing {
     refusals: Refusals,
 }
 
-/// A request not answered yet: what its figures and a refusal's audit line need.
+/// A request not answered yet: what its figures and a refusal's audit line need. Kept small:
+/// a parked checkin holds one for its whole long poll (issue 21).
 #[derive(Debug)]
 struct Open {
-    route: usize,
     began: Instant,
-    method: Method,
-    path: Box<str>,
+    /// `METHOD path`, for a refusal's audit line; dropped once a checkin parks (it is past
+    /// authentication, so it cannot be refused any more).
+    request: Box<str>,
     peer: Option<std::net::IpAddr>,
+    route: u8,
 }
 
 impl Timing {
@@ -58,16 +60,28 @@ impl Timing {
         self.tick(now);
         let route = index(route_name(origin, req));
         self.stats.started(route);
+        let method = req.method.as_str();
+        let mut request = String::with_capacity(method.len() + 1 + req.path.len());
+        request.push_str(method);
+        request.push(' ');
+        request.push_str(&req.path);
         let open = Open {
-            route,
             began: now,
-            method: req.method.clone(),
-            path: req.path.as_str().into(),
+            request: request.into_boxed_str(),
             peer: req.peer,
+            // `ROUTES` has 15 names.
+            route: u8::try_from(route).unwrap_or(u8::MAX),
         };
         if let Some(earlier) = self.open.insert(conn, open) {
             // Not answered by the engine (a connection has one request in it at a time).
-            self.stats.dropped(earlier.route);
+            self.stats.dropped(usize::from(earlier.route));
+        }
+    }
+
+    /// `conn`'s checkin parked: its request line is not needed any more (see [`Open`]).
+    pub(super) fn parked(&mut self, conn: ConnKey) {
+        if let Some(open) = self.open.get_mut(&conn) {
+            open.request = Box::default();
         }
     }
 
@@ -77,16 +91,18 @@ impl Timing {
             return;
         };
         let took = self.now.saturating_duration_since(open.began);
-        self.stats.answered(open.route, status, took);
+        let route = usize::from(open.route);
+        self.stats.answered(route, status, took);
         if matches!(status, 400 | 401) {
+            let (method, path) = open.request.split_once(' ').unwrap_or(("", ""));
             let refused = Refused {
-                method: open.method.as_str(),
-                path: &open.path,
+                method,
+                path,
                 peer: open.peer,
                 status,
                 body,
                 took,
-                management: open.route == index("management"),
+                management: route == index("management"),
             };
             if let Some(line) = self.refusals.line(&refused, self.now) {
                 log::info!("{line}");
@@ -97,7 +113,7 @@ impl Timing {
     /// `conn` closed; a request of it still open is dropped.
     pub(super) fn closed(&mut self, conn: ConnKey) {
         if let Some(open) = self.open.remove(&conn) {
-            self.stats.dropped(open.route);
+            self.stats.dropped(usize::from(open.route));
         }
     }
 }

@@ -9,6 +9,7 @@
 //! which the operation merges over the stored documents.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
@@ -28,6 +29,12 @@ const MAX_FLUSH: usize = 1000;
 pub(super) struct Writer {
     /// Checkin state waiting for the next bulk write, latest per agent.
     bulk: HashMap<String, CheckinWrite>,
+    /// Parked agents whose `last_checkin` refresh is not in `bulk` yet, and the time it writes.
+    /// The flush takes them a batch at a time: a refresh of every parked agent put all N into
+    /// `bulk` at once (~N × 500 bytes every 30 s), and the long-lived allocations made meanwhile
+    /// kept that much heap resident after it was freed (issue 21).
+    refresh: Vec<Arc<str>>,
+    refresh_at: Value,
     /// A batch is being written.
     pub(super) inflight: bool,
     /// The batch in flight left entries of the same flush behind: they go when it is written.
@@ -39,12 +46,12 @@ pub(super) struct Writer {
 impl Writer {
     /// Nothing pending, nothing in flight.
     pub(super) fn idle(&self) -> bool {
-        !self.inflight && self.bulk.is_empty()
+        !self.inflight && self.bulk.is_empty() && self.refresh.is_empty()
     }
 
     /// Agents with state not yet handed to the store.
     pub(super) fn pending(&self) -> usize {
-        self.bulk.len()
+        self.bulk.len() + self.refresh.len()
     }
 
     /// A checkin's state replaces the agent's pending one.
@@ -73,8 +80,12 @@ impl Fleet {
     /// Sends the pending checkin state to the store as one batch (unless one is in flight), due
     /// within the backend timeout.
     pub(super) fn flush_checkins(&mut self, now: Instant, wall: SystemTime) {
+        if self.writer.inflight || !self.settings.has_store {
+            return;
+        }
+        self.take_refreshes(MAX_FLUSH.saturating_sub(self.writer.bulk.len()));
         let writer = &mut self.writer;
-        if writer.inflight || writer.bulk.is_empty() || !self.settings.has_store {
+        if writer.bulk.is_empty() {
             return;
         }
         let updated_at = Value::from(rfc3339_seconds(wall));
@@ -89,7 +100,7 @@ impl Fleet {
         for (_, state) in &mut batch {
             state.fields.insert("updated_at".into(), updated_at.clone());
         }
-        writer.continuing = !writer.bulk.is_empty();
+        writer.continuing = !writer.bulk.is_empty() || !writer.refresh.is_empty();
         writer.inflight = true;
         self.outputs.push_back(Output::Submit {
             to: ReplyTo::Writer,
@@ -100,16 +111,41 @@ impl Fleet {
 
     /// §3.2 step 10: a parked agent is still checking in; its `last_checkin` moves with it, and
     /// a flush of it writes what every checkin flush writes (§3.8: status, message,
-    /// `unhealthy_reason`, `sequence_num`), as Fleet Server's periodic re-checkin does.
+    /// `unhealthy_reason`, `sequence_num`), as Fleet Server's periodic re-checkin does. The
+    /// agents are queued (one shared id each) and the flushes take them a batch at a time; a
+    /// refresh still queued when the next one comes is replaced by it.
     pub(super) fn refresh_parked_checkins(&mut self, wall: SystemTime) {
-        let now = Value::from(rfc3339_seconds(wall));
-        for waiter in self.waiters.parked() {
-            self.writer
+        self.writer.refresh = self
+            .waiters
+            .parked()
+            .map(|w| Arc::clone(&w.agent_id))
+            .collect();
+        self.writer.refresh_at = Value::from(rfc3339_seconds(wall));
+    }
+
+    /// Moves up to `room` queued refreshes into the pending state (agents no longer parked
+    /// are skipped: their checkin wrote a newer `last_checkin`, or will).
+    fn take_refreshes(&mut self, room: usize) {
+        let writer = &mut self.writer;
+        let mut taken = 0;
+        while taken < room {
+            let Some(id) = writer.refresh.pop() else {
+                break;
+            };
+            let Some(waiter) = self.waiters.of_agent(&id).and_then(|k| self.waiters.get(k)) else {
+                continue;
+            };
+            taken += 1;
+            writer
                 .bulk
-                .entry(waiter.agent_id.clone())
+                .entry(id.to_string())
                 .or_insert_with(|| CheckinWrite::fields(waiter.repeat.members()))
                 .fields
-                .insert("last_checkin".into(), now.clone());
+                .insert("last_checkin".into(), writer.refresh_at.clone());
+        }
+        if writer.refresh.is_empty() {
+            // The queue's allocation is as large as the fleet: not kept between refreshes.
+            writer.refresh = Vec::new();
         }
     }
 
