@@ -80,8 +80,9 @@ fn parse_uuid(id: &str) -> Option<u128> {
     Some(value)
 }
 
-/// The text [`parse_uuid`] read `value` from.
-fn format_uuid(value: u128) -> String {
+/// The text [`parse_uuid`] read `value` from: a lowercase hyphenated UUID (also how
+/// `backend::ops::uuid_v4` writes the ids it makes).
+pub(crate) fn format_uuid(value: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for i in 0..32 {

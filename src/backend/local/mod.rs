@@ -28,7 +28,7 @@
 
 mod admin;
 mod admin_more;
-mod agent_ids;
+pub(crate) mod agent_ids;
 mod committer;
 mod dir;
 mod error;

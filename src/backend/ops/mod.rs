@@ -98,15 +98,7 @@ pub fn uuid_v4() -> String {
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::backend::local::agent_ids::format_uuid(u128::from_be_bytes(b))
 }
 
 #[cfg(test)]
