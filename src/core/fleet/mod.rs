@@ -35,7 +35,7 @@ mod timing;
 mod writer;
 
 use super::deadlines::{Deadlines, Ticket};
-use super::longpoll::{PolicyCache, PollSettings, Waiters};
+use super::longpoll::{PolicyCache, PollSettings, Waiter, Waiters};
 use crate::api::health::{Health, HealthCell};
 use crate::api::ids::RequestIds;
 use crate::api::limits::{LimitedRoute, RouteLimits, SizingTable};
@@ -96,6 +96,10 @@ struct Inflight {
     deadline: Option<Instant>,
     /// The ticket in [`Fleet::overdue`] while a job of this request is out.
     overdue: Option<Ticket>,
+    /// A parked checkin's timing record, out of [`timing::Timing`]'s table while it is parked
+    /// (a slot there times the table's slack per parked agent; issue 21); back there when
+    /// the record is taken ([`Fleet::take_inflight`]).
+    open: Option<timing::Open>,
 }
 
 impl Inflight {
@@ -111,12 +115,13 @@ impl Inflight {
             checkin: None,
             deadline: None,
             overdue: None,
+            open: None,
         }
     }
 }
 
 /// Where a checkin is after its store part.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CheckinWait {
     /// The agent (the parked waiter's allocation).
     agent_id: Arc<str>,
@@ -124,6 +129,9 @@ struct CheckinWait {
     parked: Option<Ticket>,
     /// The revision being delivered while its output keys are made.
     policy: Option<Arc<PreparedPolicy>>,
+    /// The waiter while parked, indexed by [`Fleet::waiters`]: kept here, in the record every
+    /// parked checkin has, not in a table of its own (issue 21).
+    waiter: Option<Waiter>,
 }
 
 /// The engine's periodic timers (one deadline each; the long polls have their own heap).
@@ -548,8 +556,9 @@ impl Fleet {
             self.outputs.retain(|o| answer_for(o) != Some(conn));
         }
         self.writer.forget(conn);
-        self.timing.closed(conn);
+        // First: a parked checkin's timing record goes back to the timing table.
         self.take_inflight(conn);
+        self.timing.closed(conn);
     }
 
     /// The backend refused `job` (queue full, the queue ahead cannot drain by its deadline, or
@@ -602,7 +611,6 @@ impl Fleet {
         self.draining = true;
         self.health = Health::Stopping;
         for key in self.waiters.keys() {
-            self.waiters.remove(key);
             self.respond(key, checkin::empty_response());
         }
         self.flush_checkins(now, wall);
@@ -702,8 +710,13 @@ impl Fleet {
 
     /// Removes `conn`'s in-flight request and everything that refers to it, returning it.
     fn take_inflight(&mut self, conn: ConnKey) -> Option<Inflight> {
-        let inflight = *self.inflight.remove(&conn)?;
-        self.waiters.remove(conn);
+        let mut inflight = *self.inflight.remove(&conn)?;
+        if let Some(waiter) = inflight.checkin.as_ref().and_then(|c| c.waiter.as_ref()) {
+            self.waiters.remove(conn, waiter);
+        }
+        if let Some(open) = inflight.open.take() {
+            self.timing.resume(conn, open);
+        }
         if let Some(agent) = &inflight.starting {
             if self.starting.get(agent) == Some(&conn) {
                 self.starting.remove(agent);
@@ -774,6 +787,11 @@ impl Fleet {
     }
 }
 
+/// The waiter of `key`'s parked checkin.
+fn parked_waiter(inflight: &HashMap<ConnKey, Box<Inflight>>, key: ConnKey) -> Option<&Waiter> {
+    inflight.get(&key)?.checkin.as_ref()?.waiter.as_ref()
+}
+
 /// The connection an output answers (`None`: a job).
 fn answer_for(output: &Output) -> Option<ConnKey> {
     match output {
@@ -787,14 +805,16 @@ fn answer_for(output: &Output) -> Option<ConnKey> {
 #[cfg(test)]
 mod sizes {
     /// The fixed parts the engine keeps per parked checkin, printed for the README's per-agent
-    /// budget (`--nocapture`): its in-flight record (boxed, behind a slot) and its waiter (a slot).
+    /// budget (`--nocapture`): its in-flight record (boxed, behind a slot), which holds its
+    /// waiter and its timing record.
     #[test]
     fn per_parked_checkin_records_stay_small() {
         let slot = std::mem::size_of::<(super::ConnKey, Box<super::Inflight>)>();
         let record = std::mem::size_of::<super::Inflight>();
-        let waiter = std::mem::size_of::<(super::ConnKey, crate::core::longpoll::Waiter)>();
-        println!("inflight slot {slot} bytes + record {record}, waiter slot {waiter} bytes");
-        assert!(slot <= 24 && record <= 256, "{slot} {record}");
-        assert!(waiter <= 160, "{waiter}");
+        let waiter = std::mem::size_of::<crate::core::longpoll::Waiter>();
+        let open = std::mem::size_of::<super::timing::Open>();
+        println!("inflight slot {slot} bytes + record {record} (waiter {waiter}, timing {open})");
+        assert!(slot <= 24 && record <= 384, "{slot} {record}");
+        assert!(waiter <= 80 && open <= 56, "{waiter} {open}");
     }
 }
