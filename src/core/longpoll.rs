@@ -156,9 +156,10 @@ pub struct Waiter {
 /// (`f["online","Running",null,0]`, ~30 bytes), without the member names a JSON object repeated
 /// for every parked agent (~106 bytes; issue 21). Members outside `REPEATED` (none today) are
 /// kept as a JSON object instead. A `Map` (a B-tree) would hold a node of about 640 bytes and an
-/// allocation per key.
+/// allocation per key. Shared ([`Repeat::share`]): agents reporting the same state hold one
+/// allocation between them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Repeat(Box<str>);
+pub struct Repeat(Arc<str>);
 
 impl Repeat {
     /// Keeps `members`.
@@ -167,11 +168,9 @@ impl Repeat {
             return Self::default();
         }
         if members.keys().any(|k| !REPEATED.contains(&k.as_str())) {
-            return Self(
-                serde_json::to_string(members)
-                    .unwrap_or_default()
-                    .into_boxed_str(),
-            );
+            return Self(Arc::from(
+                serde_json::to_string(members).unwrap_or_default(),
+            ));
         }
         let mut present = 0u32;
         let mut values = Vec::with_capacity(members.len());
@@ -183,7 +182,17 @@ impl Repeat {
         }
         let mut text = char::from_digit(present, 16).unwrap_or('0').to_string();
         text.push_str(&serde_json::to_string(&values).unwrap_or_default());
-        Self(text.into_boxed_str())
+        Self(Arc::from(text))
+    }
+
+    /// `self`, holding `last`'s allocation when both keep the same members; `last` becomes
+    /// `self` otherwise. Parked agents mostly report the same state, so keeping the last one
+    /// made shares it among nearly all of them (bounded: one extra reference).
+    pub fn share(self, last: &mut Repeat) -> Repeat {
+        if self != *last {
+            *last = self;
+        }
+        last.clone()
     }
 
     /// The members kept.
@@ -442,6 +451,16 @@ mod tests {
         };
         assert_eq!(Repeat::new(&other).members(), other);
         assert_eq!(Repeat::new(&Map::new()), Repeat::default());
+        let mut last = Repeat::default();
+        let first = Repeat::new(&some).share(&mut last);
+        let second = Repeat::new(&some).share(&mut last);
+        assert!(
+            Arc::ptr_eq(&first.0, &second.0),
+            "the same members share one allocation"
+        );
+        let third = Repeat::new(&members).share(&mut last);
+        assert_eq!(third.members(), members);
+        assert_eq!(second.members(), some);
         assert!(Repeat::default().members().is_empty());
     }
 

@@ -81,7 +81,8 @@ impl Fleet {
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
-        waiter.repeat = crate::core::longpoll::Repeat::new(&start.repeat);
+        waiter.repeat =
+            crate::core::longpoll::Repeat::new(&start.repeat).share(&mut self.last_repeat);
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)

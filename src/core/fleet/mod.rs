@@ -35,7 +35,7 @@ mod timing;
 mod writer;
 
 use super::deadlines::{Deadlines, Ticket};
-use super::longpoll::{PolicyCache, PollSettings, Waiter, Waiters};
+use super::longpoll::{PolicyCache, PollSettings, Repeat, Waiter, Waiters};
 use crate::api::health::{Health, HealthCell};
 use crate::api::ids::RequestIds;
 use crate::api::limits::{LimitedRoute, RouteLimits, SizingTable};
@@ -196,6 +196,9 @@ pub struct Fleet {
     limits: RouteLimits,
     cache: PolicyCache,
     waiters: Waiters<ConnKey>,
+    /// The repeated checkin members parked last, shared with the next parks that repeat the
+    /// same ([`Repeat::share`]).
+    last_repeat: Repeat,
     rollouts: rollout::Rollouts,
     /// Agents whose checkin is between its pending-actions query and parking (§3.2 subscribes
     /// before querying; this is the equivalent): live actions for them are kept in `early`.
@@ -253,6 +256,7 @@ impl Fleet {
             monitor: None,
             cache: PolicyCache::default(),
             waiters: Waiters::default(),
+            last_repeat: Repeat::default(),
             starting: HashMap::new(),
             enrolling: HashMap::new(),
             early: HashMap::new(),
