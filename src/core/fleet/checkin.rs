@@ -106,7 +106,7 @@ impl Fleet {
         inflight.deadline = inflight.deadline.map(|due| due.max(now + hold));
         let ticket = self.long_polls.arm(key, now + hold);
         // Only the submission needed it (`starting`); the waiter's copy is the one kept.
-        inflight.starting = None;
+        inflight.holds = None;
         inflight.open = self.timing.park(key);
         let old = self.waiters.park(key, &mut waiter);
         inflight.checkin = Some(CheckinWait {

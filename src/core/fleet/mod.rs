@@ -85,10 +85,9 @@ struct Inflight {
     pending: Pending,
     /// When the request arrived (long-poll setup time counts from here).
     started: Instant,
-    /// The agent of a checkin between its submission and its store part's reply.
-    starting: Option<String>,
-    /// The enrollment id of an enroll that other enrolls with the same id must wait for.
-    enrolling: Option<String>,
+    /// The entry of [`Fleet::starting`] or [`Fleet::enrolling`] this request holds (a request is
+    /// a checkin or an enroll, never both: one field, 16 bytes less in every record).
+    holds: Option<Holds>,
     /// Checkin progress after its store part.
     checkin: Option<CheckinWait>,
     /// By when its backend jobs must have replied (`None`: management requests and OpAMP
@@ -110,14 +109,24 @@ impl Inflight {
         Self {
             pending,
             started,
-            starting: None,
-            enrolling: None,
+            holds: None,
             checkin: None,
             deadline: None,
             overdue: None,
             open: None,
         }
     }
+}
+
+/// What an in-flight request holds in the engine's maps of requests by id.
+#[derive(Debug)]
+enum Holds {
+    /// The agent of a checkin between its submission and its store part's reply
+    /// ([`Fleet::starting`]).
+    Starting(String),
+    /// The enrollment id of an enroll that other enrolls with the same id must wait for
+    /// ([`Fleet::enrolling`]).
+    Enrolling(String),
 }
 
 /// Where a checkin is after its store part.
@@ -652,14 +661,14 @@ impl Fleet {
         let duplicate = match &mut job {
             Job::CheckinStart(input) => {
                 self.starting.insert(input.agent_id.clone(), conn);
-                inflight.starting = Some(input.agent_id.clone());
+                inflight.holds = Some(Holds::Starting(input.agent_id.clone()));
                 false
             }
             Job::Enroll(input) => match &input.enrollment_id {
                 Some(id) if self.enrolling.contains_key(id) => true,
                 Some(id) => {
                     self.enrolling.insert(id.clone(), conn);
-                    inflight.enrolling = Some(id.clone());
+                    inflight.holds = Some(Holds::Enrolling(id.clone()));
                     false
                 }
                 None => false,
@@ -721,16 +730,15 @@ impl Fleet {
         if let Some(open) = inflight.open.take() {
             self.timing.resume(conn, open);
         }
-        if let Some(agent) = &inflight.starting {
-            if self.starting.get(agent) == Some(&conn) {
+        match &inflight.holds {
+            Some(Holds::Starting(agent)) if self.starting.get(agent) == Some(&conn) => {
                 self.starting.remove(agent);
                 self.early.remove(agent);
             }
-        }
-        if let Some(id) = &inflight.enrolling {
-            if self.enrolling.get(id) == Some(&conn) {
+            Some(Holds::Enrolling(id)) if self.enrolling.get(id) == Some(&conn) => {
                 self.enrolling.remove(id);
             }
+            _ => {}
         }
         if let Some(limited) = inflight.pending.limited {
             self.limits.get(limited).release();
@@ -818,7 +826,7 @@ mod sizes {
         let waiter = std::mem::size_of::<crate::core::longpoll::Waiter>();
         let open = std::mem::size_of::<super::timing::Open>();
         println!("inflight slot {slot} bytes + record {record} (waiter {waiter}, timing {open})");
-        assert!(slot <= 24 && record <= 384, "{slot} {record}");
+        assert!(slot <= 24 && record <= 344, "{slot} {record}");
         assert!(waiter <= 80 && open <= 56, "{waiter} {open}");
     }
 }
