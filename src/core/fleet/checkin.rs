@@ -81,8 +81,6 @@ impl Fleet {
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
-        waiter.repeat =
-            crate::core::longpoll::Repeat::new(&start.repeat).share(&mut self.last_repeat);
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)
@@ -94,6 +92,11 @@ impl Fleet {
         if self.draining {
             return self.respond(key, empty_response());
         }
+        // Only a parked waiter keeps these (a delivery does not write them again), and only
+        // parks meet `last_repeat`: first checkins, answered with the policy, report another
+        // state and would take turns with the parked ones there.
+        waiter.repeat =
+            crate::core::longpoll::Repeat::new(&start.repeat).share(&mut self.last_repeat);
         let random = self.ids.next_unit();
         let Some(inflight) = self.inflight.get_mut(&key) else {
             return;
