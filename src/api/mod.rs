@@ -238,7 +238,9 @@ pub struct Pending {
     pub server_version: ServerVersion,
     /// The agent version of an enroll or checkin whose User-Agent this server does not admit:
     /// if the request is refused for it (after key validation), the refusal is logged.
-    pub refused_agent_version: Option<String>,
+    /// (A box, not a `String`: 8 bytes less in every request the engine holds, parked
+    /// checkins included; issue 21.)
+    pub refused_agent_version: Option<Box<str>>,
 }
 
 impl Pending {
@@ -456,7 +458,7 @@ fn dispatch(
         _ => None,
     };
     let refused_agent_version = match &ua_check {
-        Some(Err(user_agent::Refusal::Unsupported(v))) => Some(v.clone()),
+        Some(Err(user_agent::Refusal::Unsupported(v))) => Some(Box::<str>::from(v.as_str())),
         _ => None,
     };
     let agent_version = || match &ua_check {

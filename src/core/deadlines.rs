@@ -17,7 +17,10 @@ pub struct Ticket(u64);
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry<K: Ord> {
-    at: Instant,
+    /// Nanoseconds from [`Deadlines::base`]: 8 bytes where an `Instant` takes 16 (a parked
+    /// agent's long poll holds an entry, times the heap's slack; issue 21). Same order, same
+    /// instant back ([`Deadlines::instant`]).
+    at: i64,
     ticket: Ticket,
     key: K,
 }
@@ -29,6 +32,8 @@ pub struct Deadlines<K: Ord> {
     next_ticket: u64,
     /// Entries known to be superseded or cancelled; drives compaction.
     stale: usize,
+    /// The instant entries count from: the first one armed.
+    base: Option<Instant>,
 }
 
 impl<K: Ord + Copy> Default for Deadlines<K> {
@@ -44,6 +49,26 @@ impl<K: Ord + Copy> Deadlines<K> {
             heap: BinaryHeap::new(),
             next_ticket: 0,
             stale: 0,
+            base: None,
+        }
+    }
+
+    /// `at` as nanoseconds from the base (saturating ~292 years either side of it).
+    fn offset(base: Instant, at: Instant) -> i64 {
+        match at.checked_duration_since(base) {
+            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            None => i64::try_from(base.duration_since(at).as_nanos()).map_or(i64::MIN, |n| -n),
+        }
+    }
+
+    /// The instant of an entry's `at`.
+    fn instant(&self, at: i64) -> Option<Instant> {
+        let base = self.base?;
+        let magnitude = Duration::from_nanos(at.unsigned_abs());
+        if at >= 0 {
+            base.checked_add(magnitude)
+        } else {
+            base.checked_sub(magnitude)
         }
     }
 
@@ -51,6 +76,8 @@ impl<K: Ord + Copy> Deadlines<K> {
     pub fn arm(&mut self, key: K, at: Instant) -> Ticket {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket = self.next_ticket.wrapping_add(1);
+        let base = *self.base.get_or_insert(at);
+        let at = Self::offset(base, at);
         self.heap.push(Reverse(Entry { at, ticket, key }));
         ticket
     }
@@ -71,18 +98,17 @@ impl<K: Ord + Copy> Deadlines<K> {
 
     /// Time from `now` until the earliest deadline (zero if already due), or `None` when empty.
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap
-            .peek()
-            .map(|Reverse(e)| e.at.saturating_duration_since(now))
+        self.next_at().map(|at| at.saturating_duration_since(now))
     }
 
     /// The earliest deadline (stale ones included), or `None` when empty.
     pub fn next_at(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(e)| e.at)
+        self.heap.peek().and_then(|Reverse(e)| self.instant(e.at))
     }
 
     /// Pops one deadline that is due at `now`, oldest first.
     pub fn expired(&mut self, now: Instant) -> Option<(K, Ticket)> {
+        let now = Self::offset(self.base?, now);
         match self.heap.peek() {
             Some(Reverse(e)) if e.at <= now => {}
             _ => return None,
@@ -121,6 +147,26 @@ mod tests {
     }
 
     #[test]
+    fn instants_before_the_first_one_armed_keep_their_order_and_value() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut d = Deadlines::new();
+        d.arm(1u32, t0);
+        let earlier = t0 - Duration::from_nanos(1_500_000_001);
+        d.arm(2u32, earlier);
+        d.arm(3u32, t0 + Duration::from_nanos(7));
+        assert_eq!(d.next_at(), Some(earlier), "the same instant back");
+        assert_eq!(d.expired(earlier - Duration::from_nanos(1)), None);
+        assert_eq!(d.expired(earlier).map(|(k, _)| k), Some(2));
+        assert_eq!(d.next_at(), Some(t0));
+        assert_eq!(
+            d.expired(t0 + Duration::from_nanos(6)).map(|(k, _)| k),
+            Some(1)
+        );
+        assert_eq!(d.expired(t0 + Duration::from_nanos(6)), None);
+        assert_eq!(d.next_at(), Some(t0 + Duration::from_nanos(7)));
+    }
+
+    #[test]
     fn rearming_yields_a_new_ticket_and_old_one_is_recognisably_stale() {
         let t0 = Instant::now();
         let mut d = Deadlines::new();
@@ -156,5 +202,17 @@ mod tests {
             Some(&current),
             "the live deadline survives compaction"
         );
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    #[test]
+    fn an_entry_stays_small() {
+        // A long poll's entry (the engine's connection key is 16 bytes), printed for the
+        // README's per-agent budget (`cargo test --lib -- sizes --nocapture`).
+        let entry = std::mem::size_of::<super::Entry<(usize, u64)>>();
+        println!("deadline heap entry {entry} bytes (with a 16-byte key)");
+        assert!(entry <= 32, "{entry}");
     }
 }

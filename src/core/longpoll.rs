@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::backend::interface::CheckinBody;
+use crate::backend::ops::checkin::REPEATED;
 use crate::model::Agent;
 use crate::transform::prepared_policy::PreparedPolicy;
 
@@ -150,11 +151,15 @@ pub struct Waiter {
     pub repeat: Repeat,
 }
 
-/// The checkin-state members a parked checkin's refresh writes again, kept as their JSON text:
-/// one allocation of about a hundred bytes, where a `Map` (a B-tree) holds a node of about 640
-/// bytes and an allocation per key for every parked agent.
+/// The checkin-state members a parked checkin's refresh writes again ([`REPEATED`]), kept as one
+/// short text: a digit saying which of the four are present, then their values as a JSON array
+/// (`f["online","Running",null,0]`, ~30 bytes), without the member names a JSON object repeated
+/// for every parked agent (~106 bytes; issue 21). Members outside `REPEATED` (none today) are
+/// kept as a JSON object instead. A `Map` (a B-tree) would hold a node of about 640 bytes and an
+/// allocation per key. Shared ([`Repeat::share`]): agents reporting the same state hold one
+/// allocation between them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Repeat(Box<str>);
+pub struct Repeat(Arc<str>);
 
 impl Repeat {
     /// Keeps `members`.
@@ -162,11 +167,32 @@ impl Repeat {
         if members.is_empty() {
             return Self::default();
         }
-        Self(
-            serde_json::to_string(members)
-                .unwrap_or_default()
-                .into_boxed_str(),
-        )
+        if members.keys().any(|k| !REPEATED.contains(&k.as_str())) {
+            return Self(Arc::from(
+                serde_json::to_string(members).unwrap_or_default(),
+            ));
+        }
+        let mut present = 0u32;
+        let mut values = Vec::with_capacity(members.len());
+        for (bit, name) in REPEATED.iter().enumerate() {
+            if let Some(value) = members.get(*name) {
+                present |= 1 << bit;
+                values.push(value);
+            }
+        }
+        let mut text = char::from_digit(present, 16).unwrap_or('0').to_string();
+        text.push_str(&serde_json::to_string(&values).unwrap_or_default());
+        Self(Arc::from(text))
+    }
+
+    /// `self`, holding `last`'s allocation when both keep the same members; `last` becomes
+    /// `self` otherwise. Parked agents mostly report the same state, so keeping the last one
+    /// made shares it among nearly all of them (bounded: one extra reference).
+    pub fn share(self, last: &mut Repeat) -> Repeat {
+        if self != *last {
+            *last = self;
+        }
+        last.clone()
     }
 
     /// The members kept.
@@ -174,7 +200,22 @@ impl Repeat {
         if self.0.is_empty() {
             return Map::new();
         }
-        serde_json::from_str(&self.0).unwrap_or_default()
+        if self.0.starts_with('{') {
+            return serde_json::from_str(&self.0).unwrap_or_default();
+        }
+        let mut chars = self.0.chars();
+        let present = chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0);
+        let values: Vec<Value> = serde_json::from_str(chars.as_str()).unwrap_or_default();
+        let mut values = values.into_iter();
+        let mut members = Map::new();
+        for (bit, name) in REPEATED.iter().enumerate() {
+            if present & (1 << bit) != 0 {
+                if let Some(value) = values.next() {
+                    members.insert((*name).to_owned(), value);
+                }
+            }
+        }
+        members
     }
 }
 
@@ -225,10 +266,12 @@ impl Waiter {
     }
 }
 
-/// Parked checkins, keyed by the loop's connection key `K`.
+/// The index of parked checkins, keyed by the loop's connection key `K`: by agent and by
+/// policy. The [`Waiter`]s themselves are kept by the caller (the engine's boxed in-flight
+/// record, which every parked checkin has anyway): a table of its own cost a ~100-byte slot
+/// times the table's slack for every parked agent (issue 21).
 #[derive(Debug)]
 pub struct Waiters<K: Hash + Eq + Copy> {
-    waiters: HashMap<K, Waiter>,
     by_agent: HashMap<Arc<str>, K>,
     by_policy: HashMap<Arc<str>, HashSet<K>>,
 }
@@ -236,7 +279,6 @@ pub struct Waiters<K: Hash + Eq + Copy> {
 impl<K: Hash + Eq + Copy> Default for Waiters<K> {
     fn default() -> Self {
         Self {
-            waiters: HashMap::new(),
             by_agent: HashMap::new(),
             by_policy: HashMap::new(),
         }
@@ -244,13 +286,12 @@ impl<K: Hash + Eq + Copy> Default for Waiters<K> {
 }
 
 impl<K: Hash + Eq + Copy> Waiters<K> {
-    /// Parks `waiter` under `key`; an older park of the same agent is returned (to be answered).
-    pub fn park(&mut self, key: K, mut waiter: Waiter) -> Option<K> {
+    /// Indexes `waiter`, parked under `key`; its policy id becomes the index's shared copy. An
+    /// older park of the same agent is returned: the caller unparks it ([`Self::remove`]) and
+    /// answers it.
+    pub fn park(&mut self, key: K, waiter: &mut Waiter) -> Option<K> {
         let previous = self.by_agent.insert(Arc::clone(&waiter.agent_id), key);
         let previous = previous.filter(|p| *p != key);
-        if let Some(p) = previous {
-            self.remove(p);
-        }
         match self.by_policy.get_key_value(&*waiter.policy_id) {
             // The index's copy of the policy id becomes the waiter's (the waiter's own is freed).
             Some((shared, _)) => waiter.policy_id = Arc::clone(shared),
@@ -262,13 +303,11 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
         if let Some(set) = self.by_policy.get_mut(&*waiter.policy_id) {
             set.insert(key);
         }
-        self.waiters.insert(key, waiter);
         previous
     }
 
-    /// Unparks `key`.
-    pub fn remove(&mut self, key: K) -> Option<Waiter> {
-        let waiter = self.waiters.remove(&key)?;
+    /// Unparks `key`, whose waiter is `waiter`.
+    pub fn remove(&mut self, key: K, waiter: &Waiter) {
         if self.by_agent.get(&*waiter.agent_id) == Some(&key) {
             self.by_agent.remove(&*waiter.agent_id);
         }
@@ -278,12 +317,6 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
                 self.by_policy.remove(&*waiter.policy_id);
             }
         }
-        Some(waiter)
-    }
-
-    /// The waiter parked under `key`.
-    pub fn get(&self, key: K) -> Option<&Waiter> {
-        self.waiters.get(&key)
     }
 
     /// The parked checkin of an agent.
@@ -291,52 +324,44 @@ impl<K: Hash + Eq + Copy> Waiters<K> {
         self.by_agent.get(agent_id).copied()
     }
 
-    /// Unparks and returns up to `limit` waiters of `policy_id` subscribed below `revision`.
-    pub fn take_behind(
-        &mut self,
-        policy_id: &str,
-        revision: i64,
-        limit: usize,
-    ) -> Vec<(K, Waiter)> {
-        let keys: Vec<K> = self
-            .by_policy
+    /// Up to `limit` keys parked on `policy_id` for which `behind` holds (their waiter is
+    /// subscribed below the new revision); the caller unparks them.
+    pub fn behind(&self, policy_id: &str, limit: usize, behind: impl Fn(K) -> bool) -> Vec<K> {
+        self.by_policy
             .get(policy_id)
             .map(|set| {
                 set.iter()
                     .copied()
-                    .filter(|k| self.waiters.get(k).is_some_and(|w| w.revision < revision))
+                    .filter(|k| behind(*k))
                     .take(limit)
                     .collect()
             })
-            .unwrap_or_default();
-        keys.into_iter()
-            .filter_map(|k| self.remove(k).map(|w| (k, w)))
-            .collect()
+            .unwrap_or_default()
     }
 
-    /// The agents parked right now.
-    pub fn agents(&self) -> impl Iterator<Item = &str> {
-        self.by_agent.keys().map(|id| &**id)
-    }
-
-    /// The current waiter of every parked agent.
-    pub fn parked(&self) -> impl Iterator<Item = &Waiter> {
-        self.by_agent.values().filter_map(|k| self.waiters.get(k))
+    /// The agents parked right now (the index's shared copies of their ids).
+    pub fn agents(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.by_agent.keys()
     }
 
     /// Every parked key (for shutdown).
     pub fn keys(&self) -> Vec<K> {
-        self.waiters.keys().copied().collect()
+        self.by_agent.values().copied().collect()
+    }
+
+    /// Whether `key` is indexed.
+    pub fn contains(&self, key: K) -> bool {
+        self.by_policy.values().any(|set| set.contains(&key))
     }
 
     /// Number parked.
     pub fn len(&self) -> usize {
-        self.waiters.len()
+        self.by_agent.len()
     }
 
     /// True when none is parked.
     pub fn is_empty(&self) -> bool {
-        self.waiters.is_empty()
+        self.by_agent.is_empty()
     }
 }
 
@@ -410,7 +435,32 @@ mod tests {
         };
         let kept = Repeat::new(&members);
         assert_eq!(kept.members(), members);
+        assert!(
+            kept.0.len() < 60,
+            "kept without the member names: {}",
+            kept.0
+        );
+        let Value::Object(some) =
+            json!({"last_checkin_status": "online", "unhealthy_reason": null})
+        else {
+            unreachable!()
+        };
+        assert_eq!(Repeat::new(&some).members(), some);
+        let Value::Object(other) = json!({"last_checkin_status": "online", "other": [1]}) else {
+            unreachable!()
+        };
+        assert_eq!(Repeat::new(&other).members(), other);
         assert_eq!(Repeat::new(&Map::new()), Repeat::default());
+        let mut last = Repeat::default();
+        let first = Repeat::new(&some).share(&mut last);
+        let second = Repeat::new(&some).share(&mut last);
+        assert!(
+            Arc::ptr_eq(&first.0, &second.0),
+            "the same members share one allocation"
+        );
+        let third = Repeat::new(&members).share(&mut last);
+        assert_eq!(third.members(), members);
+        assert_eq!(second.members(), some);
         assert!(Repeat::default().members().is_empty());
     }
 
@@ -524,34 +574,66 @@ mod tests {
 
     #[test]
     fn waiters_index_by_agent_and_policy() {
-        let mut w: Waiters<u32> = Waiters::default();
-        let waiter = |a: &str, p: &str, r: i64| Waiter {
-            agent_id: a.into(),
-            policy_id: p.into(),
-            revision: r,
-            position: -1,
-            keys: Box::default(),
-            repeat: Repeat::default(),
+        // The caller's side: the waiters themselves, kept beside the index.
+        struct Parked {
+            index: Waiters<u32>,
+            waiters: HashMap<u32, Waiter>,
+        }
+        impl Parked {
+            fn park(&mut self, key: u32, a: &str, p: &str, r: i64) -> Option<u32> {
+                let mut waiter = Waiter {
+                    agent_id: a.into(),
+                    policy_id: p.into(),
+                    revision: r,
+                    position: -1,
+                    keys: Box::default(),
+                    repeat: Repeat::default(),
+                };
+                let old = self.index.park(key, &mut waiter);
+                self.waiters.insert(key, waiter);
+                if let Some(old) = old {
+                    self.remove(old);
+                }
+                old
+            }
+            fn remove(&mut self, key: u32) -> bool {
+                let Some(waiter) = self.waiters.remove(&key) else {
+                    return false;
+                };
+                self.index.remove(key, &waiter);
+                true
+            }
+            fn take_behind(&mut self, p: &str, r: i64) -> Vec<u32> {
+                let waiters = &self.waiters;
+                let keys = self
+                    .index
+                    .behind(p, usize::MAX, |k| waiters[&k].revision < r);
+                for k in &keys {
+                    self.remove(*k);
+                }
+                keys
+            }
+        }
+        let mut w = Parked {
+            index: Waiters::default(),
+            waiters: HashMap::new(),
         };
-        assert_eq!(w.park(1, waiter("a1", "p", 1)), None);
-        w.park(2, waiter("a2", "p", 3));
-        w.park(3, waiter("a3", "q", 1));
+        assert_eq!(w.park(1, "a1", "p", 1), None);
+        w.park(2, "a2", "p", 3);
+        w.park(3, "a3", "q", 1);
         assert_eq!(
-            w.park(4, waiter("a1", "p", 1)),
+            w.park(4, "a1", "p", 1),
             Some(1),
             "a re-checkin replaces the old park"
         );
-        assert_eq!(w.of_agent("a1"), Some(4));
-        let woken: Vec<u32> = w
-            .take_behind("p", 3, usize::MAX)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(woken, [4], "only behind the new revision");
-        assert_eq!(w.len(), 2);
-        assert!(w.remove(2).is_some());
-        assert!(w.take_behind("p", 10, usize::MAX).is_empty());
-        assert_eq!(w.keys(), [3]);
+        assert!(!w.index.contains(1));
+        assert_eq!(w.index.of_agent("a1"), Some(4));
+        assert_eq!(w.take_behind("p", 3), [4], "only behind the new revision");
+        assert_eq!(w.index.len(), 2);
+        assert!(w.remove(2));
+        assert!(w.take_behind("p", 10).is_empty());
+        assert_eq!(w.index.keys(), [3]);
+        assert!(w.index.contains(3) && !w.index.contains(2));
     }
 
     #[test]

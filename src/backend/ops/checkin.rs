@@ -146,8 +146,9 @@ fn invalidate_remote_keys_of_inactive(store: &dyn Store, remotes: &RemoteCluster
 }
 
 /// The members every flush of a checkin writes (es-contract.md §2.3, checkin flush row), which a
-/// parked checkin's periodic refresh writes again with its new `last_checkin`.
-const REPEATED: [&str; 4] = [
+/// parked checkin's periodic refresh writes again with its new `last_checkin`
+/// (`core::longpoll::Repeat` keeps them by their position here).
+pub const REPEATED: [&str; 4] = [
     "last_checkin_status",
     "last_checkin_message",
     "unhealthy_reason",

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{CheckinWait, ConnKey, Fleet};
+use super::{parked_waiter, CheckinWait, ConnKey, Fleet};
 use crate::api::{errors, ApiError};
 use crate::backend::interface::CheckinStart;
 use crate::backend::interface::Job;
@@ -81,7 +81,6 @@ impl Fleet {
         }
         let revision = subscription_revision(&start.agent, &start.body, &self.cache);
         let mut waiter = Waiter::for_agent(&start.agent, revision, start.position);
-        waiter.repeat = crate::core::longpoll::Repeat::new(&start.repeat);
         if let Some(policy) = self
             .cache
             .get(&start.agent.policy_id)
@@ -93,6 +92,11 @@ impl Fleet {
         if self.draining {
             return self.respond(key, empty_response());
         }
+        // Only a parked waiter keeps these (a delivery does not write them again), and only
+        // parks meet `last_repeat`: first checkins, answered with the policy, report another
+        // state and would take turns with the parked ones there.
+        waiter.repeat =
+            crate::core::longpoll::Repeat::new(&start.repeat).share(&mut self.last_repeat);
         let random = self.ids.next_unit();
         let Some(inflight) = self.inflight.get_mut(&key) else {
             return;
@@ -105,15 +109,18 @@ impl Fleet {
         inflight.deadline = inflight.deadline.map(|due| due.max(now + hold));
         let ticket = self.long_polls.arm(key, now + hold);
         // Only the submission needed it (`starting`); the waiter's copy is the one kept.
-        inflight.starting = None;
-        self.timing.parked(key);
+        inflight.holds = None;
+        inflight.open = self.timing.park(key);
+        let old = self.waiters.park(key, &mut waiter);
         inflight.checkin = Some(CheckinWait {
             agent_id: Arc::clone(&waiter.agent_id),
             parked: Some(ticket),
             policy: None,
+            waiter: Some(waiter),
         });
-        if let Some(old) = self.waiters.park(key, waiter) {
-            // The agent checked in again on another connection; the old poll is answered.
+        if let Some(old) = old {
+            // The agent checked in again on another connection; the old poll is answered
+            // (which unparks it).
             self.respond(old, empty_response());
         }
     }
@@ -136,6 +143,7 @@ impl Fleet {
             agent_id: Arc::clone(&waiter.agent_id),
             parked: None,
             policy: Some(Arc::clone(&policy)),
+            waiter: None,
         });
         let job = Job::OutputKeys {
             agent_id: waiter.agent_id.to_string(),
@@ -154,11 +162,14 @@ impl Fleet {
             Ok(keys) => keys,
             Err(e) => return self.respond(key, errors::respond(&ApiError::from(&e))),
         };
-        let Some(wait) = self.inflight.get(&key).and_then(|i| i.checkin.clone()) else {
+        let Some(wait) = self.inflight.get(&key).and_then(|i| i.checkin.as_ref()) else {
             return;
         };
-        let Some(policy) = wait.policy else { return };
-        let body = policy_change(&policy, &wait.agent_id, &keys);
+        let Some(policy) = wait.policy.clone() else {
+            return;
+        };
+        let agent_id = Arc::clone(&wait.agent_id);
+        let body = policy_change(&policy, &agent_id, &keys);
         self.respond(key, policy_change_response(body));
     }
 
@@ -193,7 +204,7 @@ impl Fleet {
         }
         for (agent, (wire, token)) in per_agent {
             if let Some(key) = self.waiters.of_agent(agent) {
-                let position = self.waiters.get(key).map_or(i64::MIN, |w| w.position);
+                let position = parked_waiter(&self.inflight, key).map_or(i64::MIN, |w| w.position);
                 let fresh = newer_than(wire, position);
                 if fresh.is_empty() {
                     continue;

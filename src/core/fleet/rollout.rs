@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Fleet, Timer};
+use super::{parked_waiter, ConnKey, Fleet, Timer};
 use crate::api::limits::{LimitSpec, LimitedRoute};
+use crate::core::longpoll::Waiter;
 use crate::core::pacing::Pacer;
 use crate::transform::prepared_policy::PreparedPolicy;
 
@@ -58,9 +59,7 @@ impl Fleet {
         let mut i = 0;
         while i < self.rollouts.running.len() {
             let policy = Arc::clone(&self.rollouts.running[i]);
-            let woken = self
-                .waiters
-                .take_behind(&policy.policy_id, policy.revision, allowance);
+            let woken = self.take_behind(&policy, allowance);
             let done = woken.len() < allowance;
             allowance -= woken.len();
             self.rollouts.pacer.spend(woken.len());
@@ -85,5 +84,26 @@ impl Fleet {
             let wait = self.rollouts.pacer.next_in().max(ROLLOUT_TICK);
             self.arm(Timer::Rollout, now + wait);
         }
+    }
+
+    /// Unparks and returns up to `limit` waiters parked on `policy` below its revision.
+    fn take_behind(&mut self, policy: &PreparedPolicy, limit: usize) -> Vec<(ConnKey, Waiter)> {
+        let inflight = &self.inflight;
+        let keys = self.waiters.behind(&policy.policy_id, limit, |key| {
+            parked_waiter(inflight, key).is_some_and(|w| w.revision < policy.revision)
+        });
+        let mut woken = Vec::with_capacity(keys.len());
+        for key in keys {
+            let waiter = self
+                .inflight
+                .get_mut(&key)
+                .and_then(|i| i.checkin.as_mut())
+                .and_then(|c| c.waiter.take());
+            if let Some(waiter) = waiter {
+                self.waiters.remove(key, &waiter);
+                woken.push((key, waiter));
+            }
+        }
+        woken
     }
 }

@@ -371,8 +371,11 @@ impl Scenario {
                 .checkin
                 .as_ref()
                 .is_some_and(|c| c.parked.is_some());
-            if parked && fleet.waiters.get(*key).is_none() {
-                return Err(Violation(format!("{key:?} is parked without a waiter")));
+            let waiter = inflight.checkin.as_ref().and_then(|c| c.waiter.as_ref());
+            if parked != waiter.is_some() || parked != fleet.waiters.contains(*key) {
+                return Err(Violation(format!(
+                    "{key:?}: parked, its waiter and its index entry disagree"
+                )));
             }
             if !parked && inflight.deadline.is_some() && inflight.overdue.is_none() {
                 return Err(Violation(format!(

@@ -24,9 +24,10 @@ pub(super) struct Timing {
 }
 
 /// A request not answered yet: what its figures and a refusal's audit line need. Kept small:
-/// a parked checkin holds one for its whole long poll (issue 21).
+/// a parked checkin holds one for its whole long poll (issue 21), in its in-flight record
+/// rather than in [`Timing`]'s table ([`Timing::park`], [`Timing::resume`]).
 #[derive(Debug)]
-struct Open {
+pub(super) struct Open {
     began: Instant,
     /// `METHOD path`, for a refusal's audit line; dropped once a checkin parks (it is past
     /// authentication, so it cannot be refused any more).
@@ -78,10 +79,21 @@ impl Timing {
         }
     }
 
-    /// `conn`'s checkin parked: its request line is not needed any more (see [`Open`]).
-    pub(super) fn parked(&mut self, conn: ConnKey) {
-        if let Some(open) = self.open.get_mut(&conn) {
-            open.request = Box::default();
+    /// `conn`'s checkin parked: its record leaves the table for the parked checkin's in-flight
+    /// record, without its request line (not needed any more, see [`Open`]).
+    pub(super) fn park(&mut self, conn: ConnKey) -> Option<Open> {
+        let mut open = self.open.remove(&conn)?;
+        open.request = Box::default();
+        Some(open)
+    }
+
+    /// `conn`'s parked checkin is being answered or dropped: its record comes back (from
+    /// [`Self::park`]) to be ended by [`Self::answered`] or [`Self::closed`].
+    pub(super) fn resume(&mut self, conn: ConnKey, open: Open) {
+        if let Some(earlier) = self.open.insert(conn, open) {
+            // Not possible (a connection has one request in the engine at a time); counted as
+            // `begin` counts a request it replaces.
+            self.stats.dropped(usize::from(earlier.route));
         }
     }
 

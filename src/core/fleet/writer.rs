@@ -115,11 +115,7 @@ impl Fleet {
     /// agents are queued (one shared id each) and the flushes take them a batch at a time; a
     /// refresh still queued when the next one comes is replaced by it.
     pub(super) fn refresh_parked_checkins(&mut self, wall: SystemTime) {
-        self.writer.refresh = self
-            .waiters
-            .parked()
-            .map(|w| Arc::clone(&w.agent_id))
-            .collect();
+        self.writer.refresh = self.waiters.agents().map(Arc::clone).collect();
         self.writer.refresh_at = Value::from(rfc3339_seconds(wall));
     }
 
@@ -132,7 +128,8 @@ impl Fleet {
             let Some(id) = writer.refresh.pop() else {
                 break;
             };
-            let Some(waiter) = self.waiters.of_agent(&id).and_then(|k| self.waiters.get(k)) else {
+            let parked = self.waiters.of_agent(&id);
+            let Some(waiter) = parked.and_then(|k| super::parked_waiter(&self.inflight, k)) else {
                 continue;
             };
             taken += 1;
