@@ -1,3 +1,6 @@
+#!/usr/bin/env python3
+# Issue 21, CI gate: sums each smaps snapshot of snap.sh by mapping (heap, glibc arenas,
+# mmapped blocks, files), one line per reading. Usage: smaps-by-mapping.py OUTDIR
 import sys,re,glob
 def parse(p):
     maps=[];cur=None
