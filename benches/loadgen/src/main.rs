@@ -18,6 +18,7 @@ mod fleet;
 mod outage;
 mod rawtls;
 mod report;
+mod rssfit;
 mod scenarios;
 mod server;
 mod stats;
@@ -63,9 +64,11 @@ OUTAGE (Elasticsearch mode against es-standin; not part of `all`):
   --max-rss-per-agent B exit with an error when idle's RSS per parked agent (delta over the
                         empty server, divided by N) is above B bytes
   --max-rss-per-further-agent B
-                        exit with an error when idle's RSS per further parked agent (RSS with
-                        N parked minus RSS with N/2 parked, divided by N - N/2) is above B
-                        bytes (the CI run's regression check)
+                        exit with an error when idle's RSS per further parked agent is above
+                        B bytes (the CI run's regression check): the least-squares slope
+                        through the server's RSS read, settled, at N/2, then after each of
+                        the steps to N (bulk writer flushed, RSS and writes still for 2 s)
+  --rss-steps K         steps from N/2 to N, each followed by an RSS reading (default 5)
   --exec COMMAND        console scenario: run COMMAND (sh -c) once the fleet is parked, with
                         FLEET_EDGE_MANAGEMENT_URL, FLEET_EDGE_ADMIN_TOKEN and FLEET_EDGE_AGENTS
                         set, while the agents keep checking in; fails when it fails
@@ -205,6 +208,10 @@ fn parse() -> Result<(String, Options, Option<PathBuf>), String> {
         max_rss_per_further_agent: args
             .opt_value_from_str("--max-rss-per-further-agent")
             .map_err(e)?,
+        rss_steps: args
+            .opt_value_from_str("--rss-steps")
+            .map_err(e)?
+            .unwrap_or(5),
         exec: args.opt_value_from_str("--exec").map_err(e)?,
     };
     let out: Option<PathBuf> = args.opt_value_from_str("--out").map_err(e)?;
@@ -282,7 +289,7 @@ fn main() -> ExitCode {
         check(
             opts.max_rss_per_further_agent,
             report.rss_per_further_agent_bytes,
-            "further parked agent (N/2 to N)",
+            "further parked agent (fit, N/2 to N)",
         )
     });
     report.notes.push(format!(

@@ -17,6 +17,7 @@ use rustls::pki_types::ServerName;
 use crate::fleet::{Behaviour, Fleet, Target};
 use crate::rawtls;
 use crate::report::{Goal, Report};
+use crate::rssfit;
 use crate::server::{self, ServerProc, ServerSpec, TempDir};
 use crate::stats::{self, Kind, Stats};
 use crate::storms;
@@ -106,16 +107,76 @@ pub struct Options {
     pub enforce: bool,
     /// Fail the run when idle's RSS per parked agent is above this many bytes.
     pub max_rss_per_agent: Option<u64>,
-    /// Fail the run when idle's RSS per further parked agent (N/2 to N) is above this many
-    /// bytes.
+    /// Fail the run when idle's RSS per further parked agent (the least-squares slope through
+    /// the settled readings from N/2 to N) is above this many bytes.
     pub max_rss_per_further_agent: Option<u64>,
+    /// Steps from N/2 to N with an RSS reading after each (`--rss-steps`).
+    pub rss_steps: usize,
     /// The command the `console` scenario runs (through `sh -c`) while the fleet is up.
     pub exec: Option<String>,
 }
 
-/// How long the fleet runs before an RSS reading: the checkin bulk writer flushes (10 s) and the
-/// allocator settles.
-const IDLE_SETTLE: Duration = Duration::from_secs(12);
+/// The server's checkin flush period (`checkin_flush`): a settle waits this long for the bulk
+/// writer's flush of the last agents' checkin state.
+const FLUSH_PERIOD: Duration = Duration::from_secs(10);
+
+/// How long RSS and the server's write count must stay still before an RSS reading.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// The first reading (N/2) waits until the server is this old: its first `last_checkin`
+/// refresh (30 s after start) has read every parked agent's document on the backend worker and
+/// been written (the next 10 s flush), so the store's 1 MiB page cache has been refilled by the
+/// worker as it is in steady state. Read earlier, the cache's pages were still those the
+/// committer thread wrote, and a later refresh moved them into the worker's glibc arena between
+/// two readings: up to ~0.6 MiB more RSS, a fixed cost that landed in the per-agent slope.
+const WARM_AGE: Duration = Duration::from_secs(42);
+
+/// A reading not settled by then is taken anyway (and reported as such): longer than the
+/// 30 s `last_checkin` refresh period plus a flush, so a refresh cannot keep it from settling.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(45);
+
+/// One settled reading of the server's RSS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// Agents parked.
+    pub(crate) agents: usize,
+    /// `VmRSS`, KiB.
+    pub(crate) rss_kib: u64,
+    /// Seconds the settle took.
+    pub(crate) waited: f64,
+    /// Whether it settled before the deadline.
+    pub(crate) settled: bool,
+    /// Whether the server wrote to its store meanwhile (false: nothing was pending).
+    pub(crate) wrote: bool,
+}
+
+/// Runs the fleet (its agents keep their connections) until the server's RSS is settled
+/// (`rssfit::Settle`: the bulk writer flushed, then RSS and the server's write count still for
+/// `QUIET`), and reads it.
+fn settled_rss(fleet: &mut Fleet, server: &ServerProc, agents: usize) -> Reading {
+    let t0 = Instant::now();
+    let mut settle = rssfit::Settle::new(
+        server.write_calls(),
+        FLUSH_PERIOD.as_secs_f64(),
+        QUIET.as_secs_f64(),
+    );
+    let mut rss_kib = server.rss_kib();
+    let settled = fleet.run_until(t0 + SETTLE_DEADLINE, |_, now| {
+        rss_kib = server.rss_kib();
+        settle.observe(rssfit::Sample {
+            t: now.duration_since(t0).as_secs_f64(),
+            rss_kib,
+            writes: server.write_calls(),
+        })
+    });
+    Reading {
+        agents,
+        rss_kib,
+        waited: t0.elapsed().as_secs_f64(),
+        settled,
+        wrote: settle.saw_write(),
+    }
+}
 
 pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -293,9 +354,9 @@ fn fleet_phases(run: &mut Run<'_>) -> Result<(), String> {
     let target = run.target(&server)?;
     let mut fleet =
         Fleet::new(opts.agents, target, run.behaviour(false)).map_err(|e| e.to_string())?;
-    let rss_half = setup(run, &mut fleet, &server, has(Scenario::Idle))?;
+    let readings = setup(run, &mut fleet, &server, has(Scenario::Idle))?;
     if has(Scenario::Idle) {
-        idle(run, &mut fleet, &server, rss_empty, rss_half);
+        idle(run, &mut fleet, &server, rss_empty, readings);
     }
     if has(Scenario::Rollout) {
         rollout(run, &mut fleet, &server)?;
@@ -395,34 +456,33 @@ pub(crate) fn take_stats(fleet: &mut Fleet) -> Stats {
 /// Enrolls every agent at the setup pace and waits until all are parked on the newest revision
 /// (the console scenario alone: until all are enrolled and connected; the console needs the
 /// agents in the store, not every policy ack through the server's ack limit).
-/// Setup: every agent enrolls (paced) and parks. With `halfway`, the first half parks, the
-/// server settles as idle lets it and its RSS is read, then the second half follows: what the
-/// second half adds is the marginal cost of a parked agent, free of what a fleet's first agents
-/// bring (the returned RSS with N/2 parked, KiB).
+/// Setup: every agent enrolls (paced) and parks. With `readings`, the fleet grows in steps from
+/// N/2 to N (`rssfit::reading_points`) and the server's RSS is read, settled, after each step
+/// but the last (idle takes that one): what the steps add is the marginal cost of a parked
+/// agent, free of what a fleet's first agents bring (the returned readings).
 fn setup(
     run: &mut Run<'_>,
     fleet: &mut Fleet,
     server: &ServerProc,
-    halfway: bool,
-) -> Result<Option<u64>, String> {
+    readings: bool,
+) -> Result<Vec<Reading>, String> {
     let only_console = run.opts.scenarios == [Scenario::Console];
     let n = run.opts.agents;
     let t0 = Instant::now();
-    let half = n / 2;
     // Where each part of the setup ends.
-    let ends: &[usize] = if halfway && half > 0 {
-        &[half, n]
+    let ends = if readings {
+        rssfit::reading_points(n, run.opts.rss_steps)
     } else {
-        &[n]
+        vec![n]
     };
     eprintln!(
         "loadgen: setup: enrolling {n} agents at {}/s",
         run.opts.enroll_rate
     );
-    let mut rss_half = None;
+    let mut taken = Vec::new();
     let mut all = true;
     let mut start = 0;
-    for &target in ends {
+    for &target in &ends {
         let part = start..target;
         start = target;
         let begun = Instant::now();
@@ -451,14 +511,17 @@ fn setup(
         if !all || target == n {
             break;
         }
-        // As idle does before its reading: the checkin bulk writer flushes, the allocator settles.
-        fleet.run_until(Instant::now() + IDLE_SETTLE, |_, _| false);
-        let rss = server.rss_kib();
+        if taken.is_empty() {
+            fleet.run_until(server.started + WARM_AGE, |_, _| false);
+        }
+        let reading = settled_rss(fleet, server, target);
         eprintln!(
-            "loadgen: setup: {target} parked, RSS {:.1} MiB; enrolling the rest",
-            mib(rss)
+            "loadgen: setup: {target} parked, RSS {} KiB (settled after {:.1} s{}); enrolling more",
+            reading.rss_kib,
+            reading.waited,
+            if reading.settled { "" } else { ", NOT settled" }
         );
-        rss_half = Some(rss);
+        taken.push(reading);
     }
     let took = t0.elapsed();
     let mut stats = take_stats(fleet);
@@ -502,7 +565,7 @@ fn setup(
             took.as_secs_f64()
         ));
     }
-    Ok(rss_half)
+    Ok(taken)
 }
 
 /// (a) idle: RSS with N parked, per agent, CPU over the window.
@@ -511,21 +574,23 @@ fn idle(
     fleet: &mut Fleet,
     server: &ServerProc,
     rss_empty: u64,
-    rss_half: Option<u64>,
+    mut readings: Vec<Reading>,
 ) {
     let n = run.opts.agents;
-    // Let the checkin bulk writer flush and the allocator settle.
-    let settle = Instant::now() + IDLE_SETTLE;
-    fleet.run_until(settle, |_, _| false);
-    take_stats(fleet);
-    let rss_parked = server.rss_kib();
-    let cpu0 = server.cpu_ticks();
-    let t0 = Instant::now();
+    // The last reading, settled as the setup's were.
+    let last = settled_rss(fleet, server, n);
     eprintln!(
-        "loadgen: idle: {n} parked, RSS {:.1} MiB; measuring CPU for {:?}",
-        mib(rss_parked),
+        "loadgen: idle: {n} parked, RSS {} KiB (settled after {:.1} s{}); measuring CPU for {:?}",
+        last.rss_kib,
+        last.waited,
+        if last.settled { "" } else { ", NOT settled" },
         run.opts.cpu_window
     );
+    readings.push(last);
+    take_stats(fleet);
+    let rss_parked = last.rss_kib;
+    let cpu0 = server.cpu_ticks();
+    let t0 = Instant::now();
     fleet.run_until(t0 + run.opts.cpu_window, |_, _| false);
     let window = t0.elapsed();
     let cpu = run.cpu_percent(server.cpu_ticks().saturating_sub(cpu0), window);
@@ -533,10 +598,19 @@ fn idle(
     let mut stats = take_stats(fleet);
     let per_agent_kib = rss_parked.saturating_sub(rss_empty) as f64 / n.max(1) as f64;
     run.report.rss_per_agent_bytes = Some(per_agent_kib * 1024.0);
-    // Signed: at small N the two readings' noise can make the difference negative.
-    let further_kib =
-        rss_half.map(|half| (rss_parked as f64 - half as f64) / (n - n / 2).max(1) as f64);
-    run.report.rss_per_further_agent_bytes = further_kib.map(|k| k * 1024.0);
+    // The first and the last reading (N/2 and N): the two-point figure of earlier runs, kept to
+    // compare. Signed: at small N the two readings' noise can make the difference negative.
+    let first = readings.first().copied().filter(|_| readings.len() > 1);
+    let two_point_kib = first.map(|f| {
+        (rss_parked as f64 - f.rss_kib as f64) / (n.saturating_sub(f.agents)).max(1) as f64
+    });
+    let points: Vec<(f64, f64)> = readings
+        .iter()
+        .map(|r| (r.agents as f64, r.rss_kib as f64 * 1024.0))
+        .collect();
+    let fit = rssfit::least_squares(&points);
+    run.report.rss_per_further_agent_bytes = fit.map(|f| f.slope);
+    let unsettled = readings.iter().filter(|r| !r.settled).count();
     let status = |pid, f| server::status_field(pid, f).unwrap_or(0);
     let r = &mut *run.report;
     r.metric(
@@ -563,22 +637,78 @@ fn idle(
         "KiB",
         goal("≤ 5 KB", per_agent_kib * 1024.0 <= 5000.0),
     );
-    if let (Some(half), Some(further)) = (rss_half, further_kib) {
+    if let (Some(first), Some(two_point)) = (first, two_point_kib) {
         r.metric(
             "idle",
             "server RSS with N/2 parked (during setup)",
-            mib(half),
+            mib(first.rss_kib),
             1,
             "MiB",
             None,
         );
         r.metric(
             "idle",
-            "RSS per further parked agent (N/2 to N)",
-            further,
+            "RSS per further parked agent, two readings (N/2 and N)",
+            two_point,
             2,
             "KiB",
-            goal("≤ 5 KB", further * 1024.0 <= 5000.0),
+            None,
+        );
+    }
+    if let Some(fit) = fit {
+        r.metric(
+            "idle",
+            &format!(
+                "RSS per further parked agent (least-squares fit, {} settled readings N/2 to N)",
+                readings.len()
+            ),
+            fit.slope,
+            0,
+            "bytes",
+            goal("≤ 5 KB", fit.slope <= 5000.0),
+        );
+        r.metric(
+            "idle",
+            "readings' RMS distance from the fitted line",
+            fit.rms_residual / 1024.0,
+            0,
+            "KiB",
+            None,
+        );
+        r.metric(
+            "idle",
+            "readings not settled within the deadline",
+            unsettled as f64,
+            0,
+            "",
+            None,
+        );
+        let list: Vec<String> = readings
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} agents {} KiB (settled in {:.1} s{})",
+                    x.agents,
+                    x.rss_kib,
+                    x.waited,
+                    if x.settled { "" } else { ", not settled" }
+                )
+            })
+            .collect();
+        r.notes
+            .push(format!("idle: RSS readings: {}", list.join("; ")));
+        r.values.entry("idle".into()).or_default().insert(
+            "rss_readings".into(),
+            serde_json::json!(readings
+                .iter()
+                .map(|x| serde_json::json!({
+                    "agents": x.agents,
+                    "rss_kib": x.rss_kib,
+                    "settle_s": x.waited,
+                    "settled": x.settled,
+                    "store_wrote": x.wrote,
+                }))
+                .collect::<Vec<_>>()),
         );
     }
     r.metric(

@@ -97,6 +97,8 @@ pub struct ServerProc {
     pub data_dir: PathBuf,
     /// The log, counted.
     pub log: Arc<Mutex<LogTail>>,
+    /// When it was started (its periodic tasks run on timers armed at its start).
+    pub started: Instant,
 }
 
 fn level_of(line: &str) -> Option<&str> {
@@ -110,6 +112,7 @@ impl ServerProc {
     pub fn start(spec: &ServerSpec) -> Result<ServerProc, String> {
         std::fs::create_dir_all(&spec.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", spec.data_dir.display()))?;
+        let started = Instant::now();
         let mut child = Command::new(&spec.binary)
             .args(spec.args())
             .env_clear()
@@ -171,6 +174,7 @@ impl ServerProc {
             ca_path: None,
             data_dir: spec.data_dir.clone(),
             log,
+            started,
         };
         server.await_ready(&rx, Duration::from_secs(60), !spec.extra.is_empty())?;
         Ok(server)
@@ -250,6 +254,19 @@ impl ServerProc {
     /// Resident set size now, in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         status_field(self.pid, "VmRSS:").unwrap_or(0)
+    }
+
+    /// Write system calls made so far (`syscw` of `/proc/<pid>/io`: file writes, the store's and
+    /// the log's; socket sends are not counted), 0 if unreadable.
+    pub fn write_calls(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.pid))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("syscw:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     /// Peak resident set size, in KiB (`VmHWM`).

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::testing::{
     action, agent, policy, policy_with_output_keys, started, with_current_keys, Answer, Scenario,
 };
+use super::writer::MAX_FLUSH;
 use super::{ConnKey, ReplyTo};
 use crate::api::limits::{LimitSpec, SizingTable};
 use crate::backend::interface::CheckinStart;
@@ -446,7 +447,7 @@ fn checkin_state_is_written_in_one_batch_per_interval_and_a_failed_batch_is_retr
 }
 
 #[test]
-fn a_large_flush_goes_in_batches_of_a_thousand_one_after_the_other() {
+fn a_large_flush_goes_in_batches_of_max_flush_one_after_the_other() {
     let mut s = Scenario::default();
     for i in 0..2_500 {
         // Parked without `start_done`'s check after each agent: the invariants walk every
@@ -478,17 +479,18 @@ fn a_large_flush_goes_in_batches_of_a_thousand_one_after_the_other() {
             },
         );
     }
-    assert_eq!(
-        sizes,
-        [1000, 1000, 500],
-        "the rest follows each written batch"
-    );
+    let full = 2_500 / MAX_FLUSH;
+    let mut expected = vec![MAX_FLUSH; full];
+    if 2_500 % MAX_FLUSH > 0 {
+        expected.push(2_500 % MAX_FLUSH);
+    }
+    assert_eq!(sizes, expected, "the rest follows each written batch");
     // A failed batch stops the flush: what is left waits for the next interval.
     s.advance(Duration::from_secs(30));
     let Some((_, Job::WriteCheckins(batch))) = s.take_job(|to, _| *to == ReplyTo::Writer) else {
         panic!("the refresh of the parked agents");
     };
-    assert_eq!(batch.len(), 1000);
+    assert_eq!(batch.len(), MAX_FLUSH);
     s.reply(
         ReplyTo::Writer,
         JobOutput::CheckinsWritten {
