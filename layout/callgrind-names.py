@@ -5,7 +5,9 @@ MAP is the linker map (`-Map` of lld or GNU ld) of the very binary that was prof
 section and its address, so a binary without a symbol table (the shipped, stripped build, whose
 symbol hashes are what the link order must name) can be profiled. BASE is the address the binary
 was loaded at (its first mapping in /proc/<pid>/maps). Each DUMP is a callgrind output made with
---dump-instr=yes --compress-pos=no, one per phase (1, 2, ...).
+--dump-instr=yes --compress-pos=no, one per phase (1, 2, ...), or for a build of another
+architecture the log of `qemu-<arch> -d in_asm` for that phase (every instruction qemu translated,
+i.e. all code that ran, at its guest address; layout/profile.sh cuts the log at the phase's end).
 
 Checks the translation before naming anything: callgrind names a stripped binary's functions by
 their entry address (`fn=(N) 0x...`), and each entry, less its object's offset (0 or BASE, see
@@ -140,12 +142,53 @@ def offsets(secs, base, dumps):
     return out
 
 
+QEMU_LINE = re.compile(r"^0x([0-9a-f]+):  ")
+
+
+def qemu_offsets(secs, base, dumps):
+    """offsets() for `-d in_asm` logs: the guest's addresses are the link-time ones less BASE.
+
+    The check: the first instruction qemu ran is the ELF entry (`_start`), which starts an input
+    section, and nearly every instruction lies inside one (code outside every input section of
+    the map means the map is not this binary's).
+    """
+    out, inside, total, first = [], 0, 0, None
+    starts = [s for s, _, _ in secs]
+    for dump in dumps:
+        addrs = []
+        with open(dump, errors="replace") as f:
+            for line in f:
+                m = QEMU_LINE.match(line)
+                if m:
+                    addrs.append(int(m.group(1), 16))
+        if first is None and addrs:
+            first = addrs[0] - base
+        for a in addrs:
+            i = bisect.bisect_right(starts, a - base) - 1
+            inside += i >= 0 and a - base < secs[i][1]
+        total += len(addrs)
+        out.append(({None: addrs}, {None: base}))
+    print(f"callgrind-names: qemu log, base {base:#x}: {inside} of {total} instructions inside an input "
+          f"section, entry {first if first is None else hex(first)}", file=sys.stderr)
+    if not total or inside < 0.95 * total or first not in set(starts):
+        sys.exit("callgrind-names: the addresses do not match the map (wrong BASE or map)")
+    return out
+
+
+def is_qemu_log(path):
+    """Whether a dump is a `qemu -d in_asm` log rather than callgrind's output."""
+    with open(path, errors="replace") as f:
+        return not f.readline().startswith("# callgrind format")
+
+
 def main():
     secs = sections(sys.argv[1])
     starts = [s for s, _, _ in secs]
     base = int(sys.argv[2], 16)
+    dumps = sys.argv[3:]
+    by_phase = (qemu_offsets if is_qemu_log(dumps[0]) else offsets)(secs, base, dumps)
     done = set()
-    for phase, (costs, chosen) in enumerate(offsets(secs, base, sys.argv[3:]), start=1):
+    for phase, (costs, chosen) in enumerate(by_phase, start=1):
         hits = set()
         for ob, off in chosen.items():
             for a in costs.get(ob, ()):
