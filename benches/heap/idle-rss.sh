@@ -34,9 +34,10 @@ esac
 if [ ${#qemu[@]} -gt 0 ]; then
   command -v "${qemu[0]}" >/dev/null || { echo "idle-rss.sh: ${qemu[0]} missing (apt-get install qemu-user-static)" >&2; exit 1; }
   # 16 TiB up: far from the host's mappings (qemu's binary low, its heap and libraries near
-  # 0x7f..); 8 GiB (64-bit guest) or 3 GiB (32-bit) is room for everything the guest maps.
+  # 0x7f..); 8 GiB is room for everything a 64-bit guest maps; a 32-bit ARM guest gets its whole
+  # 4 GiB but the last page (qemu 7.2's limit), which must include the commpage at 0xffff0000.
   guest_base=$((0x100000000000))
-  if [ "$machine" = 40 ]; then reserved_va=$((0xc0000000)); else reserved_va=$((0x200000000)); fi
+  if [ "$machine" = 40 ]; then reserved_va=$((0xfffff000)); else reserved_va=$((0x200000000)); fi
   qemu+=(-B "$(printf '0x%x' "$guest_base")" -R "$(printf '0x%x' "$reserved_va")")
 fi
 secs="${2:-$([ ${#qemu[@]} -gt 0 ] && echo 30 || echo 10)}"
