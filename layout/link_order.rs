@@ -6,8 +6,9 @@
 //! (README "Idle RSS"). Works with lld (the host's rust-lld) and GNU ld (the musl cross builds):
 //! both keep their default layout when a script only `INSERT`s a section.
 //!
-//! x86_64 builds only (host glibc and the static musl build); aarch64 and armv7 are not yet
-//! profiled or measured, so they keep the linker's default layout.
+//! Every Linux release build: the x86_64 ones (host glibc, static musl) by their own profiles, the
+//! ARM ones (static musl, GNU ld too) by the x86_64 profiles' names without hashes, which match the
+//! same functions there (measured under QEMU: README "Idle RSS", `benches/heap/idle-rss.sh`).
 //!
 //! Never breaks a build: a profile entry that matches no function matches nothing, an unknown
 //! target or an empty profile emits no script, and `FLEET_EDGE_LINK_ORDER=off` turns it off (for a
@@ -31,13 +32,7 @@ pub fn emit(root: &Path) -> std::io::Result<()> {
         println!("cargo:rustc-link-arg-bins=-Wl,-Map,{map}");
     }
     let off = matches!(env("FLEET_EDGE_LINK_ORDER").as_str(), "off" | "0" | "no");
-    // x86_64 only: the one architecture whose builds were profiled and measured (glibc and
-    // musl); the ARM builds link as before until a profile of theirs is measured.
-    if off
-        || env("PROFILE") != "release"
-        || env("CARGO_CFG_TARGET_OS") != "linux"
-        || env("CARGO_CFG_TARGET_ARCH") != "x86_64"
-    {
+    if off || env("PROFILE") != "release" || env("CARGO_CFG_TARGET_OS") != "linux" {
         return Ok(());
     }
     let target = env("TARGET");
